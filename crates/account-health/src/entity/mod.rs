@@ -1,0 +1,3 @@
+//! SeaORM entities of the health service's own tables.
+
+pub mod account;

@@ -1,0 +1,18 @@
+//! AccountHealthService (`expansion.health.v1`): accounts, the product
+//! portfolio, subscriptions, signals, scorecards, health scores, expansion
+//! triggers and revenue metrics. The other two services lean on it over gRPC.
+//!
+//! Reading order: [`api`] (the tonic trait, thin), [`model`] (validated
+//! inputs, pure), [`store`] (SeaORM queries and transactions), [`entity`].
+
+pub mod api;
+pub mod entity;
+pub mod error;
+pub mod model;
+pub mod store;
+
+pub use api::HealthService;
+pub use contracts::pb::health::v1::account_health_service_server::AccountHealthServiceServer;
+
+/// `ErrorInfo.domain` of this service's errors.
+pub const DOMAIN: &str = "expansion.health.v1";

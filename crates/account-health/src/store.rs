@@ -1,0 +1,183 @@
+//! The health service's queries and transactions (SeaORM, SQLite or
+//! PostgreSQL alike).
+
+use contracts::ApiError;
+use domain::{AccountId, ExternalId};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, Set, SqlErr, TransactionTrait,
+};
+
+use crate::entity::account;
+use crate::error::HealthError;
+use crate::model::{AccountInput, AccountKey};
+
+/// Deepest parent chain walked when checking for cycles.
+const MAX_PARENT_DEPTH: usize = 64;
+
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    pub async fn account(&self, id: &AccountId) -> Result<Option<account::Model>, HealthError> {
+        Ok(account::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?)
+    }
+
+    pub async fn account_by_external(
+        &self,
+        external: &ExternalId,
+    ) -> Result<Option<account::Model>, HealthError> {
+        Ok(find_by_external(&self.db, external).await?)
+    }
+
+    /// Creates or updates an account; returns it and whether it was created.
+    ///
+    /// Two connectors racing to create the same CRM account both succeed: the
+    /// loser of the insert retries as an update.
+    pub async fn upsert_account(
+        &self,
+        input: &AccountInput,
+        principal: &str,
+    ) -> Result<(account::Model, bool), HealthError> {
+        match self.try_upsert_account(input, principal).await {
+            Err(HealthError::Store(err))
+                if matches!(input.key, AccountKey::External(_))
+                    && matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
+            {
+                self.try_upsert_account(input, principal).await
+            }
+            other => other,
+        }
+    }
+
+    async fn try_upsert_account(
+        &self,
+        input: &AccountInput,
+        principal: &str,
+    ) -> Result<(account::Model, bool), HealthError> {
+        let txn = self.db.begin().await?;
+        let existing = match &input.key {
+            AccountKey::Id(id) => Some(
+                account::Entity::find_by_id(id.to_string())
+                    .one(&txn)
+                    .await?
+                    .ok_or_else(|| HealthError::AccountNotFound(id.to_string()))?,
+            ),
+            AccountKey::External(ext) => find_by_external(&txn, ext).await?,
+            AccountKey::New => None,
+        };
+        let id = existing
+            .as_ref()
+            .map(|m| m.id.clone())
+            .unwrap_or_else(|| AccountId::new().to_string());
+        if let Some(parent) = &input.parent {
+            check_parent(&txn, &id, parent).await?;
+        }
+        if let (Some(ext), Some(current)) = (&input.external, &existing) {
+            if let Some(other) = find_by_external(&txn, ext).await? {
+                if other.id != current.id {
+                    return Err(ApiError::invalid(
+                        "external_ref",
+                        format!("{ext} already belongs to account {}", other.id),
+                    )
+                    .into());
+                }
+            }
+        }
+
+        let now = storage::now();
+        let mut row = account::ActiveModel {
+            id: Set(id),
+            name: Set(input.name.clone()),
+            segment: Set(input.segment.map(|s| s.as_str().to_owned())),
+            customer_since: Set(input.customer_since),
+            fiscal_year_start_month: Set(i32::try_from(input.fiscal_year_start_month).unwrap_or(1)),
+            owner_csm: Set(input.owner_csm.clone()),
+            parent_account_id: Set(input.parent.map(|p| p.to_string())),
+            updated_at: Set(now),
+            updated_by: Set(principal.to_owned()),
+            ..Default::default()
+        };
+        if let Some(ext) = &input.external {
+            row.external_system = Set(Some(ext.source().to_owned()));
+            row.external_id = Set(Some(ext.id().to_owned()));
+        }
+        let created = existing.is_none();
+        let model = if let Some(current) = existing {
+            row.created_at = Set(current.created_at);
+            row.created_by = Set(current.created_by);
+            if input.external.is_none() {
+                row.external_system = Set(current.external_system);
+                row.external_id = Set(current.external_id);
+            }
+            row.update(&txn).await?
+        } else {
+            row.created_at = Set(now);
+            row.created_by = Set(principal.to_owned());
+            if input.external.is_none() {
+                row.external_system = Set(None);
+                row.external_id = Set(None);
+            }
+            row.insert(&txn).await?
+        };
+        txn.commit().await?;
+        Ok((model, created))
+    }
+}
+
+async fn find_by_external<C: ConnectionTrait>(
+    db: &C,
+    external: &ExternalId,
+) -> Result<Option<account::Model>, DbErr> {
+    account::Entity::find()
+        .filter(account::Column::ExternalSystem.eq(external.source()))
+        .filter(account::Column::ExternalId.eq(external.id()))
+        .one(db)
+        .await
+}
+
+/// The parent must exist and must not have `id` among its ancestors.
+async fn check_parent<C: ConnectionTrait>(
+    db: &C,
+    id: &str,
+    parent: &AccountId,
+) -> Result<(), HealthError> {
+    let mut cursor = Some(parent.to_string());
+    for depth in 0..MAX_PARENT_DEPTH {
+        let Some(current) = cursor else {
+            return Ok(());
+        };
+        if current == id {
+            return Err(ApiError::invalid(
+                "parent_account_id",
+                "the parent chain would form a cycle",
+            )
+            .into());
+        }
+        let row = account::Entity::find_by_id(current.clone()).one(db).await?;
+        match row {
+            Some(row) => cursor = row.parent_account_id,
+            None if depth == 0 => {
+                return Err(ApiError::invalid(
+                    "parent_account_id",
+                    format!("no account has id {current}"),
+                )
+                .into());
+            }
+            None => return Ok(()),
+        }
+    }
+    Err(ApiError::invalid(
+        "parent_account_id",
+        format!("the parent chain is deeper than {MAX_PARENT_DEPTH} accounts"),
+    )
+    .into())
+}

@@ -1,0 +1,3 @@
+//! SeaORM entities of the credit service's own tables.
+
+pub mod policy;

@@ -1,0 +1,19 @@
+//! CompensationCreditService (`expansion.credit.v1`): credit policies,
+//! origination vs delivery splits, the append-only credit ledger, holds,
+//! approvals, clawbacks, disputes and statements. People are paid from these
+//! numbers: amounts are exact minor units and nothing is ever rewritten.
+//!
+//! Reading order: [`api`] (the tonic trait, thin), [`model`] (validated
+//! inputs, pure), [`store`] (SeaORM queries and transactions), [`entity`].
+
+pub mod api;
+pub mod entity;
+pub mod error;
+pub mod model;
+pub mod store;
+
+pub use api::CreditService;
+pub use contracts::pb::credit::v1::compensation_credit_service_server::CompensationCreditServiceServer;
+
+/// `ErrorInfo.domain` of this service's errors.
+pub const DOMAIN: &str = "expansion.credit.v1";

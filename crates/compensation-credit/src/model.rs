@@ -1,0 +1,305 @@
+//! Validated credit policies. Pure; no database, no tonic.
+
+use chrono::NaiveDate;
+use contracts::ApiError;
+use contracts::pb::credit::v1 as pb;
+use contracts::wire;
+use domain::Percent;
+use serde::{Deserialize, Serialize};
+
+/// Name of the policy used when a request names none.
+pub const DEFAULT_POLICY_ID: &str = "default";
+/// Origination share when a policy sets none (seed 001: 20–30%).
+pub const DEFAULT_ORIGINATION: Percent = Percent::from_whole(25);
+/// Account-team overlay when a policy sets no overlay.
+pub const DEFAULT_ACCOUNT_TEAM_OVERLAY: Percent = Percent::from_whole(5);
+pub const DEFAULT_CLAWBACK_WINDOW_DAYS: i32 = 90;
+/// Overlays may total anything from 0 to this, outside the revenue 100%.
+pub const MAX_OVERLAY_TOTAL: Percent = Percent::from_whole(1000);
+pub const MAX_DAYS: i32 = 3650;
+const MAX_OVERLAYS: usize = 32;
+
+/// An overlay credit rule, as stored (JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverlayRule {
+    pub name: String,
+    pub percent: String,
+}
+
+/// A policy version to write, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyInput {
+    pub policy_id: String,
+    pub effective_date: NaiveDate,
+    pub origination: Percent,
+    pub delivery: Percent,
+    pub overlays: Vec<(String, Percent)>,
+    pub basis: pb::CreditBasis,
+    pub hold_days: i32,
+    pub clawback_window_days: i32,
+    pub clawback_mode: pb::ClawbackMode,
+}
+
+/// A policy id: a short slug such as `default` or `emea-2027`.
+pub fn policy_id(field: &str, value: &str) -> Result<String, ApiError> {
+    if value.is_empty() {
+        return Ok(DEFAULT_POLICY_ID.to_owned());
+    }
+    let ok = value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err(ApiError::invalid(
+            field,
+            "must be 1-64 characters of a-z, 0-9, '-' or '_'",
+        ))
+    }
+}
+
+fn days(field: &str, value: i32, default: i32) -> Result<i32, ApiError> {
+    match value {
+        0 => Ok(default),
+        v if (1..=MAX_DAYS).contains(&v) => Ok(v),
+        v => Err(ApiError::invalid(
+            field,
+            format!("{v} is outside 0-{MAX_DAYS} days"),
+        )),
+    }
+}
+
+impl PolicyInput {
+    /// `today` fills in a missing effective date.
+    pub fn from_request(
+        req: &pb::UpsertCreditPolicyRequest,
+        today: NaiveDate,
+    ) -> Result<Self, ApiError> {
+        const F: &str = "policy";
+        let p = req
+            .policy
+            .as_ref()
+            .ok_or_else(|| ApiError::invalid(F, "is required"))?;
+        let f = |name: &str| format!("{F}.{name}");
+        let pct = |name: &str, value: &str, max: Percent| -> Result<Option<Percent>, ApiError> {
+            wire::optional_percent(&f(name), value)?
+                .map(|v| v.ensure_between(Percent::ZERO, max))
+                .transpose()
+                .map_err(|e| ApiError::invalid(f(name), e))
+        };
+        let origination = pct(
+            "origination_percent",
+            &p.origination_percent,
+            Percent::ONE_HUNDRED,
+        )?
+        .unwrap_or(DEFAULT_ORIGINATION);
+        let rest = Percent::ONE_HUNDRED
+            .checked_sub(origination)
+            .ok_or_else(|| ApiError::invalid(f("origination_percent"), "must be at most 100%"))?;
+        let delivery = pct(
+            "delivery_percent",
+            &p.delivery_percent,
+            Percent::ONE_HUNDRED,
+        )?
+        .unwrap_or(rest);
+        if delivery != rest {
+            return Err(ApiError::invalid(
+                f("delivery_percent"),
+                format!("origination {origination} + delivery {delivery} must total exactly 100%"),
+            ));
+        }
+
+        if p.overlays.len() > MAX_OVERLAYS {
+            return Err(ApiError::invalid(
+                f("overlays"),
+                format!("at most {MAX_OVERLAYS} overlays"),
+            ));
+        }
+        let mut overlays = Vec::with_capacity(p.overlays.len());
+        for (i, o) in p.overlays.iter().enumerate() {
+            let at = |name: &str| format!("{F}.overlays[{i}].{name}");
+            let name = wire::text(&at("name"), &o.name, wire::MAX_NAME_LEN)?;
+            if overlays.iter().any(|(n, _)| n == &name) {
+                return Err(ApiError::invalid(
+                    at("name"),
+                    format!("{name:?} appears twice"),
+                ));
+            }
+            let percent = wire::optional_percent(&at("percent"), &o.percent)?
+                .ok_or_else(|| ApiError::invalid(at("percent"), "is required"))?
+                .ensure_between(Percent::ZERO, MAX_OVERLAY_TOTAL)
+                .map_err(|e| ApiError::invalid(at("percent"), e))?;
+            overlays.push((name, percent));
+        }
+        let total = Percent::checked_sum(overlays.iter().map(|(_, p)| *p));
+        if total.is_none_or(|t| t > MAX_OVERLAY_TOTAL) {
+            return Err(ApiError::invalid(
+                f("overlays"),
+                format!("overlays may total at most {MAX_OVERLAY_TOTAL}"),
+            ));
+        }
+        if overlays.is_empty() {
+            overlays.push(("account_team".to_owned(), DEFAULT_ACCOUNT_TEAM_OVERLAY));
+        }
+
+        let basis = match wire::known_enum::<pb::CreditBasis>(&f("basis"), p.basis)? {
+            pb::CreditBasis::Unspecified => pb::CreditBasis::Amount,
+            other => other,
+        };
+        let clawback_mode =
+            match wire::known_enum::<pb::ClawbackMode>(&f("clawback_mode"), p.clawback_mode)? {
+                pb::ClawbackMode::Unspecified => pb::ClawbackMode::Full,
+                other => other,
+            };
+        Ok(Self {
+            policy_id: policy_id(&f("policy_id"), &p.policy_id)?,
+            effective_date: wire::optional_date(&f("effective_date"), &p.effective_date)?
+                .unwrap_or(today),
+            origination,
+            delivery,
+            overlays,
+            basis,
+            hold_days: days(&f("hold_days"), p.hold_days, 0)?,
+            clawback_window_days: days(
+                &f("clawback_window_days"),
+                p.clawback_window_days,
+                DEFAULT_CLAWBACK_WINDOW_DAYS,
+            )?,
+            clawback_mode,
+        })
+    }
+
+    pub fn overlay_rules(&self) -> Vec<OverlayRule> {
+        self.overlays
+            .iter()
+            .map(|(name, p)| OverlayRule {
+                name: name.clone(),
+                percent: p.to_decimal_string(),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 25).unwrap()
+    }
+
+    fn req(edit: impl FnOnce(&mut pb::CreditPolicy)) -> pb::UpsertCreditPolicyRequest {
+        let mut policy = pb::CreditPolicy::default();
+        edit(&mut policy);
+        pb::UpsertCreditPolicyRequest {
+            request_id: String::new(),
+            policy: Some(policy),
+        }
+    }
+
+    fn field_of(err: ApiError) -> String {
+        match err {
+            ApiError::InvalidArgument { violations } => violations[0].field.clone(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_seeds() {
+        let p = PolicyInput::from_request(&req(|_| {}), today()).unwrap();
+        assert_eq!(p.policy_id, "default");
+        assert_eq!(p.origination, Percent::from_whole(25));
+        assert_eq!(p.delivery, Percent::from_whole(75));
+        assert_eq!(
+            p.overlays,
+            vec![("account_team".into(), Percent::from_whole(5))]
+        );
+        assert_eq!(p.clawback_window_days, 90);
+        assert_eq!(p.clawback_mode, pb::ClawbackMode::Full);
+        assert_eq!(p.basis, pb::CreditBasis::Amount);
+        assert_eq!(p.effective_date, today());
+    }
+
+    #[test]
+    fn revenue_split_must_total_exactly_100() {
+        let ok = PolicyInput::from_request(
+            &req(|p| {
+                p.origination_percent = "30".into();
+                p.delivery_percent = "70.000".into();
+            }),
+            today(),
+        )
+        .unwrap();
+        assert_eq!(ok.delivery, Percent::from_whole(70));
+        let bad = req(|p| {
+            p.origination_percent = "25".into();
+            p.delivery_percent = "70".into();
+        });
+        assert_eq!(
+            field_of(PolicyInput::from_request(&bad, today()).unwrap_err()),
+            "policy.delivery_percent"
+        );
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let cases: Vec<(pb::UpsertCreditPolicyRequest, &str)> = vec![
+            (
+                req(|p| p.origination_percent = "120".into()),
+                "policy.origination_percent",
+            ),
+            (
+                req(|p| p.origination_percent = "abc".into()),
+                "policy.origination_percent",
+            ),
+            (req(|p| p.policy_id = "Bad Id".into()), "policy.policy_id"),
+            (req(|p| p.hold_days = -1), "policy.hold_days"),
+            (
+                req(|p| p.clawback_window_days = 99999),
+                "policy.clawback_window_days",
+            ),
+            (req(|p| p.basis = 9), "policy.basis"),
+            (
+                req(|p| p.effective_date = "2026/01/01".into()),
+                "policy.effective_date",
+            ),
+            (
+                req(|p| {
+                    p.overlays = vec![pb::OverlayRule {
+                        name: "se".into(),
+                        percent: "1000.5".into(),
+                    }]
+                }),
+                "policy.overlays[0].percent",
+            ),
+            (
+                req(|p| {
+                    p.overlays = vec![
+                        pb::OverlayRule {
+                            name: "a".into(),
+                            percent: "600".into(),
+                        },
+                        pb::OverlayRule {
+                            name: "b".into(),
+                            percent: "600".into(),
+                        },
+                    ]
+                }),
+                "policy.overlays",
+            ),
+        ];
+        for (r, field) in cases {
+            assert_eq!(
+                field_of(PolicyInput::from_request(&r, today()).unwrap_err()),
+                field
+            );
+        }
+        let missing = pb::UpsertCreditPolicyRequest::default();
+        assert_eq!(
+            field_of(PolicyInput::from_request(&missing, today()).unwrap_err()),
+            "policy"
+        );
+    }
+}

@@ -1,0 +1,33 @@
+//! Compiles `proto/` with protox (no system `protoc`) and keeps the encoded
+//! descriptor set in `OUT_DIR` for gRPC reflection.
+
+use std::path::PathBuf;
+
+use prost::Message;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let files = [
+        "expansion/common/v1/common.proto",
+        "expansion/health/v1/health.proto",
+        "expansion/pipeline/v1/pipeline.proto",
+        "expansion/credit/v1/credit.proto",
+    ];
+    println!("cargo:rerun-if-changed={}", proto_root.display());
+    for file in files {
+        println!("cargo:rerun-if-changed={}", proto_root.join(file).display());
+    }
+
+    let descriptors = protox::compile(files, [&proto_root])?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out_dir.join("expansion_descriptor.bin"),
+        descriptors.encode_to_vec(),
+    )?;
+
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}

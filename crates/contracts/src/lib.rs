@@ -1,0 +1,44 @@
+//! The wire contracts of Expansion's three services.
+//!
+//! This crate owns the protobuf build (see `build.rs`), the generated
+//! clients and servers, the conversions between wire values and the domain
+//! types of `expansion-domain`, and the single mapping from service errors to
+//! gRPC statuses with rich details. Service crates use domain types inside and
+//! convert only at the edge, through the helpers here.
+
+pub mod error;
+pub mod page;
+pub mod principal;
+pub mod wire;
+
+/// Generated protobuf and gRPC code, one module per proto package.
+#[allow(clippy::doc_lazy_continuation, clippy::large_enum_variant)]
+pub mod pb {
+    pub mod common {
+        pub mod v1 {
+            tonic::include_proto!("expansion.common.v1");
+        }
+    }
+    pub mod health {
+        pub mod v1 {
+            tonic::include_proto!("expansion.health.v1");
+        }
+    }
+    pub mod pipeline {
+        pub mod v1 {
+            tonic::include_proto!("expansion.pipeline.v1");
+        }
+    }
+    pub mod credit {
+        pub mod v1 {
+            tonic::include_proto!("expansion.credit.v1");
+        }
+    }
+}
+
+/// Encoded `FileDescriptorSet` of every Expansion proto, for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/expansion_descriptor.bin"));
+
+pub use error::{ApiError, FieldViolation, PreconditionViolation};
+pub use principal::{Principal, principal_of};

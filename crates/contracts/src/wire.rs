@@ -1,0 +1,260 @@
+//! Conversions between wire values and domain types.
+//!
+//! Every parser takes the field path it reads, so a rejection names the
+//! exact field (`opportunity.amount.amount`) in its `BadRequest` violation.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use domain::{Currency, Money, Motion, Percent, Segment, Stage};
+
+use crate::error::ApiError;
+use crate::pb::common::v1 as common;
+use crate::pb::pipeline::v1 as pipeline;
+
+/// Longest free text accepted in a name-like field, in bytes.
+pub const MAX_NAME_LEN: usize = 256;
+/// Longest free text accepted in a note-like field, in bytes.
+pub const MAX_NOTE_LEN: usize = 16 * 1024;
+
+fn path(field: &str, sub: &str) -> String {
+    format!("{field}.{sub}")
+}
+
+/// A required money value.
+pub fn money(field: &str, value: Option<&common::Money>) -> Result<Money, ApiError> {
+    let value = value.ok_or_else(|| ApiError::invalid(field, "is required"))?;
+    Currency::parse(&value.currency_code)
+        .map_err(|e| ApiError::invalid(path(field, "currency_code"), e))?;
+    Money::parse(&value.currency_code, &value.amount)
+        .map_err(|e| ApiError::invalid(path(field, "amount"), e))
+}
+
+/// An optional money value: absent, or both parts empty, is `None`.
+pub fn optional_money(
+    field: &str,
+    value: Option<&common::Money>,
+) -> Result<Option<Money>, ApiError> {
+    match value {
+        None => Ok(None),
+        Some(m) if m.currency_code.is_empty() && m.amount.is_empty() => Ok(None),
+        Some(m) => money(field, Some(m)).map(Some),
+    }
+}
+
+pub fn money_to_pb(value: &Money) -> common::Money {
+    common::Money {
+        currency_code: value.currency().code().to_owned(),
+        amount: value.to_amount_string(),
+    }
+}
+
+/// A required calendar date, `YYYY-MM-DD`.
+pub fn date(field: &str, value: &str) -> Result<NaiveDate, ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::invalid(field, "is required (YYYY-MM-DD)"));
+    }
+    optional_date(field, value)?.ok_or_else(|| ApiError::invalid(field, "is required (YYYY-MM-DD)"))
+}
+
+/// An optional calendar date; empty is `None`.
+pub fn optional_date(field: &str, value: &str) -> Result<Option<NaiveDate>, ApiError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .ok()
+        .filter(|_| value.len() == 10)
+        .map(Some)
+        .ok_or_else(|| ApiError::invalid(field, format!("{value:?} is not a date (YYYY-MM-DD)")))
+}
+
+pub fn date_to_pb(value: Option<NaiveDate>) -> String {
+    value
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
+}
+
+pub fn timestamp(value: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: value.timestamp(),
+        nanos: i32::try_from(value.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// Required free text: not blank, no control characters, at most `max_len` bytes.
+pub fn text(field: &str, value: &str, max_len: usize) -> Result<String, ApiError> {
+    optional_text(field, value, max_len)?
+        .ok_or_else(|| ApiError::invalid(field, "must not be empty"))
+}
+
+/// Optional free text; empty is `None`, blank or malformed is an error.
+pub fn optional_text(field: &str, value: &str, max_len: usize) -> Result<Option<String>, ApiError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if value.trim().is_empty() {
+        return Err(ApiError::invalid(field, "must not be blank"));
+    }
+    if value.len() > max_len {
+        return Err(ApiError::invalid(
+            field,
+            format!(
+                "is {} bytes long; at most {max_len} are allowed",
+                value.len()
+            ),
+        ));
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(ApiError::invalid(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(Some(value.to_owned()))
+}
+
+/// An optional percentage given as a decimal string.
+pub fn optional_percent(field: &str, value: &str) -> Result<Option<Percent>, ApiError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    Percent::parse(value)
+        .map(Some)
+        .map_err(|e| ApiError::invalid(field, e))
+}
+
+fn unknown_enum(field: &str, value: i32) -> ApiError {
+    ApiError::invalid(field, format!("unknown enum value {value}"))
+}
+
+/// An optional segment: UNSPECIFIED is `None`.
+pub fn segment(field: &str, value: i32) -> Result<Option<Segment>, ApiError> {
+    use common::Segment as Pb;
+    match Pb::try_from(value).map_err(|_| unknown_enum(field, value))? {
+        Pb::Unspecified => Ok(None),
+        Pb::Smb => Ok(Some(Segment::Smb)),
+        Pb::MidMarket => Ok(Some(Segment::MidMarket)),
+        Pb::Enterprise => Ok(Some(Segment::Enterprise)),
+    }
+}
+
+pub fn segment_to_pb(value: Segment) -> common::Segment {
+    match value {
+        Segment::Smb => common::Segment::Smb,
+        Segment::MidMarket => common::Segment::MidMarket,
+        Segment::Enterprise => common::Segment::Enterprise,
+    }
+}
+
+/// An optional motion: UNSPECIFIED is `None`.
+pub fn motion(field: &str, value: i32) -> Result<Option<Motion>, ApiError> {
+    use common::Motion as Pb;
+    Ok(
+        match Pb::try_from(value).map_err(|_| unknown_enum(field, value))? {
+            Pb::Unspecified => None,
+            Pb::UpsellTier => Some(Motion::UpsellTier),
+            Pb::UpsellFeature => Some(Motion::UpsellFeature),
+            Pb::UpsellCapacity => Some(Motion::UpsellCapacity),
+            Pb::CrossSellAdjacent => Some(Motion::CrossSellAdjacent),
+            Pb::CrossSellComplementary => Some(Motion::CrossSellComplementary),
+            Pb::CrossSellPlatform => Some(Motion::CrossSellPlatform),
+        },
+    )
+}
+
+pub fn motion_to_pb(value: Motion) -> common::Motion {
+    match value {
+        Motion::UpsellTier => common::Motion::UpsellTier,
+        Motion::UpsellFeature => common::Motion::UpsellFeature,
+        Motion::UpsellCapacity => common::Motion::UpsellCapacity,
+        Motion::CrossSellAdjacent => common::Motion::CrossSellAdjacent,
+        Motion::CrossSellComplementary => common::Motion::CrossSellComplementary,
+        Motion::CrossSellPlatform => common::Motion::CrossSellPlatform,
+    }
+}
+
+/// An optional stage: UNSPECIFIED is `None`.
+pub fn stage(field: &str, value: i32) -> Result<Option<Stage>, ApiError> {
+    use pipeline::Stage as Pb;
+    Ok(
+        match Pb::try_from(value).map_err(|_| unknown_enum(field, value))? {
+            Pb::Unspecified => None,
+            Pb::Identified => Some(Stage::Identified),
+            Pb::Exploring => Some(Stage::Exploring),
+            Pb::Qualified => Some(Stage::Qualified),
+            Pb::Proposed => Some(Stage::Proposed),
+            Pb::Negotiating => Some(Stage::Negotiating),
+            Pb::ClosedWon => Some(Stage::ClosedWon),
+            Pb::ClosedLost => Some(Stage::ClosedLost),
+        },
+    )
+}
+
+pub fn stage_to_pb(value: Stage) -> pipeline::Stage {
+    match value {
+        Stage::Identified => pipeline::Stage::Identified,
+        Stage::Exploring => pipeline::Stage::Exploring,
+        Stage::Qualified => pipeline::Stage::Qualified,
+        Stage::Proposed => pipeline::Stage::Proposed,
+        Stage::Negotiating => pipeline::Stage::Negotiating,
+        Stage::ClosedWon => pipeline::Stage::ClosedWon,
+        Stage::ClosedLost => pipeline::Stage::ClosedLost,
+    }
+}
+
+/// Checks a proto enum value is known, returning it typed.
+pub fn known_enum<E: TryFrom<i32>>(field: &str, value: i32) -> Result<E, ApiError> {
+    E::try_from(value).map_err(|_| unknown_enum(field, value))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn pb_money(c: &str, a: &str) -> common::Money {
+        common::Money {
+            currency_code: c.into(),
+            amount: a.into(),
+        }
+    }
+
+    fn field_of(err: ApiError) -> String {
+        match err {
+            ApiError::InvalidArgument { violations } => violations[0].field.clone(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn money_errors_name_the_sub_field() {
+        let ok = money("o.amount", Some(&pb_money("USD", "1000.01"))).unwrap();
+        assert_eq!(money_to_pb(&ok), pb_money("USD", "1000.01"));
+        assert_eq!(field_of(money("o.amount", None).unwrap_err()), "o.amount");
+        assert_eq!(
+            field_of(money("o.amount", Some(&pb_money("XXQ", "1"))).unwrap_err()),
+            "o.amount.currency_code"
+        );
+        assert_eq!(
+            field_of(money("o.amount", Some(&pb_money("USD", "12,5"))).unwrap_err()),
+            "o.amount.amount"
+        );
+    }
+
+    #[test]
+    fn dates_and_text() {
+        assert!(date("d", "2026-02-30").is_err());
+        assert!(date("d", "2026-2-3").is_err());
+        assert_eq!(
+            date("d", "2026-02-01").unwrap(),
+            NaiveDate::from_ymd_opt(2026, 2, 1).unwrap()
+        );
+        assert!(text("n", "  ", 10).is_err());
+        assert!(text("n", "a\u{0}b", 10).is_err());
+        assert!(text("n", "abcdefghijk", 10).is_err());
+        assert!(segment("s", 99).is_err());
+        assert_eq!(segment("s", 0).unwrap(), None);
+    }
+}

@@ -1,0 +1,186 @@
+//! `expansion serve`: the gRPC server with reflection, health checking,
+//! per-RPC tracing spans, limits and graceful shutdown.
+
+use std::time::Duration;
+
+use account_health::{AccountHealthServiceServer, HealthService};
+use anyhow::Context;
+use compensation_credit::{CompensationCreditServiceServer, CreditService};
+use opportunity_pipeline::{OpportunityPipelineServiceServer, PipelineService};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::codegen::http;
+use tonic::server::NamedService;
+use tonic::transport::Server;
+use tonic::transport::server::Router;
+
+use crate::cli::{ServeArgs, ServiceName};
+use crate::database;
+
+const REFLECTION_SERVICE: &str = "grpc.reflection.v1.ServerReflection";
+const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+
+/// One span per RPC, carrying the method and the caller's request id (or a
+/// fresh one), so every log line of a call can be found together.
+fn rpc_span(request: &http::Request<()>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    tracing::info_span!("rpc", method = %request.uri().path(), request_id = %request_id)
+}
+
+/// A reflection builder that knows every descriptor but lists only the
+/// services this process serves.
+fn reflection<'a>(served: &[&'static str]) -> tonic_reflection::server::Builder<'a> {
+    served.iter().fold(
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(contracts::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
+        |builder, name| builder.with_service_name(*name),
+    )
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(%err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let services = args.storage.services();
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    let mut served_names: Vec<&'static str> = vec![HEALTH_SERVICE, REFLECTION_SERVICE];
+
+    let limit = args.max_message_bytes;
+    let mut builder = Server::builder()
+        .timeout(args.request_timeout)
+        .concurrency_limit_per_connection(args.concurrency_per_connection)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .trace_fn(rpc_span);
+    let mut router: Option<Router> = None;
+
+    for service in &services {
+        let db = database::open(&args.storage, *service).await?;
+        router = Some(match service {
+            ServiceName::Health => {
+                let svc = AccountHealthServiceServer::new(HealthService::new(db))
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(limit);
+                health_reporter
+                    .set_serving::<AccountHealthServiceServer<HealthService>>()
+                    .await;
+                served_names
+                    .push(<AccountHealthServiceServer<HealthService> as NamedService>::NAME);
+                match router.take() {
+                    Some(r) => r.add_service(svc),
+                    None => builder.add_service(svc),
+                }
+            }
+            ServiceName::Pipeline => {
+                let svc = OpportunityPipelineServiceServer::new(PipelineService::new(db))
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(limit);
+                health_reporter
+                    .set_serving::<OpportunityPipelineServiceServer<PipelineService>>()
+                    .await;
+                served_names.push(
+                    <OpportunityPipelineServiceServer<PipelineService> as NamedService>::NAME,
+                );
+                match router.take() {
+                    Some(r) => r.add_service(svc),
+                    None => builder.add_service(svc),
+                }
+            }
+            ServiceName::Credit => {
+                let svc = CompensationCreditServiceServer::new(CreditService::new(db))
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(limit);
+                health_reporter
+                    .set_serving::<CompensationCreditServiceServer<CreditService>>()
+                    .await;
+                served_names
+                    .push(<CompensationCreditServiceServer<CreditService> as NamedService>::NAME);
+                match router.take() {
+                    Some(r) => r.add_service(svc),
+                    None => builder.add_service(svc),
+                }
+            }
+        });
+    }
+    let router = router.context("no service selected")?;
+    // v1 for current clients, v1alpha for older grpcurl releases still in use.
+    let reflection_v1 = reflection(&served_names)
+        .build_v1()
+        .context("building gRPC reflection")?;
+    let reflection_v1alpha = reflection(&served_names)
+        .build_v1alpha()
+        .context("building gRPC reflection")?;
+    let router = router
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let local = listener.local_addr()?;
+    let names: Vec<&str> = services.iter().map(|s| s.as_str()).collect();
+    tracing::info!(address = %local, services = ?names, "listening");
+    // One plain line on stdout for scripts and tests that started us on port 0.
+    println!("listening on {local}");
+
+    let grace = args.shutdown_grace;
+    let reporter = health_reporter.clone();
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown_signal().await;
+        tracing::info!(grace = ?grace, "shutting down: refusing new calls, finishing in-flight ones");
+        reporter
+            .set_not_serving::<AccountHealthServiceServer<HealthService>>()
+            .await;
+        reporter
+            .set_not_serving::<OpportunityPipelineServiceServer<PipelineService>>()
+            .await;
+        reporter
+            .set_not_serving::<CompensationCreditServiceServer<CreditService>>()
+            .await;
+        let _ = signalled_tx.send(());
+    };
+    let server = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => result.context("serving")?,
+        Ok(()) = signalled_rx => {
+            match tokio::time::timeout(grace, &mut server).await {
+                Ok(result) => result.context("serving")?,
+                Err(_) => tracing::warn!("shutdown grace expired with calls still in flight"),
+            }
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

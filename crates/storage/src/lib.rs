@@ -1,0 +1,81 @@
+//! Storage plumbing shared by the service crates.
+//!
+//! Each service owns its tables; this crate only knows how to open a
+//! database (embedded SQLite or PostgreSQL, chosen by URL), how to turn a
+//! database failure into an [`ApiError`], and what "now" means for a stored
+//! timestamp. It holds no table of its own.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use contracts::ApiError;
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr, SqlErr};
+
+/// How long a SQLite writer waits for the lock before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The SQLite URL of a service's embedded database under `data_dir`.
+pub fn sqlite_url(data_dir: &Path, service: &str) -> String {
+    format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join(format!("{service}.db")).display()
+    )
+}
+
+/// Opens a pool to `url` (`sqlite://…` or `postgres://…`).
+///
+/// SQLite runs in WAL mode with `synchronous=NORMAL`: a crash of the process
+/// loses nothing committed; a power loss may lose the last transactions.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10));
+    if url.starts_with("sqlite:") {
+        options
+            .max_connections(8)
+            .min_connections(1)
+            .map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .foreign_keys(true)
+            });
+    } else {
+        options.max_connections(16).min_connections(1);
+    }
+    Database::connect(options).await
+}
+
+/// The current time at the precision both databases keep (microseconds), so
+/// a value reads back exactly as it was written.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// Maps a database failure to the caller-facing error. Connection trouble is
+/// UNAVAILABLE (the caller may retry); anything else is INTERNAL and logged.
+pub fn db_error(err: DbErr) -> ApiError {
+    if let Some(SqlErr::UniqueConstraintViolation(detail)) = err.sql_err() {
+        return ApiError::Aborted {
+            reason: "CONCURRENT_WRITE",
+            message: format!("a concurrent write conflicted ({detail}); retry the call"),
+        };
+    }
+    match &err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(RuntimeErr::SqlxError(_)) => {
+            tracing::warn!(error = %err, "database unavailable");
+            ApiError::Unavailable {
+                reason: "DATABASE_UNAVAILABLE",
+                message: "the database is unavailable; retry later".to_owned(),
+            }
+        }
+        _ => {
+            tracing::error!(error = %err, "database error");
+            ApiError::internal(err)
+        }
+    }
+}
