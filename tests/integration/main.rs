@@ -1,1 +1,10 @@
+//! Integration suite: the real `expansion` binary on a free port, called
+//! with a real gRPC client (and grpcurl, as the README shows), on SQLite and
+//! on PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod harness;
+
+mod foundation;
+mod readme;

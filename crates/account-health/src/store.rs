@@ -81,16 +81,15 @@ impl Store {
         if let Some(parent) = &input.parent {
             check_parent(&txn, &id, parent).await?;
         }
-        if let (Some(ext), Some(current)) = (&input.external, &existing) {
-            if let Some(other) = find_by_external(&txn, ext).await? {
-                if other.id != current.id {
-                    return Err(ApiError::invalid(
-                        "external_ref",
-                        format!("{ext} already belongs to account {}", other.id),
-                    )
-                    .into());
-                }
-            }
+        if let (Some(ext), Some(current)) = (&input.external, &existing)
+            && let Some(other) = find_by_external(&txn, ext).await?
+            && other.id != current.id
+        {
+            return Err(ApiError::invalid(
+                "external_ref",
+                format!("{ext} already belongs to account {}", other.id),
+            )
+            .into());
         }
 
         let now = storage::now();

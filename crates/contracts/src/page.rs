@@ -42,7 +42,7 @@ pub fn decode_token(field: &str, token: &str, filter: u64) -> Result<Option<Stri
         return Ok(None);
     }
     let invalid = || ApiError::invalid(field, "page_token is not a token this list returned");
-    if token.len() % 2 != 0 || token.len() > 4096 {
+    if !token.len().is_multiple_of(2) || token.len() > 4096 {
         return Err(invalid());
     }
     let bytes = (0..token.len())

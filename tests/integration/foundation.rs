@@ -1,0 +1,437 @@
+//! The foundation end to end: each service stores and returns its first
+//! resources, they survive a restart, bad input is refused with the field
+//! path, and the server is observable (reflection, health) and stops cleanly.
+
+use contracts::pb::common::v1::{Money, Motion, Segment};
+use contracts::pb::credit::v1 as credit;
+use contracts::pb::health::v1 as health;
+use contracts::pb::pipeline::v1 as pipeline;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::harness::{Backend, Server};
+use crate::on_both_databases;
+
+on_both_databases!(
+    records_survive_a_restart,
+    account_upsert_is_idempotent_by_external_ref,
+    bad_input_is_invalid_argument_with_field_path,
+    policy_versions_are_kept,
+    health_checks_and_unimplemented_methods,
+    one_service_per_process,
+);
+
+fn usd(amount: &str) -> Option<Money> {
+    Some(Money {
+        currency_code: "USD".into(),
+        amount: amount.into(),
+    })
+}
+
+fn account_request(crm_id: &str, name: &str) -> health::UpsertAccountRequest {
+    health::UpsertAccountRequest {
+        external_ref: Some(health::ExternalRef {
+            system: "salesforce".into(),
+            id: crm_id.into(),
+        }),
+        name: name.into(),
+        segment: Segment::Enterprise as i32,
+        customer_since: "2025-01-15".into(),
+        fiscal_year_start_month: 4,
+        owner_csm: "carla.csm".into(),
+        ..Default::default()
+    }
+}
+
+fn opportunity_request(account_id: &str, amount: &str) -> pipeline::CreateOpportunityRequest {
+    pipeline::CreateOpportunityRequest {
+        request_id: String::new(),
+        opportunity: Some(pipeline::Opportunity {
+            account_id: account_id.into(),
+            product_id: domain::ProductId::new().to_string(),
+            motion: Motion::CrossSellAdjacent as i32,
+            amount: usd(amount),
+            close_date: "2027-03-31".into(),
+            owner: "carla.csm".into(),
+            originator: "carla.csm".into(),
+            stakeholders: vec![pipeline::Stakeholder {
+                name: "Dana CFO".into(),
+                role: "economic buyer".into(),
+                budget_holder: true,
+                decision_maker: true,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+    }
+}
+
+async fn records_survive_a_restart(backend: Backend) {
+    let server = Server::start(&backend, &[]);
+    let account = server
+        .health()
+        .await
+        .upsert_account(account_request("001-restart", "Acme Corp"))
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap();
+    let opportunity = server
+        .pipeline()
+        .await
+        .create_opportunity(opportunity_request(&account.account_id, "500000.00"))
+        .await
+        .unwrap()
+        .into_inner()
+        .opportunity
+        .unwrap();
+    assert_eq!(opportunity.stage, pipeline::Stage::Identified as i32);
+    assert_eq!(opportunity.probability, "10");
+    assert_eq!(opportunity.amount, usd("500000.00"));
+    let policy = server
+        .credit()
+        .await
+        .upsert_credit_policy(credit::UpsertCreditPolicyRequest {
+            request_id: String::new(),
+            policy: Some(credit::CreditPolicy {
+                policy_id: "emea".into(),
+                origination_percent: "20".into(),
+                effective_date: "2026-01-01".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .policy
+        .unwrap();
+    assert_eq!(policy.delivery_percent, "80");
+
+    let took = server.stop();
+    assert!(took.as_secs() < 15, "graceful stop took {took:?}");
+
+    let server = Server::start(&backend, &[]);
+    let again = server
+        .health()
+        .await
+        .get_account(health::GetAccountRequest {
+            account_id: account.account_id.clone(),
+            external_ref: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap();
+    assert_eq!(again, account);
+    let opp_again = server
+        .pipeline()
+        .await
+        .get_opportunity(pipeline::GetOpportunityRequest {
+            opportunity_id: opportunity.opportunity_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .opportunity
+        .unwrap();
+    assert_eq!(opp_again, opportunity);
+    let policy_again = server
+        .credit()
+        .await
+        .get_credit_policy(credit::GetCreditPolicyRequest {
+            policy_id: "emea".into(),
+            version: 1,
+            as_of_date: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .policy
+        .unwrap();
+    assert_eq!(policy_again, policy);
+}
+
+async fn account_upsert_is_idempotent_by_external_ref(backend: Backend) {
+    let server = Server::start(&backend, &[]);
+    let mut client = server.health().await;
+    let first = client
+        .upsert_account(account_request("001-idem", "Initech"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(first.created);
+    let second = client
+        .upsert_account(account_request("001-idem", "Initech Global"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!second.created);
+    let (a, b) = (first.account.unwrap(), second.account.unwrap());
+    assert_eq!(a.account_id, b.account_id);
+    assert_eq!(b.name, "Initech Global");
+
+    let by_ref = client
+        .get_account(health::GetAccountRequest {
+            account_id: String::new(),
+            external_ref: Some(health::ExternalRef {
+                system: "salesforce".into(),
+                id: "001-idem".into(),
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap();
+    assert_eq!(by_ref, b);
+
+    // A child account rolls up to its parent; a cycle is refused.
+    let mut child = account_request("001-idem-child", "Initech Brazil");
+    child.parent_account_id = a.account_id.clone();
+    let child = client
+        .upsert_account(child)
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap();
+    assert_eq!(child.parent_account_id, a.account_id);
+    let mut cycle = account_request("001-idem", "Initech Global");
+    cycle.parent_account_id = child.account_id.clone();
+    let err = client.upsert_account(cycle).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(field_of(&err), "parent_account_id");
+}
+
+fn field_of(status: &tonic::Status) -> String {
+    let details = status.get_error_details();
+    let bad = details
+        .bad_request()
+        .unwrap_or_else(|| panic!("no BadRequest in {status:?}"));
+    bad.field_violations[0].field.clone()
+}
+
+async fn bad_input_is_invalid_argument_with_field_path(backend: Backend) {
+    let server = Server::start(&backend, &[]);
+    let mut pipeline_client = server.pipeline().await;
+    let account_id = domain::AccountId::new().to_string();
+
+    for (amount, currency, field) in [
+        ("12.345", "USD", "opportunity.amount.amount"),
+        ("twelve", "USD", "opportunity.amount.amount"),
+        ("1e5", "USD", "opportunity.amount.amount"),
+        ("", "USD", "opportunity.amount.amount"),
+        ("100", "usd", "opportunity.amount.currency_code"),
+        ("100", "XYZ", "opportunity.amount.currency_code"),
+    ] {
+        let mut req = opportunity_request(&account_id, amount);
+        req.opportunity.as_mut().unwrap().amount = Some(Money {
+            currency_code: currency.into(),
+            amount: amount.into(),
+        });
+        let err = pipeline_client.create_opportunity(req).await.unwrap_err();
+        assert_eq!(
+            err.code(),
+            Code::InvalidArgument,
+            "{amount} {currency}: {err:?}"
+        );
+        assert_eq!(field_of(&err), field, "{amount} {currency}");
+        let info = err.get_error_details().error_info().cloned().unwrap();
+        assert_eq!(info.reason, "INVALID_ARGUMENT");
+        assert_eq!(info.domain, "expansion.pipeline.v1");
+    }
+
+    let mut health_client = server.health().await;
+    let mut bad = account_request("001-bad", "");
+    let err = health_client.upsert_account(bad.clone()).await.unwrap_err();
+    assert_eq!(
+        (err.code(), field_of(&err).as_str()),
+        (Code::InvalidArgument, "name")
+    );
+    bad.name = "Bad Date Inc".into();
+    bad.customer_since = "2025-02-30".into();
+    let err = health_client.upsert_account(bad.clone()).await.unwrap_err();
+    assert_eq!(field_of(&err), "customer_since");
+    bad.customer_since = String::new();
+    bad.external_ref = Some(health::ExternalRef {
+        system: "salesforce".into(),
+        id: "001\u{0}x".into(),
+    });
+    let err = health_client.upsert_account(bad).await.unwrap_err();
+    assert_eq!(field_of(&err), "external_ref.id");
+    // Nothing was stored by the refused calls.
+    let err = health_client
+        .get_account(health::GetAccountRequest {
+            account_id: String::new(),
+            external_ref: Some(health::ExternalRef {
+                system: "salesforce".into(),
+                id: "001-bad".into(),
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+
+    let err = pipeline_client
+        .get_opportunity(pipeline::GetOpportunityRequest {
+            opportunity_id: "not-a-uuid".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(&err), "opportunity_id");
+    let err = pipeline_client
+        .get_opportunity(pipeline::GetOpportunityRequest {
+            opportunity_id: domain::OpportunityId::new().to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+
+    let mut credit_client = server.credit().await;
+    let err = credit_client
+        .upsert_credit_policy(credit::UpsertCreditPolicyRequest {
+            request_id: String::new(),
+            policy: Some(credit::CreditPolicy {
+                origination_percent: "25".into(),
+                delivery_percent: "70".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(&err), "policy.delivery_percent");
+    let err = credit_client
+        .get_credit_policy(credit::GetCreditPolicyRequest {
+            policy_id: "default".into(),
+            version: 0,
+            as_of_date: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::NotFound,
+        "the refused policy must not exist"
+    );
+}
+
+async fn policy_versions_are_kept(backend: Backend) {
+    let server = Server::start(&backend, &[]);
+    let mut client = server.credit().await;
+    let upsert = |origination: &str, effective: &str| credit::UpsertCreditPolicyRequest {
+        request_id: String::new(),
+        policy: Some(credit::CreditPolicy {
+            origination_percent: origination.into(),
+            effective_date: effective.into(),
+            ..Default::default()
+        }),
+    };
+    let v1 = client
+        .upsert_credit_policy(upsert("25", "2026-01-01"))
+        .await
+        .unwrap()
+        .into_inner()
+        .policy
+        .unwrap();
+    let v2 = client
+        .upsert_credit_policy(upsert("30", "2026-07-01"))
+        .await
+        .unwrap()
+        .into_inner()
+        .policy
+        .unwrap();
+    assert_eq!((v1.version, v2.version), (1, 2));
+    assert_eq!(v1.overlays[0].percent, "5");
+    let in_force = |date: &str| credit::GetCreditPolicyRequest {
+        policy_id: String::new(),
+        version: 0,
+        as_of_date: date.into(),
+    };
+    let march = client
+        .get_credit_policy(in_force("2026-03-15"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(march.policy.unwrap().origination_percent, "25");
+    let august = client
+        .get_credit_policy(in_force("2026-08-01"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(august.policy.unwrap().origination_percent, "30");
+    let before = client
+        .get_credit_policy(in_force("2025-12-31"))
+        .await
+        .unwrap_err();
+    assert_eq!(before.code(), Code::NotFound);
+}
+
+async fn health_checks_and_unimplemented_methods(backend: Backend) {
+    let server = Server::start(&backend, &[]);
+    let mut checks = server.grpc_health().await;
+    for service in [
+        "expansion.health.v1.AccountHealthService",
+        "expansion.pipeline.v1.OpportunityPipelineService",
+        "expansion.credit.v1.CompensationCreditService",
+    ] {
+        let reply = checks
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            reply.status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+            "{service}"
+        );
+    }
+    let err = server
+        .health()
+        .await
+        .get_revenue_metrics(health::GetRevenueMetricsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented);
+}
+
+async fn one_service_per_process(backend: Backend) {
+    let server = Server::start(&backend, &["--service", "credit"]);
+    let policy = server
+        .credit()
+        .await
+        .upsert_credit_policy(credit::UpsertCreditPolicyRequest::default())
+        .await
+        .unwrap_err();
+    // An empty request names the missing policy.
+    assert_eq!(field_of(&policy), "policy");
+    let err = server
+        .health()
+        .await
+        .get_account(health::GetAccountRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented, "health is not served here");
+    let mut checks = server.grpc_health().await;
+    let reply = checks
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "expansion.health.v1.AccountHealthService".into(),
+        })
+        .await;
+    assert_eq!(reply.unwrap_err().code(), Code::NotFound);
+    drop(server);
+    if backend.is_postgres() {
+        // The three services can share one PostgreSQL database, each in its own tables.
+        let all = Server::start(&backend, &[]);
+        let got = all
+            .credit()
+            .await
+            .get_credit_policy(credit::GetCreditPolicyRequest::default())
+            .await
+            .unwrap_err();
+        assert_eq!(got.code(), Code::NotFound);
+    }
+}

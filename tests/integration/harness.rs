@@ -1,0 +1,224 @@
+//! Starts the real `expansion` binary on a free port, on SQLite or on
+//! PostgreSQL, and hands out tonic clients to it.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use contracts::pb::credit::v1::compensation_credit_service_client::CompensationCreditServiceClient;
+use contracts::pb::health::v1::account_health_service_client::AccountHealthServiceClient;
+use contracts::pb::pipeline::v1::opportunity_pipeline_service_client::OpportunityPipelineServiceClient;
+use sea_orm::ConnectionTrait;
+use tonic::transport::Channel;
+
+/// Where the PostgreSQL tests create their throw-away databases.
+const DEFAULT_POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// The storage a server under test runs on.
+pub enum Backend {
+    Sqlite {
+        dir: tempfile::TempDir,
+    },
+    Postgres {
+        url: String,
+        admin_url: String,
+        name: String,
+    },
+}
+
+impl Backend {
+    pub fn sqlite() -> Self {
+        Backend::Sqlite {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// A fresh PostgreSQL database, or `None` (with a loud message) when
+    /// PostgreSQL can't be reached outside CI. Under CI=true it must be there.
+    pub async fn postgres() -> Option<Self> {
+        let admin_url = std::env::var("EXPANSION_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| DEFAULT_POSTGRES_ADMIN_URL.to_owned());
+        let admin = match sea_orm::Database::connect(&admin_url).await {
+            Ok(db) => db,
+            Err(err) if !in_ci() => {
+                eprintln!(
+                    "\n!!!!! SKIPPING a PostgreSQL test: cannot reach {admin_url}: {err}\n\
+                     !!!!! start PostgreSQL or set EXPANSION_TEST_POSTGRES_URL; under CI=true this fails.\n"
+                );
+                return None;
+            }
+            Err(err) => panic!("PostgreSQL is required under CI=true: {admin_url}: {err}"),
+        };
+        let name = format!("expansion_test_{}", uuid::Uuid::now_v7().simple());
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create test database");
+        let url = match admin_url.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{name}"),
+            None => panic!("EXPANSION_TEST_POSTGRES_URL must end in /DATABASE"),
+        };
+        Some(Backend::Postgres {
+            url,
+            admin_url,
+            name,
+        })
+    }
+
+    fn args(&self) -> Vec<String> {
+        match self {
+            Backend::Sqlite { dir } => vec!["--data-dir".into(), dir.path().display().to_string()],
+            Backend::Postgres { url, .. } => vec!["--database-url".into(), url.clone()],
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Backend::Postgres { .. })
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Backend::Postgres {
+            admin_url, name, ..
+        } = self
+        {
+            // Best effort; a leftover database is harmless.
+            let _ = Command::new("psql")
+                .args([
+                    admin_url.as_str(),
+                    "-qc",
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_expansion"))
+}
+
+/// A running `expansion serve`.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+}
+
+impl Server {
+    /// Starts `expansion serve` with `extra` flags on `backend`.
+    pub fn start(backend: &Backend, extra: &[&str]) -> Server {
+        let mut cmd = Command::new(binary());
+        cmd.arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(backend.args())
+            .args(extra)
+            .env("EXPANSION_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn expansion serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let addr = loop {
+            assert!(Instant::now() < deadline, "server did not start in time");
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(addr) = line.strip_prefix("listening on ") {
+                        break addr.trim().to_owned();
+                    }
+                }
+                _ => panic!("server exited before listening: {:?}", child.wait()),
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, addr }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    pub async fn health(&self) -> AccountHealthServiceClient<Channel> {
+        AccountHealthServiceClient::new(self.channel().await)
+    }
+
+    pub async fn pipeline(&self) -> OpportunityPipelineServiceClient<Channel> {
+        OpportunityPipelineServiceClient::new(self.channel().await)
+    }
+
+    pub async fn credit(&self) -> CompensationCreditServiceClient<Channel> {
+        CompensationCreditServiceClient::new(self.channel().await)
+    }
+
+    pub async fn grpc_health(&self) -> tonic_health::pb::health_client::HealthClient<Channel> {
+        tonic_health::pb::health_client::HealthClient::new(self.channel().await)
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns how long it took.
+    pub fn stop(mut self) -> Duration {
+        let started = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(exit) = self.child.try_wait().expect("wait") {
+                assert!(exit.success(), "server exited with {exit}");
+                return started.elapsed();
+            }
+            assert!(Instant::now() < deadline, "server ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a scenario on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::harness::Backend::sqlite()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(backend) = $crate::harness::Backend::postgres().await {
+                        super::$name(backend).await;
+                    }
+                }
+            )*
+        }
+    };
+}
