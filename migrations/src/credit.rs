@@ -11,7 +11,7 @@ impl MigratorTrait for Migrator {
     }
 
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateCreditPolicies)]
+        vec![Box::new(CreateCreditPolicies), Box::new(CreateEvents)]
     }
 }
 
@@ -32,8 +32,13 @@ enum CreditPolicies {
     CreatedBy,
 }
 
-#[derive(DeriveMigrationName)]
 struct CreateCreditPolicies;
+
+impl MigrationName for CreateCreditPolicies {
+    fn name(&self) -> &str {
+        "m20261125_000001_create_credit_policies"
+    }
+}
 
 #[async_trait::async_trait]
 impl MigrationTrait for CreateCreditPolicies {
@@ -79,5 +84,24 @@ impl MigrationTrait for CreateCreditPolicies {
         manager
             .drop_table(Table::drop().table(CreditPolicies::Table).to_owned())
             .await
+    }
+}
+
+struct CreateEvents;
+
+impl MigrationName for CreateEvents {
+    fn name(&self) -> &str {
+        "m20261125_000002_create_credit_events"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateEvents {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        crate::events::create_event_table(manager, "credit_events").await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        crate::events::drop_event_table(manager, "credit_events").await
     }
 }

@@ -11,7 +11,7 @@ impl MigratorTrait for Migrator {
     }
 
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateAccounts)]
+        vec![Box::new(CreateAccounts), Box::new(CreateEvents)]
     }
 }
 
@@ -33,8 +33,13 @@ enum Accounts {
     UpdatedBy,
 }
 
-#[derive(DeriveMigrationName)]
 struct CreateAccounts;
+
+impl MigrationName for CreateAccounts {
+    fn name(&self) -> &str {
+        "m20261125_000001_create_accounts"
+    }
+}
 
 #[async_trait::async_trait]
 impl MigrationTrait for CreateAccounts {
@@ -111,5 +116,24 @@ impl MigrationTrait for CreateAccounts {
         manager
             .drop_table(Table::drop().table(Accounts::Table).to_owned())
             .await
+    }
+}
+
+struct CreateEvents;
+
+impl MigrationName for CreateEvents {
+    fn name(&self) -> &str {
+        "m20261125_000002_create_health_events"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateEvents {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        crate::events::create_event_table(manager, "health_events").await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        crate::events::drop_event_table(manager, "health_events").await
     }
 }

@@ -7,6 +7,7 @@
 //! beside a currency code, never REAL; percentages are exact decimal text.
 
 pub mod credit;
+pub mod events;
 pub mod health;
 pub mod pipeline;
 

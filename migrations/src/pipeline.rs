@@ -11,7 +11,7 @@ impl MigratorTrait for Migrator {
     }
 
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateOpportunities)]
+        vec![Box::new(CreateOpportunities), Box::new(CreateEvents)]
     }
 }
 
@@ -61,8 +61,13 @@ enum OpportunityHistory {
     ChangedAt,
 }
 
-#[derive(DeriveMigrationName)]
 struct CreateOpportunities;
+
+impl MigrationName for CreateOpportunities {
+    fn name(&self) -> &str {
+        "m20261125_000001_create_opportunities"
+    }
+}
 
 #[async_trait::async_trait]
 impl MigrationTrait for CreateOpportunities {
@@ -170,5 +175,24 @@ impl MigrationTrait for CreateOpportunities {
         manager
             .drop_table(Table::drop().table(Opportunities::Table).to_owned())
             .await
+    }
+}
+
+struct CreateEvents;
+
+impl MigrationName for CreateEvents {
+    fn name(&self) -> &str {
+        "m20261125_000002_create_pipeline_events"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateEvents {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        crate::events::create_event_table(manager, "pipeline_events").await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        crate::events::drop_event_table(manager, "pipeline_events").await
     }
 }

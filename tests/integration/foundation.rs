@@ -19,6 +19,7 @@ on_both_databases!(
     policy_versions_are_kept,
     health_checks_and_unimplemented_methods,
     one_service_per_process,
+    watch_events_resumes_from_a_cursor,
 );
 
 fn usd(amount: &str) -> Option<Money> {
@@ -434,4 +435,74 @@ async fn one_service_per_process(backend: Backend) {
             .unwrap_err();
         assert_eq!(got.code(), Code::NotFound);
     }
+}
+
+async fn next_event(
+    stream: &mut tonic::Streaming<health::WatchEventsResponse>,
+) -> contracts::pb::common::v1::Event {
+    let item = tokio::time::timeout(std::time::Duration::from_secs(10), stream.message())
+        .await
+        .expect("an event within 10 s")
+        .unwrap()
+        .expect("stream still open");
+    item.event.unwrap()
+}
+
+async fn watch_events_resumes_from_a_cursor(backend: Backend) {
+    let server = Server::start(&backend, &[]);
+    let mut client = server.health().await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let reply = client
+            .upsert_account(account_request(
+                &format!("001-watch-{n}"),
+                &format!("Watch {n}"),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        ids.push(reply.account.unwrap().account_id);
+    }
+    let watch = |after: &str| health::WatchEventsRequest {
+        options: Some(contracts::pb::common::v1::WatchEventsOptions {
+            after_cursor: after.into(),
+            event_types: vec!["health.account.".into()],
+        }),
+    };
+    let mut stream = client.watch_events(watch("")).await.unwrap().into_inner();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(next_event(&mut stream).await);
+    }
+    assert_eq!(
+        seen.iter()
+            .map(|e| e.subject_id.clone())
+            .collect::<Vec<_>>(),
+        ids
+    );
+    assert!(
+        seen.iter()
+            .all(|e| e.event_type == "health.account.created")
+    );
+    drop(stream);
+
+    // Reconnect after the second event: only the third comes back, then live ones.
+    let mut resumed = client
+        .watch_events(watch(&seen[1].cursor))
+        .await
+        .unwrap()
+        .into_inner();
+    let third = next_event(&mut resumed).await;
+    assert_eq!(third.event_id, seen[2].event_id);
+    client
+        .upsert_account(account_request("001-watch-0", "Watch 0 renamed"))
+        .await
+        .unwrap();
+    let live = next_event(&mut resumed).await;
+    assert_eq!(live.event_type, "health.account.updated");
+    assert_eq!(live.subject_id, ids[0]);
+
+    let err = client.watch_events(watch("garbage")).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(field_of(&err), "options.after_cursor");
 }

@@ -7,6 +7,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
     QueryFilter, Set, SqlErr, TransactionTrait,
 };
+use storage::events::{EventLog, NewEvent};
 
 use crate::entity::account;
 use crate::error::HealthError;
@@ -15,14 +16,29 @@ use crate::model::{AccountInput, AccountKey};
 /// Deepest parent chain walked when checking for cycles.
 const MAX_PARENT_DEPTH: usize = 64;
 
+/// Name of the health service's event log table.
+pub const EVENT_TABLE: &str = "health_events";
+
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    events: EventLog,
 }
 
 impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            events: EventLog::new(EVENT_TABLE),
+        }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn events(&self) -> &EventLog {
+        &self.events
     }
 
     pub async fn account(&self, id: &AccountId) -> Result<Option<account::Model>, HealthError> {
@@ -127,7 +143,27 @@ impl Store {
             }
             row.insert(&txn).await?
         };
+        self.events
+            .append(
+                &txn,
+                &[NewEvent {
+                    event_type: if created {
+                        "health.account.created"
+                    } else {
+                        "health.account.updated"
+                    },
+                    subject_id: model.id.clone(),
+                    data: serde_json::json!({
+                        "account_id": model.id,
+                        "name": model.name,
+                        "owner_csm": model.owner_csm,
+                        "principal": principal,
+                    }),
+                }],
+            )
+            .await?;
         txn.commit().await?;
+        self.events.committed();
         Ok((model, created))
     }
 }

@@ -175,8 +175,15 @@ impl CompensationCreditService for CreditService {
 
     async fn watch_events(
         &self,
-        _: Request<pb::WatchEventsRequest>,
+        request: Request<pb::WatchEventsRequest>,
     ) -> Reply<Self::WatchEventsStream> {
-        unimplemented("WatchEvents")
+        let stream = storage::events::watch_response(
+            self.store.events(),
+            self.store.db().clone(),
+            request.into_inner().options,
+            crate::DOMAIN,
+            |event| pb::WatchEventsResponse { event: Some(event) },
+        )?;
+        Ok(Response::new(stream))
     }
 }

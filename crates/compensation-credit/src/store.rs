@@ -5,19 +5,35 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set, TransactionTrait,
 };
+use storage::events::{EventLog, NewEvent};
 
 use crate::entity::policy;
 use crate::error::CreditError;
 use crate::model::PolicyInput;
 
+/// Name of the credit service's event log table.
+pub const EVENT_TABLE: &str = "credit_events";
+
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    events: EventLog,
 }
 
 impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            events: EventLog::new(EVENT_TABLE),
+        }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn events(&self) -> &EventLog {
+        &self.events
     }
 
     /// Appends the next version of a policy. Earlier versions are never
@@ -51,7 +67,23 @@ impl Store {
             created_by: Set(principal.to_owned()),
         };
         let model = row.insert(&txn).await?;
+        self.events
+            .append(
+                &txn,
+                &[NewEvent {
+                    event_type: "credit.policy.version_added",
+                    subject_id: model.policy_id.clone(),
+                    data: serde_json::json!({
+                        "policy_id": model.policy_id,
+                        "version": model.version,
+                        "effective_date": model.effective_date.to_string(),
+                        "principal": principal,
+                    }),
+                }],
+            )
+            .await?;
         txn.commit().await?;
+        self.events.committed();
         Ok(model)
     }
 

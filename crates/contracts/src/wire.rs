@@ -80,6 +80,41 @@ pub fn timestamp(value: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
+/// A JSON object as a `google.protobuf.Struct` (non-objects are wrapped
+/// under `"value"`).
+pub fn json_to_struct(value: serde_json::Value) -> prost_types::Struct {
+    match value {
+        serde_json::Value::Object(map) => prost_types::Struct {
+            fields: map
+                .into_iter()
+                .map(|(k, v)| (k, json_to_value(v)))
+                .collect(),
+        },
+        other => prost_types::Struct {
+            fields: [("value".to_owned(), json_to_value(other))]
+                .into_iter()
+                .collect(),
+        },
+    }
+}
+
+fn json_to_value(value: serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    let kind = match value {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(b),
+        // Money and counts travel as strings in event data; a bare JSON
+        // number is only ever a small count, exact as f64.
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        serde_json::Value::String(s) => Kind::StringValue(s),
+        serde_json::Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.into_iter().map(json_to_value).collect(),
+        }),
+        serde_json::Value::Object(_) => Kind::StructValue(json_to_struct(value)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
 /// Required free text: not blank, no control characters, at most `max_len` bytes.
 pub fn text(field: &str, value: &str, max_len: usize) -> Result<String, ApiError> {
     optional_text(field, value, max_len)?

@@ -2,14 +2,19 @@
 
 use domain::{OpportunityId, Stage};
 use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, Set, TransactionTrait};
+use storage::events::{EventLog, NewEvent};
 
 use crate::entity::{history, opportunity};
 use crate::error::PipelineError;
 use crate::model::NewOpportunity;
 
+/// Name of the pipeline service's event log table.
+pub const EVENT_TABLE: &str = "pipeline_events";
+
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    events: EventLog,
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, PipelineError> {
@@ -18,7 +23,18 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String, PipelineError> {
 
 impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            events: EventLog::new(EVENT_TABLE),
+        }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn events(&self) -> &EventLog {
+        &self.events
     }
 
     pub async fn opportunity(
@@ -85,7 +101,27 @@ impl Store {
         let txn = self.db.begin().await?;
         let model = row.insert(&txn).await?;
         first_stage.insert(&txn).await?;
+        self.events
+            .append(
+                &txn,
+                &[NewEvent {
+                    event_type: "pipeline.opportunity.created",
+                    subject_id: model.id.clone(),
+                    data: serde_json::json!({
+                        "opportunity_id": model.id,
+                        "account_id": model.account_id,
+                        "product_id": model.product_id,
+                        "motion": model.motion,
+                        "stage": model.stage,
+                        "amount": new.amount.to_amount_string(),
+                        "currency_code": model.currency,
+                        "principal": principal,
+                    }),
+                }],
+            )
+            .await?;
         txn.commit().await?;
+        self.events.committed();
         Ok(model)
     }
 }

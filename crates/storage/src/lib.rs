@@ -16,6 +16,8 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr, S
 /// How long a SQLite writer waits for the lock before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+pub mod events;
+
 /// The SQLite URL of a service's embedded database under `data_dir`.
 pub fn sqlite_url(data_dir: &Path, service: &str) -> String {
     format!(
