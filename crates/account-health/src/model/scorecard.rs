@@ -267,7 +267,7 @@ impl Scorecard {
                     .ok_or_else(|| ApiError::invalid(tf("score"), "must be 0-100"))?;
                 thresholds.push(Threshold { min_value, score });
             }
-            thresholds.sort_by(|a, b| b.min_value.cmp(&a.min_value));
+            thresholds.sort_by_key(|t| std::cmp::Reverse(t.min_value));
             measures.push(Measure {
                 name,
                 group: wire::optional_text(&at("group"), &m.group, wire::MAX_NAME_LEN)?
