@@ -54,7 +54,7 @@ impl HealthService {
                         Err(err) => tracing::warn!(error = %err, "daily health sweep failed"),
                     }
                 }
-                let busy = match store.refresh_dirty().await {
+                let busy = match store.refresh_dirty(true).await {
                     Ok(n) => n > 0,
                     Err(err) => {
                         tracing::warn!(error = %err, "health refresh failed");

@@ -64,6 +64,9 @@ fn e2(d: Decimal) -> i64 {
 
 /// Accounts recomputed per pass of the background worker.
 const REFRESH_BATCH: u64 = 200;
+/// How long an account must go unmarked before the background worker
+/// recomputes it.
+const SETTLE: Duration = Duration::seconds(1);
 
 impl Store {
     /// The scorecard in force: the latest version of `default`, or the
@@ -155,11 +158,18 @@ impl Store {
     }
 
     /// Recomputes accounts waiting in the dirty queue; returns how many.
-    pub async fn refresh_dirty(&self) -> Result<usize, HealthError> {
-        let ids: Vec<String> = dirty::Entity::find()
+    /// With `settle`, only accounts left alone for [`SETTLE`]: an account
+    /// receiving a stream of signals is recomputed once the burst pauses, not
+    /// once per batch (a read of it still recomputes at once).
+    pub async fn refresh_dirty(&self, settle: bool) -> Result<usize, HealthError> {
+        let mut query = dirty::Entity::find()
             .select_only()
             .column(dirty::Column::AccountId)
-            .order_by_asc(dirty::Column::MarkedAt)
+            .order_by_asc(dirty::Column::MarkedAt);
+        if settle {
+            query = query.filter(dirty::Column::MarkedAt.lte(storage::now() - SETTLE));
+        }
+        let ids: Vec<String> = query
             .limit(REFRESH_BATCH)
             .into_tuple()
             .all(&self.db)
@@ -178,7 +188,9 @@ impl Store {
         // Bounded: under a constant stream of signals the list goes on
         // being served from what is computed.
         for _ in 0..50 {
-            if self.refresh_dirty().await? < usize::try_from(REFRESH_BATCH).unwrap_or(usize::MAX) {
+            if self.refresh_dirty(false).await?
+                < usize::try_from(REFRESH_BATCH).unwrap_or(usize::MAX)
+            {
                 break;
             }
         }
@@ -202,15 +214,28 @@ impl Store {
     /// Scores the account and each of its products, keeps history when a
     /// score changes, and reconciles its triggers, in one transaction.
     pub async fn recompute(&self, account_id: &str) -> Result<(), HealthError> {
-        let started = storage::now();
-        let now = started;
+        // Clear the mark first: whatever lands from here on marks it again.
+        {
+            let _write = self.writer.enter().await;
+            dirty::Entity::delete_by_id(account_id.to_owned())
+                .exec(&self.db)
+                .await?;
+        }
+        let result = self.recompute_now(account_id).await;
+        if result.is_err() {
+            // Best effort: leave it for the next pass.
+            let _write = self.writer.enter().await;
+            let _ = super::mark_dirty(&self.db, &[account_id.to_owned()]).await;
+        }
+        result
+    }
+
+    async fn recompute_now(&self, account_id: &str) -> Result<(), HealthError> {
+        let now = storage::now();
         let Some(account) = account::Entity::find_by_id(account_id.to_owned())
             .one(&self.db)
             .await?
         else {
-            dirty::Entity::delete_by_id(account_id.to_owned())
-                .exec(&self.db)
-                .await?;
             return Ok(());
         };
         let card = self.active_scorecard().await?;
@@ -418,12 +443,6 @@ impl Store {
                 .await?,
         );
         self.events.append(&txn, &events).await?;
-        // Only clear the mark if nothing re-marked the account meanwhile.
-        dirty::Entity::delete_many()
-            .filter(dirty::Column::AccountId.eq(account_id))
-            .filter(dirty::Column::MarkedAt.lte(started))
-            .exec(&txn)
-            .await?;
         txn.commit().await?;
         if !events.is_empty() {
             self.events.committed();
