@@ -146,7 +146,10 @@ pub fn parse_splits(
     cs_led_without_handoff: bool,
 ) -> Result<Vec<Split>, ApiError> {
     if participants.is_empty() {
-        return Err(ApiError::invalid(field, "at least one participant is required"));
+        return Err(ApiError::invalid(
+            field,
+            "at least one participant is required",
+        ));
     }
     if participants.len() > MAX_PARTICIPANTS {
         return Err(ApiError::invalid(
@@ -262,7 +265,11 @@ pub fn parse_splits(
 /// Fills each OVERLAY participant's percent from the policy's overlay rule when the
 /// request gave none (the named rule, else the policy's first), and checks the overlays'
 /// total stays within 0–1000% of the basis.
-pub fn resolve_splits(field: &str, splits: &[Split], terms: &Terms) -> Result<Vec<Split>, ApiError> {
+pub fn resolve_splits(
+    field: &str,
+    splits: &[Split],
+    terms: &Terms,
+) -> Result<Vec<Split>, ApiError> {
     let mut resolved = splits.to_vec();
     let mut overlay_total = Percent::ZERO;
     for (index, split) in resolved.iter_mut().enumerate() {
@@ -303,7 +310,11 @@ pub fn resolve_splits(field: &str, splits: &[Split], terms: &Terms) -> Result<Ve
 
 /// The credit basis in minor units: the amount (AMOUNT) or the amount times the product
 /// margin rounded half-even (MARGIN, which needs `margin_percent`).
-pub fn credit_basis(amount: Money, margin: Option<Percent>, terms: &Terms) -> Result<i64, ApiError> {
+pub fn credit_basis(
+    amount: Money,
+    margin: Option<Percent>,
+    terms: &Terms,
+) -> Result<i64, ApiError> {
     match terms.basis {
         pb::CreditBasis::Margin => {
             let margin = margin.ok_or_else(|| {
@@ -315,8 +326,7 @@ pub fn credit_basis(amount: Money, margin: Option<Percent>, terms: &Terms) -> Re
                     ),
                 )
             })?;
-            margin_basis(amount.minor(), margin)
-                .map_err(|e| ApiError::invalid("margin_percent", e))
+            margin_basis(amount.minor(), margin).map_err(|e| ApiError::invalid("margin_percent", e))
         }
         _ => Ok(amount.minor()),
     }
@@ -510,8 +520,16 @@ impl Recording {
                 ));
             }
         };
-        check("account_id", show(&self.account_id), show(&replay.account_id));
-        check("product_id", show(&self.product_id), show(&replay.product_id));
+        check(
+            "account_id",
+            show(&self.account_id),
+            show(&replay.account_id),
+        );
+        check(
+            "product_id",
+            show(&self.product_id),
+            show(&replay.product_id),
+        );
         check(
             "subscription_id",
             show(&self.subscription_id),
@@ -528,7 +546,11 @@ impl Recording {
             self.close_date.clone(),
             replay.close_date.clone(),
         );
-        check("policy_id", self.policy_id.clone(), replay.policy_id.clone());
+        check(
+            "policy_id",
+            self.policy_id.clone(),
+            replay.policy_id.clone(),
+        );
         check(
             "cs_led_without_handoff",
             self.cs_led_without_handoff.to_string(),
@@ -541,8 +563,17 @@ impl Recording {
                 format!("{}", replay.participants.len()),
             );
         } else {
-            for (index, (a, b)) in self.participants.iter().zip(&replay.participants).enumerate() {
-                check(&format!("participants[{index}]"), a.to_string(), b.to_string());
+            for (index, (a, b)) in self
+                .participants
+                .iter()
+                .zip(&replay.participants)
+                .enumerate()
+            {
+                check(
+                    &format!("participants[{index}]"),
+                    a.to_string(),
+                    b.to_string(),
+                );
             }
         }
         out
@@ -649,7 +680,11 @@ mod tests {
         let credits = credit(
             "1000.01",
             &terms("25"),
-            &[part("csm", O, ""), part("ae-1", D, "50"), part("ae-2", D, "50")],
+            &[
+                part("csm", O, ""),
+                part("ae-1", D, "50"),
+                part("ae-2", D, "50"),
+            ],
             false,
         );
         assert_eq!(amounts(&credits), ["250.00", "375.01", "375.00"]);
@@ -765,14 +800,21 @@ mod tests {
     fn bad_splits_name_the_field() {
         let cases: Vec<(Vec<pb::Participant>, &str)> = vec![
             (
-                vec![part("csm", O, ""), part("a", D, "50"), part("b", D, "49.99")],
+                vec![
+                    part("csm", O, ""),
+                    part("a", D, "50"),
+                    part("b", D, "49.99"),
+                ],
                 "participants[2].percent",
             ),
             (
                 vec![part("csm", O, ""), part("a", D, "60"), part("b", D, "")],
                 "participants[2].percent",
             ),
-            (vec![part("csm", O, ""), part("a", D, "-5")], "participants[1].percent"),
+            (
+                vec![part("csm", O, ""), part("a", D, "-5")],
+                "participants[1].percent",
+            ),
             (
                 vec![pb::Participant {
                     role: 9,
@@ -799,7 +841,11 @@ mod tests {
             (vec![part("csm", O, "")], "participants"),
             (vec![], "participants"),
             (
-                vec![part("a", D, ""), part("t", V, "600"), part("u", V, "400.01")],
+                vec![
+                    part("a", D, ""),
+                    part("t", V, "600"),
+                    part("u", V, "400.01"),
+                ],
                 "participants[2].percent",
             ),
             (
@@ -885,7 +931,8 @@ mod tests {
             ..Default::default()
         };
         assert!(DealInput::from_request(&ok).is_ok());
-        let cases: Vec<(Box<dyn Fn(&mut pb::RecordDealCreditsRequest)>, &str)> = vec![
+        type Edit = Box<dyn Fn(&mut pb::RecordDealCreditsRequest)>;
+        let cases: Vec<(Edit, &str)> = vec![
             (Box::new(|r| r.deal_id = "nope".into()), "deal_id"),
             (
                 Box::new(|r| r.amount.as_mut().unwrap().amount = "-10".into()),
@@ -901,7 +948,10 @@ mod tests {
             ),
             (Box::new(|r| r.amount = None), "amount"),
             (Box::new(|r| r.close_date = String::new()), "close_date"),
-            (Box::new(|r| r.margin_percent = "101".into()), "margin_percent"),
+            (
+                Box::new(|r| r.margin_percent = "101".into()),
+                "margin_percent",
+            ),
             (Box::new(|r| r.account_id = "x".into()), "account_id"),
             (Box::new(|r| r.policy_id = "A B".into()), "policy_id"),
         ];

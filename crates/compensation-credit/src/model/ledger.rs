@@ -217,7 +217,9 @@ pub fn split_reversals(ctx: &EntryContext<'_>, live: &[&Entry], reason: &str) ->
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindowPosition {
     /// Cancelled `elapsed_days` after the close date, inside the window.
-    Inside { elapsed_days: i64 },
+    Inside {
+        elapsed_days: i64,
+    },
     Outside,
     BeforeClose,
 }
@@ -250,13 +252,12 @@ pub fn clawback_amount(
             let exact = i128::from(released_minor) * (window - elapsed);
             let quotient = exact / window;
             let twice_remainder = (exact % window).abs() * 2;
-            let rounded = if twice_remainder > window
-                || (twice_remainder == window && quotient % 2 != 0)
-            {
-                quotient + exact.signum()
-            } else {
-                quotient
-            };
+            let rounded =
+                if twice_remainder > window || (twice_remainder == window && quotient % 2 != 0) {
+                    quotient + exact.signum()
+                } else {
+                    quotient
+                };
             // |rounded| ≤ |released_minor|, so it fits.
             i64::try_from(rounded).unwrap_or(released_minor)
         }
@@ -299,6 +300,26 @@ pub fn clawback_entries(
             })
         })
         .collect()
+}
+
+/// The ADJUSTMENT a dispute resolution writes: signed, linked to the disputed entry,
+/// same participant, role and currency, released at once (it corrects money as it is).
+pub fn adjustment_entry(
+    ctx: &EntryContext<'_>,
+    disputed: &Entry,
+    amount_minor: i64,
+    reason: &str,
+) -> Entry {
+    ctx.entry(
+        EntryKind::Adjustment,
+        &disputed.participant_id,
+        disputed.role,
+        disputed.team.clone(),
+        amount_minor,
+        reason.to_owned(),
+        Some(disputed.entry_id.clone()),
+        ctx.now,
+    )
 }
 
 /// A derived balance: the sum of one participant's entries in one role and currency.
@@ -520,7 +541,10 @@ mod tests {
         );
         assert_eq!(claws.len(), 2);
         assert_eq!(claws[0].amount_minor, -16_667);
-        assert_eq!(claws[0].reverses_entry_id.as_deref(), Some(credits[0].entry_id.as_str()));
+        assert_eq!(
+            claws[0].reverses_entry_id.as_deref(),
+            Some(credits[0].entry_id.as_str())
+        );
         assert!(claws[0].is_released(t(5)));
         // The held credit is forfeited in full and stays held beside it: never paid.
         assert_eq!(claws[1].amount_minor, -75_001);
@@ -555,26 +579,44 @@ mod tests {
         let figures = statement(&all, t(5), t(20), t(15)).unwrap();
         assert_eq!(figures.len(), 2);
         let eur = &figures[0];
-        assert_eq!((eur.currency.as_str(), eur.opening, eur.closing), ("EUR", 0, 5_000));
+        assert_eq!(
+            (eur.currency.as_str(), eur.opening, eur.closing),
+            ("EUR", 0, 5_000)
+        );
         assert_eq!((eur.held, eur.released, eur.overlay), (5_000, 0, 5_000));
         let usd_fig = &figures[1];
         assert_eq!(usd_fig.opening, 100_001);
         assert_eq!(usd_fig.closing, 75_001);
-        assert_eq!(
-            usd_fig.totals,
-            [(Originator, EntryKind::Clawback, -25_000)]
-        );
+        assert_eq!(usd_fig.totals, [(Originator, EntryKind::Clawback, -25_000)]);
         assert_eq!((usd_fig.cs_sourced, usd_fig.sales_closed), (-25_000, 0));
     }
 
     /// One step of a random ledger history.
     #[derive(Debug, Clone)]
     enum Op {
-        Record { basis: i64, origination: u32, delivery: Vec<u32>, hold_days: i64 },
-        Replace { deal: usize, origination: u32, delivery: Vec<u32> },
-        Approve { deal: usize },
-        Clawback { deal: usize, prorated: bool, elapsed: i64 },
-        Adjust { entry: usize, amount: i64 },
+        Record {
+            basis: i64,
+            origination: u32,
+            delivery: Vec<u32>,
+            hold_days: i64,
+        },
+        Replace {
+            deal: usize,
+            origination: u32,
+            delivery: Vec<u32>,
+        },
+        Approve {
+            deal: usize,
+        },
+        Clawback {
+            deal: usize,
+            prorated: bool,
+            elapsed: i64,
+        },
+        Adjust {
+            entry: usize,
+            amount: i64,
+        },
     }
 
     fn weights_to_splits(weights: &[u32]) -> Vec<Split> {
@@ -623,14 +665,18 @@ mod tests {
     fn ops() -> impl Strategy<Value = Vec<Op>> {
         let weights = prop::collection::vec(1_u32..1000, 1..4);
         let op = prop_oneof![
-            (1_i64..10_000_000_000, 0_u32..=100, weights.clone(), 0_i64..3).prop_map(
-                |(basis, origination, delivery, hold_days)| Op::Record {
+            (
+                1_i64..10_000_000_000,
+                0_u32..=100,
+                weights.clone(),
+                0_i64..3
+            )
+                .prop_map(|(basis, origination, delivery, hold_days)| Op::Record {
                     basis,
                     origination,
                     delivery,
                     hold_days
-                }
-            ),
+                }),
             (0_usize..8, 0_u32..=100, weights).prop_map(|(deal, origination, delivery)| {
                 Op::Replace {
                     deal,
@@ -646,10 +692,8 @@ mod tests {
                     elapsed,
                 }
             }),
-            (0_usize..64, -100_000_i64..100_000).prop_map(|(entry, amount)| Op::Adjust {
-                entry,
-                amount
-            }),
+            (0_usize..64, -100_000_i64..100_000)
+                .prop_map(|(entry, amount)| Op::Adjust { entry, amount }),
         ];
         prop::collection::vec(op, 1..40)
     }
@@ -721,7 +765,7 @@ mod tests {
                     Op::Adjust { entry, amount } => {
                         let Some(target) = entries.get(entry).cloned() else { continue };
                         let c = EntryContext { deal_id: &target.deal_id, revision: target.split_revision, ..ctx(now, 0) };
-                        entries.push(c.entry(EntryKind::Adjustment, &target.participant_id, target.role, target.team.clone(), amount, "dispute".into(), Some(target.entry_id.clone()), now));
+                        entries.push(adjustment_entry(&c, &target, amount, "dispute"));
                     }
                 }
             }

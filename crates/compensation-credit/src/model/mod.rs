@@ -7,6 +7,7 @@
 //!   and statements, all derived from append-only entries.
 
 pub mod deal;
+pub mod inputs;
 pub mod ledger;
 pub mod policy;
 
