@@ -6,5 +6,6 @@
 
 mod harness;
 
+mod credit;
 mod foundation;
 mod readme;
