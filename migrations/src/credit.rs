@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateEvents),
             Box::new(CreateCreditLedger),
             Box::new(RefuseLedgerRewrites),
+            Box::new(CreateCreditRequests),
         ]
     }
 }
@@ -517,5 +518,58 @@ impl MigrationTrait for RefuseLedgerRewrites {
                 .await?;
         }
         Ok(())
+    }
+}
+
+#[derive(DeriveIden)]
+enum CreditRequests {
+    Table,
+    RequestId,
+    Method,
+    Request,
+    Response,
+    CreatedAt,
+    CreatedBy,
+}
+
+/// `credit_requests`: the first response to each mutation sent with a `request_id`
+/// (AIP-155), so a retry gets the same answer. Not part of the ledger: rows older than
+/// the retention (at least 24 h) may be purged.
+struct CreateCreditRequests;
+
+impl MigrationName for CreateCreditRequests {
+    fn name(&self) -> &str {
+        "m20261125_000005_create_credit_requests"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateCreditRequests {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        use CreditRequests as Q;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Q::Table)
+                    .col(
+                        ColumnDef::new(Q::RequestId)
+                            .string()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(Q::Method).string().not_null())
+                    .col(ColumnDef::new(Q::Request).blob().not_null())
+                    .col(ColumnDef::new(Q::Response).blob().not_null())
+                    .col(timestamp(Q::CreatedAt))
+                    .col(ColumnDef::new(Q::CreatedBy).string().not_null())
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(CreditRequests::Table).to_owned())
+            .await
     }
 }

@@ -24,6 +24,7 @@ on_both_databases!(
     bad_input_is_refused_with_the_field_and_writes_nothing,
     the_database_refuses_ledger_rewrites,
     watch_events_shows_every_credit_write,
+    request_ids_and_concurrent_retries_apply_once,
 );
 
 type Client = CompensationCreditServiceClient<Channel>;
@@ -895,6 +896,19 @@ async fn statements_and_ledger_pages(backend: Backend) {
     assert_eq!(amount(&sales_team.currencies[0].sales_closed), "750.01");
     assert_eq!(amount(&sales_team.currencies[0].cs_sourced), "0.00");
 
+    // Everyone: the organisation's CS-sourced beside Sales-closed credit.
+    let everyone = client
+        .get_statement(statement("", "", today))
+        .await
+        .unwrap()
+        .into_inner();
+    let org = &everyone.currencies[0];
+    assert_eq!(amount(&org.cs_sourced), "250.00");
+    assert_eq!(amount(&org.sales_closed), "750.01");
+    assert_eq!(amount(&org.overlay), "50.00");
+    assert_eq!(amount(&org.closing_balance), "1050.01");
+    assert_eq!(everyone.entries.len(), 12);
+
     // Statement entries page too.
     let paged = client
         .get_statement(credit::GetStatementRequest {
@@ -1135,4 +1149,97 @@ async fn watch_events_shows_every_credit_write(backend: Backend) {
             "credit.deal.clawed_back",
         ]
     );
+}
+
+async fn request_ids_and_concurrent_retries_apply_once(backend: Backend) {
+    let server = Server::start(&backend, &[]);
+    let mut client = server.credit().await;
+
+    // A retried policy write with its request_id adds one version, not two.
+    let upsert = |origination: &str| credit::UpsertCreditPolicyRequest {
+        request_id: "policy-2026".into(),
+        policy: Some(credit::CreditPolicy {
+            origination_percent: origination.into(),
+            effective_date: "2026-01-01".into(),
+            ..Default::default()
+        }),
+    };
+    let first = client
+        .upsert_credit_policy(upsert("25"))
+        .await
+        .unwrap()
+        .into_inner();
+    let retry = client
+        .upsert_credit_policy(upsert("25"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first, retry);
+    assert_eq!(first.policy.unwrap().version, 1);
+    let err = client.upsert_credit_policy(upsert("30")).await.unwrap_err();
+    assert_eq!(field_of(&err), "request_id");
+    let err = client
+        .upsert_credit_policy(credit::UpsertCreditPolicyRequest {
+            request_id: "x".repeat(500),
+            ..upsert("25")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(&err), "request_id");
+
+    // With a request_id a retry gets the first response back (created: true).
+    let mut req = spec_deal();
+    req.request_id = "close-won-42".into();
+    let a = record(&mut client, req.clone()).await;
+    let b = record(&mut client, req.clone()).await;
+    assert!(a.created && b.created);
+    assert_eq!(a, b);
+
+    // The same deal recorded by eight callers at once: one creates, all agree.
+    let concurrent = spec_deal();
+    let calls = (0..8).map(|_| {
+        let mut client = client.clone();
+        let req = concurrent.clone();
+        tokio::spawn(async move {
+            client
+                .record_deal_credits(req)
+                .await
+                .map(|r| r.into_inner())
+        })
+    });
+    let mut created = 0;
+    let mut seen = Vec::new();
+    for call in calls {
+        let reply = call.await.unwrap().unwrap();
+        created += usize::from(reply.created);
+        seen.push(reply.credits.unwrap().entries);
+    }
+    assert_eq!(created, 1);
+    assert!(seen.windows(2).all(|w| w[0] == w[1]));
+
+    // Eight cancellations of the deal at once claw back once.
+    let calls = (0..8).map(|_| {
+        let mut client = client.clone();
+        let deal_id = concurrent.deal_id.clone();
+        tokio::spawn(async move {
+            client
+                .apply_clawback(credit::ApplyClawbackRequest {
+                    deal_id,
+                    cancel_date: "2026-04-30".into(),
+                    ..Default::default()
+                })
+                .await
+                .map(|r| r.into_inner())
+        })
+    });
+    let mut created = 0;
+    for call in calls {
+        let reply = call.await.unwrap().unwrap();
+        created += usize::from(reply.created);
+        assert_eq!(reply.entries.len(), 4);
+    }
+    assert_eq!(created, 1);
+    let after = deal(&mut client, &concurrent.deal_id).await;
+    assert_eq!(after.entries.len(), 8);
+    assert_eq!(all_entries(&mut client).await.len(), 4 + 8);
 }

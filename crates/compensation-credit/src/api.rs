@@ -3,6 +3,7 @@
 use contracts::pb::credit::v1 as pb;
 use contracts::pb::credit::v1::compensation_credit_service_server::CompensationCreditService;
 use contracts::{ApiError, page, principal_of, wire};
+use prost::Message;
 use sea_orm::DatabaseConnection;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
@@ -38,6 +39,57 @@ fn invalid(err: ApiError) -> CreditError {
     CreditError::from(err)
 }
 
+/// Longest accepted `request_id`, in bytes.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// A request's bytes with its `request_id` cleared: what a retry must repeat exactly.
+fn request_bytes<M: Message + Clone>(req: &M, clear: impl FnOnce(&mut M)) -> Vec<u8> {
+    let mut copy = req.clone();
+    clear(&mut copy);
+    copy.encode_to_vec()
+}
+
+impl CreditService {
+    /// Runs a mutation at most once per `request_id` (AIP-155): a retry with the same id
+    /// and the same request gets the first response back; the same id with another
+    /// request is refused. Without an id the mutation simply runs.
+    async fn once<T, F>(
+        &self,
+        method: &'static str,
+        principal: &str,
+        request_id: &str,
+        request: Vec<u8>,
+        run: F,
+    ) -> Reply<T>
+    where
+        T: Message + Default,
+        F: Future<Output = Result<T, CreditError>>,
+    {
+        let Some(id) =
+            wire::optional_text("request_id", request_id, MAX_REQUEST_ID_LEN).map_err(invalid)?
+        else {
+            return Ok(Response::new(run.await?));
+        };
+        if let Some(first) = self.store.remembered(&id).await? {
+            if first.method != method || first.request != request {
+                return Err(invalid(ApiError::invalid(
+                    "request_id",
+                    format!("{id:?} was already used for a different request"),
+                ))
+                .into());
+            }
+            let response = T::decode(first.response.as_slice())
+                .map_err(|e| CreditError::Corrupt(format!("request {id:?}: {e}")))?;
+            return Ok(Response::new(response));
+        }
+        let response = run.await?;
+        self.store
+            .remember(&id, method, request, response.encode_to_vec(), principal)
+            .await?;
+        Ok(Response::new(response))
+    }
+}
+
 #[tonic::async_trait]
 impl CompensationCreditService for CreditService {
     #[tracing::instrument(skip_all)]
@@ -46,13 +98,18 @@ impl CompensationCreditService for CreditService {
         request: Request<pb::UpsertCreditPolicyRequest>,
     ) -> Reply<pb::UpsertCreditPolicyResponse> {
         let principal = principal_of(&request);
+        let req = request.into_inner();
         let today = storage::now().date_naive();
-        let input = PolicyInput::from_request(request.get_ref(), today).map_err(invalid)?;
-        let model = self.store.add_policy_version(&input, &principal).await?;
-        tracing::info!(policy_id = %model.policy_id, version = model.version, "credit policy version added");
-        Ok(Response::new(pb::UpsertCreditPolicyResponse {
-            policy: Some(policy_to_pb(model)?),
-        }))
+        let input = PolicyInput::from_request(&req, today).map_err(invalid)?;
+        let bytes = request_bytes(&req, |r| r.request_id.clear());
+        self.once("UpsertCreditPolicy", &principal, &req.request_id, bytes, async {
+            let model = self.store.add_policy_version(&input, &principal).await?;
+            tracing::info!(policy_id = %model.policy_id, version = model.version, "credit policy version added");
+            Ok(pb::UpsertCreditPolicyResponse {
+                policy: Some(policy_to_pb(model)?),
+            })
+        })
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -86,13 +143,24 @@ impl CompensationCreditService for CreditService {
         request: Request<pb::RecordDealCreditsRequest>,
     ) -> Reply<pb::RecordDealCreditsResponse> {
         let principal = principal_of(&request);
-        let input = DealInput::from_request(request.get_ref()).map_err(invalid)?;
-        let (view, created) = self.store.record_deal(&input, &principal).await?;
-        tracing::info!(deal_id = %view.deal.deal_id, created, "deal credits recorded");
-        Ok(Response::new(pb::RecordDealCreditsResponse {
-            credits: Some(deal_to_pb(&view, storage::now())?),
-            created,
-        }))
+        let req = request.into_inner();
+        let input = DealInput::from_request(&req).map_err(invalid)?;
+        let bytes = request_bytes(&req, |r| r.request_id.clear());
+        self.once(
+            "RecordDealCredits",
+            &principal,
+            &req.request_id,
+            bytes,
+            async {
+                let (view, created) = self.store.record_deal(&input, &principal).await?;
+                tracing::info!(deal_id = %view.deal.deal_id, created, "deal credits recorded");
+                Ok(pb::RecordDealCreditsResponse {
+                    credits: Some(deal_to_pb(&view, storage::now())?),
+                    created,
+                })
+            },
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -101,7 +169,7 @@ impl CompensationCreditService for CreditService {
         request: Request<pb::ReplaceDealSplitsRequest>,
     ) -> Reply<pb::ReplaceDealSplitsResponse> {
         let principal = principal_of(&request);
-        let req = request.get_ref();
+        let req = request.into_inner();
         let deal = deal_id("deal_id", &req.deal_id).map_err(invalid)?;
         let splits = parse_splits(
             "participants",
@@ -110,19 +178,29 @@ impl CompensationCreditService for CreditService {
         )
         .map_err(invalid)?;
         let reason = wire::text("reason", &req.reason, wire::MAX_NOTE_LEN).map_err(invalid)?;
-        let view = self
-            .store
-            .replace_splits(
-                &deal.to_string(),
-                &splits,
-                req.cs_led_without_handoff,
-                &reason,
-                &principal,
-            )
-            .await?;
-        Ok(Response::new(pb::ReplaceDealSplitsResponse {
-            credits: Some(deal_to_pb(&view, storage::now())?),
-        }))
+        let bytes = request_bytes(&req, |r| r.request_id.clear());
+        self.once(
+            "ReplaceDealSplits",
+            &principal,
+            &req.request_id,
+            bytes,
+            async {
+                let view = self
+                    .store
+                    .replace_splits(
+                        &deal.to_string(),
+                        &splits,
+                        req.cs_led_without_handoff,
+                        &reason,
+                        &principal,
+                    )
+                    .await?;
+                Ok(pb::ReplaceDealSplitsResponse {
+                    credits: Some(deal_to_pb(&view, storage::now())?),
+                })
+            },
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -143,19 +221,30 @@ impl CompensationCreditService for CreditService {
         request: Request<pb::ApproveCreditsRequest>,
     ) -> Reply<pb::ApproveCreditsResponse> {
         let principal = principal_of(&request);
-        let input = ApproveInput::from_request(request.get_ref()).map_err(invalid)?;
-        let released = self
-            .store
-            .approve(
-                &input.entry_ids,
-                input.deal_id.as_deref(),
-                input.note,
-                &principal,
-            )
-            .await?;
-        Ok(Response::new(pb::ApproveCreditsResponse {
-            released: entries_to_pb(&released, storage::now())?,
-        }))
+        let req = request.into_inner();
+        let input = ApproveInput::from_request(&req).map_err(invalid)?;
+        let bytes = request_bytes(&req, |r| r.request_id.clear());
+        self.once(
+            "ApproveCredits",
+            &principal,
+            &req.request_id,
+            bytes,
+            async {
+                let released = self
+                    .store
+                    .approve(
+                        &input.entry_ids,
+                        input.deal_id.as_deref(),
+                        input.note.clone(),
+                        &principal,
+                    )
+                    .await?;
+                Ok(pb::ApproveCreditsResponse {
+                    released: entries_to_pb(&released, storage::now())?,
+                })
+            },
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -164,22 +253,27 @@ impl CompensationCreditService for CreditService {
         request: Request<pb::ApplyClawbackRequest>,
     ) -> Reply<pb::ApplyClawbackResponse> {
         let principal = principal_of(&request);
-        let input = ClawbackInput::from_request(request.get_ref()).map_err(invalid)?;
-        let outcome = self
-            .store
-            .apply_clawback(
-                input.deal_id.as_deref(),
-                input.subscription_id.as_deref(),
-                input.cancel_date,
-                &input.reason,
-                &principal,
-            )
-            .await?;
-        Ok(Response::new(pb::ApplyClawbackResponse {
-            entries: entries_to_pb(&outcome.entries, storage::now())?,
-            created: outcome.created,
-            outside_window_deal_ids: outcome.outside_window,
-        }))
+        let req = request.into_inner();
+        let input = ClawbackInput::from_request(&req).map_err(invalid)?;
+        let bytes = request_bytes(&req, |r| r.request_id.clear());
+        self.once("ApplyClawback", &principal, &req.request_id, bytes, async {
+            let outcome = self
+                .store
+                .apply_clawback(
+                    input.deal_id.as_deref(),
+                    input.subscription_id.as_deref(),
+                    input.cancel_date,
+                    &input.reason,
+                    &principal,
+                )
+                .await?;
+            Ok(pb::ApplyClawbackResponse {
+                entries: entries_to_pb(&outcome.entries, storage::now())?,
+                created: outcome.created,
+                outside_window_deal_ids: outcome.outside_window,
+            })
+        })
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -213,14 +307,19 @@ impl CompensationCreditService for CreditService {
         request: Request<pb::OpenDisputeRequest>,
     ) -> Reply<pb::OpenDisputeResponse> {
         let principal = principal_of(&request);
-        let (entry_id, reason) = open_dispute(request.get_ref()).map_err(invalid)?;
-        let view = self
-            .store
-            .open_dispute(&entry_id, &reason, &principal)
-            .await?;
-        Ok(Response::new(pb::OpenDisputeResponse {
-            dispute: Some(dispute_to_pb(&view)),
-        }))
+        let req = request.into_inner();
+        let (entry_id, reason) = open_dispute(&req).map_err(invalid)?;
+        let bytes = request_bytes(&req, |r| r.request_id.clear());
+        self.once("OpenDispute", &principal, &req.request_id, bytes, async {
+            let view = self
+                .store
+                .open_dispute(&entry_id, &reason, &principal)
+                .await?;
+            Ok(pb::OpenDisputeResponse {
+                dispute: Some(dispute_to_pb(&view)),
+            })
+        })
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -229,21 +328,37 @@ impl CompensationCreditService for CreditService {
         request: Request<pb::ResolveDisputeRequest>,
     ) -> Reply<pb::ResolveDisputeResponse> {
         let principal = principal_of(&request);
-        let input = ResolveInput::from_request(request.get_ref()).map_err(invalid)?;
+        let req = request.into_inner();
+        let input = ResolveInput::from_request(&req).map_err(invalid)?;
         let resolution = match input.adjustment {
             Some(money) => Resolution::Adjust(money),
             None => Resolution::Reject,
         };
-        let (view, adjustment) = self
-            .store
-            .resolve_dispute(&input.dispute_id, resolution, input.note, &principal)
-            .await?;
-        Ok(Response::new(pb::ResolveDisputeResponse {
-            dispute: Some(dispute_to_pb(&view)),
-            adjustment: adjustment
-                .map(|e| entry_to_pb(&e, storage::now()))
-                .transpose()?,
-        }))
+        let bytes = request_bytes(&req, |r| r.request_id.clear());
+        self.once(
+            "ResolveDispute",
+            &principal,
+            &req.request_id,
+            bytes,
+            async {
+                let (view, adjustment) = self
+                    .store
+                    .resolve_dispute(
+                        &input.dispute_id,
+                        resolution,
+                        input.note.clone(),
+                        &principal,
+                    )
+                    .await?;
+                Ok(pb::ResolveDisputeResponse {
+                    dispute: Some(dispute_to_pb(&view)),
+                    adjustment: adjustment
+                        .map(|e| entry_to_pb(&e, storage::now()))
+                        .transpose()?,
+                })
+            },
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -254,7 +369,8 @@ impl CompensationCreditService for CreditService {
         let input = StatementInput::from_request(request.get_ref()).map_err(invalid)?;
         let subject = match (&input.participant_id, &input.team) {
             (Some(p), _) => StatementSubject::Participant(p.clone()),
-            (None, team) => StatementSubject::Team(team.clone().unwrap_or_default()),
+            (None, Some(team)) => StatementSubject::Team(team.clone()),
+            (None, None) => StatementSubject::Everyone,
         };
         let entries = self.store.statement_entries(&subject, input.end).await?;
         let now = storage::now();

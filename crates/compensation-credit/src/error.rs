@@ -32,8 +32,6 @@ pub enum CreditError {
     },
     #[error("dispute {0} is already resolved")]
     DisputeAlreadyResolved(String),
-    #[error("{0} is not implemented yet")]
-    Unimplemented(&'static str),
     #[error("stored credit data is unreadable: {0}")]
     Corrupt(String),
     #[error("storage: {0}")]
@@ -106,7 +104,6 @@ impl From<CreditError> for ApiError {
                 dispute_id,
                 message,
             ),
-            CreditError::Unimplemented(method) => ApiError::Unimplemented { method },
             CreditError::Corrupt(detail) => {
                 tracing::error!(%detail, "corrupt credit data");
                 ApiError::internal(detail)

@@ -15,7 +15,7 @@ use sea_orm::{
 use storage::events::{EventLog, NewEvent};
 
 use crate::entity::{
-    clawback, deal, dispute, dispute_resolution, ledger_entry, policy, release, split_set,
+    clawback, deal, dispute, dispute_resolution, ledger_entry, policy, release, request, split_set,
 };
 use crate::error::CreditError;
 use crate::model::deal::{DealInput, Recording, Split, allocate, credit_basis, resolve_splits};
@@ -86,6 +86,8 @@ pub struct ClawbackOutcome {
 pub enum StatementSubject {
     Participant(String),
     Team(String),
+    /// Everyone: the organisation's totals, CS-sourced beside Sales-closed.
+    Everyone,
 }
 
 fn corrupt(what: impl std::fmt::Display) -> CreditError {
@@ -662,6 +664,26 @@ impl Store {
         note: Option<String>,
         principal: &str,
     ) -> Result<Vec<Entry>, CreditError> {
+        // A concurrent approval of the same entries wins the release rows' keys; one more
+        // pass then sees them released and leaves them out.
+        match self
+            .try_approve(entry_ids, deal_id, note.clone(), principal)
+            .await
+        {
+            Err(CreditError::Store(err)) if is_unique_violation(&err) => {
+                self.try_approve(entry_ids, deal_id, note, principal).await
+            }
+            other => other,
+        }
+    }
+
+    async fn try_approve(
+        &self,
+        entry_ids: &[String],
+        deal_id: Option<&str>,
+        note: Option<String>,
+        principal: &str,
+    ) -> Result<Vec<Entry>, CreditError> {
         let now = storage::now();
         let mut targets: Vec<Entry> = Vec::new();
         if entry_ids.is_empty() {
@@ -739,6 +761,24 @@ impl Store {
     /// when the cancellation falls inside each deal's window. A deal is clawed back at
     /// most once: a repeat returns the earlier entries.
     pub async fn apply_clawback(
+        &self,
+        deal_id: Option<&str>,
+        subscription_id: Option<&str>,
+        cancel_date: NaiveDate,
+        reason: &str,
+        principal: &str,
+    ) -> Result<ClawbackOutcome, CreditError> {
+        // A concurrent clawback of the same deal wins its key; one more pass then finds
+        // the deal clawed back and returns those entries.
+        let attempt =
+            || self.try_apply_clawback(deal_id, subscription_id, cancel_date, reason, principal);
+        match attempt().await {
+            Err(CreditError::Store(err)) if is_unique_violation(&err) => attempt().await,
+            other => other,
+        }
+    }
+
+    async fn try_apply_clawback(
         &self,
         deal_id: Option<&str>,
         subscription_id: Option<&str>,
@@ -919,17 +959,20 @@ impl Store {
         with_approvals(&self.db, rows).await
     }
 
-    /// Every entry of a participant or team created before `end`, in entry-id order.
+    /// Every entry of a participant, a team or everyone created before `end`, in entry-id
+    /// order.
     pub async fn statement_entries(
         &self,
         subject: &StatementSubject,
         end: DateTime<Utc>,
     ) -> Result<Vec<Entry>, CreditError> {
         use ledger_entry::Column as C;
-        let who = match subject {
-            StatementSubject::Participant(p) => C::ParticipantId.eq(p.as_str()),
-            StatementSubject::Team(t) => C::Team.eq(t.as_str()),
-        };
+        let mut who = Condition::all();
+        match subject {
+            StatementSubject::Participant(p) => who = who.add(C::ParticipantId.eq(p.as_str())),
+            StatementSubject::Team(t) => who = who.add(C::Team.eq(t.as_str())),
+            StatementSubject::Everyone => {}
+        }
         let rows = ledger_entry::Entity::find()
             .filter(who)
             .filter(C::CreatedAt.lt(end))
@@ -1098,5 +1141,46 @@ impl Store {
             },
             adjustment,
         ))
+    }
+
+    /// The first response remembered for `request_id`, if any.
+    pub async fn remembered(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<request::Model>, CreditError> {
+        Ok(request::Entity::find_by_id(request_id.to_owned())
+            .one(&self.db)
+            .await?)
+    }
+
+    /// Remembers the response to a request sent with `request_id`. Written after the
+    /// write it answers has committed: a crash in between only means a retry runs the
+    /// write again, which each credit write tolerates (recording, replacement, approval
+    /// and clawback are idempotent by content; a second dispute open or resolve is
+    /// refused). A concurrent retry that remembered first wins.
+    pub async fn remember(
+        &self,
+        request_id: &str,
+        method: &str,
+        request: Vec<u8>,
+        response: Vec<u8>,
+        principal: &str,
+    ) -> Result<(), CreditError> {
+        let row = request::ActiveModel {
+            request_id: Set(request_id.to_owned()),
+            method: Set(method.to_owned()),
+            request: Set(request),
+            response: Set(response),
+            created_at: Set(storage::now()),
+            created_by: Set(principal.to_owned()),
+        };
+        match request::Entity::insert(row)
+            .exec_without_returning(&self.db)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if is_unique_violation(&err) => Ok(()),
+            Err(err) => Err(err.into()),
+        }
     }
 }

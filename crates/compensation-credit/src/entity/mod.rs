@@ -1,5 +1,6 @@
-//! SeaORM entities of the credit service's own tables. Every table but
-//! `credit_policies`' history is append-only, enforced by database triggers.
+//! SeaORM entities of the credit service's own tables, one file per table. The
+//! ledger tables (all but `credit_policies` and `credit_requests`) only ever gain
+//! rows, and database triggers refuse an update or delete of them.
 
 pub mod clawback;
 pub mod deal;
@@ -8,4 +9,5 @@ pub mod dispute_resolution;
 pub mod ledger_entry;
 pub mod policy;
 pub mod release;
+pub mod request;
 pub mod split_set;
