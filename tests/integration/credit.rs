@@ -802,6 +802,36 @@ async fn statements_and_ledger_pages(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!(by_role.entries.len(), 4);
+    // A time range around now holds everything; one in the future holds nothing.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let at = |seconds: i64| Some(prost_types::Timestamp { seconds, nanos: 0 });
+    let ranged = |start: i64, end: i64| credit::ListLedgerEntriesRequest {
+        start_time: at(start),
+        end_time: at(end),
+        page_size: 1000,
+        ..Default::default()
+    };
+    let around = client
+        .list_ledger_entries(ranged(now - 3600, now + 3600))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(around.entries.len(), 12);
+    let future = client
+        .list_ledger_entries(ranged(now + 3600, now + 7200))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(future.entries.is_empty());
+    let err = client
+        .list_ledger_entries(ranged(now, now - 1))
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(&err), "end_time");
+
     // A token from one query is refused by another; negative sizes are refused.
     let page = client
         .list_ledger_entries(credit::ListLedgerEntriesRequest {
@@ -1242,4 +1272,58 @@ async fn request_ids_and_concurrent_retries_apply_once(backend: Backend) {
     let after = deal(&mut client, &concurrent.deal_id).await;
     assert_eq!(after.entries.len(), 8);
     assert_eq!(all_entries(&mut client).await.len(), 4 + 8);
+}
+
+/// Measures RecordDealCredits through the real binary: `cargo test -p expansion --test
+/// integration credit_throughput -- --ignored --nocapture`. Prints, asserts nothing
+/// about speed.
+async fn record_throughput(backend: Backend, label: &str) {
+    const DEALS: usize = 2000;
+    const CONCURRENCY: usize = 16;
+    let server = Server::start(&backend, &[]);
+    let mut client = server.credit().await;
+    policy(&mut client, |_| {}).await;
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..CONCURRENCY {
+        let mut client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            for _ in (worker..DEALS).step_by(CONCURRENCY) {
+                let t = std::time::Instant::now();
+                client.record_deal_credits(spec_deal()).await.unwrap();
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let pct = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
+    println!(
+        "{label}: {DEALS} RecordDealCredits (4 entries each) at concurrency {CONCURRENCY}: \
+         {:.0} deals/s, p50 {:?}, p99 {:?}",
+        DEALS as f64 / elapsed.as_secs_f64(),
+        pct(50),
+        pct(99)
+    );
+    assert_eq!(all_entries(&mut client).await.len(), 1000.min(DEALS * 4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run on demand"]
+async fn credit_throughput_sqlite() {
+    record_throughput(Backend::sqlite(), "sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run on demand"]
+async fn credit_throughput_postgres() {
+    if let Some(backend) = Backend::postgres().await {
+        record_throughput(backend, "postgres").await;
+    }
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use domain::{CreditRole, DisputeId, Money};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait, TryIntoModel,
 };
 use storage::events::{EventLog, NewEvent};
 
@@ -491,8 +491,9 @@ impl Store {
             created_by: Set(principal.to_owned()),
         };
 
+        let model = row.clone().try_into_model()?;
         let txn = self.db.begin().await?;
-        if let Err(err) = row.insert(&txn).await {
+        if let Err(err) = deal::Entity::insert(row).exec_without_returning(&txn).await {
             drop(txn);
             // Recorded concurrently: answer as a replay would.
             if is_unique_violation(&err)
@@ -504,7 +505,7 @@ impl Store {
             }
             return Err(err.into());
         }
-        split_set_row(
+        split_set::Entity::insert(split_set_row(
             &deal_id,
             1,
             &splits,
@@ -512,8 +513,8 @@ impl Store {
             None,
             principal,
             now,
-        )?
-        .insert(&txn)
+        )?)
+        .exec_without_returning(&txn)
         .await?;
         insert_entries(&txn, &entries).await?;
         self.events
@@ -536,7 +537,18 @@ impl Store {
             .await?;
         txn.commit().await?;
         self.events.committed();
-        Ok((self.deal(&deal_id).await?, true))
+        // Answer from what was written rather than reading it all back.
+        Ok((
+            DealView {
+                deal: model,
+                splits,
+                revision: 1,
+                cs_led_without_handoff: input.cs_led_without_handoff,
+                entries,
+                clawed_back: false,
+            },
+            true,
+        ))
     }
 
     /// Replaces a deal's whole split set: ADJUSTMENT reversals of the live credits, then
