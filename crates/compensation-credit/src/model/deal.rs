@@ -25,6 +25,10 @@ use super::policy::{MAX_OVERLAY_TOTAL, Terms, policy_id};
 pub const MAX_PARTICIPANTS: usize = 64;
 /// Longest participant id or team name, in bytes.
 pub const MAX_ID_LEN: usize = 128;
+/// Largest deal amount (or adjustment) in minor units: 10^15, ten trillion dollars. Far
+/// above any real deal, and low enough that a participant's statement summing thousands
+/// of such amounts (overlays up to 10×) never leaves `i64`.
+pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000_000;
 
 /// Serde for a [`CreditRole`] as its upper-case name.
 mod role_text {
@@ -441,6 +445,12 @@ impl DealInput {
             return Err(ApiError::invalid(
                 "amount.amount",
                 format!("must be positive, got {amount}"),
+            ));
+        }
+        if amount.minor() > MAX_AMOUNT_MINOR {
+            return Err(ApiError::invalid(
+                "amount.amount",
+                format!("{amount} is beyond the largest deal this service credits"),
             ));
         }
         let margin = wire::optional_percent("margin_percent", &req.margin_percent)?
@@ -940,6 +950,10 @@ mod tests {
             ),
             (
                 Box::new(|r| r.amount.as_mut().unwrap().amount = "0".into()),
+                "amount.amount",
+            ),
+            (
+                Box::new(|r| r.amount.as_mut().unwrap().amount = "10000000000000.01".into()),
                 "amount.amount",
             ),
             (

@@ -6,7 +6,7 @@ use contracts::pb::credit::v1 as pb;
 use contracts::{ApiError, page, wire};
 use domain::{DisputeId, LedgerEntryId, Money, SubscriptionId};
 
-use super::deal::{deal_id, optional_role, participant_id};
+use super::deal::{MAX_AMOUNT_MINOR, deal_id, optional_role, participant_id};
 use super::ledger::EntryKind;
 
 /// Most entry ids one ApproveCredits call may list.
@@ -225,6 +225,12 @@ impl ResolveInput {
                         return Err(ApiError::invalid(
                             "adjustment.amount",
                             "must not be zero; reject the dispute instead",
+                        ));
+                    }
+                    if m.minor().unsigned_abs() > MAX_AMOUNT_MINOR.unsigned_abs() {
+                        return Err(ApiError::invalid(
+                            "adjustment.amount",
+                            format!("{m} is beyond the largest adjustment allowed"),
                         ));
                     }
                     Some(m)
