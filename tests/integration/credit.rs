@@ -1272,6 +1272,46 @@ async fn request_ids_and_concurrent_retries_apply_once(backend: Backend) {
     let after = deal(&mut client, &concurrent.deal_id).await;
     assert_eq!(after.entries.len(), 8);
     assert_eq!(all_entries(&mut client).await.len(), 4 + 8);
+
+    // A split replacement racing a clawback: whichever wins, nothing stays credited,
+    // and other deals recorded meanwhile are unaffected.
+    for round in 0..4 {
+        let req = spec_deal();
+        record(&mut client, req.clone()).await;
+        let mut replacer = client.clone();
+        let replace = credit::ReplaceDealSplitsRequest {
+            deal_id: req.deal_id.clone(),
+            participants: vec![
+                part("carla.csm", Originator, ""),
+                owner(part("ae-1", Delivery, "70")),
+                part("ae-2", Delivery, "30"),
+            ],
+            reason: format!("round {round}"),
+            ..Default::default()
+        };
+        let replace = tokio::spawn(async move { replacer.replace_deal_splits(replace).await });
+        let mut clawer = client.clone();
+        let claw = credit::ApplyClawbackRequest {
+            deal_id: req.deal_id.clone(),
+            cancel_date: "2026-04-30".into(),
+            ..Default::default()
+        };
+        let claw = tokio::spawn(async move { clawer.apply_clawback(claw).await });
+        let mut other = client.clone();
+        let bystander = tokio::spawn(async move { other.record_deal_credits(spec_deal()).await });
+        match replace.await.unwrap() {
+            Ok(_) => {}
+            Err(err) => assert_eq!(reason_of(&err), "DEAL_CLAWED_BACK", "{err:?}"),
+        }
+        assert!(claw.await.unwrap().unwrap().into_inner().created);
+        assert!(bystander.await.unwrap().unwrap().into_inner().created);
+        let settled = deal(&mut client, &req.deal_id).await;
+        assert!(
+            settled.balances.iter().all(|b| amount(&b.amount) == "0.00"),
+            "round {round}: {:?}",
+            settled.balances
+        );
+    }
 }
 
 /// Measures RecordDealCredits through the real binary: `cargo test -p expansion --test

@@ -4,15 +4,18 @@
 //! clawbacks, disputes and resolutions only ever gain rows (the database refuses anything
 //! else, see `migrations::credit`). Each write appends its event in the same transaction.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use domain::{CreditRole, DisputeId, Money};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait, TryIntoModel,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection,
+    DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
+    TransactionTrait, TryIntoModel,
 };
 use storage::events::{EventLog, NewEvent};
+use tokio::sync::{Mutex, MutexGuard};
 
 use crate::entity::{
     clawback, deal, dispute, dispute_resolution, ledger_entry, policy, release, request, split_set,
@@ -35,6 +38,12 @@ const CHUNK: usize = 500;
 pub struct Store {
     db: DatabaseConnection,
     events: EventLog,
+    /// On SQLite, whose turn it is to write. SQLite allows one writer per file anyway,
+    /// and a transaction that read before its first write fails ("database is locked")
+    /// rather than waits if another commit lands in between; so every write here takes
+    /// its turn. PostgreSQL needs no turn: deal writes lock the deal's row instead (see
+    /// [`Store::begin_deal_write`]).
+    sqlite_writer: Arc<Mutex<()>>,
 }
 
 /// A deal with its split set in force and every ledger entry.
@@ -301,7 +310,49 @@ impl Store {
         Self {
             db,
             events: EventLog::new(EVENT_TABLE),
+            sqlite_writer: Arc::new(Mutex::new(())),
         }
+    }
+
+    /// This process's turn to write, on SQLite; nothing to wait for on PostgreSQL.
+    async fn sqlite_turn(&self) -> Option<MutexGuard<'_, ()>> {
+        if self.db.get_database_backend() == DatabaseBackend::Postgres {
+            None
+        } else {
+            Some(self.sqlite_writer.lock().await)
+        }
+    }
+
+    /// Begins a write transaction, in this process's turn on SQLite.
+    async fn begin_write(
+        &self,
+    ) -> Result<(DatabaseTransaction, Option<MutexGuard<'_, ()>>), CreditError> {
+        let turn = self.sqlite_turn().await;
+        Ok((self.db.begin().await?, turn))
+    }
+
+    /// Begins a transaction in which the given deals cannot change under us: their rows
+    /// are locked (`FOR UPDATE`, in id order) on PostgreSQL; on SQLite the returned guard
+    /// keeps this process's other deal writes out. Everything the write decides on must
+    /// then be read through the returned transaction.
+    async fn begin_deal_write(
+        &self,
+        deal_ids: &[String],
+    ) -> Result<(DatabaseTransaction, Option<MutexGuard<'_, ()>>), CreditError> {
+        let postgres = self.db.get_database_backend() == DatabaseBackend::Postgres;
+        let (txn, guard) = self.begin_write().await?;
+        if postgres {
+            let mut ids = deal_ids.to_vec();
+            ids.sort();
+            ids.dedup();
+            for id in ids {
+                deal::Entity::find_by_id(id)
+                    .lock_exclusive()
+                    .one(&txn)
+                    .await?;
+            }
+        }
+        Ok((txn, guard))
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -320,7 +371,7 @@ impl Store {
         principal: &str,
     ) -> Result<policy::Model, CreditError> {
         let overlays = to_json(&input.overlay_rules())?;
-        let txn = self.db.begin().await?;
+        let (txn, _turn) = self.begin_write().await?;
         let latest = policy::Entity::find()
             .filter(policy::Column::PolicyId.eq(input.policy_id.as_str()))
             .order_by_desc(policy::Column::Version)
@@ -492,7 +543,7 @@ impl Store {
         };
 
         let model = row.clone().try_into_model()?;
-        let txn = self.db.begin().await?;
+        let (txn, _turn) = self.begin_write().await?;
         if let Err(err) = deal::Entity::insert(row).exec_without_returning(&txn).await {
             drop(txn);
             // Recorded concurrently: answer as a replay would.
@@ -562,7 +613,10 @@ impl Store {
         reason: &str,
         principal: &str,
     ) -> Result<DealView, CreditError> {
-        let view = self.deal(deal_id).await?;
+        let (txn, _guard) = self.begin_deal_write(&[deal_id.to_owned()]).await?;
+        let view = load_deal(&txn, deal_id)
+            .await?
+            .ok_or_else(|| CreditError::not_found("deal", deal_id))?;
         if view.clawed_back {
             return Err(CreditError::DealClawedBack(deal_id.to_owned()));
         }
@@ -632,8 +686,7 @@ impl Store {
             &format!("split replaced: {reason}"),
         ));
 
-        let txn = self.db.begin().await?;
-        // The (deal, revision) key makes a concurrent replacement fail rather than interleave.
+        // The (deal, revision) key would also refuse a concurrent replacement.
         split_set_row(
             deal_id,
             revision,
@@ -696,30 +749,28 @@ impl Store {
         note: Option<String>,
         principal: &str,
     ) -> Result<Vec<Entry>, CreditError> {
-        let now = storage::now();
-        let mut targets: Vec<Entry> = Vec::new();
-        if entry_ids.is_empty() {
+        let deals: Vec<String> = if entry_ids.is_empty() {
             let deal_id = deal_id.unwrap_or_default();
-            targets = self.deal(deal_id).await?.entries;
+            vec![self.deal(deal_id).await?.deal.deal_id]
         } else {
-            let mut deals = HashSet::new();
-            let wanted: HashSet<&str> = entry_ids.iter().map(String::as_str).collect();
+            let mut deals = Vec::new();
             for id in entry_ids {
-                deals.insert(entry_by_id(&self.db, id).await?.deal_id);
+                deals.push(entry_by_id(&self.db, id).await?.deal_id);
             }
-            for deal in deals {
-                targets.extend(
-                    deal_entries(&self.db, &deal)
-                        .await?
-                        .into_iter()
-                        .filter(|e| {
-                            wanted.contains(e.entry_id.as_str())
-                                || e.reverses_entry_id
-                                    .as_deref()
-                                    .is_some_and(|r| wanted.contains(r))
-                        }),
-                );
-            }
+            deals
+        };
+        let (txn, _guard) = self.begin_deal_write(&deals).await?;
+        let now = storage::now();
+        let wanted: HashSet<&str> = entry_ids.iter().map(String::as_str).collect();
+        let mut targets: Vec<Entry> = Vec::new();
+        for deal in deals.iter().collect::<BTreeSet<_>>() {
+            targets.extend(deal_entries(&txn, deal).await?.into_iter().filter(|e| {
+                wanted.is_empty()
+                    || wanted.contains(e.entry_id.as_str())
+                    || e.reverses_entry_id
+                        .as_deref()
+                        .is_some_and(|r| wanted.contains(r))
+            }));
         }
         let mut held: Vec<Entry> = targets
             .into_iter()
@@ -728,7 +779,6 @@ impl Store {
         if held.is_empty() {
             return Ok(held);
         }
-        let txn = self.db.begin().await?;
         for chunk in held.chunks(CHUNK) {
             release::Entity::insert_many(chunk.iter().map(|e| release::ActiveModel {
                 entry_id: Set(e.entry_id.clone()),
@@ -825,13 +875,17 @@ impl Store {
             }
         };
 
+        let ids: Vec<String> = deals.iter().map(|d| d.deal_id.clone()).collect();
+        let (txn, _guard) = self.begin_deal_write(&ids).await?;
         let now = storage::now();
         let mut outcome = ClawbackOutcome::default();
         let mut new_entries: Vec<Entry> = Vec::new();
         let mut clawbacks = Vec::new();
         let mut events = Vec::new();
         for deal in &deals {
-            let view = self.deal(&deal.deal_id).await?;
+            let view = load_deal(&txn, &deal.deal_id)
+                .await?
+                .ok_or_else(|| CreditError::not_found("deal", &deal.deal_id))?;
             if view.clawed_back {
                 outcome.entries.extend(
                     view.entries
@@ -917,7 +971,6 @@ impl Store {
         if clawbacks.is_empty() {
             return Ok(outcome);
         }
-        let txn = self.db.begin().await?;
         // The deal-keyed clawback row is what refuses a second, concurrent clawback.
         clawback::Entity::insert_many(clawbacks)
             .exec_without_returning(&txn)
@@ -1025,7 +1078,7 @@ impl Store {
             reason: Set(reason.to_owned()),
             opened_at: Set(now),
         };
-        let txn = self.db.begin().await?;
+        let (txn, _turn) = self.begin_write().await?;
         let model = row.insert(&txn).await?;
         self.events
             .append(
@@ -1113,7 +1166,7 @@ impl Store {
             resolved_at: Set(now),
             resolved_by: Set(principal.to_owned()),
         };
-        let txn = self.db.begin().await?;
+        let (txn, _turn) = self.begin_write().await?;
         // The dispute-keyed resolution row refuses a concurrent second resolution.
         let resolution_row = match row.insert(&txn).await {
             Ok(model) => model,
@@ -1186,6 +1239,7 @@ impl Store {
             created_at: Set(storage::now()),
             created_by: Set(principal.to_owned()),
         };
+        let _turn = self.sqlite_turn().await;
         match request::Entity::insert(row)
             .exec_without_returning(&self.db)
             .await
