@@ -71,7 +71,8 @@ impl CreditService {
             return Ok(Response::new(run.await?));
         };
         if let Some(first) = self.store.remembered(&id).await? {
-            if first.method != method || first.request != request {
+            // Keys are scoped to the caller: another principal's key is not a retry.
+            if first.method != method || first.request != request || first.created_by != principal {
                 return Err(invalid(ApiError::invalid(
                     "request_id",
                     format!("{id:?} was already used for a different request"),
