@@ -259,6 +259,40 @@ async fn credits_sum_to_the_cent_and_replays_are_idempotent(backend: Backend) {
         ]
     );
 
+    // The version in force at the close date decides, not the latest one.
+    policy(&mut client, |p| {
+        p.origination_percent = "20".into();
+        p.effective_date = "2026-07-01".into();
+    })
+    .await;
+    let mut march = deal_request(
+        "100.00",
+        vec![
+            part("carla.csm", Originator, ""),
+            part("ae-1", Delivery, ""),
+        ],
+    );
+    march.close_date = "2026-03-31".into();
+    let mut august = march.clone();
+    august.deal_id = domain::OpportunityId::new().to_string();
+    august.close_date = "2026-08-01".into();
+    let march = record(&mut client, march).await.credits.unwrap();
+    let august = record(&mut client, august).await.credits.unwrap();
+    assert_eq!(
+        (
+            march.policy_version,
+            amount(&march.entries[0].amount).as_str()
+        ),
+        (2, "30.00")
+    );
+    assert_eq!(
+        (
+            august.policy_version,
+            amount(&august.entries[0].amount).as_str()
+        ),
+        (3, "20.00")
+    );
+
     // A CS-led deal without handoff credits the CSM with both shares.
     let mut cs_led = deal_request("1000.01", vec![part("carla.csm", Originator, "")]);
     cs_led.cs_led_without_handoff = true;
