@@ -158,22 +158,20 @@ impl Store {
     }
 
     /// Recomputes accounts waiting in the dirty queue; returns how many.
-    /// With `settle`, only accounts left alone for [`SETTLE`]: an account
-    /// receiving a stream of signals is recomputed once the burst pauses, not
-    /// once per batch (a read of it still recomputes at once).
+    /// With `settle`, accounts that received signals in this process within
+    /// [`SETTLE`] wait: an account under a stream of batches is recomputed
+    /// once the burst pauses, not once per batch (a read of it still
+    /// recomputes at once).
     pub async fn refresh_dirty(&self, settle: bool) -> Result<usize, HealthError> {
-        let mut query = dirty::Entity::find()
+        let ids: Vec<String> = dirty::Entity::find()
             .select_only()
             .column(dirty::Column::AccountId)
-            .order_by_asc(dirty::Column::MarkedAt);
-        if settle {
-            query = query.filter(dirty::Column::MarkedAt.lte(storage::now() - SETTLE));
-        }
-        let ids: Vec<String> = query
+            .order_by_asc(dirty::Column::MarkedAt)
             .limit(REFRESH_BATCH)
             .into_tuple()
             .all(&self.db)
             .await?;
+        let ids = if settle { self.settled(ids) } else { ids };
         for id in &ids {
             if let Err(err) = self.recompute(id).await {
                 // Left dirty: the next pass retries it.
@@ -181,6 +179,28 @@ impl Store {
             }
         }
         Ok(ids.len())
+    }
+
+    /// Notes accounts that just received signals.
+    pub(crate) fn touched(&self, accounts: &[String]) {
+        let now = std::time::Instant::now();
+        if let Ok(mut recent) = self.recent.lock() {
+            for a in accounts {
+                recent.insert(a.clone(), now);
+            }
+        }
+    }
+
+    /// The ids not touched within [`SETTLE`]; forgets older touches.
+    fn settled(&self, ids: Vec<String>) -> Vec<String> {
+        let Ok(mut recent) = self.recent.lock() else {
+            return ids;
+        };
+        let settle = SETTLE.to_std().unwrap_or_default();
+        recent.retain(|_, at| at.elapsed() < settle);
+        ids.into_iter()
+            .filter(|id| !recent.contains_key(id))
+            .collect()
     }
 
     /// Recomputes every waiting account, so a list reflects all signals.

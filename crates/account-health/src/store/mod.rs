@@ -35,6 +35,8 @@ pub struct Store {
     events: EventLog,
     triggers: TriggerConfig,
     writer: storage::WriteGate,
+    /// Accounts that received signals lately, in this process.
+    recent: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
 }
 
 impl Store {
@@ -44,6 +46,7 @@ impl Store {
             db,
             events: EventLog::new(EVENT_TABLE),
             triggers: TriggerConfig::default(),
+            recent: Default::default(),
         }
     }
 
