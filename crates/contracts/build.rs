@@ -7,6 +7,8 @@ use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // google.rpc error details, only for reflection (tonic-types encodes them).
+    let vendor_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto-vendor");
     let files = [
         "expansion/common/v1/common.proto",
         "expansion/health/v1/health.proto",
@@ -17,12 +19,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for file in files {
         println!("cargo:rerun-if-changed={}", proto_root.join(file).display());
     }
+    println!("cargo:rerun-if-changed={}", vendor_root.display());
 
     let descriptors = protox::compile(files, [&proto_root])?;
+    let mut reflection = descriptors.clone();
+    reflection
+        .file
+        .extend(protox::compile(["google/rpc/error_details.proto"], [&vendor_root])?.file);
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(
         out_dir.join("expansion_descriptor.bin"),
-        descriptors.encode_to_vec(),
+        reflection.encode_to_vec(),
     )?;
 
     tonic_prost_build::configure()

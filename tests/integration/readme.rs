@@ -4,7 +4,8 @@
 //! The examples run in order in one shell, so a `NAME=$(grpcurl … | jq …)`
 //! line can feed later ones. Comment lines steer the check of the command
 //! that follows: `# expect: Code` (it must fail with that gRPC code) and
-//! `# expect output: TEXT` (its output must contain TEXT).
+//! `# expect output: TEXT` (its output, or for an error its details, must
+//! contain TEXT).
 
 use std::process::Command;
 
@@ -151,8 +152,9 @@ async fn readme_grpcurl_examples_work() {
             }
         }
         for text in &example.expect_output {
+            // An error's details go to stderr.
             assert!(
-                stdout.contains(text.as_str()),
+                stdout.contains(text.as_str()) || stderr.contains(text.as_str()),
                 "expected {text:?} in the output of:\n{command}\n{stdout}"
             );
         }
