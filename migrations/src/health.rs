@@ -11,7 +11,11 @@ impl MigratorTrait for Migrator {
     }
 
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateAccounts), Box::new(CreateEvents)]
+        vec![
+            Box::new(CreateAccounts),
+            Box::new(CreateEvents),
+            Box::new(CreatePortfolioSignalsHealth),
+        ]
     }
 }
 
@@ -135,5 +139,340 @@ impl MigrationTrait for CreateEvents {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         crate::events::drop_event_table(manager, "health_events").await
+    }
+}
+
+/// Products, subscriptions with their MRR amendments, signals, scorecards,
+/// health scores (history and current), overrides and triggers.
+struct CreatePortfolioSignalsHealth;
+
+impl MigrationName for CreatePortfolioSignalsHealth {
+    fn name(&self) -> &str {
+        "m20261125_000003_create_portfolio_signals_health"
+    }
+}
+
+fn id_col(name: &'static str) -> ColumnDef {
+    ColumnDef::new(Alias::new(name))
+        .string()
+        .not_null()
+        .primary_key()
+        .to_owned()
+}
+
+fn col(name: &'static str) -> ColumnDef {
+    ColumnDef::new(Alias::new(name))
+}
+
+fn audit_cols(table: &mut TableCreateStatement) {
+    table
+        .col(col("created_at").timestamp_with_time_zone().not_null())
+        .col(col("created_by").string().not_null())
+        .col(col("updated_at").timestamp_with_time_zone().not_null())
+        .col(col("updated_by").string().not_null());
+}
+
+async fn index(
+    manager: &SchemaManager<'_>,
+    name: &str,
+    table: &str,
+    cols: &[&'static str],
+    unique: bool,
+) -> Result<(), DbErr> {
+    let mut index = Index::create();
+    index.name(name).table(Alias::new(table));
+    for c in cols {
+        index.col(Alias::new(*c));
+    }
+    if unique {
+        index.unique();
+    }
+    manager.create_index(index.to_owned()).await
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreatePortfolioSignalsHealth {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let mut products = Table::create()
+            .table(Alias::new("products"))
+            .col(id_col("id"))
+            .col(col("name").string().not_null())
+            .col(col("family").string())
+            .col(col("tiers").text().not_null())
+            .col(col("adjacencies").text().not_null())
+            .col(col("fits_segments").text().not_null())
+            .col(col("wallet_estimates").text().not_null())
+            .col(col("margin_percent").string())
+            .to_owned();
+        audit_cols(&mut products);
+        manager.create_table(products).await?;
+
+        let mut subscriptions = Table::create()
+            .table(Alias::new("subscriptions"))
+            .col(id_col("id"))
+            .col(col("account_id").string().not_null())
+            .col(col("product_id").string().not_null())
+            .col(col("tier").string())
+            .col(col("currency").string().not_null())
+            .col(col("start_date").date().not_null())
+            .col(col("end_date").date())
+            .col(col("quantity").big_integer().not_null())
+            .col(col("quota_limit").big_integer().not_null())
+            .col(col("status").string().not_null())
+            .col(col("cancel_date").date())
+            .col(col("cancel_reason").text())
+            .col(col("source_opportunity_id").string())
+            .col(col("external_system").string())
+            .col(col("external_id").string())
+            .to_owned();
+        audit_cols(&mut subscriptions);
+        manager.create_table(subscriptions).await?;
+        index(
+            manager,
+            "subscriptions_account",
+            "subscriptions",
+            &["account_id"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "subscriptions_external_ref",
+            "subscriptions",
+            &["external_system", "external_id"],
+            true,
+        )
+        .await?;
+        index(
+            manager,
+            "subscriptions_source_opportunity",
+            "subscriptions",
+            &["source_opportunity_id"],
+            true,
+        )
+        .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("subscription_amendments"))
+                    .col(id_col("id"))
+                    .col(col("subscription_id").string().not_null())
+                    .col(col("effective_date").date().not_null())
+                    .col(col("mrr_minor").big_integer().not_null())
+                    .col(col("created_at").timestamp_with_time_zone().not_null())
+                    .col(col("created_by").string().not_null())
+                    .to_owned(),
+            )
+            .await?;
+        index(
+            manager,
+            "subscription_amendments_by_date",
+            "subscription_amendments",
+            &["subscription_id", "effective_date"],
+            true,
+        )
+        .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("signals"))
+                    .col(
+                        col("seq")
+                            .big_integer()
+                            .not_null()
+                            .auto_increment()
+                            .primary_key(),
+                    )
+                    .col(col("account_id").string().not_null())
+                    .col(col("product_id").string())
+                    .col(col("kind").string().not_null())
+                    .col(col("value_e4").big_integer().not_null())
+                    .col(col("limit_e4").big_integer())
+                    .col(col("occurred_at").timestamp_with_time_zone().not_null())
+                    .col(col("source").string().not_null())
+                    .col(col("external_id").string())
+                    .col(col("detail").text())
+                    .col(col("recorded_at").timestamp_with_time_zone().not_null())
+                    .to_owned(),
+            )
+            .await?;
+        index(
+            manager,
+            "signals_account_kind_time",
+            "signals",
+            &["account_id", "kind", "occurred_at"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "signals_dedup",
+            "signals",
+            &["source", "external_id"],
+            true,
+        )
+        .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("health_dirty"))
+                    .col(id_col("account_id"))
+                    .col(col("marked_at").timestamp_with_time_zone().not_null())
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("scorecards"))
+                    .col(col("scorecard_id").string().not_null())
+                    .col(col("version").integer().not_null())
+                    .col(col("definition").text().not_null())
+                    .col(col("created_at").timestamp_with_time_zone().not_null())
+                    .col(col("created_by").string().not_null())
+                    .primary_key(
+                        Index::create()
+                            .col(Alias::new("scorecard_id"))
+                            .col(Alias::new("version")),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+
+        for table in ["health_scores", "health_current"] {
+            let mut t = Table::create();
+            t.table(Alias::new(table));
+            if table == "health_scores" {
+                t.col(id_col("id"))
+                    .col(col("account_id").string().not_null())
+                    .col(col("product_id").string().not_null());
+            } else {
+                t.col(col("account_id").string().not_null())
+                    .col(col("product_id").string().not_null())
+                    .primary_key(
+                        Index::create()
+                            .col(Alias::new("account_id"))
+                            .col(Alias::new("product_id")),
+                    );
+            }
+            t.col(col("score_e2").big_integer())
+                .col(col("band").string())
+                .col(col("coverage_e2").big_integer().not_null())
+                .col(col("breakdown").text().not_null())
+                .col(col("csm_sentiment").string())
+                .col(col("scorecard_version").integer().not_null())
+                .col(col("computed_at").timestamp_with_time_zone().not_null());
+            manager.create_table(t.to_owned()).await?;
+        }
+        index(
+            manager,
+            "health_scores_history",
+            "health_scores",
+            &["account_id", "product_id", "computed_at"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "health_current_by_score",
+            "health_current",
+            &["product_id", "score_e2"],
+            false,
+        )
+        .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("health_overrides"))
+                    .col(id_col("id"))
+                    .col(col("account_id").string().not_null())
+                    .col(col("product_id").string().not_null())
+                    .col(col("score").integer().not_null())
+                    .col(col("reason").text().not_null())
+                    .col(col("principal").string().not_null())
+                    .col(col("created_at").timestamp_with_time_zone().not_null())
+                    .col(col("expires_at").timestamp_with_time_zone())
+                    .to_owned(),
+            )
+            .await?;
+        index(
+            manager,
+            "health_overrides_target",
+            "health_overrides",
+            &["account_id", "product_id", "created_at"],
+            false,
+        )
+        .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("triggers"))
+                    .col(id_col("id"))
+                    .col(col("account_id").string().not_null())
+                    .col(col("product_id").string().not_null())
+                    .col(col("kind").string().not_null())
+                    .col(col("motion").string().not_null())
+                    .col(col("status").string().not_null())
+                    .col(col("priority").string().not_null())
+                    .col(col("reason").text().not_null())
+                    .col(col("suppression_reason").text())
+                    .col(col("fired_at").timestamp_with_time_zone().not_null())
+                    .col(col("updated_at").timestamp_with_time_zone().not_null())
+                    .col(col("closed_at").timestamp_with_time_zone())
+                    .to_owned(),
+            )
+            .await?;
+        index(
+            manager,
+            "triggers_account",
+            "triggers",
+            &["account_id", "kind"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "triggers_status",
+            "triggers",
+            &["status", "fired_at"],
+            false,
+        )
+        .await?;
+        // One open trigger per (account, product, kind): a partial unique
+        // index, which SQLite and PostgreSQL both understand.
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "CREATE UNIQUE INDEX triggers_one_open ON triggers (account_id, product_id, kind) \
+                 WHERE status IN ('READY', 'SUPPRESSED')",
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in [
+            "triggers",
+            "health_overrides",
+            "health_current",
+            "health_scores",
+            "scorecards",
+            "health_dirty",
+            "signals",
+            "subscription_amendments",
+            "subscriptions",
+            "products",
+        ] {
+            manager
+                .drop_table(Table::drop().table(Alias::new(table)).to_owned())
+                .await?;
+        }
+        Ok(())
     }
 }

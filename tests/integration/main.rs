@@ -7,5 +7,6 @@
 mod harness;
 
 mod foundation;
+mod health;
 mod pipeline;
 mod readme;

@@ -1,17 +1,30 @@
 //! The tonic face of the health service: decode, call, encode. No rules here.
 
-use contracts::pb::common::v1::Audit;
+use chrono::{DateTime, NaiveDate, Utc};
+use contracts::pb::common::v1::{self as common, Audit};
 use contracts::pb::health::v1 as pb;
 use contracts::pb::health::v1::account_health_service_server::AccountHealthService;
-use contracts::{principal_of, wire};
+use contracts::{ApiError, page, principal_of, wire};
+use domain::{
+    Currency, DateRange, Decimal, HealthBand, Money, Month, ProductId, TimeZoneName, TriggerId,
+};
 use sea_orm::DatabaseConnection;
+use tokio_stream::StreamExt;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::entity::account;
+use crate::entity::{account, health_override, health_score, product, trigger};
 use crate::error::HealthError;
+use crate::model::product::{
+    AdjacencyLink, ProductInput, WalletEstimate, adjacencies_to_pb, segments_to_pb, wallet_to_pb,
+};
+use crate::model::scorecard::{Bands, MeasureResult, Scorecard};
+use crate::model::signal::batch_from_pb;
+use crate::model::subscription::{Cancellation, SubscriptionInput};
+use crate::model::triggers::TriggerKind;
 use crate::model::{AccountInput, optional_account_id, optional_external_ref};
-use crate::store::Store;
+use crate::revenue::CurrencyMetrics;
+use crate::store::{AccountHealthView, ScoreView, Store, SubscriptionView};
 
 #[derive(Clone)]
 pub struct HealthService {
@@ -24,12 +37,56 @@ impl HealthService {
             store: Store::new(db),
         }
     }
+
+    /// Recomputes health and triggers of accounts whose signals or contracts
+    /// changed, off the ingestion path, until the process stops. Also marks
+    /// every account once a day so time-based triggers (renewals, fiscal
+    /// years) fire as the calendar moves.
+    pub fn spawn_background(&self) -> tokio::task::JoinHandle<()> {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let mut last_sweep: Option<NaiveDate> = None;
+            loop {
+                let today = storage::now().date_naive();
+                if last_sweep != Some(today) {
+                    match store.mark_all_dirty().await {
+                        Ok(()) => last_sweep = Some(today),
+                        Err(err) => tracing::warn!(error = %err, "daily health sweep failed"),
+                    }
+                }
+                let busy = match store.refresh_dirty().await {
+                    Ok(n) => n > 0,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "health refresh failed");
+                        false
+                    }
+                };
+                if !busy {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            }
+        })
+    }
 }
 
 type Reply<T> = Result<Response<T>, Status>;
 
-fn unimplemented<T>(method: &'static str) -> Reply<T> {
-    Err(HealthError::Unimplemented(method).into())
+fn invalid(field: &str, why: impl std::fmt::Display) -> HealthError {
+    HealthError::from(ApiError::invalid(field, why))
+}
+
+fn audit(
+    created_at: DateTime<Utc>,
+    created_by: String,
+    updated_at: DateTime<Utc>,
+    updated_by: String,
+) -> Option<Audit> {
+    Some(Audit {
+        create_time: Some(wire::timestamp(created_at)),
+        created_by,
+        update_time: Some(wire::timestamp(updated_at)),
+        updated_by,
+    })
 }
 
 fn account_to_pb(m: account::Model) -> pb::Account {
@@ -52,12 +109,260 @@ fn account_to_pb(m: account::Model) -> pb::Account {
         fiscal_year_start_month: m.fiscal_year_start_month,
         owner_csm: m.owner_csm.unwrap_or_default(),
         parent_account_id: m.parent_account_id.unwrap_or_default(),
-        audit: Some(Audit {
-            create_time: Some(wire::timestamp(m.created_at)),
-            created_by: m.created_by,
-            update_time: Some(wire::timestamp(m.updated_at)),
-            updated_by: m.updated_by,
-        }),
+        audit: audit(m.created_at, m.created_by, m.updated_at, m.updated_by),
+    }
+}
+
+fn product_to_pb(m: product::Model) -> pb::Product {
+    let tiers: Vec<String> = serde_json::from_str(&m.tiers).unwrap_or_default();
+    let adjacencies: Vec<AdjacencyLink> = serde_json::from_str(&m.adjacencies).unwrap_or_default();
+    let segments: Vec<String> = serde_json::from_str(&m.fits_segments).unwrap_or_default();
+    let wallet: Vec<WalletEstimate> = serde_json::from_str(&m.wallet_estimates).unwrap_or_default();
+    pb::Product {
+        product_id: m.id,
+        name: m.name,
+        family: m.family.unwrap_or_default(),
+        tiers,
+        adjacencies: adjacencies_to_pb(&adjacencies),
+        fits_segments: segments_to_pb(&segments),
+        wallet_estimates: wallet_to_pb(&wallet),
+        margin_percent: m.margin_percent.unwrap_or_default(),
+        audit: audit(m.created_at, m.created_by, m.updated_at, m.updated_by),
+    }
+}
+
+fn subscription_to_pb(view: SubscriptionView) -> pb::Subscription {
+    let today = storage::now().date_naive();
+    let mrr = view.mrr_minor(today);
+    let m = view.row;
+    let mrr = Currency::parse(&m.currency)
+        .ok()
+        .map(|c| wire::money_to_pb(&Money::from_minor(c, mrr)));
+    let external_ref = match (m.external_system, m.external_id) {
+        (Some(system), Some(id)) => Some(pb::ExternalRef { system, id }),
+        _ => None,
+    };
+    pb::Subscription {
+        subscription_id: m.id,
+        account_id: m.account_id,
+        product_id: m.product_id,
+        tier: m.tier.unwrap_or_default(),
+        mrr,
+        start_date: wire::date_to_pb(Some(m.start_date)),
+        end_date: wire::date_to_pb(m.end_date),
+        quantity: m.quantity,
+        quota_limit: m.quota_limit,
+        status: pb::SubscriptionStatus::from_str_name(&format!("SUBSCRIPTION_STATUS_{}", m.status))
+            .unwrap_or_default() as i32,
+        cancel_date: wire::date_to_pb(m.cancel_date),
+        cancel_reason: m.cancel_reason.unwrap_or_default(),
+        source_opportunity_id: m.source_opportunity_id.unwrap_or_default(),
+        external_ref,
+        audit: audit(m.created_at, m.created_by, m.updated_at, m.updated_by),
+    }
+}
+
+fn band_to_pb(band: Option<HealthBand>) -> i32 {
+    let band = match band {
+        None => common::HealthBand::Unspecified,
+        Some(HealthBand::Red) => common::HealthBand::Red,
+        Some(HealthBand::Yellow) => common::HealthBand::Yellow,
+        Some(HealthBand::Green) => common::HealthBand::Green,
+    };
+    band as i32
+}
+
+fn score_text(e2: Option<i64>) -> String {
+    e2.map(|v| Decimal::new(v, 2).normalize().to_string())
+        .unwrap_or_default()
+}
+
+fn trend(now: Option<i64>, then: Option<i64>) -> i32 {
+    let trend = match (now, then) {
+        (Some(a), Some(b)) if a > b => pb::Trend::Up,
+        (Some(a), Some(b)) if a < b => pb::Trend::Down,
+        _ => pb::Trend::Same,
+    };
+    trend as i32
+}
+
+fn score_to_pb(view: &ScoreView, bands: &Bands) -> pb::HealthScore {
+    let effective = view.effective_e2();
+    let breakdown: Vec<MeasureResult> =
+        serde_json::from_str(&view.row.breakdown).unwrap_or_default();
+    pb::HealthScore {
+        account_id: view.row.account_id.clone(),
+        product_id: view.row.product_id.clone(),
+        score: score_text(effective),
+        band: band_to_pb(effective.and_then(|e| bands.band_of(Decimal::new(e, 2)))),
+        trend_vs_previous: trend(view.row.score_e2, view.previous_e2),
+        trend_vs_30_days: trend(view.row.score_e2, view.month_ago_e2),
+        coverage_percent: Decimal::new(view.row.coverage_e2, 2)
+            .normalize()
+            .to_string(),
+        breakdown: breakdown
+            .into_iter()
+            .map(|m| pb::MeasureScore {
+                name: m.name,
+                weight: m.weight.normalize().to_string(),
+                has_data: m.score.is_some(),
+                score: m
+                    .score
+                    .map(|s| s.normalize().to_string())
+                    .unwrap_or_default(),
+            })
+            .collect(),
+        r#override: view
+            .override_
+            .as_ref()
+            .map(|o: &health_override::Model| pb::HealthOverride {
+                score: o.score,
+                reason: o.reason.clone(),
+                principal: o.principal.clone(),
+                create_time: Some(wire::timestamp(o.created_at)),
+                expire_time: o.expires_at.map(wire::timestamp),
+            }),
+        csm_sentiment: view.row.csm_sentiment.clone().unwrap_or_default(),
+        scorecard_version: view.row.scorecard_version,
+        compute_time: Some(wire::timestamp(view.row.computed_at)),
+        computed_score: score_text(view.row.score_e2),
+        has_score: effective.is_some(),
+    }
+}
+
+fn account_health_to_pb(view: &AccountHealthView) -> pb::AccountHealth {
+    pb::AccountHealth {
+        overall: Some(score_to_pb(&view.overall, &view.scorecard.bands)),
+        products: view
+            .products
+            .iter()
+            .map(|p| score_to_pb(p, &view.scorecard.bands))
+            .collect(),
+    }
+}
+
+fn history_to_pb(m: health_score::Model, bands: &Bands) -> pb::HealthScore {
+    let breakdown: Vec<MeasureResult> = serde_json::from_str(&m.breakdown).unwrap_or_default();
+    pb::HealthScore {
+        account_id: m.account_id,
+        product_id: m.product_id,
+        score: score_text(m.score_e2),
+        band: band_to_pb(m.score_e2.and_then(|e| bands.band_of(Decimal::new(e, 2)))),
+        coverage_percent: Decimal::new(m.coverage_e2, 2).normalize().to_string(),
+        breakdown: breakdown
+            .into_iter()
+            .map(|b| pb::MeasureScore {
+                name: b.name,
+                weight: b.weight.normalize().to_string(),
+                has_data: b.score.is_some(),
+                score: b
+                    .score
+                    .map(|s| s.normalize().to_string())
+                    .unwrap_or_default(),
+            })
+            .collect(),
+        csm_sentiment: m.csm_sentiment.unwrap_or_default(),
+        scorecard_version: m.scorecard_version,
+        compute_time: Some(wire::timestamp(m.computed_at)),
+        computed_score: score_text(m.score_e2),
+        has_score: m.score_e2.is_some(),
+        ..Default::default()
+    }
+}
+
+fn trigger_to_pb(t: trigger::Model) -> pb::Trigger {
+    pb::Trigger {
+        trigger_id: t.id,
+        account_id: t.account_id,
+        product_id: t.product_id,
+        kind: TriggerKind::parse(&t.kind)
+            .map(|k| k.to_pb() as i32)
+            .unwrap_or_default(),
+        suggested_motion: t
+            .motion
+            .parse::<domain::Motion>()
+            .map(|m| wire::motion_to_pb(m) as i32)
+            .unwrap_or_default(),
+        status: pb::TriggerStatus::from_str_name(&format!("TRIGGER_STATUS_{}", t.status))
+            .unwrap_or_default() as i32,
+        priority: pb::TriggerPriority::from_str_name(&format!("TRIGGER_PRIORITY_{}", t.priority))
+            .unwrap_or_default() as i32,
+        reason: t.reason,
+        suppression_reason: t.suppression_reason.unwrap_or_default(),
+        fire_time: Some(wire::timestamp(t.fired_at)),
+        close_time: t.closed_at.map(wire::timestamp),
+    }
+}
+
+fn ratio(value: Option<Decimal>) -> String {
+    value.map(|d| format!("{d:.4}")).unwrap_or_default()
+}
+
+fn metrics_to_pb(m: CurrencyMetrics) -> pb::CurrencyMetrics {
+    let money = |v: Money| Some(wire::money_to_pb(&v));
+    pb::CurrencyMetrics {
+        currency_code: m.currency.code().to_owned(),
+        cross_sell_mrr: money(m.cross_sell_mrr),
+        new_mrr: money(m.new_mrr),
+        upsell_mrr: money(m.upsell_mrr),
+        expansion_mrr: money(m.expansion_mrr),
+        contraction_mrr: money(m.contraction_mrr),
+        churned_mrr: money(m.churned_mrr),
+        starting_mrr: money(m.starting_mrr),
+        ending_mrr: money(m.ending_mrr),
+        nrr: ratio(m.nrr),
+        grr: ratio(m.grr),
+        cross_sell_penetration: ratio(m.cross_sell_penetration),
+        products_per_account: ratio(m.products_per_account),
+        expansion_share: ratio(m.expansion_share),
+        avg_days_to_first_cross_sell: ratio(m.avg_days_to_first_cross_sell),
+    }
+}
+
+/// A page token holding a key (last id or offset) bound to the list's filters.
+fn page_start(token: &str, filter: u64) -> Result<Option<String>, HealthError> {
+    Ok(page::decode_token("page_token", token, filter)?)
+}
+
+fn offset_of(token: &str, filter: u64) -> Result<u64, HealthError> {
+    match page_start(token, filter)? {
+        None => Ok(0),
+        Some(text) => text
+            .parse()
+            .map_err(|_| invalid("page_token", "is not a token this list returned")),
+    }
+}
+
+fn next_token<T>(items: &[T], limit: u64, key: impl Fn(&T) -> String, filter: u64) -> String {
+    if u64::try_from(items.len()).unwrap_or(u64::MAX) < limit {
+        return String::new();
+    }
+    items
+        .last()
+        .map(|last| page::encode_token(&key(last), filter))
+        .unwrap_or_default()
+}
+
+fn optional_timestamp(
+    field: &str,
+    ts: Option<&prost_types::Timestamp>,
+) -> Result<Option<DateTime<Utc>>, HealthError> {
+    ts.map(|t| {
+        u32::try_from(t.nanos)
+            .ok()
+            .and_then(|n| DateTime::from_timestamp(t.seconds, n))
+            .ok_or_else(|| invalid(field, "is not a valid timestamp"))
+    })
+    .transpose()
+}
+
+impl HealthService {
+    async fn require_account(&self, field: &str, raw: &str) -> Result<account::Model, HealthError> {
+        let id = optional_account_id(field, raw)?.ok_or_else(|| invalid(field, "is required"))?;
+        self.store
+            .account(&id)
+            .await?
+            .ok_or_else(|| HealthError::AccountNotFound(id.to_string()))
     }
 }
 
@@ -91,11 +396,7 @@ impl AccountHealthService for HealthService {
             (Some(id), _) => (self.store.account(&id).await?, id.to_string()),
             (None, Some(ext)) => (self.store.account_by_external(&ext).await?, ext.to_string()),
             (None, None) => {
-                return Err(HealthError::from(contracts::ApiError::invalid(
-                    "account_id",
-                    "account_id or external_ref is required",
-                ))
-                .into());
+                return Err(invalid("account_id", "account_id or external_ref is required").into());
             }
         };
         let account = found.ok_or(HealthError::AccountNotFound(name))?;
@@ -104,116 +405,514 @@ impl AccountHealthService for HealthService {
         }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list_accounts(
         &self,
-        _: Request<pb::ListAccountsRequest>,
+        request: Request<pb::ListAccountsRequest>,
     ) -> Reply<pb::ListAccountsResponse> {
-        unimplemented("ListAccounts")
+        let req = request.get_ref();
+        let limit = page::page_size("page_size", req.page_size).map_err(HealthError::from)?;
+        let segment = wire::segment("segment", req.segment).map_err(HealthError::from)?;
+        let owner = wire::optional_text("owner_csm", &req.owner_csm, wire::MAX_NAME_LEN)
+            .map_err(HealthError::from)?;
+        let parent = optional_account_id("parent_account_id", &req.parent_account_id)
+            .map_err(HealthError::from)?;
+        let filter = page::fingerprint(&[
+            &req.segment.to_string(),
+            &req.owner_csm,
+            &req.parent_account_id,
+        ]);
+        let after = page_start(&req.page_token, filter)?;
+        let parent = parent.map(|p| p.to_string());
+        let rows = self
+            .store
+            .list_accounts(
+                segment.map(|s| s.as_str()),
+                owner.as_deref(),
+                parent.as_deref(),
+                after.as_deref(),
+                limit,
+            )
+            .await?;
+        let next_page_token = next_token(&rows, limit, |a| a.id.clone(), filter);
+        Ok(Response::new(pb::ListAccountsResponse {
+            accounts: rows.into_iter().map(account_to_pb).collect(),
+            next_page_token,
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn upsert_product(
         &self,
-        _: Request<pb::UpsertProductRequest>,
+        request: Request<pb::UpsertProductRequest>,
     ) -> Reply<pb::UpsertProductResponse> {
-        unimplemented("UpsertProduct")
+        let principal = principal_of(&request);
+        let input = ProductInput::from_request(request.get_ref()).map_err(HealthError::from)?;
+        let (model, created) = self.store.upsert_product(&input, &principal).await?;
+        Ok(Response::new(pb::UpsertProductResponse {
+            product: Some(product_to_pb(model)),
+            created,
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list_products(
         &self,
-        _: Request<pb::ListProductsRequest>,
+        request: Request<pb::ListProductsRequest>,
     ) -> Reply<pb::ListProductsResponse> {
-        unimplemented("ListProducts")
+        let req = request.get_ref();
+        let limit = page::page_size("page_size", req.page_size).map_err(HealthError::from)?;
+        let family = wire::optional_text("family", &req.family, wire::MAX_NAME_LEN)
+            .map_err(HealthError::from)?;
+        let segment = wire::segment("fits_segment", req.fits_segment).map_err(HealthError::from)?;
+        let filter = page::fingerprint(&[&req.family, &req.fits_segment.to_string()]);
+        let mut after = page_start(&req.page_token, filter)?;
+        // The segment filter reads the stored JSON list; keep paging until
+        // the page is full or the products run out.
+        let mut out = Vec::new();
+        loop {
+            let rows = self
+                .store
+                .list_products(family.as_deref(), after.as_deref(), limit)
+                .await?;
+            let exhausted = u64::try_from(rows.len()).unwrap_or(u64::MAX) < limit;
+            after = rows.last().map(|p| p.id.clone());
+            for row in rows {
+                let fits = segment.is_none_or(|s| {
+                    serde_json::from_str::<Vec<String>>(&row.fits_segments)
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|x| x == s.as_str())
+                });
+                if fits && u64::try_from(out.len()).unwrap_or(u64::MAX) < limit {
+                    out.push(row);
+                }
+            }
+            if exhausted || u64::try_from(out.len()).unwrap_or(u64::MAX) >= limit {
+                break;
+            }
+        }
+        let next_page_token = next_token(&out, limit, |p| p.id.clone(), filter);
+        Ok(Response::new(pb::ListProductsResponse {
+            products: out.into_iter().map(product_to_pb).collect(),
+            next_page_token,
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn upsert_subscription(
         &self,
-        _: Request<pb::UpsertSubscriptionRequest>,
+        request: Request<pb::UpsertSubscriptionRequest>,
     ) -> Reply<pb::UpsertSubscriptionResponse> {
-        unimplemented("UpsertSubscription")
+        let principal = principal_of(&request);
+        let input =
+            SubscriptionInput::from_request(request.get_ref()).map_err(HealthError::from)?;
+        let (view, created) = self.store.upsert_subscription(&input, &principal).await?;
+        Ok(Response::new(pb::UpsertSubscriptionResponse {
+            subscription: Some(subscription_to_pb(view)),
+            created,
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn cancel_subscription(
         &self,
-        _: Request<pb::CancelSubscriptionRequest>,
+        request: Request<pb::CancelSubscriptionRequest>,
     ) -> Reply<pb::CancelSubscriptionResponse> {
-        unimplemented("CancelSubscription")
+        let principal = principal_of(&request);
+        let cancel = Cancellation::from_request(request.get_ref()).map_err(HealthError::from)?;
+        let view = self.store.cancel_subscription(&cancel, &principal).await?;
+        Ok(Response::new(pb::CancelSubscriptionResponse {
+            subscription: Some(subscription_to_pb(view)),
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list_subscriptions(
         &self,
-        _: Request<pb::ListSubscriptionsRequest>,
+        request: Request<pb::ListSubscriptionsRequest>,
     ) -> Reply<pb::ListSubscriptionsResponse> {
-        unimplemented("ListSubscriptions")
+        let req = request.get_ref();
+        let limit = page::page_size("page_size", req.page_size).map_err(HealthError::from)?;
+        let account =
+            optional_account_id("account_id", &req.account_id).map_err(HealthError::from)?;
+        let product = if req.product_id.is_empty() {
+            None
+        } else {
+            Some(ProductId::parse(&req.product_id).map_err(|e| invalid("product_id", e))?)
+        };
+        let status = match wire::known_enum::<pb::SubscriptionStatus>("status", req.status)
+            .map_err(HealthError::from)?
+        {
+            pb::SubscriptionStatus::Unspecified => None,
+            pb::SubscriptionStatus::Active => Some("ACTIVE"),
+            pb::SubscriptionStatus::Cancelled => Some("CANCELLED"),
+        };
+        let filter =
+            page::fingerprint(&[&req.account_id, &req.product_id, &req.status.to_string()]);
+        let after = page_start(&req.page_token, filter)?;
+        let (account, product) = (
+            account.map(|a| a.to_string()),
+            product.map(|p| p.to_string()),
+        );
+        let rows = self
+            .store
+            .list_subscriptions(
+                account.as_deref(),
+                product.as_deref(),
+                status,
+                after.as_deref(),
+                limit,
+            )
+            .await?;
+        let next_page_token = next_token(&rows, limit, |s| s.row.id.clone(), filter);
+        Ok(Response::new(pb::ListSubscriptionsResponse {
+            subscriptions: rows.into_iter().map(subscription_to_pb).collect(),
+            next_page_token,
+        }))
     }
 
+    #[tracing::instrument(skip_all, fields(signals = request.get_ref().signals.len()))]
     async fn record_signals(
         &self,
-        _: Request<pb::RecordSignalsRequest>,
+        request: Request<pb::RecordSignalsRequest>,
     ) -> Reply<pb::RecordSignalsResponse> {
-        unimplemented("RecordSignals")
+        let batch = batch_from_pb("signals", &request.get_ref().signals, storage::now())
+            .map_err(HealthError::from)?;
+        let done = self.store.record_signals("signals", &batch).await?;
+        Ok(Response::new(pb::RecordSignalsResponse {
+            accepted: i64::try_from(done.accepted).unwrap_or(i64::MAX),
+            duplicates: i64::try_from(done.duplicates).unwrap_or(i64::MAX),
+        }))
     }
 
+    /// Each message is stored as it arrives (a connector that reconnects
+    /// resends; external ids make that safe). A bad message ends the stream
+    /// with INVALID_ARGUMENT naming `batches[n].signals[i]…`; earlier
+    /// messages stay stored.
+    #[tracing::instrument(skip_all)]
     async fn stream_signals(
         &self,
-        _: Request<Streaming<pb::StreamSignalsRequest>>,
+        request: Request<Streaming<pb::StreamSignalsRequest>>,
     ) -> Reply<pb::StreamSignalsResponse> {
-        unimplemented("StreamSignals")
+        let mut stream = request.into_inner();
+        let mut summary = pb::StreamSignalsResponse::default();
+        while let Some(message) = stream.next().await {
+            let message = message?;
+            let field = format!("batches[{}].signals", summary.batches);
+            let batch = batch_from_pb(&field, &message.signals, storage::now())
+                .map_err(HealthError::from)?;
+            let done = self.store.record_signals(&field, &batch).await?;
+            summary.accepted += i64::try_from(done.accepted).unwrap_or(i64::MAX);
+            summary.duplicates += i64::try_from(done.duplicates).unwrap_or(i64::MAX);
+            summary.batches += 1;
+        }
+        Ok(Response::new(summary))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn upsert_scorecard(
         &self,
-        _: Request<pb::UpsertScorecardRequest>,
+        request: Request<pb::UpsertScorecardRequest>,
     ) -> Reply<pb::UpsertScorecardResponse> {
-        unimplemented("UpsertScorecard")
+        let principal = principal_of(&request);
+        let wire_card = request
+            .get_ref()
+            .scorecard
+            .as_ref()
+            .ok_or_else(|| invalid("scorecard", "is required"))?;
+        let card = Scorecard::from_pb("scorecard", wire_card).map_err(HealthError::from)?;
+        let stored = self.store.add_scorecard(&card, &principal).await?;
+        Ok(Response::new(pb::UpsertScorecardResponse {
+            scorecard: Some(stored.to_pb()),
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn get_account_health(
         &self,
-        _: Request<pb::GetAccountHealthRequest>,
+        request: Request<pb::GetAccountHealthRequest>,
     ) -> Reply<pb::GetAccountHealthResponse> {
-        unimplemented("GetAccountHealth")
+        let account = self
+            .require_account("account_id", &request.get_ref().account_id)
+            .await?;
+        let view = self.store.account_health(&account.id).await?;
+        Ok(Response::new(pb::GetAccountHealthResponse {
+            health: Some(account_health_to_pb(&view)),
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list_account_health(
         &self,
-        _: Request<pb::ListAccountHealthRequest>,
+        request: Request<pb::ListAccountHealthRequest>,
     ) -> Reply<pb::ListAccountHealthResponse> {
-        unimplemented("ListAccountHealth")
+        let req = request.get_ref();
+        let limit = page::page_size("page_size", req.page_size).map_err(HealthError::from)?;
+        let mut bands = Vec::new();
+        for (i, b) in req.bands.iter().enumerate() {
+            let field = format!("bands[{i}]");
+            bands.push(
+                match wire::known_enum::<common::HealthBand>(&field, *b)
+                    .map_err(HealthError::from)?
+                {
+                    common::HealthBand::Unspecified => {
+                        return Err(invalid(&field, "is not a band").into());
+                    }
+                    common::HealthBand::Red => HealthBand::Red,
+                    common::HealthBand::Yellow => HealthBand::Yellow,
+                    common::HealthBand::Green => HealthBand::Green,
+                },
+            );
+        }
+        let descending = match wire::known_enum::<pb::HealthSortOrder>("sort", req.sort)
+            .map_err(HealthError::from)?
+        {
+            pb::HealthSortOrder::ScoreDescending => true,
+            pb::HealthSortOrder::Unspecified | pb::HealthSortOrder::ScoreAscending => false,
+        };
+        let owner = wire::optional_text("owner_csm", &req.owner_csm, wire::MAX_NAME_LEN)
+            .map_err(HealthError::from)?;
+        let filter = page::fingerprint(&[
+            &format!("{:?}", req.bands),
+            &req.sort.to_string(),
+            &req.owner_csm,
+        ]);
+        let offset = offset_of(&req.page_token, filter)?;
+        let rows = self
+            .store
+            .list_account_health(&bands, descending, owner.as_deref(), offset, limit)
+            .await?;
+        let card = self.store.active_scorecard().await?;
+        let count = u64::try_from(rows.len()).unwrap_or(u64::MAX);
+        let next_page_token = if count < limit {
+            String::new()
+        } else {
+            page::encode_token(&(offset + count).to_string(), filter)
+        };
+        Ok(Response::new(pb::ListAccountHealthResponse {
+            scores: rows
+                .into_iter()
+                .map(|row| {
+                    score_to_pb(
+                        &ScoreView {
+                            row,
+                            previous_e2: None,
+                            month_ago_e2: None,
+                            override_: None,
+                        },
+                        &card.bands,
+                    )
+                })
+                .collect(),
+            next_page_token,
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn get_health_history(
         &self,
-        _: Request<pb::GetHealthHistoryRequest>,
+        request: Request<pb::GetHealthHistoryRequest>,
     ) -> Reply<pb::GetHealthHistoryResponse> {
-        unimplemented("GetHealthHistory")
+        let req = request.get_ref();
+        let account = self.require_account("account_id", &req.account_id).await?;
+        if !req.product_id.is_empty() {
+            ProductId::parse(&req.product_id).map_err(|e| invalid("product_id", e))?;
+        }
+        let limit = page::page_size("page_size", req.page_size).map_err(HealthError::from)?;
+        let start = optional_timestamp("start_time", req.start_time.as_ref())?;
+        let end = optional_timestamp("end_time", req.end_time.as_ref())?;
+        if let (Some(s), Some(e)) = (start, end)
+            && e <= s
+        {
+            return Err(invalid("end_time", "must be after start_time").into());
+        }
+        let filter = page::fingerprint(&[
+            &req.account_id,
+            &req.product_id,
+            &format!("{start:?}{end:?}"),
+        ]);
+        let offset = offset_of(&req.page_token, filter)?;
+        let rows = self
+            .store
+            .health_history(&account.id, &req.product_id, (start, end), offset, limit)
+            .await?;
+        let card = self.store.active_scorecard().await?;
+        let count = u64::try_from(rows.len()).unwrap_or(u64::MAX);
+        let next_page_token = if count < limit {
+            String::new()
+        } else {
+            page::encode_token(&(offset + count).to_string(), filter)
+        };
+        Ok(Response::new(pb::GetHealthHistoryResponse {
+            points: rows
+                .into_iter()
+                .map(|r| history_to_pb(r, &card.bands))
+                .collect(),
+            next_page_token,
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn override_health(
         &self,
-        _: Request<pb::OverrideHealthRequest>,
+        request: Request<pb::OverrideHealthRequest>,
     ) -> Reply<pb::OverrideHealthResponse> {
-        unimplemented("OverrideHealth")
+        let principal = principal_of(&request);
+        let req = request.get_ref();
+        let account = self.require_account("account_id", &req.account_id).await?;
+        if !req.product_id.is_empty() {
+            let product =
+                ProductId::parse(&req.product_id).map_err(|e| invalid("product_id", e))?;
+            if self.store.product(&product).await?.is_none() {
+                return Err(invalid("product_id", format!("no product has id {product}")).into());
+            }
+        }
+        if !(0..=100).contains(&req.score) {
+            return Err(invalid("score", "must be 0-100").into());
+        }
+        let reason =
+            wire::text("reason", &req.reason, wire::MAX_NOTE_LEN).map_err(HealthError::from)?;
+        let now = storage::now();
+        let expires_at = optional_timestamp("expire_time", req.expire_time.as_ref())?;
+        if expires_at.is_some_and(|t| t <= now) {
+            return Err(invalid("expire_time", "must be in the future").into());
+        }
+        self.store
+            .override_health(health_override::Model {
+                id: domain::EventId::new().to_string(),
+                account_id: account.id.clone(),
+                product_id: req.product_id.clone(),
+                score: req.score,
+                reason,
+                principal,
+                created_at: now,
+                expires_at,
+            })
+            .await?;
+        let view = self.store.account_health(&account.id).await?;
+        Ok(Response::new(pb::OverrideHealthResponse {
+            health: Some(account_health_to_pb(&view)),
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list_triggers(
         &self,
-        _: Request<pb::ListTriggersRequest>,
+        request: Request<pb::ListTriggersRequest>,
     ) -> Reply<pb::ListTriggersResponse> {
-        unimplemented("ListTriggers")
+        let req = request.get_ref();
+        let limit = page::page_size("page_size", req.page_size).map_err(HealthError::from)?;
+        let account =
+            optional_account_id("account_id", &req.account_id).map_err(HealthError::from)?;
+        let mut statuses = Vec::new();
+        for (i, s) in req.statuses.iter().enumerate() {
+            let field = format!("statuses[{i}]");
+            statuses.push(
+                match wire::known_enum::<pb::TriggerStatus>(&field, *s)
+                    .map_err(HealthError::from)?
+                {
+                    pb::TriggerStatus::Unspecified => {
+                        return Err(invalid(&field, "is not a status").into());
+                    }
+                    pb::TriggerStatus::Ready => "READY",
+                    pb::TriggerStatus::Suppressed => "SUPPRESSED",
+                    pb::TriggerStatus::Closed => "CLOSED",
+                    pb::TriggerStatus::Converted => "CONVERTED",
+                },
+            );
+        }
+        let kind = match wire::known_enum::<pb::TriggerKind>("kind", req.kind)
+            .map_err(HealthError::from)?
+        {
+            pb::TriggerKind::Unspecified => None,
+            other => TriggerKind::from_pb(other).map(TriggerKind::as_str),
+        };
+        let filter = page::fingerprint(&[
+            &req.account_id,
+            &format!("{:?}", req.statuses),
+            &req.kind.to_string(),
+        ]);
+        let before = page_start(&req.page_token, filter)?;
+        let account = account.map(|a| a.to_string());
+        let rows = self
+            .store
+            .list_triggers(
+                account.as_deref(),
+                &statuses,
+                kind,
+                before.as_deref(),
+                limit,
+            )
+            .await?;
+        let next_page_token = next_token(&rows, limit, |t| t.id.clone(), filter);
+        Ok(Response::new(pb::ListTriggersResponse {
+            triggers: rows.into_iter().map(trigger_to_pb).collect(),
+            next_page_token,
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn get_trigger(
         &self,
-        _: Request<pb::GetTriggerRequest>,
+        request: Request<pb::GetTriggerRequest>,
     ) -> Reply<pb::GetTriggerResponse> {
-        unimplemented("GetTrigger")
+        let id = TriggerId::parse(&request.get_ref().trigger_id)
+            .map_err(|e| invalid("trigger_id", e))?;
+        let t = self
+            .store
+            .trigger(&id)
+            .await?
+            .ok_or_else(|| HealthError::TriggerNotFound(id.to_string()))?;
+        Ok(Response::new(pb::GetTriggerResponse {
+            trigger: Some(trigger_to_pb(t)),
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn get_revenue_metrics(
         &self,
-        _: Request<pb::GetRevenueMetricsRequest>,
+        request: Request<pb::GetRevenueMetricsRequest>,
     ) -> Reply<pb::GetRevenueMetricsResponse> {
-        unimplemented("GetRevenueMetrics")
+        let req = request.get_ref();
+        let tz = TimeZoneName::parse_or_utc(&req.time_zone).map_err(|e| invalid("time_zone", e))?;
+        let period = match (
+            req.month.is_empty(),
+            req.start_date.is_empty() && req.end_date.is_empty(),
+        ) {
+            (false, true) => Month::parse(&req.month)
+                .map_err(|e| invalid("month", e))?
+                .date_range(),
+            (true, false) => {
+                let start = wire::date("start_date", &req.start_date).map_err(HealthError::from)?;
+                let end = wire::date("end_date", &req.end_date).map_err(HealthError::from)?;
+                DateRange::new(start, end).map_err(|e| invalid("end_date", e))?
+            }
+            (false, false) => {
+                return Err(invalid(
+                    "month",
+                    "give either month or start_date/end_date, not both",
+                )
+                .into());
+            }
+            (true, true) => {
+                return Err(invalid(
+                    "month",
+                    "month (YYYY-MM) or start_date and end_date is required",
+                )
+                .into());
+            }
+        };
+        if period.days() > 3700 {
+            return Err(invalid("end_date", "a period may span at most ten years").into());
+        }
+        let metrics = self.store.revenue_metrics(&period).await?;
+        Ok(Response::new(pb::GetRevenueMetricsResponse {
+            start_date: wire::date_to_pb(Some(period.start())),
+            end_date: wire::date_to_pb(Some(period.end())),
+            time_zone: tz.name().to_owned(),
+            currencies: metrics.into_iter().map(metrics_to_pb).collect(),
+        }))
     }
 
     type WatchEventsStream = BoxStream<pb::WatchEventsResponse>;

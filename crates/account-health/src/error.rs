@@ -12,8 +12,16 @@ pub enum HealthError {
     Invalid(ApiError),
     #[error("account {0:?} not found")]
     AccountNotFound(String),
-    #[error("{0} is not implemented yet")]
-    Unimplemented(&'static str),
+    #[error("product {0:?} not found")]
+    ProductNotFound(String),
+    #[error("subscription {0:?} not found")]
+    SubscriptionNotFound(String),
+    #[error("trigger {0:?} not found")]
+    TriggerNotFound(String),
+    #[error("subscription {0} was already cancelled on {1}")]
+    AlreadyCancelled(String, String),
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
     #[error("storage: {0}")]
     Store(#[from] sea_orm::DbErr),
 }
@@ -29,7 +37,18 @@ impl From<HealthError> for Status {
         let api = match err {
             HealthError::Invalid(api) => api,
             HealthError::AccountNotFound(id) => ApiError::not_found("account", id),
-            HealthError::Unimplemented(method) => ApiError::Unimplemented { method },
+            HealthError::ProductNotFound(id) => ApiError::not_found("product", id),
+            HealthError::SubscriptionNotFound(id) => ApiError::not_found("subscription", id),
+            HealthError::TriggerNotFound(id) => ApiError::not_found("trigger", id),
+            err @ HealthError::AlreadyCancelled(..) => ApiError::FailedPrecondition {
+                reason: "SUBSCRIPTION_ALREADY_CANCELLED",
+                message: err.to_string(),
+                violations: Vec::new(),
+            },
+            HealthError::Corrupt(detail) => {
+                tracing::error!(%detail, "corrupt health data");
+                ApiError::internal(detail)
+            }
             HealthError::Store(db) => storage::db_error(db),
         };
         api.into_status(DOMAIN)

@@ -115,7 +115,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let db = database::open(&args.storage, *service).await?;
         router = Some(match service {
             ServiceName::Health => {
-                let svc = AccountHealthServiceServer::new(HealthService::new(db))
+                let health = HealthService::new(db);
+                // Ends with the process: it only recomputes derived scores.
+                let _worker = health.spawn_background();
+                let svc = AccountHealthServiceServer::new(health)
                     .max_decoding_message_size(limit)
                     .max_encoding_message_size(limit);
                 health_reporter

@@ -1,5 +1,14 @@
 //! The health service's queries and transactions (SeaORM, SQLite or
-//! PostgreSQL alike).
+//! PostgreSQL alike), one module per area.
+
+mod health;
+mod portfolio;
+mod revenue;
+mod signals;
+mod triggers;
+
+pub use health::{AccountHealthView, HealthRow, ScoreView};
+pub use portfolio::SubscriptionView;
 
 use contracts::ApiError;
 use domain::{AccountId, ExternalId};
@@ -11,6 +20,7 @@ use storage::events::{EventLog, NewEvent};
 
 use crate::entity::account;
 use crate::error::HealthError;
+use crate::model::triggers::TriggerConfig;
 use crate::model::{AccountInput, AccountKey};
 
 /// Deepest parent chain walked when checking for cycles.
@@ -23,6 +33,7 @@ pub const EVENT_TABLE: &str = "health_events";
 pub struct Store {
     db: DatabaseConnection,
     events: EventLog,
+    triggers: TriggerConfig,
 }
 
 impl Store {
@@ -30,6 +41,7 @@ impl Store {
         Self {
             db,
             events: EventLog::new(EVENT_TABLE),
+            triggers: TriggerConfig::default(),
         }
     }
 
@@ -52,6 +64,32 @@ impl Store {
         external: &ExternalId,
     ) -> Result<Option<account::Model>, HealthError> {
         Ok(find_by_external(&self.db, external).await?)
+    }
+
+    /// Accounts ordered by id; `after` is the last id of the previous page.
+    pub async fn list_accounts(
+        &self,
+        segment: Option<&str>,
+        owner_csm: Option<&str>,
+        parent: Option<&str>,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<account::Model>, HealthError> {
+        use sea_orm::{QueryOrder, QuerySelect};
+        let mut q = account::Entity::find().order_by_asc(account::Column::Id);
+        if let Some(s) = segment {
+            q = q.filter(account::Column::Segment.eq(s));
+        }
+        if let Some(c) = owner_csm {
+            q = q.filter(account::Column::OwnerCsm.eq(c));
+        }
+        if let Some(p) = parent {
+            q = q.filter(account::Column::ParentAccountId.eq(p));
+        }
+        if let Some(after) = after {
+            q = q.filter(account::Column::Id.gt(after));
+        }
+        Ok(q.limit(limit).all(&self.db).await?)
     }
 
     /// Creates or updates an account; returns it and whether it was created.
@@ -166,6 +204,33 @@ impl Store {
         self.events.committed();
         Ok((model, created))
     }
+}
+
+/// Marks accounts for a health and trigger recomputation.
+pub(crate) async fn mark_dirty<C: ConnectionTrait>(
+    db: &C,
+    account_ids: &[String],
+) -> Result<(), DbErr> {
+    use sea_orm::sea_query::OnConflict;
+    if account_ids.is_empty() {
+        return Ok(());
+    }
+    let now = storage::now();
+    let rows = account_ids
+        .iter()
+        .map(|id| crate::entity::dirty::ActiveModel {
+            account_id: Set(id.clone()),
+            marked_at: Set(now),
+        });
+    crate::entity::dirty::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::column(crate::entity::dirty::Column::AccountId)
+                .update_column(crate::entity::dirty::Column::MarkedAt)
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
 }
 
 async fn find_by_external<C: ConnectionTrait>(

@@ -1,0 +1,602 @@
+//! Scorecards (Gainsight-style) and the health score they compute.
+//!
+//! A scorecard is a set of weighted measures; each measure aggregates one
+//! kind of signal over a window and maps the result to 0–100 by thresholds.
+//! Overall = Σ(weight × score) / Σ(weight) over the measures that have data
+//! (RENORMALIZE, the default) or over all of them with missing ones counted
+//! as 0 (TREAT_AS_ZERO); coverage says how much of the weight had data.
+
+use chrono::{DateTime, Duration, Utc};
+use contracts::ApiError;
+use contracts::pb::common::v1 as common;
+use contracts::pb::health::v1 as pb;
+use contracts::wire;
+use domain::{Decimal, HealthBand};
+use rust_decimal::RoundingStrategy;
+use serde::{Deserialize, Serialize};
+
+use super::signal::SignalKind;
+
+pub const DEFAULT_SCORECARD_ID: &str = "default";
+const MAX_MEASURES: usize = 50;
+const MAX_THRESHOLDS: usize = 20;
+const MAX_WINDOW_DAYS: u32 = 730;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Aggregation {
+    Latest,
+    Average,
+    Sum,
+    Count,
+    /// Latest value / limit, in percent.
+    RatioToLimit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MissingDataPolicy {
+    Renormalize,
+    TreatAsZero,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Threshold {
+    pub min_value: Decimal,
+    pub score: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Measure {
+    pub name: String,
+    pub group: String,
+    pub kind: String,
+    pub aggregation: Aggregation,
+    pub window_days: u32,
+    pub weight: Decimal,
+    /// Sorted by `min_value`, highest first.
+    pub thresholds: Vec<Threshold>,
+}
+
+/// Inclusive upper bounds, ascending; the last is 100. A score belongs to
+/// the first band whose upper bound it does not exceed, so each band's lower
+/// bound is excluded except in the first band (RED 0–50, YELLOW 51–75, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bands(pub Vec<(String, u8)>);
+
+impl Default for Bands {
+    fn default() -> Self {
+        Bands(vec![
+            ("RED".into(), 50),
+            ("YELLOW".into(), 75),
+            ("GREEN".into(), 100),
+        ])
+    }
+}
+
+impl Bands {
+    pub fn band_of(&self, score: Decimal) -> Option<HealthBand> {
+        self.0
+            .iter()
+            .find(|(_, upper)| score <= Decimal::from(*upper))
+            .and_then(|(band, _)| band.parse().ok())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scorecard {
+    pub scorecard_id: String,
+    pub version: i32,
+    pub measures: Vec<Measure>,
+    pub missing_data: MissingDataPolicy,
+    pub bands: Bands,
+}
+
+fn measure(
+    name: &str,
+    group: &str,
+    kind: SignalKind,
+    aggregation: Aggregation,
+    window_days: u32,
+    weight: i64,
+    thresholds: &[(i64, u8)],
+) -> Measure {
+    Measure {
+        name: name.into(),
+        group: group.into(),
+        kind: kind.as_str().into(),
+        aggregation,
+        window_days,
+        weight: Decimal::from(weight),
+        thresholds: thresholds
+            .iter()
+            .map(|(min, score)| Threshold {
+                min_value: Decimal::from(*min),
+                score: *score,
+            })
+            .collect(),
+    }
+}
+
+impl Scorecard {
+    /// The scorecard in force until one is written: usage and adoption
+    /// against limits, NPS, CSAT, support load and escalations.
+    pub fn built_in() -> Self {
+        use Aggregation::*;
+        use SignalKind::*;
+        Scorecard {
+            scorecard_id: DEFAULT_SCORECARD_ID.into(),
+            version: 0,
+            measures: vec![
+                measure(
+                    "usage",
+                    "product",
+                    Usage,
+                    RatioToLimit,
+                    30,
+                    30,
+                    &[(60, 100), (30, 70), (10, 40), (0, 10)],
+                ),
+                measure(
+                    "adoption",
+                    "product",
+                    ActiveUsers,
+                    RatioToLimit,
+                    30,
+                    25,
+                    &[(75, 100), (50, 75), (25, 45), (0, 15)],
+                ),
+                measure(
+                    "nps",
+                    "sentiment",
+                    Nps,
+                    Average,
+                    180,
+                    15,
+                    &[(9, 100), (7, 75), (5, 40), (0, 10)],
+                ),
+                measure(
+                    "csat",
+                    "sentiment",
+                    Csat,
+                    Average,
+                    90,
+                    10,
+                    &[(4, 90), (3, 50), (0, 20)],
+                ),
+                measure(
+                    "support_load",
+                    "support",
+                    SupportTicket,
+                    Count,
+                    30,
+                    10,
+                    &[(10, 20), (5, 50), (2, 80), (0, 100)],
+                ),
+                measure(
+                    "escalations",
+                    "support",
+                    Escalation,
+                    Count,
+                    90,
+                    10,
+                    &[(2, 0), (1, 40), (0, 100)],
+                ),
+            ],
+            missing_data: MissingDataPolicy::Renormalize,
+            bands: Bands::default(),
+        }
+    }
+
+    /// The longest window any measure looks back over.
+    pub fn longest_window(&self) -> Duration {
+        Duration::days(i64::from(
+            self.measures
+                .iter()
+                .map(|m| m.window_days)
+                .max()
+                .unwrap_or(30),
+        ))
+    }
+
+    /// Validates a scorecard from the wire (`field` = its path).
+    pub fn from_pb(field: &str, s: &pb::Scorecard) -> Result<Self, ApiError> {
+        let f = |name: &str| format!("{field}.{name}");
+        let scorecard_id = if s.scorecard_id.is_empty() {
+            DEFAULT_SCORECARD_ID.to_owned()
+        } else {
+            wire::text(&f("scorecard_id"), &s.scorecard_id, 64)?
+        };
+        if s.measures.is_empty() || s.measures.len() > MAX_MEASURES {
+            return Err(ApiError::invalid(
+                f("measures"),
+                format!("needs 1 to {MAX_MEASURES} measures"),
+            ));
+        }
+        let mut measures = Vec::with_capacity(s.measures.len());
+        for (i, m) in s.measures.iter().enumerate() {
+            let at = |name: &str| format!("{field}.measures[{i}].{name}");
+            let name = wire::text(&at("name"), &m.name, wire::MAX_NAME_LEN)?;
+            if measures.iter().any(|x: &Measure| x.name == name) {
+                return Err(ApiError::invalid(
+                    at("name"),
+                    format!("{name:?} appears twice"),
+                ));
+            }
+            let kind = SignalKind::from_pb(&at("signal_kind"), m.signal_kind)?
+                .ok_or_else(|| ApiError::invalid(at("signal_kind"), "is required"))?;
+            let aggregation =
+                match wire::known_enum::<pb::Aggregation>(&at("aggregation"), m.aggregation)? {
+                    pb::Aggregation::Unspecified => {
+                        return Err(ApiError::invalid(at("aggregation"), "is required"));
+                    }
+                    pb::Aggregation::Latest => Aggregation::Latest,
+                    pb::Aggregation::Average => Aggregation::Average,
+                    pb::Aggregation::Sum => Aggregation::Sum,
+                    pb::Aggregation::Count => Aggregation::Count,
+                    pb::Aggregation::RatioToLimit => Aggregation::RatioToLimit,
+                };
+            let window_days = u32::try_from(m.window_days)
+                .ok()
+                .filter(|d| (1..=MAX_WINDOW_DAYS).contains(d))
+                .ok_or_else(|| {
+                    ApiError::invalid(at("window_days"), format!("must be 1-{MAX_WINDOW_DAYS}"))
+                })?;
+            let weight = Decimal::from_str_exact(&m.weight)
+                .ok()
+                .filter(|w| {
+                    !w.is_sign_negative() && w.scale() <= 6 && *w <= Decimal::from(1_000_000)
+                })
+                .ok_or_else(|| {
+                    ApiError::invalid(at("weight"), "must be a non-negative decimal like \"25\"")
+                })?;
+            if m.thresholds.is_empty() || m.thresholds.len() > MAX_THRESHOLDS {
+                return Err(ApiError::invalid(
+                    at("thresholds"),
+                    format!("needs 1 to {MAX_THRESHOLDS} thresholds"),
+                ));
+            }
+            let mut thresholds = Vec::with_capacity(m.thresholds.len());
+            for (j, t) in m.thresholds.iter().enumerate() {
+                let tf = |name: &str| format!("{field}.measures[{i}].thresholds[{j}].{name}");
+                let min_value = Decimal::from_str_exact(&t.min_value)
+                    .ok()
+                    .filter(|v| v.scale() <= 6)
+                    .ok_or_else(|| ApiError::invalid(tf("min_value"), "must be a decimal"))?;
+                let score = u8::try_from(t.score)
+                    .ok()
+                    .filter(|s| *s <= 100)
+                    .ok_or_else(|| ApiError::invalid(tf("score"), "must be 0-100"))?;
+                thresholds.push(Threshold { min_value, score });
+            }
+            thresholds.sort_by_key(|t| std::cmp::Reverse(t.min_value));
+            measures.push(Measure {
+                name,
+                group: wire::optional_text(&at("group"), &m.group, wire::MAX_NAME_LEN)?
+                    .unwrap_or_default(),
+                kind: kind.as_str().into(),
+                aggregation,
+                window_days,
+                weight,
+                thresholds,
+            });
+        }
+        if measures.iter().all(|m| m.weight.is_zero()) {
+            return Err(ApiError::invalid(
+                f("measures"),
+                "at least one weight must be positive",
+            ));
+        }
+        let missing_data = match wire::known_enum::<pb::MissingDataPolicy>(
+            &f("missing_data_policy"),
+            s.missing_data_policy,
+        )? {
+            pb::MissingDataPolicy::Unspecified | pb::MissingDataPolicy::Renormalize => {
+                MissingDataPolicy::Renormalize
+            }
+            pb::MissingDataPolicy::TreatAsZero => MissingDataPolicy::TreatAsZero,
+        };
+        let bands = if s.bands.is_empty() {
+            Bands::default()
+        } else {
+            let mut bands = Vec::new();
+            let mut last: Option<i32> = None;
+            for (i, b) in s.bands.iter().enumerate() {
+                let at = |name: &str| format!("{field}.bands[{i}].{name}");
+                let band = match wire::known_enum::<common::HealthBand>(&at("band"), b.band)? {
+                    common::HealthBand::Unspecified => {
+                        return Err(ApiError::invalid(at("band"), "is required"));
+                    }
+                    common::HealthBand::Red => "RED",
+                    common::HealthBand::Yellow => "YELLOW",
+                    common::HealthBand::Green => "GREEN",
+                };
+                if !(0..=100).contains(&b.upper) || last.is_some_and(|l| b.upper <= l) {
+                    return Err(ApiError::invalid(
+                        at("upper"),
+                        "upper bounds must rise strictly within 0-100",
+                    ));
+                }
+                if bands.iter().any(|(name, _): &(String, u8)| name == band) {
+                    return Err(ApiError::invalid(at("band"), "each band may appear once"));
+                }
+                last = Some(b.upper);
+                bands.push((band.to_owned(), u8::try_from(b.upper).unwrap_or(100)));
+            }
+            if last != Some(100) {
+                return Err(ApiError::invalid(
+                    f("bands"),
+                    "the last band must end at 100",
+                ));
+            }
+            Bands(bands)
+        };
+        Ok(Scorecard {
+            scorecard_id,
+            version: 0,
+            measures,
+            missing_data,
+            bands,
+        })
+    }
+
+    pub fn to_pb(&self) -> pb::Scorecard {
+        pb::Scorecard {
+            scorecard_id: self.scorecard_id.clone(),
+            name: self.scorecard_id.clone(),
+            version: self.version,
+            measures: self
+                .measures
+                .iter()
+                .map(|m| pb::Measure {
+                    name: m.name.clone(),
+                    group: m.group.clone(),
+                    signal_kind: m
+                        .kind
+                        .parse::<SignalKind>()
+                        .map(|k| k.to_pb() as i32)
+                        .unwrap_or_default(),
+                    aggregation: match m.aggregation {
+                        Aggregation::Latest => pb::Aggregation::Latest,
+                        Aggregation::Average => pb::Aggregation::Average,
+                        Aggregation::Sum => pb::Aggregation::Sum,
+                        Aggregation::Count => pb::Aggregation::Count,
+                        Aggregation::RatioToLimit => pb::Aggregation::RatioToLimit,
+                    } as i32,
+                    window_days: i32::try_from(m.window_days).unwrap_or(i32::MAX),
+                    weight: m.weight.normalize().to_string(),
+                    thresholds: m
+                        .thresholds
+                        .iter()
+                        .map(|t| pb::Threshold {
+                            min_value: t.min_value.normalize().to_string(),
+                            score: i32::from(t.score),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            missing_data_policy: match self.missing_data {
+                MissingDataPolicy::Renormalize => pb::MissingDataPolicy::Renormalize,
+                MissingDataPolicy::TreatAsZero => pb::MissingDataPolicy::TreatAsZero,
+            } as i32,
+            bands: self
+                .bands
+                .0
+                .iter()
+                .map(|(band, upper)| pb::BandBound {
+                    band: common::HealthBand::from_str_name(&format!("HEALTH_BAND_{band}"))
+                        .unwrap_or_default() as i32,
+                    upper: i32::from(*upper),
+                })
+                .collect(),
+            audit: None,
+        }
+    }
+}
+
+/// One signal as the scorer sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalPoint {
+    pub kind: SignalKind,
+    pub value: Decimal,
+    pub limit: Option<Decimal>,
+    pub occurred_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeasureResult {
+    pub name: String,
+    pub weight: Decimal,
+    pub score: Option<Decimal>,
+}
+
+/// What a scorecard makes of an account's (or account-product's) signals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Computed {
+    /// `None` when no measure had data.
+    pub score: Option<Decimal>,
+    pub band: Option<HealthBand>,
+    /// Percent of the total weight whose measures had data.
+    pub coverage: Decimal,
+    pub breakdown: Vec<MeasureResult>,
+}
+
+fn round2(d: Decimal) -> Decimal {
+    d.round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven)
+}
+
+fn aggregate(measure: &Measure, signals: &[&SignalPoint]) -> Option<Decimal> {
+    let latest = || signals.iter().max_by_key(|s| s.occurred_at);
+    match measure.aggregation {
+        _ if signals.is_empty() => None,
+        Aggregation::Latest => latest().map(|s| s.value),
+        Aggregation::Average => {
+            let sum: Decimal = signals.iter().map(|s| s.value).sum();
+            Some(sum / Decimal::from(signals.len()))
+        }
+        Aggregation::Sum => Some(signals.iter().map(|s| s.value).sum()),
+        Aggregation::Count => Some(Decimal::from(signals.len())),
+        Aggregation::RatioToLimit => latest().and_then(|s| {
+            s.limit
+                .filter(|l| !l.is_zero())
+                .map(|l| s.value * Decimal::ONE_HUNDRED / l)
+        }),
+    }
+}
+
+fn threshold_score(measure: &Measure, value: Decimal) -> Decimal {
+    measure
+        .thresholds
+        .iter()
+        .find(|t| value >= t.min_value)
+        .map_or(Decimal::ZERO, |t| Decimal::from(t.score))
+}
+
+/// Scores `signals` (already limited to the account or account-product) at `now`.
+pub fn compute(scorecard: &Scorecard, signals: &[SignalPoint], now: DateTime<Utc>) -> Computed {
+    let mut breakdown = Vec::with_capacity(scorecard.measures.len());
+    let (mut total_weight, mut present_weight, mut weighted) =
+        (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
+    for measure in &scorecard.measures {
+        let since = now - Duration::days(i64::from(measure.window_days));
+        let in_window: Vec<&SignalPoint> = signals
+            .iter()
+            .filter(|s| {
+                s.kind.as_str() == measure.kind && s.occurred_at > since && s.occurred_at <= now
+            })
+            .collect();
+        let score = aggregate(measure, &in_window).map(|v| threshold_score(measure, v));
+        total_weight += measure.weight;
+        if let Some(score) = score {
+            present_weight += measure.weight;
+            weighted += measure.weight * score;
+        }
+        breakdown.push(MeasureResult {
+            name: measure.name.clone(),
+            weight: measure.weight,
+            score,
+        });
+    }
+    let denominator = match scorecard.missing_data {
+        MissingDataPolicy::Renormalize => present_weight,
+        MissingDataPolicy::TreatAsZero => total_weight,
+    };
+    let score = (!present_weight.is_zero() && !denominator.is_zero())
+        .then(|| round2(weighted / denominator));
+    let coverage = if total_weight.is_zero() {
+        Decimal::ZERO
+    } else {
+        round2(present_weight * Decimal::ONE_HUNDRED / total_weight)
+    };
+    Computed {
+        band: score.and_then(|s| scorecard.bands.band_of(s)),
+        score,
+        coverage,
+        breakdown,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn point(kind: SignalKind, value: i64, limit: Option<i64>, days_ago: i64) -> SignalPoint {
+        SignalPoint {
+            kind,
+            value: Decimal::from(value),
+            limit: limit.map(Decimal::from),
+            occurred_at: Utc::now() - Duration::days(days_ago),
+        }
+    }
+
+    #[test]
+    fn default_bands_exclude_the_lower_bound_except_in_the_first() {
+        let bands = Bands::default();
+        let d = |s: &str| Decimal::from_str_exact(s).unwrap();
+        assert_eq!(bands.band_of(d("0")), Some(HealthBand::Red));
+        assert_eq!(bands.band_of(d("50")), Some(HealthBand::Red));
+        assert_eq!(bands.band_of(d("50.01")), Some(HealthBand::Yellow));
+        assert_eq!(bands.band_of(d("75")), Some(HealthBand::Yellow));
+        assert_eq!(bands.band_of(d("76")), Some(HealthBand::Green));
+        assert_eq!(bands.band_of(d("100")), Some(HealthBand::Green));
+    }
+
+    #[test]
+    fn renormalizes_over_present_measures_and_reports_coverage() {
+        let card = Scorecard::built_in();
+        let now = Utc::now();
+        // Usage at 85% of the limit (score 100, weight 30) and NPS 6 (score 40, weight 15).
+        let signals = vec![
+            point(SignalKind::Usage, 85, Some(100), 1),
+            point(SignalKind::Nps, 6, None, 10),
+        ];
+        let c = compute(&card, &signals, now);
+        // (30×100 + 15×40) / 45 = 80
+        assert_eq!(c.score, Some(Decimal::from(80)));
+        assert_eq!(c.band, Some(HealthBand::Green));
+        assert_eq!(c.coverage, Decimal::from(45));
+        assert_eq!(c.breakdown.iter().filter(|m| m.score.is_some()).count(), 2);
+
+        let mut zero = card.clone();
+        zero.missing_data = MissingDataPolicy::TreatAsZero;
+        // (3000 + 600) / 100 = 36
+        assert_eq!(compute(&zero, &signals, now).score, Some(Decimal::from(36)));
+    }
+
+    #[test]
+    fn old_signals_fall_out_of_the_window_and_no_data_means_no_score() {
+        let card = Scorecard::built_in();
+        let c = compute(
+            &card,
+            &[point(SignalKind::Usage, 90, Some(100), 45)],
+            Utc::now(),
+        );
+        assert_eq!((c.score, c.band, c.coverage), (None, None, Decimal::ZERO));
+    }
+
+    #[test]
+    fn inverted_measures_score_low_counts_high() {
+        let card = Scorecard::built_in();
+        let tickets: Vec<_> = (0..6)
+            .map(|d| point(SignalKind::SupportTicket, 1, None, d))
+            .collect();
+        let c = compute(&card, &tickets, Utc::now());
+        assert_eq!(c.score, Some(Decimal::from(50)));
+        assert_eq!(c.band, Some(HealthBand::Red));
+    }
+
+    #[test]
+    fn weights_are_normalised() {
+        let mut card = Scorecard::built_in();
+        for m in &mut card.measures {
+            m.weight *= Decimal::from(7);
+        }
+        let signals = vec![
+            point(SignalKind::Usage, 85, Some(100), 1),
+            point(SignalKind::Nps, 6, None, 10),
+        ];
+        assert_eq!(
+            compute(&card, &signals, Utc::now()).score,
+            Some(Decimal::from(80))
+        );
+    }
+
+    #[test]
+    fn wire_validation_names_fields() {
+        let mut s = Scorecard::built_in().to_pb();
+        assert_eq!(
+            Scorecard::from_pb("scorecard", &s).unwrap().measures.len(),
+            6
+        );
+        s.measures[1].weight = "-1".into();
+        let err = Scorecard::from_pb("scorecard", &s).unwrap_err();
+        assert!(
+            matches!(err, ApiError::InvalidArgument { ref violations } if violations[0].field == "scorecard.measures[1].weight")
+        );
+        let mut s = Scorecard::built_in().to_pb();
+        s.bands[2].upper = 90;
+        let err = Scorecard::from_pb("scorecard", &s).unwrap_err();
+        assert!(
+            matches!(err, ApiError::InvalidArgument { ref violations } if violations[0].field == "scorecard.bands")
+        );
+    }
+}

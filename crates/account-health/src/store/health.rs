@@ -1,0 +1,633 @@
+//! Health scores: computing them from signals with the active scorecard,
+//! keeping their history, overrides, and the dirty-account queue that keeps
+//! computation off the ingestion path.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Duration, Utc};
+use domain::{Decimal, HealthBand};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set, TransactionTrait,
+};
+use storage::events::NewEvent;
+
+use super::Store;
+use super::portfolio::{ACTIVE, CANCELLED};
+use crate::entity::{
+    account, dirty, health_current, health_override, health_score, product, scorecard, signal,
+    subscription,
+};
+use crate::error::HealthError;
+use crate::model::scorecard::{Computed, DEFAULT_SCORECARD_ID, Scorecard, SignalPoint, compute};
+use crate::model::signal::{SignalKind, unscale};
+use crate::model::triggers::{self, TriggerSignal, TriggerSubscription};
+
+pub type HealthRow = health_current::Model;
+
+/// One score (account-level or account-product) with what it is compared to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreView {
+    pub row: HealthRow,
+    /// Score before the latest change, ×100.
+    pub previous_e2: Option<i64>,
+    /// Score in force 30 days ago, ×100.
+    pub month_ago_e2: Option<i64>,
+    pub override_: Option<health_override::Model>,
+}
+
+impl ScoreView {
+    /// The score that counts: the override's while one is active.
+    pub fn effective_e2(&self) -> Option<i64> {
+        self.override_
+            .as_ref()
+            .map(|o| i64::from(o.score) * 100)
+            .or(self.row.score_e2)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountHealthView {
+    pub overall: ScoreView,
+    pub products: Vec<ScoreView>,
+    pub scorecard: Scorecard,
+}
+
+fn e2(d: Decimal) -> i64 {
+    (d * Decimal::ONE_HUNDRED)
+        .round()
+        .to_string()
+        .parse()
+        .unwrap_or(0)
+}
+
+/// Accounts recomputed per pass of the background worker.
+const REFRESH_BATCH: u64 = 200;
+
+impl Store {
+    /// The scorecard in force: the latest version of `default`, or the
+    /// built-in one until a scorecard is written.
+    pub async fn active_scorecard(&self) -> Result<Scorecard, HealthError> {
+        let row = scorecard::Entity::find()
+            .filter(scorecard::Column::ScorecardId.eq(DEFAULT_SCORECARD_ID))
+            .order_by_desc(scorecard::Column::Version)
+            .one(&self.db)
+            .await?;
+        match row {
+            None => Ok(Scorecard::built_in()),
+            Some(row) => {
+                let mut card: Scorecard = serde_json::from_str(&row.definition).map_err(|e| {
+                    HealthError::Corrupt(format!("scorecard v{}: {e}", row.version))
+                })?;
+                card.version = row.version;
+                Ok(card)
+            }
+        }
+    }
+
+    /// Appends a scorecard version; every account is recomputed under it.
+    pub async fn add_scorecard(
+        &self,
+        card: &Scorecard,
+        principal: &str,
+    ) -> Result<Scorecard, HealthError> {
+        let txn = self.db.begin().await?;
+        let latest = scorecard::Entity::find()
+            .filter(scorecard::Column::ScorecardId.eq(card.scorecard_id.as_str()))
+            .order_by_desc(scorecard::Column::Version)
+            .one(&txn)
+            .await?;
+        let mut stored = card.clone();
+        stored.version = latest.map_or(1, |r| r.version + 1);
+        scorecard::Entity::insert(scorecard::ActiveModel {
+            scorecard_id: Set(stored.scorecard_id.clone()),
+            version: Set(stored.version),
+            definition: Set(
+                serde_json::to_string(&stored).map_err(|e| HealthError::Corrupt(e.to_string()))?
+            ),
+            created_at: Set(storage::now()),
+            created_by: Set(principal.to_owned()),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        if stored.scorecard_id == DEFAULT_SCORECARD_ID {
+            let ids: Vec<String> = account::Entity::find()
+                .select_only()
+                .column(account::Column::Id)
+                .into_tuple()
+                .all(&txn)
+                .await?;
+            for chunk in ids.chunks(1000) {
+                super::mark_dirty(&txn, chunk).await?;
+            }
+        }
+        self.events
+            .append(
+                &txn,
+                &[NewEvent {
+                    event_type: "health.scorecard.version_added",
+                    subject_id: stored.scorecard_id.clone(),
+                    data: serde_json::json!({"scorecard_id": stored.scorecard_id, "version": stored.version, "principal": principal}),
+                }],
+            )
+            .await?;
+        txn.commit().await?;
+        self.events.committed();
+        Ok(stored)
+    }
+
+    /// Queues every account with a subscription for recomputation (the
+    /// daily sweep that lets time-based triggers follow the calendar).
+    pub async fn mark_all_dirty(&self) -> Result<(), HealthError> {
+        let ids: Vec<String> = subscription::Entity::find()
+            .select_only()
+            .column(subscription::Column::AccountId)
+            .distinct()
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        for chunk in ids.chunks(1000) {
+            super::mark_dirty(&self.db, chunk).await?;
+        }
+        Ok(())
+    }
+
+    /// Recomputes accounts waiting in the dirty queue; returns how many.
+    pub async fn refresh_dirty(&self) -> Result<usize, HealthError> {
+        let ids: Vec<String> = dirty::Entity::find()
+            .select_only()
+            .column(dirty::Column::AccountId)
+            .order_by_asc(dirty::Column::MarkedAt)
+            .limit(REFRESH_BATCH)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        for id in &ids {
+            if let Err(err) = self.recompute(id).await {
+                // Left dirty: the next pass retries it.
+                tracing::warn!(account_id = %id, error = %err, "health recompute failed");
+            }
+        }
+        Ok(ids.len())
+    }
+
+    /// Recomputes every waiting account, so a list reflects all signals.
+    pub async fn refresh_all_dirty(&self) -> Result<(), HealthError> {
+        // Bounded: under a constant stream of signals the list goes on
+        // being served from what is computed.
+        for _ in 0..50 {
+            if self.refresh_dirty().await? < usize::try_from(REFRESH_BATCH).unwrap_or(usize::MAX) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Recomputes `account_id` now if signals or contracts changed since
+    /// its last computation.
+    pub async fn ensure_fresh(&self, account_id: &str) -> Result<(), HealthError> {
+        if dirty::Entity::find_by_id(account_id.to_owned())
+            .one(&self.db)
+            .await?
+            .is_some()
+            && let Err(err) = self.recompute(account_id).await
+        {
+            tracing::warn!(%account_id, error = %err, "health recompute failed; serving the last score");
+        }
+        Ok(())
+    }
+
+    /// Scores the account and each of its products, keeps history when a
+    /// score changes, and reconciles its triggers, in one transaction.
+    pub async fn recompute(&self, account_id: &str) -> Result<(), HealthError> {
+        let started = storage::now();
+        let now = started;
+        let Some(account) = account::Entity::find_by_id(account_id.to_owned())
+            .one(&self.db)
+            .await?
+        else {
+            dirty::Entity::delete_by_id(account_id.to_owned())
+                .exec(&self.db)
+                .await?;
+            return Ok(());
+        };
+        let card = self.active_scorecard().await?;
+        let window = card
+            .longest_window()
+            .max(Duration::days(self.triggers.lookback_days));
+        let rows = signal::Entity::find()
+            .filter(signal::Column::AccountId.eq(account_id))
+            .filter(signal::Column::OccurredAt.gt(now - window))
+            .all(&self.db)
+            .await?;
+        let today = now.date_naive();
+        let subs: Vec<subscription::Model> = subscription::Entity::find()
+            .filter(subscription::Column::AccountId.eq(account_id))
+            .filter(subscription::Column::StartDate.lte(today))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .filter(|s| {
+                s.status == ACTIVE
+                    || (s.status == CANCELLED && s.cancel_date.is_some_and(|d| d > today))
+            })
+            .collect();
+
+        let mut points: Vec<(Option<String>, SignalPoint)> = Vec::with_capacity(rows.len());
+        let mut trigger_signals = Vec::with_capacity(rows.len());
+        let mut sentiment: Option<(DateTime<Utc>, Decimal)> = None;
+        for r in &rows {
+            let Ok(kind) = r.kind.parse::<SignalKind>() else {
+                continue;
+            };
+            let value = unscale(r.value_e4);
+            let limit = r.limit_e4.map(unscale);
+            if kind == SignalKind::CsmSentiment && sentiment.is_none_or(|(t, _)| r.occurred_at > t)
+            {
+                sentiment = Some((r.occurred_at, value));
+            }
+            points.push((
+                r.product_id.clone(),
+                SignalPoint {
+                    kind,
+                    value,
+                    limit,
+                    occurred_at: r.occurred_at,
+                },
+            ));
+            trigger_signals.push(TriggerSignal {
+                kind,
+                product_id: r.product_id.clone(),
+                value,
+                limit,
+                occurred_at: r.occurred_at,
+                detail: r.detail.clone(),
+            });
+        }
+        let mut targets: BTreeMap<String, Computed> = BTreeMap::new();
+        let all: Vec<SignalPoint> = points.iter().map(|(_, p)| p.clone()).collect();
+        targets.insert(String::new(), compute(&card, &all, now));
+        let products: BTreeSet<String> = subs
+            .iter()
+            .map(|s| s.product_id.clone())
+            .chain(points.iter().filter_map(|(p, _)| p.clone()))
+            .collect();
+        for p in &products {
+            let mine: Vec<SignalPoint> = points
+                .iter()
+                .filter(|(sp, _)| sp.is_none() || sp.as_deref() == Some(p.as_str()))
+                .map(|(_, point)| point.clone())
+                .collect();
+            targets.insert(p.clone(), compute(&card, &mine, now));
+        }
+        let overrides = active_overrides(&self.db, account_id, now).await?;
+
+        let txn = self.db.begin().await?;
+        let current: HashMap<String, health_current::Model> = health_current::Entity::find()
+            .filter(health_current::Column::AccountId.eq(account_id))
+            .all(&txn)
+            .await?
+            .into_iter()
+            .map(|r| (r.product_id.clone(), r))
+            .collect();
+        let mut events = Vec::new();
+        let mut effective_bands: HashMap<String, Option<HealthBand>> = HashMap::new();
+        for (product_id, computed) in &targets {
+            let score_e2 = computed.score.map(e2);
+            let band = computed.band.map(|b| b.as_str().to_owned());
+            let coverage_e2 = e2(computed.coverage);
+            let breakdown = serde_json::to_string(&computed.breakdown)
+                .map_err(|e| HealthError::Corrupt(e.to_string()))?;
+            let sentiment_text = sentiment.map(|(_, v)| v.normalize().to_string());
+            let before = current.get(product_id);
+            let changed = before.is_none_or(|b| {
+                b.score_e2 != score_e2 || b.band != band || b.coverage_e2 != coverage_e2
+            });
+            if changed {
+                health_score::Entity::insert(health_score::ActiveModel {
+                    id: Set(domain::EventId::new().to_string()),
+                    account_id: Set(account_id.to_owned()),
+                    product_id: Set(product_id.clone()),
+                    score_e2: Set(score_e2),
+                    band: Set(band.clone()),
+                    coverage_e2: Set(coverage_e2),
+                    breakdown: Set(breakdown.clone()),
+                    csm_sentiment: Set(sentiment_text.clone()),
+                    scorecard_version: Set(card.version),
+                    computed_at: Set(now),
+                })
+                .exec_without_returning(&txn)
+                .await?;
+                let old_band = before.and_then(|b| b.band.clone());
+                if old_band != band {
+                    events.push(NewEvent {
+                        event_type: "health.band.changed",
+                        subject_id: account_id.to_owned(),
+                        data: serde_json::json!({
+                            "account_id": account_id,
+                            "product_id": product_id,
+                            "previous_band": old_band,
+                            "band": band,
+                            "score": computed.score.map(|s| s.to_string()),
+                        }),
+                    });
+                }
+            }
+            health_current::Entity::insert(health_current::ActiveModel {
+                account_id: Set(account_id.to_owned()),
+                product_id: Set(product_id.clone()),
+                score_e2: Set(score_e2),
+                band: Set(band),
+                coverage_e2: Set(coverage_e2),
+                breakdown: Set(breakdown),
+                csm_sentiment: Set(sentiment_text),
+                scorecard_version: Set(card.version),
+                computed_at: Set(now),
+            })
+            .on_conflict(
+                OnConflict::columns([
+                    health_current::Column::AccountId,
+                    health_current::Column::ProductId,
+                ])
+                .update_columns([
+                    health_current::Column::ScoreE2,
+                    health_current::Column::Band,
+                    health_current::Column::CoverageE2,
+                    health_current::Column::Breakdown,
+                    health_current::Column::CsmSentiment,
+                    health_current::Column::ScorecardVersion,
+                    health_current::Column::ComputedAt,
+                ])
+                .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+            let effective = match overrides.get(product_id) {
+                Some(o) => card.bands.band_of(Decimal::from(o.score)),
+                None => computed.band,
+            };
+            effective_bands.insert(product_id.clone(), effective);
+        }
+
+        // Triggers follow the fresh scores.
+        let trigger_subs: Vec<TriggerSubscription> = subs
+            .iter()
+            .map(|s| TriggerSubscription {
+                product_id: s.product_id.clone(),
+                end_date: s.end_date,
+            })
+            .collect();
+        let fiscal_month = u32::try_from(account.fiscal_year_start_month).unwrap_or(1);
+        let candidates = triggers::candidates(
+            &self.triggers,
+            &trigger_signals,
+            &trigger_subs,
+            fiscal_month,
+            now,
+        );
+        let names: HashMap<String, String> = if candidates.is_empty() {
+            HashMap::new()
+        } else {
+            product::Entity::find()
+                .filter(product::Column::Id.is_in(products.iter().cloned()))
+                .all(&txn)
+                .await?
+                .into_iter()
+                .map(|p| (p.id, p.name))
+                .collect()
+        };
+        let account_band = effective_bands.get("").copied().flatten();
+        let decided: Vec<_> = candidates
+            .into_iter()
+            .map(|c| {
+                let product = c.product_id.as_ref().map(|p| {
+                    (
+                        names.get(p).map_or(p.as_str(), String::as_str),
+                        effective_bands.get(p).copied().flatten(),
+                    )
+                });
+                let suppressed = triggers::suppression(account_band, product);
+                (c, suppressed)
+            })
+            .collect();
+        events.extend(
+            self.reconcile_triggers(&txn, account_id, decided, now)
+                .await?,
+        );
+        self.events.append(&txn, &events).await?;
+        // Only clear the mark if nothing re-marked the account meanwhile.
+        dirty::Entity::delete_many()
+            .filter(dirty::Column::AccountId.eq(account_id))
+            .filter(dirty::Column::MarkedAt.lte(started))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        if !events.is_empty() {
+            self.events.committed();
+        }
+        Ok(())
+    }
+
+    /// The account's scores (computing them first if they are stale).
+    pub async fn account_health(&self, account_id: &str) -> Result<AccountHealthView, HealthError> {
+        self.ensure_fresh(account_id).await?;
+        let card = self.active_scorecard().await?;
+        let now = storage::now();
+        let rows = health_current::Entity::find()
+            .filter(health_current::Column::AccountId.eq(account_id))
+            .order_by_asc(health_current::Column::ProductId)
+            .all(&self.db)
+            .await?;
+        let overrides = active_overrides(&self.db, account_id, now).await?;
+        let mut views = Vec::with_capacity(rows.len());
+        for row in rows {
+            views.push(self.score_view(row, &overrides, now).await?);
+        }
+        let overall = match views.iter().position(|v| v.row.product_id.is_empty()) {
+            Some(i) => views.remove(i),
+            // Never computed (an account created a moment ago): no data yet.
+            None => ScoreView {
+                row: health_current::Model {
+                    account_id: account_id.to_owned(),
+                    product_id: String::new(),
+                    score_e2: None,
+                    band: None,
+                    coverage_e2: 0,
+                    breakdown: "[]".to_owned(),
+                    csm_sentiment: None,
+                    scorecard_version: card.version,
+                    computed_at: now,
+                },
+                previous_e2: None,
+                month_ago_e2: None,
+                override_: overrides.get("").cloned(),
+            },
+        };
+        Ok(AccountHealthView {
+            overall,
+            products: views,
+            scorecard: card,
+        })
+    }
+
+    async fn score_view(
+        &self,
+        row: HealthRow,
+        overrides: &HashMap<String, health_override::Model>,
+        now: DateTime<Utc>,
+    ) -> Result<ScoreView, HealthError> {
+        let history = |before: Option<DateTime<Utc>>| {
+            let mut q = health_score::Entity::find()
+                .filter(health_score::Column::AccountId.eq(row.account_id.as_str()))
+                .filter(health_score::Column::ProductId.eq(row.product_id.as_str()))
+                .order_by_desc(health_score::Column::ComputedAt);
+            if let Some(before) = before {
+                q = q.filter(health_score::Column::ComputedAt.lte(before));
+            }
+            q
+        };
+        let recent = history(None).limit(2).all(&self.db).await?;
+        let previous_e2 = recent.get(1).and_then(|r| r.score_e2);
+        let month_ago_e2 = history(Some(now - Duration::days(30)))
+            .one(&self.db)
+            .await?
+            .and_then(|r| r.score_e2);
+        Ok(ScoreView {
+            override_: overrides.get(&row.product_id).cloned(),
+            row,
+            previous_e2,
+            month_ago_e2,
+        })
+    }
+
+    /// Accounts' overall scores, optionally by band, sorted by score.
+    pub async fn list_account_health(
+        &self,
+        bands: &[HealthBand],
+        descending: bool,
+        owner_csm: Option<&str>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<HealthRow>, HealthError> {
+        self.refresh_all_dirty().await?;
+        let mut query =
+            health_current::Entity::find().filter(health_current::Column::ProductId.eq(""));
+        if !bands.is_empty() {
+            query = query.filter(
+                health_current::Column::Band.is_in(bands.iter().map(|b| b.as_str().to_owned())),
+            );
+        }
+        if let Some(csm) = owner_csm {
+            let ids: Vec<String> = account::Entity::find()
+                .select_only()
+                .column(account::Column::Id)
+                .filter(account::Column::OwnerCsm.eq(csm))
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            query = query.filter(health_current::Column::AccountId.is_in(ids));
+        }
+        // Unscored accounts last either way.
+        query = query.order_by_asc(Expr::col(health_current::Column::ScoreE2).is_null());
+        query = if descending {
+            query.order_by_desc(health_current::Column::ScoreE2)
+        } else {
+            query.order_by_asc(health_current::Column::ScoreE2)
+        };
+        Ok(query
+            .order_by_asc(health_current::Column::AccountId)
+            .offset(offset)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Score history of one target, newest first.
+    pub async fn health_history(
+        &self,
+        account_id: &str,
+        product_id: &str,
+        range: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<health_score::Model>, HealthError> {
+        self.ensure_fresh(account_id).await?;
+        let mut q = health_score::Entity::find()
+            .filter(health_score::Column::AccountId.eq(account_id))
+            .filter(health_score::Column::ProductId.eq(product_id));
+        if let Some(start) = range.0 {
+            q = q.filter(health_score::Column::ComputedAt.gte(start));
+        }
+        if let Some(end) = range.1 {
+            q = q.filter(health_score::Column::ComputedAt.lt(end));
+        }
+        Ok(q.order_by_desc(health_score::Column::ComputedAt)
+            .order_by_desc(health_score::Column::Id)
+            .offset(offset)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Records a manual override; triggers are re-evaluated under it.
+    pub async fn override_health(&self, row: health_override::Model) -> Result<(), HealthError> {
+        let txn = self.db.begin().await?;
+        let account = row.account_id.clone();
+        self.events
+            .append(
+                &txn,
+                &[NewEvent {
+                    event_type: "health.override.set",
+                    subject_id: account.clone(),
+                    data: serde_json::json!({
+                        "account_id": row.account_id,
+                        "product_id": row.product_id,
+                        "score": row.score,
+                        "reason": row.reason,
+                        "principal": row.principal,
+                    }),
+                }],
+            )
+            .await?;
+        health_override::Entity::insert(health_override::ActiveModel {
+            id: Set(row.id),
+            account_id: Set(row.account_id),
+            product_id: Set(row.product_id),
+            score: Set(row.score),
+            reason: Set(row.reason),
+            principal: Set(row.principal),
+            created_at: Set(row.created_at),
+            expires_at: Set(row.expires_at),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        super::mark_dirty(&txn, std::slice::from_ref(&account)).await?;
+        txn.commit().await?;
+        self.events.committed();
+        Ok(())
+    }
+}
+
+/// The override in force per target (`""` = account level): the latest
+/// override, unless it has expired (a newer override supersedes older ones).
+async fn active_overrides<C: ConnectionTrait>(
+    db: &C,
+    account_id: &str,
+    now: DateTime<Utc>,
+) -> Result<HashMap<String, health_override::Model>, HealthError> {
+    let rows = health_override::Entity::find()
+        .filter(health_override::Column::AccountId.eq(account_id))
+        .order_by_asc(health_override::Column::CreatedAt)
+        .all(db)
+        .await?;
+    let mut out = HashMap::new();
+    for r in rows {
+        if r.expires_at.is_none_or(|t| t > now) {
+            out.insert(r.product_id.clone(), r);
+        } else {
+            out.remove(&r.product_id);
+        }
+    }
+    Ok(out)
+}
