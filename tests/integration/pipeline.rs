@@ -29,6 +29,7 @@ on_both_databases!(
     closed_won_event_carries_what_credit_needs,
     bad_input_is_refused_and_nothing_is_written,
     scoring_routing_and_priority_order,
+    gates_triggers_and_whitespace_with_live_health,
 );
 
 type Client = OpportunityPipelineServiceClient<Channel>;
@@ -1351,4 +1352,260 @@ async fn health_down_is_unavailable_quickly() {
         .await
         .unwrap();
     assert!(!handoff.snapshot_gaps.is_empty());
+}
+
+type HealthClient =
+    contracts::pb::health::v1::account_health_service_client::AccountHealthServiceClient<Channel>;
+
+async fn health_product(
+    c: &mut HealthClient,
+    name: &str,
+    fits: Vec<Segment>,
+    adjacencies: Vec<health::ProductAdjacency>,
+) -> String {
+    c.upsert_product(health::UpsertProductRequest {
+        request_id: String::new(),
+        product: Some(health::Product {
+            name: name.into(),
+            family: "core".into(),
+            fits_segments: fits.into_iter().map(|s| s as i32).collect(),
+            wallet_estimates: vec![health::SegmentWallet {
+                segment: Segment::MidMarket as i32,
+                annual_wallet: usd("60000"),
+            }],
+            adjacencies,
+            margin_percent: "70".into(),
+            ..Default::default()
+        }),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .product
+    .unwrap()
+    .product_id
+}
+
+async fn override_health(c: &mut HealthClient, account: &str, product: &str, score: i32) {
+    c.override_health(health::OverrideHealthRequest {
+        account_id: account.into(),
+        product_id: product.into(),
+        score,
+        reason: "set by the test".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+}
+
+/// The gates, triggers and whitespace against the real health service in
+/// the same process: a RED account blocks, a SUPPRESSED trigger needs an
+/// override, a cross-sell needs a GREEN source product, whitespace is the
+/// unowned portfolio that fits the segment.
+async fn gates_triggers_and_whitespace_with_live_health(backend: Backend) {
+    use chrono::Datelike;
+    let server = Server::start(&backend, &[]);
+    let mut h = server.health().await;
+    let mut client = server.pipeline().await;
+    let fiscal = (i32::try_from(chrono::Utc::now().month()).unwrap() + 5) % 12 + 1;
+    let account = h
+        .upsert_account(health::UpsertAccountRequest {
+            external_ref: Some(health::ExternalRef {
+                system: "hubspot".into(),
+                id: "pipeline-live".into(),
+            }),
+            name: "Acme".into(),
+            segment: Segment::MidMarket as i32,
+            customer_since: "2025-03-01".into(),
+            fiscal_year_start_month: fiscal,
+            owner_csm: "carla.csm".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap()
+        .account_id;
+    let crm = health_product(&mut h, "CRM", vec![Segment::MidMarket], vec![]).await;
+    let support = health_product(
+        &mut h,
+        "Support",
+        vec![Segment::MidMarket, Segment::Enterprise],
+        vec![health::ProductAdjacency {
+            product_id: crm.clone(),
+            adjacency: health::Adjacency::Complementary as i32,
+        }],
+    )
+    .await;
+    let _smb_only = health_product(&mut h, "Invoicing Lite", vec![Segment::Smb], vec![]).await;
+    h.upsert_subscription(health::UpsertSubscriptionRequest {
+        subscription: Some(health::Subscription {
+            account_id: account.clone(),
+            product_id: crm.clone(),
+            tier: "STARTER".into(),
+            mrr: usd("500"),
+            start_date: "2025-03-01".into(),
+            quota_limit: 100,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // Two escalations make the account RED; a premium workaround on CRM
+    // fires a tier-upsell trigger that is SUPPRESSED while it is.
+    let signal = |kind: health::SignalKind, product: &str, id: &str| health::Signal {
+        account_id: account.clone(),
+        product_id: product.into(),
+        kind: kind as i32,
+        value: "1".into(),
+        source: "test".into(),
+        external_id: id.into(),
+        ..Default::default()
+    };
+    h.record_signals(health::RecordSignalsRequest {
+        request_id: String::new(),
+        signals: vec![
+            signal(health::SignalKind::Escalation, "", "e1"),
+            signal(health::SignalKind::Escalation, "", "e2"),
+            signal(health::SignalKind::PremiumWorkaround, &crm, "pw"),
+        ],
+    })
+    .await
+    .unwrap();
+
+    // A RED account blocks the move past IDENTIFIED.
+    let mut upsell = opportunity(&account, "60000", Motion::UpsellTier);
+    upsell.product_id = crm.clone();
+    let upsell = create(&mut client, upsell).await;
+    assert_eq!(
+        upsell.health_snapshot.as_ref().unwrap().account_band,
+        contracts::pb::common::v1::HealthBand::Red as i32
+    );
+    let refused = advance(&mut client, &upsell, pb::Stage::Exploring, "")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert_eq!(precondition_kinds(&refused), ["ACCOUNT_HEALTH"]);
+
+    // The SUPPRESSED trigger needs an override to become an opportunity.
+    let suppressed = h
+        .list_triggers(health::ListTriggersRequest {
+            account_id: account.clone(),
+            statuses: vec![health::TriggerStatus::Suppressed as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .triggers;
+    assert_eq!(suppressed.len(), 1, "{suppressed:?}");
+    let trigger_id = suppressed[0].trigger_id.clone();
+    let from_trigger = |override_reason: &str| pb::CreateOpportunityFromTriggerRequest {
+        trigger_id: trigger_id.clone(),
+        amount: usd("30000"),
+        override_reason: override_reason.into(),
+        ..Default::default()
+    };
+    let refused = client
+        .create_opportunity_from_trigger(from_trigger(""))
+        .await
+        .unwrap_err();
+    assert_eq!(precondition_kinds(&refused), ["TRIGGER_SUPPRESSED"]);
+    let created = client
+        .create_opportunity_from_trigger(from_trigger("CRO wants the tier upgrade now"))
+        .await
+        .unwrap()
+        .into_inner()
+        .opportunity
+        .unwrap();
+    assert_eq!(created.motion, Motion::UpsellTier as i32);
+    assert_eq!(created.product_id, crm);
+    let source = created.source.clone().unwrap();
+    assert_eq!(source.kind, pb::SourceKind::Trigger as i32);
+    assert_eq!(source.trigger_id, trigger_id);
+    assert!(
+        history(&mut client, &created.opportunity_id)
+            .await
+            .iter()
+            .any(|e| e.field == "trigger_override" && e.reason.contains("CRO"))
+    );
+    let twice = client
+        .create_opportunity_from_trigger(from_trigger("again"))
+        .await
+        .unwrap_err();
+    assert_eq!(precondition_kinds(&twice), ["TRIGGER_ALREADY_CONVERTED"]);
+
+    // GREEN account, but a cross-sell also needs a GREEN source product.
+    override_health(&mut h, &account, "", 85).await;
+    override_health(&mut h, &account, &crm, 60).await;
+    let mut cross = opportunity(&account, "60000", Motion::CrossSellComplementary);
+    cross.product_id = support.clone();
+    let no_source = create(&mut client, cross.clone()).await;
+    let refused = advance(&mut client, &no_source, pb::Stage::Exploring, "")
+        .await
+        .unwrap_err();
+    assert_eq!(precondition_kinds(&refused), ["SOURCE_PRODUCT"]);
+    cross.source_product_id = crm.clone();
+    let cross = create(&mut client, cross).await;
+    let refused = advance(&mut client, &cross, pb::Stage::Exploring, "")
+        .await
+        .unwrap_err();
+    assert_eq!(precondition_kinds(&refused), ["SOURCE_PRODUCT_HEALTH"]);
+    override_health(&mut h, &account, &crm, 90).await;
+    let moved = advance(&mut client, &cross, pb::Stage::Exploring, "")
+        .await
+        .unwrap();
+    let snap = moved.health_snapshot.unwrap();
+    assert_eq!(
+        snap.account_band,
+        contracts::pb::common::v1::HealthBand::Green as i32
+    );
+    assert_eq!(
+        snap.source_product_band,
+        contracts::pb::common::v1::HealthBand::Green as i32
+    );
+    // No override was needed, so none is recorded.
+    assert!(
+        !history(&mut client, &cross.opportunity_id)
+            .await
+            .iter()
+            .any(|e| e.field == "health_gate_override")
+    );
+
+    // Whitespace: Support fits and is not owned; CRM is owned; the SMB-only
+    // product does not fit a mid-market account.
+    let ws = client
+        .get_whitespace(pb::GetWhitespaceRequest {
+            account_id: account.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: Vec<&str> = ws
+        .whitespace
+        .iter()
+        .map(|w| w.product_id.as_str())
+        .collect();
+    assert_eq!(ids, [support.as_str()]);
+    assert_eq!(
+        ws.whitespace[0].motion,
+        Motion::CrossSellComplementary as i32
+    );
+    assert_eq!(ws.whitespace[0].estimated_annual_wallet, usd("60000.00"));
+
+    // A handoff snapshots health, usage and whitespace as CS saw them.
+    let handoff = request_handoff(&mut client, &cross.opportunity_id)
+        .await
+        .unwrap();
+    assert!(
+        handoff.snapshot_gaps.is_empty(),
+        "{:?}",
+        handoff.snapshot_gaps
+    );
+    assert_eq!(handoff.usage.len(), 1);
+    assert_eq!(handoff.usage[0].product_id, crm);
+    assert_eq!(handoff.whitespace.len(), 1);
+    assert!(handoff.health_snapshot.is_some());
 }
