@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(AddStageTracking),
             Box::new(CreateHandoffs),
             Box::new(CreateWalletEstimates),
+            Box::new(CreateRequests),
         ]
     }
 }
@@ -464,6 +465,55 @@ impl MigrationTrait for CreateWalletEstimates {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .drop_table(Table::drop().table(WalletEstimates::Table).to_owned())
+            .await
+    }
+}
+
+#[derive(DeriveIden)]
+enum PipelineRequests {
+    Table,
+    /// `Method:request_id`.
+    Key,
+    /// Hash of the request, so a reused id with another request is refused.
+    Fingerprint,
+    /// Hex of the encoded response; NULL while the first call is in flight.
+    Response,
+    CreatedAt,
+}
+
+/// Idempotency records of the pipeline's mutations (AIP-155 `request_id`).
+struct CreateRequests;
+
+impl MigrationName for CreateRequests {
+    fn name(&self) -> &str {
+        "m20261125_000006_create_pipeline_requests"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateRequests {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        use PipelineRequests as R;
+        manager
+            .create_table(
+                Table::create()
+                    .table(R::Table)
+                    .col(ColumnDef::new(R::Key).string().not_null().primary_key())
+                    .col(ColumnDef::new(R::Fingerprint).string().not_null())
+                    .col(ColumnDef::new(R::Response).text())
+                    .col(
+                        ColumnDef::new(R::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(PipelineRequests::Table).to_owned())
             .await
     }
 }

@@ -30,6 +30,7 @@ on_both_databases!(
     bad_input_is_refused_and_nothing_is_written,
     scoring_routing_and_priority_order,
     gates_triggers_and_whitespace_with_live_health,
+    request_ids_make_retries_safe,
 );
 
 type Client = OpportunityPipelineServiceClient<Channel>;
@@ -1608,4 +1609,81 @@ async fn gates_triggers_and_whitespace_with_live_health(backend: Backend) {
     assert_eq!(handoff.usage[0].product_id, crm);
     assert_eq!(handoff.whitespace.len(), 1);
     assert!(handoff.health_snapshot.is_some());
+}
+
+async fn request_ids_make_retries_safe(backend: Backend) {
+    let server = Server::start(&backend, &[]);
+    let mut client = server.pipeline().await;
+    let account = new_id();
+    let request = |amount: &str| pb::CreateOpportunityRequest {
+        request_id: "crm-sync-42".into(),
+        opportunity: Some(opportunity(&account, amount, Motion::UpsellTier)),
+    };
+    // The product id is random per call; fix it so the retry is identical.
+    let first_request = request("5000");
+    let first = client
+        .create_opportunity(first_request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let retry = client
+        .create_opportunity(first_request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retry, first, "a retry returns the first response");
+    let listed = client
+        .list_opportunities(pb::ListOpportunitiesRequest {
+            account_id: account.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .opportunities;
+    assert_eq!(listed.len(), 1, "and creates nothing twice");
+    let reused = client
+        .create_opportunity(request("6000"))
+        .await
+        .unwrap_err();
+    assert_eq!(fields_of(&reused), ["request_id"]);
+
+    // A retried update is answered, not ABORTED for its now-stale etag.
+    let mut o = first.opportunity.unwrap();
+    o.name = "Tier upgrade".into();
+    let update = pb::UpdateOpportunityRequest {
+        request_id: "update-1".into(),
+        opportunity: Some(o),
+        update_mask: vec!["name".into()],
+    };
+    let a = client
+        .update_opportunity(update.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let b = client
+        .update_opportunity(update)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(a, b);
+    assert_eq!(b.opportunity.unwrap().etag, "2");
+
+    // A failed call does not use up its request_id.
+    let bad = pb::AdvanceStageRequest {
+        request_id: "advance-1".into(),
+        opportunity_id: a.opportunity.as_ref().unwrap().opportunity_id.clone(),
+        etag: "1".into(),
+        to_stage: pb::Stage::Exploring as i32,
+        override_reason: "x".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        client.advance_stage(bad.clone()).await.unwrap_err().code(),
+        Code::Aborted
+    );
+    assert_eq!(
+        client.advance_stage(bad).await.unwrap_err().code(),
+        Code::Aborted
+    );
 }

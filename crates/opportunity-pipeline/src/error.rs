@@ -28,6 +28,9 @@ pub enum PipelineError {
         message: String,
         violations: Vec<PreconditionViolation>,
     },
+    /// A call with the same `request_id` is still running.
+    #[error("{0}")]
+    InProgress(String),
     /// The health service could not be asked.
     #[error("{0}")]
     HealthUnavailable(String),
@@ -88,6 +91,10 @@ impl From<PipelineError> for Status {
                 reason,
                 message,
                 violations,
+            },
+            PipelineError::InProgress(message) => ApiError::Aborted {
+                reason: "REQUEST_IN_PROGRESS",
+                message,
             },
             PipelineError::HealthUnavailable(message) => ApiError::Unavailable {
                 reason: "HEALTH_SERVICE_UNAVAILABLE",

@@ -3,4 +3,5 @@
 pub mod handoff;
 pub mod history;
 pub mod opportunity;
+pub mod request;
 pub mod wallet_estimate;
