@@ -3,7 +3,8 @@
 //! handoff, whitespace and the forecast. It asks the health service over
 //! gRPC; it never reads another service's tables.
 //!
-//! Reading order: [`api`] (the tonic trait: decode, call, encode), [`model`]
+//! Reading order: [`api`] (the tonic trait, thin), `service` (what each RPC
+//! does: validate, ask health, apply the rules, store), [`model`]
 //! (validated inputs and the pure rules: `gates`, `qualification`,
 //! `priority`, `routing`, `handoff`, `whitespace`, `forecast`, `config`),
 //! [`health`] (what is asked of the health service, behind a trait),
@@ -16,6 +17,7 @@ pub mod entity;
 pub mod error;
 pub mod health;
 pub mod model;
+mod service;
 pub mod store;
 
 pub use api::PipelineService;
