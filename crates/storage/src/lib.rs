@@ -52,6 +52,30 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     Database::connect(options).await
 }
 
+/// Serialises write transactions on SQLite, which allows one writer at a
+/// time: a transaction that reads and then writes while another commits
+/// fails with "database is locked" instead of waiting. PostgreSQL has no
+/// such limit, so there the gate is open.
+#[derive(Clone, Default)]
+pub struct WriteGate(Option<std::sync::Arc<tokio::sync::Mutex<()>>>);
+
+impl WriteGate {
+    pub fn for_db(db: &DatabaseConnection) -> Self {
+        match db.get_database_backend() {
+            sea_orm::DatabaseBackend::Sqlite => Self(Some(Default::default())),
+            _ => Self(None),
+        }
+    }
+
+    /// Held for the length of one write transaction.
+    pub async fn enter(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.0 {
+            Some(mutex) => Some(mutex.lock().await),
+            None => None,
+        }
+    }
+}
+
 /// The current time at the precision both databases keep (microseconds), so
 /// a value reads back exactly as it was written.
 pub fn now() -> DateTime<Utc> {

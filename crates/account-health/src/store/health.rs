@@ -92,6 +92,7 @@ impl Store {
         card: &Scorecard,
         principal: &str,
     ) -> Result<Scorecard, HealthError> {
+        let _write = self.writer.enter().await;
         let txn = self.db.begin().await?;
         let latest = scorecard::Entity::find()
             .filter(scorecard::Column::ScorecardId.eq(card.scorecard_id.as_str()))
@@ -283,6 +284,7 @@ impl Store {
         }
         let overrides = active_overrides(&self.db, account_id, now).await?;
 
+        let _write = self.writer.enter().await;
         let txn = self.db.begin().await?;
         let current: HashMap<String, health_current::Model> = health_current::Entity::find()
             .filter(health_current::Column::AccountId.eq(account_id))
@@ -572,6 +574,7 @@ impl Store {
 
     /// Records a manual override; triggers are re-evaluated under it.
     pub async fn override_health(&self, row: health_override::Model) -> Result<(), HealthError> {
+        let _write = self.writer.enter().await;
         let txn = self.db.begin().await?;
         let account = row.account_id.clone();
         self.events

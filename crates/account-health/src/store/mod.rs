@@ -34,11 +34,13 @@ pub struct Store {
     db: DatabaseConnection,
     events: EventLog,
     triggers: TriggerConfig,
+    writer: storage::WriteGate,
 }
 
 impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
         Self {
+            writer: storage::WriteGate::for_db(&db),
             db,
             events: EventLog::new(EVENT_TABLE),
             triggers: TriggerConfig::default(),
@@ -117,6 +119,7 @@ impl Store {
         input: &AccountInput,
         principal: &str,
     ) -> Result<(account::Model, bool), HealthError> {
+        let _write = self.writer.enter().await;
         let txn = self.db.begin().await?;
         let existing = match &input.key {
             AccountKey::Id(id) => Some(

@@ -74,6 +74,7 @@ impl Store {
         input: &ProductInput,
         principal: &str,
     ) -> Result<(product::Model, bool), HealthError> {
+        let _write = self.writer.enter().await;
         let txn = self.db.begin().await?;
         let existing = match &input.id {
             Some(id) => Some(
@@ -159,6 +160,7 @@ impl Store {
         input: &SubscriptionInput,
         principal: &str,
     ) -> Result<(SubscriptionView, bool), HealthError> {
+        let _write = self.writer.enter().await;
         let txn = self.db.begin().await?;
         let account_id = input.account_id.to_string();
         if account::Entity::find_by_id(account_id.clone())
@@ -371,6 +373,7 @@ impl Store {
         cancel: &Cancellation,
         principal: &str,
     ) -> Result<SubscriptionView, HealthError> {
+        let _write = self.writer.enter().await;
         let txn = self.db.begin().await?;
         let id = cancel.subscription_id.to_string();
         let current = subscription::Entity::find_by_id(id.clone())

@@ -63,6 +63,7 @@ impl Store {
         }
 
         let recorded_at = storage::now();
+        let _write = self.writer.enter().await;
         let txn = self.db.begin().await?;
         let mut accepted = 0;
         for chunk in batch.chunks(ROWS_PER_INSERT) {
