@@ -1687,3 +1687,46 @@ async fn request_ids_make_retries_safe(backend: Backend) {
         Code::Aborted
     );
 }
+
+/// A health service that accepts connections but never answers must not
+/// hang the pipeline: the call gives up after `--health-timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_health_times_out_as_unavailable() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let health_addr = silent.local_addr().unwrap().to_string();
+    // Accept and hold every connection without a byte in reply.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let backend = Backend::sqlite();
+    let server = Server::start(
+        &backend,
+        &[
+            "--service",
+            "pipeline",
+            "--health-addr",
+            &health_addr,
+            "--health-timeout",
+            "1s",
+        ],
+    );
+    let mut client = server.pipeline().await;
+    let o = create(
+        &mut client,
+        opportunity(&new_id(), "60000", Motion::UpsellTier),
+    )
+    .await;
+    let started = Instant::now();
+    let err = advance(&mut client, &o, pb::Stage::Exploring, "")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}
