@@ -189,7 +189,7 @@ pub fn history_to_pb(h: history::Model) -> pb::HistoryEntry {
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HandoffSnapshot {
     pub health: Option<HealthSnapshot>,
-    /// (subscription id, product id, tier, quantity, quota limit, mrr currency, mrr amount)
+    /// Active subscriptions: what the account owns and how much of it it uses.
     pub usage: Vec<UsageLine>,
     pub whitespace: Vec<WhitespaceLine>,
     pub gaps: Vec<String>,

@@ -6,7 +6,7 @@ use contracts::{page, wire};
 use domain::{HandoffId, OpportunityId};
 use sea_orm::Set;
 
-use super::*;
+use super::{event, invalid, opt_text, parse_id};
 use crate::api::PipelineService;
 use crate::convert::{HandoffSnapshot, UsageLine, WhitespaceLine, handoff_to_pb, parse_row};
 use crate::entity::{handoff, opportunity};

@@ -7,7 +7,7 @@ use contracts::pb::pipeline::v1 as pb;
 use contracts::wire;
 use domain::{AccountId, BenchmarkVerdict, Currency, Money, Stage};
 
-use super::*;
+use super::{bucket_pb, invalid, opt_text, parse_id, unavailable};
 use crate::api::PipelineService;
 use crate::convert::{WhitespaceLine, parse_row, wallet_to_pb, whitespace_line_to_pb};
 use crate::entity::wallet_estimate;

@@ -44,10 +44,12 @@ impl SortKey {
     }
 }
 
+/// INVALID_ARGUMENT naming one field.
 pub(crate) fn invalid(field: &str, why: impl std::fmt::Display) -> PipelineError {
     PipelineError::from(ApiError::invalid(field, why))
 }
 
+/// An id field parsed into its type, or INVALID_ARGUMENT naming the field.
 pub(crate) fn parse_id<T>(
     field: &str,
     value: &str,
@@ -56,6 +58,7 @@ pub(crate) fn parse_id<T>(
     parse(value).map_err(|e| invalid(field, e))
 }
 
+/// A health answer the call cannot do without: UNAVAILABLE, whatever the cause.
 pub(crate) fn unavailable(err: HealthError) -> PipelineError {
     match err {
         HealthError::Unavailable(m) | HealthError::NotFound(m) => {
@@ -64,6 +67,7 @@ pub(crate) fn unavailable(err: HealthError) -> PipelineError {
     }
 }
 
+/// Optional free text; empty is `None`.
 pub(crate) fn opt_text(
     field: &str,
     value: &str,
@@ -72,6 +76,7 @@ pub(crate) fn opt_text(
     Ok(wire::optional_text(field, value, max)?)
 }
 
+/// An event for the pipeline's log.
 pub(crate) fn event(event_type: &'static str, subject: &str, data: serde_json::Value) -> NewEvent {
     NewEvent {
         event_type,
@@ -80,6 +85,7 @@ pub(crate) fn event(event_type: &'static str, subject: &str, data: serde_json::V
     }
 }
 
+/// A history row without a reason.
 pub(crate) fn note(
     field: &'static str,
     previous: Option<String>,
@@ -93,6 +99,7 @@ pub(crate) fn note(
     }
 }
 
+/// The four explicit ratings of a `ScoreQualification` call, each missing one named.
 pub(crate) fn ratings_request(
     req: &pb::ScoreQualificationRequest,
 ) -> Result<QualificationRatings, ApiError> {
@@ -129,6 +136,7 @@ pub(crate) fn ratings_request(
     }
 }
 
+/// The accepted handoff as the closed_won event carries it (null without one).
 pub(crate) fn closed_won_handoff(h: Option<&handoff::Model>) -> serde_json::Value {
     match h {
         None => serde_json::Value::Null,
@@ -142,6 +150,7 @@ pub(crate) fn closed_won_handoff(h: Option<&handoff::Model>) -> serde_json::Valu
     }
 }
 
+/// A forecast bucket on the wire.
 pub(crate) fn bucket_pb(key: String, b: &Bucket) -> pb::GroupForecast {
     pb::GroupForecast {
         key,

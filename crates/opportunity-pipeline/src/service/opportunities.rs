@@ -7,7 +7,10 @@ use contracts::{page, wire};
 use domain::{AccountId, Currency, Decimal, OpportunityId, ProductId, Stage, TriggerId};
 use sea_orm::Set;
 
-use super::*;
+use super::{
+    SortKey, closed_won_handoff, event, invalid, note, opt_text, parse_id, ratings_request,
+    unavailable,
+};
 use crate::api::PipelineService;
 use crate::convert::{history_to_pb, opportunity_to_pb, parse_row};
 use crate::entity::opportunity;
