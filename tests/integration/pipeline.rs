@@ -192,6 +192,30 @@ async fn crud_with_etags(backend: Backend) {
         .collect();
     assert_eq!(fields, ["stage", "amount", "probability", "close_date"]);
 
+    // History pages.
+    let first_page = client
+        .get_opportunity_history(pb::GetOpportunityHistoryRequest {
+            opportunity_id: created.opportunity_id.clone(),
+            page_size: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first_page.entries.len(), 3);
+    let second_page = client
+        .get_opportunity_history(pb::GetOpportunityHistoryRequest {
+            opportunity_id: created.opportunity_id.clone(),
+            page_size: 3,
+            page_token: first_page.next_page_token,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second_page.entries.len(), 1);
+    assert_eq!(second_page.entries[0].field, "close_date");
+    assert!(second_page.next_page_token.is_empty());
+
     let missing = client
         .get_opportunity(pb::GetOpportunityRequest {
             opportunity_id: new_id(),
@@ -1237,6 +1261,47 @@ async fn scoring_routing_and_priority_order(backend: Backend) {
     let r = client.route_opportunity(big).await.unwrap().into_inner();
     assert_eq!(r.route, pb::Route::SalesLed as i32);
     assert_eq!(r.reasons.len(), 2, "{:?}", r.reasons);
+
+    // From a stored opportunity: its own ratings and amount/motion.
+    let mut rated = opportunity(&new_id(), "7500", Motion::UpsellCapacity);
+    rated.qualification = Some(pb::Qualification {
+        fit: High as i32,
+        applicability: High as i32,
+        capability: Medium as i32,
+        competitive_position: High as i32,
+        ..Default::default()
+    });
+    let rated = create(&mut client, rated).await;
+    let by_id = client
+        .score_qualification(pb::ScoreQualificationRequest {
+            opportunity_id: rated.opportunity_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(by_id.priority, pb::QualificationPriority::Pursue as i32);
+    assert_eq!(by_id.reasons, ["capability is MEDIUM"]);
+    let routed = client
+        .route_opportunity(pb::RouteOpportunityRequest {
+            opportunity_id: rated.opportunity_id.clone(),
+            same_buyer: true,
+            simple_deal: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(routed.route, pb::Route::CsmLed as i32);
+    let unrated = create(&mut client, opportunity(&new_id(), "1", Motion::UpsellTier)).await;
+    let incomplete = client
+        .score_qualification(pb::ScoreQualificationRequest {
+            opportunity_id: unrated.opportunity_id,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(incomplete.code(), Code::FailedPrecondition);
 
     // Seed 001: $500K at 70% ranks above $100K at 90%.
     let account = new_id();

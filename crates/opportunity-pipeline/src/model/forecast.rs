@@ -347,4 +347,39 @@ mod tests {
         assert_eq!(f[0].currency.code(), "EUR");
         assert_eq!(f[1].open.amount, Money::parse("USD", "10").unwrap());
     }
+
+    proptest::proptest! {
+        /// Open pipeline is the sum of the open stages; counts add up; the
+        /// weighted amount never exceeds the amount.
+        #[test]
+        fn buckets_add_up(
+            deals in proptest::collection::vec((0usize..7, 1i64..1_000_000_000, 0u32..=100), 0..30)
+        ) {
+            let created = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+            let deals: Vec<ForecastDeal> = deals
+                .iter()
+                .map(|(stage, minor, p)| ForecastDeal {
+                    motion: Motion::UpsellTier,
+                    stage: Stage::ALL[*stage],
+                    amount: Money::from_minor(Currency::USD, *minor),
+                    probability: Percent::from_whole(*p),
+                    owner_team: None,
+                    created_at: created,
+                    closed_at: None,
+                    stages_reached: [Stage::ALL[*stage]].into_iter().collect(),
+                })
+                .collect();
+            for f in forecast(&deals) {
+                let open_stages: Vec<&StageLine> =
+                    f.stages.iter().filter(|s| s.stage.is_open()).collect();
+                let count: i64 = f.stages.iter().map(|s| s.bucket.count).sum();
+                proptest::prop_assert_eq!(count, deals.len() as i64);
+                let open_amount: i64 = open_stages.iter().map(|s| s.bucket.amount.minor()).sum();
+                proptest::prop_assert_eq!(open_amount, f.open.amount.minor());
+                proptest::prop_assert!(f.open.weighted.minor() <= f.open.amount.minor());
+                let teams: i64 = f.by_owner_team.iter().map(|(_, b)| b.count).sum();
+                proptest::prop_assert_eq!(teams, f.open.count);
+            }
+        }
+    }
 }

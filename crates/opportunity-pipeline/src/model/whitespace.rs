@@ -279,4 +279,36 @@ mod tests {
         assert_eq!(ws[1].motion, None);
         assert_eq!(ws[0].estimated_annual_wallet, Some(usd("120000")));
     }
+
+    proptest::proptest! {
+        /// Ours plus opportunity is the total, and the two shares add up to
+        /// one within the rounding of two 4-place ratios.
+        #[test]
+        fn wallet_parts_add_up(
+            spends in proptest::collection::vec((0i64..10_000_000_000, 0u8..4), 1..20)
+        ) {
+            let lines: Vec<WalletLine> = spends
+                .iter()
+                .enumerate()
+                .map(|(i, (minor, who))| WalletLine {
+                    product_area: format!("area {i}"),
+                    annual_spend: Money::from_minor(Currency::USD, *minor),
+                    served_by: match who {
+                        0 => ServedBy::Us,
+                        1 => ServedBy::Competitor,
+                        2 => ServedBy::InHouse,
+                        _ => ServedBy::Unaddressed,
+                    },
+                })
+                .collect();
+            let s = &summarize_wallet(&lines).unwrap()[0];
+            proptest::prop_assert_eq!(s.ours.checked_add(s.opportunity).unwrap(), s.total);
+            if let (Some(a), Some(b)) = (s.share_of_wallet, s.opportunity_share) {
+                let sum = a + b;
+                proptest::prop_assert!(sum >= Decimal::new(9999, 4) && sum <= Decimal::new(10001, 4));
+            } else {
+                proptest::prop_assert!(s.total.is_zero());
+            }
+        }
+    }
 }
