@@ -51,6 +51,10 @@ pub struct OpportunityFilter {
     pub currency: Option<String>,
     /// Stalled only: per open stage, entered before this instant.
     pub stalled_before: Option<Vec<(Stage, DateTime<Utc>)>>,
+    /// Keyset paging in id (creation) order: ids after this one…
+    pub after_id: Option<String>,
+    /// …and at most this many.
+    pub limit: Option<u64>,
 }
 
 /// Filters of `ListHandoffs`.
@@ -336,6 +340,12 @@ impl Store {
                 any = any.add(C::Id.is_null());
             }
             query = query.filter(any);
+        }
+        if let Some(after) = &filter.after_id {
+            query = query.filter(C::Id.gt(after.as_str()));
+        }
+        if let Some(limit) = filter.limit {
+            query = query.limit(limit);
         }
         Ok(query.order_by_asc(C::Id).all(&self.db).await?)
     }

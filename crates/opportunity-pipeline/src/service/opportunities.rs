@@ -98,6 +98,15 @@ impl PipelineService {
                 })
             })
             .transpose()?;
+        // Creation order is id order (UUIDv7): the database pages it. The
+        // value sorts rank every matching row in memory first.
+        if matches!(
+            sort,
+            pb::OpportunitySortOrder::Unspecified | pb::OpportunitySortOrder::CreateTime
+        ) {
+            filter.after_id = after.as_ref().map(|k| k.id.clone());
+            filter.limit = Some(size + 1);
+        }
         let rows = self.store.opportunities(&filter).await?;
         let today = now.date_naive();
         let mut keyed = Vec::with_capacity(rows.len());
