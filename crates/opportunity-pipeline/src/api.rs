@@ -1,6 +1,6 @@
 //! The tonic face of the pipeline service: take the principal and the
 //! request, run the matching operation of `service` (mutations through
-//! [`PipelineService::once`], which honours `request_id`), wrap the answer.
+//! `PipelineService::once`, which honours `request_id`), wrap the answer.
 
 use std::sync::Arc;
 
