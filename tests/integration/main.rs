@@ -6,6 +6,7 @@
 
 mod harness;
 
+mod credit;
 mod foundation;
 mod health;
 mod pipeline;

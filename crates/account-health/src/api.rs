@@ -54,7 +54,7 @@ impl HealthService {
                         Err(err) => tracing::warn!(error = %err, "daily health sweep failed"),
                     }
                 }
-                let busy = match store.refresh_dirty().await {
+                let busy = match store.refresh_dirty(true).await {
                     Ok(n) => n > 0,
                     Err(err) => {
                         tracing::warn!(error = %err, "health refresh failed");
@@ -186,10 +186,25 @@ fn trend(now: Option<i64>, then: Option<i64>) -> i32 {
     trend as i32
 }
 
+/// The per-measure breakdown kept (as JSON) with a score.
+fn breakdown_to_pb(stored: &str) -> Vec<pb::MeasureScore> {
+    let measures: Vec<MeasureResult> = serde_json::from_str(stored).unwrap_or_default();
+    measures
+        .into_iter()
+        .map(|m| pb::MeasureScore {
+            name: m.name,
+            weight: m.weight.normalize().to_string(),
+            has_data: m.score.is_some(),
+            score: m
+                .score
+                .map(|s| s.normalize().to_string())
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
 fn score_to_pb(view: &ScoreView, bands: &Bands) -> pb::HealthScore {
     let effective = view.effective_e2();
-    let breakdown: Vec<MeasureResult> =
-        serde_json::from_str(&view.row.breakdown).unwrap_or_default();
     pb::HealthScore {
         account_id: view.row.account_id.clone(),
         product_id: view.row.product_id.clone(),
@@ -200,18 +215,7 @@ fn score_to_pb(view: &ScoreView, bands: &Bands) -> pb::HealthScore {
         coverage_percent: Decimal::new(view.row.coverage_e2, 2)
             .normalize()
             .to_string(),
-        breakdown: breakdown
-            .into_iter()
-            .map(|m| pb::MeasureScore {
-                name: m.name,
-                weight: m.weight.normalize().to_string(),
-                has_data: m.score.is_some(),
-                score: m
-                    .score
-                    .map(|s| s.normalize().to_string())
-                    .unwrap_or_default(),
-            })
-            .collect(),
+        breakdown: breakdown_to_pb(&view.row.breakdown),
         r#override: view
             .override_
             .as_ref()
@@ -242,25 +246,13 @@ fn account_health_to_pb(view: &AccountHealthView) -> pb::AccountHealth {
 }
 
 fn history_to_pb(m: health_score::Model, bands: &Bands) -> pb::HealthScore {
-    let breakdown: Vec<MeasureResult> = serde_json::from_str(&m.breakdown).unwrap_or_default();
     pb::HealthScore {
         account_id: m.account_id,
         product_id: m.product_id,
         score: score_text(m.score_e2),
         band: band_to_pb(m.score_e2.and_then(|e| bands.band_of(Decimal::new(e, 2)))),
         coverage_percent: Decimal::new(m.coverage_e2, 2).normalize().to_string(),
-        breakdown: breakdown
-            .into_iter()
-            .map(|b| pb::MeasureScore {
-                name: b.name,
-                weight: b.weight.normalize().to_string(),
-                has_data: b.score.is_some(),
-                score: b
-                    .score
-                    .map(|s| s.normalize().to_string())
-                    .unwrap_or_default(),
-            })
-            .collect(),
+        breakdown: breakdown_to_pb(&m.breakdown),
         csm_sentiment: m.csm_sentiment.unwrap_or_default(),
         scorecard_version: m.scorecard_version,
         compute_time: Some(wire::timestamp(m.computed_at)),

@@ -1,17 +1,24 @@
 //! The tonic face of the credit service: decode, call, encode.
 
-use contracts::pb::common::v1::Audit;
 use contracts::pb::credit::v1 as pb;
 use contracts::pb::credit::v1::compensation_credit_service_server::CompensationCreditService;
-use contracts::{ApiError, principal_of, wire};
+use contracts::{ApiError, page, principal_of, wire};
+use prost::Message;
 use sea_orm::DatabaseConnection;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
-use crate::entity::policy;
+use crate::convert::{
+    deal_to_pb, dispute_to_pb, entries_to_pb, entry_to_pb, figures_to_pb, policy_to_pb,
+};
 use crate::error::CreditError;
-use crate::model::{OverlayRule, PolicyInput, policy_id};
-use crate::store::Store;
+use crate::model::deal::{DealInput, deal_id, parse_splits};
+use crate::model::inputs::{
+    ApproveInput, ClawbackInput, ListInput, ResolveInput, StatementInput, open_dispute,
+};
+use crate::model::ledger::statement;
+use crate::model::{PolicyInput, policy_id};
+use crate::store::{EntryFilter, Resolution, StatementSubject, Store};
 
 #[derive(Clone)]
 pub struct CreditService {
@@ -28,37 +35,60 @@ impl CreditService {
 
 type Reply<T> = Result<Response<T>, Status>;
 
-fn unimplemented<T>(method: &'static str) -> Reply<T> {
-    Err(CreditError::Unimplemented(method).into())
+fn invalid(err: ApiError) -> CreditError {
+    CreditError::from(err)
 }
 
-fn policy_to_pb(m: policy::Model) -> Result<pb::CreditPolicy, CreditError> {
-    let overlays: Vec<OverlayRule> = serde_json::from_str(&m.overlays)
-        .map_err(|e| CreditError::Corrupt(format!("policy {} v{}: {e}", m.policy_id, m.version)))?;
-    Ok(pb::CreditPolicy {
-        policy_id: m.policy_id,
-        version: m.version,
-        effective_date: wire::date_to_pb(Some(m.effective_date)),
-        origination_percent: m.origination_percent,
-        delivery_percent: m.delivery_percent,
-        overlays: overlays
-            .into_iter()
-            .map(|o| pb::OverlayRule {
-                name: o.name,
-                percent: o.percent,
-            })
-            .collect(),
-        basis: pb::CreditBasis::from_str_name(&m.basis).unwrap_or_default() as i32,
-        hold_days: m.hold_days,
-        clawback_window_days: m.clawback_window_days,
-        clawback_mode: pb::ClawbackMode::from_str_name(&m.clawback_mode).unwrap_or_default() as i32,
-        audit: Some(Audit {
-            create_time: Some(wire::timestamp(m.created_at)),
-            created_by: m.created_by.clone(),
-            update_time: Some(wire::timestamp(m.created_at)),
-            updated_by: m.created_by,
-        }),
-    })
+/// Longest accepted `request_id`, in bytes.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// A request's bytes with its `request_id` cleared: what a retry must repeat exactly.
+fn request_bytes<M: Message + Clone>(req: &M, clear: impl FnOnce(&mut M)) -> Vec<u8> {
+    let mut copy = req.clone();
+    clear(&mut copy);
+    copy.encode_to_vec()
+}
+
+impl CreditService {
+    /// Runs a mutation at most once per `request_id` (AIP-155): a retry with the same id
+    /// and the same request gets the first response back; the same id with another
+    /// request is refused. Without an id the mutation simply runs.
+    async fn once<T, F>(
+        &self,
+        method: &'static str,
+        principal: &str,
+        request_id: &str,
+        request: Vec<u8>,
+        run: F,
+    ) -> Reply<T>
+    where
+        T: Message + Default,
+        F: Future<Output = Result<T, CreditError>>,
+    {
+        let Some(id) =
+            wire::optional_text("request_id", request_id, MAX_REQUEST_ID_LEN).map_err(invalid)?
+        else {
+            return Ok(Response::new(run.await?));
+        };
+        if let Some(first) = self.store.remembered(&id).await? {
+            // Keys are scoped to the caller: another principal's key is not a retry.
+            if first.method != method || first.request != request || first.created_by != principal {
+                return Err(invalid(ApiError::invalid(
+                    "request_id",
+                    format!("{id:?} was already used for a different request"),
+                ))
+                .into());
+            }
+            let response = T::decode(first.response.as_slice())
+                .map_err(|e| CreditError::Corrupt(format!("request {id:?}: {e}")))?;
+            return Ok(Response::new(response));
+        }
+        let response = run.await?;
+        self.store
+            .remember(&id, method, request, response.encode_to_vec(), principal)
+            .await?;
+        Ok(Response::new(response))
+    }
 }
 
 #[tonic::async_trait]
@@ -69,14 +99,18 @@ impl CompensationCreditService for CreditService {
         request: Request<pb::UpsertCreditPolicyRequest>,
     ) -> Reply<pb::UpsertCreditPolicyResponse> {
         let principal = principal_of(&request);
+        let req = request.into_inner();
         let today = storage::now().date_naive();
-        let input =
-            PolicyInput::from_request(request.get_ref(), today).map_err(CreditError::from)?;
-        let model = self.store.add_policy_version(&input, &principal).await?;
-        tracing::info!(policy_id = %model.policy_id, version = model.version, "credit policy version added");
-        Ok(Response::new(pb::UpsertCreditPolicyResponse {
-            policy: Some(policy_to_pb(model)?),
-        }))
+        let input = PolicyInput::from_request(&req, today).map_err(invalid)?;
+        let bytes = request_bytes(&req, |r| r.request_id.clear());
+        self.once("UpsertCreditPolicy", &principal, &req.request_id, bytes, async {
+            let model = self.store.add_policy_version(&input, &principal).await?;
+            tracing::info!(policy_id = %model.policy_id, version = model.version, "credit policy version added");
+            Ok(pb::UpsertCreditPolicyResponse {
+                policy: Some(policy_to_pb(model)?),
+            })
+        })
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -85,18 +119,14 @@ impl CompensationCreditService for CreditService {
         request: Request<pb::GetCreditPolicyRequest>,
     ) -> Reply<pb::GetCreditPolicyResponse> {
         let req = request.get_ref();
-        let id = policy_id("policy_id", &req.policy_id).map_err(CreditError::from)?;
+        let id = policy_id("policy_id", &req.policy_id).map_err(invalid)?;
         let found = match req.version {
             v if v < 0 => {
-                return Err(CreditError::from(ApiError::invalid(
-                    "version",
-                    "must not be negative",
-                ))
-                .into());
+                return Err(invalid(ApiError::invalid("version", "must not be negative")).into());
             }
             0 => {
                 let date = wire::optional_date("as_of_date", &req.as_of_date)
-                    .map_err(CreditError::from)?
+                    .map_err(invalid)?
                     .unwrap_or_else(|| storage::now().date_naive());
                 self.store.policy_in_force(&id, date).await?
             }
@@ -108,67 +138,262 @@ impl CompensationCreditService for CreditService {
         }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn record_deal_credits(
         &self,
-        _: Request<pb::RecordDealCreditsRequest>,
+        request: Request<pb::RecordDealCreditsRequest>,
     ) -> Reply<pb::RecordDealCreditsResponse> {
-        unimplemented("RecordDealCredits")
+        let principal = principal_of(&request);
+        let req = request.into_inner();
+        let input = DealInput::from_request(&req).map_err(invalid)?;
+        let bytes = request_bytes(&req, |r| r.request_id.clear());
+        self.once(
+            "RecordDealCredits",
+            &principal,
+            &req.request_id,
+            bytes,
+            async {
+                let (view, created) = self.store.record_deal(&input, &principal).await?;
+                tracing::info!(deal_id = %view.deal.deal_id, created, "deal credits recorded");
+                Ok(pb::RecordDealCreditsResponse {
+                    credits: Some(deal_to_pb(&view, storage::now())?),
+                    created,
+                })
+            },
+        )
+        .await
     }
 
+    #[tracing::instrument(skip_all)]
     async fn replace_deal_splits(
         &self,
-        _: Request<pb::ReplaceDealSplitsRequest>,
+        request: Request<pb::ReplaceDealSplitsRequest>,
     ) -> Reply<pb::ReplaceDealSplitsResponse> {
-        unimplemented("ReplaceDealSplits")
+        let principal = principal_of(&request);
+        let req = request.into_inner();
+        let deal = deal_id("deal_id", &req.deal_id).map_err(invalid)?;
+        let splits = parse_splits(
+            "participants",
+            &req.participants,
+            req.cs_led_without_handoff,
+        )
+        .map_err(invalid)?;
+        let reason = wire::text("reason", &req.reason, wire::MAX_NOTE_LEN).map_err(invalid)?;
+        let bytes = request_bytes(&req, |r| r.request_id.clear());
+        self.once(
+            "ReplaceDealSplits",
+            &principal,
+            &req.request_id,
+            bytes,
+            async {
+                let view = self
+                    .store
+                    .replace_splits(
+                        &deal.to_string(),
+                        &splits,
+                        req.cs_led_without_handoff,
+                        &reason,
+                        &principal,
+                    )
+                    .await?;
+                Ok(pb::ReplaceDealSplitsResponse {
+                    credits: Some(deal_to_pb(&view, storage::now())?),
+                })
+            },
+        )
+        .await
     }
 
+    #[tracing::instrument(skip_all)]
     async fn get_deal_credits(
         &self,
-        _: Request<pb::GetDealCreditsRequest>,
+        request: Request<pb::GetDealCreditsRequest>,
     ) -> Reply<pb::GetDealCreditsResponse> {
-        unimplemented("GetDealCredits")
+        let deal = deal_id("deal_id", &request.get_ref().deal_id).map_err(invalid)?;
+        let view = self.store.deal(&deal.to_string()).await?;
+        Ok(Response::new(pb::GetDealCreditsResponse {
+            credits: Some(deal_to_pb(&view, storage::now())?),
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn approve_credits(
         &self,
-        _: Request<pb::ApproveCreditsRequest>,
+        request: Request<pb::ApproveCreditsRequest>,
     ) -> Reply<pb::ApproveCreditsResponse> {
-        unimplemented("ApproveCredits")
+        let principal = principal_of(&request);
+        let req = request.into_inner();
+        let input = ApproveInput::from_request(&req).map_err(invalid)?;
+        let bytes = request_bytes(&req, |r| r.request_id.clear());
+        self.once(
+            "ApproveCredits",
+            &principal,
+            &req.request_id,
+            bytes,
+            async {
+                let released = self
+                    .store
+                    .approve(
+                        &input.entry_ids,
+                        input.deal_id.as_deref(),
+                        input.note.clone(),
+                        &principal,
+                    )
+                    .await?;
+                Ok(pb::ApproveCreditsResponse {
+                    released: entries_to_pb(&released, storage::now())?,
+                })
+            },
+        )
+        .await
     }
 
+    #[tracing::instrument(skip_all)]
     async fn apply_clawback(
         &self,
-        _: Request<pb::ApplyClawbackRequest>,
+        request: Request<pb::ApplyClawbackRequest>,
     ) -> Reply<pb::ApplyClawbackResponse> {
-        unimplemented("ApplyClawback")
+        let principal = principal_of(&request);
+        let req = request.into_inner();
+        let input = ClawbackInput::from_request(&req).map_err(invalid)?;
+        let bytes = request_bytes(&req, |r| r.request_id.clear());
+        self.once("ApplyClawback", &principal, &req.request_id, bytes, async {
+            let outcome = self
+                .store
+                .apply_clawback(
+                    input.deal_id.as_deref(),
+                    input.subscription_id.as_deref(),
+                    input.cancel_date,
+                    &input.reason,
+                    &principal,
+                )
+                .await?;
+            Ok(pb::ApplyClawbackResponse {
+                entries: entries_to_pb(&outcome.entries, storage::now())?,
+                created: outcome.created,
+                outside_window_deal_ids: outcome.outside_window,
+            })
+        })
+        .await
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list_ledger_entries(
         &self,
-        _: Request<pb::ListLedgerEntriesRequest>,
+        request: Request<pb::ListLedgerEntriesRequest>,
     ) -> Reply<pb::ListLedgerEntriesResponse> {
-        unimplemented("ListLedgerEntries")
+        let input = ListInput::from_request(request.get_ref()).map_err(invalid)?;
+        let filter = EntryFilter {
+            participant_id: input.participant_id.clone(),
+            deal_id: input.deal_id.clone(),
+            kind: input.kind,
+            role: input.role,
+            start: input.start,
+            end: input.end,
+        };
+        let mut entries = self
+            .store
+            .list_entries(&filter, input.after.as_deref(), input.page_size)
+            .await?;
+        let next_page_token = next_token(&mut entries, input.page_size, input.fingerprint);
+        Ok(Response::new(pb::ListLedgerEntriesResponse {
+            entries: entries_to_pb(&entries, storage::now())?,
+            next_page_token,
+        }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn open_dispute(
         &self,
-        _: Request<pb::OpenDisputeRequest>,
+        request: Request<pb::OpenDisputeRequest>,
     ) -> Reply<pb::OpenDisputeResponse> {
-        unimplemented("OpenDispute")
+        let principal = principal_of(&request);
+        let req = request.into_inner();
+        let (entry_id, reason) = open_dispute(&req).map_err(invalid)?;
+        let bytes = request_bytes(&req, |r| r.request_id.clear());
+        self.once("OpenDispute", &principal, &req.request_id, bytes, async {
+            let view = self
+                .store
+                .open_dispute(&entry_id, &reason, &principal)
+                .await?;
+            Ok(pb::OpenDisputeResponse {
+                dispute: Some(dispute_to_pb(&view)),
+            })
+        })
+        .await
     }
 
+    #[tracing::instrument(skip_all)]
     async fn resolve_dispute(
         &self,
-        _: Request<pb::ResolveDisputeRequest>,
+        request: Request<pb::ResolveDisputeRequest>,
     ) -> Reply<pb::ResolveDisputeResponse> {
-        unimplemented("ResolveDispute")
+        let principal = principal_of(&request);
+        let req = request.into_inner();
+        let input = ResolveInput::from_request(&req).map_err(invalid)?;
+        let resolution = match input.adjustment {
+            Some(money) => Resolution::Adjust(money),
+            None => Resolution::Reject,
+        };
+        let bytes = request_bytes(&req, |r| r.request_id.clear());
+        self.once(
+            "ResolveDispute",
+            &principal,
+            &req.request_id,
+            bytes,
+            async {
+                let (view, adjustment) = self
+                    .store
+                    .resolve_dispute(
+                        &input.dispute_id,
+                        resolution,
+                        input.note.clone(),
+                        &principal,
+                    )
+                    .await?;
+                Ok(pb::ResolveDisputeResponse {
+                    dispute: Some(dispute_to_pb(&view)),
+                    adjustment: adjustment
+                        .map(|e| entry_to_pb(&e, storage::now()))
+                        .transpose()?,
+                })
+            },
+        )
+        .await
     }
 
+    #[tracing::instrument(skip_all)]
     async fn get_statement(
         &self,
-        _: Request<pb::GetStatementRequest>,
+        request: Request<pb::GetStatementRequest>,
     ) -> Reply<pb::GetStatementResponse> {
-        unimplemented("GetStatement")
+        let input = StatementInput::from_request(request.get_ref()).map_err(invalid)?;
+        let subject = match (&input.participant_id, &input.team) {
+            (Some(p), _) => StatementSubject::Participant(p.clone()),
+            (None, Some(team)) => StatementSubject::Team(team.clone()),
+            (None, None) => StatementSubject::Everyone,
+        };
+        let entries = self.store.statement_entries(&subject, input.end).await?;
+        let now = storage::now();
+        let figures = statement(&entries, input.start, input.end, now)
+            .ok_or_else(|| CreditError::Corrupt("statement total overflows".to_owned()))?;
+        let mut period: Vec<_> = entries
+            .into_iter()
+            .filter(|e| e.created_at >= input.start)
+            .filter(|e| input.after.as_ref().is_none_or(|after| &e.entry_id > after))
+            .take(usize::try_from(input.page_size + 1).unwrap_or(usize::MAX))
+            .collect();
+        let next_page_token = next_token(&mut period, input.page_size, input.fingerprint);
+        Ok(Response::new(pb::GetStatementResponse {
+            participant_id: input.participant_id.unwrap_or_default(),
+            team: input.team.unwrap_or_default(),
+            currencies: figures
+                .iter()
+                .map(figures_to_pb)
+                .collect::<Result<_, _>>()?,
+            entries: entries_to_pb(&period, now)?,
+            next_page_token,
+        }))
     }
 
     type WatchEventsStream = BoxStream<pb::WatchEventsResponse>;
@@ -185,5 +410,24 @@ impl CompensationCreditService for CreditService {
             |event| pb::WatchEventsResponse { event: Some(event) },
         )?;
         Ok(Response::new(stream))
+    }
+}
+
+/// Trims a page fetched with one extra row and returns the token for the next page
+/// (empty at the end).
+fn next_token(
+    entries: &mut Vec<crate::model::ledger::Entry>,
+    page_size: u64,
+    fingerprint: u64,
+) -> String {
+    let size = usize::try_from(page_size).unwrap_or(usize::MAX);
+    if entries.len() > size {
+        entries.truncate(size);
+        entries
+            .last()
+            .map(|e| page::encode_token(&e.entry_id, fingerprint))
+            .unwrap_or_default()
+    } else {
+        String::new()
     }
 }

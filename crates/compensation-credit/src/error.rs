@@ -1,6 +1,6 @@
 //! The errors of the credit service and their one mapping to the wire.
 
-use contracts::ApiError;
+use contracts::{ApiError, PreconditionViolation};
 use tonic::Status;
 
 use crate::DOMAIN;
@@ -12,9 +12,27 @@ pub enum CreditError {
     Invalid(ApiError),
     #[error("credit policy {0:?} not found")]
     PolicyNotFound(String),
-    #[error("{0} is not implemented yet")]
-    Unimplemented(&'static str),
-    #[error("stored policy is unreadable: {0}")]
+    #[error("{resource} {id:?} not found")]
+    NotFound { resource: &'static str, id: String },
+    #[error("no version of credit policy {policy_id:?} is in force on {date}")]
+    NoPolicyInForce { policy_id: String, date: String },
+    #[error("deal {deal_id} was already credited differently: {}", differences.join("; "))]
+    DealAlreadyCredited {
+        deal_id: String,
+        differences: Vec<String>,
+    },
+    #[error("the owner's split ({owner}) cannot be removed from deal {deal_id}")]
+    OwnerSplitRemoved { deal_id: String, owner: String },
+    #[error("deal {0} has been clawed back; its splits can no longer change")]
+    DealClawedBack(String),
+    #[error("entry {entry_id} already has an open dispute ({dispute_id})")]
+    DisputeAlreadyOpen {
+        entry_id: String,
+        dispute_id: String,
+    },
+    #[error("dispute {0} is already resolved")]
+    DisputeAlreadyResolved(String),
+    #[error("stored credit data is unreadable: {0}")]
     Corrupt(String),
     #[error("storage: {0}")]
     Store(#[from] sea_orm::DbErr),
@@ -26,18 +44,77 @@ impl From<ApiError> for CreditError {
     }
 }
 
-impl From<CreditError> for Status {
+impl CreditError {
+    pub fn not_found(resource: &'static str, id: impl Into<String>) -> Self {
+        Self::NotFound {
+            resource,
+            id: id.into(),
+        }
+    }
+
+    fn precondition(
+        reason: &'static str,
+        kind: &str,
+        subject: String,
+        message: String,
+    ) -> ApiError {
+        ApiError::FailedPrecondition {
+            reason,
+            message: message.clone(),
+            violations: vec![PreconditionViolation {
+                kind: kind.to_owned(),
+                subject,
+                description: message,
+            }],
+        }
+    }
+}
+
+impl From<CreditError> for ApiError {
     fn from(err: CreditError) -> Self {
-        let api = match err {
+        let message = err.to_string();
+        match err {
             CreditError::Invalid(api) => api,
             CreditError::PolicyNotFound(name) => ApiError::not_found("credit policy", name),
-            CreditError::Unimplemented(method) => ApiError::Unimplemented { method },
+            CreditError::NotFound { resource, id } => ApiError::not_found(resource, id),
+            CreditError::NoPolicyInForce { policy_id, .. } => CreditError::precondition(
+                "NO_POLICY_IN_FORCE",
+                "POLICY_IN_FORCE",
+                policy_id,
+                message,
+            ),
+            CreditError::DealAlreadyCredited { deal_id, .. } => ApiError::AlreadyExists {
+                reason: "DEAL_ALREADY_CREDITED",
+                resource_type: "deal credits",
+                resource_name: deal_id,
+                message,
+            },
+            CreditError::OwnerSplitRemoved { deal_id, .. } => {
+                CreditError::precondition("OWNER_SPLIT_REQUIRED", "OWNER_SPLIT", deal_id, message)
+            }
+            CreditError::DealClawedBack(deal_id) => {
+                CreditError::precondition("DEAL_CLAWED_BACK", "CLAWBACK", deal_id, message)
+            }
+            CreditError::DisputeAlreadyOpen { entry_id, .. } => {
+                CreditError::precondition("DISPUTE_ALREADY_OPEN", "DISPUTE_OPEN", entry_id, message)
+            }
+            CreditError::DisputeAlreadyResolved(dispute_id) => CreditError::precondition(
+                "DISPUTE_ALREADY_RESOLVED",
+                "DISPUTE_STATUS",
+                dispute_id,
+                message,
+            ),
             CreditError::Corrupt(detail) => {
-                tracing::error!(%detail, "corrupt credit policy row");
+                tracing::error!(%detail, "corrupt credit data");
                 ApiError::internal(detail)
             }
             CreditError::Store(db) => storage::db_error(db),
-        };
-        api.into_status(DOMAIN)
+        }
+    }
+}
+
+impl From<CreditError> for Status {
+    fn from(err: CreditError) -> Self {
+        ApiError::from(err).into_status(DOMAIN)
     }
 }

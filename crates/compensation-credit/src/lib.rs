@@ -4,9 +4,11 @@
 //! numbers: amounts are exact minor units and nothing is ever rewritten.
 //!
 //! Reading order: [`api`] (the tonic trait, thin), [`model`] (validated
-//! inputs, pure), [`store`] (SeaORM queries and transactions), [`entity`].
+//! inputs and the rules, pure), [`store`] (SeaORM queries and transactions),
+//! [`entity`] (one file per table), [`convert`] (to the wire), [`error`].
 
 pub mod api;
+pub mod convert;
 pub mod entity;
 pub mod error;
 pub mod model;

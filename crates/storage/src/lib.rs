@@ -91,6 +91,13 @@ pub fn db_error(err: DbErr) -> ApiError {
             message: format!("a concurrent write conflicted ({detail}); retry the call"),
         };
     }
+    if err.to_string().contains("database is locked") {
+        tracing::warn!(error = %err, "SQLite busy");
+        return ApiError::Unavailable {
+            reason: "DATABASE_BUSY",
+            message: "the database is busy; retry the call".to_owned(),
+        };
+    }
     match &err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(RuntimeErr::SqlxError(_)) => {
             tracing::warn!(error = %err, "database unavailable");

@@ -64,6 +64,9 @@ fn e2(d: Decimal) -> i64 {
 
 /// Accounts recomputed per pass of the background worker.
 const REFRESH_BATCH: u64 = 200;
+/// How long an account must go unmarked before the background worker
+/// recomputes it.
+const SETTLE: Duration = Duration::seconds(1);
 
 impl Store {
     /// The scorecard in force: the latest version of `default`, or the
@@ -155,7 +158,11 @@ impl Store {
     }
 
     /// Recomputes accounts waiting in the dirty queue; returns how many.
-    pub async fn refresh_dirty(&self) -> Result<usize, HealthError> {
+    /// With `settle`, accounts that received signals in this process within
+    /// [`SETTLE`] wait: an account under a stream of batches is recomputed
+    /// once the burst pauses, not once per batch (a read of it still
+    /// recomputes at once).
+    pub async fn refresh_dirty(&self, settle: bool) -> Result<usize, HealthError> {
         let ids: Vec<String> = dirty::Entity::find()
             .select_only()
             .column(dirty::Column::AccountId)
@@ -164,6 +171,7 @@ impl Store {
             .into_tuple()
             .all(&self.db)
             .await?;
+        let ids = if settle { self.settled(ids) } else { ids };
         for id in &ids {
             if let Err(err) = self.recompute(id).await {
                 // Left dirty: the next pass retries it.
@@ -173,12 +181,36 @@ impl Store {
         Ok(ids.len())
     }
 
+    /// Notes accounts that just received signals.
+    pub(crate) fn touched(&self, accounts: &[String]) {
+        let now = std::time::Instant::now();
+        if let Ok(mut recent) = self.recent.lock() {
+            for a in accounts {
+                recent.insert(a.clone(), now);
+            }
+        }
+    }
+
+    /// The ids not touched within [`SETTLE`]; forgets older touches.
+    fn settled(&self, ids: Vec<String>) -> Vec<String> {
+        let Ok(mut recent) = self.recent.lock() else {
+            return ids;
+        };
+        let settle = SETTLE.to_std().unwrap_or_default();
+        recent.retain(|_, at| at.elapsed() < settle);
+        ids.into_iter()
+            .filter(|id| !recent.contains_key(id))
+            .collect()
+    }
+
     /// Recomputes every waiting account, so a list reflects all signals.
     pub async fn refresh_all_dirty(&self) -> Result<(), HealthError> {
         // Bounded: under a constant stream of signals the list goes on
         // being served from what is computed.
         for _ in 0..50 {
-            if self.refresh_dirty().await? < usize::try_from(REFRESH_BATCH).unwrap_or(usize::MAX) {
+            if self.refresh_dirty(false).await?
+                < usize::try_from(REFRESH_BATCH).unwrap_or(usize::MAX)
+            {
                 break;
             }
         }
@@ -202,15 +234,28 @@ impl Store {
     /// Scores the account and each of its products, keeps history when a
     /// score changes, and reconciles its triggers, in one transaction.
     pub async fn recompute(&self, account_id: &str) -> Result<(), HealthError> {
-        let started = storage::now();
-        let now = started;
+        // Clear the mark first: whatever lands from here on marks it again.
+        {
+            let _write = self.writer.enter().await;
+            dirty::Entity::delete_by_id(account_id.to_owned())
+                .exec(&self.db)
+                .await?;
+        }
+        let result = self.recompute_now(account_id).await;
+        if result.is_err() {
+            // Best effort: leave it for the next pass.
+            let _write = self.writer.enter().await;
+            let _ = super::mark_dirty(&self.db, &[account_id.to_owned()]).await;
+        }
+        result
+    }
+
+    async fn recompute_now(&self, account_id: &str) -> Result<(), HealthError> {
+        let now = storage::now();
         let Some(account) = account::Entity::find_by_id(account_id.to_owned())
             .one(&self.db)
             .await?
         else {
-            dirty::Entity::delete_by_id(account_id.to_owned())
-                .exec(&self.db)
-                .await?;
             return Ok(());
         };
         let card = self.active_scorecard().await?;
@@ -418,12 +463,6 @@ impl Store {
                 .await?,
         );
         self.events.append(&txn, &events).await?;
-        // Only clear the mark if nothing re-marked the account meanwhile.
-        dirty::Entity::delete_many()
-            .filter(dirty::Column::AccountId.eq(account_id))
-            .filter(dirty::Column::MarkedAt.lte(started))
-            .exec(&txn)
-            .await?;
         txn.commit().await?;
         if !events.is_empty() {
             self.events.committed();

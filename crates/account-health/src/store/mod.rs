@@ -35,6 +35,8 @@ pub struct Store {
     events: EventLog,
     triggers: TriggerConfig,
     writer: storage::WriteGate,
+    /// Accounts that received signals lately, in this process.
+    recent: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
 }
 
 impl Store {
@@ -44,6 +46,7 @@ impl Store {
             db,
             events: EventLog::new(EVENT_TABLE),
             triggers: TriggerConfig::default(),
+            recent: Default::default(),
         }
     }
 
@@ -209,7 +212,10 @@ impl Store {
     }
 }
 
-/// Marks accounts for a health and trigger recomputation.
+/// Marks accounts for a health and trigger recomputation. An account
+/// already marked stays as it is (cheaper than rewriting the row on every
+/// batch): a recomputation clears the mark before it reads, so signals that
+/// land while it runs mark the account again.
 pub(crate) async fn mark_dirty<C: ConnectionTrait>(
     db: &C,
     account_ids: &[String],
@@ -228,7 +234,7 @@ pub(crate) async fn mark_dirty<C: ConnectionTrait>(
     crate::entity::dirty::Entity::insert_many(rows)
         .on_conflict(
             OnConflict::column(crate::entity::dirty::Column::AccountId)
-                .update_column(crate::entity::dirty::Column::MarkedAt)
+                .do_nothing()
                 .to_owned(),
         )
         .exec_without_returning(db)

@@ -92,6 +92,7 @@ impl Store {
         let dirty: Vec<String> = accounts.into_iter().collect();
         mark_dirty(&txn, &dirty).await?;
         txn.commit().await?;
+        self.touched(&dirty);
         let total = u64::try_from(batch.len()).unwrap_or(u64::MAX);
         Ok(Ingested {
             accepted,

@@ -1,4 +1,4 @@
-//! Validated credit policies. Pure; no database, no tonic.
+//! Validated credit policies and the typed terms of a stored version. Pure.
 
 use chrono::NaiveDate;
 use contracts::ApiError;
@@ -178,6 +178,44 @@ impl PolicyInput {
                 percent: p.to_decimal_string(),
             })
             .collect()
+    }
+}
+
+/// The terms of one stored policy version, typed: what a deal is credited under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Terms {
+    pub policy_id: String,
+    pub version: i32,
+    pub origination: Percent,
+    pub overlays: Vec<(String, Percent)>,
+    pub basis: pb::CreditBasis,
+    pub hold_days: i32,
+    pub clawback_window_days: i32,
+    pub clawback_mode: pb::ClawbackMode,
+}
+
+impl Terms {
+    /// Reads a stored policy row; an error means the row is corrupt.
+    pub fn from_row(row: &crate::entity::policy::Model) -> Result<Terms, String> {
+        let corrupt = |what: &str| format!("policy {} v{}: bad {what}", row.policy_id, row.version);
+        let overlays: Vec<OverlayRule> =
+            serde_json::from_str(&row.overlays).map_err(|_| corrupt("overlays"))?;
+        Ok(Terms {
+            policy_id: row.policy_id.clone(),
+            version: row.version,
+            origination: Percent::parse(&row.origination_percent)
+                .map_err(|_| corrupt("origination_percent"))?,
+            overlays: overlays
+                .into_iter()
+                .map(|o| Percent::parse(&o.percent).map(|p| (o.name, p)))
+                .collect::<Result<_, _>>()
+                .map_err(|_| corrupt("overlay percent"))?,
+            basis: pb::CreditBasis::from_str_name(&row.basis).ok_or_else(|| corrupt("basis"))?,
+            hold_days: row.hold_days,
+            clawback_window_days: row.clawback_window_days,
+            clawback_mode: pb::ClawbackMode::from_str_name(&row.clawback_mode)
+                .ok_or_else(|| corrupt("clawback_mode"))?,
+        })
     }
 }
 
