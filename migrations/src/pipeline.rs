@@ -11,7 +11,14 @@ impl MigratorTrait for Migrator {
     }
 
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateOpportunities), Box::new(CreateEvents)]
+        vec![
+            Box::new(CreateOpportunities),
+            Box::new(CreateEvents),
+            Box::new(AddStageTracking),
+            Box::new(CreateHandoffs),
+            Box::new(CreateWalletEstimates),
+            Box::new(CreateRequests),
+        ]
     }
 }
 
@@ -194,5 +201,319 @@ impl MigrationTrait for CreateEvents {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         crate::events::drop_event_table(manager, "pipeline_events").await
+    }
+}
+
+#[derive(DeriveIden)]
+enum StageTracking {
+    StageEnteredAt,
+    StrategicValue,
+}
+
+/// When an opportunity entered its current stage (a copy of its latest stage
+/// history row's time, kept in the same transaction so stalled deals can be
+/// filtered in SQL) and its strategic value.
+struct AddStageTracking;
+
+impl MigrationName for AddStageTracking {
+    fn name(&self) -> &str {
+        "m20261125_000003_opportunity_stage_tracking"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddStageTracking {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // One ALTER option per statement: SQLite takes no more.
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Opportunities::Table)
+                    .add_column(
+                        ColumnDef::new(StageTracking::StageEnteredAt).timestamp_with_time_zone(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Opportunities::Table)
+                    .add_column(ColumnDef::new(StageTracking::StrategicValue).string())
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .exec_stmt(
+                Query::update()
+                    .table(Opportunities::Table)
+                    .value(
+                        StageTracking::StageEnteredAt,
+                        Expr::col(Opportunities::UpdatedAt),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        for (name, col) in [("opportunities_stage_entered", StageTracking::StageEnteredAt)] {
+            manager
+                .create_index(
+                    Index::create()
+                        .name(name)
+                        .table(Opportunities::Table)
+                        .col(col)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        manager
+            .create_index(
+                Index::create()
+                    .name("opportunities_trigger")
+                    .table(Opportunities::Table)
+                    .col(Opportunities::SourceTriggerId)
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for name in ["opportunities_stage_entered", "opportunities_trigger"] {
+            manager
+                .drop_index(
+                    Index::drop()
+                        .name(name)
+                        .table(Opportunities::Table)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Opportunities::Table)
+                    .drop_column(StageTracking::StrategicValue)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Opportunities::Table)
+                    .drop_column(StageTracking::StageEnteredAt)
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+#[derive(DeriveIden)]
+enum Handoffs {
+    Table,
+    Id,
+    OpportunityId,
+    Status,
+    /// The opportunity id while the handoff is REQUESTED, NULL after: its
+    /// unique index allows one open handoff per opportunity.
+    OpenKey,
+    RequestedBy,
+    Package,
+    Snapshot,
+    RequestedAt,
+    DueAt,
+    ResolvedAt,
+    ResolvedBy,
+    AcceptedOwner,
+    AcceptedTeam,
+    Reason,
+}
+
+struct CreateHandoffs;
+
+impl MigrationName for CreateHandoffs {
+    fn name(&self) -> &str {
+        "m20261125_000004_create_handoffs"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateHandoffs {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        use Handoffs as H;
+        manager
+            .create_table(
+                Table::create()
+                    .table(H::Table)
+                    .col(ColumnDef::new(H::Id).string().not_null().primary_key())
+                    .col(ColumnDef::new(H::OpportunityId).string().not_null())
+                    .col(ColumnDef::new(H::Status).string().not_null())
+                    .col(ColumnDef::new(H::OpenKey).string().unique_key())
+                    .col(ColumnDef::new(H::RequestedBy).string().not_null())
+                    .col(ColumnDef::new(H::Package).text().not_null())
+                    .col(ColumnDef::new(H::Snapshot).text().not_null())
+                    .col(
+                        ColumnDef::new(H::RequestedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(H::DueAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(H::ResolvedAt).timestamp_with_time_zone())
+                    .col(ColumnDef::new(H::ResolvedBy).string())
+                    .col(ColumnDef::new(H::AcceptedOwner).string())
+                    .col(ColumnDef::new(H::AcceptedTeam).string())
+                    .col(ColumnDef::new(H::Reason).text())
+                    .to_owned(),
+            )
+            .await?;
+        for (name, col) in [
+            ("handoffs_opportunity", H::OpportunityId),
+            ("handoffs_status_due", H::Status),
+        ] {
+            manager
+                .create_index(
+                    Index::create()
+                        .name(name)
+                        .table(H::Table)
+                        .col(col)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(Handoffs::Table).to_owned())
+            .await
+    }
+}
+
+#[derive(DeriveIden)]
+enum WalletEstimates {
+    Table,
+    Id,
+    AccountId,
+    ProductArea,
+    AnnualSpendMinor,
+    Currency,
+    ServedBy,
+    Competitor,
+    Notes,
+    CreatedAt,
+    CreatedBy,
+    UpdatedAt,
+    UpdatedBy,
+}
+
+struct CreateWalletEstimates;
+
+impl MigrationName for CreateWalletEstimates {
+    fn name(&self) -> &str {
+        "m20261125_000005_create_wallet_estimates"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateWalletEstimates {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        use WalletEstimates as W;
+        manager
+            .create_table(
+                Table::create()
+                    .table(W::Table)
+                    .col(ColumnDef::new(W::Id).string().not_null().primary_key())
+                    .col(ColumnDef::new(W::AccountId).string().not_null())
+                    .col(ColumnDef::new(W::ProductArea).string().not_null())
+                    .col(ColumnDef::new(W::AnnualSpendMinor).big_integer().not_null())
+                    .col(ColumnDef::new(W::Currency).string().not_null())
+                    .col(ColumnDef::new(W::ServedBy).string().not_null())
+                    .col(ColumnDef::new(W::Competitor).string())
+                    .col(ColumnDef::new(W::Notes).text())
+                    .col(
+                        ColumnDef::new(W::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(W::CreatedBy).string().not_null())
+                    .col(
+                        ColumnDef::new(W::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(W::UpdatedBy).string().not_null())
+                    .to_owned(),
+            )
+            .await?;
+        // One estimate per product area of an account: the upsert key.
+        manager
+            .create_index(
+                Index::create()
+                    .name("wallet_estimates_account_area")
+                    .table(W::Table)
+                    .col(W::AccountId)
+                    .col(W::ProductArea)
+                    .unique()
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(WalletEstimates::Table).to_owned())
+            .await
+    }
+}
+
+#[derive(DeriveIden)]
+enum PipelineRequests {
+    Table,
+    /// `Method:request_id`.
+    Key,
+    /// Hash of the request, so a reused id with another request is refused.
+    Fingerprint,
+    /// Hex of the encoded response; NULL while the first call is in flight.
+    Response,
+    CreatedAt,
+}
+
+/// Idempotency records of the pipeline's mutations (AIP-155 `request_id`).
+struct CreateRequests;
+
+impl MigrationName for CreateRequests {
+    fn name(&self) -> &str {
+        "m20261125_000006_create_pipeline_requests"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateRequests {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        use PipelineRequests as R;
+        manager
+            .create_table(
+                Table::create()
+                    .table(R::Table)
+                    .col(ColumnDef::new(R::Key).string().not_null().primary_key())
+                    .col(ColumnDef::new(R::Fingerprint).string().not_null())
+                    .col(ColumnDef::new(R::Response).text())
+                    .col(
+                        ColumnDef::new(R::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(PipelineRequests::Table).to_owned())
+            .await
     }
 }

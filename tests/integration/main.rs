@@ -9,4 +9,5 @@ mod harness;
 mod credit;
 mod foundation;
 mod health;
+mod pipeline;
 mod readme;

@@ -30,7 +30,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the gRPC services (all three by default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply the schema migrations and exit.
     Migrate(StorageArgs),
     /// Benchmarks beside their baselines (see BENCHMARKS.md).
@@ -128,6 +128,86 @@ pub struct ServeArgs {
     /// Time given to in-flight requests after SIGTERM or Ctrl-C.
     #[arg(long, env = "EXPANSION_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// Address of the health service the pipeline asks (`host:port` or URL).
+    /// Defaults to this process's own address when it also serves health.
+    #[arg(long, env = "EXPANSION_HEALTH_ADDR")]
+    pub health_addr: Option<String>,
+    /// Deadline of each call the pipeline makes to the health service.
+    #[arg(long, env = "EXPANSION_HEALTH_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub health_timeout: Duration,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+}
+
+/// The pipeline's rules that a deployment tunes.
+#[derive(Debug, Clone, Args)]
+pub struct PipelineArgs {
+    /// Stage win probabilities, e.g. `QUALIFIED=45,PROPOSED=65` (others keep
+    /// the defaults 10/20/40/60/80/100/0).
+    #[arg(long, env = "EXPANSION_STAGE_PROBABILITIES", default_value = "")]
+    pub stage_probabilities: String,
+    /// Days an open opportunity may stay in a stage before it is stalled, e.g.
+    /// `NEGOTIATING=14` (defaults: IDENTIFIED 30, EXPLORING 30, QUALIFIED 45,
+    /// PROPOSED 30, NEGOTIATING 21).
+    #[arg(long, env = "EXPANSION_STALLED_DAYS", default_value = "")]
+    pub stalled_days: String,
+    /// Smallest amount that may reach QUALIFIED, in the deal's currency.
+    #[arg(long, env = "EXPANSION_MIN_DEAL_SIZE", default_value = "25000")]
+    pub min_deal_size: String,
+    /// Relationship strength (0–10) needed for QUALIFIED.
+    #[arg(long, env = "EXPANSION_RELATIONSHIP_THRESHOLD", default_value_t = 7, value_parser = clap::value_parser!(i32).range(0..=10))]
+    pub relationship_threshold: i32,
+    /// Largest self-serve capacity upsell routed PRODUCT_LED.
+    #[arg(long, env = "EXPANSION_PRODUCT_LED_MAX", default_value = "5000")]
+    pub product_led_max: String,
+    /// Deals below this may be CSM_LED.
+    #[arg(long, env = "EXPANSION_CSM_LED_BELOW", default_value = "10000")]
+    pub csm_led_below: String,
+    /// Hours a requested handoff may wait for Sales before it is overdue.
+    #[arg(long, env = "EXPANSION_HANDOFF_SLA_HOURS", default_value_t = 48, value_parser = clap::value_parser!(i64).range(0..=8760))]
+    pub handoff_sla_hours: i64,
+}
+
+fn amount(flag: &str, text: &str) -> anyhow::Result<rust_decimal::Decimal> {
+    let value: rust_decimal::Decimal = text
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--{flag} {text:?} is not a decimal amount"))?;
+    anyhow::ensure!(!value.is_sign_negative(), "--{flag} must not be negative");
+    Ok(value)
+}
+
+impl PipelineArgs {
+    /// The pipeline configuration these flags describe.
+    pub fn config(&self) -> anyhow::Result<opportunity_pipeline::PipelineConfig> {
+        use opportunity_pipeline::model::config::parse_stage_map;
+        let base = opportunity_pipeline::PipelineConfig::default();
+        let stage_probability =
+            parse_stage_map(&self.stage_probabilities, &base.stage_probability, |v| {
+                domain::Percent::parse_between(
+                    v,
+                    domain::Percent::ZERO,
+                    domain::Percent::ONE_HUNDRED,
+                )
+                .map_err(|e| e.to_string())
+            })
+            .map_err(|e| anyhow::anyhow!("--stage-probabilities: {e}"))?;
+        let max_days_in_stage = parse_stage_map(&self.stalled_days, &base.max_days_in_stage, |v| {
+            v.parse::<i64>()
+                .ok()
+                .filter(|d| *d >= 0)
+                .ok_or_else(|| format!("{v:?} is not a number of days"))
+        })
+        .map_err(|e| anyhow::anyhow!("--stalled-days: {e}"))?;
+        Ok(opportunity_pipeline::PipelineConfig {
+            stage_probability,
+            max_days_in_stage,
+            min_deal_size: amount("min-deal-size", &self.min_deal_size)?,
+            relationship_threshold: self.relationship_threshold,
+            product_led_max: amount("product-led-max", &self.product_led_max)?,
+            csm_led_below: amount("csm-led-below", &self.csm_led_below)?,
+            handoff_sla_hours: self.handoff_sla_hours,
+        })
+    }
 }
 
 /// Parses `250ms`, `30s`, `5m`.
@@ -156,6 +236,35 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn pipeline_flags_make_a_config() {
+        let cli = Cli::parse_from([
+            "expansion",
+            "serve",
+            "--stage-probabilities",
+            "QUALIFIED=45",
+            "--stalled-days",
+            "NEGOTIATING=14",
+            "--min-deal-size",
+            "1000",
+        ]);
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        let c = args.pipeline.config().unwrap();
+        assert_eq!(
+            c.probability(domain::Stage::Qualified),
+            domain::Percent::from_whole(45)
+        );
+        assert_eq!(c.max_days(domain::Stage::Negotiating), Some(14));
+        assert_eq!(c.min_deal_size, rust_decimal::Decimal::from(1000));
+        let bad = Cli::parse_from(["expansion", "serve", "--stalled-days", "WON=3"]);
+        let Command::Serve(args) = bad.command else {
+            panic!("not serve")
+        };
+        assert!(args.pipeline.config().is_err());
     }
 
     #[test]

@@ -1,12 +1,17 @@
 //! `expansion serve`: the gRPC server with reflection, health checking,
 //! per-RPC tracing spans, limits and graceful shutdown.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use account_health::{AccountHealthServiceServer, HealthService};
 use anyhow::Context;
 use compensation_credit::{CompensationCreditServiceServer, CreditService};
-use opportunity_pipeline::{OpportunityPipelineServiceServer, PipelineService};
+use opportunity_pipeline::{
+    GrpcHealthGateway, HealthGateway, NoHealthService, OpportunityPipelineServiceServer,
+    PipelineService,
+};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::codegen::http;
@@ -70,8 +75,31 @@ async fn shutdown_signal() {
     }
 }
 
+/// Where the pipeline finds the health service: the flag, else this process
+/// when it serves health too (its bound address, so `--listen …:0` works;
+/// a wildcard listen address is reached over loopback).
+fn health_address(flag: Option<&str>, serves_health: bool, local: SocketAddr) -> Option<String> {
+    if let Some(addr) = flag {
+        return Some(addr.to_owned());
+    }
+    serves_health.then(|| {
+        let ip = match local.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        SocketAddr::new(ip, local.port()).to_string()
+    })
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let services = args.storage.services();
+    let pipeline_config = args.pipeline.config()?;
+    // Bound first: the pipeline's default health address is this very port.
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let local = listener.local_addr()?;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     let mut served_names: Vec<&'static str> = vec![HEALTH_SERVICE, REFLECTION_SERVICE];
 
@@ -104,9 +132,32 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 }
             }
             ServiceName::Pipeline => {
-                let svc = OpportunityPipelineServiceServer::new(PipelineService::new(db))
-                    .max_decoding_message_size(limit)
-                    .max_encoding_message_size(limit);
+                let health: Arc<dyn HealthGateway> = match health_address(
+                    args.health_addr.as_deref(),
+                    services.contains(&ServiceName::Health),
+                    local,
+                ) {
+                    Some(addr) => {
+                        tracing::info!(health = %addr, "pipeline asks the health service at");
+                        Arc::new(
+                            GrpcHealthGateway::new(&addr, args.health_timeout)
+                                .map_err(anyhow::Error::msg)?,
+                        )
+                    }
+                    None => {
+                        tracing::warn!(
+                            "no --health-addr: pipeline calls that need the health service answer UNAVAILABLE"
+                        );
+                        Arc::new(NoHealthService)
+                    }
+                };
+                let svc = OpportunityPipelineServiceServer::new(PipelineService::new(
+                    db,
+                    health,
+                    pipeline_config.clone(),
+                ))
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit);
                 health_reporter
                     .set_serving::<OpportunityPipelineServiceServer<PipelineService>>()
                     .await;
@@ -147,10 +198,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
 
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
-    let local = listener.local_addr()?;
     let names: Vec<&str> = services.iter().map(|s| s.as_str()).collect();
     tracing::info!(address = %local, services = ?names, "listening");
     // One plain line on stdout for scripts and tests that started us on port 0.
@@ -186,4 +233,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_address_defaults_to_this_process() {
+        let local: SocketAddr = "0.0.0.0:4321".parse().unwrap();
+        assert_eq!(
+            health_address(None, true, local).as_deref(),
+            Some("127.0.0.1:4321")
+        );
+        assert_eq!(health_address(None, false, local), None);
+        assert_eq!(
+            health_address(Some("health:50051"), true, local).as_deref(),
+            Some("health:50051")
+        );
+        let v6: SocketAddr = "[::1]:9".parse().unwrap();
+        assert_eq!(health_address(None, true, v6).as_deref(), Some("[::1]:9"));
+    }
 }

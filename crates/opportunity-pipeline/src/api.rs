@@ -1,123 +1,158 @@
-//! The tonic face of the pipeline service: decode, call, encode.
+//! The tonic face of the pipeline service: take the principal and the
+//! request, run the matching operation of `service` (mutations through
+//! `PipelineService::once`, which honours `request_id`), wrap the answer.
 
-use contracts::pb::common::v1::Audit;
+use std::sync::Arc;
+
+use chrono::Duration;
 use contracts::pb::pipeline::v1 as pb;
 use contracts::pb::pipeline::v1::opportunity_pipeline_service_server::OpportunityPipelineService;
-use contracts::{ApiError, principal_of, wire};
-use domain::{Currency, Money, OpportunityId};
+use contracts::{principal_of, wire};
 use sea_orm::DatabaseConnection;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
-use crate::entity::opportunity;
 use crate::error::PipelineError;
-use crate::model::{NewOpportunity, Qualification, Stakeholder};
-use crate::store::Store;
+use crate::health::HealthGateway;
+use crate::model::config::PipelineConfig;
+use crate::service::invalid;
+use crate::store::{Claim, Store};
 
 #[derive(Clone)]
 pub struct PipelineService {
-    store: Store,
+    pub(crate) store: Store,
+    pub(crate) health: Arc<dyn HealthGateway>,
+    pub(crate) config: Arc<PipelineConfig>,
 }
 
 impl PipelineService {
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        health: Arc<dyn HealthGateway>,
+        config: PipelineConfig,
+    ) -> Self {
         Self {
             store: Store::new(db),
+            health,
+            config: Arc::new(config),
         }
     }
 }
 
 type Reply<T> = Result<Response<T>, Status>;
 
-fn unimplemented<T>(method: &'static str) -> Reply<T> {
-    Err(PipelineError::Unimplemented(method).into())
+/// After this long a claimed `request_id` whose call never finished (its
+/// process died) may be run again.
+const STALE_REQUEST: Duration = Duration::seconds(60);
+
+/// FNV-1a, 64 bits: a stable fingerprint of a request's bytes (the std
+/// hasher may change between Rust releases; stored fingerprints must not).
+fn fingerprint(bytes: &[u8]) -> String {
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{hash:016x}:{}", bytes.len())
 }
 
-fn enum_value(name: &str, parse: impl Fn(&str) -> Option<i32>) -> i32 {
-    parse(name).unwrap_or_default()
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn corrupt(what: &str, id: &str) -> PipelineError {
-    PipelineError::Corrupt(format!("opportunity {id}: unreadable {what}"))
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|p| u8::from_str_radix(p, 16).ok())
+        })
+        .collect()
 }
 
-fn opportunity_to_pb(m: opportunity::Model) -> Result<pb::Opportunity, PipelineError> {
-    let currency = Currency::parse(&m.currency).map_err(|_| corrupt("currency", &m.id))?;
-    let motion = m
-        .motion
-        .parse::<domain::Motion>()
-        .map_err(|_| corrupt("motion", &m.id))?;
-    let stage = m
-        .stage
-        .parse::<domain::Stage>()
-        .map_err(|_| corrupt("stage", &m.id))?;
-    let stakeholders: Vec<Stakeholder> =
-        serde_json::from_str(&m.stakeholders).map_err(|_| corrupt("stakeholders", &m.id))?;
-    let q: Qualification =
-        serde_json::from_str(&m.qualification).map_err(|_| corrupt("qualification", &m.id))?;
-    let rating = |name: &str| enum_value(name, |n| pb::Rating::from_str_name(n).map(|r| r as i32));
-    Ok(pb::Opportunity {
-        etag: m.version.to_string(),
-        opportunity_id: m.id,
-        account_id: m.account_id,
-        product_id: m.product_id,
-        source_product_id: m.source_product_id.unwrap_or_default(),
-        motion: wire::motion_to_pb(motion) as i32,
-        amount: Some(wire::money_to_pb(&Money::from_minor(
-            currency,
-            m.amount_minor,
-        ))),
-        stage: wire::stage_to_pb(stage) as i32,
-        probability: m.probability,
-        probability_overridden: m.probability_overridden,
-        forecast_category: enum_value(&m.forecast_category, |n| {
-            pb::ForecastCategory::from_str_name(n).map(|c| c as i32)
-        }),
-        close_date: wire::date_to_pb(m.close_date),
-        source: Some(pb::Source {
-            kind: enum_value(&m.source_kind, |n| {
-                pb::SourceKind::from_str_name(n).map(|k| k as i32)
-            }),
-            trigger_id: m.source_trigger_id.unwrap_or_default(),
-        }),
-        owner: m.owner.unwrap_or_default(),
-        owner_team: m.owner_team.unwrap_or_default(),
-        originator: m.originator.unwrap_or_default(),
-        stakeholders: stakeholders
-            .into_iter()
-            .map(|s| pb::Stakeholder {
-                name: s.name,
-                title: s.title,
-                role: s.role,
-                budget_holder: s.budget_holder,
-                decision_maker: s.decision_maker,
-                email: s.email,
-            })
-            .collect(),
-        discovery_notes: m.discovery_notes.unwrap_or_default(),
-        qualification: Some(pb::Qualification {
-            need_confirmed: q.need_confirmed,
-            budget_status: enum_value(&q.budget_status, |n| {
-                pb::BudgetStatus::from_str_name(n).map(|b| b as i32)
-            }),
-            decision_process_known: q.decision_process_known,
-            relationship_strength: q.relationship_strength,
-            fit: rating(&q.fit),
-            applicability: rating(&q.applicability),
-            capability: rating(&q.capability),
-            competitive_position: rating(&q.competitive_position),
-        }),
-        health_snapshot: None,
-        lost_reason: m.lost_reason.unwrap_or_default(),
-        name: m.name,
-        deliveries: Vec::new(),
-        audit: Some(Audit {
-            create_time: Some(wire::timestamp(m.created_at)),
-            created_by: m.created_by,
-            update_time: Some(wire::timestamp(m.updated_at)),
-            updated_by: m.updated_by,
-        }),
-    })
+impl PipelineService {
+    /// Runs a mutation at most once per `request_id` (AIP-155): a retry with
+    /// the same id and request gets the first response; the same id with
+    /// another request is INVALID_ARGUMENT; a retry while the first call
+    /// still runs is ABORTED. Without a `request_id` the call just runs.
+    async fn once<Req, Resp, F, Fut>(
+        &self,
+        method: &'static str,
+        request_id: &str,
+        request: &Req,
+        run: F,
+    ) -> Result<Resp, PipelineError>
+    where
+        Req: prost::Message,
+        Resp: prost::Message + Default,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Resp, PipelineError>>,
+    {
+        if request_id.is_empty() {
+            return run().await;
+        }
+        wire::text("request_id", request_id, wire::MAX_NAME_LEN)?;
+        let key = format!("{method}:{request_id}");
+        let print = fingerprint(&request.encode_to_vec());
+        let reused = || {
+            invalid(
+                "request_id",
+                format!("{request_id:?} was already used for a different {method} request"),
+            )
+        };
+        let now = self.now();
+        match self.store.claim_request(&key, &print, now).await? {
+            Claim::Claimed => {}
+            Claim::Done {
+                fingerprint,
+                response,
+            } => {
+                if fingerprint != print {
+                    return Err(reused());
+                }
+                let bytes = from_hex(&response)
+                    .ok_or_else(|| PipelineError::Corrupt(format!("stored response of {key}")))?;
+                return Resp::decode(bytes.as_slice())
+                    .map_err(|e| PipelineError::Corrupt(format!("stored response of {key}: {e}")));
+            }
+            Claim::InFlight {
+                fingerprint,
+                created_at,
+            } => {
+                if fingerprint != print {
+                    return Err(reused());
+                }
+                let stale = now - created_at > STALE_REQUEST;
+                if !stale || !self.store.reclaim_request(&key, created_at, now).await? {
+                    return Err(PipelineError::InProgress(format!(
+                        "a {method} call with request_id {request_id:?} is still running; retry shortly"
+                    )));
+                }
+            }
+        }
+        match run().await {
+            Ok(response) => {
+                // The change is committed: a failure to record the response
+                // must not turn success into an error (the claim then goes
+                // stale and a later retry runs again).
+                if let Err(err) = self
+                    .store
+                    .finish_request(&key, &to_hex(&response.encode_to_vec()))
+                    .await
+                {
+                    tracing::warn!(%err, key, "could not record the response of an idempotent call");
+                }
+                Ok(response)
+            }
+            Err(err) => {
+                if let Err(release) = self.store.release_request(&key).await {
+                    tracing::warn!(err = %release, key, "could not release an idempotency claim");
+                }
+                Err(err)
+            }
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -128,19 +163,31 @@ impl OpportunityPipelineService for PipelineService {
         request: Request<pb::CreateOpportunityRequest>,
     ) -> Reply<pb::CreateOpportunityResponse> {
         let principal = principal_of(&request);
-        let new = NewOpportunity::from_request(request.get_ref()).map_err(PipelineError::from)?;
-        let model = self.store.create_opportunity(&new, &principal).await?;
-        tracing::info!(opportunity_id = %model.id, "opportunity created");
-        Ok(Response::new(pb::CreateOpportunityResponse {
-            opportunity: Some(opportunity_to_pb(model)?),
-        }))
+        let req = request.into_inner();
+        let response = self
+            .once("CreateOpportunity", &req.request_id, &req, || {
+                self.create_opportunity_once(principal, &req)
+            })
+            .await?;
+        Ok(Response::new(response))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn create_opportunity_from_trigger(
         &self,
-        _: Request<pb::CreateOpportunityFromTriggerRequest>,
+        request: Request<pb::CreateOpportunityFromTriggerRequest>,
     ) -> Reply<pb::CreateOpportunityFromTriggerResponse> {
-        unimplemented("CreateOpportunityFromTrigger")
+        let principal = principal_of(&request);
+        let req = request.into_inner();
+        let response = self
+            .once(
+                "CreateOpportunityFromTrigger",
+                &req.request_id,
+                &req,
+                || self.create_opportunity_from_trigger_once(principal, &req),
+            )
+            .await?;
+        Ok(Response::new(response))
     }
 
     #[tracing::instrument(skip_all)]
@@ -148,115 +195,184 @@ impl OpportunityPipelineService for PipelineService {
         &self,
         request: Request<pb::GetOpportunityRequest>,
     ) -> Reply<pb::GetOpportunityResponse> {
-        let raw = &request.get_ref().opportunity_id;
-        let id = OpportunityId::parse(raw)
-            .map_err(|e| PipelineError::from(ApiError::invalid("opportunity_id", e)))?;
-        let model = self
-            .store
-            .opportunity(&id)
-            .await?
-            .ok_or_else(|| PipelineError::OpportunityNotFound(id.to_string()))?;
-        Ok(Response::new(pb::GetOpportunityResponse {
-            opportunity: Some(opportunity_to_pb(model)?),
-        }))
+        Ok(Response::new(
+            self.get_opportunity_op(request.get_ref()).await?,
+        ))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list_opportunities(
         &self,
-        _: Request<pb::ListOpportunitiesRequest>,
+        request: Request<pb::ListOpportunitiesRequest>,
     ) -> Reply<pb::ListOpportunitiesResponse> {
-        unimplemented("ListOpportunities")
+        Ok(Response::new(
+            self.list_opportunities_op(request.get_ref()).await?,
+        ))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn update_opportunity(
         &self,
-        _: Request<pb::UpdateOpportunityRequest>,
+        request: Request<pb::UpdateOpportunityRequest>,
     ) -> Reply<pb::UpdateOpportunityResponse> {
-        unimplemented("UpdateOpportunity")
+        let principal = principal_of(&request);
+        let req = request.into_inner();
+        let response = self
+            .once("UpdateOpportunity", &req.request_id, &req, || {
+                self.update_opportunity_once(principal, &req)
+            })
+            .await?;
+        Ok(Response::new(response))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn advance_stage(
         &self,
-        _: Request<pb::AdvanceStageRequest>,
+        request: Request<pb::AdvanceStageRequest>,
     ) -> Reply<pb::AdvanceStageResponse> {
-        unimplemented("AdvanceStage")
+        let principal = principal_of(&request);
+        let req = request.into_inner();
+        let response = self
+            .once("AdvanceStage", &req.request_id, &req, || {
+                self.advance_stage_once(principal, &req)
+            })
+            .await?;
+        Ok(Response::new(response))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn close_opportunity(
         &self,
-        _: Request<pb::CloseOpportunityRequest>,
+        request: Request<pb::CloseOpportunityRequest>,
     ) -> Reply<pb::CloseOpportunityResponse> {
-        unimplemented("CloseOpportunity")
+        let principal = principal_of(&request);
+        let req = request.into_inner();
+        let response = self
+            .once("CloseOpportunity", &req.request_id, &req, || {
+                self.close_opportunity_once(principal, &req)
+            })
+            .await?;
+        Ok(Response::new(response))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn get_opportunity_history(
         &self,
-        _: Request<pb::GetOpportunityHistoryRequest>,
+        request: Request<pb::GetOpportunityHistoryRequest>,
     ) -> Reply<pb::GetOpportunityHistoryResponse> {
-        unimplemented("GetOpportunityHistory")
+        Ok(Response::new(
+            self.get_opportunity_history_op(request.get_ref()).await?,
+        ))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn score_qualification(
         &self,
-        _: Request<pb::ScoreQualificationRequest>,
+        request: Request<pb::ScoreQualificationRequest>,
     ) -> Reply<pb::ScoreQualificationResponse> {
-        unimplemented("ScoreQualification")
+        Ok(Response::new(
+            self.score_qualification_op(request.get_ref()).await?,
+        ))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn route_opportunity(
         &self,
-        _: Request<pb::RouteOpportunityRequest>,
+        request: Request<pb::RouteOpportunityRequest>,
     ) -> Reply<pb::RouteOpportunityResponse> {
-        unimplemented("RouteOpportunity")
+        Ok(Response::new(
+            self.route_opportunity_op(request.get_ref()).await?,
+        ))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn request_handoff(
         &self,
-        _: Request<pb::RequestHandoffRequest>,
+        request: Request<pb::RequestHandoffRequest>,
     ) -> Reply<pb::RequestHandoffResponse> {
-        unimplemented("RequestHandoff")
+        let principal = principal_of(&request);
+        let req = request.into_inner();
+        let response = self
+            .once("RequestHandoff", &req.request_id, &req, || {
+                self.request_handoff_once(principal, &req)
+            })
+            .await?;
+        Ok(Response::new(response))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn accept_handoff(
         &self,
-        _: Request<pb::AcceptHandoffRequest>,
+        request: Request<pb::AcceptHandoffRequest>,
     ) -> Reply<pb::AcceptHandoffResponse> {
-        unimplemented("AcceptHandoff")
+        let principal = principal_of(&request);
+        let req = request.into_inner();
+        let response = self
+            .once("AcceptHandoff", &req.request_id, &req, || {
+                self.accept_handoff_once(principal, &req)
+            })
+            .await?;
+        Ok(Response::new(response))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn reject_handoff(
         &self,
-        _: Request<pb::RejectHandoffRequest>,
+        request: Request<pb::RejectHandoffRequest>,
     ) -> Reply<pb::RejectHandoffResponse> {
-        unimplemented("RejectHandoff")
+        let principal = principal_of(&request);
+        let req = request.into_inner();
+        let response = self
+            .once("RejectHandoff", &req.request_id, &req, || {
+                self.reject_handoff_once(principal, &req)
+            })
+            .await?;
+        Ok(Response::new(response))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list_handoffs(
         &self,
-        _: Request<pb::ListHandoffsRequest>,
+        request: Request<pb::ListHandoffsRequest>,
     ) -> Reply<pb::ListHandoffsResponse> {
-        unimplemented("ListHandoffs")
+        Ok(Response::new(
+            self.list_handoffs_op(request.get_ref()).await?,
+        ))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn upsert_wallet_estimate(
         &self,
-        _: Request<pb::UpsertWalletEstimateRequest>,
+        request: Request<pb::UpsertWalletEstimateRequest>,
     ) -> Reply<pb::UpsertWalletEstimateResponse> {
-        unimplemented("UpsertWalletEstimate")
+        let principal = principal_of(&request);
+        let req = request.into_inner();
+        let response = self
+            .once("UpsertWalletEstimate", &req.request_id, &req, || {
+                self.upsert_wallet_estimate_once(principal, &req)
+            })
+            .await?;
+        Ok(Response::new(response))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn get_whitespace(
         &self,
-        _: Request<pb::GetWhitespaceRequest>,
+        request: Request<pb::GetWhitespaceRequest>,
     ) -> Reply<pb::GetWhitespaceResponse> {
-        unimplemented("GetWhitespace")
+        Ok(Response::new(
+            self.get_whitespace_op(request.get_ref()).await?,
+        ))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn get_pipeline_forecast(
         &self,
-        _: Request<pb::GetPipelineForecastRequest>,
+        request: Request<pb::GetPipelineForecastRequest>,
     ) -> Reply<pb::GetPipelineForecastResponse> {
-        unimplemented("GetPipelineForecast")
+        Ok(Response::new(
+            self.get_pipeline_forecast_op(request.get_ref()).await?,
+        ))
     }
 
     type WatchEventsStream = BoxStream<pb::WatchEventsResponse>;
@@ -273,5 +389,23 @@ impl OpportunityPipelineService for PipelineService {
             |event| pb::WatchEventsResponse { event: Some(event) },
         )?;
         Ok(Response::new(stream))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips_and_fingerprints_are_stable() {
+        let bytes = [0u8, 1, 0xab, 0xff];
+        assert_eq!(to_hex(&bytes), "0001abff");
+        assert_eq!(from_hex("0001abff").unwrap(), bytes);
+        assert!(from_hex("abc").is_none());
+        assert!(from_hex("zz").is_none());
+        // FNV-1a of the empty input is its offset basis, on every build.
+        assert_eq!(fingerprint(b""), "cbf29ce484222325:0");
+        assert_ne!(fingerprint(b"a"), fingerprint(b"b"));
     }
 }

@@ -1,6 +1,6 @@
 //! The errors of the pipeline service and their one mapping to the wire.
 
-use contracts::ApiError;
+use contracts::{ApiError, PreconditionViolation};
 use tonic::Status;
 
 use crate::DOMAIN;
@@ -10,14 +10,54 @@ pub enum PipelineError {
     /// The request itself is malformed; carries the field path.
     #[error(transparent)]
     Invalid(ApiError),
-    #[error("opportunity {0:?} not found")]
-    OpportunityNotFound(String),
-    #[error("{0} is not implemented yet")]
-    Unimplemented(&'static str),
-    #[error("stored opportunity is unreadable: {0}")]
+    #[error("{0} {1:?} not found")]
+    NotFound(&'static str, String),
+    /// The etag the caller sent is not the stored one.
+    #[error("{0}")]
+    EtagMismatch(String),
+    /// A stage gate refused the move; lists every unmet condition.
+    #[error("{message}")]
+    GateRefused {
+        message: String,
+        violations: Vec<PreconditionViolation>,
+    },
+    /// The resource's state does not allow the call.
+    #[error("{message}")]
+    Precondition {
+        reason: &'static str,
+        message: String,
+        violations: Vec<PreconditionViolation>,
+    },
+    /// A call with the same `request_id` is still running.
+    #[error("{0}")]
+    InProgress(String),
+    /// The health service could not be asked.
+    #[error("{0}")]
+    HealthUnavailable(String),
+    #[error("stored record is unreadable: {0}")]
     Corrupt(String),
     #[error("storage: {0}")]
     Store(#[from] sea_orm::DbErr),
+}
+
+impl PipelineError {
+    /// A state refusal with one violation.
+    pub fn precondition(
+        reason: &'static str,
+        subject: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        let message = message.into();
+        PipelineError::Precondition {
+            reason,
+            violations: vec![PreconditionViolation {
+                kind: reason.to_owned(),
+                subject: subject.into(),
+                description: message.clone(),
+            }],
+            message,
+        }
+    }
 }
 
 impl From<ApiError> for PipelineError {
@@ -30,10 +70,38 @@ impl From<PipelineError> for Status {
     fn from(err: PipelineError) -> Self {
         let api = match err {
             PipelineError::Invalid(api) => api,
-            PipelineError::OpportunityNotFound(id) => ApiError::not_found("opportunity", id),
-            PipelineError::Unimplemented(method) => ApiError::Unimplemented { method },
+            PipelineError::NotFound(kind, id) => ApiError::not_found(kind, id),
+            PipelineError::EtagMismatch(message) => ApiError::Aborted {
+                reason: "ETAG_MISMATCH",
+                message,
+            },
+            PipelineError::GateRefused {
+                message,
+                violations,
+            } => ApiError::FailedPrecondition {
+                reason: "STAGE_GATE_UNMET",
+                message,
+                violations,
+            },
+            PipelineError::Precondition {
+                reason,
+                message,
+                violations,
+            } => ApiError::FailedPrecondition {
+                reason,
+                message,
+                violations,
+            },
+            PipelineError::InProgress(message) => ApiError::Aborted {
+                reason: "REQUEST_IN_PROGRESS",
+                message,
+            },
+            PipelineError::HealthUnavailable(message) => ApiError::Unavailable {
+                reason: "HEALTH_SERVICE_UNAVAILABLE",
+                message,
+            },
             PipelineError::Corrupt(detail) => {
-                tracing::error!(%detail, "corrupt opportunity row");
+                tracing::error!(%detail, "corrupt pipeline row");
                 ApiError::internal(detail)
             }
             PipelineError::Store(db) => storage::db_error(db),

@@ -3,17 +3,27 @@
 //! handoff, whitespace and the forecast. It asks the health service over
 //! gRPC; it never reads another service's tables.
 //!
-//! Reading order: [`api`] (the tonic trait, thin), [`model`] (validated
-//! inputs, pure), [`store`] (SeaORM queries and transactions), [`entity`].
+//! Reading order: [`api`] (the tonic trait, thin), `service` (what each RPC
+//! does: validate, ask health, apply the rules, store), [`model`]
+//! (validated inputs and the pure rules: `gates`, `qualification`,
+//! `priority`, `routing`, `handoff`, `whitespace`, `forecast`, `config`),
+//! [`health`] (what is asked of the health service, behind a trait),
+//! [`store`] (SeaORM queries and transactions), [`entity`], [`convert`]
+//! (rows to wire messages).
 
 pub mod api;
+pub mod convert;
 pub mod entity;
 pub mod error;
+pub mod health;
 pub mod model;
+mod service;
 pub mod store;
 
 pub use api::PipelineService;
 pub use contracts::pb::pipeline::v1::opportunity_pipeline_service_server::OpportunityPipelineServiceServer;
+pub use health::{GrpcHealthGateway, HealthGateway, NoHealthService};
+pub use model::config::PipelineConfig;
 
 /// `ErrorInfo.domain` of this service's errors.
 pub const DOMAIN: &str = "expansion.pipeline.v1";

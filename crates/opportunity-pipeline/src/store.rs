@@ -1,15 +1,89 @@
 //! The pipeline service's queries and transactions.
+//!
+//! Every change to an opportunity goes through [`Store::update_opportunity`]:
+//! one guarded UPDATE (`version = expected`, so a stale etag changes nothing),
+//! its history rows and its events, in one transaction.
 
+use chrono::{DateTime, Utc};
 use domain::{OpportunityId, Stage};
-use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, Set, TransactionTrait};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
+};
 use storage::events::{EventLog, NewEvent};
 
-use crate::entity::{history, opportunity};
+use crate::entity::{handoff, history, opportunity, request, wallet_estimate};
 use crate::error::PipelineError;
 use crate::model::NewOpportunity;
 
 /// Name of the pipeline service's event log table.
 pub const EVENT_TABLE: &str = "pipeline_events";
+
+/// One history row to write: a changed field, its previous and new value, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryNote {
+    pub field: &'static str,
+    pub previous: Option<String>,
+    pub new: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// A guarded change to one opportunity.
+pub struct OpportunityWrite {
+    pub id: String,
+    /// The version the change was computed from (the caller's etag).
+    pub expected_version: i64,
+    /// Only the `Set` columns change; `version`, `updated_at/by` are handled here.
+    pub changes: opportunity::ActiveModel,
+    pub history: Vec<HistoryNote>,
+    pub events: Vec<NewEvent>,
+}
+
+/// Filters of `ListOpportunities` that SQL applies.
+#[derive(Debug, Clone, Default)]
+pub struct OpportunityFilter {
+    pub account_id: Option<String>,
+    pub stages: Vec<Stage>,
+    pub motion: Option<String>,
+    pub owner: Option<String>,
+    pub owner_team: Option<String>,
+    pub currency: Option<String>,
+    /// Stalled only: per open stage, entered before this instant.
+    pub stalled_before: Option<Vec<(Stage, DateTime<Utc>)>>,
+    /// Keyset paging in id (creation) order: ids after this one…
+    pub after_id: Option<String>,
+    /// …and at most this many.
+    pub limit: Option<u64>,
+}
+
+/// Filters of `ListHandoffs`.
+#[derive(Debug, Clone, Default)]
+pub struct HandoffFilter {
+    pub statuses: Vec<String>,
+    pub opportunity_id: Option<String>,
+    /// Overdue only: REQUESTED and due before this instant.
+    pub overdue_at: Option<DateTime<Utc>>,
+    pub after_id: Option<String>,
+    pub limit: u64,
+}
+
+/// What an idempotency claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This call is the first with its key: run it.
+    Claimed,
+    /// A call with the key finished; its fingerprint and hex response.
+    Done {
+        fingerprint: String,
+        response: String,
+    },
+    /// A call with the key is running (or died) since `created_at`.
+    InFlight {
+        fingerprint: String,
+        created_at: DateTime<Utc>,
+    },
+}
 
 #[derive(Clone)]
 pub struct Store {
@@ -17,8 +91,26 @@ pub struct Store {
     events: EventLog,
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, PipelineError> {
+pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String, PipelineError> {
     serde_json::to_string(value).map_err(|e| PipelineError::Corrupt(e.to_string()))
+}
+
+fn history_row(
+    opportunity_id: &str,
+    note: &HistoryNote,
+    principal: &str,
+    now: DateTime<Utc>,
+) -> history::ActiveModel {
+    history::ActiveModel {
+        id: Set(domain::EventId::new().to_string()),
+        opportunity_id: Set(opportunity_id.to_owned()),
+        field: Set(note.field.to_owned()),
+        previous_value: Set(note.previous.clone()),
+        new_value: Set(note.new.clone()),
+        principal: Set(principal.to_owned()),
+        reason: Set(note.reason.clone()),
+        changed_at: Set(now),
+    }
 }
 
 impl Store {
@@ -46,11 +138,25 @@ impl Store {
             .await?)
     }
 
-    /// Inserts the opportunity and its first history row (the stage it
-    /// starts in) in one transaction.
+    /// The opportunity created from a trigger, if any.
+    pub async fn opportunity_from_trigger(
+        &self,
+        trigger_id: &str,
+    ) -> Result<Option<opportunity::Model>, PipelineError> {
+        Ok(opportunity::Entity::find()
+            .filter(opportunity::Column::SourceTriggerId.eq(trigger_id))
+            .one(&self.db)
+            .await?)
+    }
+
+    /// Inserts the opportunity, its first history row (the stage it starts
+    /// in) plus `notes`, and its `created` event, in one transaction.
     pub async fn create_opportunity(
         &self,
         new: &NewOpportunity,
+        health_snapshot: Option<String>,
+        notes: &[HistoryNote],
+        event_extra: serde_json::Value,
         principal: &str,
     ) -> Result<opportunity::Model, PipelineError> {
         let now = storage::now();
@@ -80,41 +186,359 @@ impl Store {
             stakeholders: Set(to_json(&new.stakeholders)?),
             discovery_notes: Set(new.discovery_notes.clone()),
             qualification: Set(to_json(&new.qualification)?),
-            health_snapshot: Set(None),
+            health_snapshot: Set(health_snapshot),
             lost_reason: Set(None),
             version: Set(1),
             created_at: Set(now),
             created_by: Set(principal.to_owned()),
             updated_at: Set(now),
             updated_by: Set(principal.to_owned()),
+            stage_entered_at: Set(Some(now)),
+            strategic_value: Set(new.strategic_value.map(|r| r.as_str().to_owned())),
         };
-        let first_stage = history::ActiveModel {
-            id: Set(domain::EventId::new().to_string()),
-            opportunity_id: Set(id),
-            field: Set("stage".to_owned()),
-            previous_value: Set(None),
-            new_value: Set(Some(Stage::Identified.as_str().to_owned())),
-            principal: Set(principal.to_owned()),
-            reason: Set(Some("created".to_owned())),
-            changed_at: Set(now),
+        let first_stage = HistoryNote {
+            field: "stage",
+            previous: None,
+            new: Some(new.stage.as_str().to_owned()),
+            reason: Some("created".to_owned()),
         };
+        let mut data = serde_json::json!({
+            "opportunity_id": id,
+            "account_id": new.account_id.to_string(),
+            "product_id": new.product_id.to_string(),
+            "motion": new.motion.as_str(),
+            "stage": new.stage.as_str(),
+            "amount": new.amount.to_amount_string(),
+            "currency_code": new.amount.currency().code(),
+            "source": new.source.kind().as_str_name(),
+            "principal": principal,
+        });
+        if let (Some(obj), serde_json::Value::Object(extra)) = (data.as_object_mut(), event_extra) {
+            obj.extend(extra);
+        }
         let txn = self.db.begin().await?;
         let model = row.insert(&txn).await?;
-        first_stage.insert(&txn).await?;
+        for note in std::iter::once(&first_stage).chain(notes) {
+            history_row(&id, note, principal, now).insert(&txn).await?;
+        }
         self.events
             .append(
                 &txn,
                 &[NewEvent {
                     event_type: "pipeline.opportunity.created",
-                    subject_id: model.id.clone(),
+                    subject_id: id.clone(),
+                    data,
+                }],
+            )
+            .await?;
+        txn.commit().await?;
+        self.events.committed();
+        Ok(model)
+    }
+
+    /// Applies a guarded change inside `txn`: fails with ETAG_MISMATCH (or
+    /// NOT_FOUND) and changes nothing when the stored version moved on.
+    async fn apply_write<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        write: OpportunityWrite,
+        principal: &str,
+        now: DateTime<Utc>,
+    ) -> Result<opportunity::Model, PipelineError> {
+        let mut changes = write.changes;
+        changes.updated_at = Set(now);
+        changes.updated_by = Set(principal.to_owned());
+        let result = opportunity::Entity::update_many()
+            .set(changes)
+            .col_expr(
+                opportunity::Column::Version,
+                Expr::col(opportunity::Column::Version).add(1),
+            )
+            .filter(opportunity::Column::Id.eq(write.id.as_str()))
+            .filter(opportunity::Column::Version.eq(write.expected_version))
+            .exec(txn)
+            .await?;
+        if result.rows_affected == 0 {
+            let current = opportunity::Entity::find_by_id(write.id.clone())
+                .one(txn)
+                .await?;
+            return Err(match current {
+                None => PipelineError::NotFound("opportunity", write.id),
+                Some(row) => PipelineError::EtagMismatch(format!(
+                    "etag {} is stale: opportunity {} is now at etag {}; read it again and retry",
+                    write.expected_version, row.id, row.version
+                )),
+            });
+        }
+        for note in &write.history {
+            history_row(&write.id, note, principal, now)
+                .insert(txn)
+                .await?;
+        }
+        self.events.append(txn, &write.events).await?;
+        opportunity::Entity::find_by_id(write.id.clone())
+            .one(txn)
+            .await?
+            .ok_or(PipelineError::NotFound("opportunity", write.id))
+    }
+
+    /// Applies a guarded change in its own transaction.
+    pub async fn update_opportunity(
+        &self,
+        write: OpportunityWrite,
+        principal: &str,
+    ) -> Result<opportunity::Model, PipelineError> {
+        let txn = self.db.begin().await?;
+        let model = self
+            .apply_write(&txn, write, principal, storage::now())
+            .await?;
+        txn.commit().await?;
+        self.events.committed();
+        Ok(model)
+    }
+
+    /// Every opportunity matching `filter`, oldest first.
+    pub async fn opportunities(
+        &self,
+        filter: &OpportunityFilter,
+    ) -> Result<Vec<opportunity::Model>, PipelineError> {
+        use opportunity::Column as C;
+        let mut query = opportunity::Entity::find();
+        if let Some(a) = &filter.account_id {
+            query = query.filter(C::AccountId.eq(a.as_str()));
+        }
+        if !filter.stages.is_empty() {
+            query = query.filter(C::Stage.is_in(filter.stages.iter().map(|s| s.as_str())));
+        }
+        if let Some(m) = &filter.motion {
+            query = query.filter(C::Motion.eq(m.as_str()));
+        }
+        if let Some(o) = &filter.owner {
+            query = query.filter(C::Owner.eq(o.as_str()));
+        }
+        if let Some(t) = &filter.owner_team {
+            query = query.filter(C::OwnerTeam.eq(t.as_str()));
+        }
+        if let Some(c) = &filter.currency {
+            query = query.filter(C::Currency.eq(c.as_str()));
+        }
+        if let Some(cutoffs) = &filter.stalled_before {
+            let mut any = Condition::any();
+            for (stage, before) in cutoffs {
+                any = any.add(
+                    Condition::all().add(C::Stage.eq(stage.as_str())).add(
+                        Condition::any().add(C::StageEnteredAt.lt(*before)).add(
+                            Condition::all()
+                                .add(C::StageEnteredAt.is_null())
+                                .add(C::UpdatedAt.lt(*before)),
+                        ),
+                    ),
+                );
+            }
+            // No stage can stall: nothing matches.
+            if cutoffs.is_empty() {
+                any = any.add(C::Id.is_null());
+            }
+            query = query.filter(any);
+        }
+        if let Some(after) = &filter.after_id {
+            query = query.filter(C::Id.gt(after.as_str()));
+        }
+        if let Some(limit) = filter.limit {
+            query = query.limit(limit);
+        }
+        Ok(query.order_by_asc(C::Id).all(&self.db).await?)
+    }
+
+    /// A page of an opportunity's history, oldest first.
+    pub async fn history(
+        &self,
+        opportunity_id: &str,
+        after_id: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<history::Model>, PipelineError> {
+        use history::Column as C;
+        let mut query = history::Entity::find().filter(C::OpportunityId.eq(opportunity_id));
+        if let Some(after) = after_id {
+            query = query.filter(C::Id.gt(after));
+        }
+        Ok(query.order_by_asc(C::Id).limit(limit).all(&self.db).await?)
+    }
+
+    /// Every stage history row (for conversion and cycle times).
+    pub async fn stage_history(&self) -> Result<Vec<history::Model>, PipelineError> {
+        use history::Column as C;
+        Ok(history::Entity::find()
+            .filter(C::Field.eq("stage"))
+            .order_by_asc(C::Id)
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn handoff(&self, id: &str) -> Result<Option<handoff::Model>, PipelineError> {
+        Ok(handoff::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await?)
+    }
+
+    pub async fn open_handoff(
+        &self,
+        opportunity_id: &str,
+    ) -> Result<Option<handoff::Model>, PipelineError> {
+        Ok(handoff::Entity::find()
+            .filter(handoff::Column::OpenKey.eq(opportunity_id))
+            .one(&self.db)
+            .await?)
+    }
+
+    /// Inserts a REQUESTED handoff and its event.
+    pub async fn insert_handoff(
+        &self,
+        row: handoff::ActiveModel,
+        event: NewEvent,
+    ) -> Result<handoff::Model, PipelineError> {
+        let txn = self.db.begin().await?;
+        let model = row.insert(&txn).await?;
+        self.events.append(&txn, &[event]).await?;
+        txn.commit().await?;
+        self.events.committed();
+        Ok(model)
+    }
+
+    /// Moves a REQUESTED handoff to its final state (only if it is still
+    /// REQUESTED) and applies the opportunity change that goes with it, in
+    /// one transaction.
+    pub async fn resolve_handoff(
+        &self,
+        handoff_id: &str,
+        changes: handoff::ActiveModel,
+        opportunity: Option<OpportunityWrite>,
+        events: Vec<NewEvent>,
+        principal: &str,
+    ) -> Result<(handoff::Model, Option<opportunity::Model>), PipelineError> {
+        let now = storage::now();
+        let txn = self.db.begin().await?;
+        let mut changes = changes;
+        changes.open_key = Set(None);
+        changes.resolved_at = Set(Some(now));
+        changes.resolved_by = Set(Some(principal.to_owned()));
+        let result = handoff::Entity::update_many()
+            .set(changes)
+            .filter(handoff::Column::Id.eq(handoff_id))
+            .filter(handoff::Column::Status.eq("REQUESTED"))
+            .exec(&txn)
+            .await?;
+        if result.rows_affected == 0 {
+            let status = handoff::Entity::find_by_id(handoff_id.to_owned())
+                .one(&txn)
+                .await?
+                .map(|h| h.status);
+            return Err(match status {
+                None => PipelineError::NotFound("handoff", handoff_id.to_owned()),
+                Some(status) => PipelineError::precondition(
+                    "HANDOFF_NOT_OPEN",
+                    handoff_id,
+                    format!("handoff {handoff_id} is already {status}"),
+                ),
+            });
+        }
+        let opportunity = match opportunity {
+            Some(write) => Some(self.apply_write(&txn, write, principal, now).await?),
+            None => None,
+        };
+        self.events.append(&txn, &events).await?;
+        let handoff = handoff::Entity::find_by_id(handoff_id.to_owned())
+            .one(&txn)
+            .await?
+            .ok_or_else(|| PipelineError::NotFound("handoff", handoff_id.to_owned()))?;
+        txn.commit().await?;
+        self.events.committed();
+        Ok((handoff, opportunity))
+    }
+
+    pub async fn handoffs(
+        &self,
+        filter: &HandoffFilter,
+    ) -> Result<Vec<handoff::Model>, PipelineError> {
+        use handoff::Column as C;
+        let mut query = handoff::Entity::find();
+        if !filter.statuses.is_empty() {
+            query = query.filter(C::Status.is_in(filter.statuses.iter().map(String::as_str)));
+        }
+        if let Some(o) = &filter.opportunity_id {
+            query = query.filter(C::OpportunityId.eq(o.as_str()));
+        }
+        if let Some(at) = filter.overdue_at {
+            query = query
+                .filter(C::Status.eq("REQUESTED"))
+                .filter(C::DueAt.lt(at));
+        }
+        if let Some(after) = &filter.after_id {
+            query = query.filter(C::Id.gt(after.as_str()));
+        }
+        Ok(query
+            .order_by_asc(C::Id)
+            .limit(filter.limit)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Creates or replaces the estimate of one product area of an account.
+    pub async fn upsert_wallet(
+        &self,
+        row: wallet_estimate::Model,
+        principal: &str,
+    ) -> Result<wallet_estimate::Model, PipelineError> {
+        use wallet_estimate::Column as C;
+        let now = storage::now();
+        let txn = self.db.begin().await?;
+        let existing = wallet_estimate::Entity::find()
+            .filter(C::AccountId.eq(row.account_id.as_str()))
+            .filter(C::ProductArea.eq(row.product_area.as_str()))
+            .one(&txn)
+            .await?;
+        let model = match existing {
+            Some(current) => {
+                let mut active: wallet_estimate::ActiveModel = current.into();
+                active.annual_spend_minor = Set(row.annual_spend_minor);
+                active.currency = Set(row.currency.clone());
+                active.served_by = Set(row.served_by.clone());
+                active.competitor = Set(row.competitor.clone());
+                active.notes = Set(row.notes.clone());
+                active.updated_at = Set(now);
+                active.updated_by = Set(principal.to_owned());
+                active.update(&txn).await?
+            }
+            None => {
+                let active = wallet_estimate::ActiveModel {
+                    id: Set(domain::EventId::new().to_string()),
+                    account_id: Set(row.account_id.clone()),
+                    product_area: Set(row.product_area.clone()),
+                    annual_spend_minor: Set(row.annual_spend_minor),
+                    currency: Set(row.currency.clone()),
+                    served_by: Set(row.served_by.clone()),
+                    competitor: Set(row.competitor.clone()),
+                    notes: Set(row.notes.clone()),
+                    created_at: Set(now),
+                    created_by: Set(principal.to_owned()),
+                    updated_at: Set(now),
+                    updated_by: Set(principal.to_owned()),
+                };
+                active.insert(&txn).await?
+            }
+        };
+        self.events
+            .append(
+                &txn,
+                &[NewEvent {
+                    event_type: "pipeline.wallet_estimate.upserted",
+                    subject_id: model.account_id.clone(),
                     data: serde_json::json!({
-                        "opportunity_id": model.id,
                         "account_id": model.account_id,
-                        "product_id": model.product_id,
-                        "motion": model.motion,
-                        "stage": model.stage,
-                        "amount": new.amount.to_amount_string(),
+                        "product_area": model.product_area,
+                        "annual_spend_minor": model.annual_spend_minor.to_string(),
                         "currency_code": model.currency,
+                        "served_by": model.served_by,
                         "principal": principal,
                     }),
                 }],
@@ -123,5 +547,101 @@ impl Store {
         txn.commit().await?;
         self.events.committed();
         Ok(model)
+    }
+
+    pub async fn wallet(
+        &self,
+        account_id: &str,
+    ) -> Result<Vec<wallet_estimate::Model>, PipelineError> {
+        use wallet_estimate::Column as C;
+        Ok(wallet_estimate::Entity::find()
+            .filter(C::AccountId.eq(account_id))
+            .order_by_asc(C::ProductArea)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Claims an idempotency key, or reports who has it.
+    pub async fn claim_request(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, PipelineError> {
+        // A claim that vanished between the insert and the read (its call
+        // failed and released it) is simply tried again.
+        for _ in 0..3 {
+            let row = request::ActiveModel {
+                key: Set(key.to_owned()),
+                fingerprint: Set(fingerprint.to_owned()),
+                response: Set(None),
+                created_at: Set(now),
+            };
+            match row.insert(&self.db).await {
+                Ok(_) => return Ok(Claim::Claimed),
+                Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                }
+                Err(err) => return Err(err.into()),
+            }
+            if let Some(found) = request::Entity::find_by_id(key.to_owned())
+                .one(&self.db)
+                .await?
+            {
+                return Ok(match found.response {
+                    Some(response) => Claim::Done {
+                        fingerprint: found.fingerprint,
+                        response,
+                    },
+                    None => Claim::InFlight {
+                        fingerprint: found.fingerprint,
+                        created_at: found.created_at,
+                    },
+                });
+            }
+        }
+        Err(PipelineError::InProgress(format!(
+            "request {key} is contended; retry"
+        )))
+    }
+
+    /// Takes over a claim whose call never finished (the process died);
+    /// false when someone else took it first.
+    pub async fn reclaim_request(
+        &self,
+        key: &str,
+        stale_since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, PipelineError> {
+        use request::Column as C;
+        let result = request::Entity::update_many()
+            .col_expr(C::CreatedAt, Expr::value(now))
+            .filter(C::Key.eq(key))
+            .filter(C::Response.is_null())
+            .filter(C::CreatedAt.eq(stale_since))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Records the response of a claimed call.
+    pub async fn finish_request(&self, key: &str, response: &str) -> Result<(), PipelineError> {
+        use request::Column as C;
+        request::Entity::update_many()
+            .col_expr(C::Response, Expr::value(response.to_owned()))
+            .filter(C::Key.eq(key))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Releases the claim of a call that failed, so a retry runs it again.
+    pub async fn release_request(&self, key: &str) -> Result<(), PipelineError> {
+        use request::Column as C;
+        request::Entity::delete_many()
+            .filter(C::Key.eq(key))
+            .filter(C::Response.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(())
     }
 }

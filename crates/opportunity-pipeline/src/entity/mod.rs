@@ -1,4 +1,7 @@
 //! SeaORM entities of the pipeline service's own tables.
 
+pub mod handoff;
 pub mod history;
 pub mod opportunity;
+pub mod request;
+pub mod wallet_estimate;

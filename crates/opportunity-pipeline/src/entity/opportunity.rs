@@ -36,6 +36,10 @@ pub struct Model {
     pub created_by: String,
     pub updated_at: DateTime<Utc>,
     pub updated_by: String,
+    /// When the current stage was entered; `None` only for rows older than
+    /// the column (then `updated_at` stands in).
+    pub stage_entered_at: Option<DateTime<Utc>>,
+    pub strategic_value: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

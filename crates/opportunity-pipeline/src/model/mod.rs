@@ -1,11 +1,23 @@
-//! Validated inputs of the pipeline service and the records it keeps inside
-//! an opportunity row. Pure; no database, no tonic.
+//! Validated inputs of the pipeline service, the records it keeps inside an
+//! opportunity row, and its business rules, one per submodule. Pure; no
+//! database, no network.
 
-use chrono::NaiveDate;
+pub mod config;
+pub mod forecast;
+pub mod gates;
+pub mod handoff;
+pub mod priority;
+pub mod qualification;
+pub mod routing;
+pub mod whitespace;
+
+use chrono::{DateTime, NaiveDate, Utc};
 use contracts::ApiError;
 use contracts::pb::pipeline::v1 as pb;
 use contracts::wire;
-use domain::{AccountId, Money, Motion, Percent, ProductId, Stage, TriggerId};
+use domain::{AccountId, Money, Motion, OpportunityId, Percent, ProductId, Stage, TriggerId};
+
+use self::qualification::{QualificationRatings, Rating};
 use serde::{Deserialize, Serialize};
 
 /// Most stakeholders kept on one opportunity.
@@ -33,6 +45,110 @@ pub struct Qualification {
     pub applicability: String,
     pub capability: String,
     pub competitive_position: String,
+}
+
+impl Qualification {
+    /// Budget status is known when it is set and not UNKNOWN.
+    pub fn budget_known(&self) -> bool {
+        !matches!(
+            self.budget_status.as_str(),
+            "" | "BUDGET_STATUS_UNSPECIFIED" | "BUDGET_STATUS_UNKNOWN"
+        )
+    }
+
+    /// The four ratings, when all are set.
+    pub fn ratings(&self) -> Option<QualificationRatings> {
+        Some(QualificationRatings {
+            fit: rating_from_name(&self.fit)?,
+            applicability: rating_from_name(&self.applicability)?,
+            capability: rating_from_name(&self.capability)?,
+            competitive_position: rating_from_name(&self.competitive_position)?,
+        })
+    }
+}
+
+/// A stored rating name (`RATING_HIGH`) as a [`Rating`]; `None` when unset.
+pub fn rating_from_name(name: &str) -> Option<Rating> {
+    match pb::Rating::from_str_name(name)? {
+        pb::Rating::Unspecified => None,
+        pb::Rating::Low => Some(Rating::Low),
+        pb::Rating::Medium => Some(Rating::Medium),
+        pb::Rating::High => Some(Rating::High),
+    }
+}
+
+/// A wire rating; UNSPECIFIED is `None`.
+pub fn rating(field: &str, value: i32) -> Result<Option<Rating>, ApiError> {
+    let r: pb::Rating = wire::known_enum(field, value)?;
+    Ok(rating_from_name(r.as_str_name()))
+}
+
+pub fn rating_to_pb(value: Option<Rating>) -> pb::Rating {
+    match value {
+        None => pb::Rating::Unspecified,
+        Some(Rating::Low) => pb::Rating::Low,
+        Some(Rating::Medium) => pb::Rating::Medium,
+        Some(Rating::High) => pb::Rating::High,
+    }
+}
+
+/// Whole days spent in the current stage.
+pub fn days_in_stage(entered: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
+    (now - entered).num_days().max(0)
+}
+
+/// Stalled: open and in its stage for longer than the stage's maximum days.
+pub fn is_stalled(
+    stage: Stage,
+    entered: DateTime<Utc>,
+    now: DateTime<Utc>,
+    config: &config::PipelineConfig,
+) -> bool {
+    config
+        .max_days(stage)
+        .is_some_and(|max| now - entered > chrono::Duration::days(max))
+}
+
+/// What the health service said about an account, as stored (JSON) with an
+/// opportunity or a handoff.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthSnapshot {
+    pub account_band: Option<String>,
+    pub account_score: Option<String>,
+    pub source_product_id: Option<String>,
+    pub source_product_band: Option<String>,
+    /// (product id, band, score)
+    pub products: Vec<(String, Option<String>, Option<String>)>,
+    pub captured_unix_micros: i64,
+}
+
+impl HealthSnapshot {
+    pub fn capture(
+        view: &gates::HealthView,
+        source_product_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            account_band: view.account_band.map(|b| b.as_str().to_owned()),
+            account_score: view.account_score.clone(),
+            source_product_id: source_product_id.map(str::to_owned),
+            source_product_band: source_product_id
+                .and_then(|p| view.product_band(p))
+                .map(|b| b.as_str().to_owned()),
+            products: view
+                .products
+                .iter()
+                .map(|p| {
+                    (
+                        p.product_id.clone(),
+                        p.band.map(|b| b.as_str().to_owned()),
+                        p.score.clone(),
+                    )
+                })
+                .collect(),
+            captured_unix_micros: now.timestamp_micros(),
+        }
+    }
 }
 
 /// Where an opportunity came from.
@@ -74,6 +190,7 @@ pub struct NewOpportunity {
     pub stakeholders: Vec<Stakeholder>,
     pub discovery_notes: Option<String>,
     pub qualification: Qualification,
+    pub strategic_value: Option<Rating>,
 }
 
 fn id<T>(
@@ -161,7 +278,10 @@ pub fn qualification(
 }
 
 impl NewOpportunity {
-    pub fn from_request(req: &pb::CreateOpportunityRequest) -> Result<Self, ApiError> {
+    pub fn from_request(
+        req: &pb::CreateOpportunityRequest,
+        config: &config::PipelineConfig,
+    ) -> Result<Self, ApiError> {
         const F: &str = "opportunity";
         let o = req
             .opportunity
@@ -224,7 +344,7 @@ impl NewOpportunity {
             motion,
             amount,
             stage,
-            probability: overridden.unwrap_or_else(|| stage.default_probability()),
+            probability: overridden.unwrap_or_else(|| config.probability(stage)),
             probability_overridden: overridden.is_some(),
             forecast_category,
             close_date: wire::optional_date(&f("close_date"), &o.close_date)?,
@@ -239,7 +359,205 @@ impl NewOpportunity {
                 wire::MAX_NOTE_LEN,
             )?,
             qualification: qualification(&f("qualification"), o.qualification.as_ref())?,
+            strategic_value: rating(&f("strategic_value"), o.strategic_value)?,
         })
+    }
+}
+
+/// The fields `UpdateOpportunity` may change; the stage moves only through
+/// `AdvanceStage`/`CloseOpportunity`, the account and id never.
+pub const UPDATABLE_FIELDS: &[&str] = &[
+    "name",
+    "product_id",
+    "source_product_id",
+    "motion",
+    "amount",
+    "probability",
+    "forecast_category",
+    "close_date",
+    "owner",
+    "owner_team",
+    "originator",
+    "stakeholders",
+    "discovery_notes",
+    "qualification",
+    "strategic_value",
+];
+
+/// A validated `UpdateOpportunity`: `Some` for each field to change.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OpportunityPatch {
+    pub name: Option<String>,
+    pub product_id: Option<ProductId>,
+    pub source_product_id: Option<Option<ProductId>>,
+    pub motion: Option<Motion>,
+    pub amount: Option<Money>,
+    /// `Some(None)` goes back to the stage default.
+    pub probability: Option<Option<Percent>>,
+    pub forecast_category: Option<pb::ForecastCategory>,
+    pub close_date: Option<Option<NaiveDate>>,
+    pub owner: Option<Option<String>>,
+    pub owner_team: Option<Option<String>>,
+    pub originator: Option<Option<String>>,
+    pub stakeholders: Option<Vec<Stakeholder>>,
+    pub discovery_notes: Option<Option<String>>,
+    pub qualification: Option<Qualification>,
+    pub strategic_value: Option<Option<Rating>>,
+}
+
+/// A validated `UpdateOpportunity` request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpdateRequest {
+    pub id: OpportunityId,
+    pub etag: i64,
+    pub patch: OpportunityPatch,
+}
+
+/// Parses an etag as issued in `Opportunity.etag`.
+pub fn etag(field: &str, value: &str) -> Result<i64, ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::invalid(
+            field,
+            "is required: pass the etag of the opportunity you read",
+        ));
+    }
+    value.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| {
+        ApiError::invalid(
+            field,
+            format!("{value:?} is not an etag this service issued"),
+        )
+    })
+}
+
+impl UpdateRequest {
+    pub fn from_request(req: &pb::UpdateOpportunityRequest) -> Result<Self, ApiError> {
+        const F: &str = "opportunity";
+        let o = req
+            .opportunity
+            .as_ref()
+            .ok_or_else(|| ApiError::invalid(F, "is required"))?;
+        let f = |name: &str| format!("{F}.{name}");
+        let id = id(
+            &f("opportunity_id"),
+            &o.opportunity_id,
+            OpportunityId::parse,
+        )?;
+        let etag = etag(&f("etag"), &o.etag)?;
+        let mask: Vec<&str> = if req.update_mask.is_empty() {
+            UPDATABLE_FIELDS.to_vec()
+        } else {
+            let mut mask = Vec::new();
+            for (i, path) in req.update_mask.iter().enumerate() {
+                let path = path.strip_prefix("opportunity.").unwrap_or(path);
+                match UPDATABLE_FIELDS.iter().find(|f| **f == path) {
+                    Some(known) => mask.push(*known),
+                    None => {
+                        return Err(ApiError::invalid(
+                            format!("update_mask[{i}]"),
+                            format!(
+                                "{path:?} cannot be updated; updatable fields: {}",
+                                UPDATABLE_FIELDS.join(", ")
+                            ),
+                        ));
+                    }
+                }
+            }
+            mask
+        };
+        let mut p = OpportunityPatch::default();
+        for field in mask {
+            match field {
+                "name" => p.name = Some(wire::text(&f("name"), &o.name, wire::MAX_NAME_LEN)?),
+                "product_id" => {
+                    p.product_id =
+                        Some(self::id(&f("product_id"), &o.product_id, ProductId::parse)?)
+                }
+                "source_product_id" => {
+                    p.source_product_id = Some(optional_id(
+                        &f("source_product_id"),
+                        &o.source_product_id,
+                        ProductId::parse,
+                    )?)
+                }
+                "motion" => {
+                    p.motion = Some(
+                        wire::motion(&f("motion"), o.motion)?
+                            .ok_or_else(|| ApiError::invalid(f("motion"), "is required"))?,
+                    )
+                }
+                "amount" => {
+                    let amount = wire::money(&f("amount"), o.amount.as_ref())?;
+                    if !amount.is_positive() {
+                        return Err(ApiError::invalid(
+                            f("amount.amount"),
+                            "must be greater than zero",
+                        ));
+                    }
+                    p.amount = Some(amount);
+                }
+                "probability" => {
+                    let value = wire::optional_percent(&f("probability"), &o.probability)?;
+                    if let Some(v) = value {
+                        v.ensure_between(Percent::ZERO, Percent::ONE_HUNDRED)
+                            .map_err(|e| ApiError::invalid(f("probability"), e))?;
+                    }
+                    p.probability = Some(value);
+                }
+                "forecast_category" => {
+                    let c: pb::ForecastCategory =
+                        wire::known_enum(&f("forecast_category"), o.forecast_category)?;
+                    p.forecast_category = Some(match c {
+                        pb::ForecastCategory::Unspecified => pb::ForecastCategory::Pipeline,
+                        other => other,
+                    });
+                }
+                "close_date" => {
+                    p.close_date = Some(wire::optional_date(&f("close_date"), &o.close_date)?)
+                }
+                "owner" => {
+                    p.owner = Some(wire::optional_text(
+                        &f("owner"),
+                        &o.owner,
+                        wire::MAX_NAME_LEN,
+                    )?)
+                }
+                "owner_team" => {
+                    p.owner_team = Some(wire::optional_text(
+                        &f("owner_team"),
+                        &o.owner_team,
+                        wire::MAX_NAME_LEN,
+                    )?)
+                }
+                "originator" => {
+                    p.originator = Some(wire::optional_text(
+                        &f("originator"),
+                        &o.originator,
+                        wire::MAX_NAME_LEN,
+                    )?)
+                }
+                "stakeholders" => {
+                    p.stakeholders = Some(stakeholders(&f("stakeholders"), &o.stakeholders)?)
+                }
+                "discovery_notes" => {
+                    p.discovery_notes = Some(wire::optional_text(
+                        &f("discovery_notes"),
+                        &o.discovery_notes,
+                        wire::MAX_NOTE_LEN,
+                    )?)
+                }
+                "qualification" => {
+                    p.qualification = Some(qualification(
+                        &f("qualification"),
+                        o.qualification.as_ref(),
+                    )?)
+                }
+                "strategic_value" => {
+                    p.strategic_value = Some(rating(&f("strategic_value"), o.strategic_value)?)
+                }
+                _ => {}
+            }
+        }
+        Ok(Self { id, etag, patch: p })
     }
 }
 
@@ -280,7 +598,8 @@ mod tests {
 
     #[test]
     fn defaults_follow_the_stage() {
-        let o = NewOpportunity::from_request(&request()).unwrap();
+        let o =
+            NewOpportunity::from_request(&request(), &config::PipelineConfig::default()).unwrap();
         assert_eq!(o.stage, Stage::Identified);
         assert_eq!(o.probability, Percent::from_whole(10));
         assert!(!o.probability_overridden);
@@ -343,13 +662,19 @@ mod tests {
         ];
         for (req, field) in cases {
             assert_eq!(
-                field_of(NewOpportunity::from_request(&req).unwrap_err()),
+                field_of(
+                    NewOpportunity::from_request(&req, &config::PipelineConfig::default())
+                        .unwrap_err()
+                ),
                 field
             );
         }
         let missing = pb::CreateOpportunityRequest::default();
         assert_eq!(
-            field_of(NewOpportunity::from_request(&missing).unwrap_err()),
+            field_of(
+                NewOpportunity::from_request(&missing, &config::PipelineConfig::default())
+                    .unwrap_err()
+            ),
             "opportunity"
         );
     }

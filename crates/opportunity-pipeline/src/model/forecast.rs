@@ -1,0 +1,385 @@
+//! The pipeline forecast (seed 001): pipeline by stage, motion and owner team,
+//! win rate by motion beside the seed's benchmark bands, stage conversion,
+//! cycle time and deal size. Per currency, never mixed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use domain::{BenchmarkVerdict, Currency, Decimal, Money, Motion, Percent, Stage};
+use rust_decimal::RoundingStrategy;
+
+use super::whitespace::ratio;
+
+/// One opportunity as the forecast sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForecastDeal {
+    pub motion: Motion,
+    pub stage: Stage,
+    pub amount: Money,
+    pub probability: Percent,
+    pub owner_team: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// When it entered its closed stage, for closed deals.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Every stage it ever entered (from its history).
+    pub stages_reached: BTreeSet<Stage>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bucket {
+    pub count: i64,
+    pub amount: Money,
+    /// Σ amount × probability, exact, rounded half-even once at the end.
+    pub weighted: Money,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageLine {
+    pub stage: Stage,
+    pub bucket: Bucket,
+    pub conversion: Option<Decimal>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WinRate {
+    pub motion: Motion,
+    pub won: i64,
+    pub lost: i64,
+    pub rate: Option<Decimal>,
+    pub benchmark: (Decimal, Decimal),
+    pub verdict: Option<BenchmarkVerdict>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurrencyForecast {
+    pub currency: Currency,
+    pub stages: Vec<StageLine>,
+    pub by_motion: Vec<(String, Bucket)>,
+    pub by_owner_team: Vec<(String, Bucket)>,
+    pub win_rates: Vec<WinRate>,
+    pub avg_cycle_days: Option<Decimal>,
+    pub avg_deal_size: Option<Money>,
+    pub open: Bucket,
+}
+
+fn round_money(currency: Currency, exact: Decimal) -> Money {
+    Money::from_decimal_rounded(currency, exact).unwrap_or(Money::zero(currency))
+}
+
+fn bucket<'a>(currency: Currency, deals: impl Iterator<Item = &'a ForecastDeal>) -> Bucket {
+    let mut count = 0;
+    let mut amount = Decimal::ZERO;
+    let mut weighted = Decimal::ZERO;
+    for d in deals {
+        count += 1;
+        amount += d.amount.amount();
+        weighted += d.amount.amount() * d.probability.as_fraction();
+    }
+    Bucket {
+        count,
+        amount: round_money(currency, amount),
+        weighted: round_money(currency, weighted),
+    }
+}
+
+/// Of the deals that reached `stage`, the share that reached a later one.
+/// CLOSED_LOST is an exit, not progress.
+fn conversion(stage: Stage, deals: &[&ForecastDeal]) -> Option<Decimal> {
+    if stage.is_closed() {
+        return None;
+    }
+    let reached: Vec<_> = deals
+        .iter()
+        .filter(|d| d.stages_reached.contains(&stage))
+        .collect();
+    let moved_on = reached
+        .iter()
+        .filter(|d| {
+            d.stages_reached
+                .iter()
+                .any(|s| *s != Stage::ClosedLost && s.order() > stage.order())
+        })
+        .count();
+    ratio(Decimal::from(moved_on), Decimal::from(reached.len()))
+}
+
+/// Builds one forecast per currency present in `deals`, in currency-code order.
+pub fn forecast(deals: &[ForecastDeal]) -> Vec<CurrencyForecast> {
+    let mut by_currency: BTreeMap<&str, (Currency, Vec<&ForecastDeal>)> = BTreeMap::new();
+    for d in deals {
+        let c = d.amount.currency();
+        by_currency
+            .entry(c.code())
+            .or_insert_with(|| (c, Vec::new()))
+            .1
+            .push(d);
+    }
+    by_currency
+        .into_values()
+        .map(|(currency, deals)| currency_forecast(currency, &deals))
+        .collect()
+}
+
+fn currency_forecast(currency: Currency, deals: &[&ForecastDeal]) -> CurrencyForecast {
+    let stages = Stage::ALL
+        .iter()
+        .map(|s| StageLine {
+            stage: *s,
+            bucket: bucket(currency, deals.iter().copied().filter(|d| d.stage == *s)),
+            conversion: conversion(*s, deals),
+        })
+        .collect();
+    let open: Vec<&ForecastDeal> = deals
+        .iter()
+        .copied()
+        .filter(|d| d.stage.is_open())
+        .collect();
+    let by_motion = Motion::ALL
+        .iter()
+        .filter(|m| open.iter().any(|d| d.motion == **m))
+        .map(|m| {
+            (
+                m.as_str().to_owned(),
+                bucket(currency, open.iter().copied().filter(|d| d.motion == *m)),
+            )
+        })
+        .collect();
+    let teams: BTreeSet<String> = open
+        .iter()
+        .map(|d| d.owner_team.clone().unwrap_or_default())
+        .collect();
+    let by_owner_team = teams
+        .into_iter()
+        .map(|t| {
+            let b = bucket(
+                currency,
+                open.iter()
+                    .copied()
+                    .filter(|d| d.owner_team.as_deref().unwrap_or_default() == t),
+            );
+            (t, b)
+        })
+        .collect();
+    let win_rates = Motion::ALL
+        .iter()
+        .map(|m| {
+            let won = deals
+                .iter()
+                .filter(|d| d.motion == *m && d.stage == Stage::ClosedWon)
+                .count() as i64;
+            let lost = deals
+                .iter()
+                .filter(|d| d.motion == *m && d.stage == Stage::ClosedLost)
+                .count() as i64;
+            let rate = ratio(Decimal::from(won), Decimal::from(won + lost));
+            let (low, high) = m.benchmark_win_rate();
+            WinRate {
+                motion: *m,
+                won,
+                lost,
+                rate,
+                benchmark: (low.as_fraction(), high.as_fraction()),
+                verdict: rate
+                    .and_then(|r| Percent::from_decimal(r * Decimal::ONE_HUNDRED).ok())
+                    .map(|p| m.judge_win_rate(p)),
+            }
+        })
+        .collect();
+    let cycles: Vec<Decimal> = deals
+        .iter()
+        .filter_map(|d| d.closed_at.map(|c| c - d.created_at))
+        .map(|span| Decimal::from(span.num_seconds()) / Decimal::from(86_400))
+        .collect();
+    let avg_cycle_days = (!cycles.is_empty()).then(|| {
+        (cycles.iter().sum::<Decimal>() / Decimal::from(cycles.len()))
+            .round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven)
+    });
+    let won: Vec<Decimal> = deals
+        .iter()
+        .filter(|d| d.stage == Stage::ClosedWon)
+        .map(|d| d.amount.amount())
+        .collect();
+    let avg_deal_size = (!won.is_empty()).then(|| {
+        round_money(
+            currency,
+            won.iter().sum::<Decimal>() / Decimal::from(won.len()),
+        )
+    });
+    CurrencyForecast {
+        currency,
+        stages,
+        by_motion,
+        by_owner_team,
+        win_rates,
+        avg_cycle_days,
+        avg_deal_size,
+        open: bucket(currency, open.iter().copied()),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn deal(motion: Motion, stage: Stage, amount: &str, reached: &[Stage]) -> ForecastDeal {
+        let created = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        ForecastDeal {
+            motion,
+            stage,
+            amount: Money::parse("USD", amount).unwrap(),
+            probability: Stage::default_probability(stage),
+            owner_team: Some("emea-ae".into()),
+            created_at: created,
+            closed_at: stage
+                .is_closed()
+                .then(|| created + chrono::Duration::days(30)),
+            stages_reached: reached.iter().copied().collect(),
+        }
+    }
+
+    #[test]
+    fn stages_weighted_win_rates_and_conversion() {
+        use Stage::*;
+        let deals = vec![
+            deal(
+                Motion::UpsellTier,
+                ClosedWon,
+                "100000",
+                &[
+                    Identified,
+                    Exploring,
+                    Qualified,
+                    Proposed,
+                    Negotiating,
+                    ClosedWon,
+                ],
+            ),
+            deal(
+                Motion::UpsellTier,
+                ClosedLost,
+                "50000",
+                &[Identified, Exploring, ClosedLost],
+            ),
+            deal(
+                Motion::UpsellTier,
+                ClosedLost,
+                "50000",
+                &[Identified, ClosedLost],
+            ),
+            deal(
+                Motion::UpsellTier,
+                ClosedLost,
+                "50000",
+                &[Identified, ClosedLost],
+            ),
+            deal(
+                Motion::CrossSellAdjacent,
+                Proposed,
+                "500000",
+                &[Identified, Exploring, Qualified, Proposed],
+            ),
+            deal(
+                Motion::CrossSellAdjacent,
+                Identified,
+                "100000",
+                &[Identified],
+            ),
+        ];
+        let f = forecast(&deals);
+        assert_eq!(f.len(), 1);
+        let f = &f[0];
+        let proposed = f.stages.iter().find(|s| s.stage == Proposed).unwrap();
+        assert_eq!(proposed.bucket.count, 1);
+        assert_eq!(
+            proposed.bucket.weighted,
+            Money::parse("USD", "300000").unwrap()
+        );
+        // 6 reached IDENTIFIED, 3 moved on (won, lost-after-exploring, proposed).
+        let identified = f.stages.iter().find(|s| s.stage == Identified).unwrap();
+        assert_eq!(identified.conversion, Some(Decimal::new(5000, 4)));
+        assert_eq!(f.open.amount, Money::parse("USD", "600000").unwrap());
+        assert_eq!(f.open.weighted, Money::parse("USD", "310000").unwrap());
+        let tier = f
+            .win_rates
+            .iter()
+            .find(|w| w.motion == Motion::UpsellTier)
+            .unwrap();
+        assert_eq!((tier.won, tier.lost), (1, 3));
+        assert_eq!(tier.rate, Some(Decimal::new(2500, 4)));
+        assert_eq!(tier.benchmark, (Decimal::new(15, 2), Decimal::new(25, 2)));
+        assert_eq!(tier.verdict, Some(BenchmarkVerdict::Within));
+        let adjacent = f
+            .win_rates
+            .iter()
+            .find(|w| w.motion == Motion::CrossSellAdjacent)
+            .unwrap();
+        assert_eq!(adjacent.rate, None);
+        assert_eq!(f.avg_cycle_days, Some(Decimal::from(30)));
+        assert_eq!(
+            f.avg_deal_size,
+            Some(Money::parse("USD", "100000").unwrap())
+        );
+        assert_eq!(f.by_motion.len(), 1);
+        assert_eq!(f.by_owner_team[0].0, "emea-ae");
+    }
+
+    #[test]
+    fn one_forecast_per_currency() {
+        let mut eur = deal(
+            Motion::UpsellTier,
+            Stage::Identified,
+            "10",
+            &[Stage::Identified],
+        );
+        eur.amount = Money::parse("EUR", "10").unwrap();
+        let f = forecast(&[
+            deal(
+                Motion::UpsellTier,
+                Stage::Identified,
+                "10",
+                &[Stage::Identified],
+            ),
+            eur,
+        ]);
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].currency.code(), "EUR");
+        assert_eq!(f[1].open.amount, Money::parse("USD", "10").unwrap());
+    }
+
+    proptest::proptest! {
+        /// Open pipeline is the sum of the open stages; counts add up; the
+        /// weighted amount never exceeds the amount.
+        #[test]
+        fn buckets_add_up(
+            deals in proptest::collection::vec((0usize..7, 1i64..1_000_000_000, 0u32..=100), 0..30)
+        ) {
+            let created = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+            let deals: Vec<ForecastDeal> = deals
+                .iter()
+                .map(|(stage, minor, p)| ForecastDeal {
+                    motion: Motion::UpsellTier,
+                    stage: Stage::ALL[*stage],
+                    amount: Money::from_minor(Currency::USD, *minor),
+                    probability: Percent::from_whole(*p),
+                    owner_team: None,
+                    created_at: created,
+                    closed_at: None,
+                    stages_reached: [Stage::ALL[*stage]].into_iter().collect(),
+                })
+                .collect();
+            for f in forecast(&deals) {
+                let open_stages: Vec<&StageLine> =
+                    f.stages.iter().filter(|s| s.stage.is_open()).collect();
+                let count: i64 = f.stages.iter().map(|s| s.bucket.count).sum();
+                proptest::prop_assert_eq!(count, deals.len() as i64);
+                let open_amount: i64 = open_stages.iter().map(|s| s.bucket.amount.minor()).sum();
+                proptest::prop_assert_eq!(open_amount, f.open.amount.minor());
+                proptest::prop_assert!(f.open.weighted.minor() <= f.open.amount.minor());
+                let teams: i64 = f.by_owner_team.iter().map(|(_, b)| b.count).sum();
+                proptest::prop_assert_eq!(teams, f.open.count);
+            }
+        }
+    }
+}

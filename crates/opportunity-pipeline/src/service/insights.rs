@@ -1,0 +1,273 @@
+//! Wallet estimates, whitespace and share of wallet, and the forecast.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use contracts::pb::pipeline::v1 as pb;
+use contracts::wire;
+use domain::{AccountId, BenchmarkVerdict, Currency, Money, Stage};
+
+use super::{bucket_pb, invalid, opt_text, parse_id, unavailable};
+use crate::api::PipelineService;
+use crate::convert::{WhitespaceLine, parse_row, wallet_to_pb, whitespace_line_to_pb};
+use crate::entity::wallet_estimate;
+use crate::error::PipelineError;
+use crate::health::{HealthError, owned_products};
+use crate::model::forecast::{ForecastDeal, forecast};
+use crate::model::whitespace::{ServedBy, WalletLine, ratio_text, summarize_wallet, whitespace};
+use crate::store::OpportunityFilter;
+
+impl PipelineService {
+    pub(crate) async fn get_whitespace_op(
+        &self,
+        req: &pb::GetWhitespaceRequest,
+    ) -> Result<pb::GetWhitespaceResponse, PipelineError> {
+        let account_id = parse_id("account_id", &req.account_id, AccountId::parse)?.to_string();
+        let (account, portfolio, subscriptions) = tokio::join!(
+            self.health.account(&account_id),
+            self.health.portfolio(),
+            self.health.active_subscriptions(&account_id),
+        );
+        let account = match account {
+            Ok(a) => a,
+            Err(HealthError::NotFound(_)) => {
+                return Err(PipelineError::NotFound("account", account_id));
+            }
+            Err(e) => return Err(unavailable(e)),
+        };
+        let portfolio = portfolio.map_err(unavailable)?;
+        let subscriptions = subscriptions.map_err(unavailable)?;
+        let items = whitespace(&portfolio, &owned_products(&subscriptions), account.segment);
+        let rows = self.store.wallet(&account_id).await?;
+        let mut lines = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let currency = Currency::parse(&r.currency)
+                .map_err(|_| PipelineError::Corrupt(format!("wallet {}: currency", r.id)))?;
+            let served_by = match pb::WalletServedBy::from_str_name(&r.served_by) {
+                Some(pb::WalletServedBy::Us) => ServedBy::Us,
+                Some(pb::WalletServedBy::Competitor) => ServedBy::Competitor,
+                Some(pb::WalletServedBy::InHouse) => ServedBy::InHouse,
+                _ => ServedBy::Unaddressed,
+            };
+            lines.push(WalletLine {
+                product_area: r.product_area.clone(),
+                annual_spend: Money::from_minor(currency, r.annual_spend_minor),
+                served_by,
+            });
+        }
+        let summaries = summarize_wallet(&lines)
+            .map_err(|e| PipelineError::Corrupt(format!("wallet sum: {e}")))?;
+        Ok(pb::GetWhitespaceResponse {
+            account_id,
+            whitespace: items
+                .iter()
+                .map(|w| {
+                    whitespace_line_to_pb(&WhitespaceLine {
+                        product_id: w.product_id.clone(),
+                        name: w.name.clone(),
+                        family: w.family.clone(),
+                        motion: w.motion.map(|m| m.as_str().to_owned()),
+                        wallet: w
+                            .estimated_annual_wallet
+                            .map(|m| (m.currency().code().to_owned(), m.to_amount_string())),
+                    })
+                })
+                .collect(),
+            wallet: rows
+                .into_iter()
+                .map(wallet_to_pb)
+                .collect::<Result<_, _>>()?,
+            summaries: summaries
+                .into_iter()
+                .map(|s| pb::WalletSummary {
+                    currency_code: s.currency.code().to_owned(),
+                    total_wallet: Some(wire::money_to_pb(&s.total)),
+                    our_spend: Some(wire::money_to_pb(&s.ours)),
+                    opportunity: Some(wire::money_to_pb(&s.opportunity)),
+                    share_of_wallet: ratio_text(s.share_of_wallet),
+                    opportunity_share: ratio_text(s.opportunity_share),
+                })
+                .collect(),
+            segment: account
+                .segment
+                .map(|s| wire::segment_to_pb(s) as i32)
+                .unwrap_or_default(),
+        })
+    }
+
+    pub(crate) async fn get_pipeline_forecast_op(
+        &self,
+        req: &pb::GetPipelineForecastRequest,
+    ) -> Result<pb::GetPipelineForecastResponse, PipelineError> {
+        let mut filter = OpportunityFilter::default();
+        if !req.currency_code.is_empty() {
+            filter.currency = Some(
+                Currency::parse(&req.currency_code)
+                    .map_err(|e| invalid("currency_code", e))?
+                    .code()
+                    .to_owned(),
+            );
+        }
+        filter.owner_team = opt_text("owner_team", &req.owner_team, wire::MAX_NAME_LEN)?;
+        let start = wire::optional_date("close_date_start", &req.close_date_start)
+            .map_err(PipelineError::from)?;
+        let end = wire::optional_date("close_date_end", &req.close_date_end)
+            .map_err(PipelineError::from)?;
+        if let (Some(s), Some(e)) = (start, end)
+            && e < s
+        {
+            return Err(invalid("close_date_end", "is before close_date_start"));
+        }
+        let rows = self.store.opportunities(&filter).await?;
+        let mut reached: HashMap<String, BTreeSet<Stage>> = HashMap::new();
+        let mut closed_at: HashMap<String, DateTime<Utc>> = HashMap::new();
+        for h in self.store.stage_history().await? {
+            if let Some(stage) = h.new_value.as_deref().and_then(|v| v.parse::<Stage>().ok()) {
+                reached
+                    .entry(h.opportunity_id.clone())
+                    .or_default()
+                    .insert(stage);
+                if stage.is_closed() {
+                    closed_at.insert(h.opportunity_id, h.changed_at);
+                } else {
+                    // Reopened: the earlier close no longer counts.
+                    closed_at.remove(&h.opportunity_id);
+                }
+            }
+        }
+        let mut deals = Vec::new();
+        for m in rows {
+            let in_range = match m.close_date {
+                Some(d) => start.is_none_or(|s| d >= s) && end.is_none_or(|e| d <= e),
+                None => start.is_none() && end.is_none(),
+            };
+            if !in_range {
+                continue;
+            }
+            let p = parse_row(&m)?;
+            deals.push(ForecastDeal {
+                motion: p.motion,
+                stage: p.stage,
+                amount: p.amount,
+                probability: p.probability,
+                owner_team: m.owner_team.clone(),
+                created_at: m.created_at,
+                closed_at: p
+                    .stage
+                    .is_closed()
+                    .then(|| closed_at.get(&m.id).copied())
+                    .flatten(),
+                stages_reached: reached.remove(&m.id).unwrap_or_default(),
+            });
+        }
+        let forecasts = forecast(&deals)
+            .into_iter()
+            .map(|f| pb::CurrencyForecast {
+                currency_code: f.currency.code().to_owned(),
+                stages: f
+                    .stages
+                    .iter()
+                    .map(|s| pb::StageForecast {
+                        stage: wire::stage_to_pb(s.stage) as i32,
+                        count: s.bucket.count,
+                        amount: Some(wire::money_to_pb(&s.bucket.amount)),
+                        weighted_amount: Some(wire::money_to_pb(&s.bucket.weighted)),
+                        conversion_rate: ratio_text(s.conversion),
+                    })
+                    .collect(),
+                by_motion: f
+                    .by_motion
+                    .iter()
+                    .map(|(k, b)| bucket_pb(k.clone(), b))
+                    .collect(),
+                by_owner_team: f
+                    .by_owner_team
+                    .iter()
+                    .map(|(k, b)| bucket_pb(k.clone(), b))
+                    .collect(),
+                win_rates: f
+                    .win_rates
+                    .iter()
+                    .map(|w| pb::MotionWinRate {
+                        motion: wire::motion_to_pb(w.motion) as i32,
+                        won: w.won,
+                        lost: w.lost,
+                        win_rate: ratio_text(w.rate),
+                        benchmark_low: ratio_text(Some(w.benchmark.0)),
+                        benchmark_high: ratio_text(Some(w.benchmark.1)),
+                        verdict: match w.verdict {
+                            None => pb::BenchmarkVerdict::Unspecified,
+                            Some(BenchmarkVerdict::Below) => pb::BenchmarkVerdict::Below,
+                            Some(BenchmarkVerdict::Within) => pb::BenchmarkVerdict::Within,
+                            Some(BenchmarkVerdict::Above) => pb::BenchmarkVerdict::Above,
+                        } as i32,
+                    })
+                    .collect(),
+                avg_cycle_days: f
+                    .avg_cycle_days
+                    .map(|d| format!("{d:.2}"))
+                    .unwrap_or_default(),
+                avg_deal_size: f.avg_deal_size.as_ref().map(wire::money_to_pb),
+                open_amount: Some(wire::money_to_pb(&f.open.amount)),
+                open_weighted_amount: Some(wire::money_to_pb(&f.open.weighted)),
+            })
+            .collect();
+        Ok(pb::GetPipelineForecastResponse { forecasts })
+    }
+
+    pub(crate) async fn upsert_wallet_estimate_once(
+        &self,
+        principal: String,
+        req: &pb::UpsertWalletEstimateRequest,
+    ) -> Result<pb::UpsertWalletEstimateResponse, PipelineError> {
+        let e = req
+            .estimate
+            .as_ref()
+            .ok_or_else(|| invalid("estimate", "is required"))?;
+        let account_id = parse_id("estimate.account_id", &e.account_id, AccountId::parse)?;
+        let product_area = wire::text("estimate.product_area", &e.product_area, wire::MAX_NAME_LEN)
+            .map_err(PipelineError::from)?;
+        let spend = wire::money("estimate.annual_spend", e.annual_spend.as_ref())
+            .map_err(PipelineError::from)?;
+        if spend.is_negative() {
+            return Err(invalid(
+                "estimate.annual_spend.amount",
+                "must not be negative",
+            ));
+        }
+        let served_by: pb::WalletServedBy =
+            wire::known_enum("estimate.served_by", e.served_by).map_err(PipelineError::from)?;
+        if served_by == pb::WalletServedBy::Unspecified {
+            return Err(invalid(
+                "estimate.served_by",
+                "is required: US, COMPETITOR, IN_HOUSE or UNADDRESSED",
+            ));
+        }
+        let competitor = opt_text("estimate.competitor", &e.competitor, wire::MAX_NAME_LEN)?;
+        let notes = opt_text("estimate.notes", &e.notes, wire::MAX_NOTE_LEN)?;
+        let now = self.now();
+        let model = self
+            .store
+            .upsert_wallet(
+                wallet_estimate::Model {
+                    id: String::new(),
+                    account_id: account_id.to_string(),
+                    product_area,
+                    annual_spend_minor: spend.minor(),
+                    currency: spend.currency().code().to_owned(),
+                    served_by: served_by.as_str_name().to_owned(),
+                    competitor,
+                    notes,
+                    created_at: now,
+                    created_by: principal.clone(),
+                    updated_at: now,
+                    updated_by: principal.clone(),
+                },
+                &principal,
+            )
+            .await?;
+        Ok(pb::UpsertWalletEstimateResponse {
+            estimate: Some(wallet_to_pb(model)?),
+        })
+    }
+}
