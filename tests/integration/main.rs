@@ -7,6 +7,7 @@
 mod harness;
 
 mod credit;
+mod demo;
 mod foundation;
 mod health;
 mod pipeline;

@@ -33,9 +33,18 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Apply the schema migrations and exit.
     Migrate(StorageArgs),
+    /// Load a realistic sample dataset through the public API (idempotent).
+    Demo(DemoArgs),
     /// Benchmarks beside their baselines (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Address of a server running all three services (scheme optional).
+    #[arg(long, env = "EXPANSION_TARGET", default_value = "127.0.0.1:50051")]
+    pub target: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,6 +121,10 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub storage: StorageArgs,
+    /// Once listening, load the sample dataset (as `expansion demo` does);
+    /// needs all three services in this process.
+    #[arg(long, env = "EXPANSION_DEMO")]
+    pub demo: bool,
     /// Largest request or response message, in bytes.
     #[arg(long, env = "EXPANSION_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message_bytes: usize,

@@ -8,6 +8,7 @@
 mod bench;
 mod cli;
 mod database;
+mod demo;
 mod serve;
 
 use clap::Parser;
@@ -33,6 +34,11 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(*args).await,
         Command::Migrate(args) => database::migrate_only(&args).await,
+        Command::Demo(args) => {
+            let summary = demo::load(&args.target).await?;
+            println!("{summary}");
+            Ok(())
+        }
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await,
     }
 }

@@ -202,6 +202,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(address = %local, services = ?names, "listening");
     // One plain line on stdout for scripts and tests that started us on port 0.
     println!("listening on {local}");
+    if args.demo {
+        if services.len() < ServiceName::ALL.len() {
+            anyhow::bail!("--demo needs all three services in this process");
+        }
+        let target = local.to_string();
+        tokio::spawn(async move {
+            match crate::demo::load(&target).await {
+                Ok(summary) => tracing::info!("{summary}"),
+                Err(err) => tracing::error!(error = %err, "loading the demo data failed"),
+            }
+        });
+    }
 
     let grace = args.shutdown_grace;
     let reporter = health_reporter.clone();

@@ -1,0 +1,981 @@
+//! `expansion demo`: loads a realistic sample dataset through the public
+//! gRPC API, so every README example shows real data. Re-running it changes
+//! nothing: everything it writes is keyed by CRM ids, external ids, request
+//! ids or deal ids.
+
+use anyhow::Context;
+use chrono::{Duration, Utc};
+use contracts::pb::common::v1::{Money, Motion, Segment};
+use contracts::pb::credit::v1 as credit;
+use contracts::pb::credit::v1::compensation_credit_service_client::CompensationCreditServiceClient;
+use contracts::pb::health::v1 as health;
+use contracts::pb::health::v1::account_health_service_client::AccountHealthServiceClient;
+use contracts::pb::pipeline::v1 as pipeline;
+use contracts::pb::pipeline::v1::opportunity_pipeline_service_client::OpportunityPipelineServiceClient;
+use tonic::transport::Channel;
+
+type Health = AccountHealthServiceClient<Channel>;
+type Pipeline = OpportunityPipelineServiceClient<Channel>;
+type Credit = CompensationCreditServiceClient<Channel>;
+
+fn usd(amount: &str) -> Option<Money> {
+    Some(Money {
+        currency_code: "USD".into(),
+        amount: amount.into(),
+    })
+}
+
+struct ProductSpec {
+    name: &'static str,
+    family: &'static str,
+    adjacency: Option<health::Adjacency>,
+    segments: &'static [Segment],
+    wallets: &'static [(Segment, &'static str)],
+    margin: &'static str,
+}
+
+const PRODUCTS: [ProductSpec; 5] = [
+    ProductSpec {
+        name: "Core Platform",
+        family: "platform",
+        adjacency: None,
+        segments: &[Segment::Smb, Segment::MidMarket, Segment::Enterprise],
+        wallets: &[
+            (Segment::Smb, "6000"),
+            (Segment::MidMarket, "36000"),
+            (Segment::Enterprise, "180000"),
+        ],
+        margin: "80",
+    },
+    ProductSpec {
+        name: "Analytics",
+        family: "insights",
+        adjacency: Some(health::Adjacency::Adjacent),
+        segments: &[Segment::MidMarket, Segment::Enterprise],
+        wallets: &[
+            (Segment::MidMarket, "24000"),
+            (Segment::Enterprise, "120000"),
+        ],
+        margin: "72",
+    },
+    ProductSpec {
+        name: "Automation",
+        family: "workflow",
+        adjacency: Some(health::Adjacency::Complementary),
+        segments: &[Segment::Smb, Segment::MidMarket, Segment::Enterprise],
+        wallets: &[
+            (Segment::Smb, "4000"),
+            (Segment::MidMarket, "18000"),
+            (Segment::Enterprise, "60000"),
+        ],
+        margin: "70",
+    },
+    ProductSpec {
+        name: "Data Cloud",
+        family: "data",
+        adjacency: Some(health::Adjacency::Platform),
+        segments: &[Segment::Enterprise],
+        wallets: &[(Segment::Enterprise, "250000")],
+        margin: "55",
+    },
+    ProductSpec {
+        name: "Success Hub",
+        family: "cs",
+        adjacency: Some(health::Adjacency::Complementary),
+        segments: &[Segment::MidMarket, Segment::Enterprise],
+        wallets: &[
+            (Segment::MidMarket, "15000"),
+            (Segment::Enterprise, "60000"),
+        ],
+        margin: "75",
+    },
+];
+
+#[derive(Clone, Copy)]
+struct AccountSpec {
+    crm: &'static str,
+    name: &'static str,
+    segment: Segment,
+    since: &'static str,
+    fiscal_month: i32,
+    csm: &'static str,
+    core_mrr: &'static str,
+    /// Latest usage, percent of the plan's limit.
+    usage: u32,
+}
+
+const ACCOUNTS: [AccountSpec; 12] = [
+    AccountSpec {
+        crm: "0015g00000ACME",
+        name: "Acme Corp",
+        segment: Segment::Enterprise,
+        since: "2025-01-15",
+        fiscal_month: 1,
+        csm: "carla.csm",
+        core_mrr: "15000.00",
+        usage: 92,
+    },
+    AccountSpec {
+        crm: "0015g00000GLBX",
+        name: "Globex",
+        segment: Segment::Enterprise,
+        since: "2025-02-03",
+        fiscal_month: 4,
+        csm: "carla.csm",
+        core_mrr: "18000.00",
+        usage: 85,
+    },
+    AccountSpec {
+        crm: "0015g00000INIT",
+        name: "Initech",
+        segment: Segment::Enterprise,
+        since: "2025-03-10",
+        fiscal_month: 7,
+        csm: "diego.csm",
+        core_mrr: "12000.00",
+        usage: 60,
+    },
+    AccountSpec {
+        crm: "0015g00000UMBR",
+        name: "Umbrella Health",
+        segment: Segment::Enterprise,
+        since: "2025-04-01",
+        fiscal_month: 1,
+        csm: "diego.csm",
+        core_mrr: "20000.00",
+        usage: 45,
+    },
+    AccountSpec {
+        crm: "0015g00000STRK",
+        name: "Stark Logistics",
+        segment: Segment::MidMarket,
+        since: "2025-01-20",
+        fiscal_month: 10,
+        csm: "mei.csm",
+        core_mrr: "3000.00",
+        usage: 88,
+    },
+    AccountSpec {
+        crm: "0015g00000WAYN",
+        name: "Wayne Retail",
+        segment: Segment::MidMarket,
+        since: "2025-05-12",
+        fiscal_month: 1,
+        csm: "mei.csm",
+        core_mrr: "2800.00",
+        usage: 70,
+    },
+    AccountSpec {
+        crm: "0015g00000HOOL",
+        name: "Hooli Media",
+        segment: Segment::MidMarket,
+        since: "2025-06-01",
+        fiscal_month: 6,
+        csm: "carla.csm",
+        core_mrr: "3500.00",
+        usage: 30,
+    },
+    AccountSpec {
+        crm: "0015g00000SOYL",
+        name: "Soylent Foods",
+        segment: Segment::MidMarket,
+        since: "2025-07-15",
+        fiscal_month: 1,
+        csm: "diego.csm",
+        core_mrr: "2500.00",
+        usage: 55,
+    },
+    AccountSpec {
+        crm: "0015g00000PIED",
+        name: "Pied Piper",
+        segment: Segment::Smb,
+        since: "2025-02-14",
+        fiscal_month: 1,
+        csm: "mei.csm",
+        core_mrr: "500.00",
+        usage: 95,
+    },
+    AccountSpec {
+        crm: "0015g00000VAND",
+        name: "Vandelay Imports",
+        segment: Segment::Smb,
+        since: "2025-03-03",
+        fiscal_month: 1,
+        csm: "mei.csm",
+        core_mrr: "450.00",
+        usage: 40,
+    },
+    AccountSpec {
+        crm: "0015g00000KRMR",
+        name: "Kramerica",
+        segment: Segment::Smb,
+        since: "2025-08-08",
+        fiscal_month: 1,
+        csm: "carla.csm",
+        core_mrr: "400.00",
+        usage: 20,
+    },
+    AccountSpec {
+        crm: "0015g00000BLTH",
+        name: "Bluth Homes",
+        segment: Segment::Smb,
+        since: "2025-09-01",
+        fiscal_month: 1,
+        csm: "diego.csm",
+        core_mrr: "600.00",
+        usage: 65,
+    },
+];
+
+async fn products(h: &mut Health) -> anyhow::Result<Vec<String>> {
+    let existing = h
+        .list_products(health::ListProductsRequest {
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .products;
+    let mut ids: Vec<String> = Vec::new();
+    for spec in &PRODUCTS {
+        if let Some(p) = existing.iter().find(|p| p.name == spec.name) {
+            ids.push(p.product_id.clone());
+            continue;
+        }
+        let adjacencies = match (spec.adjacency, ids.first()) {
+            (Some(adjacency), Some(core)) => vec![health::ProductAdjacency {
+                product_id: core.clone(),
+                adjacency: adjacency as i32,
+            }],
+            _ => Vec::new(),
+        };
+        let product = h
+            .upsert_product(health::UpsertProductRequest {
+                request_id: format!("demo-product-{}", spec.name),
+                product: Some(health::Product {
+                    name: spec.name.into(),
+                    family: spec.family.into(),
+                    tiers: vec!["STARTER".into(), "PROFESSIONAL".into(), "ENTERPRISE".into()],
+                    adjacencies,
+                    fits_segments: spec.segments.iter().map(|s| *s as i32).collect(),
+                    wallet_estimates: spec
+                        .wallets
+                        .iter()
+                        .map(|(segment, amount)| health::SegmentWallet {
+                            segment: *segment as i32,
+                            annual_wallet: usd(amount),
+                        })
+                        .collect(),
+                    margin_percent: spec.margin.into(),
+                    ..Default::default()
+                }),
+            })
+            .await?
+            .into_inner()
+            .product
+            .context("product")?;
+        ids.push(product.product_id);
+    }
+    Ok(ids)
+}
+
+/// A subscription to upsert, keyed by its CRM id.
+struct Contract<'a> {
+    key: &'a str,
+    account: &'a str,
+    product: &'a str,
+    tier: &'a str,
+    mrr: &'a str,
+    start: &'a str,
+    end: &'a str,
+    source_opportunity: &'a str,
+}
+
+async fn subscription(h: &mut Health, c: Contract<'_>) -> anyhow::Result<String> {
+    let Contract {
+        key,
+        account,
+        product,
+        tier,
+        mrr,
+        start,
+        end,
+        source_opportunity,
+    } = c;
+    Ok(h.upsert_subscription(health::UpsertSubscriptionRequest {
+        subscription: Some(health::Subscription {
+            account_id: account.into(),
+            product_id: product.into(),
+            tier: tier.into(),
+            mrr: usd(mrr),
+            start_date: start.into(),
+            end_date: end.into(),
+            quantity: 1,
+            quota_limit: 1000,
+            source_opportunity_id: source_opportunity.into(),
+            external_ref: Some(health::ExternalRef {
+                system: "salesforce".into(),
+                id: key.into(),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await?
+    .into_inner()
+    .subscription
+    .context("subscription")?
+    .subscription_id)
+}
+
+fn signal(
+    account: &str,
+    product: &str,
+    kind: health::SignalKind,
+    value: &str,
+    limit: &str,
+    id: String,
+    days_ago: i64,
+) -> health::Signal {
+    let at = Utc::now() - Duration::days(days_ago);
+    health::Signal {
+        account_id: account.into(),
+        product_id: product.into(),
+        kind: kind as i32,
+        value: value.into(),
+        limit: limit.into(),
+        occur_time: Some(contracts::wire::timestamp(at)),
+        source: "demo".into(),
+        external_id: id,
+        detail: String::new(),
+    }
+}
+
+/// What the demo loaded.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub accounts: usize,
+    pub products: usize,
+    pub subscriptions: usize,
+    pub signals: i64,
+    pub opportunities: usize,
+    pub won_deals: usize,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "demo data: {} accounts, {} products, {} subscriptions, {} new signals, {} opportunities ({} won, credited)",
+            self.accounts,
+            self.products,
+            self.subscriptions,
+            self.signals,
+            self.opportunities,
+            self.won_deals
+        )
+    }
+}
+
+/// Connects to `target` (`host:port`, scheme optional).
+pub async fn channel(target: &str) -> anyhow::Result<Channel> {
+    let url = if target.contains("://") {
+        target.to_owned()
+    } else {
+        format!("http://{target}")
+    };
+    Channel::from_shared(url)?
+        .connect()
+        .await
+        .with_context(|| format!("connecting {target}"))
+}
+
+pub async fn load(target: &str) -> anyhow::Result<Summary> {
+    let channel = channel(target).await?;
+    let mut h = Health::new(channel.clone());
+    let mut p = Pipeline::new(channel.clone());
+    let mut c = Credit::new(channel);
+    let mut summary = Summary::default();
+
+    let product_ids = products(&mut h).await?;
+    let (core, analytics, automation) = (&product_ids[0], &product_ids[1], &product_ids[2]);
+    summary.products = product_ids.len();
+
+    let mut account_ids = Vec::new();
+    for spec in &ACCOUNTS {
+        let AccountSpec {
+            crm,
+            name,
+            segment,
+            since,
+            fiscal_month: fiscal,
+            csm,
+            core_mrr: mrr,
+            usage,
+        } = *spec;
+        let account = h
+            .upsert_account(health::UpsertAccountRequest {
+                external_ref: Some(health::ExternalRef {
+                    system: "salesforce".into(),
+                    id: crm.into(),
+                }),
+                name: name.into(),
+                segment: segment as i32,
+                customer_since: since.into(),
+                fiscal_year_start_month: fiscal,
+                owner_csm: csm.into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .account
+            .context("account")?;
+        let id = account.account_id;
+        subscription(
+            &mut h,
+            Contract {
+                key: &format!("{crm}-core"),
+                account: &id,
+                product: core,
+                tier: "PROFESSIONAL",
+                mrr,
+                start: since,
+                end: "",
+                source_opportunity: "",
+            },
+        )
+        .await?;
+        summary.subscriptions += 1;
+        let mut signals = vec![
+            signal(
+                &id,
+                core,
+                health::SignalKind::Usage,
+                &usage.to_string(),
+                "100",
+                format!("{crm}-usage-1"),
+                2,
+            ),
+            signal(
+                &id,
+                core,
+                health::SignalKind::ActiveUsers,
+                &(usage.min(100) * 9 / 10).to_string(),
+                "100",
+                format!("{crm}-seats-1"),
+                2,
+            ),
+            signal(
+                &id,
+                "",
+                health::SignalKind::Nps,
+                if usage >= 50 { "9" } else { "6" },
+                "",
+                format!("{crm}-nps-1"),
+                20,
+            ),
+            signal(
+                &id,
+                "",
+                health::SignalKind::CsmSentiment,
+                if usage >= 50 { "4" } else { "3" },
+                "",
+                format!("{crm}-sentiment-1"),
+                5,
+            ),
+        ];
+        // Heavy use (power users) only where usage is high.
+        let logins = if usage >= 88 { "40" } else { "12" };
+        for day in 0..3 {
+            signals.push(signal(
+                &id,
+                core,
+                health::SignalKind::Login,
+                logins,
+                "",
+                format!("{crm}-logins-{day}"),
+                day,
+            ));
+        }
+        summary.signals += h
+            .record_signals(health::RecordSignalsRequest {
+                request_id: String::new(),
+                signals,
+            })
+            .await?
+            .into_inner()
+            .accepted;
+        account_ids.push(id);
+    }
+    summary.accounts = account_ids.len();
+
+    // Behaviour that fires the other triggers, and one account in trouble.
+    let extra = vec![
+        signal(
+            &account_ids[2],
+            core,
+            health::SignalKind::PremiumWorkaround,
+            "1",
+            "",
+            "INIT-workaround".into(),
+            3,
+        ),
+        signal(
+            &account_ids[5],
+            core,
+            health::SignalKind::DataExport,
+            "1",
+            "",
+            "WAYN-export".into(),
+            4,
+        ),
+        signal(
+            &account_ids[7],
+            core,
+            health::SignalKind::ValueMilestone,
+            "1",
+            "",
+            "SOYL-milestone".into(),
+            6,
+        ),
+        signal(
+            &account_ids[1],
+            "",
+            health::SignalKind::OrgInitiative,
+            "1",
+            "",
+            "GLBX-cs-team".into(),
+            8,
+        ),
+        signal(
+            &account_ids[10],
+            "",
+            health::SignalKind::Escalation,
+            "1",
+            "",
+            "KRMR-esc-1".into(),
+            3,
+        ),
+        signal(
+            &account_ids[10],
+            "",
+            health::SignalKind::Escalation,
+            "1",
+            "",
+            "KRMR-esc-2".into(),
+            9,
+        ),
+        signal(
+            &account_ids[10],
+            core,
+            health::SignalKind::UpgradePageVisit,
+            "1",
+            "",
+            "KRMR-upgrade".into(),
+            1,
+        ),
+    ];
+    summary.signals += h
+        .record_signals(health::RecordSignalsRequest {
+            request_id: String::new(),
+            signals: extra,
+        })
+        .await?
+        .into_inner()
+        .accepted;
+
+    // A year of contracts: cross-sells, an upsell and a churned module.
+    subscription(
+        &mut h,
+        Contract {
+            key: "0015g00000ACME-analytics",
+            account: &account_ids[0],
+            product: analytics,
+            tier: "STARTER",
+            mrr: "4000.00",
+            start: "2025-06-01",
+            end: "2026-05-31",
+            source_opportunity: "",
+        },
+    )
+    .await?;
+    subscription(
+        &mut h,
+        Contract {
+            key: "0015g00000STRK-automation",
+            account: &account_ids[4],
+            product: automation,
+            tier: "STARTER",
+            mrr: "900.00",
+            start: "2025-09-15",
+            end: "",
+            source_opportunity: "",
+        },
+    )
+    .await?;
+    subscription(
+        &mut h,
+        Contract {
+            key: "0015g00000PIED-automation",
+            account: &account_ids[8],
+            product: automation,
+            tier: "STARTER",
+            mrr: "150.00",
+            start: "2025-11-01",
+            end: "",
+            source_opportunity: "",
+        },
+    )
+    .await?;
+    let churned = subscription(
+        &mut h,
+        Contract {
+            key: "0015g00000VAND-automation",
+            account: &account_ids[9],
+            product: automation,
+            tier: "STARTER",
+            mrr: "120.00",
+            start: "2025-05-01",
+            end: "",
+            source_opportunity: "",
+        },
+    )
+    .await?;
+    summary.subscriptions += 4;
+    h.cancel_subscription(health::CancelSubscriptionRequest {
+        request_id: "demo-cancel-vandelay".into(),
+        subscription_id: churned,
+        cancel_date: "2025-12-31".into(),
+        reason: "budget cut".into(),
+    })
+    .await
+    .or_else(|e| {
+        if e.code() == tonic::Code::FailedPrecondition {
+            Ok(tonic::Response::new(Default::default()))
+        } else {
+            Err(e)
+        }
+    })?;
+
+    // Credit policy: 25% origination, 75% delivery, 5% account-team overlay.
+    let policy = c
+        .get_credit_policy(credit::GetCreditPolicyRequest {
+            policy_id: "default".into(),
+            version: 0,
+            as_of_date: "2025-01-01".into(),
+        })
+        .await;
+    if policy.is_err() {
+        c.upsert_credit_policy(credit::UpsertCreditPolicyRequest {
+            request_id: "demo-policy".into(),
+            policy: Some(credit::CreditPolicy {
+                policy_id: "default".into(),
+                effective_date: "2025-01-01".into(),
+                origination_percent: "25".into(),
+                hold_days: 30,
+                clawback_window_days: 90,
+                ..Default::default()
+            }),
+        })
+        .await?;
+    }
+
+    // The seed's wallet: $800K addressable, $230K with us.
+    for (area, amount, served) in [
+        ("Core Platform", "230000", pipeline::WalletServedBy::Us),
+        ("Analytics", "200000", pipeline::WalletServedBy::Competitor),
+        ("Data Cloud", "250000", pipeline::WalletServedBy::InHouse),
+        (
+            "Automation",
+            "120000",
+            pipeline::WalletServedBy::Unaddressed,
+        ),
+    ] {
+        p.upsert_wallet_estimate(pipeline::UpsertWalletEstimateRequest {
+            request_id: format!("demo-wallet-acme-{area}"),
+            estimate: Some(pipeline::WalletEstimate {
+                account_id: account_ids[0].clone(),
+                product_area: area.into(),
+                annual_spend: usd(amount),
+                served_by: served as i32,
+                ..Default::default()
+            }),
+        })
+        .await?;
+    }
+
+    // Opportunities at every stage.
+    let qualified = pipeline::Qualification {
+        need_confirmed: true,
+        budget_status: pipeline::BudgetStatus::Allocated as i32,
+        decision_process_known: true,
+        relationship_strength: 8,
+        fit: pipeline::Rating::High as i32,
+        applicability: pipeline::Rating::High as i32,
+        capability: pipeline::Rating::Medium as i32,
+        competitive_position: pipeline::Rating::High as i32,
+    };
+    let cfo = pipeline::Stakeholder {
+        name: "Dana Whitfield".into(),
+        title: "CFO".into(),
+        role: "economic buyer".into(),
+        budget_holder: true,
+        decision_maker: true,
+        email: "dana@example.com".into(),
+    };
+    use pipeline::Stage as S;
+    let plans: [(&str, usize, &String, Motion, &str, S, bool); 8] = [
+        (
+            "identified",
+            3,
+            analytics,
+            Motion::CrossSellAdjacent,
+            "60000",
+            S::Identified,
+            false,
+        ),
+        (
+            "exploring",
+            1,
+            analytics,
+            Motion::CrossSellAdjacent,
+            "90000",
+            S::Exploring,
+            false,
+        ),
+        (
+            "qualified",
+            0,
+            automation,
+            Motion::CrossSellComplementary,
+            "48000",
+            S::Qualified,
+            false,
+        ),
+        (
+            "proposed",
+            4,
+            analytics,
+            Motion::CrossSellAdjacent,
+            "30000",
+            S::Proposed,
+            true,
+        ),
+        (
+            "negotiating",
+            1,
+            core,
+            Motion::UpsellTier,
+            "120000",
+            S::Negotiating,
+            true,
+        ),
+        (
+            "won",
+            0,
+            core,
+            Motion::UpsellCapacity,
+            "500000",
+            S::ClosedWon,
+            true,
+        ),
+        (
+            "lost",
+            5,
+            automation,
+            Motion::CrossSellComplementary,
+            "26000",
+            S::ClosedLost,
+            false,
+        ),
+        (
+            "won-cs-led",
+            8,
+            core,
+            Motion::UpsellCapacity,
+            "26000",
+            S::ClosedWon,
+            false,
+        ),
+    ];
+    for (key, account, product, motion, amount, target, handoff) in plans {
+        let account_id = &account_ids[account];
+        let csm = ACCOUNTS[account].csm;
+        let rid = |step: &str| format!("demo-{key}-{step}");
+        let mut opp = p
+            .create_opportunity(pipeline::CreateOpportunityRequest {
+                request_id: rid("create"),
+                opportunity: Some(pipeline::Opportunity {
+                    account_id: account_id.clone(),
+                    product_id: product.clone(),
+                    source_product_id: if motion == Motion::CrossSellAdjacent
+                        || motion == Motion::CrossSellComplementary
+                    {
+                        core.clone()
+                    } else {
+                        String::new()
+                    },
+                    motion: motion as i32,
+                    amount: usd(amount),
+                    name: format!("{} — {key}", ACCOUNTS[account].name),
+                    close_date: "2026-12-15".into(),
+                    owner: csm.into(),
+                    owner_team: "customer-success".into(),
+                    originator: csm.into(),
+                    stakeholders: vec![cfo.clone()],
+                    qualification: Some(qualified),
+                    discovery_notes: "Outgrowing the current plan; budget set for next quarter."
+                        .into(),
+                    ..Default::default()
+                }),
+            })
+            .await?
+            .into_inner()
+            .opportunity
+            .context("opportunity")?;
+        summary.opportunities += 1;
+        let path: &[S] = match target {
+            S::Identified => &[],
+            S::Exploring => &[S::Exploring],
+            S::Qualified => &[S::Exploring, S::Qualified],
+            S::Proposed => &[S::Exploring, S::Qualified, S::Proposed],
+            S::Negotiating | S::ClosedWon => {
+                &[S::Exploring, S::Qualified, S::Proposed, S::Negotiating]
+            }
+            _ => &[S::Exploring],
+        };
+        let mut accepted_by = None;
+        for (step, stage) in path.iter().enumerate() {
+            if handoff && *stage == S::Proposed {
+                let requested = p
+                    .request_handoff(pipeline::RequestHandoffRequest {
+                        request_id: rid("handoff"),
+                        opportunity_id: opp.opportunity_id.clone(),
+                        package: Some(pipeline::HandoffPackage {
+                            discovery_summary: "Usage near the plan's limit; the team wants more."
+                                .into(),
+                            pain_points: vec!["hitting limits every month".into()],
+                            stakeholders: vec![cfo.clone()],
+                            decision_process: "CFO signs above $25K after a security review".into(),
+                            budget_status: pipeline::BudgetStatus::Allocated as i32,
+                            timing: "this quarter".into(),
+                            competitive_landscape: "no incumbent for this module".into(),
+                            joint_call_time: None,
+                        }),
+                    })
+                    .await?
+                    .into_inner()
+                    .handoff
+                    .context("handoff")?;
+                if target != S::Proposed {
+                    let accepted = p
+                        .accept_handoff(pipeline::AcceptHandoffRequest {
+                            request_id: rid("accept"),
+                            handoff_id: requested.handoff_id,
+                            owner: "alex.ae".into(),
+                            owner_team: "enterprise-sales".into(),
+                        })
+                        .await?
+                        .into_inner();
+                    opp = accepted.opportunity.context("opportunity")?;
+                    accepted_by = Some("alex.ae");
+                }
+            }
+            opp = p
+                .advance_stage(pipeline::AdvanceStageRequest {
+                    request_id: rid(&format!("stage-{step}")),
+                    opportunity_id: opp.opportunity_id.clone(),
+                    etag: opp.etag.clone(),
+                    to_stage: *stage as i32,
+                    override_reason: String::new(),
+                    reopen: false,
+                    reason: String::new(),
+                })
+                .await?
+                .into_inner()
+                .opportunity
+                .context("opportunity")?;
+        }
+        if target == S::ClosedWon || target == S::ClosedLost {
+            opp = p
+                .close_opportunity(pipeline::CloseOpportunityRequest {
+                    request_id: rid("close"),
+                    opportunity_id: opp.opportunity_id.clone(),
+                    etag: opp.etag.clone(),
+                    won: target == S::ClosedWon,
+                    lost_reason: if target == S::ClosedLost {
+                        "chose a bundled competitor".into()
+                    } else {
+                        String::new()
+                    },
+                    close_date: "2026-11-20".into(),
+                })
+                .await?
+                .into_inner()
+                .opportunity
+                .context("opportunity")?;
+        }
+        if target == S::ClosedWon {
+            // What the close-won outbox will do: the new subscription and the credits.
+            let sub = subscription(
+                &mut h,
+                Contract {
+                    key: &format!("demo-won-{key}"),
+                    account: account_id,
+                    product,
+                    tier: "ENTERPRISE",
+                    mrr: "2000.00",
+                    start: "2026-12-01",
+                    end: "",
+                    source_opportunity: &opp.opportunity_id,
+                },
+            )
+            .await?;
+            let mut participants = vec![credit::Participant {
+                participant_id: csm.into(),
+                role: credit::CreditRole::Originator as i32,
+                percent: "100".into(),
+                team: "customer-success".into(),
+                owner: accepted_by.is_none(),
+                overlay_rule: String::new(),
+            }];
+            participants.push(credit::Participant {
+                participant_id: format!(
+                    "{}-account-team",
+                    ACCOUNTS[account].name.to_lowercase().replace(' ', "-")
+                ),
+                role: credit::CreditRole::Overlay as i32,
+                percent: String::new(),
+                team: "account-team".into(),
+                owner: false,
+                overlay_rule: "account_team".into(),
+            });
+            if let Some(ae) = accepted_by {
+                participants.push(credit::Participant {
+                    participant_id: ae.into(),
+                    role: credit::CreditRole::Delivery as i32,
+                    percent: "100".into(),
+                    team: "enterprise-sales".into(),
+                    owner: true,
+                    overlay_rule: String::new(),
+                });
+            }
+            c.record_deal_credits(credit::RecordDealCreditsRequest {
+                request_id: rid("credits"),
+                deal_id: opp.opportunity_id.clone(),
+                account_id: account_id.clone(),
+                product_id: product.clone(),
+                amount: usd(amount),
+                margin_percent: String::new(),
+                close_date: "2026-11-20".into(),
+                policy_id: "default".into(),
+                participants,
+                cs_led_without_handoff: accepted_by.is_none(),
+                subscription_id: sub,
+            })
+            .await?;
+            summary.won_deals += 1;
+        }
+    }
+    Ok(summary)
+}

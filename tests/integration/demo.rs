@@ -1,0 +1,123 @@
+//! `expansion serve --demo` loads the sample dataset through the API, and
+//! `expansion demo` run again changes nothing.
+
+use std::process::Command;
+use std::time::Duration;
+
+use contracts::pb::credit::v1 as credit;
+use contracts::pb::health::v1 as health;
+use contracts::pb::pipeline::v1 as pipeline;
+
+use crate::harness::{Backend, Server, binary};
+use crate::on_both_databases;
+
+on_both_databases!(demo_data_is_realistic_and_idempotent);
+
+async fn opportunities(server: &Server) -> Vec<pipeline::Opportunity> {
+    server
+        .pipeline()
+        .await
+        .list_opportunities(pipeline::ListOpportunitiesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .opportunities
+}
+
+async fn demo_data_is_realistic_and_idempotent(backend: Backend) {
+    let server = Server::start(&backend, &["--demo"]);
+    // The load runs beside the server; wait for its last step (credits).
+    let mut loaded = Vec::new();
+    for _ in 0..300 {
+        loaded = opportunities(&server).await;
+        if loaded
+            .iter()
+            .filter(|o| o.stage == pipeline::Stage::ClosedWon as i32)
+            .count()
+            == 2
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stages: std::collections::BTreeSet<i32> = loaded.iter().map(|o| o.stage).collect();
+    assert_eq!(stages.len(), 7, "an opportunity at every stage: {stages:?}");
+    let mut statement = None;
+    for _ in 0..100 {
+        let reply = server
+            .credit()
+            .await
+            .get_statement(credit::GetStatementRequest {
+                participant_id: "carla.csm".into(),
+                start_date: "2026-01-01".into(),
+                end_date: "2027-01-01".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if !reply.entries.is_empty() {
+            statement = Some(reply);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Carla originated the $500K won deal: 25% origination.
+    let closing = statement.unwrap().currencies[0]
+        .closing_balance
+        .clone()
+        .unwrap();
+    assert_eq!(closing.amount, "125000.00");
+
+    let mut h = server.health().await;
+    let accounts = h
+        .list_accounts(health::ListAccountsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .accounts;
+    assert_eq!(accounts.len(), 12);
+    let acme = accounts.iter().find(|a| a.name == "Acme Corp").unwrap();
+    let whitespace = server
+        .pipeline()
+        .await
+        .get_whitespace(pipeline::GetWhitespaceRequest {
+            account_id: acme.account_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let summary = &whitespace.summaries[0];
+    assert_eq!(summary.share_of_wallet, "0.2875");
+    let ready = h
+        .list_triggers(health::ListTriggersRequest {
+            statuses: vec![health::TriggerStatus::Ready as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .triggers;
+    assert!(
+        ready
+            .iter()
+            .any(|t| t.kind == health::TriggerKind::UsageCapacity as i32)
+    );
+
+    // Loading again through the command changes nothing.
+    let again = Command::new(binary())
+        .args(["demo", "--target", &server.addr])
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let out = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        out.contains("12 accounts") && out.contains("0 new signals"),
+        "{out}"
+    );
+    assert_eq!(opportunities(&server).await.len(), loaded.len());
+}
