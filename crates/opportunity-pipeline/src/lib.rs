@@ -20,6 +20,10 @@ pub mod model;
 mod service;
 pub mod store;
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod fake_health_tests;
+
 pub use api::PipelineService;
 pub use contracts::pb::pipeline::v1::opportunity_pipeline_service_server::OpportunityPipelineServiceServer;
 pub use health::{GrpcHealthGateway, HealthGateway, NoHealthService};

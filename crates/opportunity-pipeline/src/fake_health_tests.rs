@@ -1,19 +1,17 @@
 //! The service against a fake health service (in-memory SQLite, no
 //! network): what the gates do with each answer health can give.
 
-#![allow(clippy::unwrap_used)]
-
 use std::sync::{Arc, Mutex};
 
+use crate::health::{AccountInfo, HealthError, SubscriptionInfo, TriggerInfo};
+use crate::model::gates::{HealthView, ProductHealth};
+use crate::model::whitespace::PortfolioProduct;
+use crate::{HealthGateway, PipelineConfig, PipelineService};
 use contracts::pb::common::v1::{HealthBand as PbBand, Money, Motion};
 use contracts::pb::pipeline::v1 as pb;
 use contracts::pb::pipeline::v1::opportunity_pipeline_service_server::OpportunityPipelineService;
 use domain::HealthBand;
 use migrations::MigratorTrait;
-use opportunity_pipeline::health::{AccountInfo, HealthError, SubscriptionInfo, TriggerInfo};
-use opportunity_pipeline::model::gates::{HealthView, ProductHealth};
-use opportunity_pipeline::model::whitespace::PortfolioProduct;
-use opportunity_pipeline::{HealthGateway, PipelineConfig, PipelineService};
 use tonic::{Code, Request};
 use tonic_types::StatusExt;
 
