@@ -51,3 +51,55 @@ pub async fn drop_event_table(manager: &SchemaManager<'_>, table: &str) -> Resul
         .drop_table(Table::drop().table(Alias::new(table)).to_owned())
         .await
 }
+
+/// Creates `<prefix>_deliveries` (one row per event and target) and
+/// `<prefix>_outbox_cursor` (how far the dispatcher has staged).
+pub async fn create_outbox_tables(manager: &SchemaManager<'_>, prefix: &str) -> Result<(), DbErr> {
+    let deliveries = format!("{prefix}_deliveries");
+    let c = |n: &str| ColumnDef::new(Alias::new(n));
+    manager
+        .create_table(
+            Table::create()
+                .table(Alias::new(&deliveries))
+                .col(c("event_id").string().not_null())
+                .col(c("target").string().not_null())
+                .col(c("event_seq").big_integer().not_null())
+                .col(c("subject_id").string().not_null())
+                .col(c("status").string().not_null())
+                .col(c("attempts").integer().not_null())
+                .col(c("last_error").text())
+                .col(c("next_attempt_at").timestamp_with_time_zone().not_null())
+                .col(c("created_at").timestamp_with_time_zone().not_null())
+                .primary_key(
+                    Index::create()
+                        .col(Alias::new("event_id"))
+                        .col(Alias::new("target")),
+                )
+                .to_owned(),
+        )
+        .await?;
+    for (name, cols) in [
+        ("due", ["status", "next_attempt_at"]),
+        ("subject", ["subject_id", "event_seq"]),
+    ] {
+        manager
+            .create_index(
+                Index::create()
+                    .name(format!("{deliveries}_{name}"))
+                    .table(Alias::new(&deliveries))
+                    .col(Alias::new(cols[0]))
+                    .col(Alias::new(cols[1]))
+                    .to_owned(),
+            )
+            .await?;
+    }
+    manager
+        .create_table(
+            Table::create()
+                .table(Alias::new(format!("{prefix}_outbox_cursor")))
+                .col(c("name").string().not_null().primary_key())
+                .col(c("seq").big_integer().not_null())
+                .to_owned(),
+        )
+        .await
+}

@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateAccounts),
             Box::new(CreateEvents),
             Box::new(CreatePortfolioSignalsHealth),
+            Box::new(CreateOutbox),
         ]
     }
 }
@@ -469,6 +470,31 @@ impl MigrationTrait for CreatePortfolioSignalsHealth {
             "subscriptions",
             "products",
         ] {
+            manager
+                .drop_table(Table::drop().table(Alias::new(table)).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Delivery rows and the staging cursor of the outbox dispatcher.
+struct CreateOutbox;
+
+impl MigrationName for CreateOutbox {
+    fn name(&self) -> &str {
+        "m20261125_000004_create_health_outbox"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateOutbox {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        crate::events::create_outbox_tables(manager, "health").await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in ["health_outbox_cursor", "health_deliveries"] {
             manager
                 .drop_table(Table::drop().table(Alias::new(table)).to_owned())
                 .await?;

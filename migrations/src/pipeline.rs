@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateHandoffs),
             Box::new(CreateWalletEstimates),
             Box::new(CreateRequests),
+            Box::new(CreateOutbox),
         ]
     }
 }
@@ -515,5 +516,30 @@ impl MigrationTrait for CreateRequests {
         manager
             .drop_table(Table::drop().table(PipelineRequests::Table).to_owned())
             .await
+    }
+}
+
+/// Delivery rows and the staging cursor of the outbox dispatcher.
+struct CreateOutbox;
+
+impl MigrationName for CreateOutbox {
+    fn name(&self) -> &str {
+        "m20261125_000007_create_pipeline_outbox"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateOutbox {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        crate::events::create_outbox_tables(manager, "pipeline").await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in ["pipeline_outbox_cursor", "pipeline_deliveries"] {
+            manager
+                .drop_table(Table::drop().table(Alias::new(table)).to_owned())
+                .await?;
+        }
+        Ok(())
     }
 }

@@ -115,9 +115,14 @@ pub struct Server {
 impl Server {
     /// Starts `expansion serve` with `extra` flags on `backend`.
     pub fn start(backend: &Backend, extra: &[&str]) -> Server {
+        Self::start_on(backend, "127.0.0.1:0", extra)
+    }
+
+    /// Starts `expansion serve` listening on `listen`.
+    pub fn start_on(backend: &Backend, listen: &str, extra: &[&str]) -> Server {
         let mut cmd = Command::new(binary());
         cmd.arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .args(backend.args())
             .args(extra)
             .env("EXPANSION_LOG", "warn")

@@ -10,5 +10,6 @@ mod credit;
 mod demo;
 mod foundation;
 mod health;
+mod outbox;
 mod pipeline;
 mod readme;

@@ -38,6 +38,11 @@ impl HealthService {
         }
     }
 
+    /// The store's write gate, for the outbox dispatcher to share.
+    pub fn write_gate(&self) -> storage::WriteGate {
+        self.store.writer().clone()
+    }
+
     /// Recomputes health and triggers of accounts whose signals or contracts
     /// changed, off the ingestion path, until the process stops. Also marks
     /// every account once a day so time-based triggers (renewals, fiscal

@@ -9,6 +9,7 @@ pub mod api;
 pub mod entity;
 pub mod error;
 pub mod model;
+pub mod outbox;
 pub mod revenue;
 pub mod store;
 

@@ -145,6 +145,11 @@ pub struct ServeArgs {
     /// Defaults to this process's own address when it also serves health.
     #[arg(long, env = "EXPANSION_HEALTH_ADDR")]
     pub health_addr: Option<String>,
+    /// Address of the credit service that won deals (pipeline) and
+    /// cancellations (health) are delivered to. Defaults to this process's
+    /// own address when it also serves credit.
+    #[arg(long, env = "EXPANSION_CREDIT_ADDR")]
+    pub credit_addr: Option<String>,
     /// Deadline of each call the pipeline makes to the health service.
     #[arg(long, env = "EXPANSION_HEALTH_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub health_timeout: Duration,

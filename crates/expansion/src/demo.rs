@@ -366,7 +366,7 @@ impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "demo data: {} accounts, {} products, {} subscriptions, {} new signals, {} opportunities ({} won, credited)",
+            "demo data: {} accounts, {} products, {} subscriptions, {} new signals, {} opportunities ({} won; the outbox credits them)",
             self.accounts,
             self.products,
             self.subscriptions,
@@ -844,7 +844,6 @@ pub async fn load(target: &str) -> anyhow::Result<Summary> {
             }
             _ => &[S::Exploring],
         };
-        let mut accepted_by = None;
         for (step, stage) in path.iter().enumerate() {
             if handoff && *stage == S::Proposed {
                 let requested = p
@@ -878,7 +877,6 @@ pub async fn load(target: &str) -> anyhow::Result<Summary> {
                         .await?
                         .into_inner();
                     opp = accepted.opportunity.context("opportunity")?;
-                    accepted_by = Some("alex.ae");
                 }
             }
             opp = p
@@ -897,83 +895,23 @@ pub async fn load(target: &str) -> anyhow::Result<Summary> {
                 .context("opportunity")?;
         }
         if target == S::ClosedWon || target == S::ClosedLost {
-            opp = p
-                .close_opportunity(pipeline::CloseOpportunityRequest {
-                    request_id: rid("close"),
-                    opportunity_id: opp.opportunity_id.clone(),
-                    etag: opp.etag.clone(),
-                    won: target == S::ClosedWon,
-                    lost_reason: if target == S::ClosedLost {
-                        "chose a bundled competitor".into()
-                    } else {
-                        String::new()
-                    },
-                    close_date: "2026-11-20".into(),
-                })
-                .await?
-                .into_inner()
-                .opportunity
-                .context("opportunity")?;
-        }
-        if target == S::ClosedWon {
-            // What the close-won outbox will do: the new subscription and the credits.
-            let sub = subscription(
-                &mut h,
-                Contract {
-                    key: &format!("demo-won-{key}"),
-                    account: account_id,
-                    product,
-                    tier: "ENTERPRISE",
-                    mrr: "2000.00",
-                    start: "2026-12-01",
-                    end: "",
-                    source_opportunity: &opp.opportunity_id,
+            p.close_opportunity(pipeline::CloseOpportunityRequest {
+                request_id: rid("close"),
+                opportunity_id: opp.opportunity_id.clone(),
+                etag: opp.etag.clone(),
+                won: target == S::ClosedWon,
+                lost_reason: if target == S::ClosedLost {
+                    "chose a bundled competitor".into()
+                } else {
+                    String::new()
                 },
-            )
-            .await?;
-            let mut participants = vec![credit::Participant {
-                participant_id: csm.into(),
-                role: credit::CreditRole::Originator as i32,
-                percent: "100".into(),
-                team: "customer-success".into(),
-                owner: accepted_by.is_none(),
-                overlay_rule: String::new(),
-            }];
-            participants.push(credit::Participant {
-                participant_id: format!(
-                    "{}-account-team",
-                    ACCOUNTS[account].name.to_lowercase().replace(' ', "-")
-                ),
-                role: credit::CreditRole::Overlay as i32,
-                percent: String::new(),
-                team: "account-team".into(),
-                owner: false,
-                overlay_rule: "account_team".into(),
-            });
-            if let Some(ae) = accepted_by {
-                participants.push(credit::Participant {
-                    participant_id: ae.into(),
-                    role: credit::CreditRole::Delivery as i32,
-                    percent: "100".into(),
-                    team: "enterprise-sales".into(),
-                    owner: true,
-                    overlay_rule: String::new(),
-                });
-            }
-            c.record_deal_credits(credit::RecordDealCreditsRequest {
-                request_id: rid("credits"),
-                deal_id: opp.opportunity_id.clone(),
-                account_id: account_id.clone(),
-                product_id: product.clone(),
-                amount: usd(amount),
-                margin_percent: String::new(),
                 close_date: "2026-11-20".into(),
-                policy_id: "default".into(),
-                participants,
-                cs_led_without_handoff: accepted_by.is_none(),
-                subscription_id: sub,
             })
             .await?;
+        }
+        if target == S::ClosedWon {
+            // The close-won outbox takes it from here: the new subscription
+            // in health, the credits in credit.
             summary.won_deals += 1;
         }
     }

@@ -75,9 +75,9 @@ async fn shutdown_signal() {
     }
 }
 
-/// Where the pipeline finds the health service: the flag, else this process
-/// when it serves health too (its bound address, so `--listen …:0` works;
-/// a wildcard listen address is reached over loopback).
+/// Where a service finds another: the flag, else this process when it
+/// serves that one too (its bound address, so `--listen …:0` works; a
+/// wildcard listen address is reached over loopback).
 fn health_address(flag: Option<&str>, serves_health: bool, local: SocketAddr) -> Option<String> {
     if let Some(addr) = flag {
         return Some(addr.to_owned());
@@ -90,6 +90,20 @@ fn health_address(flag: Option<&str>, serves_health: bool, local: SocketAddr) ->
         };
         SocketAddr::new(ip, local.port()).to_string()
     })
+}
+
+/// A lazy channel to a peer service, if this deployment knows where it is.
+fn peer_channel(
+    flag: Option<&str>,
+    served_here: bool,
+    local: SocketAddr,
+    timeout: Duration,
+) -> anyhow::Result<Option<tonic::transport::Channel>> {
+    health_address(flag, served_here, local)
+        .map(|addr| {
+            opportunity_pipeline::outbox::lazy_channel(&addr, timeout).map_err(anyhow::Error::msg)
+        })
+        .transpose()
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -115,9 +129,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let db = database::open(&args.storage, *service).await?;
         router = Some(match service {
             ServiceName::Health => {
+                let outbox_db = db.clone();
                 let health = HealthService::new(db);
                 // Ends with the process: it only recomputes derived scores.
                 let _worker = health.spawn_background();
+                let credit = peer_channel(
+                    args.credit_addr.as_deref(),
+                    services.contains(&ServiceName::Credit),
+                    local,
+                    args.health_timeout,
+                )?;
+                let _outbox = account_health::outbox::outbox(health.write_gate()).spawn(
+                    outbox_db,
+                    Arc::new(account_health::outbox::HealthCourier::new(credit)),
+                );
                 let svc = AccountHealthServiceServer::new(health)
                     .max_decoding_message_size(limit)
                     .max_encoding_message_size(limit);
@@ -151,13 +176,28 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                         Arc::new(NoHealthService)
                     }
                 };
-                let svc = OpportunityPipelineServiceServer::new(PipelineService::new(
-                    db,
-                    health,
-                    pipeline_config.clone(),
-                ))
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit);
+                // Won deals reach health (the subscription) and credit (the credits).
+                let courier = opportunity_pipeline::outbox::PipelineCourier::new(
+                    peer_channel(
+                        args.health_addr.as_deref(),
+                        services.contains(&ServiceName::Health),
+                        local,
+                        args.health_timeout,
+                    )?,
+                    peer_channel(
+                        args.credit_addr.as_deref(),
+                        services.contains(&ServiceName::Credit),
+                        local,
+                        args.health_timeout,
+                    )?,
+                );
+                let outbox_db = db.clone();
+                let pipeline = PipelineService::new(db, health, pipeline_config.clone());
+                let _outbox = opportunity_pipeline::outbox::outbox(pipeline.write_gate())
+                    .spawn(outbox_db, Arc::new(courier));
+                let svc = OpportunityPipelineServiceServer::new(pipeline)
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(limit);
                 health_reporter
                     .set_serving::<OpportunityPipelineServiceServer<PipelineService>>()
                     .await;

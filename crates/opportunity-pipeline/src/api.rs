@@ -26,6 +26,11 @@ pub struct PipelineService {
 }
 
 impl PipelineService {
+    /// The store's write gate, for the outbox dispatcher to share.
+    pub fn write_gate(&self) -> storage::WriteGate {
+        self.store.writer().clone()
+    }
+
     pub fn new(
         db: DatabaseConnection,
         health: Arc<dyn HealthGateway>,
@@ -195,9 +200,16 @@ impl OpportunityPipelineService for PipelineService {
         &self,
         request: Request<pb::GetOpportunityRequest>,
     ) -> Reply<pb::GetOpportunityResponse> {
-        Ok(Response::new(
-            self.get_opportunity_op(request.get_ref()).await?,
-        ))
+        let mut reply = self.get_opportunity_op(request.get_ref()).await?;
+        // What the close-won outbox has done for this deal, target by target.
+        if let Some(opportunity) = reply.opportunity.as_mut() {
+            let rows = crate::outbox::outbox(self.store.writer().clone())
+                .list(self.store.db(), Some(&opportunity.opportunity_id), None, 16)
+                .await
+                .map_err(crate::error::PipelineError::from)?;
+            opportunity.deliveries = crate::outbox::deliveries_to_pb(rows);
+        }
+        Ok(Response::new(reply))
     }
 
     #[tracing::instrument(skip_all)]

@@ -17,6 +17,7 @@ pub mod entity;
 pub mod error;
 pub mod health;
 pub mod model;
+pub mod outbox;
 mod service;
 pub mod store;
 

@@ -89,6 +89,8 @@ pub enum Claim {
 pub struct Store {
     db: DatabaseConnection,
     events: EventLog,
+    /// On SQLite, write transactions (and the outbox's writes) take turns.
+    writer: storage::WriteGate,
 }
 
 pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String, PipelineError> {
@@ -116,9 +118,14 @@ fn history_row(
 impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
         Self {
+            writer: storage::WriteGate::for_db(&db),
             db,
             events: EventLog::new(EVENT_TABLE),
         }
+    }
+
+    pub fn writer(&self) -> &storage::WriteGate {
+        &self.writer
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -216,6 +223,7 @@ impl Store {
         if let (Some(obj), serde_json::Value::Object(extra)) = (data.as_object_mut(), event_extra) {
             obj.extend(extra);
         }
+        let _write = self.writer.enter().await;
         let txn = self.db.begin().await?;
         let model = row.insert(&txn).await?;
         for note in std::iter::once(&first_stage).chain(notes) {
@@ -288,6 +296,7 @@ impl Store {
         write: OpportunityWrite,
         principal: &str,
     ) -> Result<opportunity::Model, PipelineError> {
+        let _write = self.writer.enter().await;
         let txn = self.db.begin().await?;
         let model = self
             .apply_write(&txn, write, principal, storage::now())
@@ -397,6 +406,7 @@ impl Store {
         row: handoff::ActiveModel,
         event: NewEvent,
     ) -> Result<handoff::Model, PipelineError> {
+        let _write = self.writer.enter().await;
         let txn = self.db.begin().await?;
         let model = row.insert(&txn).await?;
         self.events.append(&txn, &[event]).await?;
@@ -417,6 +427,7 @@ impl Store {
         principal: &str,
     ) -> Result<(handoff::Model, Option<opportunity::Model>), PipelineError> {
         let now = storage::now();
+        let _write = self.writer.enter().await;
         let txn = self.db.begin().await?;
         let mut changes = changes;
         changes.open_key = Set(None);
@@ -491,6 +502,7 @@ impl Store {
     ) -> Result<wallet_estimate::Model, PipelineError> {
         use wallet_estimate::Column as C;
         let now = storage::now();
+        let _write = self.writer.enter().await;
         let txn = self.db.begin().await?;
         let existing = wallet_estimate::Entity::find()
             .filter(C::AccountId.eq(row.account_id.as_str()))

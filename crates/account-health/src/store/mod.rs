@@ -58,6 +58,10 @@ impl Store {
         &self.events
     }
 
+    pub fn writer(&self) -> &storage::WriteGate {
+        &self.writer
+    }
+
     pub async fn account(&self, id: &AccountId) -> Result<Option<account::Model>, HealthError> {
         Ok(account::Entity::find_by_id(id.to_string())
             .one(&self.db)

@@ -1,0 +1,304 @@
+//! Closing a deal won reaches the other two services: the health service
+//! gets the new subscription (so whitespace and revenue follow), the credit
+//! service records the deal's credits — originator the CSM, delivery the AE
+//! who accepted the handoff, overlay the account team. Driven from the
+//! `pipeline.opportunity.closed_won` event by `storage::outbox`.
+
+use std::time::Duration;
+
+use contracts::pb::common::v1::Money;
+use contracts::pb::credit::v1 as credit;
+use contracts::pb::credit::v1::compensation_credit_service_client::CompensationCreditServiceClient;
+use contracts::pb::health::v1 as health;
+use contracts::pb::health::v1::account_health_service_client::AccountHealthServiceClient;
+use domain::{Currency, Decimal};
+use rust_decimal::RoundingStrategy;
+use serde_json::Value;
+use storage::events::StoredEvent;
+use storage::outbox::{Courier, Failure};
+use tonic::transport::{Channel, Endpoint};
+
+pub const HEALTH: &str = "health";
+pub const CREDIT: &str = "credit";
+const CLOSED_WON: &str = "pipeline.opportunity.closed_won";
+
+/// The pipeline's outbox: closed-won events, one delivery per target.
+pub fn outbox(writer: storage::WriteGate) -> storage::outbox::Outbox {
+    storage::outbox::Outbox::new(
+        storage::events::EventLog::new(crate::store::EVENT_TABLE),
+        "pipeline_deliveries",
+        "pipeline_outbox_cursor",
+        writer,
+    )
+}
+
+/// The wire form of an opportunity's deliveries.
+pub fn deliveries_to_pb(
+    rows: Vec<storage::outbox::Delivery>,
+) -> Vec<contracts::pb::pipeline::v1::OutboxDelivery> {
+    use contracts::pb::pipeline::v1 as pb;
+    rows.into_iter()
+        .map(|d| pb::OutboxDelivery {
+            target: d.target,
+            status: match d.status.as_str() {
+                storage::outbox::DELIVERED => pb::DeliveryStatus::Delivered,
+                storage::outbox::PARKED => pb::DeliveryStatus::Parked,
+                _ => pb::DeliveryStatus::Pending,
+            } as i32,
+            attempts: d.attempts,
+            last_error: d.last_error.unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// A lazily connected channel to `address` (`host:port` or a URL).
+pub fn lazy_channel(address: &str, timeout: Duration) -> Result<Channel, String> {
+    let uri = if address.contains("://") {
+        address.to_owned()
+    } else {
+        format!("http://{address}")
+    };
+    Ok(Endpoint::from_shared(uri)
+        .map_err(|e| format!("{address:?} is not a valid address: {e}"))?
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .connect_lazy())
+}
+
+/// Delivers closed-won deals to health and credit.
+pub struct PipelineCourier {
+    health: Option<AccountHealthServiceClient<Channel>>,
+    credit: Option<CompensationCreditServiceClient<Channel>>,
+}
+
+impl PipelineCourier {
+    /// `None` for a service this deployment cannot reach: its deliveries
+    /// wait (PENDING, with the reason) until an address is configured.
+    pub fn new(health: Option<Channel>, credit: Option<Channel>) -> Self {
+        Self {
+            health: health.map(AccountHealthServiceClient::new),
+            credit: credit.map(CompensationCreditServiceClient::new),
+        }
+    }
+}
+
+fn text<'a>(data: &'a Value, key: &str) -> Option<&'a str> {
+    data.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+fn field(data: &Value, key: &str) -> Result<String, Failure> {
+    text(data, key)
+        .map(str::to_owned)
+        .ok_or_else(|| Failure::Park(format!("closed_won event lacks {key}")))
+}
+
+/// Monthly recurring revenue of an annual amount, half-even to the minor unit.
+pub fn monthly(annual_minor: i64) -> i64 {
+    (Decimal::from(annual_minor) / Decimal::from(12))
+        .round_dp_with_strategy(0, RoundingStrategy::MidpointNearestEven)
+        .try_into()
+        .unwrap_or(i64::MAX)
+}
+
+/// The subscription a won deal creates; keyed by the opportunity, so a
+/// repeated delivery finds the same subscription.
+pub fn subscription_request(data: &Value) -> Result<health::UpsertSubscriptionRequest, Failure> {
+    let currency = Currency::parse(&field(data, "currency_code")?)
+        .map_err(|e| Failure::Park(e.to_string()))?;
+    let annual: i64 = field(data, "amount_minor")?
+        .parse()
+        .map_err(|_| Failure::Park("closed_won amount_minor is not a number".into()))?;
+    let mrr = domain::Money::from_minor(currency, monthly(annual));
+    Ok(health::UpsertSubscriptionRequest {
+        request_id: String::new(),
+        subscription: Some(health::Subscription {
+            account_id: field(data, "account_id")?,
+            product_id: field(data, "product_id")?,
+            mrr: Some(contracts::wire::money_to_pb(&mrr)),
+            start_date: field(data, "close_date")?,
+            quantity: 1,
+            source_opportunity_id: field(data, "opportunity_id")?,
+            ..Default::default()
+        }),
+        mrr_effective_date: String::new(),
+    })
+}
+
+/// The credits of a won deal: with an accepted handoff the CSM originates
+/// and the accepting AE delivers (and owns the split); without one the deal
+/// was CS-led and the CSM gets both shares. The account team rides on the
+/// policy's overlay rule.
+pub fn credits_request(event: &StoredEvent) -> Result<credit::RecordDealCreditsRequest, Failure> {
+    let data = &event.data;
+    let handoff = data.get("handoff").filter(|h| !h.is_null());
+    let owner = text(data, "owner");
+    let originator = text(data, "originator")
+        .or_else(|| handoff.and_then(|h| text(h, "requested_by")))
+        .or(owner)
+        .ok_or_else(|| Failure::Park("closed_won event names no originator or owner".into()))?;
+    let account_id = field(data, "account_id")?;
+    let mut participants = Vec::new();
+    let delivery = handoff
+        .and_then(|h| text(h, "accepted_by"))
+        .or(owner.filter(|_| handoff.is_some()));
+    participants.push(credit::Participant {
+        participant_id: originator.to_owned(),
+        role: credit::CreditRole::Originator as i32,
+        percent: "100".into(),
+        team: "customer-success".into(),
+        owner: delivery.is_none(),
+        overlay_rule: String::new(),
+    });
+    if let Some(ae) = delivery {
+        let team = handoff
+            .and_then(|h| text(h, "accepted_team"))
+            .or_else(|| text(data, "owner_team"))
+            .unwrap_or("sales");
+        participants.push(credit::Participant {
+            participant_id: ae.to_owned(),
+            role: credit::CreditRole::Delivery as i32,
+            percent: "100".into(),
+            team: team.to_owned(),
+            owner: true,
+            overlay_rule: String::new(),
+        });
+    }
+    participants.push(credit::Participant {
+        participant_id: format!("account-team:{account_id}"),
+        role: credit::CreditRole::Overlay as i32,
+        percent: String::new(),
+        team: "account-team".into(),
+        owner: false,
+        overlay_rule: String::new(),
+    });
+    Ok(credit::RecordDealCreditsRequest {
+        request_id: format!("outbox:{}", event.event_id),
+        deal_id: field(data, "opportunity_id")?,
+        account_id,
+        product_id: field(data, "product_id")?,
+        amount: Some(Money {
+            currency_code: field(data, "currency_code")?,
+            amount: field(data, "amount")?,
+        }),
+        margin_percent: String::new(),
+        close_date: field(data, "close_date")?,
+        policy_id: String::new(),
+        participants,
+        cs_led_without_handoff: delivery.is_none(),
+        subscription_id: String::new(),
+    })
+}
+
+#[tonic::async_trait]
+impl Courier for PipelineCourier {
+    fn targets(&self, event: &StoredEvent) -> Vec<&'static str> {
+        if event.event_type == CLOSED_WON {
+            vec![HEALTH, CREDIT]
+        } else {
+            Vec::new()
+        }
+    }
+
+    async fn deliver(&self, target: &str, event: &StoredEvent) -> Result<(), Failure> {
+        match target {
+            HEALTH => {
+                let request = subscription_request(&event.data)?;
+                let mut client = self.health.clone().ok_or_else(|| {
+                    Failure::Retry("no health service address is configured".into())
+                })?;
+                client
+                    .upsert_subscription(request)
+                    .await
+                    .map(|_| ())
+                    .map_err(|s| Failure::from_status(&s))
+            }
+            CREDIT => {
+                let request = credits_request(event)?;
+                let mut client = self.credit.clone().ok_or_else(|| {
+                    Failure::Retry("no credit service address is configured".into())
+                })?;
+                client
+                    .record_deal_credits(request)
+                    .await
+                    .map(|_| ())
+                    .map_err(|s| Failure::from_status(&s))
+            }
+            other => Err(Failure::Park(format!("unknown target {other}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn event(handoff: Value) -> StoredEvent {
+        StoredEvent {
+            seq: 7,
+            event_id: "e1".into(),
+            event_type: CLOSED_WON.into(),
+            subject_id: "o1".into(),
+            data: serde_json::json!({
+                "opportunity_id": "o1", "account_id": "a1", "product_id": "p1",
+                "amount": "120000.00", "amount_minor": "12000000", "currency_code": "USD",
+                "close_date": "2026-11-20", "originator": "carla.csm", "owner": "alex.ae",
+                "owner_team": "enterprise-sales", "handoff": handoff,
+            }),
+            occurred_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn handoff_deals_split_originator_and_delivery() {
+        let r = credits_request(&event(serde_json::json!({
+            "requested_by": "carla.csm", "accepted_by": "alex.ae", "accepted_team": "enterprise-sales"
+        })))
+        .unwrap();
+        let roles: Vec<(String, i32, bool)> = r
+            .participants
+            .iter()
+            .map(|p| (p.participant_id.clone(), p.role, p.owner))
+            .collect();
+        assert_eq!(
+            roles,
+            vec![
+                (
+                    "carla.csm".into(),
+                    credit::CreditRole::Originator as i32,
+                    false
+                ),
+                ("alex.ae".into(), credit::CreditRole::Delivery as i32, true),
+                (
+                    "account-team:a1".into(),
+                    credit::CreditRole::Overlay as i32,
+                    false
+                ),
+            ]
+        );
+        assert!(!r.cs_led_without_handoff);
+        assert_eq!(r.request_id, "outbox:e1");
+    }
+
+    #[test]
+    fn cs_led_deals_credit_the_csm_with_both_shares() {
+        let r = credits_request(&event(Value::Null)).unwrap();
+        assert!(r.cs_led_without_handoff);
+        assert_eq!(r.participants[0].participant_id, "carla.csm");
+        assert!(r.participants[0].owner);
+        assert_eq!(r.participants.len(), 2);
+    }
+
+    #[test]
+    fn the_subscription_bills_a_twelfth_of_the_annual_amount() {
+        let r = subscription_request(&event(Value::Null).data).unwrap();
+        let s = r.subscription.unwrap();
+        assert_eq!(s.mrr.unwrap().amount, "10000.00");
+        assert_eq!(s.source_opportunity_id, "o1");
+        assert_eq!(monthly(100), 8);
+        assert_eq!(monthly(102), 8); // 8.5 → 8, half-even
+        assert_eq!(monthly(114), 10); // 9.5 → 10
+    }
+}

@@ -1,0 +1,378 @@
+//! The transactional outbox: events that must reach another service.
+//!
+//! A service writes its domain events in the same transaction as the change
+//! (see [`crate::events`]); for the events another service must act on,
+//! that event row *is* the outbox record. A dispatcher stages each such
+//! event as one delivery row per target (`<service>_deliveries`), then
+//! delivers them with retries and backoff, parking an event the target
+//! refuses for good (with its error) instead of retrying it for ever.
+//! Receivers are idempotent (deal ids, request ids), so a delivery repeated
+//! after a crash changes nothing.
+//!
+//! Several replicas may run the dispatcher: staging inserts with
+//! `ON CONFLICT DO NOTHING`, and a delivery is claimed by moving its
+//! `next_attempt_at` forward with a compare-and-set, so two replicas don't
+//! send the same delivery at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
+
+use crate::events::{EventLog, StoredEvent};
+
+/// Events staged per pass.
+const STAGE_BATCH: u64 = 200;
+/// Deliveries attempted per pass.
+const DISPATCH_BATCH: u64 = 50;
+/// How long a claimed delivery is ours before another replica may retry it.
+const LEASE: chrono::Duration = chrono::Duration::seconds(30);
+/// After this many failed attempts a delivery is parked.
+pub const MAX_ATTEMPTS: i32 = 60;
+/// Pause between passes when there is nothing to do.
+const IDLE: Duration = Duration::from_millis(250);
+
+pub const PENDING: &str = "PENDING";
+pub const DELIVERED: &str = "DELIVERED";
+pub const PARKED: &str = "PARKED";
+
+/// Why a delivery did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Try again later (target down, busy, not ready yet).
+    Retry(String),
+    /// The target refuses this event for good; park it with the reason.
+    Park(String),
+}
+
+impl Failure {
+    /// Sorts a gRPC failure: what a later attempt can't change is parked.
+    pub fn from_status(status: &tonic::Status) -> Self {
+        use tonic::Code::*;
+        let text = format!("{:?}: {}", status.code(), status.message());
+        match status.code() {
+            InvalidArgument | AlreadyExists | PermissionDenied | Unauthenticated
+            | Unimplemented | OutOfRange => Failure::Park(text),
+            _ => Failure::Retry(text),
+        }
+    }
+}
+
+/// Knows which events go where, and carries them there.
+#[tonic::async_trait]
+pub trait Courier: Send + Sync + 'static {
+    /// The targets an event must reach; empty for events no one needs.
+    fn targets(&self, event: &StoredEvent) -> Vec<&'static str>;
+    async fn deliver(&self, target: &str, event: &StoredEvent) -> Result<(), Failure>;
+}
+
+/// One delivery as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub event_id: String,
+    pub event_seq: i64,
+    pub subject_id: String,
+    pub target: String,
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub next_attempt_at: DateTime<Utc>,
+}
+
+/// A service's outbox: its event log plus `<prefix>_deliveries` and
+/// `<prefix>_outbox_cursor`.
+#[derive(Clone)]
+pub struct Outbox {
+    log: EventLog,
+    deliveries: &'static str,
+    cursor: &'static str,
+    /// The owning service's write gate: on SQLite the outbox's writes take
+    /// turns with the service's own transactions.
+    writer: crate::WriteGate,
+}
+
+fn col(name: &str) -> Alias {
+    Alias::new(name)
+}
+
+/// Retry delay after `attempts` failures: 0.5 s doubling, at most 10 s.
+pub fn backoff(attempts: i32) -> chrono::Duration {
+    let exp = u32::try_from(attempts.clamp(0, 5)).unwrap_or(5);
+    chrono::Duration::milliseconds(Ord::min(500 * 2_i64.pow(exp), 10_000))
+}
+
+impl Outbox {
+    pub fn new(
+        log: EventLog,
+        deliveries: &'static str,
+        cursor: &'static str,
+        writer: crate::WriteGate,
+    ) -> Self {
+        Self {
+            log,
+            deliveries,
+            cursor,
+            writer,
+        }
+    }
+
+    /// Runs the dispatcher until the process ends.
+    pub fn spawn(
+        self,
+        db: DatabaseConnection,
+        courier: Arc<dyn Courier>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                let staged = match self.stage(&db, courier.as_ref()).await {
+                    Ok(n) => n,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "outbox staging failed");
+                        0
+                    }
+                };
+                let sent = match self.dispatch(&db, courier.as_ref()).await {
+                    Ok(n) => n,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "outbox dispatch failed");
+                        0
+                    }
+                };
+                if staged == 0 && sent == 0 {
+                    tokio::time::sleep(IDLE).await;
+                }
+            }
+        })
+    }
+
+    /// Turns events after the cursor into delivery rows; returns how many
+    /// events it read.
+    pub async fn stage(
+        &self,
+        db: &DatabaseConnection,
+        courier: &dyn Courier,
+    ) -> Result<usize, DbErr> {
+        let after = self.cursor_position(db).await?;
+        let events = self.log.read_after(db, after, STAGE_BATCH).await?;
+        let Some(last) = events.last().map(|e| e.seq) else {
+            return Ok(0);
+        };
+        let now = crate::now();
+        let _write = self.writer.enter().await;
+        let txn = db.begin().await?;
+        for event in &events {
+            for target in courier.targets(event) {
+                let mut insert = Query::insert();
+                insert
+                    .into_table(col(self.deliveries))
+                    .columns([
+                        col("event_id"),
+                        col("target"),
+                        col("event_seq"),
+                        col("subject_id"),
+                        col("status"),
+                        col("attempts"),
+                        col("next_attempt_at"),
+                        col("created_at"),
+                    ])
+                    .values([
+                        event.event_id.clone().into(),
+                        target.into(),
+                        event.seq.into(),
+                        event.subject_id.clone().into(),
+                        PENDING.into(),
+                        0_i32.into(),
+                        now.into(),
+                        now.into(),
+                    ])
+                    .map_err(|e| DbErr::Custom(e.to_string()))?
+                    .on_conflict(
+                        OnConflict::columns([col("event_id"), col("target")])
+                            .do_nothing()
+                            .to_owned(),
+                    );
+                txn.execute(&insert).await?;
+            }
+        }
+        let mut cursor = Query::insert();
+        cursor
+            .into_table(col(self.cursor))
+            .columns([col("name"), col("seq")])
+            .values(["deliveries".into(), last.into()])
+            .map_err(|e| DbErr::Custom(e.to_string()))?
+            .on_conflict(
+                OnConflict::column(col("name"))
+                    .update_column(col("seq"))
+                    .to_owned(),
+            );
+        txn.execute(&cursor).await?;
+        txn.commit().await?;
+        Ok(events.len())
+    }
+
+    async fn cursor_position(&self, db: &DatabaseConnection) -> Result<i64, DbErr> {
+        let query = Query::select()
+            .column(col("seq"))
+            .from(col(self.cursor))
+            .and_where(Expr::col(col("name")).eq("deliveries"))
+            .to_owned();
+        match db.query_one(&query).await? {
+            Some(row) => row.try_get("", "seq"),
+            None => Ok(0),
+        }
+    }
+
+    /// Attempts the deliveries that are due; returns how many it tried.
+    pub async fn dispatch(
+        &self,
+        db: &DatabaseConnection,
+        courier: &dyn Courier,
+    ) -> Result<usize, DbErr> {
+        let now = crate::now();
+        let due = self.list(db, None, Some(now), DISPATCH_BATCH).await?;
+        let mut tried = 0;
+        for delivery in due {
+            // Claim: move the attempt time forward only if nobody else did.
+            let claim = Query::update()
+                .table(col(self.deliveries))
+                .value(col("next_attempt_at"), now + LEASE)
+                .and_where(Expr::col(col("event_id")).eq(delivery.event_id.clone()))
+                .and_where(Expr::col(col("target")).eq(delivery.target.clone()))
+                .and_where(Expr::col(col("next_attempt_at")).eq(delivery.next_attempt_at))
+                .and_where(Expr::col(col("status")).eq(PENDING))
+                .to_owned();
+            let claimed = {
+                let _write = self.writer.enter().await;
+                db.execute(&claim).await?.rows_affected() == 1
+            };
+            if !claimed {
+                continue;
+            }
+            let event = self
+                .log
+                .read_after(db, delivery.event_seq - 1, 1)
+                .await?
+                .into_iter()
+                .find(|e| e.event_id == delivery.event_id);
+            let result = match &event {
+                Some(event) => courier.deliver(&delivery.target, event).await,
+                None => Err(Failure::Park("the event is gone from the log".into())),
+            };
+            tried += 1;
+            let attempts = delivery.attempts + 1;
+            let done = crate::now();
+            let (status, error, next) = match result {
+                Ok(()) => (DELIVERED, None, done),
+                Err(Failure::Park(e)) => (PARKED, Some(e), done),
+                Err(Failure::Retry(e)) if attempts >= MAX_ATTEMPTS => (PARKED, Some(e), done),
+                Err(Failure::Retry(e)) => (PENDING, Some(e), done + backoff(attempts)),
+            };
+            match status {
+                DELIVERED => {
+                    tracing::info!(target = %delivery.target, event = %delivery.event_id, "outbox delivered")
+                }
+                PARKED => {
+                    tracing::error!(target = %delivery.target, event = %delivery.event_id, error = ?error, "outbox parked")
+                }
+                _ => {
+                    tracing::warn!(target = %delivery.target, event = %delivery.event_id, attempts, error = ?error, "outbox retry")
+                }
+            }
+            let update = Query::update()
+                .table(col(self.deliveries))
+                .value(col("status"), status)
+                .value(col("attempts"), attempts)
+                .value(col("last_error"), error)
+                .value(col("next_attempt_at"), next)
+                .and_where(Expr::col(col("event_id")).eq(delivery.event_id.clone()))
+                .and_where(Expr::col(col("target")).eq(delivery.target.clone()))
+                .to_owned();
+            let _write = self.writer.enter().await;
+            db.execute(&update).await?;
+        }
+        Ok(tried)
+    }
+
+    /// Deliveries of one subject (e.g. an opportunity), or the pending ones
+    /// due by `due` when `subject` is `None`.
+    pub async fn list<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        subject: Option<&str>,
+        due: Option<DateTime<Utc>>,
+        limit: u64,
+    ) -> Result<Vec<Delivery>, DbErr> {
+        let mut query = Query::select();
+        query
+            .columns([
+                col("event_id"),
+                col("event_seq"),
+                col("subject_id"),
+                col("target"),
+                col("status"),
+                col("attempts"),
+                col("last_error"),
+                col("next_attempt_at"),
+            ])
+            .from(col(self.deliveries))
+            .order_by(col("event_seq"), Order::Asc)
+            .order_by(col("target"), Order::Asc)
+            .limit(limit);
+        if let Some(subject) = subject {
+            query.and_where(Expr::col(col("subject_id")).eq(subject));
+        }
+        if let Some(due) = due {
+            query
+                .and_where(Expr::col(col("status")).eq(PENDING))
+                .and_where(Expr::col(col("next_attempt_at")).lte(due));
+        }
+        db.query_all(&query)
+            .await?
+            .into_iter()
+            .map(|row| {
+                Ok(Delivery {
+                    event_id: row.try_get("", "event_id")?,
+                    event_seq: row.try_get("", "event_seq")?,
+                    subject_id: row.try_get("", "subject_id")?,
+                    target: row.try_get("", "target")?,
+                    status: row.try_get("", "status")?,
+                    attempts: row.try_get("", "attempts")?,
+                    last_error: row.try_get("", "last_error")?,
+                    next_attempt_at: row.try_get("", "next_attempt_at")?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_ten_seconds() {
+        assert_eq!(backoff(0).num_milliseconds(), 500);
+        assert_eq!(backoff(1).num_milliseconds(), 1000);
+        assert_eq!(backoff(4).num_milliseconds(), 8000);
+        assert_eq!(backoff(5).num_milliseconds(), 10_000);
+        assert_eq!(backoff(40).num_milliseconds(), 10_000);
+    }
+
+    #[test]
+    fn refusals_park_and_outages_retry() {
+        assert!(matches!(
+            Failure::from_status(&tonic::Status::invalid_argument("x")),
+            Failure::Park(_)
+        ));
+        assert!(matches!(
+            Failure::from_status(&tonic::Status::unavailable("x")),
+            Failure::Retry(_)
+        ));
+        assert!(matches!(
+            Failure::from_status(&tonic::Status::failed_precondition("no policy")),
+            Failure::Retry(_)
+        ));
+    }
+}

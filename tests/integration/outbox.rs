@@ -1,0 +1,405 @@
+//! Closing a deal won reaches the other services through the outbox: the
+//! credits land in the ledger (25% CSM origination, 75% AE delivery, the
+//! account-team overlay) and the subscription appears in health; cancelling
+//! it claws the credits back. With the credit service down the delivery
+//! waits, visible on the opportunity, and arrives once it is back.
+
+use std::time::Duration;
+
+use contracts::pb::common::v1::{Money, Motion, Segment};
+use contracts::pb::credit::v1 as credit;
+use contracts::pb::health::v1 as health;
+use contracts::pb::pipeline::v1 as pipeline;
+
+use crate::harness::{Backend, Server};
+use crate::on_both_databases;
+
+on_both_databases!(close_won_credits_and_subscribes_then_cancel_claws_back);
+
+fn usd(amount: &str) -> Option<Money> {
+    Some(Money {
+        currency_code: "USD".into(),
+        amount: amount.into(),
+    })
+}
+
+/// A GREEN account with one product, then a $120K upsell walked to
+/// CLOSED_WON through a handoff (CSM carla → AE alex). Returns the
+/// opportunity id and the account id.
+async fn win_a_deal(health_server: &Server, pipeline_server: &Server) -> (String, String) {
+    let mut h = health_server.health().await;
+    let account = h
+        .upsert_account(health::UpsertAccountRequest {
+            external_ref: Some(health::ExternalRef {
+                system: "salesforce".into(),
+                id: "outbox-acme".into(),
+            }),
+            name: "Outbox Acme".into(),
+            segment: Segment::Enterprise as i32,
+            customer_since: "2025-01-01".into(),
+            owner_csm: "carla.csm".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap()
+        .account_id;
+    let product = h
+        .upsert_product(health::UpsertProductRequest {
+            request_id: String::new(),
+            product: Some(health::Product {
+                name: "Storage".into(),
+                tiers: vec!["STARTER".into(), "ENTERPRISE".into()],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .product
+        .unwrap()
+        .product_id;
+    h.record_signals(health::RecordSignalsRequest {
+        request_id: String::new(),
+        signals: vec![health::Signal {
+            account_id: account.clone(),
+            product_id: product.clone(),
+            kind: health::SignalKind::Usage as i32,
+            value: "92".into(),
+            limit: "100".into(),
+            source: "telemetry".into(),
+            external_id: "outbox-usage".into(),
+            ..Default::default()
+        }],
+    })
+    .await
+    .unwrap();
+
+    let mut p = pipeline_server.pipeline().await;
+    let mut opp = p
+        .create_opportunity(pipeline::CreateOpportunityRequest {
+            request_id: String::new(),
+            opportunity: Some(pipeline::Opportunity {
+                account_id: account.clone(),
+                product_id: product.clone(),
+                motion: Motion::UpsellCapacity as i32,
+                amount: usd("120000.00"),
+                close_date: "2026-12-15".into(),
+                owner: "carla.csm".into(),
+                originator: "carla.csm".into(),
+                stakeholders: vec![pipeline::Stakeholder {
+                    name: "Dana".into(),
+                    role: "CFO".into(),
+                    budget_holder: true,
+                    decision_maker: true,
+                    ..Default::default()
+                }],
+                qualification: Some(pipeline::Qualification {
+                    need_confirmed: true,
+                    budget_status: pipeline::BudgetStatus::Allocated as i32,
+                    decision_process_known: true,
+                    relationship_strength: 8,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .opportunity
+        .unwrap();
+    let advance =
+        |opp: &pipeline::Opportunity, to: pipeline::Stage| pipeline::AdvanceStageRequest {
+            opportunity_id: opp.opportunity_id.clone(),
+            etag: opp.etag.clone(),
+            to_stage: to as i32,
+            ..Default::default()
+        };
+    for stage in [pipeline::Stage::Exploring, pipeline::Stage::Qualified] {
+        opp = p
+            .advance_stage(advance(&opp, stage))
+            .await
+            .unwrap()
+            .into_inner()
+            .opportunity
+            .unwrap();
+    }
+    let handoff = p
+        .request_handoff(pipeline::RequestHandoffRequest {
+            request_id: String::new(),
+            opportunity_id: opp.opportunity_id.clone(),
+            package: Some(pipeline::HandoffPackage {
+                discovery_summary: "storage at 92% of the plan".into(),
+                pain_points: vec!["limits".into()],
+                stakeholders: vec![pipeline::Stakeholder {
+                    name: "Dana".into(),
+                    role: "CFO".into(),
+                    budget_holder: true,
+                    decision_maker: true,
+                    ..Default::default()
+                }],
+                decision_process: "CFO signs".into(),
+                budget_status: pipeline::BudgetStatus::Allocated as i32,
+                timing: "this quarter".into(),
+                competitive_landscape: "none".into(),
+                joint_call_time: None,
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .handoff
+        .unwrap();
+    opp = p
+        .accept_handoff(pipeline::AcceptHandoffRequest {
+            request_id: String::new(),
+            handoff_id: handoff.handoff_id,
+            owner: "alex.ae".into(),
+            owner_team: "enterprise-sales".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .opportunity
+        .unwrap();
+    for stage in [pipeline::Stage::Proposed, pipeline::Stage::Negotiating] {
+        opp = p
+            .advance_stage(advance(&opp, stage))
+            .await
+            .unwrap()
+            .into_inner()
+            .opportunity
+            .unwrap();
+    }
+    p.close_opportunity(pipeline::CloseOpportunityRequest {
+        request_id: String::new(),
+        opportunity_id: opp.opportunity_id.clone(),
+        etag: opp.etag.clone(),
+        won: true,
+        lost_reason: String::new(),
+        close_date: "2026-11-20".into(),
+    })
+    .await
+    .unwrap();
+    (opp.opportunity_id, account)
+}
+
+async fn policy(server: &Server) {
+    server
+        .credit()
+        .await
+        .upsert_credit_policy(credit::UpsertCreditPolicyRequest {
+            request_id: String::new(),
+            policy: Some(credit::CreditPolicy {
+                effective_date: "2026-01-01".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+}
+
+async fn deal_credits(server: &Server, deal: &str, wait: Duration) -> credit::DealCredits {
+    let mut client = server.credit().await;
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match client
+            .get_deal_credits(credit::GetDealCreditsRequest {
+                deal_id: deal.into(),
+            })
+            .await
+        {
+            Ok(reply) => return reply.into_inner().credits.unwrap(),
+            Err(status) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no credits for {deal}: {status:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+fn amounts(credits: &credit::DealCredits) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = credits
+        .entries
+        .iter()
+        .filter(|e| e.kind == credit::EntryKind::Credit as i32)
+        .map(|e| (e.participant_id.clone(), e.amount.clone().unwrap().amount))
+        .collect();
+    out.sort();
+    out
+}
+
+async fn deliveries(server: &Server, deal: &str) -> Vec<pipeline::OutboxDelivery> {
+    server
+        .pipeline()
+        .await
+        .get_opportunity(pipeline::GetOpportunityRequest {
+            opportunity_id: deal.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .opportunity
+        .unwrap()
+        .deliveries
+}
+
+async fn close_won_credits_and_subscribes_then_cancel_claws_back(backend: Backend) {
+    let server = Server::start(&backend, &[]);
+    policy(&server).await;
+    let (deal, account) = win_a_deal(&server, &server).await;
+    let credits = deal_credits(&server, &deal, Duration::from_secs(20)).await;
+    let account_team = format!("account-team:{account}");
+    assert_eq!(
+        amounts(&credits),
+        vec![
+            (account_team, "6000.00".to_owned()),
+            ("alex.ae".to_owned(), "90000.00".to_owned()),
+            ("carla.csm".to_owned(), "30000.00".to_owned()),
+        ]
+    );
+    let mut seen = deliveries(&server, &deal).await;
+    for _ in 0..50 {
+        if seen
+            .iter()
+            .all(|d| d.status == pipeline::DeliveryStatus::Delivered as i32)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        seen = deliveries(&server, &deal).await;
+    }
+    let targets: Vec<(&str, i32)> = seen.iter().map(|d| (d.target.as_str(), d.status)).collect();
+    assert_eq!(
+        targets,
+        vec![
+            ("credit", pipeline::DeliveryStatus::Delivered as i32),
+            ("health", pipeline::DeliveryStatus::Delivered as i32),
+        ]
+    );
+
+    let subs = server
+        .health()
+        .await
+        .list_subscriptions(health::ListSubscriptionsRequest {
+            account_id: account.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .subscriptions;
+    let won = subs
+        .iter()
+        .find(|s| s.source_opportunity_id == deal)
+        .expect("subscription from the deal");
+    assert_eq!(won.mrr, usd("10000.00"));
+
+    // Cancelled ten days after the close, inside the 90-day window.
+    server
+        .health()
+        .await
+        .cancel_subscription(health::CancelSubscriptionRequest {
+            request_id: String::new(),
+            subscription_id: won.subscription_id.clone(),
+            cancel_date: "2026-11-30".into(),
+            reason: "consolidated vendors".into(),
+        })
+        .await
+        .unwrap();
+    let mut credit_client = server.credit().await;
+    let mut clawed = Vec::new();
+    for _ in 0..100 {
+        clawed = credit_client
+            .list_ledger_entries(credit::ListLedgerEntriesRequest {
+                deal_id: deal.clone(),
+                kind: credit::EntryKind::Clawback as i32,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .entries;
+        if !clawed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!clawed.is_empty(), "the cancellation clawed nothing back");
+    assert!(
+        clawed
+            .iter()
+            .all(|e| e.amount.as_ref().unwrap().amount.starts_with('-'))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credits_wait_for_a_stopped_credit_service_and_arrive_once() {
+    // Three processes; the credit service's port is chosen now, served later.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let credit_addr = format!("127.0.0.1:{port}");
+    let (health_db, pipeline_db, credit_db) =
+        (Backend::sqlite(), Backend::sqlite(), Backend::sqlite());
+    let health_server = Server::start(&health_db, &["--service", "health"]);
+    let pipeline_server = Server::start(
+        &pipeline_db,
+        &[
+            "--service",
+            "pipeline",
+            "--health-addr",
+            &health_server.addr,
+            "--credit-addr",
+            &credit_addr,
+        ],
+    );
+    let (deal, _) = win_a_deal(&health_server, &pipeline_server).await;
+
+    // Health got its subscription; credit is down, so its delivery waits.
+    let mut waiting = Vec::new();
+    for _ in 0..100 {
+        waiting = deliveries(&pipeline_server, &deal).await;
+        let credit = waiting.iter().find(|d| d.target == "credit");
+        if credit.is_some_and(|d| d.attempts >= 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let credit = waiting.iter().find(|d| d.target == "credit").unwrap();
+    assert_eq!(
+        credit.status,
+        pipeline::DeliveryStatus::Pending as i32,
+        "{waiting:?}"
+    );
+    assert!(!credit.last_error.is_empty());
+
+    let credit_server = Server::start_on(&credit_db, &credit_addr, &["--service", "credit"]);
+    policy(&credit_server).await;
+    let credits = deal_credits(&credit_server, &deal, Duration::from_secs(30)).await;
+    assert_eq!(
+        amounts(&credits).len(),
+        3,
+        "each participant credited exactly once"
+    );
+    let entries = credit_server
+        .credit()
+        .await
+        .list_ledger_entries(credit::ListLedgerEntriesRequest {
+            deal_id: deal.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert_eq!(entries.len(), 3, "{entries:?}");
+}
