@@ -10,7 +10,7 @@ use contracts::pb::common::v1 as common;
 use contracts::pb::health::v1 as pb;
 use contracts::pb::health::v1::account_health_service_client::AccountHealthServiceClient;
 use domain::{HealthBand, Money, Motion, Segment};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::model::gates::{HealthView, ProductHealth};
@@ -133,17 +133,10 @@ impl GrpcHealthGateway {
     /// A gateway to `address` (`host:port` or a URL). Connects on first use,
     /// so the pipeline starts even while health is still starting.
     pub fn new(address: &str, timeout: Duration) -> Result<Self, String> {
-        let uri = if address.contains("://") {
-            address.to_owned()
-        } else {
-            format!("http://{address}")
-        };
-        let endpoint = Endpoint::from_shared(uri)
-            .map_err(|e| format!("health address {address:?} is not a valid address: {e}"))?
-            .connect_timeout(timeout)
-            .timeout(timeout);
+        let channel = crate::outbox::lazy_channel(address, timeout)
+            .map_err(|e| format!("health address {e}"))?;
         Ok(Self {
-            client: AccountHealthServiceClient::new(endpoint.connect_lazy()),
+            client: AccountHealthServiceClient::new(channel),
             address: address.to_owned(),
             timeout,
         })
