@@ -103,3 +103,21 @@ pub async fn create_outbox_tables(manager: &SchemaManager<'_>, prefix: &str) -> 
         )
         .await
 }
+
+/// Creates `<table>` for `request_id` records (AIP-155): the key
+/// (`Method:request_id`), the request's fingerprint and, once the call
+/// succeeded, its encoded response.
+pub async fn create_requests_table(manager: &SchemaManager<'_>, table: &str) -> Result<(), DbErr> {
+    let c = |n: &str| ColumnDef::new(Alias::new(n));
+    manager
+        .create_table(
+            Table::create()
+                .table(Alias::new(table))
+                .col(c("key").string().not_null().primary_key())
+                .col(c("fingerprint").string().not_null())
+                .col(c("response").text())
+                .col(c("created_at").timestamp_with_time_zone().not_null())
+                .to_owned(),
+        )
+        .await
+}

@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateEvents),
             Box::new(CreatePortfolioSignalsHealth),
             Box::new(CreateOutbox),
+            Box::new(CreateRequests),
         ]
     }
 }
@@ -500,5 +501,31 @@ impl MigrationTrait for CreateOutbox {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// `request_id` records of the health service's mutations.
+struct CreateRequests;
+
+impl MigrationName for CreateRequests {
+    fn name(&self) -> &str {
+        "m20261125_000005_create_health_requests"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateRequests {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        crate::events::create_requests_table(manager, "health_requests").await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(
+                Table::drop()
+                    .table(Alias::new("health_requests"))
+                    .to_owned(),
+            )
+            .await
     }
 }

@@ -905,3 +905,45 @@ async fn health_lists_sort_filter_and_page(backend: Backend) {
         .into_inner();
     assert_eq!(accounts.accounts.len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_ids_make_health_retries_safe() {
+    let backend = Backend::sqlite();
+    let server = Server::start(&backend, &[]);
+    let mut c = server.health().await;
+    let mut upsert = pb::UpsertAccountRequest {
+        request_id: "crm-sync-42".into(),
+        external_ref: Some(pb::ExternalRef {
+            system: "hubspot".into(),
+            id: "retry-1".into(),
+        }),
+        name: "Retry Inc".into(),
+        ..Default::default()
+    };
+    let first = c.upsert_account(upsert.clone()).await.unwrap().into_inner();
+    let retry = c.upsert_account(upsert.clone()).await.unwrap().into_inner();
+    assert_eq!(first, retry, "a retry returns the first response");
+    assert!(retry.created);
+    upsert.name = "Retry Incorporated".into();
+    let reused = c.upsert_account(upsert).await.unwrap_err();
+    assert_eq!(field_of(&reused), "request_id");
+
+    let signals = pb::RecordSignalsRequest {
+        request_id: "batch-7".into(),
+        signals: vec![signal(
+            &first.account.unwrap().account_id,
+            "",
+            pb::SignalKind::Nps,
+            "9",
+            "",
+            "nps-retry",
+        )],
+    };
+    let sent = c
+        .record_signals(signals.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let again = c.record_signals(signals).await.unwrap().into_inner();
+    assert_eq!((sent.accepted, again.accepted), (1, 1));
+}

@@ -76,6 +76,10 @@ impl HealthService {
 
 type Reply<T> = Result<Response<T>, Status>;
 
+/// Where this service keeps its `request_id` records.
+const REQUESTS: storage::idempotency::Requests =
+    storage::idempotency::Requests::new("health_requests");
+
 fn invalid(field: &str, why: impl std::fmt::Display) -> HealthError {
     HealthError::from(ApiError::invalid(field, why))
 }
@@ -363,6 +367,135 @@ impl HealthService {
     }
 }
 
+/// Mutations, run at most once per `request_id` by the trait methods below.
+impl HealthService {
+    async fn upsert_account_op(
+        &self,
+        principal: String,
+        req: &pb::UpsertAccountRequest,
+    ) -> Result<pb::UpsertAccountResponse, HealthError> {
+        let input = AccountInput::from_request(req).map_err(HealthError::from)?;
+        let (model, created) = self.store.upsert_account(&input, &principal).await?;
+        tracing::info!(account_id = %model.id, created, "account upserted");
+        Ok(pb::UpsertAccountResponse {
+            account: Some(account_to_pb(model)),
+            created,
+        })
+    }
+
+    async fn upsert_product_op(
+        &self,
+        principal: String,
+        req: &pb::UpsertProductRequest,
+    ) -> Result<pb::UpsertProductResponse, HealthError> {
+        let input = ProductInput::from_request(req).map_err(HealthError::from)?;
+        let (model, created) = self.store.upsert_product(&input, &principal).await?;
+        Ok(pb::UpsertProductResponse {
+            product: Some(product_to_pb(model)),
+            created,
+        })
+    }
+
+    async fn upsert_subscription_op(
+        &self,
+        principal: String,
+        req: &pb::UpsertSubscriptionRequest,
+    ) -> Result<pb::UpsertSubscriptionResponse, HealthError> {
+        let input = SubscriptionInput::from_request(req).map_err(HealthError::from)?;
+        let (view, created) = self.store.upsert_subscription(&input, &principal).await?;
+        Ok(pb::UpsertSubscriptionResponse {
+            subscription: Some(subscription_to_pb(view)),
+            created,
+        })
+    }
+
+    async fn cancel_subscription_op(
+        &self,
+        principal: String,
+        req: &pb::CancelSubscriptionRequest,
+    ) -> Result<pb::CancelSubscriptionResponse, HealthError> {
+        let cancel = Cancellation::from_request(req).map_err(HealthError::from)?;
+        let view = self.store.cancel_subscription(&cancel, &principal).await?;
+        Ok(pb::CancelSubscriptionResponse {
+            subscription: Some(subscription_to_pb(view)),
+        })
+    }
+
+    async fn record_signals_op(
+        &self,
+        _principal: String,
+        req: &pb::RecordSignalsRequest,
+    ) -> Result<pb::RecordSignalsResponse, HealthError> {
+        let batch =
+            batch_from_pb("signals", &req.signals, storage::now()).map_err(HealthError::from)?;
+        let done = self.store.record_signals("signals", &batch).await?;
+        Ok(pb::RecordSignalsResponse {
+            accepted: i64::try_from(done.accepted).unwrap_or(i64::MAX),
+            duplicates: i64::try_from(done.duplicates).unwrap_or(i64::MAX),
+        })
+    }
+
+    async fn upsert_scorecard_op(
+        &self,
+        principal: String,
+        req: &pb::UpsertScorecardRequest,
+    ) -> Result<pb::UpsertScorecardResponse, HealthError> {
+        let wire_card = req
+            .scorecard
+            .as_ref()
+            .ok_or_else(|| invalid("scorecard", "is required"))?;
+        let card = Scorecard::from_pb("scorecard", wire_card).map_err(HealthError::from)?;
+        let stored = self.store.add_scorecard(&card, &principal).await?;
+        Ok(pb::UpsertScorecardResponse {
+            scorecard: Some(stored.to_pb()),
+        })
+    }
+
+    async fn override_health_op(
+        &self,
+        principal: String,
+        req: &pb::OverrideHealthRequest,
+    ) -> Result<pb::OverrideHealthResponse, HealthError> {
+        let account = self.require_account("account_id", &req.account_id).await?;
+        if !req.product_id.is_empty() {
+            let product =
+                ProductId::parse(&req.product_id).map_err(|e| invalid("product_id", e))?;
+            if self.store.product(&product).await?.is_none() {
+                return Err(invalid(
+                    "product_id",
+                    format!("no product has id {product}"),
+                ));
+            }
+        }
+        if !(0..=100).contains(&req.score) {
+            return Err(invalid("score", "must be 0-100"));
+        }
+        let reason =
+            wire::text("reason", &req.reason, wire::MAX_NOTE_LEN).map_err(HealthError::from)?;
+        let now = storage::now();
+        let expires_at = optional_timestamp("expire_time", req.expire_time.as_ref())?;
+        if expires_at.is_some_and(|t| t <= now) {
+            return Err(invalid("expire_time", "must be in the future"));
+        }
+        self.store
+            .override_health(health_override::Model {
+                id: domain::EventId::new().to_string(),
+                account_id: account.id.clone(),
+                product_id: req.product_id.clone(),
+                score: req.score,
+                reason,
+                principal,
+                created_at: now,
+                expires_at,
+            })
+            .await?;
+        let view = self.store.account_health(&account.id).await?;
+        Ok(pb::OverrideHealthResponse {
+            health: Some(account_health_to_pb(&view)),
+        })
+    }
+}
+
 #[tonic::async_trait]
 impl AccountHealthService for HealthService {
     #[tracing::instrument(skip_all)]
@@ -371,13 +504,17 @@ impl AccountHealthService for HealthService {
         request: Request<pb::UpsertAccountRequest>,
     ) -> Reply<pb::UpsertAccountResponse> {
         let principal = principal_of(&request);
-        let input = AccountInput::from_request(request.get_ref()).map_err(HealthError::from)?;
-        let (model, created) = self.store.upsert_account(&input, &principal).await?;
-        tracing::info!(account_id = %model.id, created, "account upserted");
-        Ok(Response::new(pb::UpsertAccountResponse {
-            account: Some(account_to_pb(model)),
-            created,
-        }))
+        let req = request.into_inner();
+        let reply = REQUESTS
+            .once(
+                self.store.db(),
+                "UpsertAccount",
+                &req.request_id,
+                &req,
+                || self.upsert_account_op(principal, &req),
+            )
+            .await?;
+        Ok(Response::new(reply))
     }
 
     #[tracing::instrument(skip_all)]
@@ -444,12 +581,17 @@ impl AccountHealthService for HealthService {
         request: Request<pb::UpsertProductRequest>,
     ) -> Reply<pb::UpsertProductResponse> {
         let principal = principal_of(&request);
-        let input = ProductInput::from_request(request.get_ref()).map_err(HealthError::from)?;
-        let (model, created) = self.store.upsert_product(&input, &principal).await?;
-        Ok(Response::new(pb::UpsertProductResponse {
-            product: Some(product_to_pb(model)),
-            created,
-        }))
+        let req = request.into_inner();
+        let reply = REQUESTS
+            .once(
+                self.store.db(),
+                "UpsertProduct",
+                &req.request_id,
+                &req,
+                || self.upsert_product_op(principal, &req),
+            )
+            .await?;
+        Ok(Response::new(reply))
     }
 
     #[tracing::instrument(skip_all)]
@@ -502,13 +644,17 @@ impl AccountHealthService for HealthService {
         request: Request<pb::UpsertSubscriptionRequest>,
     ) -> Reply<pb::UpsertSubscriptionResponse> {
         let principal = principal_of(&request);
-        let input =
-            SubscriptionInput::from_request(request.get_ref()).map_err(HealthError::from)?;
-        let (view, created) = self.store.upsert_subscription(&input, &principal).await?;
-        Ok(Response::new(pb::UpsertSubscriptionResponse {
-            subscription: Some(subscription_to_pb(view)),
-            created,
-        }))
+        let req = request.into_inner();
+        let reply = REQUESTS
+            .once(
+                self.store.db(),
+                "UpsertSubscription",
+                &req.request_id,
+                &req,
+                || self.upsert_subscription_op(principal, &req),
+            )
+            .await?;
+        Ok(Response::new(reply))
     }
 
     #[tracing::instrument(skip_all)]
@@ -517,11 +663,17 @@ impl AccountHealthService for HealthService {
         request: Request<pb::CancelSubscriptionRequest>,
     ) -> Reply<pb::CancelSubscriptionResponse> {
         let principal = principal_of(&request);
-        let cancel = Cancellation::from_request(request.get_ref()).map_err(HealthError::from)?;
-        let view = self.store.cancel_subscription(&cancel, &principal).await?;
-        Ok(Response::new(pb::CancelSubscriptionResponse {
-            subscription: Some(subscription_to_pb(view)),
-        }))
+        let req = request.into_inner();
+        let reply = REQUESTS
+            .once(
+                self.store.db(),
+                "CancelSubscription",
+                &req.request_id,
+                &req,
+                || self.cancel_subscription_op(principal, &req),
+            )
+            .await?;
+        Ok(Response::new(reply))
     }
 
     #[tracing::instrument(skip_all)]
@@ -574,13 +726,18 @@ impl AccountHealthService for HealthService {
         &self,
         request: Request<pb::RecordSignalsRequest>,
     ) -> Reply<pb::RecordSignalsResponse> {
-        let batch = batch_from_pb("signals", &request.get_ref().signals, storage::now())
-            .map_err(HealthError::from)?;
-        let done = self.store.record_signals("signals", &batch).await?;
-        Ok(Response::new(pb::RecordSignalsResponse {
-            accepted: i64::try_from(done.accepted).unwrap_or(i64::MAX),
-            duplicates: i64::try_from(done.duplicates).unwrap_or(i64::MAX),
-        }))
+        let principal = principal_of(&request);
+        let req = request.into_inner();
+        let reply = REQUESTS
+            .once(
+                self.store.db(),
+                "RecordSignals",
+                &req.request_id,
+                &req,
+                || self.record_signals_op(principal, &req),
+            )
+            .await?;
+        Ok(Response::new(reply))
     }
 
     /// Each message is stored as it arrives (a connector that reconnects
@@ -613,16 +770,17 @@ impl AccountHealthService for HealthService {
         request: Request<pb::UpsertScorecardRequest>,
     ) -> Reply<pb::UpsertScorecardResponse> {
         let principal = principal_of(&request);
-        let wire_card = request
-            .get_ref()
-            .scorecard
-            .as_ref()
-            .ok_or_else(|| invalid("scorecard", "is required"))?;
-        let card = Scorecard::from_pb("scorecard", wire_card).map_err(HealthError::from)?;
-        let stored = self.store.add_scorecard(&card, &principal).await?;
-        Ok(Response::new(pb::UpsertScorecardResponse {
-            scorecard: Some(stored.to_pb()),
-        }))
+        let req = request.into_inner();
+        let reply = REQUESTS
+            .once(
+                self.store.db(),
+                "UpsertScorecard",
+                &req.request_id,
+                &req,
+                || self.upsert_scorecard_op(principal, &req),
+            )
+            .await?;
+        Ok(Response::new(reply))
     }
 
     #[tracing::instrument(skip_all)]
@@ -756,41 +914,17 @@ impl AccountHealthService for HealthService {
         request: Request<pb::OverrideHealthRequest>,
     ) -> Reply<pb::OverrideHealthResponse> {
         let principal = principal_of(&request);
-        let req = request.get_ref();
-        let account = self.require_account("account_id", &req.account_id).await?;
-        if !req.product_id.is_empty() {
-            let product =
-                ProductId::parse(&req.product_id).map_err(|e| invalid("product_id", e))?;
-            if self.store.product(&product).await?.is_none() {
-                return Err(invalid("product_id", format!("no product has id {product}")).into());
-            }
-        }
-        if !(0..=100).contains(&req.score) {
-            return Err(invalid("score", "must be 0-100").into());
-        }
-        let reason =
-            wire::text("reason", &req.reason, wire::MAX_NOTE_LEN).map_err(HealthError::from)?;
-        let now = storage::now();
-        let expires_at = optional_timestamp("expire_time", req.expire_time.as_ref())?;
-        if expires_at.is_some_and(|t| t <= now) {
-            return Err(invalid("expire_time", "must be in the future").into());
-        }
-        self.store
-            .override_health(health_override::Model {
-                id: domain::EventId::new().to_string(),
-                account_id: account.id.clone(),
-                product_id: req.product_id.clone(),
-                score: req.score,
-                reason,
-                principal,
-                created_at: now,
-                expires_at,
-            })
+        let req = request.into_inner();
+        let reply = REQUESTS
+            .once(
+                self.store.db(),
+                "OverrideHealth",
+                &req.request_id,
+                &req,
+                || self.override_health_op(principal, &req),
+            )
             .await?;
-        let view = self.store.account_health(&account.id).await?;
-        Ok(Response::new(pb::OverrideHealthResponse {
-            health: Some(account_health_to_pb(&view)),
-        }))
+        Ok(Response::new(reply))
     }
 
     #[tracing::instrument(skip_all)]

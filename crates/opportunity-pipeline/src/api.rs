@@ -4,10 +4,9 @@
 
 use std::sync::Arc;
 
-use chrono::Duration;
 use contracts::pb::pipeline::v1 as pb;
 use contracts::pb::pipeline::v1::opportunity_pipeline_service_server::OpportunityPipelineService;
-use contracts::{principal_of, wire};
+use contracts::principal_of;
 use sea_orm::DatabaseConnection;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
@@ -15,8 +14,7 @@ use tonic::{Request, Response, Status};
 use crate::error::PipelineError;
 use crate::health::HealthGateway;
 use crate::model::config::PipelineConfig;
-use crate::service::invalid;
-use crate::store::{Claim, Store};
+use crate::store::Store;
 
 #[derive(Clone)]
 pub struct PipelineService {
@@ -46,35 +44,9 @@ impl PipelineService {
 
 type Reply<T> = Result<Response<T>, Status>;
 
-/// After this long a claimed `request_id` whose call never finished (its
-/// process died) may be run again.
-const STALE_REQUEST: Duration = Duration::seconds(60);
-
-/// FNV-1a, 64 bits: a stable fingerprint of a request's bytes (the std
-/// hasher may change between Rust releases; stored fingerprints must not).
-fn fingerprint(bytes: &[u8]) -> String {
-    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{hash:016x}:{}", bytes.len())
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn from_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            text.get(i..i + 2)
-                .and_then(|p| u8::from_str_radix(p, 16).ok())
-        })
-        .collect()
-}
+/// Where this service keeps its `request_id` records.
+const REQUESTS: storage::idempotency::Requests =
+    storage::idempotency::Requests::new("pipeline_requests");
 
 impl PipelineService {
     /// Runs a mutation at most once per `request_id` (AIP-155): a retry with
@@ -94,69 +66,9 @@ impl PipelineService {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Resp, PipelineError>>,
     {
-        if request_id.is_empty() {
-            return run().await;
-        }
-        wire::text("request_id", request_id, wire::MAX_NAME_LEN)?;
-        let key = format!("{method}:{request_id}");
-        let print = fingerprint(&request.encode_to_vec());
-        let reused = || {
-            invalid(
-                "request_id",
-                format!("{request_id:?} was already used for a different {method} request"),
-            )
-        };
-        let now = self.now();
-        match self.store.claim_request(&key, &print, now).await? {
-            Claim::Claimed => {}
-            Claim::Done {
-                fingerprint,
-                response,
-            } => {
-                if fingerprint != print {
-                    return Err(reused());
-                }
-                let bytes = from_hex(&response)
-                    .ok_or_else(|| PipelineError::Corrupt(format!("stored response of {key}")))?;
-                return Resp::decode(bytes.as_slice())
-                    .map_err(|e| PipelineError::Corrupt(format!("stored response of {key}: {e}")));
-            }
-            Claim::InFlight {
-                fingerprint,
-                created_at,
-            } => {
-                if fingerprint != print {
-                    return Err(reused());
-                }
-                let stale = now - created_at > STALE_REQUEST;
-                if !stale || !self.store.reclaim_request(&key, created_at, now).await? {
-                    return Err(PipelineError::InProgress(format!(
-                        "a {method} call with request_id {request_id:?} is still running; retry shortly"
-                    )));
-                }
-            }
-        }
-        match run().await {
-            Ok(response) => {
-                // The change is committed: a failure to record the response
-                // must not turn success into an error (the claim then goes
-                // stale and a later retry runs again).
-                if let Err(err) = self
-                    .store
-                    .finish_request(&key, &to_hex(&response.encode_to_vec()))
-                    .await
-                {
-                    tracing::warn!(%err, key, "could not record the response of an idempotent call");
-                }
-                Ok(response)
-            }
-            Err(err) => {
-                if let Err(release) = self.store.release_request(&key).await {
-                    tracing::warn!(err = %release, key, "could not release an idempotency claim");
-                }
-                Err(err)
-            }
-        }
+        REQUESTS
+            .once(self.store.db(), method, request_id, request, run)
+            .await
     }
 }
 
@@ -401,23 +313,5 @@ impl OpportunityPipelineService for PipelineService {
             |event| pb::WatchEventsResponse { event: Some(event) },
         )?;
         Ok(Response::new(stream))
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hex_round_trips_and_fingerprints_are_stable() {
-        let bytes = [0u8, 1, 0xab, 0xff];
-        assert_eq!(to_hex(&bytes), "0001abff");
-        assert_eq!(from_hex("0001abff").unwrap(), bytes);
-        assert!(from_hex("abc").is_none());
-        assert!(from_hex("zz").is_none());
-        // FNV-1a of the empty input is its offset basis, on every build.
-        assert_eq!(fingerprint(b""), "cbf29ce484222325:0");
-        assert_ne!(fingerprint(b"a"), fingerprint(b"b"));
     }
 }

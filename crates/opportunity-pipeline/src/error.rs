@@ -28,9 +28,6 @@ pub enum PipelineError {
         message: String,
         violations: Vec<PreconditionViolation>,
     },
-    /// A call with the same `request_id` is still running.
-    #[error("{0}")]
-    InProgress(String),
     /// The health service could not be asked.
     #[error("{0}")]
     HealthUnavailable(String),
@@ -91,10 +88,6 @@ impl From<PipelineError> for Status {
                 reason,
                 message,
                 violations,
-            },
-            PipelineError::InProgress(message) => ApiError::Aborted {
-                reason: "REQUEST_IN_PROGRESS",
-                message,
             },
             PipelineError::HealthUnavailable(message) => ApiError::Unavailable {
                 reason: "HEALTH_SERVICE_UNAVAILABLE",

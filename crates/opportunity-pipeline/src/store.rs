@@ -9,11 +9,11 @@ use domain::{OpportunityId, Stage};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use storage::events::{EventLog, NewEvent};
 
-use crate::entity::{handoff, history, opportunity, request, wallet_estimate};
+use crate::entity::{handoff, history, opportunity, wallet_estimate};
 use crate::error::PipelineError;
 use crate::model::NewOpportunity;
 
@@ -66,23 +66,6 @@ pub struct HandoffFilter {
     pub overdue_at: Option<DateTime<Utc>>,
     pub after_id: Option<String>,
     pub limit: u64,
-}
-
-/// What an idempotency claim found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
-    /// This call is the first with its key: run it.
-    Claimed,
-    /// A call with the key finished; its fingerprint and hex response.
-    Done {
-        fingerprint: String,
-        response: String,
-    },
-    /// A call with the key is running (or died) since `created_at`.
-    InFlight {
-        fingerprint: String,
-        created_at: DateTime<Utc>,
-    },
 }
 
 #[derive(Clone)]
@@ -571,89 +554,5 @@ impl Store {
             .order_by_asc(C::ProductArea)
             .all(&self.db)
             .await?)
-    }
-
-    /// Claims an idempotency key, or reports who has it.
-    pub async fn claim_request(
-        &self,
-        key: &str,
-        fingerprint: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Claim, PipelineError> {
-        // A claim that vanished between the insert and the read (its call
-        // failed and released it) is simply tried again.
-        for _ in 0..3 {
-            let row = request::ActiveModel {
-                key: Set(key.to_owned()),
-                fingerprint: Set(fingerprint.to_owned()),
-                response: Set(None),
-                created_at: Set(now),
-            };
-            match row.insert(&self.db).await {
-                Ok(_) => return Ok(Claim::Claimed),
-                Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                }
-                Err(err) => return Err(err.into()),
-            }
-            if let Some(found) = request::Entity::find_by_id(key.to_owned())
-                .one(&self.db)
-                .await?
-            {
-                return Ok(match found.response {
-                    Some(response) => Claim::Done {
-                        fingerprint: found.fingerprint,
-                        response,
-                    },
-                    None => Claim::InFlight {
-                        fingerprint: found.fingerprint,
-                        created_at: found.created_at,
-                    },
-                });
-            }
-        }
-        Err(PipelineError::InProgress(format!(
-            "request {key} is contended; retry"
-        )))
-    }
-
-    /// Takes over a claim whose call never finished (the process died);
-    /// false when someone else took it first.
-    pub async fn reclaim_request(
-        &self,
-        key: &str,
-        stale_since: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<bool, PipelineError> {
-        use request::Column as C;
-        let result = request::Entity::update_many()
-            .col_expr(C::CreatedAt, Expr::value(now))
-            .filter(C::Key.eq(key))
-            .filter(C::Response.is_null())
-            .filter(C::CreatedAt.eq(stale_since))
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected == 1)
-    }
-
-    /// Records the response of a claimed call.
-    pub async fn finish_request(&self, key: &str, response: &str) -> Result<(), PipelineError> {
-        use request::Column as C;
-        request::Entity::update_many()
-            .col_expr(C::Response, Expr::value(response.to_owned()))
-            .filter(C::Key.eq(key))
-            .exec(&self.db)
-            .await?;
-        Ok(())
-    }
-
-    /// Releases the claim of a call that failed, so a retry runs it again.
-    pub async fn release_request(&self, key: &str) -> Result<(), PipelineError> {
-        use request::Column as C;
-        request::Entity::delete_many()
-            .filter(C::Key.eq(key))
-            .filter(C::Response.is_null())
-            .exec(&self.db)
-            .await?;
-        Ok(())
     }
 }

@@ -17,6 +17,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr, S
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub mod events;
+pub mod idempotency;
 pub mod outbox;
 
 /// The SQLite URL of a service's embedded database under `data_dir`.

@@ -3,5 +3,4 @@
 pub mod handoff;
 pub mod history;
 pub mod opportunity;
-pub mod request;
 pub mod wallet_estimate;
