@@ -118,6 +118,14 @@ impl ApiError {
         }
     }
 
+    /// The path of the first bad field, for an INVALID_ARGUMENT.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Self::InvalidArgument { violations } => violations.first().map(|v| v.field.as_str()),
+            _ => None,
+        }
+    }
+
     pub fn code(&self) -> Code {
         match self {
             Self::InvalidArgument { .. } => Code::InvalidArgument,

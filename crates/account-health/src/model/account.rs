@@ -115,10 +115,9 @@ mod tests {
     }
 
     fn field_of(err: ApiError) -> String {
-        match err {
-            ApiError::InvalidArgument { violations } => violations[0].field.clone(),
-            other => panic!("unexpected {other:?}"),
-        }
+        err.field()
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("not a field violation: {err:?}"))
     }
 
     #[test]
