@@ -13,3 +13,4 @@ mod health;
 mod outbox;
 mod pipeline;
 mod readme;
+mod story;
