@@ -38,6 +38,11 @@ impl HealthService {
         }
     }
 
+    /// The store's event log, for the outbox dispatcher to read and wake on.
+    pub fn event_log(&self) -> storage::events::EventLog {
+        self.store.events().clone()
+    }
+
     /// The store's write gate, for the outbox dispatcher to share.
     pub fn write_gate(&self) -> storage::WriteGate {
         self.store.writer().clone()

@@ -12,14 +12,10 @@ use tonic::transport::Channel;
 pub const CREDIT: &str = "credit";
 const CANCELLED: &str = "health.subscription.cancelled";
 
-/// The health service's outbox.
-pub fn outbox(writer: storage::WriteGate) -> Outbox {
-    Outbox::new(
-        storage::events::EventLog::new(crate::store::EVENT_TABLE),
-        "health_deliveries",
-        "health_outbox_cursor",
-        writer,
-    )
+/// The health service's outbox, over the store's own event log (so a commit
+/// wakes the dispatcher at once).
+pub fn outbox(writer: storage::WriteGate, log: storage::events::EventLog) -> Outbox {
+    Outbox::new(log, "health_deliveries", "health_outbox_cursor", writer)
 }
 
 /// Delivers clawbacks to the credit service.

@@ -139,10 +139,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     local,
                     args.health_timeout,
                 )?;
-                let _outbox = account_health::outbox::outbox(health.write_gate()).spawn(
-                    outbox_db,
-                    Arc::new(account_health::outbox::HealthCourier::new(credit)),
-                );
+                let _outbox =
+                    account_health::outbox::outbox(health.write_gate(), health.event_log()).spawn(
+                        outbox_db,
+                        Arc::new(account_health::outbox::HealthCourier::new(credit)),
+                    );
                 let svc = AccountHealthServiceServer::new(health)
                     .max_decoding_message_size(limit)
                     .max_encoding_message_size(limit);
@@ -193,8 +194,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 );
                 let outbox_db = db.clone();
                 let pipeline = PipelineService::new(db, health, pipeline_config.clone());
-                let _outbox = opportunity_pipeline::outbox::outbox(pipeline.write_gate())
-                    .spawn(outbox_db, Arc::new(courier));
+                let _outbox = opportunity_pipeline::outbox::outbox(
+                    pipeline.write_gate(),
+                    pipeline.event_log(),
+                )
+                .spawn(outbox_db, Arc::new(courier));
                 let svc = OpportunityPipelineServiceServer::new(pipeline)
                     .max_decoding_message_size(limit)
                     .max_encoding_message_size(limit);

@@ -24,6 +24,11 @@ pub struct PipelineService {
 }
 
 impl PipelineService {
+    /// The store's event log, for the outbox dispatcher to read and wake on.
+    pub fn event_log(&self) -> storage::events::EventLog {
+        self.store.events().clone()
+    }
+
     /// The store's write gate, for the outbox dispatcher to share.
     pub fn write_gate(&self) -> storage::WriteGate {
         self.store.writer().clone()
@@ -115,10 +120,11 @@ impl OpportunityPipelineService for PipelineService {
         let mut reply = self.get_opportunity_op(request.get_ref()).await?;
         // What the close-won outbox has done for this deal, target by target.
         if let Some(opportunity) = reply.opportunity.as_mut() {
-            let rows = crate::outbox::outbox(self.store.writer().clone())
-                .list(self.store.db(), Some(&opportunity.opportunity_id), None, 16)
-                .await
-                .map_err(crate::error::PipelineError::from)?;
+            let rows =
+                crate::outbox::outbox(self.store.writer().clone(), self.store.events().clone())
+                    .list(self.store.db(), Some(&opportunity.opportunity_id), None, 16)
+                    .await
+                    .map_err(crate::error::PipelineError::from)?;
             opportunity.deliveries = crate::outbox::deliveries_to_pb(rows);
         }
         Ok(Response::new(reply))

@@ -22,14 +22,13 @@ pub const HEALTH: &str = "health";
 pub const CREDIT: &str = "credit";
 const CLOSED_WON: &str = "pipeline.opportunity.closed_won";
 
-/// The pipeline's outbox: closed-won events, one delivery per target.
-pub fn outbox(writer: storage::WriteGate) -> storage::outbox::Outbox {
-    storage::outbox::Outbox::new(
-        storage::events::EventLog::new(crate::store::EVENT_TABLE),
-        "pipeline_deliveries",
-        "pipeline_outbox_cursor",
-        writer,
-    )
+/// The pipeline's outbox: closed-won events, one delivery per target, over
+/// the store's own event log (so a commit wakes the dispatcher at once).
+pub fn outbox(
+    writer: storage::WriteGate,
+    log: storage::events::EventLog,
+) -> storage::outbox::Outbox {
+    storage::outbox::Outbox::new(log, "pipeline_deliveries", "pipeline_outbox_cursor", writer)
 }
 
 /// The wire form of an opportunity's deliveries.

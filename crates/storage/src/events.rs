@@ -108,6 +108,12 @@ impl EventLog {
         Ok(())
     }
 
+    /// Resolves at the next [`Self::committed`] after this call (even if it
+    /// is first polled later).
+    pub fn appended(&self) -> tokio::sync::futures::Notified<'_> {
+        self.appended.notified()
+    }
+
     /// Wakes this process's watchers after a commit that appended events.
     pub fn committed(&self) {
         self.appended.notify_waiters();

@@ -126,6 +126,8 @@ impl Outbox {
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             loop {
+                // Created before reading, so a commit from now on wakes the idle wait.
+                let appended = self.log.appended();
                 let staged = match self.stage(&db, courier.as_ref()).await {
                     Ok(n) => n,
                     Err(err) => {
@@ -141,7 +143,10 @@ impl Outbox {
                     }
                 };
                 if staged == 0 && sent == 0 {
-                    tokio::time::sleep(IDLE).await;
+                    tokio::select! {
+                        () = appended => {}
+                        () = tokio::time::sleep(IDLE) => {}
+                    }
                 }
             }
         })
