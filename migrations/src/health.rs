@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreatePortfolioSignalsHealth),
             Box::new(CreateOutbox),
             Box::new(CreateRequests),
+            Box::new(CreateSweeps),
         ]
     }
 }
@@ -526,6 +527,46 @@ impl MigrationTrait for CreateRequests {
                     .table(Alias::new("health_requests"))
                     .to_owned(),
             )
+            .await
+    }
+}
+
+/// One row per day the daily sweep ran: whichever process (or replica)
+/// inserts the day's row sweeps; the others, and restarts, don't.
+struct CreateSweeps;
+
+impl MigrationName for CreateSweeps {
+    fn name(&self) -> &str {
+        "m20261125_000006_create_health_sweeps"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateSweeps {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("health_sweeps"))
+                    .col(
+                        ColumnDef::new(Alias::new("day"))
+                            .date()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(Alias::new("swept_at"))
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(Alias::new("health_sweeps")).to_owned())
             .await
     }
 }

@@ -51,7 +51,8 @@ impl HealthService {
     /// Recomputes health and triggers of accounts whose signals or contracts
     /// changed, off the ingestion path, until the process stops. Also marks
     /// every account once a day so time-based triggers (renewals, fiscal
-    /// years) fire as the calendar moves.
+    /// years) fire as the calendar moves; the day is claimed in the database,
+    /// so replicas and restarts don't sweep it again.
     pub fn spawn_background(&self) -> tokio::task::JoinHandle<()> {
         let store = self.store.clone();
         tokio::spawn(async move {
@@ -59,7 +60,15 @@ impl HealthService {
             loop {
                 let today = storage::now().date_naive();
                 if last_sweep != Some(today) {
-                    match store.mark_all_dirty().await {
+                    let swept = match store.swept_on(today).await {
+                        Ok(true) => Ok(()),
+                        Ok(false) => match store.mark_all_dirty().await {
+                            Ok(()) => store.record_sweep(today).await,
+                            Err(err) => Err(err),
+                        },
+                        Err(err) => Err(err),
+                    };
+                    match swept {
                         Ok(()) => last_sweep = Some(today),
                         Err(err) => tracing::warn!(error = %err, "daily health sweep failed"),
                     }

@@ -141,6 +141,39 @@ impl Store {
         Ok(stored)
     }
 
+    /// Whether `day`'s sweep already ran (in this process, a replica, or
+    /// before a restart).
+    pub async fn swept_on(&self, day: chrono::NaiveDate) -> Result<bool, HealthError> {
+        use sea_orm::sea_query::{Alias, Query};
+        let mut select = Query::select();
+        select
+            .expr(Expr::val(1))
+            .from(Alias::new("health_sweeps"))
+            .and_where(Expr::col(Alias::new("day")).eq(day));
+        Ok(self.db.query_one(&select).await?.is_some())
+    }
+
+    /// Records that `day`'s sweep ran (after its marks are stored, so a
+    /// failed sweep is tried again; two replicas racing only mark twice,
+    /// which the queue absorbs).
+    pub async fn record_sweep(&self, day: chrono::NaiveDate) -> Result<(), HealthError> {
+        use sea_orm::sea_query::{Alias, Query};
+        let mut insert = Query::insert();
+        insert
+            .into_table(Alias::new("health_sweeps"))
+            .columns([Alias::new("day"), Alias::new("swept_at")])
+            .values([day.into(), storage::now().into()])
+            .map_err(|e| HealthError::from(sea_orm::DbErr::Custom(e.to_string())))?
+            .on_conflict(
+                OnConflict::column(Alias::new("day"))
+                    .do_nothing()
+                    .to_owned(),
+            );
+        let _write = self.writer().enter().await;
+        self.db.execute(&insert).await?;
+        Ok(())
+    }
+
     /// Queues every account with a subscription for recomputation (the
     /// daily sweep that lets time-based triggers follow the calendar).
     pub async fn mark_all_dirty(&self) -> Result<(), HealthError> {
