@@ -51,6 +51,75 @@ pub struct DemoArgs {
 pub enum BenchCommand {
     /// RecordSignals through the real server vs raw sqlx inserts of the same rows.
     Ingest(IngestBenchArgs),
+    /// GetAccountHealth under load vs an echo RPC on the same stack, at several sizes.
+    Read(ReadBenchArgs),
+    /// GetRevenueMetrics for a month vs a hand-written SQL aggregate.
+    Revenue(RevenueBenchArgs),
+    /// GetWhitespace over a large portfolio, and close-won → credits latency.
+    Flows(FlowsBenchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReadBenchArgs {
+    /// Portfolio sizes to measure, smallest first (growth = last / first).
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+    pub accounts: Vec<usize>,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// HTTP/2 connections the requests spread over.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// Seconds each contender runs.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Also run h2load (Debian package nghttp2-client) against GetAccountHealth.
+    #[arg(long)]
+    pub h2load: bool,
+    /// Run on PostgreSQL (see `bench ingest`).
+    #[arg(long)]
+    pub postgres_admin_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RevenueBenchArgs {
+    /// Subscriptions in the book.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub subscriptions: usize,
+    /// Accounts they belong to.
+    #[arg(long, default_value_t = 100_000)]
+    pub accounts: usize,
+    /// The month reported, `YYYY-MM`.
+    #[arg(long, default_value = "2025-06")]
+    pub month: String,
+    /// Timed runs of each contender (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Run on PostgreSQL (see `bench ingest`).
+    #[arg(long)]
+    pub postgres_admin_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FlowsBenchArgs {
+    /// Products in the portfolio.
+    #[arg(long, default_value_t = 200)]
+    pub products: usize,
+    /// Of which the account owns.
+    #[arg(long, default_value_t = 20)]
+    pub owned: usize,
+    /// GetWhitespace requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Seconds each whitespace contender runs.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Deals closed won, one at a time, for the outbox latency.
+    #[arg(long, default_value_t = 100)]
+    pub deals: usize,
+    /// Run on PostgreSQL (see `bench ingest`).
+    #[arg(long)]
+    pub postgres_admin_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -40,5 +40,8 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await,
+        Command::Bench(BenchCommand::Read(args)) => bench::read(args).await,
+        Command::Bench(BenchCommand::Revenue(args)) => bench::revenue(args).await,
+        Command::Bench(BenchCommand::Flows(args)) => bench::flows(args).await,
     }
 }

@@ -3,17 +3,16 @@
 //! multi-row inserts of the same rows into the same table, in one run so the
 //! ratio holds on a noisy machine.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use contracts::pb::health::v1 as pb;
 use contracts::pb::health::v1::account_health_service_client::AccountHealthServiceClient;
 use migrations::MigratorTrait;
 use sea_orm::sqlx::QueryBuilder;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 
+use super::{databases, drop_databases, start_server, summary};
 use crate::cli::IngestBenchArgs;
 
 /// One generated signal row, identical for both contenders.
@@ -47,50 +46,10 @@ fn rows(accounts: &[String], n: usize) -> Vec<Row> {
         .collect()
 }
 
-/// Two fresh databases (raw, service) and how to drop them afterwards.
-struct Databases {
-    raw_url: String,
-    service_url: String,
-    cleanup: Option<(String, Vec<String>)>,
-    _dir: Option<tempfile::TempDir>,
-}
-
-async fn databases(admin_url: Option<&str>) -> anyhow::Result<Databases> {
-    match admin_url {
-        None => {
-            let dir = tempfile::tempdir()?;
-            Ok(Databases {
-                raw_url: storage::sqlite_url(dir.path(), "raw"),
-                service_url: storage::sqlite_url(dir.path(), "service"),
-                cleanup: None,
-                _dir: Some(dir),
-            })
-        }
-        Some(admin) => {
-            let db = sea_orm::Database::connect(admin)
-                .await
-                .context("connecting PostgreSQL")?;
-            let stamp = uuid::Uuid::now_v7().simple().to_string();
-            let names = vec![format!("bench_raw_{stamp}"), format!("bench_svc_{stamp}")];
-            for name in &names {
-                db.execute_unprepared(&format!("CREATE DATABASE {name}"))
-                    .await?;
-            }
-            let base = admin
-                .rsplit_once('/')
-                .map(|(b, _)| b)
-                .context("URL must end in /DATABASE")?;
-            Ok(Databases {
-                raw_url: format!("{base}/{}", names[0]),
-                service_url: format!("{base}/{}", names[1]),
-                cleanup: Some((admin.to_owned(), names)),
-                _dir: None,
-            })
-        }
-    }
-}
-
-async fn seed_accounts(db: &DatabaseConnection, n: usize) -> anyhow::Result<Vec<String>> {
+pub(super) async fn seed_accounts(
+    db: &DatabaseConnection,
+    n: usize,
+) -> anyhow::Result<Vec<String>> {
     migrations::health::Migrator::up(db, None).await?;
     let ids: Vec<String> = (0..n).map(|_| uuid::Uuid::now_v7().to_string()).collect();
     for chunk in ids.chunks(500) {
@@ -143,74 +102,8 @@ macro_rules! raw_insert {
     }};
 }
 
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl ServerProcess {
-    /// Peak resident memory so far (VmHWM), in MiB.
-    fn peak_rss_mib(&self) -> Option<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib / 1024.0)
-    }
-}
-
-fn start_server(database_url: &str) -> anyhow::Result<(ServerProcess, String)> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args([
-            "serve",
-            "--service",
-            "health",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            database_url,
-        ])
-        .env("EXPANSION_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let stdout = child.stdout.take().context("server stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let process = ServerProcess(child);
-    for line in lines.by_ref() {
-        if let Some(addr) = line?.strip_prefix("listening on ") {
-            let addr = addr.trim().to_owned();
-            std::thread::spawn(move || for _ in lines {});
-            return Ok((process, addr));
-        }
-    }
-    bail!("the server exited before listening")
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-fn summary(name: &str, rows: usize, total: Duration, mut latencies: Vec<Duration>) -> f64 {
-    latencies.sort();
-    let rate = rows as f64 / total.as_secs_f64();
-    println!(
-        "{name:<34} {rows:>9} rows {:>9.2} s {rate:>12.0} rows/s   batch p50 {:>7.2} ms  p99 {:>7.2} ms",
-        total.as_secs_f64(),
-        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
-    );
-    rate
-}
-
 pub async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
-    let dbs = databases(args.postgres_admin_url.as_deref()).await?;
+    let dbs = databases(args.postgres_admin_url.as_deref(), &["raw", "svc"]).await?;
     let backend = if args.postgres_admin_url.is_some() {
         "PostgreSQL"
     } else {
@@ -222,11 +115,11 @@ pub async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
     );
 
     // Baseline: raw sqlx into a fresh copy of the same schema.
-    let raw_db = storage::connect(&dbs.raw_url).await?;
+    let raw_db = storage::connect(&dbs.urls[0]).await?;
     let raw_accounts = seed_accounts(&raw_db, args.accounts).await?;
     let raw_rows = rows(&raw_accounts, args.signals);
     let started = Instant::now();
-    let raw_latencies = if dbs.raw_url.starts_with("postgres") {
+    let raw_latencies = if dbs.urls[0].starts_with("postgres") {
         let pool = raw_db.get_postgres_connection_pool();
         raw_insert!(pool, raw_rows, args.batch)
     } else {
@@ -242,10 +135,10 @@ pub async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
     raw_db.close().await.ok();
 
     // The service: the real binary over gRPC.
-    let svc_db = storage::connect(&dbs.service_url).await?;
+    let svc_db = storage::connect(&dbs.urls[1]).await?;
     let accounts = seed_accounts(&svc_db, args.accounts).await?;
     svc_db.close().await.ok();
-    let (server, addr) = start_server(&dbs.service_url)?;
+    let (server, addr) = start_server(&dbs.urls[1], &["--service", "health"])?;
     let mut client = AccountHealthServiceClient::connect(format!("http://{addr}"))
         .await?
         .max_encoding_message_size(64 << 20);
@@ -300,12 +193,6 @@ pub async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
     }
     drop(server);
 
-    if let Some((admin, names)) = dbs.cleanup {
-        let db = sea_orm::Database::connect(&admin).await?;
-        for name in names {
-            db.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await?;
-        }
-    }
+    drop_databases(dbs).await?;
     Ok(())
 }

@@ -1,0 +1,284 @@
+//! `expansion bench read`: `GetAccountHealth` under a closed-loop load at a
+//! given concurrency, beside the ceiling of any RPC on the identical server
+//! stack (`grpc.health.v1.Health/Check`, answered from memory by the same
+//! process, through the same layers), at several portfolio sizes so the
+//! growth of p99 shows; optionally beside h2load, a load generator written
+//! elsewhere.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use contracts::pb::health::v1 as pb;
+use contracts::pb::health::v1::account_health_service_client::AccountHealthServiceClient;
+use migrations::MigratorTrait;
+use sea_orm::ConnectionTrait;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+use super::{
+    Load, Sql, closed_loop, databases, drop_databases, generated_id, ms, seed_accounts_sql,
+    start_server,
+};
+use crate::cli::ReadBenchArgs;
+
+/// Copies the template account's computed scores (current and history) to
+/// every other account, so each of them reads like a scored account.
+async fn copy_scores(db: &sea_orm::DatabaseConnection, template: &str) -> anyhow::Result<()> {
+    let columns = "product_id, score_e2, band, coverage_e2, breakdown, csm_sentiment, scorecard_version, computed_at";
+    let picked = "t.product_id, t.score_e2, t.band, t.coverage_e2, t.breakdown, t.csm_sentiment, t.scorecard_version, t.computed_at";
+    db.execute_unprepared(&format!(
+        "INSERT INTO health_current (account_id, {columns}) SELECT a.id, {picked} \
+         FROM accounts a CROSS JOIN health_current t WHERE t.account_id = '{template}' AND a.id <> '{template}'"
+    ))
+    .await?;
+    db.execute_unprepared(&format!(
+        "INSERT INTO health_scores (id, account_id, {columns}) SELECT a.id || ':' || t.id, a.id, {picked} \
+         FROM accounts a CROSS JOIN health_scores t WHERE t.account_id = '{template}' AND a.id <> '{template}'"
+    ))
+    .await?;
+    Ok(())
+}
+
+async fn channels(addr: &str, n: usize) -> anyhow::Result<Vec<Channel>> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(
+            Channel::from_shared(format!("http://{addr}"))?
+                .connect()
+                .await?,
+        );
+    }
+    Ok(out)
+}
+
+/// Scores the template account through the API: a product, its signals and
+/// a read (which computes the score).
+async fn score_template(addr: &str, template: &str) -> anyhow::Result<()> {
+    let mut client = AccountHealthServiceClient::connect(format!("http://{addr}")).await?;
+    let product = client
+        .upsert_product(pb::UpsertProductRequest {
+            request_id: String::new(),
+            product: Some(pb::Product {
+                name: "Bench Platform".into(),
+                tiers: vec!["STARTER".into()],
+                ..Default::default()
+            }),
+        })
+        .await?
+        .into_inner()
+        .product
+        .context("product")?
+        .product_id;
+    let at = Some(contracts::wire::timestamp(
+        chrono::Utc::now() - chrono::Duration::hours(1),
+    ));
+    let signal = |kind: pb::SignalKind, product: &str, value: &str, limit: &str| pb::Signal {
+        account_id: template.into(),
+        product_id: product.into(),
+        kind: kind as i32,
+        value: value.into(),
+        limit: limit.into(),
+        occur_time: at,
+        source: "bench".into(),
+        external_id: format!("template-{}", kind as i32),
+        detail: String::new(),
+    };
+    client
+        .record_signals(pb::RecordSignalsRequest {
+            request_id: String::new(),
+            signals: vec![
+                signal(pb::SignalKind::Usage, &product, "70", "100"),
+                signal(pb::SignalKind::ActiveUsers, &product, "80", "100"),
+                signal(pb::SignalKind::Login, &product, "30", ""),
+                signal(pb::SignalKind::Nps, "", "8", ""),
+                signal(pb::SignalKind::SupportTicket, "", "2", ""),
+            ],
+        })
+        .await?;
+    let health = client
+        .get_account_health(pb::GetAccountHealthRequest {
+            account_id: template.into(),
+        })
+        .await?
+        .into_inner()
+        .health
+        .context("health")?;
+    anyhow::ensure!(
+        health.overall.is_some_and(|o| o.has_score),
+        "the template account has no score"
+    );
+    Ok(())
+}
+
+async fn get_health_load(
+    channels: &[Channel],
+    accounts: usize,
+    concurrency: usize,
+    duration: Duration,
+) -> Load {
+    let clients: Vec<AccountHealthServiceClient<Channel>> = channels
+        .iter()
+        .cloned()
+        .map(AccountHealthServiceClient::new)
+        .collect();
+    closed_loop(concurrency, duration, move |task, i| {
+        let mut client = clients[task % clients.len()].clone();
+        // A spread of accounts, different per task: a multiplicative hash.
+        let n = (task * 1_000_003 + i * 7919) % accounts + 1;
+        async move {
+            client
+                .get_account_health(pb::GetAccountHealthRequest {
+                    account_id: generated_id(1, n),
+                })
+                .await
+                .is_ok_and(|r| r.into_inner().health.is_some())
+        }
+    })
+    .await
+}
+
+async fn echo_load(channels: &[Channel], concurrency: usize, duration: Duration) -> Load {
+    let clients: Vec<HealthClient<Channel>> =
+        channels.iter().cloned().map(HealthClient::new).collect();
+    closed_loop(concurrency, duration, move |task, _| {
+        let mut client = clients[task % clients.len()].clone();
+        async move {
+            client
+                .check(HealthCheckRequest {
+                    service: "expansion.health.v1.AccountHealthService".into(),
+                })
+                .await
+                .is_ok()
+        }
+    })
+    .await
+}
+
+/// Runs h2load (nghttp2-client) against `GetAccountHealth` with a
+/// length-prefixed protobuf body; returns its req/s, or `None` if h2load is
+/// not installed.
+fn h2load(addr: &str, account: &str, concurrency: usize, requests: usize) -> Option<f64> {
+    use prost::Message;
+    let which = std::process::Command::new("h2load")
+        .arg("--version")
+        .output()
+        .ok()?;
+    if !which.status.success() {
+        return None;
+    }
+    let body = pb::GetAccountHealthRequest {
+        account_id: account.into(),
+    }
+    .encode_to_vec();
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&u32::try_from(body.len()).ok()?.to_be_bytes());
+    framed.extend_from_slice(&body);
+    let file = tempfile::NamedTempFile::new().ok()?;
+    std::fs::write(file.path(), &framed).ok()?;
+    let clients = 4.min(concurrency).max(1);
+    let out = std::process::Command::new("h2load")
+        .args([
+            "-n",
+            &requests.to_string(),
+            "-c",
+            &clients.to_string(),
+            "-m",
+            &(concurrency / clients).max(1).to_string(),
+            "-H",
+            "content-type: application/grpc",
+            "-H",
+            "te: trailers",
+            "-d",
+        ])
+        .arg(file.path())
+        .arg(format!(
+            "http://{addr}/expansion.health.v1.AccountHealthService/GetAccountHealth"
+        ))
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "finished in 5.01s, 12345.67 req/s, 1.23MB/s"
+    let line = text.lines().find(|l| l.starts_with("finished in"))?;
+    let succeeded = text
+        .lines()
+        .find(|l| l.starts_with("requests:"))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    println!("h2load: {line}\nh2load: {succeeded}");
+    line.split(", ")
+        .nth(1)?
+        .strip_suffix(" req/s")?
+        .parse()
+        .ok()
+}
+
+pub async fn read(args: ReadBenchArgs) -> anyhow::Result<()> {
+    let duration = Duration::from_secs(args.seconds);
+    let mut p99_by_size: Vec<(usize, Duration)> = Vec::new();
+    for &size in &args.accounts {
+        let dbs = databases(args.postgres_admin_url.as_deref(), &["read"]).await?;
+        let sql = Sql {
+            postgres: dbs.is_postgres(),
+        };
+        println!(
+            "\nGetAccountHealth on {} with {size} scored accounts, concurrency {}, {} s per contender",
+            dbs.backend(),
+            args.concurrency,
+            args.seconds
+        );
+        let db = storage::connect(&dbs.urls[0]).await?;
+        migrations::health::Migrator::up(&db, None).await?;
+        seed_accounts_sql(&db, &sql, size, "2024-01-01").await?;
+        let template = generated_id(1, 1);
+        let (server, addr) = start_server(&dbs.urls[0], &["--service", "health"])?;
+        score_template(&addr, &template).await?;
+        copy_scores(&db, &template).await?;
+        db.close().await.ok();
+
+        let channels = channels(&addr, args.connections).await?;
+        // Warm both paths (connections, caches, the query planner).
+        echo_load(&channels, args.concurrency, Duration::from_secs(1)).await;
+        get_health_load(&channels, size, args.concurrency, Duration::from_secs(1)).await;
+
+        let echo = echo_load(&channels, args.concurrency, duration).await;
+        echo.print("echo (grpc.health.v1 Check, same stack)");
+        let get = get_health_load(&channels, size, args.concurrency, duration).await;
+        get.print("GetAccountHealth");
+        println!(
+            "throughput ratio GetAccountHealth / echo: {:.2} (goal >= 0.5); p99 {:.2} ms (goal <= 5 ms)",
+            get.rate() / echo.rate(),
+            ms(get.p99())
+        );
+        if args.h2load
+            && let Some(rate) = h2load(
+                &addr,
+                &generated_id(1, size / 2 + 1),
+                args.concurrency,
+                (get.rate() * args.seconds as f64) as usize,
+            )
+        {
+            println!(
+                "h2load req/s beside the built-in client's: {rate:.0} vs {:.0} ({:.2})",
+                get.rate(),
+                rate / get.rate()
+            );
+        }
+        if let Some(mib) = server.peak_rss_mib() {
+            println!("server peak RSS: {mib:.1} MiB");
+        }
+        p99_by_size.push((size, get.p99()));
+        drop(server);
+        drop_databases(dbs).await?;
+    }
+    if let (Some((small, p_small)), Some((large, p_large))) =
+        (p99_by_size.first(), p99_by_size.last())
+        && small != large
+    {
+        println!(
+            "\ngrowth: p99 at {large} accounts / p99 at {small}: {:.2} (goal <= 1.5)",
+            p_large.as_secs_f64() / p_small.as_secs_f64()
+        );
+    }
+    Ok(())
+}
