@@ -19,8 +19,9 @@ mod signals;
 mod subscriptions;
 mod values;
 
+use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -148,8 +149,67 @@ fn mapping_pairs(args: &ImportArgs) -> anyhow::Result<Vec<(String, String)>> {
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
+/// Watches the bytes the CSV reader reads, noting where each line that has
+/// content starts, so that a row's number is its line in the file. (The
+/// reader's own count skips blank lines, and a row's position is where the
+/// reader began looking for it, blank lines included.)
+struct Lines<R> {
+    inner: R,
+    read: u64,
+    line: u64,
+    at_line_start: bool,
+    /// (offset, line) of the first content byte of each line not yet passed.
+    starts: VecDeque<(u64, u64)>,
+}
+
+impl<R> Lines<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            read: 0,
+            line: 1,
+            at_line_start: true,
+            starts: VecDeque::new(),
+        }
+    }
+
+    /// The line of the first content at or after byte `offset`; offsets
+    /// only grow from call to call.
+    fn line_of(&mut self, offset: u64) -> u64 {
+        while self.starts.front().is_some_and(|&(at, _)| at < offset) {
+            self.starts.pop_front();
+        }
+        self.starts.front().map_or(self.line, |&(_, line)| line)
+    }
+}
+
+impl<R: Read> Read for Lines<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for (i, byte) in buf[..n].iter().enumerate() {
+            match byte {
+                b'\n' => {
+                    self.line += 1;
+                    self.at_line_start = true;
+                }
+                b'\r' => {}
+                _ => {
+                    if self.at_line_start {
+                        self.starts.push_back((self.read + i as u64, self.line));
+                    }
+                    self.at_line_start = false;
+                }
+            }
+        }
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+type Input = csv::Reader<Lines<BufReader<File>>>;
+
 /// Opens the file for reading, past a UTF-8 byte order mark.
-fn open(path: &Path, delimiter: u8) -> anyhow::Result<(csv::Reader<BufReader<File>>, u64)> {
+fn open(path: &Path, delimiter: u8) -> anyhow::Result<(Input, u64)> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut input = BufReader::new(file);
@@ -159,7 +219,7 @@ fn open(path: &Path, delimiter: u8) -> anyhow::Result<(csv::Reader<BufReader<Fil
     let reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .flexible(true)
-        .from_reader(input);
+        .from_reader(Lines::new(input));
     Ok((reader, size))
 }
 
@@ -234,6 +294,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Tally> {
         args.file.display(),
         report.tally
     );
+    report.rejections.sort_by_key(|r| r.line);
     for rejection in &report.rejections {
         println!("  {rejection}");
     }
@@ -246,35 +307,38 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Tally> {
     Ok(report.tally)
 }
 
-/// Feeds every data row of the file to `importer`.
-async fn drive<I: Importer>(
-    importer: &mut I,
-    ctx: &mut Ctx,
-    reader: &mut csv::Reader<BufReader<File>>,
-    out: &mut Report,
-) -> anyhow::Result<()> {
-    let width = out.columns().headers().len();
-    let mut raw = csv::ByteRecord::new();
+/// The next data row of the file, with how far into the file it ends.
+enum Next {
+    Row(Row, u64),
+    /// A row that can't be read as one: not UTF-8, or not as wide as the header.
+    Unreadable(Row, RowError, u64),
+    End,
+}
+
+fn next_row(reader: &mut Input, raw: &mut csv::ByteRecord, width: usize) -> anyhow::Result<Next> {
     loop {
-        let more = reader
-            .read_byte_record(&mut raw)
-            .context("reading the file")?;
-        if !more {
-            break;
+        if !reader.read_byte_record(raw).context("reading the file")? {
+            return Ok(Next::End);
         }
-        let line = raw.position().map_or(0, csv::Position::line);
-        let bytes = raw.position().map_or(0, csv::Position::byte);
         if raw
             .iter()
             .all(|cell| cell.iter().all(u8::is_ascii_whitespace))
         {
-            continue; // a blank line, or one of only delimiters
+            continue; // a line of only delimiters
         }
-        out.read(bytes);
-        let row = match csv::StringRecord::from_byte_record(raw.clone()) {
+        let start = raw.position().map_or(0, csv::Position::byte);
+        let line = reader.get_mut().line_of(start);
+        let bytes = reader.position().byte();
+        return Ok(match csv::StringRecord::from_byte_record(raw.clone()) {
             Ok(mut record) => {
                 record.trim();
-                Row { line, record }
+                let row = Row { line, record };
+                if row.record.len() == width {
+                    Next::Row(row, bytes)
+                } else {
+                    let message = format!("has {} cells; the header has {width}", row.record.len());
+                    Next::Unreadable(row, RowError::row(message), bytes)
+                }
             }
             Err(_) => {
                 let lossy: Vec<String> = raw
@@ -285,25 +349,105 @@ async fn drive<I: Importer>(
                     line,
                     record: csv::StringRecord::from(lossy),
                 };
-                out.reject(
-                    &row,
-                    RowError::row("is not UTF-8 text; export the file as UTF-8"),
-                )?;
-                continue;
+                let error = RowError::row("is not UTF-8 text; export the file as UTF-8");
+                Next::Unreadable(row, error, bytes)
             }
-        };
-        if row.record.len() != width {
-            let message = format!("has {} cells; the header has {width}", row.record.len());
-            out.reject(&row, RowError::row(message))?;
-            continue;
+        });
+    }
+}
+
+/// Feeds every data row of the file to `importer`.
+async fn drive<I: Importer>(
+    importer: &mut I,
+    ctx: &mut Ctx,
+    reader: &mut Input,
+    out: &mut Report,
+) -> anyhow::Result<()> {
+    let width = out.columns().headers().len();
+    let mut raw = csv::ByteRecord::new();
+    loop {
+        match next_row(reader, &mut raw, width)? {
+            Next::End => break,
+            Next::Unreadable(row, error, bytes) => {
+                out.read(bytes);
+                out.reject(&row, error)?;
+            }
+            Next::Row(row, bytes) => {
+                out.read(bytes);
+                let line = row.line;
+                importer
+                    .row(ctx, row, out)
+                    .await
+                    .map_err(|e| client::stopped_at(e, Some(line)))?;
+            }
         }
-        importer
-            .row(ctx, row, out)
-            .await
-            .map_err(|e| client::stopped_at(e, Some(line)))?;
     }
     importer
         .finish(ctx, out)
         .await
         .map_err(|e| client::stopped_at(e, None))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Every row of `bytes` read as a file: line, cells, or the reason it
+    /// can't be read.
+    fn rows(bytes: &[u8]) -> Vec<(u64, Result<Vec<String>, String>)> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("file.csv");
+        std::fs::write(&path, bytes).unwrap();
+        let (mut reader, _) = open(&path, b',').unwrap();
+        let width = reader.headers().unwrap().len();
+        let mut raw = csv::ByteRecord::new();
+        let mut out = Vec::new();
+        loop {
+            match next_row(&mut reader, &mut raw, width).unwrap() {
+                Next::End => return out,
+                Next::Row(row, _) => {
+                    out.push((row.line, Ok(row.record.iter().map(str::to_owned).collect())))
+                }
+                Next::Unreadable(row, error, _) => out.push((row.line, Err(error.message))),
+            }
+        }
+    }
+
+    fn cells(values: &[&str]) -> Result<Vec<String>, String> {
+        Ok(values.iter().map(|v| (*v).to_owned()).collect())
+    }
+
+    #[test]
+    fn rows_are_numbered_by_their_line_in_the_file() {
+        let file = b"\xEF\xBB\xBFid,name\r\n1, Acme \r\n\r\n2,\"Globex, \"\"Intl\"\"\nEurope\"\r\n,\r\n3,Initech\r\n";
+        assert_eq!(
+            rows(file),
+            vec![
+                (2, cells(&["1", "Acme"])),
+                (4, cells(&["2", "Globex, \"Intl\"\nEurope"])),
+                (7, cells(&["3", "Initech"])),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_bom_is_not_part_of_the_first_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bom.csv");
+        std::fs::write(&path, b"\xEF\xBB\xBFexternal_id,name\n1,Acme\n").unwrap();
+        let (mut reader, _) = open(&path, b',').unwrap();
+        assert_eq!(reader.headers().unwrap().get(0), Some("external_id"));
+    }
+
+    #[test]
+    fn rows_that_cannot_be_read_are_reported_not_fatal() {
+        let found = rows(b"id,name\n1,Acme,extra\n2,\xFF\xFE\n3,Initech\n");
+        assert_eq!(found.len(), 3);
+        assert_eq!(found[0].0, 2);
+        assert!(found[0].1.as_ref().unwrap_err().contains("has 3 cells"));
+        assert_eq!(found[1].0, 3);
+        assert!(found[1].1.as_ref().unwrap_err().contains("UTF-8"));
+        assert_eq!(found[2], (4, cells(&["3", "Initech"])));
+    }
 }

@@ -53,18 +53,24 @@ pub struct Rejection {
     pub message: String,
 }
 
+impl Rejection {
+    /// Where in the row and why, without the row number.
+    pub fn reason(&self) -> String {
+        let place = match (&self.column, self.field) {
+            (Some(column), Some(field)) if column != field => {
+                format!("column {column:?} ({field}): ")
+            }
+            (Some(column), _) => format!("column {column:?}: "),
+            (None, Some(field)) => format!("{field}: "),
+            (None, None) => String::new(),
+        };
+        format!("{place}{}", self.message)
+    }
+}
+
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "row {}", self.line)?;
-        match (&self.column, self.field) {
-            (Some(column), Some(field)) if column != field => {
-                write!(f, ", column {column:?} ({field})")?;
-            }
-            (Some(column), _) => write!(f, ", column {column:?}")?,
-            (None, Some(field)) => write!(f, ", {field}")?,
-            (None, None) => {}
-        }
-        write!(f, ": {}", self.message)
+        write!(f, "row {}, {}", self.line, self.reason())
     }
 }
 
@@ -214,7 +220,7 @@ impl Report {
                 .map(|i| row.record.get(i).unwrap_or_default().to_owned())
                 .collect();
             fields.push(row.line.to_string());
-            fields.push(rejection.to_string());
+            fields.push(rejection.reason());
             writer.write_record(&fields)?;
         }
         self.tally.rejected += 1;
