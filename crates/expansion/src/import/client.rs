@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use anyhow::anyhow;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
 use contracts::pb::health::v1 as pb;
 use contracts::pb::health::v1::account_health_service_client::AccountHealthServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -34,6 +36,11 @@ impl Interceptor for Bearer {
 
 pub type Health = AccountHealthServiceClient<InterceptedService<Channel, Bearer>>;
 
+/// How long to wait for the server to accept the connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Deadline of each call: a stuck server stops the import instead of hanging it.
+const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Largest page the list calls ask for.
 const PAGE: i32 = 1000;
 
@@ -46,7 +53,18 @@ pub async fn connect(target: &str, api_key: Option<&str>) -> anyhow::Result<Heal
                 .map_err(|_| anyhow!("--api-key must be printable ASCII"))?,
         ),
     };
-    let channel = crate::demo::channel(target).await?;
+    let url = if target.contains("://") {
+        target.to_owned()
+    } else {
+        format!("http://{target}")
+    };
+    let channel = Channel::from_shared(url)
+        .with_context(|| format!("--target {target:?} is not an address"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(CALL_TIMEOUT)
+        .connect()
+        .await
+        .with_context(|| format!("connecting {target}"))?;
     Ok(AccountHealthServiceClient::with_interceptor(
         channel,
         Bearer(bearer),

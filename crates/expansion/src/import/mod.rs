@@ -39,6 +39,9 @@ use report::{Report, Row, RowError};
 /// was already there; 1 that the import could not run or had to stop.
 pub const EXIT_REJECTED: i32 = 65;
 
+/// Rejected rows listed in the summary; `--rejects` has them all.
+const MAX_LISTED: usize = 100;
+
 /// Signals per `RecordSignals` call at most (the server's batch limit).
 const MAX_BATCH: i64 = 5000;
 
@@ -295,8 +298,19 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Tally> {
         report.tally
     );
     report.rejections.sort_by_key(|r| r.line);
-    for rejection in &report.rejections {
+    for rejection in report.rejections.iter().take(MAX_LISTED) {
         println!("  {rejection}");
+    }
+    if report.rejections.len() > MAX_LISTED {
+        println!(
+            "  … and {} more rejected rows{}",
+            report.rejections.len() - MAX_LISTED,
+            if args.rejects.is_some() {
+                ""
+            } else {
+                " (--rejects FILE writes them all)"
+            }
+        );
     }
     if let Some(path) = &args.rejects
         && report.tally.rejected > 0

@@ -109,9 +109,7 @@ impl Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar =
                 ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
-            if let Ok(style) =
-                ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {percent:>3}% {msg}")
-            {
+            if let Ok(style) = ProgressStyle::with_template("{percent:>3}% [{bar:20}] {wide_msg}") {
                 bar.set_style(style.progress_chars("=> "));
             }
             bar
