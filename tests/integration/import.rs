@@ -254,6 +254,55 @@ async fn bad_rows_are_reported_and_good_rows_land(backend: Backend) {
         [2, 0, 1, 1, 0]
     );
 
+    // A European export: semicolons, day/month/year dates, one currency
+    // for the file, mapped by a JSON file.
+    let mapping = write(
+        "mapping.json",
+        r#"{"subscriptions": {"Vertrag": "external_id", "Kunde": "account_external_id",
+            "Produkt": "product", "Monatlich": "mrr", "Beginn": "start_date"}}"#,
+    );
+    let contract = |mrr: &str| {
+        write(
+            "subscriptions.csv",
+            &format!("Vertrag;Kunde;Produkt;Monatlich;Beginn\nV-1;001C;storage;{mrr};15/03/2025\n"),
+        )
+    };
+    let flags = [
+        "--mapping",
+        mapping.to_str().unwrap(),
+        "--delimiter",
+        ";",
+        "--date-format",
+        "%d/%m/%Y",
+        "--currency",
+        "EUR",
+    ];
+    let out = import(&server, "subscriptions", &contract("99.90"), &flags);
+    assert_eq!(counts(&out), [1, 1, 0, 0, 0], "{}", stdout(&out));
+    assert_eq!(
+        counts(&import(
+            &server,
+            "subscriptions",
+            &contract("99.90"),
+            &flags
+        )),
+        [1, 0, 0, 1, 0]
+    );
+    assert_eq!(
+        counts(&import(&server, "subscriptions", &contract("120"), &flags)),
+        [1, 0, 1, 0, 0]
+    );
+    let mut c = server.health().await;
+    let globex = account_by_crm_id(&mut c, "001C").await.unwrap();
+    let stored = subscriptions_of(&mut c, &globex.account_id).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].start_date, "2025-03-15");
+    let mrr = stored[0].mrr.as_ref().unwrap();
+    assert_eq!(
+        (mrr.currency_code.as_str(), mrr.amount.as_str()),
+        ("EUR", "120.00")
+    );
+
     // 1,200 signals, 3 batches of 500; one row per batch the server refuses
     // (NPS out of range), one for an account nobody imported, one bad time.
     let yesterday = (Utc::now() - Duration::days(1)).format("%Y-%m-%d %H:%M:%S");
@@ -305,7 +354,6 @@ async fn bad_rows_are_reported_and_good_rows_land(backend: Backend) {
 
     // The signals are the ones in the file: usage 92% of the quota and NPS 9
     // make Acme's score 100 (GREEN) and open a capacity trigger.
-    let mut c = server.health().await;
     let acme = account_by_crm_id(&mut c, "001A").await.unwrap();
     assert_eq!(acme.name, "Acme Corp");
     let health = c

@@ -246,14 +246,11 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Tally> {
     let columns = Columns::resolve(args.kind, &headers, &pairs)
         .with_context(|| format!("columns of {}", args.file.display()))?;
     let ignored = columns.ignored();
-    let mut report = Report::new(columns.clone(), args.rejects.as_deref(), size)?;
     if !ignored.is_empty() {
-        report.note(&format!(
-            "import: no field reads the columns {}",
-            ignored.join(", ")
-        ));
+        eprintln!("import: no field reads the columns {}", ignored.join(", "));
     }
     let health = client::connect(&args.target, args.api_key.as_deref()).await?;
+    let mut report = Report::new(columns, args.rejects.as_deref(), size)?;
     let mut ctx = Ctx {
         lookup: Lookup::new(health, args.system.clone()),
         currency: args.currency.clone(),

@@ -136,13 +136,6 @@ impl Progress {
         }
     }
 
-    fn println(&self, line: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
-        }
-    }
-
     fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
@@ -224,11 +217,6 @@ impl Report {
         self.tally.rejected += 1;
         self.rejections.push(rejection);
         Ok(())
-    }
-
-    /// A note for the user that doesn't belong to a row.
-    pub fn note(&self, line: &str) {
-        self.progress.println(line);
     }
 
     pub fn finish(&mut self) -> anyhow::Result<()> {
