@@ -10,6 +10,7 @@ mod credit;
 mod demo;
 mod foundation;
 mod health;
+mod import;
 mod outbox;
 mod pipeline;
 mod readme;

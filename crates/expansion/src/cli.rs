@@ -35,6 +35,8 @@ pub enum Command {
     Migrate(StorageArgs),
     /// Load a realistic sample dataset through the public API (idempotent).
     Demo(DemoArgs),
+    /// Load a CSV file from a CRM export through the public API (idempotent).
+    Import(Box<crate::import::ImportArgs>),
     /// Benchmarks beside their baselines (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),

@@ -3,12 +3,13 @@
 //! `expansion serve` runs all three on one port over embedded SQLite files
 //! (the default, no setup needed); `expansion serve --service NAME` runs one,
 //! for a distributed deployment over PostgreSQL; `expansion migrate` applies
-//! the schema migrations and exits.
+//! the schema migrations and exits; `expansion import` loads a CRM export.
 
 mod bench;
 mod cli;
 mod database;
 mod demo;
+mod import;
 mod serve;
 
 use clap::Parser;
@@ -37,6 +38,15 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo(args) => {
             let summary = demo::load(&args.target).await?;
             println!("{summary}");
+            Ok(())
+        }
+        Command::Import(args) => {
+            let tally = import::run(*args).await?;
+            if tally.rejected > 0 {
+                use std::io::Write;
+                std::io::stdout().flush()?;
+                std::process::exit(import::EXIT_REJECTED);
+            }
             Ok(())
         }
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await,

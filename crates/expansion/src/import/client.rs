@@ -1,0 +1,262 @@
+//! The import's side of the public API: one health-service client, the
+//! look-ups that turn CRM ids and product names into ids (cached), and how a
+//! refusal from the server becomes a rejected row.
+
+use std::collections::HashMap;
+
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use contracts::pb::health::v1 as pb;
+use contracts::pb::health::v1::account_health_service_client::AccountHealthServiceClient;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+use super::mapping::Kind;
+use super::report::RowError;
+
+/// Sends `authorization: Bearer <key>` on every call when a key is given.
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+pub type Health = AccountHealthServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// How long to wait for the server to accept the connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Deadline of each call: a stuck server stops the import instead of hanging it.
+const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Largest page the list calls ask for.
+const PAGE: i32 = 1000;
+
+pub async fn connect(target: &str, api_key: Option<&str>) -> anyhow::Result<Health> {
+    let bearer = match api_key.filter(|k| !k.is_empty()) {
+        None => None,
+        Some(key) => Some(
+            format!("Bearer {key}")
+                .parse::<MetadataValue<Ascii>>()
+                .map_err(|_| anyhow!("--api-key must be printable ASCII"))?,
+        ),
+    };
+    let url = if target.contains("://") {
+        target.to_owned()
+    } else {
+        format!("http://{target}")
+    };
+    let channel = Channel::from_shared(url)
+        .with_context(|| format!("--target {target:?} is not an address"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(CALL_TIMEOUT)
+        .connect()
+        .await
+        .with_context(|| format!("connecting {target}"))?;
+    Ok(AccountHealthServiceClient::with_interceptor(
+        channel,
+        Bearer(bearer),
+    ))
+}
+
+/// How the server answered a row's write.
+pub enum Refusal {
+    /// The row is wrong; `index` is the refused signal of a batch.
+    Row {
+        index: Option<usize>,
+        error: RowError,
+    },
+    /// Nothing more can be imported (server down, not allowed, …).
+    Fatal(anyhow::Error),
+}
+
+/// Sorts a failed call into a row problem or a reason to stop.
+pub fn refusal(kind: Kind, status: Status) -> Refusal {
+    match status.code() {
+        Code::InvalidArgument
+        | Code::FailedPrecondition
+        | Code::NotFound
+        | Code::AlreadyExists
+        | Code::OutOfRange => {
+            let violation = status
+                .get_details_bad_request()
+                .and_then(|b| b.field_violations.into_iter().next());
+            match violation {
+                Some(v) => {
+                    let (index, field) = kind.field_of_path(&v.field);
+                    Refusal::Row {
+                        index,
+                        error: RowError {
+                            field,
+                            message: v.description,
+                        },
+                    }
+                }
+                None => Refusal::Row {
+                    index: None,
+                    error: RowError::row(status.message()),
+                },
+            }
+        }
+        _ => Refusal::Fatal(anyhow!(
+            "the server refused the import: {:?}: {}",
+            status.code(),
+            status.message()
+        )),
+    }
+}
+
+/// Cached answers of the read calls.
+pub struct Lookup {
+    pub health: Health,
+    /// The CRM the external ids belong to, e.g. `salesforce`.
+    pub system: String,
+    accounts: HashMap<String, Option<pb::Account>>,
+    products: Option<Vec<pb::Product>>,
+    subscriptions: HashMap<String, Vec<pb::Subscription>>,
+}
+
+impl Lookup {
+    pub fn new(health: Health, system: String) -> Self {
+        Self {
+            health,
+            system,
+            accounts: HashMap::new(),
+            products: None,
+            subscriptions: HashMap::new(),
+        }
+    }
+
+    pub fn external_ref(&self, id: &str) -> pb::ExternalRef {
+        pb::ExternalRef {
+            system: self.system.clone(),
+            id: id.to_owned(),
+        }
+    }
+
+    /// The account with this CRM id, if there is one.
+    pub async fn account(&mut self, external_id: &str) -> anyhow::Result<Option<pb::Account>> {
+        if let Some(known) = self.accounts.get(external_id) {
+            return Ok(known.clone());
+        }
+        let found = match self
+            .health
+            .get_account(pb::GetAccountRequest {
+                account_id: String::new(),
+                external_ref: Some(self.external_ref(external_id)),
+            })
+            .await
+        {
+            Ok(reply) => reply.into_inner().account,
+            Err(status) if status.code() == Code::NotFound => None,
+            Err(status) if status.code() == Code::InvalidArgument => {
+                // Not a valid CRM id, so no account has it.
+                None
+            }
+            Err(status) => return Err(fatal(status, "looking up an account")),
+        };
+        self.accounts.insert(external_id.to_owned(), found.clone());
+        Ok(found)
+    }
+
+    pub fn remember_account(&mut self, external_id: &str, account: pb::Account) {
+        self.accounts.insert(external_id.to_owned(), Some(account));
+    }
+
+    /// Every product, read once.
+    pub async fn products(&mut self) -> anyhow::Result<&mut Vec<pb::Product>> {
+        if self.products.is_none() {
+            let mut all = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                let reply = self
+                    .health
+                    .list_products(pb::ListProductsRequest {
+                        page_size: PAGE,
+                        page_token,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|s| fatal(s, "listing products"))?
+                    .into_inner();
+                all.extend(reply.products);
+                if reply.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = reply.next_page_token;
+            }
+            self.products = Some(all);
+        }
+        Ok(self.products.get_or_insert_with(Vec::new))
+    }
+
+    /// The id of the product named `text` (or whose id is `text`).
+    pub async fn product_id(&mut self, text: &str) -> anyhow::Result<Option<String>> {
+        let products = self.products().await?;
+        Ok(products
+            .iter()
+            .find(|p| p.product_id == text)
+            .or_else(|| products.iter().find(|p| p.name == text))
+            .or_else(|| products.iter().find(|p| p.name.eq_ignore_ascii_case(text)))
+            .map(|p| p.product_id.clone()))
+    }
+
+    /// An account's subscriptions, read once per account.
+    pub async fn subscriptions(
+        &mut self,
+        account_id: &str,
+    ) -> anyhow::Result<&mut Vec<pb::Subscription>> {
+        if !self.subscriptions.contains_key(account_id) {
+            let mut all = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                let reply = self
+                    .health
+                    .list_subscriptions(pb::ListSubscriptionsRequest {
+                        page_size: PAGE,
+                        page_token,
+                        account_id: account_id.to_owned(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|s| fatal(s, "listing subscriptions"))?
+                    .into_inner();
+                all.extend(reply.subscriptions);
+                if reply.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = reply.next_page_token;
+            }
+            self.subscriptions.insert(account_id.to_owned(), all);
+        }
+        Ok(self.subscriptions.entry(account_id.to_owned()).or_default())
+    }
+}
+
+/// A failed read: nothing sensible can follow.
+pub fn fatal(status: Status, doing: &str) -> anyhow::Error {
+    anyhow!("{:?}: {}", status.code(), status.message()).context(format!("{doing} failed"))
+}
+
+/// Says where an error stopped the import (`None`: after the last row).
+pub fn stopped_at(err: anyhow::Error, line: Option<u64>) -> anyhow::Error {
+    let place = match line {
+        Some(line) => format!("stopped at row {line}"),
+        None => "stopped while sending the last rows".to_owned(),
+    };
+    err.context(format!(
+        "{place}; running the same import again is safe: rows already imported are recognised"
+    ))
+}

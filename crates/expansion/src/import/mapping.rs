@@ -1,0 +1,442 @@
+//! Which CSV column feeds which field: the fields of each kind of file, the
+//! `--map` / `--mapping` formats, and their resolution against a header row.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// What a file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    Accounts,
+    Products,
+    Subscriptions,
+    Signals,
+}
+
+/// A field a row of some kind can fill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldSpec {
+    pub name: &'static str,
+    pub required: bool,
+}
+
+const fn required(name: &'static str) -> FieldSpec {
+    FieldSpec {
+        name,
+        required: true,
+    }
+}
+
+const fn optional(name: &'static str) -> FieldSpec {
+    FieldSpec {
+        name,
+        required: false,
+    }
+}
+
+const ACCOUNT_FIELDS: &[FieldSpec] = &[
+    required("external_id"),
+    required("name"),
+    optional("segment"),
+    optional("customer_since"),
+    optional("fiscal_year_start_month"),
+    optional("owner_csm"),
+    optional("parent_external_id"),
+];
+
+const PRODUCT_FIELDS: &[FieldSpec] = &[
+    required("name"),
+    optional("family"),
+    optional("tiers"),
+    optional("fits_segments"),
+    optional("margin_percent"),
+];
+
+const SUBSCRIPTION_FIELDS: &[FieldSpec] = &[
+    required("external_id"),
+    required("account_external_id"),
+    required("product"),
+    required("mrr"),
+    optional("currency"),
+    required("start_date"),
+    optional("end_date"),
+    optional("tier"),
+    optional("quantity"),
+    optional("quota_limit"),
+    optional("mrr_effective_date"),
+    optional("cancel_date"),
+    optional("cancel_reason"),
+];
+
+const SIGNAL_FIELDS: &[FieldSpec] = &[
+    required("account_external_id"),
+    required("kind"),
+    optional("product"),
+    optional("value"),
+    optional("limit"),
+    optional("occur_time"),
+    optional("source"),
+    optional("external_id"),
+    optional("detail"),
+];
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accounts => "accounts",
+            Self::Products => "products",
+            Self::Subscriptions => "subscriptions",
+            Self::Signals => "signals",
+        }
+    }
+
+    pub fn fields(self) -> &'static [FieldSpec] {
+        match self {
+            Self::Accounts => ACCOUNT_FIELDS,
+            Self::Products => PRODUCT_FIELDS,
+            Self::Subscriptions => SUBSCRIPTION_FIELDS,
+            Self::Signals => SIGNAL_FIELDS,
+        }
+    }
+
+    fn field(self, name: &str) -> Option<&'static str> {
+        self.fields()
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| f.name)
+    }
+
+    fn parse(name: &str) -> Option<Kind> {
+        [
+            Self::Accounts,
+            Self::Products,
+            Self::Subscriptions,
+            Self::Signals,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+
+    /// The field a request's field path (from a `BadRequest` violation)
+    /// refers to, and the index of the signal for a `signals[i].…` path.
+    pub fn field_of_path(self, path: &str) -> (Option<usize>, Option<&'static str>) {
+        let mut index = None;
+        let mut rest = path;
+        for prefix in ["subscription.", "product."] {
+            if let Some(r) = rest.strip_prefix(prefix) {
+                rest = r;
+            }
+        }
+        if let Some(r) = rest.strip_prefix("signals[")
+            && let Some((i, tail)) = r.split_once(']')
+        {
+            index = i.parse().ok();
+            rest = tail.strip_prefix('.').unwrap_or(tail);
+        }
+        let head = rest.split(['.', '[']).next().unwrap_or_default();
+        let name = match (self, head) {
+            (_, "external_ref") => "external_id",
+            (Self::Accounts, "parent_account_id") => "parent_external_id",
+            (Self::Subscriptions | Self::Signals, "account_id") => "account_external_id",
+            (Self::Subscriptions | Self::Signals, "product_id") => "product",
+            (Self::Subscriptions, "mrr") if rest.ends_with("currency_code") => "currency",
+            (Self::Subscriptions, "reason") => "cancel_reason",
+            (_, other) => other,
+        };
+        (index, self.field(name))
+    }
+}
+
+/// Header → field pairs from `--map "Account ID=external_id,Account Name=name"`.
+/// A header cannot contain a comma here; a mapping file can name any header.
+pub fn parse_inline(text: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((header, field)) = part.rsplit_once('=') else {
+            bail!("--map: {part:?} is not HEADER=field");
+        };
+        let (header, field) = (header.trim(), field.trim());
+        if header.is_empty() || field.is_empty() {
+            bail!("--map: {part:?} is not HEADER=field");
+        }
+        pairs.push((header.to_owned(), field.to_owned()));
+    }
+    Ok(pairs)
+}
+
+/// A mapping file's entry: `"Header" = "field"` for every kind, or a table
+/// named after a kind holding that kind's pairs.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Entry {
+    Field(String),
+    Section(BTreeMap<String, String>),
+}
+
+/// Header → field pairs for `kind` from a TOML or JSON mapping file.
+pub fn parse_file(path: &Path, kind: Kind) -> anyhow::Result<Vec<(String, String)>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let entries: BTreeMap<String, Entry> = if is_json {
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a JSON mapping", path.display()))?
+    } else {
+        toml::from_str(&text)
+            .with_context(|| format!("{} is not a TOML mapping", path.display()))?
+    };
+    mapping_pairs(entries, kind).with_context(|| format!("mapping {}", path.display()))
+}
+
+fn mapping_pairs(
+    entries: BTreeMap<String, Entry>,
+    kind: Kind,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    for (key, entry) in entries {
+        match entry {
+            Entry::Field(field) => pairs.push((key, field)),
+            Entry::Section(section) => {
+                let Some(section_kind) = Kind::parse(&key) else {
+                    bail!(
+                        "[{key}] is not a kind of file (accounts, products, subscriptions, signals)"
+                    );
+                };
+                if section_kind == kind {
+                    pairs.extend(section);
+                }
+            }
+        }
+    }
+    Ok(pairs)
+}
+
+fn same_header(a: &str, b: &str) -> bool {
+    a.trim().eq_ignore_ascii_case(b.trim())
+}
+
+/// The columns of one file, resolved: which column each field reads.
+#[derive(Debug, Clone)]
+pub struct Columns {
+    headers: Vec<String>,
+    index: HashMap<&'static str, usize>,
+}
+
+impl Columns {
+    /// Resolves `pairs` (header → field) against the file's `headers`. A
+    /// header that the pairs don't name feeds the field of the same name.
+    pub fn resolve(
+        kind: Kind,
+        headers: &[String],
+        pairs: &[(String, String)],
+    ) -> anyhow::Result<Columns> {
+        let mut index: HashMap<&'static str, usize> = HashMap::new();
+        let mut used = vec![false; headers.len()];
+        for (header, field) in pairs {
+            let Some(name) = kind.field(field.trim()) else {
+                let known: Vec<&str> = kind.fields().iter().map(|f| f.name).collect();
+                bail!(
+                    "{field:?} is not a field of {}; they are: {}",
+                    kind.as_str(),
+                    known.join(", ")
+                );
+            };
+            let Some(column) = headers.iter().position(|h| same_header(h, header)) else {
+                bail!("the mapping names column {header:?}, which the file does not have");
+            };
+            if index.insert(name, column).is_some() {
+                bail!("the mapping gives {name} two columns");
+            }
+            used[column] = true;
+        }
+        for (column, header) in headers.iter().enumerate() {
+            if used[column] {
+                continue;
+            }
+            if let Some(spec) = kind.fields().iter().find(|f| same_header(f.name, header))
+                && !index.contains_key(spec.name)
+            {
+                index.insert(spec.name, column);
+                used[column] = true;
+            }
+        }
+        let missing: Vec<&str> = kind
+            .fields()
+            .iter()
+            .filter(|f| f.required && !index.contains_key(f.name))
+            .map(|f| f.name)
+            .collect();
+        if !missing.is_empty() {
+            bail!(
+                "{} need a column for {} (name the column after the field, or map it with --map \"HEADER=field\")",
+                kind.as_str(),
+                missing.join(", ")
+            );
+        }
+        Ok(Columns {
+            headers: headers.to_vec(),
+            index,
+        })
+    }
+
+    /// The cell of `field` in `record`; `None` when no column feeds it.
+    pub fn get<'r>(&self, record: &'r csv::StringRecord, field: &str) -> Option<&'r str> {
+        self.index
+            .get(field)
+            .map(|&column| record.get(column).unwrap_or_default())
+    }
+
+    /// The header of the column that feeds `field`.
+    pub fn header_of(&self, field: &str) -> Option<&str> {
+        self.index
+            .get(field)
+            .and_then(|&column| self.headers.get(column))
+            .map(String::as_str)
+    }
+
+    pub fn headers(&self) -> &[String] {
+        &self.headers
+    }
+
+    /// Headers no field reads.
+    pub fn ignored(&self) -> Vec<&str> {
+        self.headers
+            .iter()
+            .enumerate()
+            .filter(|(column, _)| !self.index.values().any(|c| c == column))
+            .map(|(_, h)| h.as_str())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn headers(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn inline_maps_read_header_equals_field() {
+        let pairs = parse_inline("Account ID=external_id, Account Name = name,").unwrap();
+        assert_eq!(
+            pairs,
+            vec![
+                ("Account ID".to_owned(), "external_id".to_owned()),
+                ("Account Name".to_owned(), "name".to_owned())
+            ]
+        );
+        assert!(parse_inline("Account ID").is_err());
+        assert!(parse_inline("=name").is_err());
+    }
+
+    #[test]
+    fn mapping_files_have_shared_and_per_kind_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml_path = dir.path().join("m.toml");
+        std::fs::write(
+            &toml_path,
+            "\"Account ID\" = \"external_id\"\n[accounts]\n\"Account Name\" = \"name\"\n[signals]\n\"Type\" = \"kind\"\n",
+        )
+        .unwrap();
+        let mut accounts = parse_file(&toml_path, Kind::Accounts).unwrap();
+        accounts.sort();
+        assert_eq!(
+            accounts,
+            vec![
+                ("Account ID".to_owned(), "external_id".to_owned()),
+                ("Account Name".to_owned(), "name".to_owned())
+            ]
+        );
+        let signals = parse_file(&toml_path, Kind::Signals).unwrap();
+        assert!(signals.contains(&("Type".to_owned(), "kind".to_owned())));
+        assert!(!signals.iter().any(|(h, _)| h == "Account Name"));
+
+        let json_path = dir.path().join("m.json");
+        std::fs::write(&json_path, r#"{"products": {"Product Name": "name"}}"#).unwrap();
+        assert_eq!(
+            parse_file(&json_path, Kind::Products).unwrap(),
+            vec![("Product Name".to_owned(), "name".to_owned())]
+        );
+        std::fs::write(&json_path, r#"{"deals": {"Amount": "mrr"}}"#).unwrap();
+        let err = format!("{:#}", parse_file(&json_path, Kind::Products).unwrap_err());
+        assert!(err.contains("[deals] is not a kind"), "{err}");
+    }
+
+    #[test]
+    fn columns_default_to_field_names_and_mapping_wins() {
+        let h = headers(&["Account ID", "NAME", "Segment", "Billing City", "name"]);
+        let pairs = vec![("account id".to_owned(), "external_id".to_owned())];
+        let columns = Columns::resolve(Kind::Accounts, &h, &pairs).unwrap();
+        let record = csv::StringRecord::from(vec!["001", "Acme", "SMB", "Paris", "other"]);
+        assert_eq!(columns.get(&record, "external_id"), Some("001"));
+        // The first column named after the field feeds it.
+        assert_eq!(columns.get(&record, "name"), Some("Acme"));
+        assert_eq!(columns.get(&record, "segment"), Some("SMB"));
+        assert_eq!(columns.get(&record, "owner_csm"), None);
+        assert_eq!(columns.header_of("external_id"), Some("Account ID"));
+        assert_eq!(columns.ignored(), vec!["Billing City", "name"]);
+    }
+
+    #[test]
+    fn bad_mappings_are_explained() {
+        let h = headers(&["Id", "Name"]);
+        let err = |pairs: &[(&str, &str)]| {
+            let pairs: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+                .collect();
+            Columns::resolve(Kind::Accounts, &h, &pairs)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err(&[("Id", "crm_id")]).contains("not a field of accounts"));
+        assert!(err(&[("Account ID", "external_id")]).contains("does not have"));
+        assert!(err(&[("Id", "external_id"), ("Name", "external_id")]).contains("two columns"));
+        assert!(err(&[]).contains("need a column for external_id"));
+    }
+
+    #[test]
+    fn server_field_paths_name_csv_fields() {
+        assert_eq!(
+            Kind::Subscriptions.field_of_path("subscription.mrr.amount"),
+            (None, Some("mrr"))
+        );
+        assert_eq!(
+            Kind::Subscriptions.field_of_path("subscription.mrr.currency_code"),
+            (None, Some("currency"))
+        );
+        assert_eq!(
+            Kind::Subscriptions.field_of_path("subscription.account_id"),
+            (None, Some("account_external_id"))
+        );
+        assert_eq!(
+            Kind::Signals.field_of_path("signals[17].value"),
+            (Some(17), Some("value"))
+        );
+        assert_eq!(
+            Kind::Signals.field_of_path("signals[3].product_id"),
+            (Some(3), Some("product"))
+        );
+        assert_eq!(
+            Kind::Accounts.field_of_path("external_ref.id"),
+            (None, Some("external_id"))
+        );
+        assert_eq!(
+            Kind::Accounts.field_of_path("parent_account_id"),
+            (None, Some("parent_external_id"))
+        );
+        assert_eq!(
+            Kind::Products.field_of_path("product.tiers[2]"),
+            (None, Some("tiers"))
+        );
+        assert_eq!(Kind::Accounts.field_of_path("request_id"), (None, None));
+    }
+}
