@@ -5,6 +5,7 @@
 //! for a distributed deployment over PostgreSQL; `expansion migrate` applies
 //! the schema migrations and exits.
 
+mod auth;
 mod bench;
 mod cli;
 mod database;
@@ -35,10 +36,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(*args).await,
         Command::Migrate(args) => database::migrate_only(&args).await,
         Command::Demo(args) => {
-            let summary = demo::load(&args.target).await?;
+            let summary = demo::load(&args.target, &args.client.options()?).await?;
             println!("{summary}");
             Ok(())
         }
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await,
+        Command::Keys(command) => auth::command::run(command),
     }
 }
