@@ -6,6 +6,7 @@
 
 mod harness;
 
+mod auth;
 mod credit;
 mod demo;
 mod foundation;

@@ -2,12 +2,12 @@
 //! service as a clawback (`ApplyClawback` by deal). Driven from the
 //! `health.subscription.cancelled` event by `storage::outbox`.
 
+use contracts::client::AuthChannel;
 use contracts::pb::credit::v1 as credit;
 use contracts::pb::credit::v1::compensation_credit_service_client::CompensationCreditServiceClient;
 use serde_json::Value;
 use storage::events::StoredEvent;
 use storage::outbox::{Courier, Failure, Outbox};
-use tonic::transport::Channel;
 
 pub const CREDIT: &str = "credit";
 const CANCELLED: &str = "health.subscription.cancelled";
@@ -20,11 +20,11 @@ pub fn outbox(writer: storage::WriteGate, log: storage::events::EventLog) -> Out
 
 /// Delivers clawbacks to the credit service.
 pub struct HealthCourier {
-    credit: Option<CompensationCreditServiceClient<Channel>>,
+    credit: Option<CompensationCreditServiceClient<AuthChannel>>,
 }
 
 impl HealthCourier {
-    pub fn new(credit: Option<Channel>) -> Self {
+    pub fn new(credit: Option<AuthChannel>) -> Self {
         Self {
             credit: credit.map(CompensationCreditServiceClient::new),
         }

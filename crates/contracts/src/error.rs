@@ -84,6 +84,15 @@ pub enum ApiError {
         reason: &'static str,
         message: String,
     },
+    /// No credential, or one the server does not accept.
+    #[error("{message}")]
+    Unauthenticated {
+        reason: &'static str,
+        message: String,
+    },
+    /// A known caller whose role does not allow what it asked.
+    #[error("{message}")]
+    PermissionDenied { message: String },
     /// The detail is for the server's log only; the caller sees a generic text.
     #[error("internal error: {detail}")]
     Internal { detail: String },
@@ -135,6 +144,8 @@ impl ApiError {
             Self::Aborted { .. } => Code::Aborted,
             Self::Unimplemented { .. } => Code::Unimplemented,
             Self::Unavailable { .. } => Code::Unavailable,
+            Self::Unauthenticated { .. } => Code::Unauthenticated,
+            Self::PermissionDenied { .. } => Code::PermissionDenied,
             Self::Internal { .. } => Code::Internal,
         }
     }
@@ -147,7 +158,9 @@ impl ApiError {
             Self::AlreadyExists { reason, .. }
             | Self::FailedPrecondition { reason, .. }
             | Self::Aborted { reason, .. }
-            | Self::Unavailable { reason, .. } => reason,
+            | Self::Unavailable { reason, .. }
+            | Self::Unauthenticated { reason, .. } => reason,
+            Self::PermissionDenied { .. } => "PERMISSION_DENIED",
             Self::Unimplemented { .. } => "NOT_IMPLEMENTED",
             Self::Internal { .. } => "INTERNAL",
         }
@@ -206,7 +219,11 @@ impl ApiError {
             Self::Unimplemented { method } => {
                 metadata.insert("method".to_owned(), method.to_owned());
             }
-            Self::Aborted { .. } | Self::Unavailable { .. } | Self::Internal { .. } => {}
+            Self::Aborted { .. }
+            | Self::Unavailable { .. }
+            | Self::Unauthenticated { .. }
+            | Self::PermissionDenied { .. }
+            | Self::Internal { .. } => {}
         }
         details.set_error_info(reason, domain, metadata);
         Status::with_error_details(code, message, details)

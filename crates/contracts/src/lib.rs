@@ -3,9 +3,14 @@
 //! This crate owns the protobuf build (see `build.rs`), the generated
 //! clients and servers, the conversions between wire values and the domain
 //! types of `expansion-domain`, and the single mapping from service errors to
-//! gRPC statuses with rich details. Service crates use domain types inside and
+//! gRPC statuses with rich details. It also holds what every side of a call
+//! agrees on about access: the roles and the method × role matrix
+//! (`access`), the caller (`principal`) and how clients present their API
+//! key (`client`). Service crates use domain types inside and
 //! convert only at the edge, through the helpers here.
 
+pub mod access;
+pub mod client;
 pub mod error;
 pub mod page;
 pub mod principal;
@@ -41,4 +46,4 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/expansion_descriptor.bin"));
 
 pub use error::{ApiError, FieldViolation, PreconditionViolation};
-pub use principal::{Principal, principal_of};
+pub use principal::{Principal, caller_of, principal_of};

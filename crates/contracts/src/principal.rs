@@ -2,20 +2,96 @@
 
 use tonic::Request;
 
+use crate::access::Role;
+use crate::error::ApiError;
+
 /// The authenticated caller, put into a request's extensions by the
-/// authentication layer.
+/// authentication layer: the API key's name and the role it grants.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal(pub String);
+pub struct Principal {
+    pub name: String,
+    pub role: Role,
+}
 
 /// The name used when no API keys are configured: the server then listens on
 /// loopback only, so the caller is someone on this machine.
 pub const LOCAL_PRINCIPAL: &str = "local";
+
+impl Principal {
+    pub fn new(name: impl Into<String>, role: Role) -> Self {
+        Self {
+            name: name.into(),
+            role,
+        }
+    }
+
+    /// The caller on a server without API keys: someone on this machine,
+    /// trusted with everything.
+    pub fn local() -> Self {
+        Self::new(LOCAL_PRINCIPAL, Role::Admin)
+    }
+}
+
+/// The caller of a request.
+pub fn caller_of<T>(request: &Request<T>) -> Principal {
+    request
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .unwrap_or_else(Principal::local)
+}
 
 /// The principal of a request.
 pub fn principal_of<T>(request: &Request<T>) -> String {
     request
         .extensions()
         .get::<Principal>()
-        .map(|p| p.0.clone())
+        .map(|p| p.name.clone())
         .unwrap_or_else(|| LOCAL_PRINCIPAL.to_owned())
+}
+
+/// Refuses `what` (part of a method the matrix lets more roles call) to
+/// anyone but an admin.
+pub fn require_admin<T>(request: &Request<T>, what: &str) -> Result<(), ApiError> {
+    let caller = caller_of(request);
+    if caller.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(ApiError::PermissionDenied {
+            message: format!(
+                "{what} is admin only; the API key {:?} has the role {}",
+                caller.name, caller.role
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_principal_the_caller_is_local() {
+        let request = Request::new(());
+        assert_eq!(principal_of(&request), "local");
+        assert_eq!(caller_of(&request), Principal::local());
+        assert!(require_admin(&request, "reopening").is_ok());
+    }
+
+    #[test]
+    fn only_admins_pass_an_admin_only_check() {
+        let mut request = Request::new(());
+        request
+            .extensions_mut()
+            .insert(Principal::new("alex.ae", Role::Ae));
+        assert_eq!(principal_of(&request), "alex.ae");
+        let err = require_admin(&request, "reopening a closed opportunity").unwrap_err();
+        assert_eq!(err.code(), tonic::Code::PermissionDenied);
+        assert!(err.to_string().contains("role ae"));
+        request
+            .extensions_mut()
+            .insert(Principal::new("root", Role::Admin));
+        assert!(require_admin(&request, "reopening").is_ok());
+    }
 }

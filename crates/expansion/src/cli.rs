@@ -40,6 +40,9 @@ pub enum Command {
     /// Benchmarks beside their baselines (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// API keys: create (prints the token once), list, revoke.
+    #[command(subcommand)]
+    Keys(crate::auth::command::KeysCommand),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -47,6 +50,8 @@ pub struct DemoArgs {
     /// Address of a server running all three services (scheme optional).
     #[arg(long, env = "EXPANSION_TARGET", default_value = "127.0.0.1:50051")]
     pub target: String,
+    #[command(flatten)]
+    pub client: crate::auth::ClientArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -226,6 +231,8 @@ pub struct ServeArgs {
     pub health_timeout: Duration,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
+    #[command(flatten)]
+    pub auth: crate::auth::ServeAuthArgs,
 }
 
 /// The pipeline's rules that a deployment tunes.

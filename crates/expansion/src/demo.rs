@@ -5,6 +5,7 @@
 
 use anyhow::Context;
 use chrono::{Duration, Utc};
+use contracts::client::{AuthChannel, ClientOptions};
 use contracts::pb::common::v1::{Money, Motion, Segment};
 use contracts::pb::credit::v1 as credit;
 use contracts::pb::credit::v1::compensation_credit_service_client::CompensationCreditServiceClient;
@@ -12,11 +13,10 @@ use contracts::pb::health::v1 as health;
 use contracts::pb::health::v1::account_health_service_client::AccountHealthServiceClient;
 use contracts::pb::pipeline::v1 as pipeline;
 use contracts::pb::pipeline::v1::opportunity_pipeline_service_client::OpportunityPipelineServiceClient;
-use tonic::transport::Channel;
 
-type Health = AccountHealthServiceClient<Channel>;
-type Pipeline = OpportunityPipelineServiceClient<Channel>;
-type Credit = CompensationCreditServiceClient<Channel>;
+type Health = AccountHealthServiceClient<AuthChannel>;
+type Pipeline = OpportunityPipelineServiceClient<AuthChannel>;
+type Credit = CompensationCreditServiceClient<AuthChannel>;
 
 fn usd(amount: &str) -> Option<Money> {
     Some(Money {
@@ -377,21 +377,12 @@ impl std::fmt::Display for Summary {
     }
 }
 
-/// Connects to `target` (`host:port`, scheme optional).
-pub async fn channel(target: &str) -> anyhow::Result<Channel> {
-    let url = if target.contains("://") {
-        target.to_owned()
-    } else {
-        format!("http://{target}")
-    };
-    Channel::from_shared(url)?
-        .connect()
+/// Loads the dataset into the server at `target` (`host:port`, scheme
+/// optional), calling with the options' API key when it has one.
+pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summary> {
+    let channel = contracts::client::connect(target, options)
         .await
-        .with_context(|| format!("connecting {target}"))
-}
-
-pub async fn load(target: &str) -> anyhow::Result<Summary> {
-    let channel = channel(target).await?;
+        .map_err(anyhow::Error::msg)?;
     let mut h = Health::new(channel.clone());
     let mut p = Pipeline::new(channel.clone());
     let mut c = Credit::new(channel);

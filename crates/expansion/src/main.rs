@@ -5,6 +5,7 @@
 //! for a distributed deployment over PostgreSQL; `expansion migrate` applies
 //! the schema migrations and exits; `expansion import` loads a CRM export.
 
+mod auth;
 mod bench;
 mod cli;
 mod database;
@@ -36,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(*args).await,
         Command::Migrate(args) => database::migrate_only(&args).await,
         Command::Demo(args) => {
-            let summary = demo::load(&args.target).await?;
+            let summary = demo::load(&args.target, &args.client.options()?).await?;
             println!("{summary}");
             Ok(())
         }
@@ -53,5 +54,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Read(args)) => bench::read(args).await,
         Command::Bench(BenchCommand::Revenue(args)) => bench::revenue(args).await,
         Command::Bench(BenchCommand::Flows(args)) => bench::flows(args).await,
+        Command::Keys(command) => auth::command::run(command),
     }
 }

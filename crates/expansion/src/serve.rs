@@ -18,7 +18,10 @@ use tonic::codegen::http;
 use tonic::server::NamedService;
 use tonic::transport::Server;
 use tonic::transport::server::Router;
+use tower::layer::util::{Identity, Stack};
 
+use crate::auth::layer::AuthLayer;
+use crate::auth::{Caller, Security};
 use crate::cli::{ServeArgs, ServiceName};
 use crate::database;
 
@@ -75,33 +78,47 @@ async fn shutdown_signal() {
     }
 }
 
-/// Where a service finds another: the flag, else this process when it
-/// serves that one too (its bound address, so `--listen …:0` works; a
-/// wildcard listen address is reached over loopback).
-fn health_address(flag: Option<&str>, serves_health: bool, local: SocketAddr) -> Option<String> {
-    if let Some(addr) = flag {
-        return Some(addr.to_owned());
+/// This process as its own peer: its bound address, so `--listen …:0`
+/// works; a wildcard listen address is reached over loopback.
+fn own_address(local: SocketAddr) -> String {
+    let ip = match local.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, local.port()).to_string()
+}
+
+/// Where and how `caller` finds the `service`: the flag's address with the
+/// peer API key, else this process when it serves that one too, with its own
+/// in-memory credential; `None` when this deployment does not know.
+fn peer_target(
+    flag: Option<&str>,
+    served_here: bool,
+    local: SocketAddr,
+    security: &Security,
+    caller: Caller,
+    service: &str,
+) -> anyhow::Result<Option<(String, contracts::client::ClientOptions)>> {
+    match flag {
+        Some(address) => Ok(Some((
+            address.to_owned(),
+            security.to_peer(address, service)?,
+        ))),
+        None if served_here => Ok(Some(security.to_self(&own_address(local), caller)?)),
+        None => Ok(None),
     }
-    serves_health.then(|| {
-        let ip = match local.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
-        SocketAddr::new(ip, local.port()).to_string()
-    })
 }
 
 /// A lazy channel to a peer service, if this deployment knows where it is.
 fn peer_channel(
-    flag: Option<&str>,
-    served_here: bool,
-    local: SocketAddr,
+    target: Option<(String, contracts::client::ClientOptions)>,
     timeout: Duration,
-) -> anyhow::Result<Option<tonic::transport::Channel>> {
-    health_address(flag, served_here, local)
-        .map(|addr| {
-            opportunity_pipeline::outbox::lazy_channel(&addr, timeout).map_err(anyhow::Error::msg)
+) -> anyhow::Result<Option<contracts::client::AuthChannel>> {
+    target
+        .map(|(address, options)| {
+            contracts::client::lazy(&address, &options.with_timeout(timeout))
+                .map_err(anyhow::Error::msg)
         })
         .transpose()
 }
@@ -109,6 +126,7 @@ fn peer_channel(
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let services = args.storage.services();
     let pipeline_config = args.pipeline.config()?;
+    let security = Security::prepare(&args.auth, &args.storage.data_dir, args.listen)?;
     // Bound first: the pipeline's default health address is this very port.
     let listener = TcpListener::bind(args.listen)
         .await
@@ -123,7 +141,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .concurrency_limit_per_connection(args.concurrency_per_connection)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .trace_fn(rpc_span);
-    let mut router: Option<Router> = None;
+    if let Some(tls) = security.server_tls() {
+        builder = builder
+            .tls_config(tls)
+            .context("TLS with --tls-cert and --tls-key")?;
+    }
+    // Every call passes the API key check first.
+    let mut builder = builder.layer(security.layer());
+    let mut router: Option<Router<Stack<AuthLayer, Identity>>> = None;
 
     for service in &services {
         let db = database::open(&args.storage, *service).await?;
@@ -134,9 +159,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 // Ends with the process: it only recomputes derived scores.
                 let _worker = health.spawn_background();
                 let credit = peer_channel(
-                    args.credit_addr.as_deref(),
-                    services.contains(&ServiceName::Credit),
-                    local,
+                    peer_target(
+                        args.credit_addr.as_deref(),
+                        services.contains(&ServiceName::Credit),
+                        local,
+                        &security,
+                        Caller::Health,
+                        "credit",
+                    )?,
                     args.health_timeout,
                 )?;
                 let _outbox =
@@ -158,15 +188,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 }
             }
             ServiceName::Pipeline => {
-                let health: Arc<dyn HealthGateway> = match health_address(
+                let health_target = peer_target(
                     args.health_addr.as_deref(),
                     services.contains(&ServiceName::Health),
                     local,
-                ) {
-                    Some(addr) => {
+                    &security,
+                    Caller::Pipeline,
+                    "health",
+                )?;
+                let health: Arc<dyn HealthGateway> = match health_target.clone() {
+                    Some((addr, options)) => {
                         tracing::info!(health = %addr, "pipeline asks the health service at");
                         Arc::new(
-                            GrpcHealthGateway::new(&addr, args.health_timeout)
+                            GrpcHealthGateway::new(&addr, args.health_timeout, &options)
                                 .map_err(anyhow::Error::msg)?,
                         )
                     }
@@ -179,16 +213,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 };
                 // Won deals reach health (the subscription) and credit (the credits).
                 let courier = opportunity_pipeline::outbox::PipelineCourier::new(
+                    peer_channel(health_target, args.health_timeout)?,
                     peer_channel(
-                        args.health_addr.as_deref(),
-                        services.contains(&ServiceName::Health),
-                        local,
-                        args.health_timeout,
-                    )?,
-                    peer_channel(
-                        args.credit_addr.as_deref(),
-                        services.contains(&ServiceName::Credit),
-                        local,
+                        peer_target(
+                            args.credit_addr.as_deref(),
+                            services.contains(&ServiceName::Credit),
+                            local,
+                            &security,
+                            Caller::Pipeline,
+                            "credit",
+                        )?,
                         args.health_timeout,
                     )?,
                 );
@@ -242,6 +276,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
 
+    let _reload = security.spawn_reload();
     let names: Vec<&str> = services.iter().map(|s| s.as_str()).collect();
     tracing::info!(address = %local, services = ?names, "listening");
     // One plain line on stdout for scripts and tests that started us on port 0.
@@ -250,9 +285,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         if services.len() < ServiceName::ALL.len() {
             anyhow::bail!("--demo needs all three services in this process");
         }
-        let target = local.to_string();
+        let (target, options) = security.to_self(&own_address(local), Caller::Demo)?;
         tokio::spawn(async move {
-            match crate::demo::load(&target).await {
+            match crate::demo::load(&target, &options).await {
                 Ok(summary) => tracing::info!("{summary}"),
                 Err(err) => tracing::error!(error = %err, "loading the demo data failed"),
             }
@@ -297,18 +332,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn health_address_defaults_to_this_process() {
+    fn this_process_is_reached_over_loopback_when_listening_everywhere() {
         let local: SocketAddr = "0.0.0.0:4321".parse().unwrap();
+        assert_eq!(own_address(local), "127.0.0.1:4321");
+        let v6: SocketAddr = "[::]:9".parse().unwrap();
+        assert_eq!(own_address(v6), "[::1]:9");
+        let exact: SocketAddr = "[::1]:9".parse().unwrap();
+        assert_eq!(own_address(exact), "[::1]:9");
+    }
+
+    #[test]
+    fn a_peer_is_the_flag_else_this_process_else_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = crate::auth::ServeAuthArgs {
+            keys_file: Some(dir.path().join("keys.json")),
+            peer_api_key: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
+        };
+        let local: SocketAddr = "127.0.0.1:4321".parse().unwrap();
+        let security = Security::prepare(&args, dir.path(), local).unwrap();
+        let target = |flag, here| {
+            peer_target(flag, here, local, &security, Caller::Pipeline, "health")
+                .unwrap()
+                .map(|(address, _)| address)
+        };
         assert_eq!(
-            health_address(None, true, local).as_deref(),
-            Some("127.0.0.1:4321")
-        );
-        assert_eq!(health_address(None, false, local), None);
-        assert_eq!(
-            health_address(Some("health:50051"), true, local).as_deref(),
+            target(Some("health:50051"), true).as_deref(),
             Some("health:50051")
         );
-        let v6: SocketAddr = "[::1]:9".parse().unwrap();
-        assert_eq!(health_address(None, true, v6).as_deref(), Some("[::1]:9"));
+        assert_eq!(target(None, true).as_deref(), Some("http://127.0.0.1:4321"));
+        assert_eq!(target(None, false), None);
     }
 }

@@ -160,6 +160,10 @@ impl OpportunityPipelineService for PipelineService {
         &self,
         request: Request<pb::AdvanceStageRequest>,
     ) -> Reply<pb::AdvanceStageResponse> {
+        if request.get_ref().reopen {
+            contracts::principal::require_admin(&request, "reopening a closed opportunity")
+                .map_err(crate::error::PipelineError::from)?;
+        }
         let principal = principal_of(&request);
         let req = request.into_inner();
         let response = self

@@ -6,11 +6,11 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use contracts::client::{AuthChannel, ClientOptions};
 use contracts::pb::common::v1 as common;
 use contracts::pb::health::v1 as pb;
 use contracts::pb::health::v1::account_health_service_client::AccountHealthServiceClient;
 use domain::{HealthBand, Money, Motion, Segment};
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::model::gates::{HealthView, ProductHealth};
@@ -124,16 +124,18 @@ impl HealthGateway for NoHealthService {
 /// The health service over gRPC.
 #[derive(Clone)]
 pub struct GrpcHealthGateway {
-    client: AccountHealthServiceClient<Channel>,
+    client: AccountHealthServiceClient<AuthChannel>,
     address: String,
     timeout: Duration,
 }
 
 impl GrpcHealthGateway {
-    /// A gateway to `address` (`host:port` or a URL). Connects on first use,
-    /// so the pipeline starts even while health is still starting.
-    pub fn new(address: &str, timeout: Duration) -> Result<Self, String> {
-        let channel = crate::outbox::lazy_channel(address, timeout)
+    /// A gateway to `address` (`host:port` or a URL), presenting the
+    /// options' API key. Connects on first use, so the pipeline starts even
+    /// while health is still starting.
+    pub fn new(address: &str, timeout: Duration, options: &ClientOptions) -> Result<Self, String> {
+        let options = options.clone().with_timeout(timeout);
+        let channel = contracts::client::lazy(address, &options)
             .map_err(|e| format!("health address {e}"))?;
         Ok(Self {
             client: AccountHealthServiceClient::new(channel),

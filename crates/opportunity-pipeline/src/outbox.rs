@@ -4,8 +4,7 @@
 //! who accepted the handoff, overlay the account team. Driven from the
 //! `pipeline.opportunity.closed_won` event by `storage::outbox`.
 
-use std::time::Duration;
-
+use contracts::client::AuthChannel;
 use contracts::pb::common::v1::Money;
 use contracts::pb::credit::v1 as credit;
 use contracts::pb::credit::v1::compensation_credit_service_client::CompensationCreditServiceClient;
@@ -16,7 +15,6 @@ use rust_decimal::RoundingStrategy;
 use serde_json::Value;
 use storage::events::StoredEvent;
 use storage::outbox::{Courier, Failure};
-use tonic::transport::{Channel, Endpoint};
 
 pub const HEALTH: &str = "health";
 pub const CREDIT: &str = "credit";
@@ -50,30 +48,16 @@ pub fn deliveries_to_pb(
         .collect()
 }
 
-/// A lazily connected channel to `address` (`host:port` or a URL).
-pub fn lazy_channel(address: &str, timeout: Duration) -> Result<Channel, String> {
-    let uri = if address.contains("://") {
-        address.to_owned()
-    } else {
-        format!("http://{address}")
-    };
-    Ok(Endpoint::from_shared(uri)
-        .map_err(|e| format!("{address:?} is not a valid address: {e}"))?
-        .connect_timeout(timeout)
-        .timeout(timeout)
-        .connect_lazy())
-}
-
 /// Delivers closed-won deals to health and credit.
 pub struct PipelineCourier {
-    health: Option<AccountHealthServiceClient<Channel>>,
-    credit: Option<CompensationCreditServiceClient<Channel>>,
+    health: Option<AccountHealthServiceClient<AuthChannel>>,
+    credit: Option<CompensationCreditServiceClient<AuthChannel>>,
 }
 
 impl PipelineCourier {
     /// `None` for a service this deployment cannot reach: its deliveries
     /// wait (PENDING, with the reason) until an address is configured.
-    pub fn new(health: Option<Channel>, credit: Option<Channel>) -> Self {
+    pub fn new(health: Option<AuthChannel>, credit: Option<AuthChannel>) -> Self {
         Self {
             health: health.map(AccountHealthServiceClient::new),
             credit: credit.map(CompensationCreditServiceClient::new),

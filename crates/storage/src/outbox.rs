@@ -49,12 +49,13 @@ pub enum Failure {
 
 impl Failure {
     /// Sorts a gRPC failure: what a later attempt can't change is parked.
+    /// A refused API key is retried: the operator fixes the peer key (or
+    /// its role) and the waiting deliveries go through.
     pub fn from_status(status: &tonic::Status) -> Self {
         use tonic::Code::*;
         let text = format!("{:?}: {}", status.code(), status.message());
         match status.code() {
-            InvalidArgument | AlreadyExists | PermissionDenied | Unauthenticated
-            | Unimplemented | OutOfRange => Failure::Park(text),
+            InvalidArgument | AlreadyExists | Unimplemented | OutOfRange => Failure::Park(text),
             _ => Failure::Retry(text),
         }
     }
@@ -379,5 +380,15 @@ mod tests {
             Failure::from_status(&tonic::Status::failed_precondition("no policy")),
             Failure::Retry(_)
         ));
+    }
+
+    #[test]
+    fn a_refused_api_key_waits_for_the_operator() {
+        for status in [
+            tonic::Status::unauthenticated("revoked"),
+            tonic::Status::permission_denied("viewer"),
+        ] {
+            assert!(matches!(Failure::from_status(&status), Failure::Retry(_)));
+        }
     }
 }

@@ -625,8 +625,7 @@ impl PipelineService {
         let mut history = Vec::new();
         let mut events = Vec::new();
         if req.reopen {
-            // Roles arrive later; until then the principal is recorded and
-            // the explicit flag plus reason mark the admin action.
+            // Admin only: the API layer refused anyone else already.
             if !from.is_closed() {
                 return Err(PipelineError::precondition(
                     "OPPORTUNITY_NOT_CLOSED",
