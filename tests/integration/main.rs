@@ -10,6 +10,7 @@ mod credit;
 mod demo;
 mod foundation;
 mod health;
+mod metrics;
 mod outbox;
 mod pipeline;
 mod readme;

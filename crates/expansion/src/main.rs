@@ -9,6 +9,7 @@ mod bench;
 mod cli;
 mod database;
 mod demo;
+mod metrics;
 mod serve;
 
 use clap::Parser;

@@ -21,6 +21,7 @@ use tonic::transport::server::Router;
 
 use crate::cli::{ServeArgs, ServiceName};
 use crate::database;
+use crate::metrics::{Metrics, RpcMetricsLayer};
 
 const REFLECTION_SERVICE: &str = "grpc.reflection.v1.ServerReflection";
 const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
@@ -118,12 +119,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut served_names: Vec<&'static str> = vec![HEALTH_SERVICE, REFLECTION_SERVICE];
 
     let limit = args.max_message_bytes;
+    let metrics = args.metrics_listen.map(|_| Arc::new(Metrics::new()));
     let mut builder = Server::builder()
         .timeout(args.request_timeout)
         .concurrency_limit_per_connection(args.concurrency_per_connection)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .trace_fn(rpc_span);
-    let mut router: Option<Router> = None;
+        .trace_fn(rpc_span)
+        .layer(RpcMetricsLayer::new(metrics.clone(), args.request_timeout));
+    let mut router: Option<Router<_>> = None;
 
     for service in &services {
         let db = database::open(&args.storage, *service).await?;
@@ -139,7 +142,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     local,
                     args.health_timeout,
                 )?;
-                let _outbox = account_health::outbox::outbox(health.write_gate()).spawn(
+                let outbox = account_health::outbox::outbox(health.write_gate());
+                if let Some(metrics) = &metrics {
+                    metrics.watch_outbox("health", outbox.clone(), outbox_db.clone());
+                    metrics.watch_ingestion(health.ingested());
+                }
+                let _outbox = outbox.spawn(
                     outbox_db,
                     Arc::new(account_health::outbox::HealthCourier::new(credit)),
                 );
@@ -193,8 +201,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 );
                 let outbox_db = db.clone();
                 let pipeline = PipelineService::new(db, health, pipeline_config.clone());
-                let _outbox = opportunity_pipeline::outbox::outbox(pipeline.write_gate())
-                    .spawn(outbox_db, Arc::new(courier));
+                let outbox = opportunity_pipeline::outbox::outbox(pipeline.write_gate());
+                if let Some(metrics) = &metrics {
+                    metrics.watch_outbox("pipeline", outbox.clone(), outbox_db.clone());
+                }
+                let _outbox = outbox.spawn(outbox_db, Arc::new(courier));
                 let svc = OpportunityPipelineServiceServer::new(pipeline)
                     .max_decoding_message_size(limit)
                     .max_encoding_message_size(limit);
@@ -239,6 +250,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .add_service(reflection_v1alpha);
 
     let names: Vec<&str> = services.iter().map(|s| s.as_str()).collect();
+    if let (Some(addr), Some(metrics)) = (args.metrics_listen, &metrics) {
+        let bound = crate::metrics::serve(addr, metrics.clone()).await?;
+        tracing::info!(address = %bound, "serving /metrics");
+        println!("metrics on {bound}");
+    }
     tracing::info!(address = %local, services = ?names, "listening");
     // One plain line on stdout for scripts and tests that started us on port 0.
     println!("listening on {local}");
