@@ -299,8 +299,11 @@ fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
 /// from the trailers at the end of the body. A call dropped before either —
 /// the server's deadline fired or the client went away — counts as
 /// `DeadlineExceeded` once its deadline has passed and as `Canceled` before.
+/// Each call also ends with an `rpc finished` event (level DEBUG, target
+/// `expansion::rpc`) in the call's span: an access log when wanted.
 struct Call {
-    metrics: Arc<Metrics>,
+    metrics: Option<Arc<Metrics>>,
+    span: tracing::Span,
     service: String,
     method: String,
     started: Instant,
@@ -312,8 +315,17 @@ impl Call {
     fn finish(&mut self, code: tonic::Code) {
         if !self.done {
             self.done = true;
-            self.metrics
-                .record(&self.service, &self.method, code, self.started.elapsed());
+            let elapsed = self.started.elapsed();
+            tracing::debug!(
+                target: "expansion::rpc",
+                parent: &self.span,
+                code = code_name(code),
+                elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+                "rpc finished"
+            );
+            if let Some(metrics) = &self.metrics {
+                metrics.record(&self.service, &self.method, code, elapsed);
+            }
         }
     }
 }
@@ -331,7 +343,7 @@ impl Drop for Call {
 
 /// The tower layer that measures every call (installed with
 /// `Server::layer`, beside the per-RPC span). Without metrics it only
-/// passes calls through.
+/// logs each call's end.
 #[derive(Clone)]
 pub struct RpcMetricsLayer {
     metrics: Option<Arc<Metrics>>,
@@ -383,41 +395,36 @@ where
     }
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        let call = self.layer.metrics.clone().map(|metrics| {
-            let path = request.uri().path().trim_start_matches('/');
-            let (service, method) = path.split_once('/').unwrap_or((path, ""));
-            let deadline = grpc_timeout(request.headers())
-                .map_or(self.layer.default_timeout, |t| {
-                    t.min(self.layer.default_timeout)
-                });
-            Call {
-                metrics,
-                service: service.to_owned(),
-                method: method.to_owned(),
-                started: Instant::now(),
-                deadline,
-                done: false,
-            }
+        let path = request.uri().path().trim_start_matches('/');
+        let (service, method) = path.split_once('/').unwrap_or((path, ""));
+        let deadline = grpc_timeout(request.headers()).map_or(self.layer.default_timeout, |t| {
+            t.min(self.layer.default_timeout)
         });
+        let mut call = Call {
+            metrics: self.layer.metrics.clone(),
+            span: tracing::Span::none(),
+            service: service.to_owned(),
+            method: method.to_owned(),
+            started: Instant::now(),
+            deadline,
+            done: false,
+        };
         let response = self.inner.call(request);
         Box::pin(async move {
-            let mut call = call;
+            // The server enters the per-RPC span while it polls the call.
+            call.span = tracing::Span::current();
             let response = match response.await {
                 Ok(response) => response,
                 Err(err) => {
-                    if let Some(call) = call.as_mut() {
-                        call.finish(tonic::Code::Unknown);
-                    }
+                    call.finish(tonic::Code::Unknown);
                     return Err(err);
                 }
             };
-            if let Some(measured) = call.as_mut() {
-                if let Some(code) = grpc_status(response.headers()) {
-                    measured.finish(code);
-                } else if response.body().is_end_stream() {
-                    // No status and no body to bring one: not a gRPC answer.
-                    measured.finish(tonic::Code::Unknown);
-                }
+            if let Some(code) = grpc_status(response.headers()) {
+                call.finish(code);
+            } else if response.body().is_end_stream() {
+                // No status and no body to bring one: not a gRPC answer.
+                call.finish(tonic::Code::Unknown);
             }
             Ok(response.map(|inner| MeteredBody { inner, call }))
         })
@@ -427,7 +434,7 @@ where
 /// A response body that records its call's status from the trailers.
 pub struct MeteredBody<B> {
     inner: B,
-    call: Option<Call>,
+    call: Call,
 }
 
 impl<B: Body + Unpin> Body for MeteredBody<B> {
@@ -440,16 +447,14 @@ impl<B: Body + Unpin> Body for MeteredBody<B> {
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Some(call) = this.call.as_mut() {
-            match &polled {
-                Poll::Ready(Some(Ok(frame))) => {
-                    if let Some(code) = frame.trailers_ref().and_then(grpc_status) {
-                        call.finish(code);
-                    }
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(code) = frame.trailers_ref().and_then(grpc_status) {
+                    this.call.finish(code);
                 }
-                Poll::Ready(Some(Err(_))) | Poll::Ready(None) => call.finish(tonic::Code::Unknown),
-                Poll::Pending => {}
             }
+            Poll::Ready(Some(Err(_))) | Poll::Ready(None) => this.call.finish(tonic::Code::Unknown),
+            Poll::Pending => {}
         }
         polled
     }
@@ -612,7 +617,8 @@ mod tests {
     fn a_dropped_call_counts_as_cancelled_or_past_its_deadline() {
         let metrics = Arc::new(Metrics::new());
         let call = |deadline: Duration| Call {
-            metrics: metrics.clone(),
+            metrics: Some(metrics.clone()),
+            span: tracing::Span::none(),
             service: "grpc.health.v1.Health".into(),
             method: "Watch".into(),
             started: Instant::now(),
