@@ -9,6 +9,8 @@ mod bench;
 mod cli;
 mod database;
 mod demo;
+#[cfg(test)]
+mod deploy_tests;
 mod metrics;
 mod serve;
 mod telemetry;
