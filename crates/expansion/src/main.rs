@@ -11,6 +11,8 @@ mod database;
 mod demo;
 #[cfg(test)]
 mod deploy_tests;
+#[cfg(test)]
+mod docs_tests;
 mod metrics;
 mod serve;
 mod telemetry;
