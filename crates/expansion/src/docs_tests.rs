@@ -34,11 +34,7 @@ fn every_flag() -> Vec<(String, String, Option<String>)> {
             out.push((path.to_owned(), format!("--{long}"), env));
         }
         for sub in cmd.get_subcommands() {
-            walk(
-                sub,
-                &format!("{path} {}", sub.get_name()).trim().to_owned(),
-                out,
-            );
+            walk(sub, format!("{path} {}", sub.get_name()).trim(), out);
         }
     }
     let mut out = Vec::new();
