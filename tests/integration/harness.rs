@@ -110,6 +110,8 @@ pub fn binary() -> PathBuf {
 pub struct Server {
     child: Child,
     pub addr: String,
+    /// The `/metrics` address, when started with `--metrics-listen`.
+    pub metrics_addr: Option<String>,
 }
 
 impl Server {
@@ -132,6 +134,7 @@ impl Server {
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let deadline = Instant::now() + Duration::from_secs(60);
+        let mut metrics_addr = None;
         let addr = loop {
             assert!(Instant::now() < deadline, "server did not start in time");
             match lines.next() {
@@ -139,13 +142,20 @@ impl Server {
                     if let Some(addr) = line.strip_prefix("listening on ") {
                         break addr.trim().to_owned();
                     }
+                    if let Some(addr) = line.strip_prefix("metrics on ") {
+                        metrics_addr = Some(addr.trim().to_owned());
+                    }
                 }
                 _ => panic!("server exited before listening: {:?}", child.wait()),
             }
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Server { child, addr }
+        Server {
+            child,
+            addr,
+            metrics_addr,
+        }
     }
 
     pub fn url(&self) -> String {

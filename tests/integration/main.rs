@@ -12,6 +12,7 @@ mod demo;
 mod foundation;
 mod health;
 mod import;
+mod metrics;
 mod outbox;
 mod pipeline;
 mod readme;

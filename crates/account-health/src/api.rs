@@ -43,6 +43,11 @@ impl HealthService {
         self.store.events().clone()
     }
 
+    /// Signals this process has ingested, for its metrics.
+    pub fn ingested(&self) -> std::sync::Arc<crate::store::IngestTotals> {
+        self.store.ingested()
+    }
+
     /// The store's write gate, for the outbox dispatcher to share.
     pub fn write_gate(&self) -> storage::WriteGate {
         self.store.writer().clone()

@@ -17,6 +17,10 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, env = "EXPANSION_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+    /// OTLP/gRPC collector that receives the per-RPC spans, e.g.
+    /// `http://otel-collector:4317`; needs a build with the `otel` feature.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -229,6 +233,10 @@ pub struct ServeArgs {
     /// Deadline of each call the pipeline makes to the health service.
     #[arg(long, env = "EXPANSION_HEALTH_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub health_timeout: Duration,
+    /// Address of the Prometheus `/metrics` endpoint, e.g. `0.0.0.0:9464`
+    /// (port 0 picks a free one, printed as `metrics on ADDR`); off when unset.
+    #[arg(long, env = "EXPANSION_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
     #[command(flatten)]

@@ -10,29 +10,23 @@ mod bench;
 mod cli;
 mod database;
 mod demo;
+#[cfg(test)]
+mod deploy_tests;
+#[cfg(test)]
+mod docs_tests;
 mod import;
+mod metrics;
 mod serve;
+mod telemetry;
 
 use clap::Parser;
 
-use crate::cli::{BenchCommand, Cli, Command, LogFormat};
-
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("EXPANSION_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
-}
+use crate::cli::{BenchCommand, Cli, Command};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    let _telemetry = telemetry::init(cli.log_format, cli.otlp_endpoint.as_deref())?;
     match cli.command {
         Command::Serve(args) => serve::run(*args).await,
         Command::Migrate(args) => database::migrate_only(&args).await,

@@ -18,12 +18,11 @@ use tonic::codegen::http;
 use tonic::server::NamedService;
 use tonic::transport::Server;
 use tonic::transport::server::Router;
-use tower::layer::util::{Identity, Stack};
 
-use crate::auth::layer::AuthLayer;
 use crate::auth::{Caller, Security};
 use crate::cli::{ServeArgs, ServiceName};
 use crate::database;
+use crate::metrics::{Metrics, RpcMetricsLayer};
 
 const REFLECTION_SERVICE: &str = "grpc.reflection.v1.ServerReflection";
 const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
@@ -136,19 +135,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut served_names: Vec<&'static str> = vec![HEALTH_SERVICE, REFLECTION_SERVICE];
 
     let limit = args.max_message_bytes;
+    let metrics = args.metrics_listen.map(|_| Arc::new(Metrics::new()));
     let mut builder = Server::builder()
         .timeout(args.request_timeout)
         .concurrency_limit_per_connection(args.concurrency_per_connection)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .trace_fn(rpc_span);
+        .trace_fn(rpc_span)
+        .layer(RpcMetricsLayer::new(metrics.clone(), args.request_timeout));
     if let Some(tls) = security.server_tls() {
         builder = builder
             .tls_config(tls)
             .context("TLS with --tls-cert and --tls-key")?;
     }
-    // Every call passes the API key check first.
+    // Every call is counted (refusals too), then passes the API key check.
     let mut builder = builder.layer(security.layer());
-    let mut router: Option<Router<Stack<AuthLayer, Identity>>> = None;
+    let mut router: Option<Router<_>> = None;
 
     for service in &services {
         let db = database::open(&args.storage, *service).await?;
@@ -169,11 +170,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     )?,
                     args.health_timeout,
                 )?;
-                let _outbox =
-                    account_health::outbox::outbox(health.write_gate(), health.event_log()).spawn(
-                        outbox_db,
-                        Arc::new(account_health::outbox::HealthCourier::new(credit)),
-                    );
+                let outbox =
+                    account_health::outbox::outbox(health.write_gate(), health.event_log());
+                if let Some(metrics) = &metrics {
+                    metrics.watch_outbox("health", outbox.clone(), outbox_db.clone());
+                    metrics.watch_ingestion(health.ingested());
+                }
+                let _outbox = outbox.spawn(
+                    outbox_db,
+                    Arc::new(account_health::outbox::HealthCourier::new(credit)),
+                );
                 let svc = AccountHealthServiceServer::new(health)
                     .max_decoding_message_size(limit)
                     .max_encoding_message_size(limit);
@@ -228,11 +234,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 );
                 let outbox_db = db.clone();
                 let pipeline = PipelineService::new(db, health, pipeline_config.clone());
-                let _outbox = opportunity_pipeline::outbox::outbox(
+                let outbox = opportunity_pipeline::outbox::outbox(
                     pipeline.write_gate(),
                     pipeline.event_log(),
-                )
-                .spawn(outbox_db, Arc::new(courier));
+                );
+                if let Some(metrics) = &metrics {
+                    metrics.watch_outbox("pipeline", outbox.clone(), outbox_db.clone());
+                }
+                let _outbox = outbox.spawn(outbox_db, Arc::new(courier));
                 let svc = OpportunityPipelineServiceServer::new(pipeline)
                     .max_decoding_message_size(limit)
                     .max_encoding_message_size(limit);
@@ -278,6 +287,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let _reload = security.spawn_reload();
     let names: Vec<&str> = services.iter().map(|s| s.as_str()).collect();
+    if let (Some(addr), Some(metrics)) = (args.metrics_listen, &metrics) {
+        let bound = crate::metrics::serve(addr, metrics.clone()).await?;
+        tracing::info!(address = %bound, "serving /metrics");
+        println!("metrics on {bound}");
+    }
     tracing::info!(address = %local, services = ?names, "listening");
     // One plain line on stdout for scripts and tests that started us on port 0.
     println!("listening on {local}");

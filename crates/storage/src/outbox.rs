@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, OnConflict, Order, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 
 use crate::events::{EventLog, StoredEvent};
@@ -80,6 +80,17 @@ pub struct Delivery {
     pub attempts: i32,
     pub last_error: Option<String>,
     pub next_attempt_at: DateTime<Utc>,
+}
+
+/// What waits in an outbox, for monitoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Deliveries not yet made, retrying ones included.
+    pub pending: u64,
+    /// Deliveries refused for good, waiting for a person.
+    pub parked: u64,
+    /// When the oldest pending delivery was staged.
+    pub oldest_pending: Option<DateTime<Utc>>,
 }
 
 /// A service's outbox: its event log plus `<prefix>_deliveries` and
@@ -299,6 +310,31 @@ impl Outbox {
             db.execute(&update).await?;
         }
         Ok(tried)
+    }
+
+    /// How many deliveries are pending and parked, and the oldest pending
+    /// one's age: one grouped query over the `(status, …)` index.
+    pub async fn backlog<C: ConnectionTrait>(&self, db: &C) -> Result<Backlog, DbErr> {
+        let query = Query::select()
+            .column(col("status"))
+            .expr_as(Func::count(Expr::col(col("event_id"))), col("n"))
+            .expr_as(Func::min(Expr::col(col("created_at"))), col("oldest"))
+            .from(col(self.deliveries))
+            .and_where(Expr::col(col("status")).is_in([PENDING, PARKED]))
+            .group_by_col(col("status"))
+            .to_owned();
+        let mut backlog = Backlog::default();
+        for row in db.query_all(&query).await? {
+            let status: String = row.try_get("", "status")?;
+            let n = u64::try_from(row.try_get::<i64>("", "n")?).unwrap_or(0);
+            if status == PENDING {
+                backlog.pending = n;
+                backlog.oldest_pending = row.try_get("", "oldest")?;
+            } else {
+                backlog.parked = n;
+            }
+        }
+        Ok(backlog)
     }
 
     /// Deliveries of one subject (e.g. an opportunity), or the pending ones

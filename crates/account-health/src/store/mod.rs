@@ -9,6 +9,7 @@ mod triggers;
 
 pub use health::{AccountHealthView, HealthRow, ScoreView};
 pub use portfolio::SubscriptionView;
+pub use signals::IngestTotals;
 
 use contracts::ApiError;
 use domain::{AccountId, ExternalId};
@@ -37,6 +38,8 @@ pub struct Store {
     writer: storage::WriteGate,
     /// Accounts that received signals lately, in this process.
     recent: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
+    /// Signals ingested by this process, for its metrics.
+    ingested: std::sync::Arc<IngestTotals>,
 }
 
 impl Store {
@@ -47,6 +50,7 @@ impl Store {
             events: EventLog::new(EVENT_TABLE),
             triggers: TriggerConfig::default(),
             recent: Default::default(),
+            ingested: Default::default(),
         }
     }
 
@@ -60,6 +64,11 @@ impl Store {
 
     pub fn writer(&self) -> &storage::WriteGate {
         &self.writer
+    }
+
+    /// Signals ingested by this process so far.
+    pub fn ingested(&self) -> std::sync::Arc<IngestTotals> {
+        self.ingested.clone()
     }
 
     pub async fn account(&self, id: &AccountId) -> Result<Option<account::Model>, HealthError> {

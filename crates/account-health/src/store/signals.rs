@@ -16,6 +16,21 @@ use crate::model::signal::NewSignal;
 /// 32,766-parameter limit).
 const ROWS_PER_INSERT: usize = 1000;
 
+/// Signals this process has ingested since it started, for monitoring.
+#[derive(Debug, Default)]
+pub struct IngestTotals {
+    pub accepted: std::sync::atomic::AtomicU64,
+    pub duplicates: std::sync::atomic::AtomicU64,
+}
+
+impl IngestTotals {
+    fn add(&self, done: Ingested) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.accepted.fetch_add(done.accepted, Relaxed);
+        self.duplicates.fetch_add(done.duplicates, Relaxed);
+    }
+}
+
 /// What a batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Ingested {
@@ -94,10 +109,12 @@ impl Store {
         txn.commit().await?;
         self.touched(&dirty);
         let total = u64::try_from(batch.len()).unwrap_or(u64::MAX);
-        Ok(Ingested {
+        let done = Ingested {
             accepted,
             duplicates: total.saturating_sub(accepted),
-        })
+        };
+        self.ingested.add(done);
+        Ok(done)
     }
 }
 
