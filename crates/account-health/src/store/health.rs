@@ -514,10 +514,23 @@ impl Store {
             .all(&self.db)
             .await?;
         let overrides = active_overrides(&self.db, account_id, now).await?;
-        let mut views = Vec::with_capacity(rows.len());
-        for row in rows {
-            views.push(self.score_view(row, &overrides, now).await?);
-        }
+        let products: Vec<&str> = rows.iter().map(|r| r.product_id.as_str()).collect();
+        let mut trends = self
+            .trends(account_id, &products, now - Duration::days(30))
+            .await?;
+        let mut views: Vec<ScoreView> = rows
+            .into_iter()
+            .map(|row| {
+                let (previous_e2, month_ago_e2) =
+                    trends.remove(&row.product_id).unwrap_or_default();
+                ScoreView {
+                    override_: overrides.get(&row.product_id).cloned(),
+                    row,
+                    previous_e2,
+                    month_ago_e2,
+                }
+            })
+            .collect();
         let overall = match views.iter().position(|v| v.row.product_id.is_empty()) {
             Some(i) => views.remove(i),
             // Never computed (an account created a moment ago): no data yet.
@@ -545,34 +558,72 @@ impl Store {
         })
     }
 
-    async fn score_view(
+    /// Per product of the account: the score before the latest change and
+    /// the score in force at `month_ago` (each ×100), in one round trip —
+    /// two index-ordered lookups per product joined by UNION ALL.
+    async fn trends(
         &self,
-        row: HealthRow,
-        overrides: &HashMap<String, health_override::Model>,
-        now: DateTime<Utc>,
-    ) -> Result<ScoreView, HealthError> {
-        let history = |before: Option<DateTime<Utc>>| {
-            let mut q = health_score::Entity::find()
-                .filter(health_score::Column::AccountId.eq(row.account_id.as_str()))
-                .filter(health_score::Column::ProductId.eq(row.product_id.as_str()))
-                .order_by_desc(health_score::Column::ComputedAt);
-            if let Some(before) = before {
-                q = q.filter(health_score::Column::ComputedAt.lte(before));
+        account_id: &str,
+        products: &[&str],
+        month_ago: DateTime<Utc>,
+    ) -> Result<HashMap<String, (Option<i64>, Option<i64>)>, HealthError> {
+        use sea_orm::{DatabaseBackend, Statement, Value};
+        let mut out: HashMap<String, (Option<i64>, Option<i64>)> = HashMap::new();
+        if products.is_empty() {
+            return Ok(out);
+        }
+        let backend = self.db.get_database_backend();
+        let mut values: Vec<Value> = Vec::with_capacity(products.len() * 5);
+        let mut param = |value: Value| {
+            values.push(value);
+            match backend {
+                DatabaseBackend::Postgres => format!("${}", values.len()),
+                _ => "?".to_owned(),
             }
-            q
         };
-        let recent = history(None).limit(2).all(&self.db).await?;
-        let previous_e2 = recent.get(1).and_then(|r| r.score_e2);
-        let month_ago_e2 = history(Some(now - Duration::days(30)))
-            .one(&self.db)
-            .await?
-            .and_then(|r| r.score_e2);
-        Ok(ScoreView {
-            override_: overrides.get(&row.product_id).cloned(),
-            row,
-            previous_e2,
-            month_ago_e2,
-        })
+        let mut parts = Vec::with_capacity(products.len() * 2);
+        for (i, product) in products.iter().enumerate() {
+            let (a, p) = (param(account_id.into()), param((*product).into()));
+            parts.push(format!(
+                "SELECT * FROM (SELECT product_id, score_e2, computed_at, 0 AS aged FROM health_scores \
+                 WHERE account_id = {a} AND product_id = {p} ORDER BY computed_at DESC LIMIT 2) recent_{i}"
+            ));
+            let (a, p, t) = (
+                param(account_id.into()),
+                param((*product).into()),
+                param(month_ago.into()),
+            );
+            parts.push(format!(
+                "SELECT * FROM (SELECT product_id, score_e2, computed_at, 1 AS aged FROM health_scores \
+                 WHERE account_id = {a} AND product_id = {p} AND computed_at <= {t} \
+                 ORDER BY computed_at DESC LIMIT 1) aged_{i}"
+            ));
+        }
+        let sql = parts.join(" UNION ALL ");
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        // The two most recent of each product, to find the older of them.
+        let mut recent: HashMap<String, Vec<(DateTime<Utc>, Option<i64>)>> = HashMap::new();
+        for row in rows {
+            let product: String = row.try_get("", "product_id")?;
+            let score: Option<i64> = row.try_get("", "score_e2")?;
+            let at: DateTime<Utc> = row.try_get("", "computed_at")?;
+            let aged: i32 = row.try_get("", "aged")?;
+            if aged == 1 {
+                out.entry(product).or_default().1 = score;
+            } else {
+                recent.entry(product).or_default().push((at, score));
+            }
+        }
+        for (product, mut scores) in recent {
+            if scores.len() == 2 {
+                scores.sort_by_key(|(at, _)| *at);
+                out.entry(product).or_default().0 = scores[0].1;
+            }
+        }
+        Ok(out)
     }
 
     /// Accounts' overall scores, optionally by band, sorted by score.
