@@ -9,7 +9,7 @@
 
 use std::process::Command;
 
-use crate::harness::{Backend, Server};
+use crate::harness::{Backend, Server, binary};
 
 const README: &str = include_str!("../../README.md");
 const README_ADDR: &str = "127.0.0.1:50051";
@@ -98,19 +98,20 @@ fn tool_available(tool: &str, install: &str) -> bool {
 
 /// The demo loads beside the server; its last step closes the second won deal
 /// and the outbox credits it.
-async fn wait_for_demo(server: &Server) {
+async fn wait_for_demo(server: &Server, key: &str) {
     use contracts::pb::credit::v1 as credit;
+    let mut client = server.credit().await;
     for _ in 0..300 {
-        let statement = server
-            .credit()
-            .await
-            .get_statement(credit::GetStatementRequest {
-                participant_id: "mei.csm".into(),
-                start_date: "2026-01-01".into(),
-                end_date: "2027-01-01".into(),
-                ..Default::default()
-            })
-            .await;
+        let mut request = tonic::Request::new(credit::GetStatementRequest {
+            participant_id: "mei.csm".into(),
+            start_date: "2026-01-01".into(),
+            end_date: "2027-01-01".into(),
+            ..Default::default()
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {key}").parse().unwrap());
+        let statement = client.get_statement(request).await;
         if statement.is_ok_and(|s| !s.into_inner().entries.is_empty()) {
             return;
         }
@@ -131,12 +132,30 @@ async fn readme_grpcurl_examples_work() {
         examples.len() >= 12,
         "README lost its grpcurl examples: {examples:?}"
     );
-    // As the README's first command runs it: with the demo data.
+    // As the README's first command runs it, with the demo data, but
+    // secured: every example must carry a key the server checks.
     let backend = Backend::sqlite();
-    let server = Server::start(&backend, &["--demo"]);
-    wait_for_demo(&server).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut script = String::new();
+    let keys = dir.path().join("keys.json");
+    let created = Command::new(binary())
+        .args([
+            "keys",
+            "create",
+            "--name",
+            "readme",
+            "--role",
+            "admin",
+            "--keys-file",
+        ])
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let key = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    let keys_flag = keys.display().to_string();
+    let server = Server::start(&backend, &["--demo", "--keys-file", &keys_flag]);
+    wait_for_demo(&server, &key).await;
+    let mut script = format!("export EXPANSION_API_KEY='{key}'\n");
     for (i, example) in examples.iter().enumerate() {
         let command = example.command.replace(README_ADDR, &server.addr);
         let d = dir.path().display();
