@@ -13,7 +13,6 @@ use opportunity_pipeline::{
     PipelineService,
 };
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::codegen::http;
 use tonic::server::NamedService;
 use tonic::transport::Server;
@@ -325,7 +324,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .await;
         let _ = signalled_tx.send(());
     };
-    let server = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+    // TCP_NODELAY on every accepted connection: without it a small response
+    // written after another waits for the peer's delayed ACK (~40 ms).
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let server = router.serve_with_incoming_shutdown(incoming, shutdown);
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => result.context("serving")?,

@@ -262,7 +262,7 @@ impl Sql {
     /// `SELECT {columns} FROM` the integers 1..=n, as `i`.
     fn series(&self, n: usize, columns: &str) -> String {
         if self.postgres {
-            format!("SELECT {columns} FROM generate_series(1, {n}) AS n(i)")
+            format!("SELECT {columns} FROM generate_series(1::bigint, {n}) AS n(i)")
         } else {
             format!(
                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n}) SELECT {columns} FROM n"
