@@ -185,6 +185,9 @@ impl Store {
             .all(&self.db)
             .await?;
         for chunk in ids.chunks(1000) {
+            // Gated like every write: on SQLite an ungated commit between a
+            // recomputation's read and write fails it with "database is locked".
+            let _write = self.writer.enter().await;
             super::mark_dirty(&self.db, chunk).await?;
         }
         Ok(())
