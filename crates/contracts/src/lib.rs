@@ -6,6 +6,7 @@
 //! gRPC statuses with rich details. Service crates use domain types inside and
 //! convert only at the edge, through the helpers here.
 
+pub mod codec;
 pub mod error;
 pub mod page;
 pub mod principal;
