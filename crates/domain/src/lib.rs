@@ -59,7 +59,7 @@ pub use ids::{
     AccountId, DisputeId, EventId, ExternalId, ExternalIdError, HandoffId, IdError, LedgerEntryId,
     OpportunityId, PolicyId, ProductId, ScorecardId, SignalId, SubscriptionId, TriggerId,
 };
-pub use money::{Currency, Money, MoneyError};
+pub use money::{Currency, MAX_DEAL_MINOR, Money, MoneyError};
 pub use motion::{BenchmarkVerdict, Motion};
 pub use percent::{Percent, PercentError};
 pub use period::{DateRange, Month, PeriodError, TimeZoneName, parse_date};
