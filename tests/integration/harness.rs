@@ -152,7 +152,7 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
-    async fn channel(&self) -> Channel {
+    pub async fn channel(&self) -> Channel {
         Channel::from_shared(self.url())
             .expect("url")
             .connect()

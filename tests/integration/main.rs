@@ -6,6 +6,7 @@
 
 mod harness;
 
+mod bad_input;
 mod credit;
 mod demo;
 mod foundation;
