@@ -53,6 +53,7 @@ pub use allocation::{
     Allocation, AllocationError, CreditRole, allocate_deal_credits, largest_remainder,
     margin_basis, round_half_even_share,
 };
+pub use decimal_text::parse_decimal;
 pub use error::ParseEnumError;
 pub use health_band::HealthBand;
 pub use ids::{
