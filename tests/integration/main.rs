@@ -9,6 +9,7 @@ mod harness;
 mod bad_input;
 mod credit;
 mod demo;
+mod faults;
 mod foundation;
 mod health;
 mod outbox;
