@@ -15,7 +15,7 @@ use tonic::transport::Channel;
 /// Where the PostgreSQL tests create their throw-away databases.
 const DEFAULT_POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
-fn in_ci() -> bool {
+pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
@@ -79,6 +79,24 @@ impl Backend {
 
     pub fn is_postgres(&self) -> bool {
         matches!(self, Backend::Postgres { .. })
+    }
+
+    /// A connection to the database `service` (`health`, `pipeline`,
+    /// `credit`) keeps its tables in, for tests that count rows the API
+    /// does not list.
+    pub async fn connect(&self, service: &str) -> sea_orm::DatabaseConnection {
+        let url = match self {
+            Backend::Sqlite { dir } => {
+                format!(
+                    "sqlite://{}?mode=ro",
+                    dir.path().join(format!("{service}.db")).display()
+                )
+            }
+            Backend::Postgres { url, .. } => url.clone(),
+        };
+        sea_orm::Database::connect(&url)
+            .await
+            .expect("connect to the test database")
     }
 }
 
@@ -162,7 +180,7 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
-    async fn channel(&self) -> Channel {
+    pub async fn channel(&self) -> Channel {
         Channel::from_shared(self.url())
             .expect("url")
             .connect()
@@ -184,6 +202,17 @@ impl Server {
 
     pub async fn grpc_health(&self) -> tonic_health::pb::health_client::HealthClient<Channel> {
         tonic_health::pb::health_client::HealthClient::new(self.channel().await)
+    }
+
+    /// `kill -9`: no shutdown, no flush, in-flight requests cut off.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("wait");
+    }
+
+    /// Whether the process is still the one started (it has not exited).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Sends SIGTERM and waits for a clean exit; returns how long it took.

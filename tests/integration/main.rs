@@ -7,8 +7,10 @@
 mod harness;
 
 mod auth;
+mod bad_input;
 mod credit;
 mod demo;
+mod faults;
 mod foundation;
 mod health;
 mod import;

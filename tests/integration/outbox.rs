@@ -2,7 +2,8 @@
 //! credits land in the ledger (25% CSM origination, 75% AE delivery, the
 //! account-team overlay) and the subscription appears in health; cancelling
 //! it claws the credits back. With the credit service down the delivery
-//! waits, visible on the opportunity, and arrives once it is back.
+//! waits, visible on the opportunity, and arrives once it is back, exactly
+//! once, on SQLite and on PostgreSQL (three processes, three databases).
 
 use std::time::Duration;
 
@@ -339,17 +340,21 @@ async fn close_won_credits_and_subscribes_then_cancel_claws_back(backend: Backen
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn credits_wait_for_a_stopped_credit_service_and_arrive_once() {
-    // Three processes; the credit service's port is chosen now, served later.
+/// Three processes, each on its own database; the credit service's port is
+/// chosen now and served only after two deals have closed. Every credit
+/// arrives once the service is up, exactly once: a `kill -9` of the credit
+/// service and a restart bring no second delivery.
+async fn credits_wait_for_a_stopped_credit_service_and_arrive_once(
+    health_db: Backend,
+    pipeline_db: Backend,
+    credit_db: Backend,
+) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let credit_addr = format!("127.0.0.1:{port}");
-    let (health_db, pipeline_db, credit_db) =
-        (Backend::sqlite(), Backend::sqlite(), Backend::sqlite());
     let health_server = Server::start(&health_db, &["--service", "health"]);
     let pipeline_server = Server::start(
         &pipeline_db,
@@ -362,44 +367,105 @@ async fn credits_wait_for_a_stopped_credit_service_and_arrive_once() {
             &credit_addr,
         ],
     );
-    let (deal, _) = win_a_deal(&health_server, &pipeline_server).await;
-
-    // Health got its subscription; credit is down, so its delivery waits.
-    let mut waiting = Vec::new();
-    for _ in 0..100 {
-        waiting = deliveries(&pipeline_server, &deal).await;
-        let credit = waiting.iter().find(|d| d.target == "credit");
-        if credit.is_some_and(|d| d.attempts >= 2) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut deals = Vec::new();
+    for _ in 0..2 {
+        deals.push(win_a_deal(&health_server, &pipeline_server).await.0);
     }
-    let credit = waiting.iter().find(|d| d.target == "credit").unwrap();
-    assert_eq!(
-        credit.status,
-        pipeline::DeliveryStatus::Pending as i32,
-        "{waiting:?}"
-    );
-    assert!(!credit.last_error.is_empty());
+
+    // Health got its subscriptions; credit is down, so its deliveries wait.
+    for deal in &deals {
+        let mut waiting = Vec::new();
+        for _ in 0..100 {
+            waiting = deliveries(&pipeline_server, deal).await;
+            let credit = waiting.iter().find(|d| d.target == "credit");
+            if credit.is_some_and(|d| d.attempts >= 2) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let credit = waiting.iter().find(|d| d.target == "credit").unwrap();
+        assert_eq!(
+            credit.status,
+            pipeline::DeliveryStatus::Pending as i32,
+            "{waiting:?}"
+        );
+        assert!(!credit.last_error.is_empty());
+    }
 
     let credit_server = Server::start_on(&credit_db, &credit_addr, &["--service", "credit"]);
     policy(&credit_server).await;
-    let credits = deal_credits(&credit_server, &deal, Duration::from_secs(30)).await;
-    assert_eq!(
-        amounts(&credits).len(),
-        3,
-        "each participant credited exactly once"
-    );
-    let entries = credit_server
-        .credit()
-        .await
-        .list_ledger_entries(credit::ListLedgerEntriesRequest {
-            deal_id: deal.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .entries;
-    assert_eq!(entries.len(), 3, "{entries:?}");
+    for deal in &deals {
+        let credits = deal_credits(&credit_server, deal, Duration::from_secs(30)).await;
+        assert_eq!(
+            amounts(&credits).len(),
+            3,
+            "each participant credited exactly once"
+        );
+    }
+    let ledger = |server: &Server| {
+        let channel = server.url();
+        async move {
+            let mut client = credit::compensation_credit_service_client::CompensationCreditServiceClient::connect(channel)
+                .await
+                .unwrap();
+            client
+                .list_ledger_entries(credit::ListLedgerEntriesRequest {
+                    page_size: 1000,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .entries
+        }
+    };
+    let entries = ledger(&credit_server).await;
+    assert_eq!(entries.len(), 3 * deals.len(), "{entries:?}");
+    for deal in &deals {
+        let mut status = Vec::new();
+        for _ in 0..50 {
+            status = deliveries(&pipeline_server, deal).await;
+            if status
+                .iter()
+                .all(|d| d.status == pipeline::DeliveryStatus::Delivered as i32)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(
+            status
+                .iter()
+                .all(|d| d.status == pipeline::DeliveryStatus::Delivered as i32),
+            "{status:?}"
+        );
+    }
+
+    // kill -9 and restart: nothing is delivered a second time.
+    credit_server.kill();
+    let credit_server = Server::start_on(&credit_db, &credit_addr, &["--service", "credit"]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(ledger(&credit_server).await, entries);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credits_wait_for_a_stopped_credit_service_and_arrive_once_on_sqlite() {
+    credits_wait_for_a_stopped_credit_service_and_arrive_once(
+        Backend::sqlite(),
+        Backend::sqlite(),
+        Backend::sqlite(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credits_wait_for_a_stopped_credit_service_and_arrive_once_on_postgres() {
+    let (Some(health), Some(pipeline), Some(credit)) = (
+        Backend::postgres().await,
+        Backend::postgres().await,
+        Backend::postgres().await,
+    ) else {
+        return;
+    };
+    credits_wait_for_a_stopped_credit_service_and_arrive_once(health, pipeline, credit).await;
 }

@@ -288,19 +288,19 @@ async fn one_hundred_concurrent_updates_one_winner(backend: Backend) {
                 .await
         }));
     }
-    let mut won = 0;
+    let mut winners = Vec::new();
     let mut aborted = 0;
     for t in tasks {
         match t.await.unwrap() {
-            Ok(_) => won += 1,
+            Ok(reply) => winners.push(reply.into_inner().opportunity.unwrap()),
             Err(s) if s.code() == Code::Aborted => aborted += 1,
             Err(other) => panic!("unexpected {other:?}"),
         }
     }
-    assert_eq!((won, aborted), (1, 99));
+    assert_eq!((winners.len(), aborted), (1, 99));
     let after = client
         .get_opportunity(pb::GetOpportunityRequest {
-            opportunity_id: created.opportunity_id,
+            opportunity_id: created.opportunity_id.clone(),
         })
         .await
         .unwrap()
@@ -308,6 +308,25 @@ async fn one_hundred_concurrent_updates_one_winner(backend: Backend) {
         .opportunity
         .unwrap();
     assert_eq!(after.etag, "2");
+    // What is stored is the one acknowledged write, and it was written once:
+    // one update event (read until the stream has been quiet for a second).
+    assert_eq!(after.discovery_notes, winners[0].discovery_notes);
+    let mut stream = client
+        .watch_events(pb::WatchEventsRequest {
+            options: Some(WatchEventsOptions {
+                after_cursor: String::new(),
+                event_types: vec!["pipeline.opportunity.updated".into()],
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut updates = 0;
+    while let Ok(Ok(Some(_))) = tokio::time::timeout(Duration::from_secs(1), stream.message()).await
+    {
+        updates += 1;
+    }
+    assert_eq!(updates, 1, "update events for 100 racing writers");
 }
 
 async fn stage_moves_write_history_and_stall(backend: Backend) {

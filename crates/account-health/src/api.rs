@@ -476,6 +476,8 @@ impl HealthService {
         req: &pb::OverrideHealthRequest,
     ) -> Result<pb::OverrideHealthResponse, HealthError> {
         let account = self.require_account("account_id", &req.account_id).await?;
+        // Stored in its canonical spelling: an id may arrive upper-case or unhyphenated.
+        let mut product_id = String::new();
         if !req.product_id.is_empty() {
             let product =
                 ProductId::parse(&req.product_id).map_err(|e| invalid("product_id", e))?;
@@ -485,6 +487,7 @@ impl HealthService {
                     format!("no product has id {product}"),
                 ));
             }
+            product_id = product.to_string();
         }
         if !(0..=100).contains(&req.score) {
             return Err(invalid("score", "must be 0-100"));
@@ -500,7 +503,7 @@ impl HealthService {
             .override_health(health_override::Model {
                 id: domain::EventId::new().to_string(),
                 account_id: account.id.clone(),
-                product_id: req.product_id.clone(),
+                product_id,
                 score: req.score,
                 reason,
                 principal,
@@ -890,9 +893,13 @@ impl AccountHealthService for HealthService {
     ) -> Reply<pb::GetHealthHistoryResponse> {
         let req = request.get_ref();
         let account = self.require_account("account_id", &req.account_id).await?;
-        if !req.product_id.is_empty() {
-            ProductId::parse(&req.product_id).map_err(|e| invalid("product_id", e))?;
-        }
+        let product_id = if req.product_id.is_empty() {
+            String::new()
+        } else {
+            ProductId::parse(&req.product_id)
+                .map_err(|e| invalid("product_id", e))?
+                .to_string()
+        };
         let limit = page::page_size("page_size", req.page_size).map_err(HealthError::from)?;
         let start = optional_timestamp("start_time", req.start_time.as_ref())?;
         let end = optional_timestamp("end_time", req.end_time.as_ref())?;
@@ -909,7 +916,7 @@ impl AccountHealthService for HealthService {
         let offset = offset_of(&req.page_token, filter)?;
         let rows = self
             .store
-            .health_history(&account.id, &req.product_id, (start, end), offset, limit)
+            .health_history(&account.id, &product_id, (start, end), offset, limit)
             .await?;
         let card = self.store.active_scorecard().await?;
         let count = u64::try_from(rows.len()).unwrap_or(u64::MAX);

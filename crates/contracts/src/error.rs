@@ -54,6 +54,10 @@ impl fmt::Display for PreconditionViolation {
 pub enum ApiError {
     #[error("invalid request: {}", join(violations))]
     InvalidArgument { violations: Vec<FieldViolation> },
+    /// INVALID_ARGUMENT for a request that is not a readable message at all,
+    /// so no field can be named.
+    #[error("{message}")]
+    Malformed { message: String },
     #[error("{resource_type} {resource_name:?} not found")]
     NotFound {
         resource_type: &'static str,
@@ -137,7 +141,7 @@ impl ApiError {
 
     pub fn code(&self) -> Code {
         match self {
-            Self::InvalidArgument { .. } => Code::InvalidArgument,
+            Self::InvalidArgument { .. } | Self::Malformed { .. } => Code::InvalidArgument,
             Self::NotFound { .. } => Code::NotFound,
             Self::AlreadyExists { .. } => Code::AlreadyExists,
             Self::FailedPrecondition { .. } => Code::FailedPrecondition,
@@ -154,6 +158,7 @@ impl ApiError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::InvalidArgument { .. } => "INVALID_ARGUMENT",
+            Self::Malformed { .. } => "MALFORMED_REQUEST",
             Self::NotFound { .. } => "NOT_FOUND",
             Self::AlreadyExists { reason, .. }
             | Self::FailedPrecondition { reason, .. }
@@ -219,7 +224,8 @@ impl ApiError {
             Self::Unimplemented { method } => {
                 metadata.insert("method".to_owned(), method.to_owned());
             }
-            Self::Aborted { .. }
+            Self::Malformed { .. }
+            | Self::Aborted { .. }
             | Self::Unavailable { .. }
             | Self::Unauthenticated { .. }
             | Self::PermissionDenied { .. }

@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod client;
+pub mod codec;
 pub mod error;
 pub mod page;
 pub mod principal;

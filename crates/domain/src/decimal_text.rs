@@ -4,6 +4,8 @@
 //! no digit separators, no bare `.5` or `5.`. Wire values are written by programs, and a
 //! strict grammar means two implementations never disagree about what a string meant.
 
+use rust_decimal::Decimal;
+
 /// A syntactically valid decimal string, split into its parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct DecimalText<'a> {
@@ -49,6 +51,22 @@ pub(crate) fn split_decimal(text: &str) -> Result<DecimalText<'_>, DecimalSyntax
     })
 }
 
+/// Parses a decimal string in this grammar into an exact [`Decimal`], for values that are
+/// neither money nor a percentage (signal values, scorecard weights and thresholds).
+/// `None` when the text is not in the grammar or beyond `Decimal`'s 28 digits.
+pub fn parse_decimal(text: &str) -> Option<Decimal> {
+    let parts = split_decimal(text).ok()?;
+    let magnitude = accumulate_digits(0, parts.integer)
+        .and_then(|acc| accumulate_digits(acc, parts.fraction))?;
+    let mantissa = if parts.negative {
+        -magnitude
+    } else {
+        magnitude
+    };
+    let scale = u32::try_from(parts.fraction.len()).ok()?;
+    Decimal::try_from_i128_with_scale(mantissa, scale).ok()
+}
+
 /// Appends ASCII digits to `acc` (`acc * 10 + d` per digit); `None` on `i128` overflow.
 pub(crate) fn accumulate_digits(mut acc: i128, digits: &str) -> Option<i128> {
     for b in digits.bytes() {
@@ -86,6 +104,29 @@ mod tests {
                 Err(DecimalSyntaxError::Malformed),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn parse_decimal_is_exact_and_strict() {
+        assert_eq!(parse_decimal("-12.500"), Some(Decimal::new(-125, 1)));
+        assert_eq!(parse_decimal("0"), Some(Decimal::ZERO));
+        assert_eq!(
+            parse_decimal("79228162514264337593543950335"),
+            Some(Decimal::MAX)
+        );
+        for bad in [
+            "",
+            "1_000",
+            "+5",
+            ".5",
+            "5.",
+            "1e3",
+            " 5",
+            "79228162514264337593543950336",
+            "0.00000000000000000000000000001",
+        ] {
+            assert_eq!(parse_decimal(bad), None, "{bad:?}");
         }
     }
 

@@ -53,13 +53,14 @@ pub use allocation::{
     Allocation, AllocationError, CreditRole, allocate_deal_credits, largest_remainder,
     margin_basis, round_half_even_share,
 };
+pub use decimal_text::parse_decimal;
 pub use error::ParseEnumError;
 pub use health_band::HealthBand;
 pub use ids::{
     AccountId, DisputeId, EventId, ExternalId, ExternalIdError, HandoffId, IdError, LedgerEntryId,
     OpportunityId, PolicyId, ProductId, ScorecardId, SignalId, SubscriptionId, TriggerId,
 };
-pub use money::{Currency, Money, MoneyError};
+pub use money::{Currency, MAX_DEAL_MINOR, Money, MoneyError};
 pub use motion::{BenchmarkVerdict, Motion};
 pub use percent::{Percent, PercentError};
 pub use period::{DateRange, Month, PeriodError, TimeZoneName, parse_date};

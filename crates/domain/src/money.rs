@@ -283,6 +283,12 @@ fn too_many_decimals(currency: &Currency) -> String {
     }
 }
 
+/// Largest deal amount, in minor units: 10^15, ten trillion dollars. Far above any real
+/// deal, and low enough that sums of thousands of such amounts (a forecast, a wallet, a
+/// statement with overlays up to 10×) never leave `i64`. An opportunity above it could
+/// never be credited, so the pipeline refuses it as the credit service does.
+pub const MAX_DEAL_MINOR: i64 = 1_000_000_000_000_000;
+
 /// An exact amount of money: a currency and a signed number of its minor units.
 ///
 /// Negative amounts are allowed (clawbacks, contraction, adjustments); callers that need a

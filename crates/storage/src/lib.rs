@@ -84,6 +84,32 @@ pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
+/// Whether `err` says the database could not be reached or dropped the
+/// connection mid-statement: PostgreSQL restarting or shutting down
+/// (SQLSTATE 57P01–57P03), any connection exception (class 08), a broken
+/// socket, a pool that timed out or closed. The statement's transaction did
+/// not commit, so the caller may retry.
+fn connection_lost(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error;
+    let (DbErr::Conn(RuntimeErr::SqlxError(sqlx))
+    | DbErr::Exec(RuntimeErr::SqlxError(sqlx))
+    | DbErr::Query(RuntimeErr::SqlxError(sqlx))) = err
+    else {
+        return false;
+    };
+    match sqlx.as_ref() {
+        Error::Io(_)
+        | Error::Tls(_)
+        | Error::PoolTimedOut
+        | Error::PoolClosed
+        | Error::WorkerCrashed => true,
+        Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    }
+}
+
 /// Maps a database failure to the caller-facing error. Connection trouble is
 /// UNAVAILABLE (the caller may retry); anything else is INTERNAL and logged.
 pub fn db_error(err: DbErr) -> ApiError {
@@ -101,6 +127,13 @@ pub fn db_error(err: DbErr) -> ApiError {
         };
     }
     match &err {
+        _ if connection_lost(&err) => {
+            tracing::warn!(error = %err, "database connection lost");
+            ApiError::Unavailable {
+                reason: "DATABASE_UNAVAILABLE",
+                message: "the database is unavailable; retry later".to_owned(),
+            }
+        }
         DbErr::ConnectionAcquire(_) | DbErr::Conn(RuntimeErr::SqlxError(_)) => {
             tracing::warn!(error = %err, "database unavailable");
             ApiError::Unavailable {
@@ -112,5 +145,33 @@ pub fn db_error(err: DbErr) -> ApiError {
             tracing::error!(error = %err, "database error");
             ApiError::internal(err)
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn query_error(err: sea_orm::sqlx::Error) -> DbErr {
+        DbErr::Query(RuntimeErr::SqlxError(Arc::new(err)))
+    }
+
+    #[test]
+    fn a_lost_connection_is_unavailable_not_internal() {
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        for err in [
+            query_error(sea_orm::sqlx::Error::Io(reset)),
+            query_error(sea_orm::sqlx::Error::PoolTimedOut),
+            DbErr::Exec(RuntimeErr::SqlxError(Arc::new(
+                sea_orm::sqlx::Error::PoolClosed,
+            ))),
+        ] {
+            assert_eq!(db_error(err).code(), tonic::Code::Unavailable);
+        }
+        let other = query_error(sea_orm::sqlx::Error::Protocol("unexpected message".into()));
+        assert_eq!(db_error(other).code(), tonic::Code::Internal);
     }
 }

@@ -240,8 +240,7 @@ impl Scorecard {
                 .ok_or_else(|| {
                     ApiError::invalid(at("window_days"), format!("must be 1-{MAX_WINDOW_DAYS}"))
                 })?;
-            let weight = Decimal::from_str_exact(&m.weight)
-                .ok()
+            let weight = domain::parse_decimal(&m.weight)
                 .filter(|w| {
                     !w.is_sign_negative() && w.scale() <= 6 && *w <= Decimal::from(1_000_000)
                 })
@@ -257,8 +256,7 @@ impl Scorecard {
             let mut thresholds = Vec::with_capacity(m.thresholds.len());
             for (j, t) in m.thresholds.iter().enumerate() {
                 let tf = |name: &str| format!("{field}.measures[{i}].thresholds[{j}].{name}");
-                let min_value = Decimal::from_str_exact(&t.min_value)
-                    .ok()
+                let min_value = domain::parse_decimal(&t.min_value)
                     .filter(|v| v.scale() <= 6)
                     .ok_or_else(|| ApiError::invalid(tf("min_value"), "must be a decimal"))?;
                 let score = u8::try_from(t.score)

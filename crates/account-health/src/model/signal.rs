@@ -155,9 +155,8 @@ pub struct NewSignal {
 
 /// Parses a non-negative decimal signal value into ×10⁴ units.
 fn scaled(field: &str, text: &str) -> Result<(Decimal, i64), ApiError> {
-    let value = Decimal::from_str_exact(text)
-        .ok()
-        .filter(|_| !text.contains(['e', 'E']))
+    // The one decimal grammar of the API: no "+5", ".5", "5." or "1_000".
+    let value = domain::parse_decimal(text)
         .ok_or_else(|| ApiError::invalid(field, format!("{text:?} is not a decimal number")))?;
     let value = value.normalize();
     if value.scale() > VALUE_SCALE {
@@ -169,11 +168,11 @@ fn scaled(field: &str, text: &str) -> Result<(Decimal, i64), ApiError> {
     if value.is_sign_negative() && !value.is_zero() {
         return Err(ApiError::invalid(field, "must not be negative"));
     }
-    let e4 = (value * Decimal::from(10_000))
-        .trunc()
-        .to_string()
-        .parse::<i64>()
-        .map_err(|_| ApiError::invalid(field, "is too large"))?;
+    // Checked: a value near Decimal's 28-digit limit must not overflow (and panic) here.
+    let e4 = value
+        .checked_mul(Decimal::from(10_000))
+        .and_then(|v| i64::try_from(v.trunc()).ok())
+        .ok_or_else(|| ApiError::invalid(field, "is too large"))?;
     Ok((value, e4))
 }
 
@@ -325,6 +324,17 @@ mod tests {
             (pb::SignalKind::Login, "-1", "", "s.value"),
             (pb::SignalKind::Login, "1e3", "", "s.value"),
             (pb::SignalKind::Login, "1.00001", "", "s.value"),
+            (
+                pb::SignalKind::Login,
+                "79228162514264337593543950335",
+                "",
+                "s.value",
+            ),
+            (pb::SignalKind::Login, "922337203685478", "", "s.value"),
+            (pb::SignalKind::Login, "1_000", "", "s.value"),
+            (pb::SignalKind::Login, ".5", "", "s.value"),
+            (pb::SignalKind::Login, "+5", "", "s.value"),
+            (pb::SignalKind::Usage, "5", "5.", "s.limit"),
             (pb::SignalKind::Unspecified, "1", "", "s.kind"),
         ] {
             let err = NewSignal::from_pb("s", &signal(kind, value, limit), now).unwrap_err();

@@ -25,10 +25,10 @@ use super::policy::{MAX_OVERLAY_TOTAL, Terms, policy_id};
 pub const MAX_PARTICIPANTS: usize = 64;
 /// Longest participant id or team name, in bytes.
 pub const MAX_ID_LEN: usize = 128;
-/// Largest deal amount (or adjustment) in minor units: 10^15, ten trillion dollars. Far
-/// above any real deal, and low enough that a participant's statement summing thousands
-/// of such amounts (overlays up to 10×) never leaves `i64`.
-pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000_000;
+/// Largest deal amount (or adjustment) in minor units: [`domain::MAX_DEAL_MINOR`], so a
+/// participant's statement summing thousands of such amounts (overlays up to 10×) never
+/// leaves `i64`.
+pub const MAX_AMOUNT_MINOR: i64 = domain::MAX_DEAL_MINOR;
 
 /// Serde for a [`CreditRole`] as its upper-case name.
 mod role_text {

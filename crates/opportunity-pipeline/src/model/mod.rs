@@ -213,6 +213,30 @@ fn optional_id<T>(
     }
 }
 
+/// A deal amount: positive, and at most [`domain::MAX_DEAL_MINOR`] minor units (the
+/// largest deal the credit service credits; above it a won deal could never be
+/// credited, and pipeline totals could leave `i64`). `field` is the Money's path.
+pub fn deal_amount(
+    field: &str,
+    value: Option<&contracts::pb::common::v1::Money>,
+) -> Result<Money, ApiError> {
+    let amount = wire::money(field, value)?;
+    if !amount.is_positive() {
+        return Err(ApiError::invalid(
+            format!("{field}.amount"),
+            "must be greater than zero",
+        ));
+    }
+    let max = Money::from_minor(amount.currency(), domain::MAX_DEAL_MINOR);
+    if amount.minor() > max.minor() {
+        return Err(ApiError::invalid(
+            format!("{field}.amount"),
+            format!("{amount} is beyond the largest deal amount, {max}"),
+        ));
+    }
+    Ok(amount)
+}
+
 fn rating_name(field: &str, value: i32) -> Result<String, ApiError> {
     let rating: pb::Rating = wire::known_enum(field, value)?;
     Ok(rating.as_str_name().to_owned())
@@ -297,13 +321,7 @@ impl NewOpportunity {
         )?;
         let motion = wire::motion(&f("motion"), o.motion)?
             .ok_or_else(|| ApiError::invalid(f("motion"), "is required"))?;
-        let amount = wire::money(&f("amount"), o.amount.as_ref())?;
-        if !amount.is_positive() {
-            return Err(ApiError::invalid(
-                f("amount.amount"),
-                "must be greater than zero",
-            ));
-        }
+        let amount = deal_amount(&f("amount"), o.amount.as_ref())?;
         let stage = wire::stage(&f("stage"), o.stage)?.unwrap_or(Stage::Identified);
         if stage != Stage::Identified {
             return Err(ApiError::invalid(
@@ -486,14 +504,7 @@ impl UpdateRequest {
                     )
                 }
                 "amount" => {
-                    let amount = wire::money(&f("amount"), o.amount.as_ref())?;
-                    if !amount.is_positive() {
-                        return Err(ApiError::invalid(
-                            f("amount.amount"),
-                            "must be greater than zero",
-                        ));
-                    }
-                    p.amount = Some(amount);
+                    p.amount = Some(deal_amount(&f("amount"), o.amount.as_ref())?);
                 }
                 "probability" => {
                     let value = wire::optional_percent(&f("probability"), &o.probability)?;
@@ -593,6 +604,25 @@ mod tests {
         let mut r = request();
         edit(r.opportunity.as_mut().unwrap());
         r
+    }
+
+    #[test]
+    fn deal_amounts_stop_at_the_largest_deal() {
+        let money = |c: &str, a: &str| common::Money {
+            currency_code: c.into(),
+            amount: a.into(),
+        };
+        let largest = deal_amount("a", Some(&money("USD", "10000000000000.00"))).unwrap();
+        assert_eq!(largest.minor(), domain::MAX_DEAL_MINOR);
+        for (c, a) in [
+            ("USD", "10000000000000.01"),
+            ("JPY", "1000000000000001"),
+            ("USD", "92233720368547758.07"),
+            ("USD", "0"),
+        ] {
+            let err = deal_amount("a", Some(&money(c, a))).unwrap_err();
+            assert_eq!(field_of(err), "a.amount", "{c} {a}");
+        }
     }
 
     #[test]

@@ -235,6 +235,16 @@ impl PipelineService {
                 "must not be negative",
             ));
         }
+        // Whitespace sums every estimate of the account: keep each within a deal's bound.
+        if spend.minor() > domain::MAX_DEAL_MINOR {
+            return Err(invalid(
+                "estimate.annual_spend.amount",
+                format!(
+                    "{spend} is beyond the largest amount, {}",
+                    domain::Money::from_minor(spend.currency(), domain::MAX_DEAL_MINOR)
+                ),
+            ));
+        }
         let served_by: pb::WalletServedBy =
             wire::known_enum("estimate.served_by", e.served_by).map_err(PipelineError::from)?;
         if served_by == pb::WalletServedBy::Unspecified {

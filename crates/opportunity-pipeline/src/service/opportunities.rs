@@ -21,7 +21,9 @@ use crate::model::handoff::HandoffStatus;
 use crate::model::priority::{expected_value, priority_score};
 use crate::model::qualification::{QualificationPriority, score_qualification};
 use crate::model::routing::{Route, RoutingFacts, route_opportunity};
-use crate::model::{HealthSnapshot, NewOpportunity, Source, UpdateRequest, etag, rating_from_name};
+use crate::model::{
+    HealthSnapshot, NewOpportunity, Source, UpdateRequest, deal_amount, etag, rating_from_name,
+};
 use crate::store::{HandoffFilter, HistoryNote, OpportunityFilter, OpportunityWrite, to_json};
 
 impl PipelineService {
@@ -290,10 +292,7 @@ impl PipelineService {
         req: &pb::CreateOpportunityFromTriggerRequest,
     ) -> Result<pb::CreateOpportunityFromTriggerResponse, PipelineError> {
         let trigger_id = parse_id("trigger_id", &req.trigger_id, TriggerId::parse)?;
-        let amount = wire::money("amount", req.amount.as_ref()).map_err(PipelineError::from)?;
-        if !amount.is_positive() {
-            return Err(invalid("amount.amount", "must be greater than zero"));
-        }
+        let amount = deal_amount("amount", req.amount.as_ref()).map_err(PipelineError::from)?;
         let close_date =
             wire::optional_date("close_date", &req.close_date).map_err(PipelineError::from)?;
         let override_reason =
