@@ -608,7 +608,8 @@ impl Store {
             .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
         // The two most recent of each product, to find the older of them.
-        let mut recent: HashMap<String, Vec<(DateTime<Utc>, Option<i64>)>> = HashMap::new();
+        type Dated = (DateTime<Utc>, Option<i64>);
+        let mut recent: HashMap<String, Vec<Dated>> = HashMap::new();
         for row in rows {
             let product: String = row.try_get("", "product_id")?;
             let score: Option<i64> = row.try_get("", "score_e2")?;
