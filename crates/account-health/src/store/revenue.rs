@@ -2,11 +2,11 @@
 //! every subscription that started before the period ends, with its MRR
 //! history. The arithmetic itself is pure (`crate::revenue`).
 
-use std::collections::HashMap;
-
 use chrono::NaiveDate;
 use domain::{Currency, DateRange};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::sea_query::{Expr, Order};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use tokio_stream::StreamExt;
 
 use super::Store;
 use crate::entity::{account, amendment, subscription};
@@ -28,7 +28,20 @@ impl Store {
         &self,
         period: &DateRange,
     ) -> Result<Vec<CurrencyMetrics>, HealthError> {
-        let subs: Vec<SubscriptionRow> = subscription::Entity::find()
+        // Both lists are streamed in subscription-id order and merged as they
+        // arrive, so only the facts are ever held, never the raw rows (a
+        // million subscriptions would otherwise hold every row twice). The
+        // merge compares ids as Rust does, byte by byte, so the database
+        // must sort them that way too (PostgreSQL's default collation does not).
+        let postgres = self.db.get_database_backend() == sea_orm::DatabaseBackend::Postgres;
+        let byte_order = |column: &str| {
+            if postgres {
+                Expr::cust(format!("\"{column}\" COLLATE \"C\""))
+            } else {
+                Expr::cust(format!("\"{column}\""))
+            }
+        };
+        let mut subs = subscription::Entity::find()
             .select_only()
             .columns([
                 subscription::Column::Id,
@@ -40,10 +53,11 @@ impl Store {
                 subscription::Column::Status,
             ])
             .filter(subscription::Column::StartDate.lt(period.end()))
-            .into_tuple()
-            .all(&self.db)
+            .order_by(byte_order("id"), Order::Asc)
+            .into_tuple::<SubscriptionRow>()
+            .stream(&self.db)
             .await?;
-        let history: Vec<(String, NaiveDate, i64)> = amendment::Entity::find()
+        let mut history = amendment::Entity::find()
             .select_only()
             .columns([
                 amendment::Column::SubscriptionId,
@@ -51,40 +65,54 @@ impl Store {
                 amendment::Column::MrrMinor,
             ])
             .filter(amendment::Column::EffectiveDate.lt(period.end()))
-            .into_tuple()
-            .all(&self.db)
+            .order_by(byte_order("subscription_id"), Order::Asc)
+            .into_tuple::<(String, NaiveDate, i64)>()
+            .stream(&self.db)
             .await?;
-        let mut amendments: HashMap<String, Vec<(NaiveDate, i64)>> = HashMap::new();
-        for (id, date, mrr) in history {
-            amendments.entry(id).or_default().push((date, mrr));
+        let mut facts: Vec<SubscriptionFacts> = Vec::new();
+        let mut pending: Option<(String, NaiveDate, i64)> = history.try_next().await?;
+        while let Some((id, account_id, product_id, currency, start_date, cancel_date, status)) =
+            subs.try_next().await?
+        {
+            let mut amendments = Vec::new();
+            // Amendments of subscriptions that sort before this one have no
+            // subscription in the period (or none at all): skip them.
+            while let Some((sub, date, mrr)) = pending.take() {
+                match sub.as_str().cmp(id.as_str()) {
+                    std::cmp::Ordering::Less => {}
+                    std::cmp::Ordering::Equal => amendments.push((date, mrr)),
+                    std::cmp::Ordering::Greater => {
+                        pending = Some((sub, date, mrr));
+                        break;
+                    }
+                }
+                pending = history.try_next().await?;
+            }
+            let Ok(currency) = Currency::parse(&currency) else {
+                continue;
+            };
+            facts.push(SubscriptionFacts {
+                amendments,
+                subscription_id: id,
+                account_id,
+                product_id,
+                currency,
+                start_date,
+                cancel_date: if status == super::portfolio::CANCELLED {
+                    cancel_date
+                } else {
+                    None
+                },
+            });
         }
+        drop(subs);
+        drop(history);
         let accounts: Vec<(String, Option<NaiveDate>)> = account::Entity::find()
             .select_only()
             .columns([account::Column::Id, account::Column::CustomerSince])
             .into_tuple()
             .all(&self.db)
             .await?;
-        let facts: Vec<SubscriptionFacts> = subs
-            .into_iter()
-            .filter_map(
-                |(id, account_id, product_id, currency, start_date, cancel_date, status)| {
-                    let currency = Currency::parse(&currency).ok()?;
-                    Some(SubscriptionFacts {
-                        amendments: amendments.remove(&id).unwrap_or_default(),
-                        subscription_id: id,
-                        account_id,
-                        product_id,
-                        currency,
-                        start_date,
-                        cancel_date: if status == super::portfolio::CANCELLED {
-                            cancel_date
-                        } else {
-                            None
-                        },
-                    })
-                },
-            )
-            .collect();
         let accounts: Vec<AccountFacts> = accounts
             .into_iter()
             .map(|(account_id, registered_on)| AccountFacts {
