@@ -530,6 +530,7 @@ impl AccountHealthService for HealthService {
         let reply = REQUESTS
             .once(
                 self.store.db(),
+                self.store.writer(),
                 "UpsertAccount",
                 &req.request_id,
                 &req,
@@ -607,6 +608,7 @@ impl AccountHealthService for HealthService {
         let reply = REQUESTS
             .once(
                 self.store.db(),
+                self.store.writer(),
                 "UpsertProduct",
                 &req.request_id,
                 &req,
@@ -670,6 +672,7 @@ impl AccountHealthService for HealthService {
         let reply = REQUESTS
             .once(
                 self.store.db(),
+                self.store.writer(),
                 "UpsertSubscription",
                 &req.request_id,
                 &req,
@@ -689,6 +692,7 @@ impl AccountHealthService for HealthService {
         let reply = REQUESTS
             .once(
                 self.store.db(),
+                self.store.writer(),
                 "CancelSubscription",
                 &req.request_id,
                 &req,
@@ -753,6 +757,7 @@ impl AccountHealthService for HealthService {
         let reply = REQUESTS
             .once(
                 self.store.db(),
+                self.store.writer(),
                 "RecordSignals",
                 &req.request_id,
                 &req,
@@ -796,6 +801,7 @@ impl AccountHealthService for HealthService {
         let reply = REQUESTS
             .once(
                 self.store.db(),
+                self.store.writer(),
                 "UpsertScorecard",
                 &req.request_id,
                 &req,
@@ -944,6 +950,7 @@ impl AccountHealthService for HealthService {
         let reply = REQUESTS
             .once(
                 self.store.db(),
+                self.store.writer(),
                 "OverrideHealth",
                 &req.request_id,
                 &req,

@@ -72,7 +72,14 @@ impl PipelineService {
         Fut: std::future::Future<Output = Result<Resp, PipelineError>>,
     {
         REQUESTS
-            .once(self.store.db(), method, request_id, request, run)
+            .once(
+                self.store.db(),
+                self.store.writer(),
+                method,
+                request_id,
+                request,
+                run,
+            )
             .await
     }
 }

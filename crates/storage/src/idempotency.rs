@@ -75,6 +75,7 @@ impl Requests {
     pub async fn once<Req, Resp, E, F, Fut>(
         &self,
         db: &DatabaseConnection,
+        writer: &crate::WriteGate,
         method: &'static str,
         request_id: &str,
         request: &Req,
@@ -100,7 +101,7 @@ impl Requests {
             )
         };
         let now = crate::now();
-        match self.claim(db, &key, &print, now).await? {
+        match self.claim(db, writer, &key, &print, now).await? {
             Claim::Claimed => {}
             Claim::Done {
                 fingerprint,
@@ -122,7 +123,7 @@ impl Requests {
                     return Err(reused().into());
                 }
                 let stale = now - created_at > STALE_REQUEST;
-                if !stale || !self.reclaim(db, &key, created_at, now).await? {
+                if !stale || !self.reclaim(db, writer, &key, created_at, now).await? {
                     return Err(ApiError::Aborted {
                         reason: "REQUEST_IN_PROGRESS",
                         message: format!(
@@ -139,7 +140,7 @@ impl Requests {
                 // must not turn success into an error (the claim then goes
                 // stale and a later retry runs again).
                 if let Err(err) = self
-                    .finish(db, &key, &to_hex(&response.encode_to_vec()))
+                    .finish(db, writer, &key, &to_hex(&response.encode_to_vec()))
                     .await
                 {
                     tracing::warn!(%err, key, "could not record the response of an idempotent call");
@@ -147,7 +148,7 @@ impl Requests {
                 Ok(response)
             }
             Err(err) => {
-                if let Err(release) = self.release(db, &key).await {
+                if let Err(release) = self.release(db, writer, &key).await {
                     tracing::warn!(err = %release, key, "could not release an idempotency claim");
                 }
                 Err(err)
@@ -158,6 +159,7 @@ impl Requests {
     async fn claim(
         &self,
         db: &DatabaseConnection,
+        writer: &crate::WriteGate,
         key: &str,
         print: &str,
         now: DateTime<Utc>,
@@ -171,7 +173,13 @@ impl Requests {
                 .columns([col("key"), col("fingerprint"), col("created_at")])
                 .values([key.into(), print.into(), now.into()])
                 .map_err(|e| DbErr::Custom(e.to_string()))?;
-            match db.execute(&insert).await {
+            // Every write takes the service's write gate: on SQLite an
+            // ungated commit fails a gated read-then-write transaction.
+            let inserted = {
+                let _write = writer.enter().await;
+                db.execute(&insert).await
+            };
+            match inserted {
                 Ok(_) => return Ok(Claim::Claimed),
                 Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                 }
@@ -203,6 +211,7 @@ impl Requests {
     async fn reclaim(
         &self,
         db: &DatabaseConnection,
+        writer: &crate::WriteGate,
         key: &str,
         stale_since: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -214,12 +223,14 @@ impl Requests {
             .and_where(Expr::col(col("response")).is_null())
             .and_where(Expr::col(col("created_at")).eq(stale_since))
             .to_owned();
+        let _write = writer.enter().await;
         Ok(db.execute(&update).await?.rows_affected() == 1)
     }
 
     async fn finish(
         &self,
         db: &DatabaseConnection,
+        writer: &crate::WriteGate,
         key: &str,
         response: &str,
     ) -> Result<(), DbErr> {
@@ -228,16 +239,23 @@ impl Requests {
             .value(col("response"), response)
             .and_where(Expr::col(col("key")).eq(key))
             .to_owned();
+        let _write = writer.enter().await;
         db.execute(&update).await?;
         Ok(())
     }
 
-    async fn release(&self, db: &DatabaseConnection, key: &str) -> Result<(), DbErr> {
+    async fn release(
+        &self,
+        db: &DatabaseConnection,
+        writer: &crate::WriteGate,
+        key: &str,
+    ) -> Result<(), DbErr> {
         let delete = Query::delete()
             .from_table(col(self.table))
             .and_where(Expr::col(col("key")).eq(key))
             .and_where(Expr::col(col("response")).is_null())
             .to_owned();
+        let _write = writer.enter().await;
         db.execute(&delete).await?;
         Ok(())
     }
