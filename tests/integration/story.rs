@@ -1,5 +1,8 @@
-//! The whole expansion story through gRPC, as one process and as three
-//! processes (each service with its own database), on SQLite and PostgreSQL:
+//! The whole expansion story through gRPC, as one process, as three
+//! processes (each service with its own database), and on a secured server
+//! where each step is taken by a person whose API key's role allows it (the
+//! connector, Carla the CSM, Alex the AE, RevOps, an admin), on SQLite and
+//! PostgreSQL:
 //!
 //! signals make an account GREEN and fire a capacity trigger (and a data
 //! export one) → a CSM creates opportunities from them → requests a handoff →
@@ -16,10 +19,19 @@ use contracts::pb::credit::v1 as credit;
 use contracts::pb::health::v1 as health;
 use contracts::pb::pipeline::v1 as pipeline;
 
-use crate::harness::{Backend, Server};
+use contracts::client::{AuthChannel, ClientOptions};
+use contracts::pb::credit::v1::compensation_credit_service_client::CompensationCreditServiceClient;
+use contracts::pb::health::v1::account_health_service_client::AccountHealthServiceClient;
+use contracts::pb::pipeline::v1::opportunity_pipeline_service_client::OpportunityPipelineServiceClient;
+
+use crate::harness::{Backend, Server, binary};
 use crate::on_both_databases;
 
-on_both_databases!(story_in_one_process, story_in_three_processes);
+on_both_databases!(
+    story_in_one_process,
+    story_in_three_processes,
+    story_with_api_keys
+);
 
 fn usd(amount: &str) -> Option<Money> {
     Some(Money {
@@ -35,13 +47,99 @@ struct Services<'a> {
     credit: &'a Server,
 }
 
+/// The API key each person (or system) of the story calls with; all `None`
+/// on an open server, where every caller is `local`.
+#[derive(Default)]
+struct Keys {
+    connector: Option<String>,
+    csm: Option<String>,
+    ae: Option<String>,
+    revops: Option<String>,
+    admin: Option<String>,
+}
+
+/// The services as one caller reaches them.
+#[derive(Clone, Copy)]
+struct As<'a> {
+    at: &'a Services<'a>,
+    key: Option<&'a str>,
+}
+
+impl As<'_> {
+    async fn channel(&self, server: &Server) -> AuthChannel {
+        let options = ClientOptions::default().with_api_key(self.key.map(str::to_owned));
+        contracts::client::connect(&server.addr, &options)
+            .await
+            .unwrap()
+    }
+
+    async fn health(&self) -> AccountHealthServiceClient<AuthChannel> {
+        AccountHealthServiceClient::new(self.channel(self.at.health).await)
+    }
+
+    async fn pipeline(&self) -> OpportunityPipelineServiceClient<AuthChannel> {
+        OpportunityPipelineServiceClient::new(self.channel(self.at.pipeline).await)
+    }
+
+    async fn credit(&self) -> CompensationCreditServiceClient<AuthChannel> {
+        CompensationCreditServiceClient::new(self.channel(self.at.credit).await)
+    }
+}
+
 async fn story_in_one_process(backend: Backend) {
     let server = Server::start(&backend, &[]);
-    story(Services {
-        health: &server,
-        pipeline: &server,
-        credit: &server,
-    })
+    story(
+        &Services {
+            health: &server,
+            pipeline: &server,
+            credit: &server,
+        },
+        &Keys::default(),
+    )
+    .await;
+}
+
+/// `expansion keys create`, as an operator runs it; returns the token.
+fn create_key(keys: &std::path::Path, name: &str, role: &str) -> String {
+    let out = std::process::Command::new(binary())
+        .args([
+            "keys",
+            "create",
+            "--name",
+            name,
+            "--role",
+            role,
+            "--keys-file",
+        ])
+        .arg(keys)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// The story on a secured server, each step by a person whose role allows
+/// it; the names of their keys are what the records show.
+async fn story_with_api_keys(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keys.json");
+    let keys = Keys {
+        connector: Some(create_key(&file, "salesforce-sync", "connector")),
+        csm: Some(create_key(&file, "carla.csm", "csm")),
+        ae: Some(create_key(&file, "alex.ae", "ae")),
+        revops: Some(create_key(&file, "rita.revops", "revops")),
+        admin: Some(create_key(&file, "ops", "admin")),
+    };
+    let keys_file = file.display().to_string();
+    let server = Server::start(&backend, &["--keys-file", &keys_file]);
+    story(
+        &Services {
+            health: &server,
+            pipeline: &server,
+            credit: &server,
+        },
+        &keys,
+    )
     .await;
 }
 
@@ -71,11 +169,14 @@ async fn story_in_three_processes(backend: Backend) {
             &credit_server.addr,
         ],
     );
-    story(Services {
-        health: &health_server,
-        pipeline: &pipeline_server,
-        credit: &credit_server,
-    })
+    story(
+        &Services {
+            health: &health_server,
+            pipeline: &pipeline_server,
+            credit: &credit_server,
+        },
+        &Keys::default(),
+    )
     .await;
 }
 
@@ -103,8 +204,8 @@ struct Portfolio {
     analytics: String,
 }
 
-async fn portfolio(server: &Server) -> Portfolio {
-    let mut h = server.health().await;
+async fn portfolio(who: As<'_>) -> Portfolio {
+    let mut h = who.health().await;
     let account = h
         .upsert_account(health::UpsertAccountRequest {
             external_ref: Some(health::ExternalRef {
@@ -208,8 +309,8 @@ fn signal(
 }
 
 /// The account's open trigger of `kind`, once health has computed it.
-async fn trigger(server: &Server, account: &str, kind: health::TriggerKind) -> health::Trigger {
-    let mut h = server.health().await;
+async fn trigger(who: As<'_>, account: &str, kind: health::TriggerKind) -> health::Trigger {
+    let mut h = who.health().await;
     eventually(
         &format!("a {kind:?} trigger"),
         Duration::from_secs(30),
@@ -255,8 +356,14 @@ fn stakeholders() -> Vec<pipeline::Stakeholder> {
 
 /// From IDENTIFIED to CLOSED_WON the way the team works it: the CSM
 /// qualifies, hands off to the AE, the AE proposes, negotiates and closes.
-async fn work_to_won(server: &Server, mut opp: pipeline::Opportunity, close_date: &str) -> String {
-    let mut p = server.pipeline().await;
+async fn work_to_won(
+    csm: As<'_>,
+    ae: As<'_>,
+    mut opp: pipeline::Opportunity,
+    close_date: &str,
+) -> String {
+    let mut p = csm.pipeline().await;
+    let mut p_ae = ae.pipeline().await;
     opp = p
         .update_opportunity(pipeline::UpdateOpportunityRequest {
             request_id: String::new(),
@@ -280,9 +387,10 @@ async fn work_to_won(server: &Server, mut opp: pipeline::Opportunity, close_date
         .into_inner()
         .opportunity
         .unwrap();
-    let stages = p.clone();
-    let advance = |opp: pipeline::Opportunity, to: pipeline::Stage| {
-        let mut p = stages.clone();
+    let advance = |p: &OpportunityPipelineServiceClient<AuthChannel>,
+                   opp: pipeline::Opportunity,
+                   to: pipeline::Stage| {
+        let mut p = p.clone();
         async move {
             p.advance_stage(pipeline::AdvanceStageRequest {
                 opportunity_id: opp.opportunity_id.clone(),
@@ -297,8 +405,8 @@ async fn work_to_won(server: &Server, mut opp: pipeline::Opportunity, close_date
             .unwrap()
         }
     };
-    opp = advance(opp, pipeline::Stage::Exploring).await;
-    opp = advance(opp, pipeline::Stage::Qualified).await;
+    opp = advance(&p, opp, pipeline::Stage::Exploring).await;
+    opp = advance(&p, opp, pipeline::Stage::Qualified).await;
     assert_eq!(
         opp.health_snapshot.as_ref().map(|s| s.account_band),
         Some(HealthBand::Green as i32),
@@ -326,7 +434,10 @@ async fn work_to_won(server: &Server, mut opp: pipeline::Opportunity, close_date
         .handoff
         .unwrap();
     assert_eq!(handoff.status, pipeline::HandoffStatus::Requested as i32);
-    opp = p
+    if csm.key.is_some() {
+        assert_eq!(handoff.requested_by, "carla.csm");
+    }
+    opp = p_ae
         .accept_handoff(pipeline::AcceptHandoffRequest {
             request_id: String::new(),
             handoff_id: handoff.handoff_id,
@@ -339,9 +450,9 @@ async fn work_to_won(server: &Server, mut opp: pipeline::Opportunity, close_date
         .opportunity
         .unwrap();
     assert_eq!(opp.owner, "alex.ae");
-    opp = advance(opp, pipeline::Stage::Proposed).await;
-    opp = advance(opp, pipeline::Stage::Negotiating).await;
-    let closed = p
+    opp = advance(&p_ae, opp, pipeline::Stage::Proposed).await;
+    opp = advance(&p_ae, opp, pipeline::Stage::Negotiating).await;
+    let closed = p_ae
         .close_opportunity(pipeline::CloseOpportunityRequest {
             request_id: String::new(),
             opportunity_id: opp.opportunity_id.clone(),
@@ -360,8 +471,8 @@ async fn work_to_won(server: &Server, mut opp: pipeline::Opportunity, close_date
 }
 
 /// (participant, role, amount) of a deal's credit entries, once they landed.
-async fn credits_of(server: &Server, deal: &str) -> Vec<(String, i32, String)> {
-    let mut c = server.credit().await;
+async fn credits_of(who: As<'_>, deal: &str) -> Vec<(String, i32, String)> {
+    let mut c = who.credit().await;
     let credits = eventually("the deal's credits", Duration::from_secs(30), || {
         let mut c = c.clone();
         async move {
@@ -400,8 +511,8 @@ async fn credits_of(server: &Server, deal: &str) -> Vec<(String, i32, String)> {
     out
 }
 
-async fn cross_sell_mrr(server: &Server, month: &str) -> String {
-    let metrics = server
+async fn cross_sell_mrr(who: As<'_>, month: &str) -> String {
+    let metrics = who
         .health()
         .await
         .get_revenue_metrics(health::GetRevenueMetricsRequest {
@@ -420,9 +531,8 @@ async fn cross_sell_mrr(server: &Server, month: &str) -> String {
         .unwrap_or_else(|| "0.00".into())
 }
 
-async fn whitespace(server: &Server, account: &str) -> Vec<String> {
-    server
-        .pipeline()
+async fn whitespace(who: As<'_>, account: &str) -> Vec<String> {
+    who.pipeline()
         .await
         .get_whitespace(pipeline::GetWhitespaceRequest {
             account_id: account.into(),
@@ -436,11 +546,24 @@ async fn whitespace(server: &Server, account: &str) -> Vec<String> {
         .collect()
 }
 
-async fn story(s: Services<'_>) {
+async fn story(at: &Services<'_>, keys: &Keys) {
+    fn who<'a>(at: &'a Services<'a>, key: &'a Option<String>) -> As<'a> {
+        As {
+            at,
+            key: key.as_deref(),
+        }
+    }
+    let (connector, csm, ae, revops, admin) = (
+        who(at, &keys.connector),
+        who(at, &keys.csm),
+        who(at, &keys.ae),
+        who(at, &keys.revops),
+        who(at, &keys.admin),
+    );
     let today = Utc::now().date_naive();
     let today_text = today.format("%Y-%m-%d").to_string();
     let month = format!("{:04}-{:02}", today.year(), today.month());
-    s.credit
+    admin
         .credit()
         .await
         .upsert_credit_policy(credit::UpsertCreditPolicyRequest {
@@ -452,18 +575,18 @@ async fn story(s: Services<'_>) {
         })
         .await
         .unwrap();
-    let p = portfolio(s.health).await;
+    let p = portfolio(connector).await;
     assert_eq!(
-        whitespace(s.pipeline, &p.account).await,
+        whitespace(revops, &p.account).await,
         vec![p.analytics.clone()]
     );
-    let cross_sell_before = cross_sell_mrr(s.health, &month).await;
+    let cross_sell_before = cross_sell_mrr(revops, &month).await;
     assert_eq!(cross_sell_before, "0.00");
 
     // 1. Signals: heavy, satisfied use of Storage, at 92% of its capacity,
     //    and its data exported to another tool.
     use health::SignalKind as K;
-    s.health
+    connector
         .health()
         .await
         .record_signals(health::RecordSignalsRequest {
@@ -479,7 +602,7 @@ async fn story(s: Services<'_>) {
         })
         .await
         .unwrap();
-    let mut h = s.health.health().await;
+    let mut h = csm.health().await;
     let band = h
         .get_account_health(health::GetAccountHealthRequest {
             account_id: p.account.clone(),
@@ -495,22 +618,29 @@ async fn story(s: Services<'_>) {
     assert_eq!(band, HealthBand::Green as i32);
 
     // 2. The capacity trigger fired, READY on a GREEN account.
-    let capacity = trigger(s.health, &p.account, health::TriggerKind::UsageCapacity).await;
+    let capacity = trigger(csm, &p.account, health::TriggerKind::UsageCapacity).await;
     assert_eq!(capacity.status, health::TriggerStatus::Ready as i32);
     assert_eq!(capacity.product_id, p.storage);
     assert_eq!(capacity.priority, health::TriggerPriority::High as i32);
-    let export = trigger(s.health, &p.account, health::TriggerKind::DataExport).await;
+    let export = trigger(csm, &p.account, health::TriggerKind::DataExport).await;
     assert_eq!(export.status, health::TriggerStatus::Ready as i32);
 
     // 3. The CSM turns them into opportunities.
-    let mut pipe = s.pipeline.pipeline().await;
+    // On an open server everyone is `local`: name the originator. With keys
+    // it defaults to the caller, the CSM.
+    let originator_field = if csm.key.is_some() {
+        String::new()
+    } else {
+        "carla.csm".to_owned()
+    };
+    let mut pipe = csm.pipeline().await;
     let upsell = pipe
         .create_opportunity_from_trigger(pipeline::CreateOpportunityFromTriggerRequest {
             trigger_id: capacity.trigger_id.clone(),
             amount: usd("60000.00"),
             close_date: today_text.clone(),
             owner: "carla.csm".into(),
-            originator: "carla.csm".into(),
+            originator: originator_field.clone(),
             ..Default::default()
         })
         .await
@@ -532,7 +662,7 @@ async fn story(s: Services<'_>) {
             amount: usd("36000.00"),
             close_date: today_text.clone(),
             owner: "carla.csm".into(),
-            originator: "carla.csm".into(),
+            originator: originator_field.clone(),
             ..Default::default()
         })
         .await
@@ -545,8 +675,9 @@ async fn story(s: Services<'_>) {
     assert_eq!(cross_sell.source_product_id, p.storage);
 
     // 4–6. Handoff, gates, close won.
-    let upsell_id = work_to_won(s.pipeline, upsell, &today_text).await;
-    let cross_sell_id = work_to_won(s.pipeline, cross_sell, &today_text).await;
+    assert_eq!(upsell.originator, "carla.csm");
+    let upsell_id = work_to_won(csm, ae, upsell, &today_text).await;
+    let cross_sell_id = work_to_won(csm, ae, cross_sell, &today_text).await;
 
     // 7. Credits: 25% CSM origination, 75% AE delivery, 5% account-team overlay.
     let team = format!("account-team:{}", p.account);
@@ -561,14 +692,14 @@ async fn story(s: Services<'_>) {
         ("carla.csm".to_owned(), originator, "15000.00".to_owned()),
     ];
     expected.sort();
-    assert_eq!(credits_of(s.credit, &upsell_id).await, expected);
+    assert_eq!(credits_of(revops, &upsell_id).await, expected);
     let mut expected = vec![
         (team, overlay, "1800.00".to_owned()),
         ("alex.ae".to_owned(), delivery, "27000.00".to_owned()),
         ("carla.csm".to_owned(), originator, "9000.00".to_owned()),
     ];
     expected.sort();
-    assert_eq!(credits_of(s.credit, &cross_sell_id).await, expected);
+    assert_eq!(credits_of(revops, &cross_sell_id).await, expected);
 
     // 8. Health has both subscriptions, linked to their deals (MRR = annual / 12).
     let subscriptions = eventually("the won subscriptions", Duration::from_secs(30), || {
@@ -603,11 +734,8 @@ async fn story(s: Services<'_>) {
     // 9. Analytics is owned now: no whitespace left. Both contracts are new
     //    subscriptions of an existing customer, so by the seed's rule both are
     //    this month's cross-sell MRR.
-    assert_eq!(
-        whitespace(s.pipeline, &p.account).await,
-        Vec::<String>::new()
-    );
-    assert_eq!(cross_sell_mrr(s.health, &month).await, "8000.00");
+    assert_eq!(whitespace(revops, &p.account).await, Vec::<String>::new());
+    assert_eq!(cross_sell_mrr(revops, &month).await, "8000.00");
 
     // Every delivery of both deals is DELIVERED, and shows on the opportunity.
     for deal in [&upsell_id, &cross_sell_id] {
