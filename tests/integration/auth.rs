@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use contracts::client::{AuthChannel, ClientOptions};
-use contracts::pb::common::v1::{Money, Motion, Segment};
+use contracts::pb::common::v1::{Motion, Segment};
 use contracts::pb::credit::v1 as credit;
 use contracts::pb::credit::v1::compensation_credit_service_client::CompensationCreditServiceClient;
 use contracts::pb::health::v1 as health;
@@ -20,7 +20,7 @@ use contracts::pb::pipeline::v1::opportunity_pipeline_service_client::Opportunit
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::harness::{Backend, Server, binary};
+use crate::harness::{Backend, Server, binary, usd};
 
 type Health = AccountHealthServiceClient<AuthChannel>;
 type Pipeline = OpportunityPipelineServiceClient<AuthChannel>;
@@ -28,18 +28,12 @@ type Credit = CompensationCreditServiceClient<AuthChannel>;
 
 /// `expansion keys create`, as an operator runs it; returns (id, token).
 fn create_key(keys: &Path, name: &str, role: &str) -> (String, String) {
-    let out = Command::new(binary())
-        .args(["keys", "create", "--name", name, "--role", role])
-        .arg("--keys-file")
-        .arg(keys)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let token = crate::harness::create_key(keys, name, role);
     let id = token.split('_').nth(1).unwrap().to_owned();
+    let listed = keys_cli(keys, &["list"]);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains(&id),
-        "create names the key's id"
+        listed.contains(&id),
+        "list names the new key's id: {listed}"
     );
     (id, token)
 }
@@ -83,13 +77,6 @@ fn reason(status: &tonic::Status) -> String {
         .error_info()
         .map(|i| i.reason.clone())
         .unwrap_or_default()
-}
-
-fn usd(amount: &str) -> Option<Money> {
-    Some(Money {
-        currency_code: "USD".into(),
-        amount: amount.into(),
-    })
 }
 
 /// A GREEN account (usage at 92%) with one product, written by a connector.

@@ -11,7 +11,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
-use crate::harness::{Backend, Server};
+use crate::harness::{Backend, Server, usd};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -30,13 +30,6 @@ on_both_databases!(
 type Client = CompensationCreditServiceClient<Channel>;
 
 use credit::CreditRole::{Delivery, Originator, Overlay};
-
-fn usd(amount: &str) -> Option<Money> {
-    Some(Money {
-        currency_code: "USD".into(),
-        amount: amount.into(),
-    })
-}
 
 fn amount(m: &Option<Money>) -> String {
     m.as_ref().map(|m| m.amount.clone()).unwrap_or_default()

@@ -9,7 +9,7 @@ use contracts::pb::pipeline::v1 as pipeline;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::harness::{Backend, Server};
+use crate::harness::{Backend, Server, usd};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -21,13 +21,6 @@ on_both_databases!(
     one_service_per_process,
     watch_events_resumes_from_a_cursor,
 );
-
-fn usd(amount: &str) -> Option<Money> {
-    Some(Money {
-        currency_code: "USD".into(),
-        amount: amount.into(),
-    })
-}
 
 fn account_request(crm_id: &str, name: &str) -> health::UpsertAccountRequest {
     health::UpsertAccountRequest {

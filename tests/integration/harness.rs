@@ -120,6 +120,37 @@ impl Drop for Backend {
     }
 }
 
+/// An amount in US dollars, as the API takes money.
+pub fn usd(amount: &str) -> Option<contracts::pb::common::v1::Money> {
+    Some(contracts::pb::common::v1::Money {
+        currency_code: "USD".into(),
+        amount: amount.into(),
+    })
+}
+
+/// `expansion keys create`, as an operator runs it; returns the token (the
+/// only thing it prints on stdout).
+pub fn create_key(keys: &std::path::Path, name: &str, role: &str) -> String {
+    let out = Command::new(binary())
+        .args([
+            "keys",
+            "create",
+            "--name",
+            name,
+            "--role",
+            role,
+            "--keys-file",
+        ])
+        .arg(keys)
+        .output()
+        .expect("run expansion keys create");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .expect("the token is text")
+        .trim()
+        .to_owned()
+}
+
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_expansion"))
 }

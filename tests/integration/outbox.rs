@@ -7,22 +7,15 @@
 
 use std::time::Duration;
 
-use contracts::pb::common::v1::{Money, Motion, Segment};
+use contracts::pb::common::v1::{Motion, Segment};
 use contracts::pb::credit::v1 as credit;
 use contracts::pb::health::v1 as health;
 use contracts::pb::pipeline::v1 as pipeline;
 
-use crate::harness::{Backend, Server};
+use crate::harness::{Backend, Server, usd};
 use crate::on_both_databases;
 
 on_both_databases!(close_won_credits_and_subscribes_then_cancel_claws_back);
-
-fn usd(amount: &str) -> Option<Money> {
-    Some(Money {
-        currency_code: "USD".into(),
-        amount: amount.into(),
-    })
-}
 
 /// A GREEN account with one product, then a $120K upsell walked to
 /// CLOSED_WON through a handoff (CSM carla → AE alex). Returns the

@@ -14,7 +14,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-use crate::harness::{Backend, Server};
+use crate::harness::{Backend, Server, usd};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -34,13 +34,6 @@ on_both_databases!(
 );
 
 type Client = OpportunityPipelineServiceClient<Channel>;
-
-fn usd(amount: &str) -> Option<Money> {
-    Some(Money {
-        currency_code: "USD".into(),
-        amount: amount.into(),
-    })
-}
 
 fn new_id() -> String {
     domain::ProductId::new().to_string()

@@ -9,7 +9,7 @@
 
 use std::process::Command;
 
-use crate::harness::{Backend, Server, binary};
+use crate::harness::{Backend, Server, create_key};
 
 const README: &str = include_str!("../../README.md");
 const README_ADDR: &str = "127.0.0.1:50051";
@@ -137,21 +137,7 @@ async fn readme_grpcurl_examples_work() {
     let backend = Backend::sqlite();
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys.json");
-    let created = Command::new(binary())
-        .args([
-            "keys",
-            "create",
-            "--name",
-            "readme",
-            "--role",
-            "admin",
-            "--keys-file",
-        ])
-        .arg(&keys)
-        .output()
-        .unwrap();
-    assert!(created.status.success(), "{created:?}");
-    let key = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    let key = create_key(&keys, "readme", "admin");
     let keys_flag = keys.display().to_string();
     let server = Server::start(&backend, &["--demo", "--keys-file", &keys_flag]);
     wait_for_demo(&server, &key).await;

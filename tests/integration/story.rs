@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{Datelike, Utc};
-use contracts::pb::common::v1::{HealthBand, Money, Motion, Segment};
+use contracts::pb::common::v1::{HealthBand, Motion, Segment};
 use contracts::pb::credit::v1 as credit;
 use contracts::pb::health::v1 as health;
 use contracts::pb::pipeline::v1 as pipeline;
@@ -24,7 +24,7 @@ use contracts::pb::credit::v1::compensation_credit_service_client::CompensationC
 use contracts::pb::health::v1::account_health_service_client::AccountHealthServiceClient;
 use contracts::pb::pipeline::v1::opportunity_pipeline_service_client::OpportunityPipelineServiceClient;
 
-use crate::harness::{Backend, Server, binary};
+use crate::harness::{Backend, Server, create_key, usd};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -32,13 +32,6 @@ on_both_databases!(
     story_in_three_processes,
     story_with_api_keys
 );
-
-fn usd(amount: &str) -> Option<Money> {
-    Some(Money {
-        currency_code: "USD".into(),
-        amount: amount.into(),
-    })
-}
 
 /// Where each service of the story is served (the same server, or three).
 struct Services<'a> {
@@ -97,25 +90,6 @@ async fn story_in_one_process(backend: Backend) {
         &Keys::default(),
     )
     .await;
-}
-
-/// `expansion keys create`, as an operator runs it; returns the token.
-fn create_key(keys: &std::path::Path, name: &str, role: &str) -> String {
-    let out = std::process::Command::new(binary())
-        .args([
-            "keys",
-            "create",
-            "--name",
-            name,
-            "--role",
-            role,
-            "--keys-file",
-        ])
-        .arg(keys)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 /// The story on a secured server, each step by a person whose role allows
