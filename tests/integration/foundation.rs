@@ -480,6 +480,15 @@ async fn watch_events_resumes_from_a_cursor(backend: Backend) {
         .into_inner();
     let third = next_event(&mut resumed).await;
     assert_eq!(third.event_id, seen[2].event_id);
+    // Sending what is stored again (a connector's nightly re-sync) changes
+    // nothing and tells nobody: the next event is the rename below.
+    let same = client
+        .upsert_account(account_request("001-watch-1", "Watch 1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!same.created);
+    assert_eq!(same.account.unwrap().account_id, ids[1]);
     client
         .upsert_account(account_request("001-watch-0", "Watch 0 renamed"))
         .await

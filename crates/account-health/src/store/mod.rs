@@ -164,6 +164,13 @@ impl Store {
             )
             .into());
         }
+        // A connector re-sending what is stored changes nothing: no write, no
+        // `health.account.updated` event for watchers and outboxes to chase.
+        if let Some(current) = &existing
+            && account_unchanged(current, input)
+        {
+            return Ok((current.clone(), false));
+        }
 
         let now = storage::now();
         let mut row = account::ActiveModel {
@@ -223,6 +230,21 @@ impl Store {
         self.events.committed();
         Ok((model, created))
     }
+}
+
+/// Whether `input` would leave the stored account as it is.
+fn account_unchanged(current: &account::Model, input: &AccountInput) -> bool {
+    let external_same = input.external.as_ref().is_none_or(|ext| {
+        current.external_system.as_deref() == Some(ext.source())
+            && current.external_id.as_deref() == Some(ext.id())
+    });
+    external_same
+        && current.name == input.name
+        && current.segment.as_deref() == input.segment.map(|s| s.as_str())
+        && current.customer_since == input.customer_since
+        && i64::from(current.fiscal_year_start_month) == i64::from(input.fiscal_year_start_month)
+        && current.owner_csm == input.owner_csm
+        && current.parent_account_id == input.parent.map(|p| p.to_string())
 }
 
 /// Marks accounts for a health and trigger recomputation. An account
