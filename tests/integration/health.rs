@@ -238,20 +238,21 @@ async fn portfolio_and_subscription_lifecycle(backend: Backend) {
     let sub = subscribe(&mut c, &acme, &crm, money("USD", "1000.00"), "2026-01-01").await;
     assert_eq!(sub.status, pb::SubscriptionStatus::Active as i32);
     // An MRR change is an amendment; the subscription keeps its id.
-    let raised = c
-        .upsert_subscription(pb::UpsertSubscriptionRequest {
-            subscription: Some(pb::Subscription {
-                subscription_id: sub.subscription_id.clone(),
-                account_id: acme.clone(),
-                product_id: crm.clone(),
-                tier: "PROFESSIONAL".into(),
-                mrr: money("USD", "1500.00"),
-                start_date: "2026-01-01".into(),
-                ..Default::default()
-            }),
-            mrr_effective_date: "2026-03-01".into(),
+    let raise = pb::UpsertSubscriptionRequest {
+        subscription: Some(pb::Subscription {
+            subscription_id: sub.subscription_id.clone(),
+            account_id: acme.clone(),
+            product_id: crm.clone(),
+            tier: "PROFESSIONAL".into(),
+            mrr: money("USD", "1500.00"),
+            start_date: "2026-01-01".into(),
             ..Default::default()
-        })
+        }),
+        mrr_effective_date: "2026-03-01".into(),
+        ..Default::default()
+    };
+    let raised = c
+        .upsert_subscription(raise.clone())
         .await
         .unwrap()
         .into_inner();
@@ -260,6 +261,31 @@ async fn portfolio_and_subscription_lifecycle(backend: Backend) {
     assert_eq!(
         (raised.subscription_id.as_str(), raised.mrr.clone()),
         (sub.subscription_id.as_str(), money("USD", "1500.00"))
+    );
+    // Sent again (a connector's re-sync), it changes nothing and tells
+    // nobody: the log holds the creation and the raise, nothing more.
+    let again = c.upsert_subscription(raise).await.unwrap().into_inner();
+    assert!(!again.created);
+    assert_eq!(again.subscription.unwrap(), raised);
+    let mut log = c
+        .watch_events(pb::WatchEventsRequest {
+            options: Some(WatchEventsOptions {
+                after_cursor: String::new(),
+                event_types: vec!["health.subscription.".into()],
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut kinds = Vec::new();
+    while let Ok(Ok(Some(event))) =
+        tokio::time::timeout(Duration::from_millis(500), log.message()).await
+    {
+        kinds.push(event.event.unwrap().event_type);
+    }
+    assert_eq!(
+        kinds,
+        ["health.subscription.created", "health.subscription.updated"]
     );
     let wrong_tier = c
         .upsert_subscription(pb::UpsertSubscriptionRequest {

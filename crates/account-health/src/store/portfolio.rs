@@ -232,6 +232,29 @@ impl Store {
                 .into());
             }
         }
+        // A connector re-sending the stored contract with the MRR in force
+        // changes nothing: no write, no event, no recomputation.
+        if let Some(current) = &existing
+            && subscription_unchanged(current, input)
+        {
+            let history = amendments_of(&txn, std::slice::from_ref(&current.id))
+                .await?
+                .remove(&current.id)
+                .unwrap_or_default();
+            let effective = input
+                .mrr_effective_date
+                .unwrap_or_else(|| storage::now().date_naive())
+                .max(input.start_date);
+            if mrr_on(&history, effective) == Some(input.mrr.minor()) {
+                return Ok((
+                    SubscriptionView {
+                        row: current.clone(),
+                        amendments: history,
+                    },
+                    false,
+                ));
+            }
+        }
         let now = storage::now();
         let id = existing
             .as_ref()
@@ -487,4 +510,24 @@ impl Store {
             })
             .collect())
     }
+}
+
+/// Whether `input` would leave the stored contract's fields as they are (the
+/// MRR is compared separately, against the amount in force).
+fn subscription_unchanged(current: &subscription::Model, input: &SubscriptionInput) -> bool {
+    let external_same = input.external.as_ref().is_none_or(|ext| {
+        current.external_system.as_deref() == Some(ext.source())
+            && current.external_id.as_deref() == Some(ext.id())
+    });
+    let opportunity_same = input
+        .source_opportunity
+        .is_none_or(|o| current.source_opportunity_id.as_deref() == Some(o.to_string().as_str()));
+    external_same
+        && opportunity_same
+        && current.product_id == input.product_id.to_string()
+        && current.tier == input.tier
+        && current.start_date == input.start_date
+        && current.end_date == input.end_date
+        && current.quantity == input.quantity
+        && current.quota_limit == input.quota_limit
 }
