@@ -89,6 +89,44 @@ impl Store {
         }
     }
 
+    /// Version `version` of the scorecard: from memory once read (versions
+    /// are immutable), else from the database; 0 is the built-in one.
+    pub async fn scorecard_version(&self, version: i32) -> Result<Scorecard, HealthError> {
+        if let Some(card) = self
+            .cards
+            .lock()
+            .ok()
+            .and_then(|cards| cards.get(&version).cloned())
+        {
+            return Ok(card);
+        }
+        let card = if version == 0 {
+            Scorecard::built_in()
+        } else {
+            let row = scorecard::Entity::find()
+                .filter(scorecard::Column::ScorecardId.eq(DEFAULT_SCORECARD_ID))
+                .filter(scorecard::Column::Version.eq(version))
+                .one(&self.db)
+                .await?;
+            match row {
+                Some(row) => {
+                    let mut card: Scorecard =
+                        serde_json::from_str(&row.definition).map_err(|e| {
+                            HealthError::Corrupt(format!("scorecard v{}: {e}", row.version))
+                        })?;
+                    card.version = row.version;
+                    card
+                }
+                // Not stored (a score computed elsewhere): the active one.
+                None => return self.active_scorecard().await,
+            }
+        };
+        if let Ok(mut cards) = self.cards.lock() {
+            cards.insert(version, card.clone());
+        }
+        Ok(card)
+    }
+
     /// Appends a scorecard version; every account is recomputed under it.
     pub async fn add_scorecard(
         &self,
@@ -509,13 +547,18 @@ impl Store {
     /// The account's scores (computing them first if they are stale).
     pub async fn account_health(&self, account_id: &str) -> Result<AccountHealthView, HealthError> {
         self.ensure_fresh(account_id).await?;
-        let card = self.active_scorecard().await?;
         let now = storage::now();
         let rows = health_current::Entity::find()
             .filter(health_current::Column::AccountId.eq(account_id))
             .order_by_asc(health_current::Column::ProductId)
             .all(&self.db)
             .await?;
+        // The bands of the version that computed these scores (the active
+        // one once the account is fresh); the active one when there are none.
+        let card = match rows.first() {
+            Some(row) => self.scorecard_version(row.scorecard_version).await?,
+            None => self.active_scorecard().await?,
+        };
         let overrides = active_overrides(&self.db, account_id, now).await?;
         let products: Vec<&str> = rows.iter().map(|r| r.product_id.as_str()).collect();
         let mut trends = self

@@ -21,6 +21,7 @@ use storage::events::{EventLog, NewEvent};
 
 use crate::entity::account;
 use crate::error::HealthError;
+use crate::model::scorecard::Scorecard;
 use crate::model::triggers::TriggerConfig;
 use crate::model::{AccountInput, AccountKey};
 
@@ -40,6 +41,9 @@ pub struct Store {
     recent: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
     /// Signals ingested by this process, for its metrics.
     ingested: std::sync::Arc<IngestTotals>,
+    /// Scorecard versions read so far. A version never changes once
+    /// written, so this can never be stale, in any replica.
+    cards: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<i32, Scorecard>>>,
 }
 
 impl Store {
@@ -51,6 +55,7 @@ impl Store {
             triggers: TriggerConfig::default(),
             recent: Default::default(),
             ingested: Default::default(),
+            cards: Default::default(),
         }
     }
 
