@@ -816,10 +816,16 @@ impl AccountHealthService for HealthService {
         &self,
         request: Request<pb::GetAccountHealthRequest>,
     ) -> Reply<pb::GetAccountHealthResponse> {
-        let account = self
-            .require_account("account_id", &request.get_ref().account_id)
-            .await?;
-        let view = self.store.account_health(&account.id).await?;
+        let raw = &request.get_ref().account_id;
+        let id = optional_account_id("account_id", raw)
+            .map_err(HealthError::from)?
+            .ok_or_else(|| invalid("account_id", "is required"))?
+            .to_string();
+        let view = self
+            .store
+            .checked_account_health(&id)
+            .await?
+            .ok_or(HealthError::AccountNotFound(id))?;
         Ok(Response::new(pb::GetAccountHealthResponse {
             health: Some(account_health_to_pb(&view)),
         }))

@@ -544,9 +544,54 @@ impl Store {
         Ok(())
     }
 
+    /// The account's scores (computing them first if they are stale), or
+    /// `None` when there is no such account. Whether it exists and whether
+    /// it waits for a recomputation are read in one round trip.
+    pub async fn checked_account_health(
+        &self,
+        account_id: &str,
+    ) -> Result<Option<AccountHealthView>, HealthError> {
+        use sea_orm::{DatabaseBackend, Statement};
+        let backend = self.db.get_database_backend();
+        let param = if backend == DatabaseBackend::Postgres {
+            "$1"
+        } else {
+            "?"
+        };
+        let sql = format!(
+            "SELECT d.account_id AS dirty FROM accounts a \
+             LEFT JOIN health_dirty d ON d.account_id = a.id WHERE a.id = {param}"
+        );
+        let state = self
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [account_id.into()],
+            ))
+            .await?;
+        let Some(state) = state else {
+            return Ok(None);
+        };
+        let dirty: Option<String> = state.try_get("", "dirty")?;
+        if dirty.is_some()
+            && let Err(err) = self.recompute(account_id).await
+        {
+            tracing::warn!(%account_id, error = %err, "health recompute failed; serving the last score");
+        }
+        self.read_account_health(account_id).await.map(Some)
+    }
+
     /// The account's scores (computing them first if they are stale).
     pub async fn account_health(&self, account_id: &str) -> Result<AccountHealthView, HealthError> {
         self.ensure_fresh(account_id).await?;
+        self.read_account_health(account_id).await
+    }
+
+    async fn read_account_health(
+        &self,
+        account_id: &str,
+    ) -> Result<AccountHealthView, HealthError> {
         let now = storage::now();
         let rows = health_current::Entity::find()
             .filter(health_current::Column::AccountId.eq(account_id))
