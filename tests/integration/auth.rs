@@ -383,12 +383,41 @@ async fn a_revoked_key_stops_working_and_a_new_one_starts_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys.json");
     let (viewer_id, viewer) = create_key(&keys, "vera.viewer", "viewer");
+    let (_, admin) = create_key(&keys, "ops", "admin");
     let backend = Backend::sqlite();
     let server = Server::start(&backend, &keys_flag(&keys).each_ref().map(String::as_str));
     let mut hv = health_as(&server, Some(&viewer)).await;
     hv.list_accounts(health::ListAccountsRequest::default())
         .await
         .unwrap();
+    // The viewer also watches the account events, and sees them while its
+    // key is good.
+    let mut ha = health_as(&server, Some(&admin)).await;
+    let upsert = |crm: &str| health::UpsertAccountRequest {
+        external_ref: Some(health::ExternalRef {
+            system: "salesforce".into(),
+            id: crm.into(),
+        }),
+        name: format!("Watched {crm}"),
+        ..Default::default()
+    };
+    let mut watching = hv
+        .watch_events(health::WatchEventsRequest {
+            options: Some(contracts::pb::common::v1::WatchEventsOptions {
+                after_cursor: String::new(),
+                event_types: vec!["health.account.".into()],
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    ha.upsert_account(upsert("001-watched-1")).await.unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(10), watching.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.event.unwrap().event_type, "health.account.created");
 
     let (_, later) = create_key(&keys, "late.comer", "viewer");
     keys_cli(&keys, &["revoke", &viewer_id]);
@@ -414,6 +443,15 @@ async fn a_revoked_key_stops_working_and_a_new_one_starts_without_a_restart() {
     };
     assert_eq!(refused.code(), Code::Unauthenticated);
     assert_eq!(reason(&refused), "API_KEY_REVOKED");
+    // The stream it opened before does not carry the next event: it ends
+    // UNAUTHENTICATED instead.
+    ha.upsert_account(upsert("001-watched-2")).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), watching.message())
+        .await
+        .expect("the revoked stream answers within 10 s");
+    let status = ended.expect_err("no event after the revocation");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(reason(&status), "API_KEY_REVOKED");
     // The key created while the server ran works on the same reload.
     health_as(&server, Some(&later))
         .await

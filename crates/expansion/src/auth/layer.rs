@@ -131,11 +131,31 @@ where
             .map(|v| v.as_bytes());
         match admit(&self.ring, path, authorization) {
             Ok(principal) => {
+                // A stream of events outlives the check at its start: it
+                // re-checks its key before every message it sends.
+                let watch = (path.ends_with("/WatchEvents")
+                    && principal.name != Principal::local().name)
+                    .then(|| authorization.map(<[u8]>::to_vec))
+                    .flatten();
                 request.extensions_mut().insert(principal);
                 // The clone that was polled ready serves this call.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
-                Box::pin(inner.call(request))
+                let ring = self.ring.clone();
+                Box::pin(async move {
+                    let response = inner.call(request).await?;
+                    Ok(match watch {
+                        Some(authorization) => response.map(|body| {
+                            Body::new(Revocable {
+                                inner: body,
+                                ring,
+                                authorization,
+                                ended: false,
+                            })
+                        }),
+                        None => response,
+                    })
+                })
             }
             Err(err) => {
                 let code = err.code();
@@ -144,6 +164,53 @@ where
                 Box::pin(std::future::ready(Ok(status.into_http())))
             }
         }
+    }
+}
+
+/// A `WatchEvents` answer that ends with UNAUTHENTICATED, instead of
+/// sending the next event, once its key is revoked (or the keys file no
+/// longer has it): revocation reaches streams already open.
+struct Revocable {
+    inner: Body,
+    ring: Arc<KeyRing>,
+    authorization: Vec<u8>,
+    ended: bool,
+}
+
+impl http_body::Body for Revocable {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && frame.is_data()
+            && let Err(refusal) = this.ring.identify(Some(&this.authorization))
+        {
+            this.ended = true;
+            let status = unauthenticated(refusal).into_status("expansion");
+            let mut trailers = http::HeaderMap::new();
+            if let Err(err) = status.add_header(&mut trailers) {
+                tracing::warn!(%err, "could not encode a revocation status");
+            }
+            return Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))));
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
