@@ -73,13 +73,13 @@ pub enum BenchCommand {
 #[derive(Debug, Clone, Args)]
 pub struct ReadBenchArgs {
     /// Portfolio sizes to measure, smallest first (growth = last / first).
-    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000", value_parser = at_least_one)]
     pub accounts: Vec<usize>,
     /// Requests in flight at once.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = at_least_one)]
     pub concurrency: usize,
     /// HTTP/2 connections the requests spread over.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = at_least_one)]
     pub connections: usize,
     /// Seconds each contender runs.
     #[arg(long, default_value_t = 10)]
@@ -95,16 +95,16 @@ pub struct ReadBenchArgs {
 #[derive(Debug, Clone, Args)]
 pub struct RevenueBenchArgs {
     /// Subscriptions in the book.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_000_000, value_parser = at_least_one)]
     pub subscriptions: usize,
     /// Accounts they belong to.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, value_parser = at_least_one)]
     pub accounts: usize,
     /// The month reported, `YYYY-MM`.
     #[arg(long, default_value = "2025-06")]
     pub month: String,
     /// Timed runs of each contender (the median is reported).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = at_least_one)]
     pub runs: usize,
     /// Run on PostgreSQL (see `bench ingest`).
     #[arg(long)]
@@ -114,13 +114,13 @@ pub struct RevenueBenchArgs {
 #[derive(Debug, Clone, Args)]
 pub struct FlowsBenchArgs {
     /// Products in the portfolio.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = at_least_one)]
     pub products: usize,
     /// Of which the account owns.
     #[arg(long, default_value_t = 20)]
     pub owned: usize,
     /// GetWhitespace requests in flight at once.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = at_least_one)]
     pub concurrency: usize,
     /// Seconds each whitespace contender runs.
     #[arg(long, default_value_t = 10)]
@@ -139,10 +139,10 @@ pub struct IngestBenchArgs {
     #[arg(long, default_value_t = 200_000)]
     pub signals: usize,
     /// Signals per batch.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = at_least_one)]
     pub batch: usize,
     /// Accounts the signals spread over.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = at_least_one)]
     pub accounts: usize,
     /// Run on PostgreSQL: the URL of a database from which two throw-away
     /// databases are created (and dropped). SQLite files in a temp dir otherwise.
@@ -215,7 +215,8 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "EXPANSION_CONCURRENCY_PER_CONNECTION",
-        default_value_t = 256
+        default_value_t = 256,
+        value_parser = at_least_one
     )]
     pub concurrency_per_connection: usize,
     /// Time given to in-flight requests after SIGTERM or Ctrl-C.
@@ -314,6 +315,16 @@ impl PipelineArgs {
     }
 }
 
+/// A count that must be at least 1 (batches, connections, accounts to spread
+/// over: zero would divide by zero or never make progress).
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{text:?} is not a whole number")),
+    }
+}
+
 /// Parses `250ms`, `30s`, `5m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = text
@@ -369,6 +380,21 @@ mod tests {
             panic!("not serve")
         };
         assert!(args.pipeline.config().is_err());
+    }
+
+    #[test]
+    fn counts_that_divide_work_refuse_zero() {
+        for args in [
+            &["expansion", "bench", "read", "--connections", "0"][..],
+            &["expansion", "bench", "read", "--accounts", "1000,0"],
+            &["expansion", "bench", "ingest", "--batch", "0"],
+            &["expansion", "bench", "revenue", "--runs", "0"],
+            &["expansion", "serve", "--concurrency-per-connection", "0"],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert!(err.to_string().contains("at least 1"), "{args:?}: {err}");
+        }
+        assert!(Cli::try_parse_from(["expansion", "bench", "ingest", "--batch", "1"]).is_ok());
     }
 
     #[test]

@@ -79,13 +79,7 @@ impl Store {
             .await?;
         match row {
             None => Ok(Scorecard::built_in()),
-            Some(row) => {
-                let mut card: Scorecard = serde_json::from_str(&row.definition).map_err(|e| {
-                    HealthError::Corrupt(format!("scorecard v{}: {e}", row.version))
-                })?;
-                card.version = row.version;
-                Ok(card)
-            }
+            Some(row) => card_of(&row),
         }
     }
 
@@ -109,14 +103,7 @@ impl Store {
                 .one(&self.db)
                 .await?;
             match row {
-                Some(row) => {
-                    let mut card: Scorecard =
-                        serde_json::from_str(&row.definition).map_err(|e| {
-                            HealthError::Corrupt(format!("scorecard v{}: {e}", row.version))
-                        })?;
-                    card.version = row.version;
-                    card
-                }
+                Some(row) => card_of(&row)?,
                 // Not stored (a score computed elsewhere): the active one.
                 None => return self.active_scorecard().await,
             }
@@ -551,13 +538,9 @@ impl Store {
         &self,
         account_id: &str,
     ) -> Result<Option<AccountHealthView>, HealthError> {
-        use sea_orm::{DatabaseBackend, Statement};
+        use sea_orm::Statement;
         let backend = self.db.get_database_backend();
-        let param = if backend == DatabaseBackend::Postgres {
-            "$1"
-        } else {
-            "?"
-        };
+        let param = placeholder(backend, 1);
         let sql = format!(
             "SELECT d.account_id AS dirty FROM accounts a \
              LEFT JOIN health_dirty d ON d.account_id = a.id WHERE a.id = {param}"
@@ -658,7 +641,7 @@ impl Store {
         products: &[&str],
         month_ago: DateTime<Utc>,
     ) -> Result<HashMap<String, (Option<i64>, Option<i64>)>, HealthError> {
-        use sea_orm::{DatabaseBackend, Statement, Value};
+        use sea_orm::{Statement, Value};
         let mut out: HashMap<String, (Option<i64>, Option<i64>)> = HashMap::new();
         if products.is_empty() {
             return Ok(out);
@@ -667,10 +650,7 @@ impl Store {
         let mut values: Vec<Value> = Vec::with_capacity(products.len() * 5);
         let mut param = |value: Value| {
             values.push(value);
-            match backend {
-                DatabaseBackend::Postgres => format!("${}", values.len()),
-                _ => "?".to_owned(),
-            }
+            placeholder(backend, values.len())
         };
         let mut parts = Vec::with_capacity(products.len() * 2);
         for (i, product) in products.iter().enumerate() {
@@ -829,6 +809,22 @@ impl Store {
 
 /// The override in force per target (`""` = account level): the latest
 /// override, unless it has expired (a newer override supersedes older ones).
+/// A stored scorecard version, as the rules read it.
+fn card_of(row: &scorecard::Model) -> Result<Scorecard, HealthError> {
+    let mut card: Scorecard = serde_json::from_str(&row.definition)
+        .map_err(|e| HealthError::Corrupt(format!("scorecard v{}: {e}", row.version)))?;
+    card.version = row.version;
+    Ok(card)
+}
+
+/// The `n`-th (1-based) bind parameter of a hand-written statement.
+fn placeholder(backend: sea_orm::DatabaseBackend, n: usize) -> String {
+    match backend {
+        sea_orm::DatabaseBackend::Postgres => format!("${n}"),
+        _ => "?".to_owned(),
+    }
+}
+
 async fn active_overrides<C: ConnectionTrait>(
     db: &C,
     account_id: &str,

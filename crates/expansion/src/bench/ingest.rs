@@ -9,10 +9,12 @@ use anyhow::bail;
 use contracts::pb::health::v1 as pb;
 use contracts::pb::health::v1::account_health_service_client::AccountHealthServiceClient;
 use migrations::MigratorTrait;
+use sea_orm::DatabaseConnection;
 use sea_orm::sqlx::QueryBuilder;
-use sea_orm::{ConnectionTrait, DatabaseConnection};
 
-use super::{databases, drop_databases, start_server, summary};
+use super::{
+    Sql, databases, drop_databases, generated_id, seed_accounts_sql, start_server, summary,
+};
 use crate::cli::IngestBenchArgs;
 
 /// One generated signal row, identical for both contenders.
@@ -46,29 +48,14 @@ fn rows(accounts: &[String], n: usize) -> Vec<Row> {
         .collect()
 }
 
-pub(super) async fn seed_accounts(
-    db: &DatabaseConnection,
-    n: usize,
-) -> anyhow::Result<Vec<String>> {
+/// The health schema and `n` accounts (inserted by SQL); their ids.
+async fn seed_accounts(db: &DatabaseConnection, n: usize) -> anyhow::Result<Vec<String>> {
     migrations::health::Migrator::up(db, None).await?;
-    let ids: Vec<String> = (0..n).map(|_| uuid::Uuid::now_v7().to_string()).collect();
-    for chunk in ids.chunks(500) {
-        let values: Vec<String> = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, id)| {
-                format!(
-                    "('{id}', 'bench', 'a-{id}', 'Bench {i}', 'SMB', 1, '2026-01-01T00:00:00Z', 'bench', '2026-01-01T00:00:00Z', 'bench')"
-                )
-            })
-            .collect();
-        db.execute_unprepared(&format!(
-            "INSERT INTO accounts (id, external_system, external_id, name, segment, fiscal_year_start_month, created_at, created_by, updated_at, updated_by) VALUES {}",
-            values.join(",")
-        ))
-        .await?;
-    }
-    Ok(ids)
+    let sql = Sql {
+        postgres: db.get_database_backend() == sea_orm::DatabaseBackend::Postgres,
+    };
+    seed_accounts_sql(db, &sql, n, "2024-01-01").await?;
+    Ok((1..=n).map(|i| generated_id(1, i)).collect())
 }
 
 macro_rules! raw_insert {
