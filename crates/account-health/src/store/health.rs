@@ -285,11 +285,18 @@ impl Store {
             .one(&self.db)
             .await?
             .is_some()
-            && let Err(err) = self.recompute(account_id).await
         {
-            tracing::warn!(%account_id, error = %err, "health recompute failed; serving the last score");
+            self.recompute_or_keep_last(account_id).await;
         }
         Ok(())
+    }
+
+    /// Recomputes a stale account before it is read; if that fails, the
+    /// last score is served (and the account stays queued).
+    async fn recompute_or_keep_last(&self, account_id: &str) {
+        if let Err(err) = self.recompute(account_id).await {
+            tracing::warn!(%account_id, error = %err, "health recompute failed; serving the last score");
+        }
     }
 
     /// Scores the account and each of its products, keeps history when a
@@ -557,10 +564,8 @@ impl Store {
             return Ok(None);
         };
         let dirty: Option<String> = state.try_get("", "dirty")?;
-        if dirty.is_some()
-            && let Err(err) = self.recompute(account_id).await
-        {
-            tracing::warn!(%account_id, error = %err, "health recompute failed; serving the last score");
+        if dirty.is_some() {
+            self.recompute_or_keep_last(account_id).await;
         }
         self.read_account_health(account_id).await.map(Some)
     }
