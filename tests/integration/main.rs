@@ -18,4 +18,5 @@ mod metrics;
 mod outbox;
 mod pipeline;
 mod readme;
+mod revenue;
 mod story;

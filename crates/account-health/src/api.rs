@@ -318,6 +318,8 @@ fn ratio(value: Option<Decimal>) -> String {
     value.map(|d| format!("{d:.4}")).unwrap_or_default()
 }
 
+// The v1 `starting_mrr` / `ending_mrr` are deprecated, and still carry the same values.
+#[allow(deprecated)]
 fn metrics_to_pb(m: CurrencyMetrics) -> pb::CurrencyMetrics {
     let money = |v: Money| Some(wire::money_to_pb(&v));
     pb::CurrencyMetrics {
@@ -328,8 +330,10 @@ fn metrics_to_pb(m: CurrencyMetrics) -> pb::CurrencyMetrics {
         expansion_mrr: money(m.expansion_mrr),
         contraction_mrr: money(m.contraction_mrr),
         churned_mrr: money(m.churned_mrr),
-        starting_mrr: money(m.starting_mrr),
-        ending_mrr: money(m.ending_mrr),
+        starting_mrr: money(m.opening_mrr),
+        ending_mrr: money(m.closing_mrr),
+        opening_mrr: money(m.opening_mrr),
+        closing_mrr: money(m.closing_mrr),
         nrr: ratio(m.nrr),
         grr: ratio(m.grr),
         cross_sell_penetration: ratio(m.cross_sell_penetration),
@@ -1065,13 +1069,10 @@ impl AccountHealthService for HealthService {
                 )
                 .into());
             }
-            (true, true) => {
-                return Err(invalid(
-                    "month",
-                    "month (YYYY-MM) or start_date and end_date is required",
-                )
-                .into());
-            }
+            // No period: the current month where the caller is (SPEC §2 `time_zone`).
+            (true, true) => Month::containing(tz.date_of(storage::now()))
+                .map_err(|e| invalid("month", e))?
+                .date_range(),
         };
         if period.days() > 3700 {
             return Err(invalid("end_date", "a period may span at most ten years").into());
