@@ -22,6 +22,7 @@ use crate::model::scorecard::{Bands, MeasureResult, Scorecard};
 use crate::model::signal::batch_from_pb;
 use crate::model::subscription::{Cancellation, SubscriptionInput};
 use crate::model::triggers::TriggerKind;
+use crate::model::upsell::UpsellInput;
 use crate::model::{AccountInput, optional_account_id, optional_external_ref};
 use crate::revenue::CurrencyMetrics;
 use crate::store::{AccountHealthView, ScoreView, Store, SubscriptionView};
@@ -444,6 +445,19 @@ impl HealthService {
         })
     }
 
+    async fn apply_upsell_op(
+        &self,
+        principal: String,
+        req: &pb::ApplyUpsellRequest,
+    ) -> Result<pb::ApplyUpsellResponse, HealthError> {
+        let input = UpsellInput::from_request(req).map_err(HealthError::from)?;
+        let (view, created) = self.store.apply_upsell(&input, &principal).await?;
+        Ok(pb::ApplyUpsellResponse {
+            subscription: Some(subscription_to_pb(view)),
+            created,
+        })
+    }
+
     async fn record_signals_op(
         &self,
         _principal: String,
@@ -701,6 +715,26 @@ impl AccountHealthService for HealthService {
                 &req.request_id,
                 &req,
                 || self.cancel_subscription_op(principal, &req),
+            )
+            .await?;
+        Ok(Response::new(reply))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn apply_upsell(
+        &self,
+        request: Request<pb::ApplyUpsellRequest>,
+    ) -> Reply<pb::ApplyUpsellResponse> {
+        let principal = principal_of(&request);
+        let req = request.into_inner();
+        let reply = REQUESTS
+            .once(
+                self.store.db(),
+                self.store.writer(),
+                "ApplyUpsell",
+                &req.request_id,
+                &req,
+                || self.apply_upsell_op(principal, &req),
             )
             .await?;
         Ok(Response::new(reply))
