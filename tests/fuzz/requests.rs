@@ -699,7 +699,7 @@ fn health_accounts() {
         regressions!("requests"),
         (account_request(),),
         |(req,)| {
-            let outcome = AccountInput::from_request(&req);
+            let outcome = AccountInput::from_request(&req, today());
             let accepted = outcome.is_ok();
             match outcome {
                 Ok(input) => {

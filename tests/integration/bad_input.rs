@@ -1074,6 +1074,7 @@ fn health_cases(f: &Fixture, probes: &mut Vec<health::Signal>) -> Vec<Case> {
         case("account: control character in name", account(|r| r.name = "Acme\u{1b}[31m".into()), field("name")),
         case("account: unknown segment 999", account(|r| r.segment = 999), field("segment")),
         case("account: negative segment", account(|r| r.segment = -1), field("segment")),
+        case("account: customer since 2099", account(|r| r.customer_since = "2099-01-01".into()), field("customer_since")),
         case("account: fiscal month 13", account(|r| r.fiscal_year_start_month = 13), field("fiscal_year_start_month")),
         case("account: fiscal month -1", account(|r| r.fiscal_year_start_month = -1), field("fiscal_year_start_month")),
         case("account: February 30th", account(|r| r.customer_since = "2025-02-30".into()), field("customer_since")),

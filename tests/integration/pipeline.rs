@@ -256,6 +256,38 @@ async fn crud_with_etags(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!(only_feature.opportunities.len(), 3);
+
+    // A stage move replaces the overridden 35% with the stage default, and says so.
+    let moved = client
+        .advance_stage(pb::AdvanceStageRequest {
+            opportunity_id: updated.opportunity_id.clone(),
+            etag: updated.etag.clone(),
+            to_stage: pb::Stage::Exploring as i32,
+            override_reason: "no health data for this account".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(moved.probability_reset);
+    let moved = moved.opportunity.unwrap();
+    assert_eq!(
+        (moved.probability.as_str(), moved.probability_overridden),
+        ("20", false)
+    );
+    let reset = history(&mut client, &moved.opportunity_id)
+        .await
+        .into_iter()
+        .rfind(|h| h.field == "probability")
+        .unwrap();
+    assert_eq!(
+        (reset.previous_value.as_str(), reset.new_value.as_str()),
+        ("35", "20")
+    );
+    assert!(
+        reset.reason.contains("replaces the overridden probability"),
+        "{reset:?}"
+    );
 }
 
 async fn one_hundred_concurrent_updates_one_winner(backend: Backend) {
@@ -352,6 +384,12 @@ async fn stage_moves_write_history_and_stall(backend: Backend) {
             .any(|e| e.field == "health_gate_override" && e.reason == "exec sponsor asked"),
         "{h:?}"
     );
+    // It entered the stage at the instant its history row says.
+    let moved = h
+        .iter()
+        .rfind(|e| e.field == "stage" && e.new_value == "EXPLORING")
+        .unwrap();
+    assert_eq!(o.stage_enter_time, moved.change_time, "{h:?}");
     // One step back is fine and ungated.
     let o = advance(&mut client, &o, pb::Stage::Identified, "")
         .await

@@ -400,7 +400,8 @@ impl HealthService {
         principal: String,
         req: &pb::UpsertAccountRequest,
     ) -> Result<pb::UpsertAccountResponse, HealthError> {
-        let input = AccountInput::from_request(req).map_err(HealthError::from)?;
+        let input = AccountInput::from_request(req, storage::now().date_naive())
+            .map_err(HealthError::from)?;
         let (model, created) = self.store.upsert_account(&input, &principal).await?;
         tracing::info!(account_id = %model.id, created, "account upserted");
         Ok(pb::UpsertAccountResponse {

@@ -243,6 +243,10 @@ impl Store {
         let mut changes = write.changes;
         changes.updated_at = Set(now);
         changes.updated_by = Set(principal.to_owned());
+        // A stage move enters its stage at the instant its history row records.
+        if matches!(changes.stage_entered_at, sea_orm::ActiveValue::Set(Some(_))) {
+            changes.stage_entered_at = Set(Some(now));
+        }
         let result = opportunity::Entity::update_many()
             .set(changes)
             .col_expr(

@@ -60,7 +60,12 @@ pub fn optional_external_ref(
 }
 
 impl AccountInput {
-    pub fn from_request(req: &pb::UpsertAccountRequest) -> Result<Self, ApiError> {
+    /// `today` bounds `customer_since`: a customer registered in the future is refused,
+    /// like a signal from the future (a day of slack covers the caller's time zone).
+    pub fn from_request(
+        req: &pb::UpsertAccountRequest,
+        today: NaiveDate,
+    ) -> Result<Self, ApiError> {
         let id = optional_account_id("account_id", &req.account_id)?;
         let external = optional_external_ref("external_ref", req.external_ref.as_ref())?;
         let key = match (&id, &external) {
@@ -85,12 +90,21 @@ impl AccountInput {
                 "an account cannot be its own parent",
             ));
         }
+        let customer_since = wire::optional_date("customer_since", &req.customer_since)?;
+        if let Some(since) = customer_since
+            && today.succ_opt().is_some_and(|tomorrow| since > tomorrow)
+        {
+            return Err(ApiError::invalid(
+                "customer_since",
+                format!("{since} is in the future"),
+            ));
+        }
         Ok(Self {
             key,
             external,
             name: wire::text("name", &req.name, wire::MAX_NAME_LEN)?,
             segment: wire::segment("segment", req.segment)?,
-            customer_since: wire::optional_date("customer_since", &req.customer_since)?,
+            customer_since,
             fiscal_year_start_month,
             owner_csm: wire::optional_text("owner_csm", &req.owner_csm, wire::MAX_NAME_LEN)?,
             parent,
@@ -101,6 +115,25 @@ impl AccountInput {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 12, 1).unwrap()
+    }
+
+    #[test]
+    fn a_customer_registered_in_the_future_is_refused() {
+        let mut r = request();
+        r.customer_since = "2026-12-02".into();
+        assert!(
+            AccountInput::from_request(&r, today()).is_ok(),
+            "a day of slack"
+        );
+        r.customer_since = "2027-06-01".into();
+        assert_eq!(
+            field_of(AccountInput::from_request(&r, today()).unwrap_err()),
+            "customer_since"
+        );
+    }
+
     use super::*;
 
     fn request() -> pb::UpsertAccountRequest {
@@ -122,7 +155,7 @@ mod tests {
 
     #[test]
     fn external_ref_keys_the_upsert() {
-        let input = AccountInput::from_request(&request()).unwrap();
+        let input = AccountInput::from_request(&request(), today()).unwrap();
         assert!(matches!(input.key, AccountKey::External(_)));
         assert_eq!(input.fiscal_year_start_month, 1);
     }
@@ -132,19 +165,19 @@ mod tests {
         let mut r = request();
         r.name = String::new();
         assert_eq!(
-            field_of(AccountInput::from_request(&r).unwrap_err()),
+            field_of(AccountInput::from_request(&r, today()).unwrap_err()),
             "name"
         );
         let mut r = request();
         r.fiscal_year_start_month = 13;
         assert_eq!(
-            field_of(AccountInput::from_request(&r).unwrap_err()),
+            field_of(AccountInput::from_request(&r, today()).unwrap_err()),
             "fiscal_year_start_month"
         );
         let mut r = request();
         r.account_id = "nope".into();
         assert_eq!(
-            field_of(AccountInput::from_request(&r).unwrap_err()),
+            field_of(AccountInput::from_request(&r, today()).unwrap_err()),
             "account_id"
         );
         let mut r = request();
@@ -153,13 +186,13 @@ mod tests {
             id: String::new(),
         });
         assert_eq!(
-            field_of(AccountInput::from_request(&r).unwrap_err()),
+            field_of(AccountInput::from_request(&r, today()).unwrap_err()),
             "external_ref.id"
         );
         let mut r = request();
         r.customer_since = "2026-13-01".into();
         assert_eq!(
-            field_of(AccountInput::from_request(&r).unwrap_err()),
+            field_of(AccountInput::from_request(&r, today()).unwrap_err()),
             "customer_since"
         );
     }

@@ -734,12 +734,21 @@ impl PipelineService {
                 reason: stage_reason,
             },
         );
+        // A stage move sets the new stage's default probability; an override the
+        // caller had set is replaced, and the answer says so (SPEC §3).
+        let probability_reset = current.probability_overridden && probability != p.probability;
         if probability != p.probability {
-            history.push(note(
-                "probability",
-                Some(p.probability.to_decimal_string()),
-                Some(probability.to_decimal_string()),
-            ));
+            history.push(HistoryNote {
+                field: "probability",
+                previous: Some(p.probability.to_decimal_string()),
+                new: Some(probability.to_decimal_string()),
+                reason: probability_reset.then(|| {
+                    format!(
+                        "the {} default replaces the overridden probability",
+                        to.as_str()
+                    )
+                }),
+            });
         }
         events.push(event(
             "pipeline.opportunity.stage_changed",
@@ -750,6 +759,7 @@ impl PipelineService {
                 "from_stage": from.as_str(),
                 "to_stage": to.as_str(),
                 "probability": probability.to_decimal_string(),
+                "probability_reset": probability_reset,
                 "reason": reason,
                 "principal": principal,
             }),
@@ -769,6 +779,7 @@ impl PipelineService {
             .await?;
         Ok(pb::AdvanceStageResponse {
             opportunity: Some(self.to_pb(model)?),
+            probability_reset,
         })
     }
 
