@@ -256,29 +256,32 @@ pub struct PipelineArgs {
     /// PROPOSED 30, NEGOTIATING 21).
     #[arg(long, env = "EXPANSION_STALLED_DAYS", default_value = "")]
     pub stalled_days: String,
-    /// Smallest amount that may reach QUALIFIED, in the deal's currency.
-    #[arg(long, env = "EXPANSION_MIN_DEAL_SIZE", default_value = "25000")]
+    /// Smallest amount that may reach QUALIFIED, per currency: `USD=25000,EUR=23000`
+    /// (a bare amount is USD). A deal in a currency without a minimum is not QUALIFIED.
+    #[arg(long, env = "EXPANSION_MIN_DEAL_SIZE", default_value = "USD=25000")]
     pub min_deal_size: String,
     /// Relationship strength (0–10) needed for QUALIFIED.
     #[arg(long, env = "EXPANSION_RELATIONSHIP_THRESHOLD", default_value_t = 7, value_parser = clap::value_parser!(i32).range(0..=10))]
     pub relationship_threshold: i32,
-    /// Largest self-serve capacity upsell routed PRODUCT_LED.
-    #[arg(long, env = "EXPANSION_PRODUCT_LED_MAX", default_value = "5000")]
+    /// Largest self-serve capacity upsell routed PRODUCT_LED, per currency
+    /// (`USD=5000,EUR=4600`; a bare amount is USD).
+    #[arg(long, env = "EXPANSION_PRODUCT_LED_MAX", default_value = "USD=5000")]
     pub product_led_max: String,
-    /// Deals below this may be CSM_LED.
-    #[arg(long, env = "EXPANSION_CSM_LED_BELOW", default_value = "10000")]
+    /// Deals below this may be CSM_LED, per currency (`USD=10000,BRL=50000`; a bare
+    /// amount is USD). A deal in a currency without a limit goes to Sales.
+    #[arg(long, env = "EXPANSION_CSM_LED_BELOW", default_value = "USD=10000")]
     pub csm_led_below: String,
     /// Hours a requested handoff may wait for Sales before it is overdue.
     #[arg(long, env = "EXPANSION_HANDOFF_SLA_HOURS", default_value_t = 48, value_parser = clap::value_parser!(i64).range(0..=8760))]
     pub handoff_sla_hours: i64,
 }
 
-fn amount(flag: &str, text: &str) -> anyhow::Result<rust_decimal::Decimal> {
-    let value: rust_decimal::Decimal = text
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--{flag} {text:?} is not a decimal amount"))?;
-    anyhow::ensure!(!value.is_sign_negative(), "--{flag} must not be negative");
-    Ok(value)
+fn amount(
+    flag: &str,
+    text: &str,
+) -> anyhow::Result<opportunity_pipeline::model::config::MoneyLimit> {
+    opportunity_pipeline::model::config::MoneyLimit::parse(text)
+        .map_err(|e| anyhow::anyhow!("--{flag} {text:?}: {e}"))
 }
 
 impl PipelineArgs {
@@ -374,7 +377,10 @@ mod tests {
             domain::Percent::from_whole(45)
         );
         assert_eq!(c.max_days(domain::Stage::Negotiating), Some(14));
-        assert_eq!(c.min_deal_size, rust_decimal::Decimal::from(1000));
+        assert_eq!(
+            c.min_deal_size,
+            opportunity_pipeline::model::config::MoneyLimit::usd(1000)
+        );
         let bad = Cli::parse_from(["expansion", "serve", "--stalled-days", "WON=3"]);
         let Command::Serve(args) = bad.command else {
             panic!("not serve")

@@ -163,17 +163,25 @@ pub fn qualification_violations(
             ),
         ));
     }
-    if facts.amount.amount() < config.min_deal_size {
-        out.push(violation(
+    let currency = facts.amount.currency();
+    match config.min_deal_size.get(currency) {
+        Some(minimum) if facts.amount.amount() < minimum => out.push(violation(
             "MIN_DEAL_SIZE",
             id,
             format!(
-                "amount {} is below the minimum deal size of {} {}",
-                facts.amount,
-                facts.amount.currency(),
+                "amount {} is below the minimum deal size of {currency} {minimum}",
+                facts.amount
+            ),
+        )),
+        Some(_) => {}
+        None => out.push(violation(
+            "MIN_DEAL_SIZE",
+            id,
+            format!(
+                "no minimum deal size is configured for {currency} (only {}): set --min-deal-size {currency}=AMOUNT",
                 config.min_deal_size
             ),
-        ));
+        )),
     }
     out
 }
@@ -317,6 +325,32 @@ mod tests {
         let s = decision_maker();
         let f = facts(&q, &s, Motion::UpsellTier, None, "25000");
         assert!(qualification_violations(&f, &PipelineConfig::default()).is_empty());
+    }
+
+    #[test]
+    fn the_minimum_deal_size_is_per_currency() {
+        let q = qualified();
+        let s = decision_maker();
+        let mut f = facts(&q, &s, Motion::UpsellTier, None, "25000");
+        // 25,000 JPY is about $160: not a 25,000 USD deal.
+        f.amount = Money::parse("JPY", "25000").unwrap();
+        let v = qualification_violations(&f, &PipelineConfig::default());
+        assert_eq!(kinds(&v), ["MIN_DEAL_SIZE"]);
+        assert!(
+            v[0].description
+                .contains("no minimum deal size is configured for JPY")
+        );
+        let config = PipelineConfig {
+            min_deal_size: crate::model::config::MoneyLimit::parse("USD=25000,JPY=3500000")
+                .unwrap(),
+            ..PipelineConfig::default()
+        };
+        assert_eq!(
+            kinds(&qualification_violations(&f, &config)),
+            ["MIN_DEAL_SIZE"]
+        );
+        f.amount = Money::parse("JPY", "3500000").unwrap();
+        assert!(qualification_violations(&f, &config).is_empty());
     }
 
     #[test]

@@ -36,25 +36,32 @@ pub struct RoutingDecision {
 pub fn route_opportunity(facts: &RoutingFacts, config: &PipelineConfig) -> RoutingDecision {
     let amount = facts.amount.amount();
     let currency = facts.amount.currency();
-    if facts.motion == Motion::UpsellCapacity
+    if let Some(limit) = config.product_led_max.get(currency)
+        && facts.motion == Motion::UpsellCapacity
         && facts.self_serve
-        && amount <= config.product_led_max
+        && amount <= limit
     {
         return RoutingDecision {
             route: Route::ProductLed,
             reasons: vec![format!(
-                "self-serve capacity upsell of {} is at most the product-led limit of {currency} {}",
-                facts.amount, config.product_led_max
+                "self-serve capacity upsell of {} is at most the product-led limit of {currency} {limit}",
+                facts.amount
             )],
         };
     }
     // Every reason Sales is needed, so the CSM sees all of them at once.
     let mut needs_sales = Vec::new();
-    if amount >= config.csm_led_below {
-        needs_sales.push(format!(
-            "deal size {} is not under the CSM-led limit of {currency} {}",
-            facts.amount, config.csm_led_below
-        ));
+    let csm_limit = config.csm_led_below.get(currency);
+    match csm_limit {
+        Some(limit) if amount >= limit => needs_sales.push(format!(
+            "deal size {} is not under the CSM-led limit of {currency} {limit}",
+            facts.amount
+        )),
+        Some(_) => {}
+        None => needs_sales.push(format!(
+            "no CSM-led limit is configured for {currency} (only {})",
+            config.csm_led_below
+        )),
     }
     if !facts.same_buyer {
         needs_sales.push("different buyer than the existing product".to_owned());
@@ -73,7 +80,8 @@ pub fn route_opportunity(facts: &RoutingFacts, config: &PipelineConfig) -> Routi
             route: Route::CsmLed,
             reasons: vec![format!(
                 "deal size {} is under {currency} {}, same buyer, simple, no competitive displacement, no custom terms",
-                facts.amount, config.csm_led_below
+                facts.amount,
+                csm_limit.unwrap_or_default()
             )],
         }
     } else {
@@ -139,9 +147,30 @@ mod tests {
     }
 
     #[test]
+    fn routing_limits_hold_only_in_their_currency() {
+        let c = PipelineConfig::default();
+        // A 4,000 JPY self-serve capacity upsell is not under a 5,000 USD limit: with no
+        // JPY limits configured it is neither product-led nor CSM-led.
+        let mut f = facts("4000", Motion::UpsellCapacity);
+        f.amount = Money::parse("JPY", "4000").unwrap();
+        f.self_serve = true;
+        let d = route_opportunity(&f, &c);
+        assert_eq!(d.route, Route::SalesLed);
+        assert!(
+            d.reasons[0].contains("no CSM-led limit is configured for JPY"),
+            "{d:?}"
+        );
+        let c = PipelineConfig {
+            product_led_max: crate::model::config::MoneyLimit::parse("JPY=750000").unwrap(),
+            ..PipelineConfig::default()
+        };
+        assert_eq!(route_opportunity(&f, &c).route, Route::ProductLed);
+    }
+
+    #[test]
     fn thresholds_are_configurable() {
         let c = PipelineConfig {
-            csm_led_below: domain::Decimal::from(20_000),
+            csm_led_below: crate::model::config::MoneyLimit::usd(20_000),
             ..PipelineConfig::default()
         };
         assert_eq!(
