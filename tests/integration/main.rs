@@ -17,5 +17,6 @@ mod import;
 mod metrics;
 mod outbox;
 mod pipeline;
+mod privacy;
 mod readme;
 mod story;
