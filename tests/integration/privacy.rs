@@ -364,6 +364,27 @@ async fn each_person_reads_only_their_own_pay_and_nobody_approves_their_own(back
         .unwrap();
     }
 
+    // A deal naming a look-alike of a known person (Cyrillic е in bea) is refused.
+    let err = crm
+        .record_deal_credits(credit::RecordDealCreditsRequest {
+            deal_id: "01937a9e-5c3e-7d2a-9a51-6b3f2c1d0ed4".into(),
+            amount: usd("1000.00"),
+            close_date: "2026-03-31".into(),
+            participants: vec![
+                part("carla.csm", Originator, "cs", false),
+                part("b\u{435}a.ae", Delivery, "mid-market", true),
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let details = err.get_error_details();
+    assert_eq!(
+        details.bad_request().unwrap().field_violations[0].field,
+        "participants[1].participant_id"
+    );
+
     // --- Reads: revops, admin and connector see everyone.
     for c in [&mut admin, &mut rita, &mut crm] {
         let all = list(c, "").await;

@@ -595,6 +595,8 @@ impl Store {
                 date: input.close_date.to_string(),
             })?;
         let terms = Terms::from_row(&policy).map_err(corrupt)?;
+        self.refuse_look_alikes("participants", &input.splits)
+            .await?;
         let splits = resolve_splits("participants", &input.splits, &terms)?;
         let basis = credit_basis(input.amount, input.margin, &terms)?;
         let credits = allocate(
@@ -750,6 +752,7 @@ impl Store {
             }
             new_splits[kept].owner = true;
         }
+        self.refuse_look_alikes("participants", &new_splits).await?;
         let terms = self.deal_terms(&view.deal).await?;
         let resolved = resolve_splits("participants", &new_splits, &terms)?;
         if resolved == view.splits && cs_led_without_handoff == view.cs_led_without_handoff {
@@ -1421,6 +1424,36 @@ impl Store {
                 return Ok(out);
             }
         }
+    }
+
+    /// Refuses a split set naming someone who looks like a person of the directory
+    /// without being them (`аna.ae` beside `ana.ae`): same TR39 skeleton, another id.
+    async fn refuse_look_alikes(&self, field: &str, splits: &[Split]) -> Result<(), CreditError> {
+        let skeletons: BTreeSet<String> = splits
+            .iter()
+            .map(|s| id_skeleton(&s.participant_id))
+            .collect();
+        let known = person::Entity::find()
+            .filter(person::Column::Skeleton.is_in(skeletons))
+            .all(&self.db)
+            .await?;
+        for (i, split) in splits.iter().enumerate() {
+            let skeleton = id_skeleton(&split.participant_id);
+            if known.iter().any(|p| p.person_id == split.participant_id) {
+                continue;
+            }
+            if let Some(twin) = known.iter().find(|p| p.skeleton == skeleton) {
+                return Err(contracts::ApiError::invalid(
+                    format!("{field}[{i}].participant_id"),
+                    format!(
+                        "{:?} looks like the person {:?} of the directory but is not them",
+                        split.participant_id, twin.person_id
+                    ),
+                )
+                .into());
+            }
+        }
+        Ok(())
     }
 
     /// The version in force of a person.
