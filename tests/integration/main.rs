@@ -19,4 +19,5 @@ mod outbox;
 mod pipeline;
 mod privacy;
 mod readme;
+mod revenue;
 mod story;

@@ -22,6 +22,7 @@ use crate::model::scorecard::{Bands, MeasureResult, Scorecard};
 use crate::model::signal::batch_from_pb;
 use crate::model::subscription::{Cancellation, SubscriptionInput};
 use crate::model::triggers::TriggerKind;
+use crate::model::upsell::UpsellInput;
 use crate::model::{AccountInput, optional_account_id, optional_external_ref};
 use crate::revenue::CurrencyMetrics;
 use crate::store::{AccountHealthView, ScoreView, Store, SubscriptionView};
@@ -318,6 +319,8 @@ fn ratio(value: Option<Decimal>) -> String {
     value.map(|d| format!("{d:.4}")).unwrap_or_default()
 }
 
+// The v1 `starting_mrr` / `ending_mrr` are deprecated, and still carry the same values.
+#[allow(deprecated)]
 fn metrics_to_pb(m: CurrencyMetrics) -> pb::CurrencyMetrics {
     let money = |v: Money| Some(wire::money_to_pb(&v));
     pb::CurrencyMetrics {
@@ -328,8 +331,10 @@ fn metrics_to_pb(m: CurrencyMetrics) -> pb::CurrencyMetrics {
         expansion_mrr: money(m.expansion_mrr),
         contraction_mrr: money(m.contraction_mrr),
         churned_mrr: money(m.churned_mrr),
-        starting_mrr: money(m.starting_mrr),
-        ending_mrr: money(m.ending_mrr),
+        starting_mrr: money(m.opening_mrr),
+        ending_mrr: money(m.closing_mrr),
+        opening_mrr: money(m.opening_mrr),
+        closing_mrr: money(m.closing_mrr),
         nrr: ratio(m.nrr),
         grr: ratio(m.grr),
         cross_sell_penetration: ratio(m.cross_sell_penetration),
@@ -437,6 +442,19 @@ impl HealthService {
         let view = self.store.cancel_subscription(&cancel, &principal).await?;
         Ok(pb::CancelSubscriptionResponse {
             subscription: Some(subscription_to_pb(view)),
+        })
+    }
+
+    async fn apply_upsell_op(
+        &self,
+        principal: String,
+        req: &pb::ApplyUpsellRequest,
+    ) -> Result<pb::ApplyUpsellResponse, HealthError> {
+        let input = UpsellInput::from_request(req).map_err(HealthError::from)?;
+        let (view, created) = self.store.apply_upsell(&input, &principal).await?;
+        Ok(pb::ApplyUpsellResponse {
+            subscription: Some(subscription_to_pb(view)),
+            created,
         })
     }
 
@@ -697,6 +715,26 @@ impl AccountHealthService for HealthService {
                 &req.request_id,
                 &req,
                 || self.cancel_subscription_op(principal, &req),
+            )
+            .await?;
+        Ok(Response::new(reply))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn apply_upsell(
+        &self,
+        request: Request<pb::ApplyUpsellRequest>,
+    ) -> Reply<pb::ApplyUpsellResponse> {
+        let principal = principal_of(&request);
+        let req = request.into_inner();
+        let reply = REQUESTS
+            .once(
+                self.store.db(),
+                self.store.writer(),
+                "ApplyUpsell",
+                &req.request_id,
+                &req,
+                || self.apply_upsell_op(principal, &req),
             )
             .await?;
         Ok(Response::new(reply))
@@ -1065,13 +1103,10 @@ impl AccountHealthService for HealthService {
                 )
                 .into());
             }
-            (true, true) => {
-                return Err(invalid(
-                    "month",
-                    "month (YYYY-MM) or start_date and end_date is required",
-                )
-                .into());
-            }
+            // No period: the current month where the caller is (SPEC §2 `time_zone`).
+            (true, true) => Month::containing(tz.date_of(storage::now()))
+                .map_err(|e| invalid("month", e))?
+                .date_range(),
         };
         if period.days() > 3700 {
             return Err(invalid("end_date", "a period may span at most ten years").into());

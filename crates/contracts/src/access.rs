@@ -136,6 +136,7 @@ pub const MATRIX: &[Rule] = &[
     rule(HEALTH_SERVICE, "ListProducts", EVERYONE, ""),
     rule(HEALTH_SERVICE, "UpsertSubscription", SYNC, ""),
     rule(HEALTH_SERVICE, "CancelSubscription", SYNC, ""),
+    rule(HEALTH_SERVICE, "ApplyUpsell", SYNC, ""),
     rule(HEALTH_SERVICE, "ListSubscriptions", EVERYONE, ""),
     rule(
         HEALTH_SERVICE,
@@ -330,7 +331,7 @@ mod tests {
         assert!(missing.is_empty(), "RPCs without a matrix row: {missing:?}");
         let stale: Vec<_> = unique.difference(&rpcs).collect();
         assert!(stale.is_empty(), "matrix rows of no RPC: {stale:?}");
-        assert_eq!(rows.len(), 53);
+        assert_eq!(rows.len(), 54);
     }
 
     #[test]
