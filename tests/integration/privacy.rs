@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use contracts::client::{AuthChannel, ClientOptions};
-use contracts::pb::common::v1::WatchEventsOptions;
+use contracts::pb::common::v1::{Event, WatchEventsOptions};
 use contracts::pb::credit::v1 as credit;
 use contracts::pb::credit::v1::compensation_credit_service_client::CompensationCreditServiceClient;
 use tonic::Code;
@@ -165,9 +165,9 @@ async fn list(c: &mut Credit, participant: &str) -> Vec<credit::LedgerEntry> {
         .entries
 }
 
-/// The subjects of the credit events a key's stream carries, read until it
-/// has been quiet for a moment.
-async fn streamed(server: &Server, token: &str) -> Vec<(String, String)> {
+/// The credit events a key's stream carries, read until it has been quiet for
+/// a moment.
+async fn streamed(server: &Server, token: &str) -> Vec<Event> {
     let mut stream = as_key(server, token)
         .await
         .watch_events(credit::WatchEventsRequest {
@@ -178,8 +178,7 @@ async fn streamed(server: &Server, token: &str) -> Vec<(String, String)> {
         .into_inner();
     let mut out = Vec::new();
     while let Ok(next) = tokio::time::timeout(Duration::from_secs(2), stream.message()).await {
-        let event = next.unwrap().expect("the stream stays open").event.unwrap();
-        out.push((event.event_type, event.subject_id));
+        out.push(next.unwrap().expect("the stream stays open").event.unwrap());
     }
     out
 }
@@ -780,14 +779,38 @@ async fn each_person_reads_only_their_own_pay_and_nobody_approves_their_own(back
     .unwrap();
 
     // --- Streams obey the same rules.
-    let subjects = |events: &[(String, String)], prefix: &str| -> BTreeSet<String> {
+    let subjects = |events: &[Event], prefix: &str| -> BTreeSet<String> {
         events
             .iter()
-            .filter(|(t, _)| t.starts_with(prefix))
-            .map(|(_, s)| s.clone())
+            .filter(|e| e.event_type.starts_with(prefix))
+            .map(|e| e.subject_id.clone())
             .collect()
     };
+    let entry_ids = |events: &[Event], kind: &str| -> BTreeSet<String> {
+        use prost_types::value::Kind;
+        let mut out = BTreeSet::new();
+        for e in events.iter().filter(|e| e.event_type == kind) {
+            if let Some(Kind::ListValue(list)) = e
+                .data
+                .as_ref()
+                .and_then(|d| d.fields.get("entry_ids"))
+                .and_then(|v| v.kind.clone())
+            {
+                for v in list.values {
+                    if let Some(Kind::StringValue(id)) = v.kind {
+                        out.insert(id);
+                    }
+                }
+            }
+        }
+        out
+    };
     let ana_events = streamed(&server, &k.ana).await;
+    // Ana's copy of deal A's event names her entry only, not Carla's.
+    assert_eq!(
+        entry_ids(&ana_events, "credit.deal.credited"),
+        set(&[&entry(&all, "ana.ae")])
+    );
     assert_eq!(
         subjects(&ana_events, "credit.deal.credited"),
         set(&[DEAL_A])
@@ -826,6 +849,7 @@ async fn each_person_reads_only_their_own_pay_and_nobody_approves_their_own(back
     assert!(subjects(&vera_events, "credit.dispute.").is_empty());
     assert!(!subjects(&vera_events, "credit.person.").is_empty());
     let rex_events = streamed(&server, &k.rex).await;
+    assert_eq!(entry_ids(&rex_events, "credit.deal.credited").len(), 6);
     assert_eq!(
         subjects(&rex_events, "credit.deal.credited"),
         set(&[DEAL_A, DEAL_B, DEAL_C])

@@ -69,50 +69,69 @@ impl CreditService {
         Ok(privacy::reader_of(&caller, members))
     }
 
-    /// Whether a credit event may reach `reader`: policy and directory events
-    /// reach everyone (both are readable by every role); any other reaches a
-    /// person key only when it touches one of its rows, and a viewer never.
-    async fn event_visible(
+    /// A credit event as it may reach `reader`, or `None`. Policy and directory
+    /// events reach everyone (both are readable by every role); any other reaches a
+    /// person key only when it touches one of its rows, and a viewer never. What a
+    /// person key gets names only its own entries: other entry ids are left out, and
+    /// deal-wide sums (a clawback's recovered and forfeited totals, which include
+    /// colleagues' shares) are removed.
+    async fn event_for(
         &self,
         reader: &Reader,
-        event: &contracts::pb::common::v1::Event,
-    ) -> Result<bool, CreditError> {
+        mut event: contracts::pb::common::v1::Event,
+    ) -> Result<Option<contracts::pb::common::v1::Event>, CreditError> {
         if matches!(reader, Reader::Everything)
             || event.event_type.starts_with("credit.policy.")
             || event.event_type.starts_with("credit.person.")
         {
-            return Ok(true);
+            return Ok(Some(event));
         }
         if matches!(reader, Reader::TotalsOnly) {
-            return Ok(false);
+            return Ok(None);
         }
         use prost_types::value::Kind;
+        let Some(data) = event.data.as_mut() else {
+            return Ok(None);
+        };
+        let string = |v: &prost_types::Value| match &v.kind {
+            Some(Kind::StringValue(s)) => Some(s.clone()),
+            _ => None,
+        };
         let mut ids = Vec::new();
         let mut named = Vec::new();
-        if let Some(data) = &event.data {
-            for (key, value) in &data.fields {
-                match (key.as_str(), &value.kind) {
-                    ("entry_id" | "adjustment_entry_id", Some(Kind::StringValue(id))) => {
-                        ids.push(id.clone());
-                    }
-                    ("entry_ids", Some(Kind::ListValue(list))) => {
-                        ids.extend(list.values.iter().filter_map(|v| match &v.kind {
-                            Some(Kind::StringValue(id)) => Some(id.clone()),
-                            _ => None,
-                        }));
-                    }
-                    ("participant_id", Some(Kind::StringValue(p))) => named.push(p.clone()),
-                    _ => {}
+        for (key, value) in &data.fields {
+            match (key.as_str(), &value.kind) {
+                ("entry_id" | "adjustment_entry_id", Some(Kind::StringValue(id))) => {
+                    ids.push(id.clone());
                 }
+                ("entry_ids", Some(Kind::ListValue(list))) => {
+                    ids.extend(list.values.iter().filter_map(string));
+                }
+                ("participant_id", Some(Kind::StringValue(p))) => named.push(p.clone()),
+                _ => {}
             }
         }
         let credited = self.store.credited(&ids).await?;
-        Ok(reader.sees_any(
+        let sees = |id: &str| {
             credited
-                .iter()
-                .map(|(p, t)| (p.as_str(), t.as_deref()))
-                .chain(named.iter().map(|p| (p.as_str(), None))),
-        ))
+                .get(id)
+                .is_some_and(|(p, t)| reader.sees(p, t.as_deref()))
+        };
+        let visible = ids.iter().any(|id| sees(id)) || named.iter().any(|p| reader.sees(p, None));
+        if !visible {
+            return Ok(None);
+        }
+        if let Some(Kind::ListValue(list)) = data
+            .fields
+            .get_mut("entry_ids")
+            .and_then(|v| v.kind.as_mut())
+        {
+            list.values
+                .retain(|v| string(v).is_some_and(|id| sees(&id)));
+        }
+        data.fields.remove("recovered");
+        data.fields.remove("forfeited");
+        Ok(Some(event))
     }
 
     /// Runs a mutation at most once per `request_id` (AIP-155): a retry with the same id
@@ -529,12 +548,10 @@ impl CompensationCreditService for CreditService {
                         Ok(response) => response,
                         Err(status) => return Some(Err(status)),
                     };
-                    let Some(event) = &response.event else {
-                        return None;
-                    };
-                    match service.event_visible(&reader, event).await {
-                        Ok(true) => Some(Ok(response)),
-                        Ok(false) => None,
+                    let event = response.event?;
+                    match service.event_for(&reader, event).await {
+                        Ok(Some(event)) => Some(Ok(pb::WatchEventsResponse { event: Some(event) })),
+                        Ok(None) => None,
                         Err(err) => Some(Err(Status::from(err))),
                     }
                 }

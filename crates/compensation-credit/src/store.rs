@@ -1328,18 +1328,21 @@ impl Store {
         ))
     }
 
-    /// Who the given entries credit: (participant, team) of each that exists.
+    /// Who the given entries credit: entry id → (participant, team), of each that exists.
     pub async fn credited(
         &self,
         entry_ids: &[String],
-    ) -> Result<Vec<(String, Option<String>)>, CreditError> {
-        let mut out = Vec::new();
+    ) -> Result<HashMap<String, (String, Option<String>)>, CreditError> {
+        let mut out = HashMap::new();
         for chunk in entry_ids.chunks(CHUNK) {
             let rows = ledger_entry::Entity::find()
                 .filter(ledger_entry::Column::EntryId.is_in(chunk.iter().cloned()))
                 .all(&self.db)
                 .await?;
-            out.extend(rows.into_iter().map(|r| (r.participant_id, r.team)));
+            out.extend(
+                rows.into_iter()
+                    .map(|r| (r.entry_id, (r.participant_id, r.team))),
+            );
         }
         Ok(out)
     }
