@@ -19,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateRequests),
             Box::new(CreateSweeps),
             Box::new(CreateSubscriptionUpsells),
+            Box::new(TriggersRecordTheirOpportunity),
         ]
     }
 }
@@ -617,6 +618,41 @@ impl MigrationTrait for CreateSubscriptionUpsells {
             .drop_table(
                 Table::drop()
                     .table(Alias::new("subscription_upsells"))
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+/// A trigger turned into an opportunity is CONVERTED and names it; it closes
+/// when that opportunity closes, and the cooldown runs from then.
+struct TriggersRecordTheirOpportunity;
+
+impl MigrationName for TriggersRecordTheirOpportunity {
+    fn name(&self) -> &str {
+        "m20261201_000008_triggers_record_their_opportunity"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for TriggersRecordTheirOpportunity {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Alias::new("triggers"))
+                    .add_column(ColumnDef::new(Alias::new("opportunity_id")).string().null())
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Alias::new("triggers"))
+                    .drop_column(Alias::new("opportunity_id"))
                     .to_owned(),
             )
             .await

@@ -6,7 +6,8 @@ use contracts::pb::health::v1 as pb;
 use contracts::pb::health::v1::account_health_service_server::AccountHealthService;
 use contracts::{ApiError, page, principal_of, wire};
 use domain::{
-    Currency, DateRange, Decimal, HealthBand, Money, Month, ProductId, TimeZoneName, TriggerId,
+    Currency, DateRange, Decimal, HealthBand, Money, Month, OpportunityId, ProductId, TimeZoneName,
+    TriggerId,
 };
 use sea_orm::DatabaseConnection;
 use tokio_stream::StreamExt;
@@ -312,6 +313,7 @@ fn trigger_to_pb(t: trigger::Model) -> pb::Trigger {
         suppression_reason: t.suppression_reason.unwrap_or_default(),
         fire_time: Some(wire::timestamp(t.fired_at)),
         close_time: t.closed_at.map(wire::timestamp),
+        opportunity_id: t.opportunity_id.unwrap_or_default(),
     }
 }
 
@@ -1075,6 +1077,75 @@ impl AccountHealthService for HealthService {
         Ok(Response::new(pb::GetTriggerResponse {
             trigger: Some(trigger_to_pb(t)),
         }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn convert_trigger(
+        &self,
+        request: Request<pb::ConvertTriggerRequest>,
+    ) -> Reply<pb::ConvertTriggerResponse> {
+        let req = request.into_inner();
+        let reply = REQUESTS
+            .once(
+                self.store.db(),
+                self.store.writer(),
+                "ConvertTrigger",
+                &req.request_id,
+                &req,
+                || async {
+                    let id =
+                        TriggerId::parse(&req.trigger_id).map_err(|e| invalid("trigger_id", e))?;
+                    let opportunity = OpportunityId::parse(&req.opportunity_id)
+                        .map_err(|e| invalid("opportunity_id", e))?;
+                    let t = self
+                        .store
+                        .convert_trigger(&id, &opportunity.to_string())
+                        .await?;
+                    Ok::<_, HealthError>(pb::ConvertTriggerResponse {
+                        trigger: Some(trigger_to_pb(t)),
+                    })
+                },
+            )
+            .await?;
+        Ok(Response::new(reply))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn close_trigger(
+        &self,
+        request: Request<pb::CloseTriggerRequest>,
+    ) -> Reply<pb::CloseTriggerResponse> {
+        let req = request.into_inner();
+        let reply = REQUESTS
+            .once(
+                self.store.db(),
+                self.store.writer(),
+                "CloseTrigger",
+                &req.request_id,
+                &req,
+                || async {
+                    let id =
+                        TriggerId::parse(&req.trigger_id).map_err(|e| invalid("trigger_id", e))?;
+                    let opportunity = if req.opportunity_id.is_empty() {
+                        None
+                    } else {
+                        Some(
+                            OpportunityId::parse(&req.opportunity_id)
+                                .map_err(|e| invalid("opportunity_id", e))?
+                                .to_string(),
+                        )
+                    };
+                    let t = self
+                        .store
+                        .close_trigger(&id, opportunity.as_deref())
+                        .await?;
+                    Ok::<_, HealthError>(pb::CloseTriggerResponse {
+                        trigger: Some(trigger_to_pb(t)),
+                    })
+                },
+            )
+            .await?;
+        Ok(Response::new(reply))
     }
 
     #[tracing::instrument(skip_all)]

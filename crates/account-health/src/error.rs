@@ -22,6 +22,8 @@ pub enum HealthError {
     #[error("subscription {0} was already cancelled on {1}")]
     AlreadyCancelled(String, String),
     #[error(transparent)]
+    Lifecycle(#[from] crate::model::triggers::LifecycleRefusal),
+    #[error(transparent)]
     Upsell(#[from] crate::model::upsell::UpsellRefusal),
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
@@ -46,6 +48,11 @@ impl From<HealthError> for Status {
             err @ HealthError::AlreadyCancelled(..) => ApiError::FailedPrecondition {
                 reason: "SUBSCRIPTION_ALREADY_CANCELLED",
                 message: err.to_string(),
+                violations: Vec::new(),
+            },
+            HealthError::Lifecycle(refusal) => ApiError::FailedPrecondition {
+                reason: "TRIGGER_ALREADY_CONVERTED",
+                message: refusal.to_string(),
                 violations: Vec::new(),
             },
             HealthError::Upsell(refusal) => ApiError::FailedPrecondition {

@@ -157,6 +157,8 @@ pub const MATRIX: &[Rule] = &[
     rule(HEALTH_SERVICE, "OverrideHealth", &[Admin, Revops, Csm], ""),
     rule(HEALTH_SERVICE, "ListTriggers", EVERYONE, ""),
     rule(HEALTH_SERVICE, "GetTrigger", EVERYONE, ""),
+    rule(HEALTH_SERVICE, "ConvertTrigger", SYNC, ""),
+    rule(HEALTH_SERVICE, "CloseTrigger", SYNC, ""),
     rule(HEALTH_SERVICE, "GetRevenueMetrics", EVERYONE, ""),
     rule(HEALTH_SERVICE, "WatchEvents", EVERYONE, ""),
     // expansion.pipeline.v1.OpportunityPipelineService
@@ -331,7 +333,7 @@ mod tests {
         assert!(missing.is_empty(), "RPCs without a matrix row: {missing:?}");
         let stale: Vec<_> = unique.difference(&rpcs).collect();
         assert!(stale.is_empty(), "matrix rows of no RPC: {stale:?}");
-        assert_eq!(rows.len(), 54);
+        assert_eq!(rows.len(), 56);
     }
 
     #[test]

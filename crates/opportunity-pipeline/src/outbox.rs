@@ -20,6 +20,8 @@ use storage::outbox::{Courier, Failure};
 pub const HEALTH: &str = "health";
 pub const CREDIT: &str = "credit";
 const CLOSED_WON: &str = "pipeline.opportunity.closed_won";
+const CLOSED_LOST: &str = "pipeline.opportunity.closed_lost";
+const CREATED: &str = "pipeline.opportunity.created";
 
 /// The pipeline's outbox: closed-won events, one delivery per target, over
 /// the store's own event log (so a commit wakes the dispatcher at once).
@@ -45,6 +47,7 @@ pub fn deliveries_to_pb(
             } as i32,
             attempts: d.attempts,
             last_error: d.last_error.unwrap_or_default(),
+            event_id: d.event_id,
         })
         .collect()
 }
@@ -220,13 +223,48 @@ pub fn credits_request(event: &StoredEvent) -> Result<credit::RecordDealCreditsR
     })
 }
 
+/// The trigger an opportunity came from follows it (SPEC §3 "References are
+/// real"): converted when the opportunity is created, closed when it closes.
+/// Both are idempotent in health, so a repeated delivery changes nothing.
+async fn deliver_trigger_step(
+    client: &mut AccountHealthServiceClient<AuthChannel>,
+    event: &StoredEvent,
+) -> Result<(), Failure> {
+    let data = &event.data;
+    let Some(trigger_id) = text(data, "trigger_id") else {
+        return Ok(());
+    };
+    let opportunity_id = field(data, "opportunity_id")?;
+    let sent = if event.event_type == CREATED {
+        client
+            .convert_trigger(health::ConvertTriggerRequest {
+                request_id: String::new(),
+                trigger_id: trigger_id.to_owned(),
+                opportunity_id,
+            })
+            .await
+            .map(|_| ())
+    } else {
+        client
+            .close_trigger(health::CloseTriggerRequest {
+                request_id: String::new(),
+                trigger_id: trigger_id.to_owned(),
+                opportunity_id,
+            })
+            .await
+            .map(|_| ())
+    };
+    sent.map_err(|s| Failure::from_status(&s))
+}
+
 #[tonic::async_trait]
 impl Courier for PipelineCourier {
     fn targets(&self, event: &StoredEvent) -> Vec<&'static str> {
-        if event.event_type == CLOSED_WON {
-            vec![HEALTH, CREDIT]
-        } else {
-            Vec::new()
+        match event.event_type.as_str() {
+            CLOSED_WON => vec![HEALTH, CREDIT],
+            // The trigger it came from is converted, then closed with it.
+            CREATED | CLOSED_LOST if text(&event.data, "trigger_id").is_some() => vec![HEALTH],
+            _ => Vec::new(),
         }
     }
 
@@ -236,6 +274,9 @@ impl Courier for PipelineCourier {
                 let mut client = self.health.clone().ok_or_else(|| {
                     Failure::Retry("no health service address is configured".into())
                 })?;
+                if event.event_type != CLOSED_WON {
+                    return deliver_trigger_step(&mut client, event).await;
+                }
                 if is_upsell(&event.data) {
                     match client.apply_upsell(upsell_request(&event.data)?).await {
                         Ok(_) => return Ok(()),
@@ -249,8 +290,8 @@ impl Courier for PipelineCourier {
                 client
                     .upsert_subscription(subscription_request(&event.data)?)
                     .await
-                    .map(|_| ())
-                    .map_err(|s| Failure::from_status(&s))
+                    .map_err(|s| Failure::from_status(&s))?;
+                deliver_trigger_step(&mut client, event).await
             }
             CREDIT => {
                 let request = credits_request(event)?;
