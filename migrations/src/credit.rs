@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateCreditLedger),
             Box::new(RefuseLedgerRewrites),
             Box::new(CreateCreditRequests),
+            Box::new(CreateCreditPeople),
         ]
     }
 }
@@ -570,6 +571,96 @@ impl MigrationTrait for CreateCreditRequests {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .drop_table(Table::drop().table(CreditRequests::Table).to_owned())
+            .await
+    }
+}
+
+#[derive(DeriveIden)]
+enum CreditPeople {
+    Table,
+    PersonId,
+    Version,
+    DisplayName,
+    Role,
+    Team,
+    ManagerId,
+    Skeleton,
+    CreatedAt,
+    CreatedBy,
+}
+
+/// `credit_people`: the people directory, one row per version of a person
+/// (the latest is in force), so who changed someone's team or manager, and
+/// when, stays on record. Append-only like the ledger, with the same
+/// triggers. `skeleton` is the person id's Unicode TR39 skeleton: two ids
+/// with one skeleton look alike, and the second is refused.
+struct CreateCreditPeople;
+
+impl MigrationName for CreateCreditPeople {
+    fn name(&self) -> &str {
+        "m20261201_000006_create_credit_people"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateCreditPeople {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        use CreditPeople as P;
+        manager
+            .create_table(
+                Table::create()
+                    .table(P::Table)
+                    .col(ColumnDef::new(P::PersonId).string().not_null())
+                    .col(ColumnDef::new(P::Version).integer().not_null())
+                    .col(ColumnDef::new(P::DisplayName).string().null())
+                    .col(ColumnDef::new(P::Role).string().not_null())
+                    .col(ColumnDef::new(P::Team).string().null())
+                    .col(ColumnDef::new(P::ManagerId).string().null())
+                    .col(ColumnDef::new(P::Skeleton).string().not_null())
+                    .col(timestamp(P::CreatedAt))
+                    .col(ColumnDef::new(P::CreatedBy).string().not_null())
+                    .primary_key(Index::create().col(P::PersonId).col(P::Version))
+                    .to_owned(),
+            )
+            .await?;
+        index(
+            manager,
+            "credit_people_skeleton",
+            P::Table,
+            vec![P::Skeleton.into_iden()],
+        )
+        .await?;
+        let db = manager.get_connection();
+        let table = "credit_people";
+        match manager.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => {
+                db.execute_unprepared(&format!(
+                    "CREATE TRIGGER {table}_refuse_rewrite BEFORE UPDATE OR DELETE ON {table} \
+                     FOR EACH ROW EXECUTE FUNCTION credit_refuse_rewrite()"
+                ))
+                .await?;
+                db.execute_unprepared(&format!(
+                    "CREATE TRIGGER {table}_refuse_truncate BEFORE TRUNCATE ON {table} \
+                     FOR EACH STATEMENT EXECUTE FUNCTION credit_refuse_rewrite()"
+                ))
+                .await?;
+            }
+            _ => {
+                for op in ["UPDATE", "DELETE"] {
+                    db.execute_unprepared(&format!(
+                        "CREATE TRIGGER {table}_refuse_{op} BEFORE {op} ON {table} \
+                         BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}'); END"
+                    ))
+                    .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(CreditPeople::Table).to_owned())
             .await
     }
 }

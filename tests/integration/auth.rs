@@ -364,12 +364,21 @@ async fn keys_and_roles_decide_who_may_call_what_and_writes_name_the_key() {
     })
     .await
     .unwrap();
-    let entries = credit_as(&server, Some(&viewer))
+    // A viewer reads totals, never a person's entries (people's pay is private).
+    let by_person = credit::ListLedgerEntriesRequest {
+        participant_id: "ana.ae".into(),
+        ..Default::default()
+    };
+    let err = credit_as(&server, Some(&viewer))
         .await
-        .list_ledger_entries(credit::ListLedgerEntriesRequest {
-            participant_id: "ana.ae".into(),
-            ..Default::default()
-        })
+        .list_ledger_entries(by_person.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert_eq!(reason(&err), "TOTALS_ONLY_FOR_VIEWER");
+    let entries = credit_as(&server, Some(&admin))
+        .await
+        .list_ledger_entries(by_person)
         .await
         .unwrap()
         .into_inner()

@@ -226,6 +226,10 @@ calls! {
     ResolveDispute => credit.resolve_dispute(credit::ResolveDisputeRequest),
     GetStatement => credit.get_statement(credit::GetStatementRequest),
     CreditEvents => credit.watch_events(credit::WatchEventsRequest),
+    UpsertPerson => credit.upsert_person(credit::UpsertPersonRequest),
+    GetPerson => credit.get_person(credit::GetPersonRequest),
+    ListPeople => credit.list_people(credit::ListPeopleRequest),
+    ListDisputes => credit.list_disputes(credit::ListDisputesRequest),
 }
 
 /// What a case must be answered with.
@@ -733,7 +737,11 @@ impl Call {
             | Call::OpenDispute(_)
             | Call::ResolveDispute(_)
             | Call::GetStatement(_)
-            | Call::CreditEvents(_) => Service::Credit,
+            | Call::CreditEvents(_)
+            | Call::UpsertPerson(_)
+            | Call::GetPerson(_)
+            | Call::ListPeople(_)
+            | Call::ListDisputes(_) => Service::Credit,
             _ => Service::Pipeline,
         }
     }
@@ -1474,7 +1482,30 @@ fn credit_cases(f: &Fixture) -> Vec<Case> {
         },
         "PARTICIPANT-MARKER",
     );
+    let person = |patch: &dyn Fn(&mut credit::Person)| {
+        let mut p = credit::Person {
+            person_id: "pat.ae".into(),
+            role: credit::PersonRole::Ae as i32,
+            ..Default::default()
+        };
+        patch(&mut p);
+        Call::UpsertPerson(credit::UpsertPersonRequest { request_id: String::new(), person: Some(p) })
+    };
     vec![
+        case("person: missing", Call::UpsertPerson(credit::UpsertPersonRequest::default()), field("person")),
+        case("person: empty id", person(&|p| p.person_id.clear()), field("person.person_id")),
+        case("person: id over 128 bytes", person(&|p| p.person_id = long(129)), field("person.person_id")),
+        case("person: role unspecified", person(&|p| p.role = 0), field("person.role")),
+        case("person: role 999", person(&|p| p.role = 999), field("person.role")),
+        case("person: their own manager", person(&|p| p.manager_id = "pat.ae".into()), field("person.manager_id")),
+        case("person: unknown manager", person(&|p| p.manager_id = "nobody.known".into()), Want::NotFound("person")),
+        case("get person: unknown", Call::GetPerson(credit::GetPersonRequest { person_id: "nobody.known".into() }), Want::NotFound("person")),
+        case("list people: page_size -1", Call::ListPeople(credit::ListPeopleRequest { page_size: -1, ..Default::default() }), field("page_size")),
+        case("list people: role 999", Call::ListPeople(credit::ListPeopleRequest { role: 999, ..Default::default() }), field("role")),
+        case("disputes: page_size -1", Call::ListDisputes(credit::ListDisputesRequest { page_size: -1, ..Default::default() }), field("page_size")),
+        case("disputes: status 999", Call::ListDisputes(credit::ListDisputesRequest { status: 999, ..Default::default() }), field("status")),
+        case("disputes: malformed deal id", Call::ListDisputes(credit::ListDisputesRequest { deal_id: "deal-1".into(), ..Default::default() }), field("deal_id")),
+        case("disputes: garbage page token", Call::ListDisputes(credit::ListDisputesRequest { page_token: "zz".into(), ..Default::default() }), field("page_token")),
         case("policy: missing", Call::UpsertPolicy(credit::UpsertCreditPolicyRequest::default()), field("policy")),
         case("policy: origination is text", policy(&|p| p.origination_percent = "a quarter".into()), field("policy.origination_percent")),
         case("policy: origination 150%", policy(&|p| p.origination_percent = "150".into()), field("policy.origination_percent")),

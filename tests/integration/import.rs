@@ -17,6 +17,7 @@ use crate::on_both_databases;
 on_both_databases!(
     the_sample_export_lands_and_a_rerun_changes_nothing,
     bad_rows_are_reported_and_good_rows_land,
+    people_land_in_the_directory_managers_first_or_not,
 );
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/import");
@@ -424,4 +425,47 @@ fn a_mapping_to_a_missing_column_is_refused_before_anything_is_sent() {
         stderr.contains("the mapping names column \"Account ID\", which the file does not have"),
         "{stderr}"
     );
+}
+
+/// examples/import/people.csv: a report listed before their manager lands once the
+/// manager has; a look-alike id, an unknown role and an unknown manager are rejected.
+async fn people_land_in_the_directory_managers_first_or_not(backend: Backend) {
+    use contracts::pb::credit::v1 as credit;
+    let server = Server::start(&backend, &[]);
+    let mapping = example("mapping.toml");
+    let run = || {
+        import(
+            &server,
+            "people",
+            &example("people.csv"),
+            &["--mapping", mapping.to_str().unwrap()],
+        )
+    };
+    let first = run();
+    assert_eq!(counts(&first), [6, 3, 0, 0, 3], "{}", stdout(&first));
+    assert_rejected(
+        &first,
+        &[
+            "row 5, column \"Username\" (person_id)",
+            "looks like the existing person \"ana.ae\"",
+            "row 6, column \"Role\" (role): \"Account Executive\" is not a person role",
+            "row 7, column \"Manager Username\" (manager_id): \"nobody.known\" is not a person",
+        ],
+    );
+    let again = run();
+    assert_eq!(counts(&again), [6, 0, 0, 3, 3], "{}", stdout(&again));
+    let mut credit = server.credit().await;
+    let ana = credit
+        .get_person(credit::GetPersonRequest {
+            person_id: "ana.ae".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .person
+        .unwrap();
+    assert_eq!(ana.manager_id, "max.lead");
+    assert_eq!(ana.display_name, "Ana Lima");
+    // Written without a manager when read (claiming the id), then with one.
+    assert_eq!(ana.version, 2);
 }

@@ -17,6 +17,7 @@ mod import;
 mod metrics;
 mod outbox;
 mod pipeline;
+mod privacy;
 mod readme;
 mod revenue;
 mod story;

@@ -138,10 +138,13 @@ async fn readme_grpcurl_examples_work() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys.json");
     let key = create_key(&keys, "readme", "admin");
+    // The rep whose own statement the README shows (its `MEI_KEY=$(expansion keys
+    // create …)` line is the operator's step, made here).
+    let mei = create_key(&keys, "mei.csm", "csm");
     let keys_flag = keys.display().to_string();
     let server = Server::start(&backend, &["--demo", "--keys-file", &keys_flag]);
     wait_for_demo(&server, &key).await;
-    let mut script = format!("export EXPANSION_API_KEY='{key}'\n");
+    let mut script = format!("export EXPANSION_API_KEY='{key}'\nexport MEI_KEY='{mei}'\n");
     for (i, example) in examples.iter().enumerate() {
         let command = example.command.replace(README_ADDR, &server.addr);
         let d = dir.path().display();

@@ -2,23 +2,31 @@
 
 use contracts::pb::credit::v1 as pb;
 use contracts::pb::credit::v1::compensation_credit_service_server::CompensationCreditService;
-use contracts::{ApiError, page, principal_of, wire};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use contracts::{ApiError, caller_of, page, principal_of, wire};
 use prost::Message;
 use sea_orm::DatabaseConnection;
+use tokio_stream::StreamExt;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
 use crate::convert::{
-    deal_to_pb, dispute_to_pb, entries_to_pb, entry_to_pb, figures_to_pb, policy_to_pb,
+    deal_to_pb, dispute_to_pb, entries_to_pb, entry_to_pb, figures_to_pb, person_to_pb,
+    policy_to_pb,
 };
 use crate::error::CreditError;
 use crate::model::deal::{DealInput, deal_id, parse_splits};
 use crate::model::inputs::{
-    ApproveInput, ClawbackInput, ListInput, ResolveInput, StatementInput, open_dispute,
+    ApproveInput, ClawbackInput, ListDisputesInput, ListInput, ResolveInput, StatementInput,
+    open_dispute,
 };
 use crate::model::ledger::statement;
+use crate::model::people::{ListPeopleInput, PersonInput};
+use crate::model::privacy::{self, Reader};
 use crate::model::{PolicyInput, policy_id};
-use crate::store::{EntryFilter, Resolution, StatementSubject, Store};
+use crate::store::{DisputeFilter, EntryFilter, Resolution, StatementSubject, Store};
 
 #[derive(Clone)]
 pub struct CreditService {
@@ -50,6 +58,82 @@ fn request_bytes<M: Message + Clone>(req: &M, clear: impl FnOnce(&mut M)) -> Vec
 }
 
 impl CreditService {
+    /// What the caller reads of people's credit: everything, a person's own
+    /// (and managed team's, its members from the directory), or totals only.
+    async fn reader<T>(&self, request: &Request<T>) -> Result<Reader, CreditError> {
+        let caller = caller_of(request);
+        let members = match &caller.manages {
+            Some(team) => self.store.team_members(team).await?,
+            None => BTreeSet::new(),
+        };
+        Ok(privacy::reader_of(&caller, members))
+    }
+
+    /// A credit event as it may reach `reader`, or `None`. Policy and directory
+    /// events reach everyone (both are readable by every role); any other reaches a
+    /// person key only when it touches one of its rows, and a viewer never. What a
+    /// person key gets names only its own entries: other entry ids are left out, and
+    /// deal-wide sums (a clawback's recovered and forfeited totals, which include
+    /// colleagues' shares) are removed.
+    async fn event_for(
+        &self,
+        reader: &Reader,
+        mut event: contracts::pb::common::v1::Event,
+    ) -> Result<Option<contracts::pb::common::v1::Event>, CreditError> {
+        if matches!(reader, Reader::Everything)
+            || event.event_type.starts_with("credit.policy.")
+            || event.event_type.starts_with("credit.person.")
+        {
+            return Ok(Some(event));
+        }
+        if matches!(reader, Reader::TotalsOnly) {
+            return Ok(None);
+        }
+        use prost_types::value::Kind;
+        let Some(data) = event.data.as_mut() else {
+            return Ok(None);
+        };
+        let string = |v: &prost_types::Value| match &v.kind {
+            Some(Kind::StringValue(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let mut ids = Vec::new();
+        let mut named = Vec::new();
+        for (key, value) in &data.fields {
+            match (key.as_str(), &value.kind) {
+                ("entry_id" | "adjustment_entry_id", Some(Kind::StringValue(id))) => {
+                    ids.push(id.clone());
+                }
+                ("entry_ids", Some(Kind::ListValue(list))) => {
+                    ids.extend(list.values.iter().filter_map(string));
+                }
+                ("participant_id", Some(Kind::StringValue(p))) => named.push(p.clone()),
+                _ => {}
+            }
+        }
+        let credited = self.store.credited(&ids).await?;
+        let sees = |id: &str| {
+            credited
+                .get(id)
+                .is_some_and(|(p, t)| reader.sees(p, t.as_deref()))
+        };
+        let visible = ids.iter().any(|id| sees(id)) || named.iter().any(|p| reader.sees(p, None));
+        if !visible {
+            return Ok(None);
+        }
+        if let Some(Kind::ListValue(list)) = data
+            .fields
+            .get_mut("entry_ids")
+            .and_then(|v| v.kind.as_mut())
+        {
+            list.values
+                .retain(|v| string(v).is_some_and(|id| sees(&id)));
+        }
+        data.fields.remove("recovered");
+        data.fields.remove("forfeited");
+        Ok(Some(event))
+    }
+
     /// Runs a mutation at most once per `request_id` (AIP-155): a retry with the same id
     /// and the same request gets the first response back; the same id with another
     /// request is refused. Without an id the mutation simply runs.
@@ -210,7 +294,26 @@ impl CompensationCreditService for CreditService {
         request: Request<pb::GetDealCreditsRequest>,
     ) -> Reply<pb::GetDealCreditsResponse> {
         let deal = deal_id("deal_id", &request.get_ref().deal_id).map_err(invalid)?;
-        let view = self.store.deal(&deal.to_string()).await?;
+        let reader = self.reader(&request).await?;
+        let mut view = self.store.deal(&deal.to_string()).await?;
+        privacy::check_deal_read(
+            &reader,
+            &view.deal.deal_id,
+            view.entries
+                .iter()
+                .map(|e| (e.participant_id.as_str(), e.team.as_deref()))
+                .chain(
+                    view.splits
+                        .iter()
+                        .map(|s| (s.participant_id.as_str(), s.team.as_deref())),
+                ),
+        )
+        .map_err(CreditError::from)?;
+        // A person key sees its own (and its team's) splits and entries only.
+        view.entries
+            .retain(|e| reader.sees(&e.participant_id, e.team.as_deref()));
+        view.splits
+            .retain(|s| reader.sees(&s.participant_id, s.team.as_deref()));
         Ok(Response::new(pb::GetDealCreditsResponse {
             credits: Some(deal_to_pb(&view, storage::now())?),
         }))
@@ -283,7 +386,14 @@ impl CompensationCreditService for CreditService {
         request: Request<pb::ListLedgerEntriesRequest>,
     ) -> Reply<pb::ListLedgerEntriesResponse> {
         let input = ListInput::from_request(request.get_ref()).map_err(invalid)?;
+        let reader = self.reader(&request).await?;
+        privacy::check_person_rows(&reader, input.participant_id.as_deref())
+            .map_err(CreditError::from)?;
         let filter = EntryFilter {
+            visible_to: match reader {
+                Reader::Person(scope) => Some(scope),
+                _ => None,
+            },
             participant_id: input.participant_id.clone(),
             deal_id: input.deal_id.clone(),
             kind: input.kind,
@@ -307,15 +417,13 @@ impl CompensationCreditService for CreditService {
         &self,
         request: Request<pb::OpenDisputeRequest>,
     ) -> Reply<pb::OpenDisputeResponse> {
-        let principal = principal_of(&request);
+        let caller = caller_of(&request);
+        let principal = caller.name.clone();
         let req = request.into_inner();
         let (entry_id, reason) = open_dispute(&req).map_err(invalid)?;
         let bytes = request_bytes(&req, |r| r.request_id.clear());
         self.once("OpenDispute", &principal, &req.request_id, bytes, async {
-            let view = self
-                .store
-                .open_dispute(&entry_id, &reason, &principal)
-                .await?;
+            let view = self.store.open_dispute(&entry_id, &reason, &caller).await?;
             Ok(pb::OpenDisputeResponse {
                 dispute: Some(dispute_to_pb(&view)),
             })
@@ -367,7 +475,16 @@ impl CompensationCreditService for CreditService {
         &self,
         request: Request<pb::GetStatementRequest>,
     ) -> Reply<pb::GetStatementResponse> {
-        let input = StatementInput::from_request(request.get_ref()).map_err(invalid)?;
+        let mut input = StatementInput::from_request(request.get_ref()).map_err(invalid)?;
+        let reader = self.reader(&request).await?;
+        let access = privacy::statement_access(
+            &reader,
+            input.participant_id.as_deref(),
+            input.team.as_deref(),
+        )
+        .map_err(CreditError::from)?;
+        input.participant_id = access.participant.clone();
+        input.team = access.team.clone();
         let subject = match (&input.participant_id, &input.team) {
             (Some(p), _) => StatementSubject::Participant(p.clone()),
             (None, Some(team)) => StatementSubject::Team(team.clone()),
@@ -383,7 +500,12 @@ impl CompensationCreditService for CreditService {
             .filter(|e| input.after.as_ref().is_none_or(|after| &e.entry_id > after))
             .take(usize::try_from(input.page_size + 1).unwrap_or(usize::MAX))
             .collect();
-        let next_page_token = next_token(&mut period, input.page_size, input.fingerprint);
+        let mut next_page_token = next_token(&mut period, input.page_size, input.fingerprint);
+        if !access.entries {
+            // A viewer gets the figures, never the entries behind them.
+            period.clear();
+            next_page_token.clear();
+        }
         Ok(Response::new(pb::GetStatementResponse {
             participant_id: input.participant_id.unwrap_or_default(),
             team: input.team.unwrap_or_default(),
@@ -402,6 +524,7 @@ impl CompensationCreditService for CreditService {
         &self,
         request: Request<pb::WatchEventsRequest>,
     ) -> Reply<Self::WatchEventsStream> {
+        let reader = self.reader(&request).await?;
         let stream = storage::events::watch_response(
             self.store.events(),
             self.store.db().clone(),
@@ -409,7 +532,137 @@ impl CompensationCreditService for CreditService {
             crate::DOMAIN,
             |event| pb::WatchEventsResponse { event: Some(event) },
         )?;
-        Ok(Response::new(stream))
+        if matches!(reader, Reader::Everything) {
+            return Ok(Response::new(stream));
+        }
+        // The same rows rule as the reads: a person key's stream carries the events
+        // of its own (and its team's) entries, a viewer's none of a person's.
+        let service = self.clone();
+        let reader = Arc::new(reader);
+        let filtered = stream
+            .then(move |item| {
+                let service = service.clone();
+                let reader = reader.clone();
+                async move {
+                    let response = match item {
+                        Ok(response) => response,
+                        Err(status) => return Some(Err(status)),
+                    };
+                    let event = response.event?;
+                    match service.event_for(&reader, event).await {
+                        Ok(Some(event)) => Some(Ok(pb::WatchEventsResponse { event: Some(event) })),
+                        Ok(None) => None,
+                        Err(err) => Some(Err(Status::from(err))),
+                    }
+                }
+            })
+            .filter_map(|item| item);
+        Ok(Response::new(Box::pin(filtered)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn upsert_person(
+        &self,
+        request: Request<pb::UpsertPersonRequest>,
+    ) -> Reply<pb::UpsertPersonResponse> {
+        let principal = principal_of(&request);
+        let req = request.into_inner();
+        let input = PersonInput::from_request(&req).map_err(invalid)?;
+        let bytes = request_bytes(&req, |r| r.request_id.clear());
+        self.once("UpsertPerson", &principal, &req.request_id, bytes, async {
+            let (model, changed) = self.store.upsert_person(&input, &principal).await?;
+            tracing::info!(person_id = %model.person_id, version = model.version, changed, "person upserted");
+            Ok(pb::UpsertPersonResponse {
+                person: Some(person_to_pb(&model)),
+                changed,
+            })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_person(
+        &self,
+        request: Request<pb::GetPersonRequest>,
+    ) -> Reply<pb::GetPersonResponse> {
+        let id = crate::model::deal::participant_id("person_id", &request.get_ref().person_id)
+            .map_err(invalid)?;
+        let model = self
+            .store
+            .person(&id)
+            .await?
+            .ok_or_else(|| CreditError::not_found("person", &id))?;
+        Ok(Response::new(pb::GetPersonResponse {
+            person: Some(person_to_pb(&model)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_people(
+        &self,
+        request: Request<pb::ListPeopleRequest>,
+    ) -> Reply<pb::ListPeopleResponse> {
+        let input = ListPeopleInput::from_request(request.get_ref()).map_err(invalid)?;
+        let mut people = self.store.list_people(&input).await?;
+        let size = usize::try_from(input.page_size).unwrap_or(usize::MAX);
+        let next_page_token = if people.len() > size {
+            people.truncate(size);
+            people
+                .last()
+                .map(|p| page::encode_token(&p.person_id, input.fingerprint))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListPeopleResponse {
+            people: people.iter().map(person_to_pb).collect(),
+            next_page_token,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_disputes(
+        &self,
+        request: Request<pb::ListDisputesRequest>,
+    ) -> Reply<pb::ListDisputesResponse> {
+        let input = ListDisputesInput::from_request(request.get_ref()).map_err(invalid)?;
+        let reader = self.reader(&request).await?;
+        privacy::check_person_rows(&reader, input.participant_id.as_deref())
+            .map_err(CreditError::from)?;
+        let (open, outcome) = match input.status {
+            None => (None, None),
+            Some(pb::DisputeStatus::Open) => (Some(true), None),
+            Some(pb::DisputeStatus::ResolvedAdjusted) => (Some(false), Some("RESOLVED_ADJUSTED")),
+            Some(_) => (Some(false), Some("RESOLVED_REJECTED")),
+        };
+        let filter = DisputeFilter {
+            open,
+            outcome,
+            participant_id: input.participant_id.clone(),
+            deal_id: input.deal_id.clone(),
+            visible_to: match reader {
+                Reader::Person(scope) => Some(scope),
+                _ => None,
+            },
+        };
+        let mut disputes = self
+            .store
+            .list_disputes(&filter, input.after.as_deref(), input.page_size)
+            .await?;
+        let size = usize::try_from(input.page_size).unwrap_or(usize::MAX);
+        let next_page_token = if disputes.len() > size {
+            disputes.truncate(size);
+            disputes
+                .last()
+                .map(|d| page::encode_token(&d.dispute.dispute_id, input.fingerprint))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListDisputesResponse {
+            disputes: disputes.iter().map(dispute_to_pb).collect(),
+            next_page_token,
+        }))
     }
 }
 

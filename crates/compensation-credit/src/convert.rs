@@ -6,7 +6,7 @@ use contracts::pb::credit::v1 as pb;
 use contracts::wire;
 use domain::{Currency, Money};
 
-use crate::entity::policy;
+use crate::entity::{person, policy};
 use crate::error::CreditError;
 use crate::model::OverlayRule;
 use crate::model::deal::{Split, role_to_pb};
@@ -43,6 +43,7 @@ pub fn entry_to_pb(e: &Entry, now: DateTime<Utc>) -> Result<pb::LedgerEntry, Cre
         release_time: released_at.map(wire::timestamp),
         team: e.team.clone().unwrap_or_default(),
         hold_until: Some(wire::timestamp(e.hold_until)),
+        open_dispute_id: e.open_dispute_id.clone().unwrap_or_default(),
     })
 }
 
@@ -121,6 +122,25 @@ pub fn dispute_to_pb(view: &DisputeView) -> pb::Dispute {
         open_time: Some(wire::timestamp(d.opened_at)),
         resolve_time: r.map(|r| wire::timestamp(r.resolved_at)),
         resolved_by: r.map(|r| r.resolved_by.clone()).unwrap_or_default(),
+        participant_id: view.participant_id.clone(),
+        deal_id: view.deal_id.clone(),
+    }
+}
+
+pub fn person_to_pb(m: &person::Model) -> pb::Person {
+    pb::Person {
+        person_id: m.person_id.clone(),
+        display_name: m.display_name.clone().unwrap_or_default(),
+        role: pb::PersonRole::from_str_name(&m.role).unwrap_or_default() as i32,
+        team: m.team.clone().unwrap_or_default(),
+        manager_id: m.manager_id.clone().unwrap_or_default(),
+        version: m.version,
+        audit: Some(Audit {
+            create_time: Some(wire::timestamp(m.created_at)),
+            created_by: m.created_by.clone(),
+            update_time: Some(wire::timestamp(m.created_at)),
+            updated_by: m.created_by.clone(),
+        }),
     }
 }
 

@@ -4,6 +4,7 @@ use contracts::{ApiError, PreconditionViolation};
 use tonic::Status;
 
 use crate::DOMAIN;
+use crate::model::privacy::Refusal;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreditError {
@@ -32,10 +33,21 @@ pub enum CreditError {
     },
     #[error("dispute {0} is already resolved")]
     DisputeAlreadyResolved(String),
+    /// A privacy or separation-of-duties rule refused the call.
+    #[error("{}", .0.message)]
+    Refused(Refusal),
+    #[error("person id {candidate:?} looks like the existing person {existing:?}")]
+    LookAlikePerson { candidate: String, existing: String },
     #[error("stored credit data is unreadable: {0}")]
     Corrupt(String),
     #[error("storage: {0}")]
     Store(#[from] sea_orm::DbErr),
+}
+
+impl From<Refusal> for CreditError {
+    fn from(refusal: Refusal) -> Self {
+        Self::Refused(refusal)
+    }
 }
 
 impl From<ApiError> for CreditError {
@@ -104,6 +116,10 @@ impl From<CreditError> for ApiError {
                 dispute_id,
                 message,
             ),
+            CreditError::Refused(Refusal { reason, message }) => {
+                ApiError::Forbidden { reason, message }
+            }
+            CreditError::LookAlikePerson { .. } => ApiError::invalid("person.person_id", message),
             CreditError::Corrupt(detail) => {
                 tracing::error!(%detail, "corrupt credit data");
                 ApiError::internal(detail)

@@ -17,7 +17,8 @@ use storage::events::{EventLog, NewEvent};
 use tokio::sync::MutexGuard;
 
 use crate::entity::{
-    clawback, deal, dispute, dispute_resolution, ledger_entry, policy, release, request, split_set,
+    clawback, deal, dispute, dispute_resolution, ledger_entry, person, policy, release, request,
+    split_set,
 };
 use crate::error::CreditError;
 use crate::model::deal::{DealInput, Recording, Split, allocate, credit_basis, resolve_splits};
@@ -25,8 +26,11 @@ use crate::model::ledger::{
     self, Entry, EntryContext, EntryKind, WindowPosition, clawback_entries, credit_entries,
     live_credits, split_reversals, window_position,
 };
+use crate::model::people::{ListPeopleInput, PersonInput, id_skeleton};
 use crate::model::policy::{BUILT_IN_VERSION, DEFAULT_POLICY_ID, built_in_default};
+use crate::model::privacy::{self, PersonScope};
 use crate::model::{PolicyInput, Terms};
+use contracts::Principal;
 
 /// Name of the credit service's event log table.
 pub const EVENT_TABLE: &str = "credit_events";
@@ -57,11 +61,26 @@ pub struct DealView {
     pub clawed_back: bool,
 }
 
-/// A dispute and, once resolved, how.
+/// A dispute and, once resolved, how; with the disputed entry's participant and deal.
 #[derive(Debug, Clone)]
 pub struct DisputeView {
     pub dispute: dispute::Model,
     pub resolution: Option<dispute_resolution::Model>,
+    pub participant_id: String,
+    pub deal_id: String,
+    pub team: Option<String>,
+}
+
+/// Filters of `ListDisputes`.
+#[derive(Debug, Clone, Default)]
+pub struct DisputeFilter {
+    /// `Some(true)`: open ones; `Some(false)`: resolved ones, of `outcome` when given.
+    pub open: Option<bool>,
+    pub outcome: Option<&'static str>,
+    pub participant_id: Option<String>,
+    pub deal_id: Option<String>,
+    /// A person key's scope: only disputes of entries it sees.
+    pub visible_to: Option<PersonScope>,
 }
 
 /// How a dispute is closed.
@@ -80,6 +99,21 @@ pub struct EntryFilter {
     pub role: Option<CreditRole>,
     pub start: Option<DateTime<Utc>>,
     pub end: Option<DateTime<Utc>>,
+    /// A person key's scope: only the entries it sees.
+    pub visible_to: Option<PersonScope>,
+}
+
+/// The condition "an entry a person key sees": its own, its team members', its team's.
+fn visible_condition(scope: &PersonScope) -> Condition {
+    use ledger_entry::Column as C;
+    let mut any = Condition::any().add(C::ParticipantId.eq(scope.person.as_str()));
+    if !scope.members.is_empty() {
+        any = any.add(C::ParticipantId.is_in(scope.members.iter().cloned()));
+    }
+    if let Some(team) = &scope.team {
+        any = any.add(C::Team.eq(team.as_str()));
+    }
+    any
 }
 
 /// What a clawback call did.
@@ -137,6 +171,7 @@ fn entry_from_row(
         hold_until: row.hold_until,
         split_revision: row.split_revision,
         approved_at,
+        open_dispute_id: None,
     })
 }
 
@@ -186,19 +221,70 @@ async fn approvals<C: ConnectionTrait>(
     Ok(out)
 }
 
-/// Rows to entries, with their approvals.
+/// The open dispute of each of the given entries that has one.
+async fn open_disputes<C: ConnectionTrait>(
+    db: &C,
+    entry_ids: &[String],
+) -> Result<HashMap<String, String>, DbErr> {
+    let mut out = HashMap::new();
+    for chunk in entry_ids.chunks(CHUNK) {
+        let disputes = dispute::Entity::find()
+            .filter(dispute::Column::EntryId.is_in(chunk.iter().cloned()))
+            .all(db)
+            .await?;
+        if disputes.is_empty() {
+            continue;
+        }
+        let resolved: HashSet<String> = dispute_resolution::Entity::find()
+            .filter(
+                dispute_resolution::Column::DisputeId
+                    .is_in(disputes.iter().map(|d| d.dispute_id.clone())),
+            )
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|r| r.dispute_id)
+            .collect();
+        out.extend(
+            disputes
+                .into_iter()
+                .filter(|d| !resolved.contains(&d.dispute_id))
+                .map(|d| (d.entry_id, d.dispute_id)),
+        );
+    }
+    Ok(out)
+}
+
+/// Marks the entries that have a dispute open.
+async fn with_disputes<C: ConnectionTrait>(
+    db: &C,
+    mut entries: Vec<Entry>,
+) -> Result<Vec<Entry>, CreditError> {
+    let ids: Vec<String> = entries.iter().map(|e| e.entry_id.clone()).collect();
+    let open = open_disputes(db, &ids).await?;
+    if !open.is_empty() {
+        for e in &mut entries {
+            e.open_dispute_id = open.get(&e.entry_id).cloned();
+        }
+    }
+    Ok(entries)
+}
+
+/// Rows to entries, with their approvals and open disputes.
 async fn with_approvals<C: ConnectionTrait>(
     db: &C,
     rows: Vec<ledger_entry::Model>,
 ) -> Result<Vec<Entry>, CreditError> {
     let ids: Vec<String> = rows.iter().map(|r| r.entry_id.clone()).collect();
     let approved = approvals(db, &ids).await?;
-    rows.into_iter()
+    let entries = rows
+        .into_iter()
         .map(|row| {
             let at = approved.get(&row.entry_id).copied();
             entry_from_row(row, at)
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    with_disputes(db, entries).await
 }
 
 async fn deal_entries<C: ConnectionTrait>(
@@ -217,12 +303,14 @@ async fn deal_entries<C: ConnectionTrait>(
         .into_iter()
         .map(|r| (r.entry_id, r.released_at))
         .collect();
-    rows.into_iter()
+    let entries = rows
+        .into_iter()
         .map(|row| {
             let at = approved.get(&row.entry_id).copied();
             entry_from_row(row, at)
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    with_disputes(db, entries).await
 }
 
 async fn load_deal<C: ConnectionTrait>(
@@ -261,7 +349,11 @@ async fn entry_by_id<C: ConnectionTrait>(db: &C, entry_id: &str) -> Result<Entry
         .ok_or_else(|| CreditError::not_found("ledger entry", entry_id))?;
     let approved = approvals(db, std::slice::from_ref(&row.entry_id)).await?;
     let at = approved.get(&row.entry_id).copied();
-    entry_from_row(row, at)
+    let entry = entry_from_row(row, at)?;
+    with_disputes(db, vec![entry])
+        .await?
+        .pop()
+        .ok_or_else(|| CreditError::not_found("ledger entry", entry_id))
 }
 
 async fn dispute_view<C: ConnectionTrait>(
@@ -275,9 +367,16 @@ async fn dispute_view<C: ConnectionTrait>(
     let resolution = dispute_resolution::Entity::find_by_id(dispute_id.to_owned())
         .one(db)
         .await?;
+    let entry = ledger_entry::Entity::find_by_id(dispute.entry_id.clone())
+        .one(db)
+        .await?
+        .ok_or_else(|| corrupt(format!("dispute {dispute_id} names a missing entry")))?;
     Ok(DisputeView {
         dispute,
         resolution,
+        participant_id: entry.participant_id,
+        deal_id: entry.deal_id,
+        team: entry.team,
     })
 }
 
@@ -524,6 +623,8 @@ impl Store {
                 date: input.close_date.to_string(),
             })?;
         let terms = Terms::from_row(&policy).map_err(corrupt)?;
+        self.refuse_look_alikes("participants", &input.splits)
+            .await?;
         let splits = resolve_splits("participants", &input.splits, &terms)?;
         let basis = credit_basis(input.amount, input.margin, &terms)?;
         let credits = allocate(
@@ -643,6 +744,15 @@ impl Store {
         if view.clawed_back {
             return Err(CreditError::DealClawedBack(deal_id.to_owned()));
         }
+        privacy::check_split_change(
+            principal,
+            deal_id,
+            view.splits
+                .iter()
+                .chain(new_splits)
+                .map(|s| s.participant_id.as_str())
+                .chain(view.entries.iter().map(|e| e.participant_id.as_str())),
+        )?;
         let mut new_splits = new_splits.to_vec();
         if let Some(owner) = view.splits.iter().find(|s| s.owner) {
             let kept = new_splits.iter().position(|s| {
@@ -670,6 +780,7 @@ impl Store {
             }
             new_splits[kept].owner = true;
         }
+        self.refuse_look_alikes("participants", &new_splits).await?;
         let terms = self.deal_terms(&view.deal).await?;
         let resolved = resolve_splits("participants", &new_splits, &terms)?;
         if resolved == view.splits && cs_led_without_handoff == view.cs_led_without_handoff {
@@ -802,6 +913,7 @@ impl Store {
         if held.is_empty() {
             return Ok(held);
         }
+        privacy::check_approval(principal, held.iter().map(|e| e.participant_id.as_str()))?;
         for chunk in held.chunks(CHUNK) {
             release::Entity::insert_many(chunk.iter().map(|e| release::ActiveModel {
                 entry_id: Set(e.entry_id.clone()),
@@ -1038,6 +1150,9 @@ impl Store {
         if let Some(after) = after {
             cond = cond.add(C::EntryId.gt(after));
         }
+        if let Some(scope) = &filter.visible_to {
+            cond = cond.add(visible_condition(scope));
+        }
         let rows = ledger_entry::Entity::find()
             .filter(cond)
             .order_by_asc(C::EntryId)
@@ -1075,9 +1190,11 @@ impl Store {
         &self,
         entry_id: &str,
         reason: &str,
-        principal: &str,
+        opener: &Principal,
     ) -> Result<DisputeView, CreditError> {
+        let principal = opener.name.as_str();
         let entry = entry_by_id(&self.db, entry_id).await?;
+        privacy::check_dispute_open(opener, &entry.participant_id)?;
         let earlier = dispute::Entity::find()
             .filter(dispute::Column::EntryId.eq(entry_id))
             .all(&self.db)
@@ -1125,6 +1242,9 @@ impl Store {
         Ok(DisputeView {
             dispute: model,
             resolution: None,
+            participant_id: entry.participant_id,
+            deal_id: entry.deal_id,
+            team: entry.team,
         })
     }
 
@@ -1142,6 +1262,11 @@ impl Store {
             return Err(CreditError::DisputeAlreadyResolved(dispute_id.to_owned()));
         }
         let disputed = entry_by_id(&self.db, &view.dispute.entry_id).await?;
+        privacy::check_ruling(
+            principal,
+            &disputed.participant_id,
+            matches!(resolution, Resolution::Adjust(_)),
+        )?;
         let now = storage::now();
         let adjustment = match &resolution {
             Resolution::Reject => None,
@@ -1224,11 +1349,293 @@ impl Store {
         self.events.committed();
         Ok((
             DisputeView {
-                dispute: view.dispute,
                 resolution: Some(resolution_row),
+                ..view
             },
             adjustment,
         ))
+    }
+
+    /// Who the given entries credit: entry id → (participant, team), of each that exists.
+    pub async fn credited(
+        &self,
+        entry_ids: &[String],
+    ) -> Result<HashMap<String, (String, Option<String>)>, CreditError> {
+        let mut out = HashMap::new();
+        for chunk in entry_ids.chunks(CHUNK) {
+            let rows = ledger_entry::Entity::find()
+                .filter(ledger_entry::Column::EntryId.is_in(chunk.iter().cloned()))
+                .all(&self.db)
+                .await?;
+            out.extend(
+                rows.into_iter()
+                    .map(|r| (r.entry_id, (r.participant_id, r.team))),
+            );
+        }
+        Ok(out)
+    }
+
+    /// A page of disputes in dispute-id order (UUIDv7: opening order), after `after`.
+    /// Returns one more than `limit` when there is a next page. Disputes are few beside
+    /// entries, so the filters on the disputed entry are applied as the rows are read,
+    /// a chunk at a time.
+    pub async fn list_disputes(
+        &self,
+        filter: &DisputeFilter,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<DisputeView>, CreditError> {
+        let want = usize::try_from(limit + 1).unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        let mut cursor = after.map(str::to_owned);
+        loop {
+            let mut query = dispute::Entity::find().order_by_asc(dispute::Column::DisputeId);
+            if let Some(c) = &cursor {
+                query = query.filter(dispute::Column::DisputeId.gt(c.as_str()));
+            }
+            let chunk = query.limit(CHUNK as u64).all(&self.db).await?;
+            let Some(last) = chunk.last() else {
+                return Ok(out);
+            };
+            cursor = Some(last.dispute_id.clone());
+            let full = chunk.len() == CHUNK;
+            let entry_ids: Vec<String> = chunk.iter().map(|d| d.entry_id.clone()).collect();
+            let entries: HashMap<String, ledger_entry::Model> = ledger_entry::Entity::find()
+                .filter(ledger_entry::Column::EntryId.is_in(entry_ids))
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .map(|e| (e.entry_id.clone(), e))
+                .collect();
+            let resolutions: HashMap<String, dispute_resolution::Model> =
+                dispute_resolution::Entity::find()
+                    .filter(
+                        dispute_resolution::Column::DisputeId
+                            .is_in(chunk.iter().map(|d| d.dispute_id.clone())),
+                    )
+                    .all(&self.db)
+                    .await?
+                    .into_iter()
+                    .map(|r| (r.dispute_id.clone(), r))
+                    .collect();
+            for d in chunk {
+                let entry = entries.get(&d.entry_id).ok_or_else(|| {
+                    corrupt(format!("dispute {} names a missing entry", d.dispute_id))
+                })?;
+                let resolution = resolutions.get(&d.dispute_id).cloned();
+                let keep = match filter.open {
+                    Some(true) => resolution.is_none(),
+                    Some(false) => resolution
+                        .as_ref()
+                        .is_some_and(|r| filter.outcome.is_none_or(|o| r.outcome == o)),
+                    None => true,
+                } && filter
+                    .participant_id
+                    .as_ref()
+                    .is_none_or(|p| *p == entry.participant_id)
+                    && filter.deal_id.as_ref().is_none_or(|d| *d == entry.deal_id)
+                    && filter
+                        .visible_to
+                        .as_ref()
+                        .is_none_or(|s| s.sees(&entry.participant_id, entry.team.as_deref()));
+                if keep {
+                    out.push(DisputeView {
+                        dispute: d,
+                        resolution,
+                        participant_id: entry.participant_id.clone(),
+                        deal_id: entry.deal_id.clone(),
+                        team: entry.team.clone(),
+                    });
+                    if out.len() >= want {
+                        return Ok(out);
+                    }
+                }
+            }
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Refuses a split set naming someone who looks like a person of the directory
+    /// without being them (`аna.ae` beside `ana.ae`): same TR39 skeleton, another id.
+    async fn refuse_look_alikes(&self, field: &str, splits: &[Split]) -> Result<(), CreditError> {
+        let skeletons: BTreeSet<String> = splits
+            .iter()
+            .map(|s| id_skeleton(&s.participant_id))
+            .collect();
+        let known = person::Entity::find()
+            .filter(person::Column::Skeleton.is_in(skeletons))
+            .all(&self.db)
+            .await?;
+        for (i, split) in splits.iter().enumerate() {
+            let skeleton = id_skeleton(&split.participant_id);
+            if known.iter().any(|p| p.person_id == split.participant_id) {
+                continue;
+            }
+            if let Some(twin) = known.iter().find(|p| p.skeleton == skeleton) {
+                return Err(contracts::ApiError::invalid(
+                    format!("{field}[{i}].participant_id"),
+                    format!(
+                        "{:?} looks like the person {:?} of the directory but is not them",
+                        split.participant_id, twin.person_id
+                    ),
+                )
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The version in force of a person.
+    pub async fn person(&self, person_id: &str) -> Result<Option<person::Model>, CreditError> {
+        Ok(person::Entity::find()
+            .filter(person::Column::PersonId.eq(person_id))
+            .order_by_desc(person::Column::Version)
+            .limit(1)
+            .one(&self.db)
+            .await?)
+    }
+
+    /// The directory as in force: the latest version of each person, by id. A
+    /// directory is people, not entries (thousands at most), so it is read whole.
+    pub async fn directory(&self) -> Result<Vec<person::Model>, CreditError> {
+        let rows = person::Entity::find()
+            .order_by_asc(person::Column::PersonId)
+            .order_by_asc(person::Column::Version)
+            .all(&self.db)
+            .await?;
+        let mut out: Vec<person::Model> = Vec::new();
+        for row in rows {
+            match out.last_mut() {
+                Some(last) if last.person_id == row.person_id => *last = row,
+                _ => out.push(row),
+            }
+        }
+        Ok(out)
+    }
+
+    /// People of the directory in `team`.
+    pub async fn team_members(&self, team: &str) -> Result<BTreeSet<String>, CreditError> {
+        Ok(self
+            .directory()
+            .await?
+            .into_iter()
+            .filter(|p| p.team.as_deref() == Some(team))
+            .map(|p| p.person_id)
+            .collect())
+    }
+
+    /// A page of the directory after `after`, with one more row when there is a next page.
+    pub async fn list_people(
+        &self,
+        input: &ListPeopleInput,
+    ) -> Result<Vec<person::Model>, CreditError> {
+        let want = usize::try_from(input.page_size + 1).unwrap_or(usize::MAX);
+        Ok(self
+            .directory()
+            .await?
+            .into_iter()
+            .filter(|p| input.after.as_ref().is_none_or(|a| p.person_id > *a))
+            .filter(|p| input.team.is_none() || p.team == input.team)
+            .filter(|p| input.role.is_none_or(|r| p.role == r.as_str_name()))
+            .filter(|p| input.manager_id.is_none() || p.manager_id == input.manager_id)
+            .take(want)
+            .collect())
+    }
+
+    /// Adds a version of a person, unless the one in force says the same (`false`).
+    /// Refuses an id that looks like another person's (same TR39 skeleton) and a
+    /// manager who is not in the directory.
+    pub async fn upsert_person(
+        &self,
+        input: &PersonInput,
+        principal: &str,
+    ) -> Result<(person::Model, bool), CreditError> {
+        let skeleton = id_skeleton(&input.person_id);
+        let (txn, _turn) = self.begin_write().await?;
+        let current = person::Entity::find()
+            .filter(person::Column::PersonId.eq(input.person_id.as_str()))
+            .order_by_desc(person::Column::Version)
+            .limit(1)
+            .one(&txn)
+            .await?;
+        if let Some(current) = &current
+            && input.same_as(
+                current.display_name.as_deref(),
+                &current.role,
+                current.team.as_deref(),
+                current.manager_id.as_deref(),
+            )
+        {
+            return Ok((current.clone(), false));
+        }
+        if current.is_none()
+            && let Some(twin) = person::Entity::find()
+                .filter(person::Column::Skeleton.eq(skeleton.as_str()))
+                .filter(person::Column::PersonId.ne(input.person_id.as_str()))
+                .one(&txn)
+                .await?
+        {
+            return Err(CreditError::LookAlikePerson {
+                candidate: input.person_id.clone(),
+                existing: twin.person_id,
+            });
+        }
+        if let Some(manager) = &input.manager_id {
+            let known = person::Entity::find()
+                .filter(person::Column::PersonId.eq(manager.as_str()))
+                .one(&txn)
+                .await?
+                .is_some();
+            if !known {
+                return Err(CreditError::not_found("person", manager));
+            }
+        }
+        let row = person::ActiveModel {
+            person_id: Set(input.person_id.clone()),
+            version: Set(current.as_ref().map_or(1, |c| c.version + 1)),
+            display_name: Set(input.display_name.clone()),
+            role: Set(input.role.as_str_name().to_owned()),
+            team: Set(input.team.clone()),
+            manager_id: Set(input.manager_id.clone()),
+            skeleton: Set(skeleton),
+            created_at: Set(storage::now()),
+            created_by: Set(principal.to_owned()),
+        };
+        let model = match row.insert(&txn).await {
+            Ok(model) => model,
+            // The same person upserted concurrently: the other version won.
+            Err(err) if is_unique_violation(&err) => {
+                drop(txn);
+                let current = self
+                    .person(&input.person_id)
+                    .await?
+                    .ok_or_else(|| CreditError::not_found("person", &input.person_id))?;
+                return Ok((current, false));
+            }
+            Err(err) => return Err(err.into()),
+        };
+        self.events
+            .append(
+                &txn,
+                &[NewEvent {
+                    event_type: "credit.person.upserted",
+                    subject_id: model.person_id.clone(),
+                    data: serde_json::json!({
+                        "person_id": model.person_id,
+                        "version": model.version,
+                        "role": model.role,
+                        "team": model.team,
+                        "manager_id": model.manager_id,
+                        "principal": principal,
+                    }),
+                }],
+            )
+            .await?;
+        txn.commit().await?;
+        self.events.committed();
+        Ok((model, true))
     }
 
     /// The first response remembered for `request_id`, if any.

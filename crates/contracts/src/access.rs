@@ -70,11 +70,21 @@ pub struct Rule {
     pub roles: &'static [Role],
     /// What the row does not say by itself (an admin-only part of a method).
     pub note: &'static str,
+    /// Which rows a role that may call the method sees or may change (people's
+    /// pay is private; separation of duties). The service enforces it; this
+    /// text is what README shows.
+    pub rows: &'static str,
 }
 
 impl Rule {
     pub fn allows(&self, role: Role) -> bool {
         self.roles.contains(&role)
+    }
+
+    /// The same row with its row-level rule.
+    const fn rows(mut self, rows: &'static str) -> Rule {
+        self.rows = rows;
+        self
     }
 }
 
@@ -110,6 +120,7 @@ const fn rule(
         method,
         roles,
         note,
+        rows: "",
     }
 }
 
@@ -193,15 +204,29 @@ pub const MATRIX: &[Rule] = &[
     rule(CREDIT_SERVICE, "UpsertCreditPolicy", ADMIN_ONLY, ""),
     rule(CREDIT_SERVICE, "GetCreditPolicy", EVERYONE, ""),
     rule(CREDIT_SERVICE, "RecordDealCredits", SYNC, ""),
-    rule(CREDIT_SERVICE, "ReplaceDealSplits", &[Admin, Revops], ""),
-    rule(CREDIT_SERVICE, "GetDealCredits", EVERYONE, ""),
-    rule(CREDIT_SERVICE, "ApproveCredits", &[Admin, Revops], ""),
+    rule(CREDIT_SERVICE, "ReplaceDealSplits", &[Admin, Revops], "")
+        .rows("not a deal that credits the caller"),
+    rule(CREDIT_SERVICE, "GetDealCredits", EVERYONE, "").rows(
+        "csm, ae: deals they (or their managed team) take part in, own entries only; viewer: none",
+    ),
+    rule(CREDIT_SERVICE, "ApproveCredits", &[Admin, Revops], "")
+        .rows("not an entry credited to the caller"),
     rule(CREDIT_SERVICE, "ApplyClawback", SYNC, ""),
-    rule(CREDIT_SERVICE, "ListLedgerEntries", EVERYONE, ""),
-    rule(CREDIT_SERVICE, "OpenDispute", DEAL_TEAM, ""),
-    rule(CREDIT_SERVICE, "ResolveDispute", ADMIN_ONLY, ""),
-    rule(CREDIT_SERVICE, "GetStatement", EVERYONE, ""),
-    rule(CREDIT_SERVICE, "WatchEvents", EVERYONE, ""),
+    rule(CREDIT_SERVICE, "ListLedgerEntries", EVERYONE, "")
+        .rows("csm, ae: own entries (and managed team's); viewer: none"),
+    rule(CREDIT_SERVICE, "OpenDispute", DEAL_TEAM, "").rows("csm, ae: own entries only"),
+    rule(CREDIT_SERVICE, "ResolveDispute", ADMIN_ONLY, "")
+        .rows("not an entry credited to the caller"),
+    rule(CREDIT_SERVICE, "GetStatement", EVERYONE, "").rows(
+        "csm, ae: own statement (and managed team's); viewer: team and organisation totals, no entries",
+    ),
+    rule(CREDIT_SERVICE, "WatchEvents", EVERYONE, "")
+        .rows("csm, ae: events of own entries (and managed team's); viewer: none of a person's"),
+    rule(CREDIT_SERVICE, "UpsertPerson", SYNC, ""),
+    rule(CREDIT_SERVICE, "GetPerson", EVERYONE, ""),
+    rule(CREDIT_SERVICE, "ListPeople", EVERYONE, ""),
+    rule(CREDIT_SERVICE, "ListDisputes", EVERYONE, "")
+        .rows("csm, ae: disputes of own entries (and managed team's); viewer: none"),
 ];
 
 /// `(service, method)` of a gRPC path `/package.Service/Method`.
@@ -240,11 +265,11 @@ pub fn markdown_table() -> String {
     for role in Role::ALL {
         out.push_str(&format!(" {role} |"));
     }
-    out.push_str(" note |\n|---|---|");
+    out.push_str(" row-level | note |\n|---|---|");
     for _ in Role::ALL {
         out.push_str(":-:|");
     }
-    out.push_str("---|\n");
+    out.push_str("---|---|\n");
     for rule in MATRIX {
         out.push_str(&format!(
             "| {} | `{}` |",
@@ -254,11 +279,14 @@ pub fn markdown_table() -> String {
         for role in Role::ALL {
             out.push_str(if rule.allows(role) { " ✓ |" } else { " |" });
         }
-        if rule.note.is_empty() {
-            out.push_str(" |\n");
-        } else {
-            out.push_str(&format!(" {} |\n", rule.note));
+        for text in [rule.rows, rule.note] {
+            if text.is_empty() {
+                out.push_str(" |");
+            } else {
+                out.push_str(&format!(" {text} |"));
+            }
         }
+        out.push('\n');
     }
     out
 }
@@ -305,7 +333,7 @@ mod tests {
         assert!(missing.is_empty(), "RPCs without a matrix row: {missing:?}");
         let stale: Vec<_> = unique.difference(&rpcs).collect();
         assert!(stale.is_empty(), "matrix rows of no RPC: {stale:?}");
-        assert_eq!(rows.len(), 52);
+        assert_eq!(rows.len(), 56);
     }
 
     #[test]

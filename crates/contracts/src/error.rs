@@ -97,6 +97,14 @@ pub enum ApiError {
     /// A known caller whose role does not allow what it asked.
     #[error("{message}")]
     PermissionDenied { message: String },
+    /// A known caller whose role may call the method, refused by a rule about
+    /// the rows it touches (whose pay it reads, whose credit it approves);
+    /// `reason` names the rule.
+    #[error("{message}")]
+    Forbidden {
+        reason: &'static str,
+        message: String,
+    },
     /// The detail is for the server's log only; the caller sees a generic text.
     #[error("internal error: {detail}")]
     Internal { detail: String },
@@ -163,7 +171,7 @@ impl ApiError {
             Self::Unimplemented { .. } => Code::Unimplemented,
             Self::Unavailable { .. } => Code::Unavailable,
             Self::Unauthenticated { .. } => Code::Unauthenticated,
-            Self::PermissionDenied { .. } => Code::PermissionDenied,
+            Self::PermissionDenied { .. } | Self::Forbidden { .. } => Code::PermissionDenied,
             Self::Internal { .. } => Code::Internal,
         }
     }
@@ -178,7 +186,8 @@ impl ApiError {
             | Self::FailedPrecondition { reason, .. }
             | Self::Aborted { reason, .. }
             | Self::Unavailable { reason, .. }
-            | Self::Unauthenticated { reason, .. } => reason,
+            | Self::Unauthenticated { reason, .. }
+            | Self::Forbidden { reason, .. } => reason,
             Self::PermissionDenied { .. } => "PERMISSION_DENIED",
             Self::Unimplemented { .. } => "NOT_IMPLEMENTED",
             Self::Internal { .. } => "INTERNAL",
@@ -243,6 +252,7 @@ impl ApiError {
             | Self::Unavailable { .. }
             | Self::Unauthenticated { .. }
             | Self::PermissionDenied { .. }
+            | Self::Forbidden { .. }
             | Self::Internal { .. } => {}
         }
         details.set_error_info(reason, domain, metadata);
@@ -294,6 +304,21 @@ mod tests {
         let info = details.error_info().unwrap();
         assert_eq!(info.reason, "INVALID_ARGUMENT");
         assert_eq!(info.domain, "expansion.health.v1");
+    }
+
+    #[test]
+    fn a_forbidden_row_is_permission_denied_naming_its_rule() {
+        let status = ApiError::Forbidden {
+            reason: "STATEMENT_OF_ANOTHER_PERSON",
+            message: "no".into(),
+        }
+        .into_status("expansion.credit.v1");
+        assert_eq!(status.code(), Code::PermissionDenied);
+        let details = status.get_error_details();
+        assert_eq!(
+            details.error_info().unwrap().reason,
+            "STATEMENT_OF_ANOTHER_PERSON"
+        );
     }
 
     #[test]

@@ -7,10 +7,16 @@ use crate::error::ApiError;
 
 /// The authenticated caller, put into a request's extensions by the
 /// authentication layer: the API key's name and the role it grants.
+///
+/// The name is also the person the key is bound to: a csm or ae key named
+/// `ana.ae` is the person `ana.ae` of the credit service's people directory,
+/// whose own ledger entries it reads. `manages` is the team such a key leads
+/// (`expansion keys create --manages`), whose entries it reads too.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub name: String,
     pub role: Role,
+    pub manages: Option<String>,
 }
 
 /// The name used when no API keys are configured: the server then listens on
@@ -22,7 +28,19 @@ impl Principal {
         Self {
             name: name.into(),
             role,
+            manages: None,
         }
+    }
+
+    /// The same principal, leading `team`.
+    pub fn managing(mut self, team: Option<String>) -> Self {
+        self.manages = team;
+        self
+    }
+
+    /// The person a key is bound to: its name.
+    pub fn person(&self) -> &str {
+        &self.name
     }
 
     /// The caller on a server without API keys: someone on this machine,

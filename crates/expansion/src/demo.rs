@@ -671,6 +671,48 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
         .await?;
     }
 
+    // The people directory: who the demo's participants are, so a key named after
+    // one of them (`expansion keys create --name mei.csm --role csm`) reads their pay.
+    for (id, name, role, team) in [
+        (
+            "carla.csm",
+            "Carla Diaz",
+            credit::PersonRole::Csm,
+            "customer-success",
+        ),
+        (
+            "diego.csm",
+            "Diego Ruiz",
+            credit::PersonRole::Csm,
+            "customer-success",
+        ),
+        (
+            "mei.csm",
+            "Mei Tan",
+            credit::PersonRole::Csm,
+            "customer-success",
+        ),
+        (
+            "alex.ae",
+            "Alex Kim",
+            credit::PersonRole::Ae,
+            "enterprise-sales",
+        ),
+    ] {
+        // Idempotent by content: the same person again adds no version.
+        c.upsert_person(credit::UpsertPersonRequest {
+            request_id: String::new(),
+            person: Some(credit::Person {
+                person_id: id.into(),
+                display_name: name.into(),
+                role: role as i32,
+                team: team.into(),
+                ..Default::default()
+            }),
+        })
+        .await?;
+    }
+
     // The seed's wallet: $800K addressable, $230K with us.
     for (area, amount, served) in [
         ("Core Platform", "230000", pipeline::WalletServedBy::Us),

@@ -303,6 +303,46 @@ impl StatementInput {
     }
 }
 
+/// ListDisputes' filters and page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListDisputesInput {
+    pub status: Option<pb::DisputeStatus>,
+    pub participant_id: Option<String>,
+    pub deal_id: Option<String>,
+    pub page_size: u64,
+    pub after: Option<String>,
+    pub fingerprint: u64,
+}
+
+impl ListDisputesInput {
+    pub fn from_request(req: &pb::ListDisputesRequest) -> Result<Self, ApiError> {
+        let page_size = page::page_size("page_size", req.page_size)?;
+        let status = match wire::known_enum::<pb::DisputeStatus>("status", req.status)? {
+            pb::DisputeStatus::Unspecified => None,
+            status => Some(status),
+        };
+        let participant = optional(&req.participant_id, |v| participant_id("participant_id", v))?;
+        let deal = optional(&req.deal_id, |v| {
+            deal_id("deal_id", v).map(|d| d.to_string())
+        })?;
+        let fingerprint = page::fingerprint(&[
+            "disputes",
+            status.map(|s| s.as_str_name()).unwrap_or_default(),
+            participant.as_deref().unwrap_or_default(),
+            deal.as_deref().unwrap_or_default(),
+        ]);
+        let after = page::decode_token("page_token", &req.page_token, fingerprint)?;
+        Ok(Self {
+            status,
+            participant_id: participant,
+            deal_id: deal,
+            page_size,
+            after,
+            fingerprint,
+        })
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -312,6 +352,43 @@ mod tests {
         err.field()
             .map(str::to_owned)
             .unwrap_or_else(|| panic!("not a field violation: {err:?}"))
+    }
+
+    #[test]
+    fn dispute_lists_check_their_filters_and_bind_tokens() {
+        let req = pb::ListDisputesRequest {
+            status: pb::DisputeStatus::Open as i32,
+            participant_id: "ana.ae".into(),
+            ..Default::default()
+        };
+        let first = ListDisputesInput::from_request(&req).unwrap();
+        assert_eq!(first.status, Some(pb::DisputeStatus::Open));
+        let token = page::encode_token("some-id", first.fingerprint);
+        let other = pb::ListDisputesRequest {
+            page_token: token,
+            participant_id: "bea.ae".into(),
+            ..req.clone()
+        };
+        assert_eq!(
+            field_of(ListDisputesInput::from_request(&other).unwrap_err()),
+            "page_token"
+        );
+        let bad = pb::ListDisputesRequest {
+            deal_id: "not-a-deal".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            field_of(ListDisputesInput::from_request(&bad).unwrap_err()),
+            "deal_id"
+        );
+        let bad = pb::ListDisputesRequest {
+            status: 42,
+            ..Default::default()
+        };
+        assert_eq!(
+            field_of(ListDisputesInput::from_request(&bad).unwrap_err()),
+            "status"
+        );
     }
 
     #[test]

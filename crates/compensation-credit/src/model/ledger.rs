@@ -88,6 +88,8 @@ pub struct Entry {
     pub split_revision: i32,
     /// When ApproveCredits released it, if it did.
     pub approved_at: Option<DateTime<Utc>>,
+    /// The dispute open over it, if any (read with the entry, never stored on it).
+    pub open_dispute_id: Option<String>,
 }
 
 impl Entry {
@@ -150,6 +152,7 @@ impl EntryContext<'_> {
             hold_until,
             split_revision: self.revision,
             approved_at: None,
+            open_dispute_id: None,
         }
     }
 }

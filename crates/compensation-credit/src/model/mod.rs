@@ -5,10 +5,15 @@
 //!   cent with `domain::allocate_deal_credits`.
 //! - [`ledger`]: entry kinds, HELD/RELEASED status, split replacement, clawbacks, balances
 //!   and statements, all derived from append-only entries.
+//! - [`people`]: the people directory's inputs and the look-alike id rule.
+//! - [`privacy`]: who reads which rows (own, managed team, totals only) and separation of
+//!   duties (nobody approves, adjusts or rules on their own credit).
 
 pub mod deal;
 pub mod inputs;
 pub mod ledger;
+pub mod people;
 pub mod policy;
+pub mod privacy;
 
 pub use policy::*;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use contracts::access::Role;
 
-use super::keys::{KeysFile, NewToken, StoredKey, check_name};
+use super::keys::{KeysFile, NewToken, StoredKey, check_name, check_team};
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -45,6 +45,43 @@ pub struct CreateArgs {
     /// admin, revops, csm, ae, connector or viewer.
     #[arg(long, value_parser = Role::parse)]
     pub role: Role,
+    /// The team this key leads: a csm or ae key reads its members' credit
+    /// besides its own (e.g. `enterprise-sales`).
+    #[arg(long, value_parser = parse_team)]
+    pub manages: Option<String>,
+    /// Replace the key in force under this name: the new key is made and the
+    /// old one revoked, at once. Without it a name already in use is refused.
+    #[arg(long)]
+    pub rotate: bool,
+}
+
+/// What `expansion keys create` makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySpec {
+    pub name: String,
+    pub role: Role,
+    pub manages: Option<String>,
+    pub rotate: bool,
+}
+
+impl KeySpec {
+    pub fn new(name: &str, role: Role) -> Self {
+        Self {
+            name: name.to_owned(),
+            role,
+            manages: None,
+            rotate: false,
+        }
+    }
+}
+
+/// What a create did: the new key's id and token, and the ids of the keys
+/// it replaced (`--rotate`).
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub id: String,
+    pub token: String,
+    pub rotated: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -59,26 +96,71 @@ fn parse_name(text: &str) -> Result<String, String> {
     check_name(text).map(|()| text.to_owned())
 }
 
+fn parse_team(text: &str) -> Result<String, String> {
+    check_team(text).map(|()| text.to_owned())
+}
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Adds a key; returns its id and token.
+#[cfg(test)]
 pub fn create(path: &Path, name: &str, role: Role) -> anyhow::Result<(String, String)> {
-    check_name(name).map_err(anyhow::Error::msg)?;
+    let created = create_key(path, &KeySpec::new(name, role))?;
+    Ok((created.id, created.token))
+}
+
+/// Adds a key bound to one person. A name is the principal recorded on
+/// writes and the person whose rows a csm or ae key reads, so it is unique
+/// among the keys in force: a second key under a name in use is refused,
+/// unless it is a rotation, which revokes the old key in the same write.
+pub fn create_key(path: &Path, spec: &KeySpec) -> anyhow::Result<Created> {
+    check_name(&spec.name).map_err(anyhow::Error::msg)?;
+    if let Some(team) = &spec.manages {
+        check_team(team).map_err(anyhow::Error::msg)?;
+    }
     let token = NewToken::generate()?;
-    KeysFile::update(path, |file| {
+    let rotated = KeysFile::update(path, |file| {
+        let at = now();
+        let in_force: Vec<&mut StoredKey> = file
+            .keys
+            .iter_mut()
+            .filter(|k| k.name == spec.name && k.revoked_at.is_none())
+            .collect();
+        if !in_force.is_empty() && !spec.rotate {
+            anyhow::bail!(
+                "a key named {:?} is in force ({}); a name belongs to one person: pass \
+                 --rotate to replace it, or choose another name",
+                spec.name,
+                in_force
+                    .iter()
+                    .map(|k| k.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let mut rotated = Vec::new();
+        for key in in_force {
+            key.revoked_at = Some(at.clone());
+            rotated.push(key.id.clone());
+        }
         file.keys.push(StoredKey {
             id: token.id.clone(),
-            name: name.to_owned(),
-            role: role.as_str().to_owned(),
+            name: spec.name.clone(),
+            role: spec.role.as_str().to_owned(),
+            manages: spec.manages.clone(),
             sha256: token.sha256_hex(),
-            created_at: now(),
+            created_at: at,
             revoked_at: None,
         });
-        Ok(())
+        Ok(rotated)
     })?;
-    Ok((token.id, token.token))
+    Ok(Created {
+        id: token.id,
+        token: token.token,
+        rotated,
+    })
 }
 
 /// Marks a key revoked (kept in the file, so the list shows when).
@@ -100,21 +182,32 @@ pub fn revoke(path: &Path, id: &str) -> anyhow::Result<bool> {
 /// The keys as a table.
 pub fn list(path: &Path) -> anyhow::Result<String> {
     let file = KeysFile::load(path)?;
-    let rows: Vec<[String; 5]> = file
+    // The MANAGES column only once some key leads a team.
+    let teams = file.keys.iter().any(|k| k.manages.is_some());
+    let rows: Vec<Vec<String>> = file
         .keys
         .iter()
         .map(|k| {
-            [
+            let mut row = vec![
                 k.id.clone(),
                 k.name.clone(),
                 k.role.clone(),
                 k.created_at.clone(),
                 k.revoked_at.clone().unwrap_or_else(|| "-".into()),
-            ]
+            ];
+            if teams {
+                row.push(k.manages.clone().unwrap_or_else(|| "-".into()));
+            }
+            row
         })
         .collect();
-    let header = ["ID", "NAME", "ROLE", "CREATED", "REVOKED"].map(str::to_owned);
-    let mut widths = header.clone().map(|h| h.len());
+    let mut header: Vec<String> = ["ID", "NAME", "ROLE", "CREATED", "REVOKED"]
+        .map(str::to_owned)
+        .to_vec();
+    if teams {
+        header.push("MANAGES".to_owned());
+    }
+    let mut widths: Vec<usize> = header.iter().map(String::len).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -124,8 +217,8 @@ pub fn list(path: &Path) -> anyhow::Result<String> {
     for row in std::iter::once(&header).chain(&rows) {
         let line: Vec<String> = row
             .iter()
-            .zip(widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
+            .zip(&widths)
+            .map(|(cell, &w)| format!("{cell:<w$}"))
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
@@ -137,15 +230,31 @@ pub fn run(command: KeysCommand) -> anyhow::Result<()> {
     match command {
         KeysCommand::Create(args) => {
             let path = args.file.path();
-            let (id, token) = create(&path, &args.name, args.role)?;
+            let spec = KeySpec {
+                manages: args.manages.clone(),
+                rotate: args.rotate,
+                ..KeySpec::new(&args.name, args.role)
+            };
+            let created = create_key(&path, &spec)?;
+            let team = args
+                .manages
+                .as_deref()
+                .map(|t| format!(", managing {t:?},"))
+                .unwrap_or_default();
             eprintln!(
-                "created key {id} for {:?} with the role {} in {}; the token below is shown \
-                 only this once:",
+                "created key {} for {:?} with the role {}{team} in {}; the token below is \
+                 shown only this once:",
+                created.id,
                 args.name,
                 args.role,
                 path.display()
             );
-            println!("{token}");
+            for old in &created.rotated {
+                eprintln!(
+                    "revoked key {old}, which it replaces; running servers refuse it within a second"
+                );
+            }
+            println!("{}", created.token);
         }
         KeysCommand::List(file) => print!("{}", list(&file.path())?),
         KeysCommand::Revoke(args) => {
@@ -194,6 +303,55 @@ mod tests {
         let active = table.lines().find(|l| l.contains(&other)).unwrap();
         assert!(active.ends_with('-'));
         assert!(create(&path, "local", Role::Admin).is_err());
+    }
+
+    #[test]
+    fn a_name_is_one_persons_and_rotation_replaces_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        let spec = KeySpec {
+            manages: Some("enterprise-sales".into()),
+            ..KeySpec::new("ana.ae", Role::Ae)
+        };
+        let first = create_key(&path, &spec).unwrap();
+        let err = create_key(&path, &KeySpec::new("ana.ae", Role::Ae))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--rotate"), "{err}");
+        let second = create_key(
+            &path,
+            &KeySpec {
+                rotate: true,
+                ..spec.clone()
+            },
+        )
+        .unwrap();
+        assert_eq!(second.rotated, vec![first.id.clone()]);
+        let file = KeysFile::load(&path).unwrap();
+        assert_eq!(file.active(), 1);
+        let old = file.keys.iter().find(|k| k.id == first.id).unwrap();
+        assert!(old.revoked_at.is_some());
+        let new = file.keys.iter().find(|k| k.id == second.id).unwrap();
+        assert_eq!(new.manages.as_deref(), Some("enterprise-sales"));
+        let table = list(&path).unwrap();
+        assert!(
+            table.lines().next().unwrap().ends_with("MANAGES"),
+            "{table}"
+        );
+        assert!(table.contains("enterprise-sales"));
+        // A revoked name may be given to a new key of the same person.
+        revoke(&path, &second.id).unwrap();
+        assert!(create_key(&path, &KeySpec::new("ana.ae", Role::Ae)).is_ok());
+        assert!(
+            create_key(
+                &path,
+                &KeySpec {
+                    manages: Some(String::new()),
+                    ..KeySpec::new("bo.ae", Role::Ae)
+                }
+            )
+            .is_err()
+        );
     }
 
     #[test]

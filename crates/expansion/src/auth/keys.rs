@@ -106,12 +106,33 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The team a key leads (`--manages`): 1 to 128 bytes of printable text, as
+/// the credit service's team names.
+pub fn check_team(team: &str) -> Result<(), String> {
+    if team.is_empty() || team.len() > 128 {
+        return Err("a team name has 1 to 128 bytes".into());
+    }
+    if team.chars().any(char::is_control) {
+        return Err(format!("{team:?}: a team name has no control characters"));
+    }
+    Ok(())
+}
+
 /// One key as the keys file stores it.
+///
+/// A file written before keys could lead a team has no `manages`: those keys
+/// load as they are and manage nothing, so they read only what their name's
+/// own rows are (or everything, for revops, admin and connector).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredKey {
     pub id: String,
+    /// The person (or system) the key is bound to; unique among the keys not
+    /// revoked.
     pub name: String,
     pub role: String,
+    /// The team whose credit a csm or ae key may read besides its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manages: Option<String>,
     /// SHA-256 of the whole token, hex.
     pub sha256: String,
     /// RFC 3339, UTC.
@@ -158,8 +179,11 @@ impl KeysFile {
                 Role::parse(&key.role).map_err(|e| anyhow::anyhow!("key {}: {e}", key.id))?;
             let hash = parse_hash(&key.sha256)
                 .with_context(|| format!("key {}: sha256 is not 64 hex digits", key.id))?;
+            if let Some(team) = &key.manages {
+                check_team(team).map_err(|e| anyhow::anyhow!("key {}: {e}", key.id))?;
+            }
             let entry = Entry {
-                principal: Principal::new(key.name.clone(), role),
+                principal: Principal::new(key.name.clone(), role).managing(key.manages.clone()),
                 hash,
                 revoked: key.revoked_at.is_some(),
             };
@@ -439,6 +463,7 @@ mod tests {
                 sha256: token.sha256_hex(),
                 created_at: "2026-01-01T00:00:00Z".into(),
                 revoked_at: None,
+                manages: None,
             });
             Ok(())
         })
@@ -561,6 +586,34 @@ mod tests {
             ring.identify(Some(&bearer(&own))).unwrap(),
             Some(Principal::new("service:pipeline", Role::Connector))
         );
+    }
+
+    #[test]
+    fn a_file_from_before_teams_loads_and_its_keys_manage_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        let token = NewToken::generate().unwrap();
+        let old = format!(
+            r#"{{"keys": [{{"id": "{}", "name": "ana.ae", "role": "ae", "sha256": "{}",
+                "created_at": "2026-01-01T00:00:00Z"}}]}}"#,
+            token.id,
+            token.sha256_hex()
+        );
+        fs::write(&path, old).unwrap();
+        let ring = KeyRing::load(&path, false).unwrap();
+        let principal = ring.identify(Some(&bearer(&token.token))).unwrap().unwrap();
+        assert_eq!(principal, Principal::new("ana.ae", Role::Ae));
+        assert_eq!(principal.manages, None);
+        // A key that leads a team carries it into its principal.
+        KeysFile::update(&path, |f| {
+            f.keys[0].manages = Some("enterprise-sales".into());
+            Ok(())
+        })
+        .unwrap();
+        ring.refresh();
+        let principal = ring.identify(Some(&bearer(&token.token))).unwrap().unwrap();
+        assert_eq!(principal.manages.as_deref(), Some("enterprise-sales"));
+        assert_eq!(principal.person(), "ana.ae");
     }
 
     #[test]

@@ -237,6 +237,7 @@ mod tests {
                 sha256: token.sha256_hex(),
                 created_at: "2026-01-01T00:00:00Z".into(),
                 revoked_at: None,
+                manages: None,
             });
             Ok(())
         })

@@ -1,4 +1,5 @@
-//! The import's side of the public API: one health-service client, the
+//! The import's side of the public API: a health-service client (and a credit one
+//! for the people directory), the
 //! look-ups that turn CRM ids and product names into ids (cached), and how a
 //! refusal from the server becomes a rejected row.
 
@@ -7,6 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
+use contracts::pb::credit::v1::compensation_credit_service_client::CompensationCreditServiceClient;
 use contracts::pb::health::v1 as pb;
 use contracts::pb::health::v1::account_health_service_client::AccountHealthServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -35,6 +37,10 @@ impl Interceptor for Bearer {
 }
 
 pub type Health = AccountHealthServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Credit =
+    contracts::pb::credit::v1::compensation_credit_service_client::CompensationCreditServiceClient<
+        InterceptedService<Channel, Bearer>,
+    >;
 
 /// How long to wait for the server to accept the connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -44,7 +50,8 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 /// Largest page the list calls ask for.
 const PAGE: i32 = 1000;
 
-pub async fn connect(target: &str, api_key: Option<&str>) -> anyhow::Result<Health> {
+/// The health and credit clients of `target`, over one connection.
+pub async fn connect(target: &str, api_key: Option<&str>) -> anyhow::Result<(Health, Credit)> {
     let bearer = match api_key.filter(|k| !k.is_empty()) {
         None => None,
         Some(key) => Some(
@@ -65,9 +72,10 @@ pub async fn connect(target: &str, api_key: Option<&str>) -> anyhow::Result<Heal
         .connect()
         .await
         .with_context(|| format!("connecting {target}"))?;
-    Ok(AccountHealthServiceClient::with_interceptor(
-        channel,
-        Bearer(bearer),
+    let bearer = Bearer(bearer);
+    Ok((
+        AccountHealthServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+        CompensationCreditServiceClient::with_interceptor(channel, bearer),
     ))
 }
 
@@ -121,6 +129,7 @@ pub fn refusal(kind: Kind, status: Status) -> Refusal {
 /// Cached answers of the read calls.
 pub struct Lookup {
     pub health: Health,
+    pub credit: Credit,
     /// The CRM the external ids belong to, e.g. `salesforce`.
     pub system: String,
     accounts: HashMap<String, Option<pb::Account>>,
@@ -129,9 +138,10 @@ pub struct Lookup {
 }
 
 impl Lookup {
-    pub fn new(health: Health, system: String) -> Self {
+    pub fn new(health: Health, credit: Credit, system: String) -> Self {
         Self {
             health,
+            credit,
             system,
             accounts: HashMap::new(),
             products: None,

@@ -14,6 +14,8 @@ pub enum Kind {
     Products,
     Subscriptions,
     Signals,
+    /// The credit service's people directory (a CRM's users).
+    People,
 }
 
 /// A field a row of some kind can fill.
@@ -83,6 +85,14 @@ const SIGNAL_FIELDS: &[FieldSpec] = &[
     optional("detail"),
 ];
 
+const PEOPLE_FIELDS: &[FieldSpec] = &[
+    required("person_id"),
+    optional("display_name"),
+    required("role"),
+    optional("team"),
+    optional("manager_id"),
+];
+
 impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -90,6 +100,7 @@ impl Kind {
             Self::Products => "products",
             Self::Subscriptions => "subscriptions",
             Self::Signals => "signals",
+            Self::People => "people",
         }
     }
 
@@ -99,6 +110,7 @@ impl Kind {
             Self::Products => PRODUCT_FIELDS,
             Self::Subscriptions => SUBSCRIPTION_FIELDS,
             Self::Signals => SIGNAL_FIELDS,
+            Self::People => PEOPLE_FIELDS,
         }
     }
 
@@ -115,6 +127,7 @@ impl Kind {
             Self::Products,
             Self::Subscriptions,
             Self::Signals,
+            Self::People,
         ]
         .into_iter()
         .find(|k| k.as_str() == name)
@@ -125,7 +138,7 @@ impl Kind {
     pub fn field_of_path(self, path: &str) -> (Option<usize>, Option<&'static str>) {
         let mut index = None;
         let mut rest = path;
-        for prefix in ["subscription.", "product."] {
+        for prefix in ["subscription.", "product.", "person."] {
             if let Some(r) = rest.strip_prefix(prefix) {
                 rest = r;
             }

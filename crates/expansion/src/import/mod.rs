@@ -3,16 +3,17 @@
 //!
 //! Reading order: [`mapping`] (which column feeds which field), [`values`]
 //! (reading one cell), one module per kind of file ([`accounts`],
-//! [`products`], [`subscriptions`], [`signals`]), [`client`] (look-ups and
+//! [`products`], [`subscriptions`], [`signals`], [`people`]), [`client`] (look-ups and
 //! how a refusal becomes a rejected row), [`report`] (progress and summary).
 //!
 //! Every write is keyed by something the CRM owns (its account and contract
-//! ids, the product name, the signal's source and id), so importing the same
+//! ids, the product name, the signal's source and id, the person's id), so importing the same
 //! file twice stores nothing twice. A rejected row never stops the rest.
 
 mod accounts;
 mod client;
 mod mapping;
+mod people;
 mod products;
 mod report;
 mod signals;
@@ -249,10 +250,10 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Tally> {
     if !ignored.is_empty() {
         eprintln!("import: no field reads the columns {}", ignored.join(", "));
     }
-    let health = client::connect(&args.target, args.api_key.as_deref()).await?;
+    let (health, credit) = client::connect(&args.target, args.api_key.as_deref()).await?;
     let mut report = Report::new(columns, args.rejects.as_deref(), size)?;
     let mut ctx = Ctx {
-        lookup: Lookup::new(health, args.system.clone()),
+        lookup: Lookup::new(health, credit, args.system.clone()),
         currency: args.currency.clone(),
         date_format: args.date_format.clone(),
         batch: usize::from(args.batch),
@@ -280,6 +281,15 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Tally> {
         Kind::Signals => {
             drive(
                 &mut signals::Signals::default(),
+                &mut ctx,
+                &mut reader,
+                &mut report,
+            )
+            .await
+        }
+        Kind::People => {
+            drive(
+                &mut people::People::default(),
                 &mut ctx,
                 &mut reader,
                 &mut report,

@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use contracts::pb::common::v1 as common;
+use contracts::pb::credit::v1 as credit;
 use contracts::pb::health::v1 as health;
 use domain::{Currency, Money};
 
@@ -99,6 +100,14 @@ pub fn signal_kind(text: &str) -> Result<health::SignalKind, String> {
     health::SignalKind::from_str_name(&format!("SIGNAL_KIND_{name}"))
         .filter(|k| *k != health::SignalKind::Unspecified)
         .ok_or_else(|| format!("{text:?} is not a signal kind (USAGE, NPS, LOGIN, …)"))
+}
+
+pub fn person_role(text: &str) -> Result<credit::PersonRole, String> {
+    let name = enum_name(text);
+    let name = name.strip_prefix("PERSON_ROLE_").unwrap_or(&name);
+    credit::PersonRole::from_str_name(&format!("PERSON_ROLE_{name}"))
+        .filter(|r| *r != credit::PersonRole::Unspecified)
+        .ok_or_else(|| format!("{text:?} is not a person role (CSM, AE, REVOPS, OTHER)"))
 }
 
 /// A whole number in `min..=max`.
