@@ -76,6 +76,19 @@ async fn shutdown_signal() {
     }
 }
 
+/// The gRPC name of a service this binary serves.
+fn service_full_name(service: ServiceName) -> &'static str {
+    match service {
+        ServiceName::Health => <AccountHealthServiceServer<HealthService> as NamedService>::NAME,
+        ServiceName::Pipeline => {
+            <OpportunityPipelineServiceServer<PipelineService> as NamedService>::NAME
+        }
+        ServiceName::Credit => {
+            <CompensationCreditServiceServer<CreditService> as NamedService>::NAME
+        }
+    }
+}
+
 /// This process as its own peer: its bound address, so `--listen …:0`
 /// works; a wildcard listen address is reached over loopback.
 fn own_address(local: SocketAddr) -> String {
@@ -135,11 +148,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let limit = args.max_message_bytes;
     let metrics = args.metrics_listen.map(|_| Arc::new(Metrics::new()));
+    let mut http_served = served_names.clone();
+    http_served.extend(services.iter().map(|service| service_full_name(*service)));
+    let http_routes = crate::web::Routes::new(&http_served)?;
     let mut builder = Server::builder()
         .timeout(args.request_timeout)
         .concurrency_limit_per_connection(args.concurrency_per_connection)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        // HTTP/1.1 beside HTTP/2, for HTTP/JSON and gRPC-Web callers.
+        .accept_http1(true)
         .trace_fn(rpc_span)
+        // HTTP/JSON (Connect unary) and gRPC-Web become gRPC calls here, so
+        // every layer below serves them as it serves gRPC.
+        .layer(crate::web::ConnectLayer::new(
+            http_routes,
+            limit,
+            args.request_timeout,
+        ))
+        .layer(tonic_web::GrpcWebLayer::new())
         .layer(RpcMetricsLayer::new(metrics.clone(), args.request_timeout));
     if let Some(tls) = security.server_tls() {
         builder = builder
