@@ -41,6 +41,10 @@ pub const OPENAPI_PATH: &str = "/openapi.json";
 /// rather than the transport's gRPC-framed answer.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(10);
 
+/// How many times `--max-message-bytes` a request body may be before it is
+/// read; the message it encodes is held to the limit itself.
+const JSON_EXPANSION: usize = 4;
+
 /// Request headers that describe the HTTP/JSON exchange itself, not the
 /// call: they are not passed on as gRPC metadata.
 const NOT_FORWARDED: &[&str] = &[
@@ -288,16 +292,19 @@ where
         ))
     })?;
     let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, shared.max_message_bytes).collect().await {
+    // JSON is wordier than protobuf: the body may be a few times the
+    // message limit, which the service's codec then applies to the message
+    // exactly as it does for gRPC.
+    let body_limit = shared.max_message_bytes.saturating_mul(JSON_EXPANSION);
+    let body = match Limited::new(body, body_limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
             return Err(refusal(
-                Code::ResourceExhausted,
+                Code::OutOfRange,
                 "MESSAGE_TOO_LARGE",
                 domain,
                 format!(
-                    "the request body is larger than {} bytes (--max-message-bytes)",
-                    shared.max_message_bytes
+                    "the request body is larger than {body_limit} bytes ({JSON_EXPANSION} × --max-message-bytes)"
                 ),
             )
             .into());

@@ -144,14 +144,14 @@ impl Schemas {
     }
 
     fn field(&mut self, field: &FieldDescriptor) -> Value {
-        if field.is_map() {
-            if let Some(entry) = field.kind().as_message() {
-                let value = entry.map_entry_value_field();
-                return json!({
-                    "type": "object",
-                    "additionalProperties": self.single(&value.kind())
-                });
-            }
+        if field.is_map()
+            && let Some(entry) = field.kind().as_message()
+        {
+            let value = entry.map_entry_value_field();
+            return json!({
+                "type": "object",
+                "additionalProperties": self.single(&value.kind())
+            });
         }
         let single = self.single(&field.kind());
         if field.is_list() {
