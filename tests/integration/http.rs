@@ -445,6 +445,27 @@ async fn keys_roles_limits_metrics_and_details_are_those_of_grpc() {
         (400, &json!("out_of_range"))
     );
 
+    // Deadlines: `connect-timeout-ms` becomes the call's deadline.
+    let get_account = health("GetAccount");
+    let by_id = json!({"accountId": id}).to_string();
+    let mut with_timeout = bearer(&admin);
+    with_timeout.push("connect-timeout-ms: 5000".into());
+    let in_time = post(&server, &get_account, &by_id, &with_timeout, false);
+    assert_eq!(in_time.status, 200, "{in_time:?}");
+    with_timeout[1] = "connect-timeout-ms: 0".into();
+    let late = post(&server, &get_account, &by_id, &with_timeout, false);
+    assert_eq!(
+        (late.status, &late.json["code"]),
+        (504, &json!("deadline_exceeded")),
+        "{late:?}"
+    );
+    with_timeout[1] = "connect-timeout-ms: soon".into();
+    let garbled = post(&server, &get_account, &by_id, &with_timeout, false);
+    assert_eq!(
+        (garbled.status, &garbled.json["code"]),
+        (400, &json!("invalid_argument"))
+    );
+
     // No such method: 404.
     let nowhere = post(
         &server,
@@ -605,4 +626,76 @@ async fn a_connect_client_on_node_calls_the_server() {
         assert_eq!(result["error"], "InvalidArgument", "{transport}: {result}");
         assert_eq!(result["fields"], json!(["name"]), "{transport}: {result}");
     }
+}
+
+/// `curl` with `args`, answering the response head, lower-cased.
+fn head(server: &Server, args: &[&str], path: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-D", "-"])
+        .args(args)
+        .arg(format!("http://{}{path}", server.addr))
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "curl: {out:?}");
+    String::from_utf8(out.stdout).unwrap().to_ascii_lowercase()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_on_the_allowed_origins_only_get_cors() {
+    let backend = Backend::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin) = secured(
+        &backend,
+        dir.path(),
+        &["--cors-origins", "https://crm.example.com"],
+    );
+    let path = health("GetAccount");
+    let preflight = |origin: &str| {
+        head(
+            &server,
+            &[
+                "-X",
+                "OPTIONS",
+                "-H",
+                &format!("origin: {origin}"),
+                "-H",
+                "access-control-request-method: POST",
+                "-H",
+                "access-control-request-headers: authorization, content-type, x-grpc-web",
+            ],
+            &path,
+        )
+    };
+    let allowed = preflight("https://crm.example.com");
+    assert!(
+        allowed.contains("access-control-allow-origin: https://crm.example.com"),
+        "{allowed}"
+    );
+    assert!(allowed.contains("authorization"), "{allowed}");
+    let other = preflight("https://evil.example.net");
+    assert!(!other.contains("access-control-allow-origin"), "{other}");
+    // The call itself carries the header a page needs to read the answer.
+    let auth = format!("authorization: Bearer {admin}");
+    let call = head(
+        &server,
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "origin: https://crm.example.com",
+            "-H",
+            &auth,
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            r#"{"externalRef": {"system": "salesforce", "id": "none"}}"#,
+        ],
+        &path,
+    );
+    assert!(call.contains("http/1.1 404"), "{call}");
+    assert!(
+        call.contains("access-control-allow-origin: https://crm.example.com"),
+        "{call}"
+    );
+    server.stop();
 }

@@ -158,6 +158,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         // HTTP/1.1 beside HTTP/2, for HTTP/JSON and gRPC-Web callers.
         .accept_http1(true)
         .trace_fn(rpc_span)
+        // Browsers on other origins: preflights answered before anything else.
+        .layer(crate::web::cors::layer(&args.cors_origins)?)
         // HTTP/JSON (Connect unary) and gRPC-Web become gRPC calls here, so
         // every layer below serves them as it serves gRPC.
         .layer(crate::web::ConnectLayer::new(

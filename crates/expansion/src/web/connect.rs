@@ -291,6 +291,12 @@ where
             message,
         ))
     })?;
+    if caller_timeout == Some(Duration::ZERO) {
+        return Err(Status::deadline_exceeded(
+            "the call's deadline (connect-timeout-ms: 0) had passed",
+        )
+        .into());
+    }
     let (parts, body) = request.into_parts();
     // JSON is wordier than protobuf: the body may be a few times the
     // message limit, which the service's codec then applies to the message

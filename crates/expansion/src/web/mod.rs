@@ -1,6 +1,7 @@
 //! Expansion without gRPC: the Connect protocol's unary form (HTTP/JSON,
 //! `POST /<package>.<Service>/<Method>`), gRPC-Web (tonic-web, in `serve`),
-//! and the OpenAPI document of the same HTTP methods.
+//! the OpenAPI document of the same HTTP methods, and CORS for browsers on
+//! other origins.
 //!
 //! Everything is read from the descriptor set at start-up, so a method added
 //! to a `.proto` gets its route, its OpenAPI path and its JSON mapping
@@ -9,6 +10,7 @@
 //! limits, the services' own codec), then its answer is transcoded back.
 
 pub mod connect;
+pub mod cors;
 pub mod openapi;
 pub mod routes;
 
