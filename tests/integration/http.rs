@@ -699,3 +699,47 @@ async fn browsers_on_the_allowed_origins_only_get_cors() {
     );
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_json_is_served_over_tls_on_http1_and_http2() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((cert, key, ca)) = crate::auth::certificates(dir.path()) else {
+        return;
+    };
+    let path = |p: &Path| p.display().to_string();
+    let backend = Backend::sqlite();
+    let (server, admin) = secured(
+        &backend,
+        dir.path(),
+        &[
+            "--tls-cert",
+            &path(&cert),
+            "--tls-key",
+            &path(&key),
+            "--tls-ca",
+            &path(&ca),
+        ],
+    );
+    let port = server.addr.rsplit(':').next().unwrap().to_owned();
+    for version in ["--http1.1", "--http2"] {
+        let out = Command::new("curl")
+            .args(["-sS", version, "--cacert", &path(&ca), "-X", "POST"])
+            .args(["-H", "content-type: application/json"])
+            .args(["-H", &format!("authorization: Bearer {admin}")])
+            .args(["-w", "\n%{http_version}", "--data-binary", "{}"])
+            .arg(format!(
+                "https://localhost:{port}/expansion.health.v1.AccountHealthService/ListAccounts"
+            ))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{version}: {out:?}");
+        let (body, served) = text.rsplit_once('\n').unwrap();
+        assert_eq!(served, version.trim_start_matches("--http"), "{text}");
+        assert!(
+            body.starts_with('{') && !body.contains("\"code\""),
+            "{text}"
+        );
+    }
+    server.stop();
+}
