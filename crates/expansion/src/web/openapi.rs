@@ -35,6 +35,8 @@ pub fn document(routes: &Routes) -> Value {
             "operationId": format!("{}_{}", service.name(), method.name()),
             "tags": [service.full_name()],
             "summary": format!("{} (Connect unary, protobuf JSON mapping)", method.name()),
+            "description": comment(service.parent_file().file_descriptor_proto(), method.path())
+                .unwrap_or_default(),
             "security": security,
             "requestBody": {
                 "required": true,
@@ -121,14 +123,24 @@ impl Schemas {
         if !self.named.contains_key(&name) {
             // Placeholder first: messages may refer to themselves.
             self.named.insert(name.clone(), Value::Null);
+            let file = message.parent_file();
             let mut properties = serde_json::Map::new();
             for field in message.fields() {
-                properties.insert(field.json_name().to_owned(), self.field(&field));
+                let mut schema = self.field(&field);
+                if let Some(text) = comment(file.file_descriptor_proto(), field.path()) {
+                    // A reference takes no sibling keywords in OpenAPI 3.0.
+                    if schema.get("$ref").is_some() {
+                        schema = json!({ "allOf": [schema] });
+                    }
+                    schema["description"] = text.into();
+                }
+                properties.insert(field.json_name().to_owned(), schema);
             }
-            self.named.insert(
-                name.clone(),
-                json!({ "type": "object", "properties": properties }),
-            );
+            let mut schema = json!({ "type": "object", "properties": properties });
+            if let Some(text) = comment(file.file_descriptor_proto(), message.path()) {
+                schema["description"] = text.into();
+            }
+            self.named.insert(name.clone(), schema);
         }
         reference(&name)
     }
@@ -137,8 +149,12 @@ impl Schemas {
         let name = enumeration.full_name().to_owned();
         if !self.named.contains_key(&name) {
             let values: Vec<String> = enumeration.values().map(|v| v.name().to_owned()).collect();
-            self.named
-                .insert(name.clone(), json!({ "type": "string", "enum": values }));
+            let mut schema = json!({ "type": "string", "enum": values });
+            let file = enumeration.parent_file();
+            if let Some(text) = comment(file.file_descriptor_proto(), enumeration.path()) {
+                schema["description"] = text.into();
+            }
+            self.named.insert(name.clone(), schema);
         }
         reference(&name)
     }
@@ -183,6 +199,25 @@ impl Schemas {
             Kind::Enum(enumeration) => self.enumeration(enumeration),
         }
     }
+}
+
+/// The `.proto` comment above what `path` locates in `file`, if any.
+fn comment(file: &prost_types::FileDescriptorProto, path: &[i32]) -> Option<String> {
+    let location = file
+        .source_code_info
+        .as_ref()?
+        .location
+        .iter()
+        .find(|location| location.path == path)?;
+    let text = location
+        .leading_comments
+        .as_deref()?
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
 }
 
 /// The JSON mapping's special forms of the well-known types.
@@ -251,9 +286,15 @@ mod tests {
         }
         assert!(schemas.values().all(|schema| !schema.is_null()));
         // The JSON mapping's forms.
+        assert!(
+            schemas["expansion.health.v1.Account"]["properties"]["externalRef"]
+                .to_string()
+                .contains("#/components/schemas/expansion.health.v1.ExternalRef")
+        );
+        // The .proto comments document the fields.
         assert_eq!(
-            schemas["expansion.health.v1.Account"]["properties"]["externalRef"]["$ref"],
-            "#/components/schemas/expansion.health.v1.ExternalRef"
+            schemas["expansion.health.v1.Account"]["properties"]["customerSince"]["description"],
+            "Registration date, \"YYYY-MM-DD\"."
         );
         assert_eq!(
             schemas["expansion.common.v1.Segment"]["type"], "string",
