@@ -329,6 +329,12 @@ async fn keys_roles_limits_metrics_and_details_are_those_of_grpc() {
         assert_eq!(over_http.status, 401, "{over_http:?}");
         assert_same(&upsert, &over_grpc, &over_http);
     }
+    // Who calls is checked before what they sent, over both: a body that
+    // does not read, from a caller without a key, is UNAUTHENTICATED.
+    let over_grpc = grpc(&server, &upsert, vec![0xff, 0xff, 0xff], None).await;
+    let over_http = post(&server, &upsert, r#"{"nmae": 7}"#, &[], false);
+    assert_eq!(over_http.status, 401, "{over_http:?}");
+    assert_same(&upsert, &over_grpc, &over_http);
     let missing = post(&server, &upsert, &account, &[], false);
     assert_eq!(
         detail(&missing, "google.rpc.ErrorInfo")["reason"],

@@ -206,6 +206,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         // every layer below serves them as it serves gRPC.
         .layer(crate::web::ConnectLayer::new(
             http_routes,
+            security.layer(),
             limit,
             args.request_timeout,
         ))

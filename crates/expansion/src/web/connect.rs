@@ -69,6 +69,8 @@ const NOT_FORWARDED: &[&str] = &[
 #[derive(Debug)]
 struct Shared {
     routes: Routes,
+    /// The key check, asked first when this layer refuses on its own.
+    auth: crate::auth::layer::AuthLayer,
     openapi: Bytes,
     max_message_bytes: usize,
     default_timeout: Duration,
@@ -82,11 +84,17 @@ pub struct ConnectLayer {
 }
 
 impl ConnectLayer {
-    pub fn new(routes: Routes, max_message_bytes: usize, default_timeout: Duration) -> Self {
+    pub fn new(
+        routes: Routes,
+        auth: crate::auth::layer::AuthLayer,
+        max_message_bytes: usize,
+        default_timeout: Duration,
+    ) -> Self {
         let openapi = Bytes::from(super::openapi::document(&routes).to_string());
         Self {
             shared: Arc::new(Shared {
                 routes,
+                auth,
                 openapi,
                 max_message_bytes,
                 default_timeout,
@@ -208,35 +216,72 @@ where
     let pool = shared.routes.pool();
     let path = request.uri().path().to_owned();
     let domain = domain_of(&path);
+    // Who calls is checked before what they sent, as over gRPC: a refusal of
+    // this layer's own gives way to the key check's.
+    let authorization = request.headers().get(header::AUTHORIZATION).cloned();
+    let key_check_first = |status: Status| {
+        shared
+            .auth
+            .refusal(&path, authorization.as_ref().map(HeaderValue::as_bytes))
+            .unwrap_or(status)
+    };
     let Some(method) = shared.routes.method(&path) else {
-        let status = refusal(
+        let status = key_check_first(refusal(
             Code::Unimplemented,
             "METHOD_NOT_FOUND",
             &domain,
             format!("no method at {path}: HTTP/JSON serves POST /<package>.<Service>/<Method>"),
-        );
-        return error_response(&status, StatusCode::NOT_FOUND, &HeaderMap::new(), pool);
+        ));
+        let http_status = match status.code() {
+            Code::Unimplemented => StatusCode::NOT_FOUND,
+            code => http_status(code),
+        };
+        return error_response(&status, http_status, &HeaderMap::new(), pool);
     };
     match call(shared, inner, request, method, format, &domain).await {
         Ok(response) => response,
-        Err(Failure { status, metadata }) => {
+        Err(Failure {
+            status,
+            metadata,
+            before_the_stack,
+        }) => {
+            let status = if before_the_stack {
+                key_check_first(status)
+            } else {
+                status
+            };
             let http_status = http_status(status.code());
             error_response(&status, http_status, &metadata, pool)
         }
     }
 }
 
-/// An error answer: its status and the metadata the service sent with it.
+/// An error answer: its status, the metadata the service sent with it, and
+/// whether this layer refused before sending the call down the stack.
 struct Failure {
     status: Status,
     metadata: HeaderMap,
+    before_the_stack: bool,
 }
 
+impl Failure {
+    /// An error from the call once sent (the stack's, the transport's).
+    fn downstream(status: Status) -> Self {
+        Self {
+            status,
+            metadata: HeaderMap::new(),
+            before_the_stack: false,
+        }
+    }
+}
+
+/// This layer's own refusals, of what the request carries.
 impl From<Status> for Failure {
     fn from(status: Status) -> Self {
         Self {
             status,
             metadata: HeaderMap::new(),
+            before_the_stack: true,
         }
     }
 }
@@ -352,13 +397,12 @@ where
         Ok::<_, Status>((head, collected))
     };
     let (head, collected) = match tokio::time::timeout(deadline, exchange).await {
-        Ok(result) => result?,
+        Ok(result) => result.map_err(Failure::downstream)?,
         Err(_) => {
-            return Err(Status::deadline_exceeded(format!(
+            return Err(Failure::downstream(Status::deadline_exceeded(format!(
                 "the call did not finish within its deadline of {} ms",
                 deadline.as_millis()
-            ))
-            .into());
+            ))));
         }
     };
     let trailers = collected.trailers().cloned().unwrap_or_default();
@@ -369,15 +413,24 @@ where
     if status.code() != Code::Ok {
         copy_metadata(&head.headers, &mut metadata, "");
         copy_metadata(&trailers, &mut metadata, "");
-        return Err(Failure { status, metadata });
+        return Err(Failure {
+            status,
+            metadata,
+            before_the_stack: false,
+        });
     }
-    let payload = unframe(collected.to_bytes())?;
+    let payload = unframe(collected.to_bytes()).map_err(Failure::downstream)?;
     let body = match format {
         Format::Json => {
-            let reply = DynamicMessage::decode(method.output(), payload)
-                .map_err(|err| Status::internal(format!("the service's answer: {err}")))?;
+            let reply = DynamicMessage::decode(method.output(), payload).map_err(|err| {
+                Failure::downstream(Status::internal(format!("the service's answer: {err}")))
+            })?;
             serde_json::to_vec(&reply)
-                .map_err(|err| Status::internal(format!("writing the answer as JSON: {err}")))?
+                .map_err(|err| {
+                    Failure::downstream(Status::internal(format!(
+                        "writing the answer as JSON: {err}"
+                    )))
+                })?
                 .into()
         }
         Format::Proto => payload,
