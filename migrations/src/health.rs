@@ -18,6 +18,8 @@ impl MigratorTrait for Migrator {
             Box::new(CreateOutbox),
             Box::new(CreateRequests),
             Box::new(CreateSweeps),
+            Box::new(CreateSubscriptionUpsells),
+            Box::new(TriggersRecordTheirOpportunity),
         ]
     }
 }
@@ -567,6 +569,92 @@ impl MigrationTrait for CreateSweeps {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .drop_table(Table::drop().table(Alias::new("health_sweeps")).to_owned())
+            .await
+    }
+}
+
+/// The won upsells booked as amendments: which subscription each deal grew,
+/// from when and by how much. The opportunity is the key, so a retried
+/// delivery books nothing twice, and cancelling the subscription finds the
+/// deals whose credits it claws back.
+struct CreateSubscriptionUpsells;
+
+impl MigrationName for CreateSubscriptionUpsells {
+    fn name(&self) -> &str {
+        "m20261201_000007_create_subscription_upsells"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateSubscriptionUpsells {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let column = |name: &str| ColumnDef::new(Alias::new(name)).not_null().to_owned();
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("subscription_upsells"))
+                    .col(column("opportunity_id").string().primary_key())
+                    .col(column("subscription_id").string())
+                    .col(column("effective_date").date())
+                    .col(column("mrr_increase_minor").big_integer())
+                    .col(column("created_at").timestamp_with_time_zone())
+                    .col(column("created_by").string())
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("subscription_upsells_by_subscription")
+                    .table(Alias::new("subscription_upsells"))
+                    .col(Alias::new("subscription_id"))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(
+                Table::drop()
+                    .table(Alias::new("subscription_upsells"))
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+/// A trigger turned into an opportunity is CONVERTED and names it; it closes
+/// when that opportunity closes, and the cooldown runs from then.
+struct TriggersRecordTheirOpportunity;
+
+impl MigrationName for TriggersRecordTheirOpportunity {
+    fn name(&self) -> &str {
+        "m20261201_000008_triggers_record_their_opportunity"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for TriggersRecordTheirOpportunity {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Alias::new("triggers"))
+                    .add_column(ColumnDef::new(Alias::new("opportunity_id")).string().null())
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Alias::new("triggers"))
+                    .drop_column(Alias::new("opportunity_id"))
+                    .to_owned(),
+            )
             .await
     }
 }

@@ -19,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateWalletEstimates),
             Box::new(CreateRequests),
             Box::new(CreateOutbox),
+            Box::new(OneOpportunityPerTrigger),
         ]
     }
 }
@@ -541,5 +542,59 @@ impl MigrationTrait for CreateOutbox {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// A trigger becomes at most one opportunity: the database says so, not a
+/// check before the write.
+struct OneOpportunityPerTrigger;
+
+impl MigrationName for OneOpportunityPerTrigger {
+    fn name(&self) -> &str {
+        "m20261201_000008_one_opportunity_per_trigger"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for OneOpportunityPerTrigger {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("opportunities_trigger")
+                    .table(Opportunities::Table)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("opportunities_one_per_trigger")
+                    .table(Opportunities::Table)
+                    .col(Opportunities::SourceTriggerId)
+                    .unique()
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("opportunities_one_per_trigger")
+                    .table(Opportunities::Table)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("opportunities_trigger")
+                    .table(Opportunities::Table)
+                    .col(Opportunities::SourceTriggerId)
+                    .to_owned(),
+            )
+            .await
     }
 }

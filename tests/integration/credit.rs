@@ -1032,8 +1032,11 @@ async fn bad_input_is_refused_with_the_field_and_writes_nothing(backend: Backend
         assert_eq!(err.code(), Code::InvalidArgument, "{field}: {err:?}");
         assert_eq!(field_of(&err), field);
     }
-    // No policy in force at the close date is a precondition, not bad input.
+    // No policy in force at the close date is a precondition, not bad input
+    // (before its first stored version, `default` is the built-in one).
     let mut too_early = base.clone();
+    too_early.policy_id = "margin".into();
+    too_early.margin_percent = "70".into();
     too_early.close_date = "2025-06-30".into();
     let err = client.record_deal_credits(too_early).await.unwrap_err();
     assert_eq!(
@@ -1084,6 +1087,22 @@ async fn bad_input_is_refused_with_the_field_and_writes_nothing(backend: Backend
         .unwrap_err();
     assert_eq!(field_of(&err), "end_date");
     assert!(all_entries(&mut client).await.is_empty());
+
+    // A deal closed before the first stored `default` version is credited under
+    // the built-in one: 25% / 75% of $1,000.01 and the 5% account team.
+    let mut early = base.clone();
+    early.close_date = "2025-06-30".into();
+    let credits = client
+        .record_deal_credits(early)
+        .await
+        .unwrap()
+        .into_inner()
+        .credits
+        .unwrap();
+    assert_eq!(
+        (credits.policy_id.as_str(), credits.policy_version),
+        ("default", 0)
+    );
 }
 
 async fn the_database_refuses_ledger_rewrites(backend: Backend) {

@@ -104,6 +104,63 @@ async fn demo_data_is_realistic_and_idempotent(backend: Backend) {
             .any(|t| t.kind == health::TriggerKind::UsageCapacity as i32)
     );
 
+    // The won upsells amend contracts the accounts hold: the month they close in
+    // (the demo closes them on 2026-11-20) shows upsell MRR, and every month of
+    // the last year ties out.
+    let mut upsell = String::new();
+    for _ in 0..100 {
+        let now = h
+            .get_revenue_metrics(health::GetRevenueMetricsRequest {
+                month: "2026-11".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        upsell = now
+            .currencies
+            .iter()
+            .filter_map(|c| c.upsell_mrr.as_ref())
+            .map(|m| m.amount.clone())
+            .find(|a| !a.trim_start_matches(['0', '.']).is_empty())
+            .unwrap_or_default();
+        if !upsell.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!upsell.is_empty(), "no upsell MRR in 2026-11");
+    let minor = |m: Option<&contracts::pb::common::v1::Money>| -> i64 {
+        let m = m.unwrap();
+        let d: rust_decimal::Decimal = m.amount.parse().unwrap();
+        i64::try_from(d * rust_decimal::Decimal::from(100)).unwrap()
+    };
+    let mut month = domain::Month::containing(chrono::Utc::now().date_naive()).unwrap();
+    for _ in 0..13 {
+        let m = h
+            .get_revenue_metrics(health::GetRevenueMetricsRequest {
+                month: month.to_string(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        for c in &m.currencies {
+            assert_eq!(
+                minor(c.closing_mrr.as_ref()),
+                minor(c.opening_mrr.as_ref())
+                    + minor(c.new_mrr.as_ref())
+                    + minor(c.cross_sell_mrr.as_ref())
+                    + minor(c.upsell_mrr.as_ref())
+                    - minor(c.contraction_mrr.as_ref())
+                    - minor(c.churned_mrr.as_ref()),
+                "{month} {} does not tie: {c:?}",
+                c.currency_code
+            );
+        }
+        month = month.previous().unwrap();
+    }
+
     // Loading again through the command changes nothing.
     let again = Command::new(binary())
         .args(["demo", "--target", &server.addr])

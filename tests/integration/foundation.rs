@@ -296,18 +296,21 @@ async fn bad_input_is_invalid_argument_with_field_path(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(field_of(&err), "policy.delivery_percent");
-    let err = credit_client
+    let in_force = credit_client
         .get_credit_policy(credit::GetCreditPolicyRequest {
             policy_id: "default".into(),
             version: 0,
             as_of_date: String::new(),
         })
         .await
-        .unwrap_err();
+        .unwrap()
+        .into_inner()
+        .policy
+        .unwrap();
     assert_eq!(
-        err.code(),
-        Code::NotFound,
-        "the refused policy must not exist"
+        (in_force.version, in_force.effective_date.as_str()),
+        (0, "1970-01-01"),
+        "the refused policy must not exist: the built-in default is still in force"
     );
 }
 
@@ -355,11 +358,18 @@ async fn policy_versions_are_kept(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!(august.policy.unwrap().origination_percent, "30");
+    // Before its first stored version, the built-in default is in force.
     let before = client
         .get_credit_policy(in_force("2025-12-31"))
         .await
-        .unwrap_err();
-    assert_eq!(before.code(), Code::NotFound);
+        .unwrap()
+        .into_inner()
+        .policy
+        .unwrap();
+    assert_eq!(
+        (before.version, before.origination_percent.as_str()),
+        (0, "25")
+    );
 }
 
 async fn health_checks_report_each_service(backend: Backend) {
@@ -418,8 +428,14 @@ async fn one_service_per_process(backend: Backend) {
             .await
             .get_credit_policy(credit::GetCreditPolicyRequest::default())
             .await
-            .unwrap_err();
-        assert_eq!(got.code(), Code::NotFound);
+            .unwrap()
+            .into_inner()
+            .policy
+            .unwrap();
+        assert_eq!(
+            got.version, 0,
+            "a fresh credit service has the built-in default"
+        );
     }
 }
 

@@ -19,4 +19,5 @@ mod metrics;
 mod outbox;
 mod pipeline;
 mod readme;
+mod revenue;
 mod story;

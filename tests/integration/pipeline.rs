@@ -1615,6 +1615,64 @@ async fn gates_triggers_and_whitespace_with_live_health(backend: Backend) {
         .unwrap_err();
     assert_eq!(precondition_kinds(&twice), ["TRIGGER_ALREADY_CONVERTED"]);
 
+    // Health hears of it through the outbox: the trigger is CONVERTED, names the
+    // opportunity and leaves the open lists; the same signal fires nothing new.
+    let converted = eventually_trigger(&mut h, &trigger_id, health::TriggerStatus::Converted).await;
+    assert_eq!(converted.opportunity_id, created.opportunity_id);
+    let open_now = h
+        .list_triggers(health::ListTriggersRequest {
+            account_id: account.clone(),
+            statuses: vec![
+                health::TriggerStatus::Ready as i32,
+                health::TriggerStatus::Suppressed as i32,
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .triggers;
+    assert!(open_now.is_empty(), "{open_now:?}");
+    h.record_signals(health::RecordSignalsRequest {
+        request_id: String::new(),
+        signals: vec![signal(
+            health::SignalKind::PremiumWorkaround,
+            &crm,
+            "pw-again",
+        )],
+    })
+    .await
+    .unwrap();
+    let kinds = h
+        .list_triggers(health::ListTriggersRequest {
+            account_id: account.clone(),
+            kind: health::TriggerKind::PremiumWorkaround as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .triggers;
+    assert_eq!(
+        kinds.len(),
+        1,
+        "no second trigger of the kind while converted: {kinds:?}"
+    );
+    // Closing the opportunity closes the trigger (the cooldown starts then).
+    client
+        .close_opportunity(pb::CloseOpportunityRequest {
+            opportunity_id: created.opportunity_id.clone(),
+            etag: created.etag.clone(),
+            won: false,
+            lost_reason: "budget moved to next year".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let closed = eventually_trigger(&mut h, &trigger_id, health::TriggerStatus::Closed).await;
+    assert_eq!(closed.opportunity_id, created.opportunity_id);
+    assert!(closed.close_time.is_some());
+
     // GREEN account, but a cross-sell also needs a GREEN source product.
     override_health(&mut h, &account, "", 85).await;
     override_health(&mut h, &account, &crm, 60).await;
@@ -1806,4 +1864,34 @@ async fn silent_health_times_out_as_unavailable() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+/// Waits (up to 15 s) for the outbox to bring a trigger to `status`.
+async fn eventually_trigger(
+    h: &mut contracts::pb::health::v1::account_health_service_client::AccountHealthServiceClient<
+        Channel,
+    >,
+    trigger_id: &str,
+    status: health::TriggerStatus,
+) -> health::Trigger {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let t = h
+            .get_trigger(health::GetTriggerRequest {
+                trigger_id: trigger_id.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .trigger
+            .unwrap();
+        if t.status == status as i32 {
+            return t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "trigger never became {status:?}: {t:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

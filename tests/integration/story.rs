@@ -485,7 +485,8 @@ async fn credits_of(who: As<'_>, deal: &str) -> Vec<(String, i32, String)> {
     out
 }
 
-async fn cross_sell_mrr(who: As<'_>, month: &str) -> String {
+/// The month's USD `(cross-sell MRR, upsell MRR)`.
+async fn month_usd(who: As<'_>, month: &str) -> (String, String) {
     let metrics = who
         .health()
         .await
@@ -496,13 +497,14 @@ async fn cross_sell_mrr(who: As<'_>, month: &str) -> String {
         .await
         .unwrap()
         .into_inner();
-    metrics
-        .currencies
-        .iter()
-        .find(|c| c.currency_code == "USD")
-        .and_then(|c| c.cross_sell_mrr.clone())
-        .map(|m| m.amount)
-        .unwrap_or_else(|| "0.00".into())
+    let usd = metrics.currencies.iter().find(|c| c.currency_code == "USD");
+    let amount = |m: Option<&contracts::pb::common::v1::Money>| {
+        m.map_or_else(|| "0.00".to_owned(), |m| m.amount.clone())
+    };
+    (
+        amount(usd.and_then(|c| c.cross_sell_mrr.as_ref())),
+        amount(usd.and_then(|c| c.upsell_mrr.as_ref())),
+    )
 }
 
 async fn whitespace(who: As<'_>, account: &str) -> Vec<String> {
@@ -554,8 +556,10 @@ async fn story(at: &Services<'_>, keys: &Keys) {
         whitespace(revops, &p.account).await,
         vec![p.analytics.clone()]
     );
-    let cross_sell_before = cross_sell_mrr(revops, &month).await;
-    assert_eq!(cross_sell_before, "0.00");
+    assert_eq!(
+        month_usd(revops, &month).await,
+        ("0.00".to_owned(), "0.00".to_owned())
+    );
 
     // 1. Signals: heavy, satisfied use of Storage, at 92% of its capacity,
     //    and its data exported to another tool.
@@ -675,10 +679,13 @@ async fn story(at: &Services<'_>, keys: &Keys) {
     expected.sort();
     assert_eq!(credits_of(revops, &cross_sell_id).await, expected);
 
-    // 8. Health has both subscriptions, linked to their deals (MRR = annual / 12).
-    let subscriptions = eventually("the won subscriptions", Duration::from_secs(30), || {
+    // 8. Health books each deal as its motion means: the capacity upsell amends
+    //    the Storage contract the account holds ($2,000 + $60,000 / 12), the
+    //    cross-sell is a new Analytics subscription ($36,000 / 12).
+    let subscriptions = eventually("the won deals in health", Duration::from_secs(30), || {
         let mut h = h.clone();
         let account = p.account.clone();
+        let storage = p.storage.clone();
         async move {
             let subs = h
                 .list_subscriptions(health::ListSubscriptionsRequest {
@@ -689,27 +696,38 @@ async fn story(at: &Services<'_>, keys: &Keys) {
                 .unwrap()
                 .into_inner()
                 .subscriptions;
-            (subs.len() == 3).then_some(subs)
+            let upsold = subs
+                .iter()
+                .any(|s| s.product_id == storage && s.mrr == usd("7000.00"));
+            (subs.len() == 2 && upsold).then_some(subs)
         }
     })
     .await;
-    let won = |deal: &str| {
-        subscriptions
-            .iter()
-            .find(|s| s.source_opportunity_id == deal)
-            .unwrap_or_else(|| panic!("no subscription from {deal}: {subscriptions:?}"))
-    };
-    assert_eq!(won(&upsell_id).product_id, p.storage);
-    assert_eq!(won(&upsell_id).mrr, usd("5000.00"));
-    assert_eq!(won(&upsell_id).start_date, today_text);
-    assert_eq!(won(&cross_sell_id).product_id, p.analytics);
-    assert_eq!(won(&cross_sell_id).mrr, usd("3000.00"));
+    let grown = subscriptions
+        .iter()
+        .find(|s| s.product_id == p.storage)
+        .unwrap();
+    assert_eq!(
+        grown.source_opportunity_id, "",
+        "an upsell creates no subscription"
+    );
+    assert_eq!(grown.tier, "STARTER", "a capacity upsell keeps the tier");
+    let won = subscriptions
+        .iter()
+        .find(|s| s.source_opportunity_id == cross_sell_id)
+        .unwrap_or_else(|| panic!("no subscription from {cross_sell_id}: {subscriptions:?}"));
+    assert_eq!(won.product_id, p.analytics);
+    assert_eq!(won.mrr, usd("3000.00"));
+    assert_eq!(won.start_date, today_text);
 
-    // 9. Analytics is owned now: no whitespace left. Both contracts are new
-    //    subscriptions of an existing customer, so by the seed's rule both are
-    //    this month's cross-sell MRR.
+    // 9. Analytics is owned now: no whitespace left. The new Analytics contract
+    //    is this month's cross-sell MRR by the seed's rule; the Storage
+    //    amendment is upsell MRR, never cross-sell.
     assert_eq!(whitespace(revops, &p.account).await, Vec::<String>::new());
-    assert_eq!(cross_sell_mrr(revops, &month).await, "8000.00");
+    assert_eq!(
+        month_usd(revops, &month).await,
+        ("3000.00".to_owned(), "5000.00".to_owned())
+    );
 
     // Every delivery of both deals is DELIVERED, and shows on the opportunity.
     for deal in [&upsell_id, &cross_sell_id] {
@@ -735,6 +753,8 @@ async fn story(at: &Services<'_>, keys: &Keys) {
         .await;
         let mut targets: Vec<&str> = statuses.iter().map(|d| d.target.as_str()).collect();
         targets.sort();
-        assert_eq!(targets, ["credit", "health"]);
+        // Both deals came from triggers: health heard of the conversion, then of
+        // the win (which closes the trigger too); credit of the win.
+        assert_eq!(targets, ["credit", "health", "health"]);
     }
 }

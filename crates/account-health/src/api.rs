@@ -6,7 +6,8 @@ use contracts::pb::health::v1 as pb;
 use contracts::pb::health::v1::account_health_service_server::AccountHealthService;
 use contracts::{ApiError, page, principal_of, wire};
 use domain::{
-    Currency, DateRange, Decimal, HealthBand, Money, Month, ProductId, TimeZoneName, TriggerId,
+    Currency, DateRange, Decimal, HealthBand, Money, Month, OpportunityId, ProductId, TimeZoneName,
+    TriggerId,
 };
 use sea_orm::DatabaseConnection;
 use tokio_stream::StreamExt;
@@ -22,6 +23,7 @@ use crate::model::scorecard::{Bands, MeasureResult, Scorecard};
 use crate::model::signal::batch_from_pb;
 use crate::model::subscription::{Cancellation, SubscriptionInput};
 use crate::model::triggers::TriggerKind;
+use crate::model::upsell::UpsellInput;
 use crate::model::{AccountInput, optional_account_id, optional_external_ref};
 use crate::revenue::CurrencyMetrics;
 use crate::store::{AccountHealthView, ScoreView, Store, SubscriptionView};
@@ -311,6 +313,7 @@ fn trigger_to_pb(t: trigger::Model) -> pb::Trigger {
         suppression_reason: t.suppression_reason.unwrap_or_default(),
         fire_time: Some(wire::timestamp(t.fired_at)),
         close_time: t.closed_at.map(wire::timestamp),
+        opportunity_id: t.opportunity_id.unwrap_or_default(),
     }
 }
 
@@ -318,6 +321,8 @@ fn ratio(value: Option<Decimal>) -> String {
     value.map(|d| format!("{d:.4}")).unwrap_or_default()
 }
 
+// The v1 `starting_mrr` / `ending_mrr` are deprecated, and still carry the same values.
+#[allow(deprecated)]
 fn metrics_to_pb(m: CurrencyMetrics) -> pb::CurrencyMetrics {
     let money = |v: Money| Some(wire::money_to_pb(&v));
     pb::CurrencyMetrics {
@@ -328,8 +333,10 @@ fn metrics_to_pb(m: CurrencyMetrics) -> pb::CurrencyMetrics {
         expansion_mrr: money(m.expansion_mrr),
         contraction_mrr: money(m.contraction_mrr),
         churned_mrr: money(m.churned_mrr),
-        starting_mrr: money(m.starting_mrr),
-        ending_mrr: money(m.ending_mrr),
+        starting_mrr: money(m.opening_mrr),
+        ending_mrr: money(m.closing_mrr),
+        opening_mrr: money(m.opening_mrr),
+        closing_mrr: money(m.closing_mrr),
         nrr: ratio(m.nrr),
         grr: ratio(m.grr),
         cross_sell_penetration: ratio(m.cross_sell_penetration),
@@ -437,6 +444,19 @@ impl HealthService {
         let view = self.store.cancel_subscription(&cancel, &principal).await?;
         Ok(pb::CancelSubscriptionResponse {
             subscription: Some(subscription_to_pb(view)),
+        })
+    }
+
+    async fn apply_upsell_op(
+        &self,
+        principal: String,
+        req: &pb::ApplyUpsellRequest,
+    ) -> Result<pb::ApplyUpsellResponse, HealthError> {
+        let input = UpsellInput::from_request(req).map_err(HealthError::from)?;
+        let (view, created) = self.store.apply_upsell(&input, &principal).await?;
+        Ok(pb::ApplyUpsellResponse {
+            subscription: Some(subscription_to_pb(view)),
+            created,
         })
     }
 
@@ -697,6 +717,26 @@ impl AccountHealthService for HealthService {
                 &req.request_id,
                 &req,
                 || self.cancel_subscription_op(principal, &req),
+            )
+            .await?;
+        Ok(Response::new(reply))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn apply_upsell(
+        &self,
+        request: Request<pb::ApplyUpsellRequest>,
+    ) -> Reply<pb::ApplyUpsellResponse> {
+        let principal = principal_of(&request);
+        let req = request.into_inner();
+        let reply = REQUESTS
+            .once(
+                self.store.db(),
+                self.store.writer(),
+                "ApplyUpsell",
+                &req.request_id,
+                &req,
+                || self.apply_upsell_op(principal, &req),
             )
             .await?;
         Ok(Response::new(reply))
@@ -1040,6 +1080,75 @@ impl AccountHealthService for HealthService {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn convert_trigger(
+        &self,
+        request: Request<pb::ConvertTriggerRequest>,
+    ) -> Reply<pb::ConvertTriggerResponse> {
+        let req = request.into_inner();
+        let reply = REQUESTS
+            .once(
+                self.store.db(),
+                self.store.writer(),
+                "ConvertTrigger",
+                &req.request_id,
+                &req,
+                || async {
+                    let id =
+                        TriggerId::parse(&req.trigger_id).map_err(|e| invalid("trigger_id", e))?;
+                    let opportunity = OpportunityId::parse(&req.opportunity_id)
+                        .map_err(|e| invalid("opportunity_id", e))?;
+                    let t = self
+                        .store
+                        .convert_trigger(&id, &opportunity.to_string())
+                        .await?;
+                    Ok::<_, HealthError>(pb::ConvertTriggerResponse {
+                        trigger: Some(trigger_to_pb(t)),
+                    })
+                },
+            )
+            .await?;
+        Ok(Response::new(reply))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn close_trigger(
+        &self,
+        request: Request<pb::CloseTriggerRequest>,
+    ) -> Reply<pb::CloseTriggerResponse> {
+        let req = request.into_inner();
+        let reply = REQUESTS
+            .once(
+                self.store.db(),
+                self.store.writer(),
+                "CloseTrigger",
+                &req.request_id,
+                &req,
+                || async {
+                    let id =
+                        TriggerId::parse(&req.trigger_id).map_err(|e| invalid("trigger_id", e))?;
+                    let opportunity = if req.opportunity_id.is_empty() {
+                        None
+                    } else {
+                        Some(
+                            OpportunityId::parse(&req.opportunity_id)
+                                .map_err(|e| invalid("opportunity_id", e))?
+                                .to_string(),
+                        )
+                    };
+                    let t = self
+                        .store
+                        .close_trigger(&id, opportunity.as_deref())
+                        .await?;
+                    Ok::<_, HealthError>(pb::CloseTriggerResponse {
+                        trigger: Some(trigger_to_pb(t)),
+                    })
+                },
+            )
+            .await?;
+        Ok(Response::new(reply))
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn get_revenue_metrics(
         &self,
         request: Request<pb::GetRevenueMetricsRequest>,
@@ -1065,13 +1174,10 @@ impl AccountHealthService for HealthService {
                 )
                 .into());
             }
-            (true, true) => {
-                return Err(invalid(
-                    "month",
-                    "month (YYYY-MM) or start_date and end_date is required",
-                )
-                .into());
-            }
+            // No period: the current month where the caller is (SPEC §2 `time_zone`).
+            (true, true) => Month::containing(tz.date_of(storage::now()))
+                .map_err(|e| invalid("month", e))?
+                .date_range(),
         };
         if period.days() > 3700 {
             return Err(invalid("end_date", "a period may span at most ten years").into());

@@ -4,6 +4,7 @@ use contracts::ApiError;
 use tonic::Status;
 
 use crate::DOMAIN;
+use crate::model::upsell::UpsellRefusal;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HealthError {
@@ -20,6 +21,10 @@ pub enum HealthError {
     TriggerNotFound(String),
     #[error("subscription {0} was already cancelled on {1}")]
     AlreadyCancelled(String, String),
+    #[error(transparent)]
+    Lifecycle(#[from] crate::model::triggers::LifecycleRefusal),
+    #[error(transparent)]
+    Upsell(#[from] crate::model::upsell::UpsellRefusal),
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
     #[error("storage: {0}")]
@@ -43,6 +48,21 @@ impl From<HealthError> for Status {
             err @ HealthError::AlreadyCancelled(..) => ApiError::FailedPrecondition {
                 reason: "SUBSCRIPTION_ALREADY_CANCELLED",
                 message: err.to_string(),
+                violations: Vec::new(),
+            },
+            HealthError::Lifecycle(refusal) => ApiError::FailedPrecondition {
+                reason: "TRIGGER_ALREADY_CONVERTED",
+                message: refusal.to_string(),
+                violations: Vec::new(),
+            },
+            HealthError::Upsell(refusal) => ApiError::FailedPrecondition {
+                reason: match refusal {
+                    UpsellRefusal::NoneInForce(_) | UpsellRefusal::NotInForce(..) => {
+                        "NO_SUBSCRIPTION_IN_FORCE"
+                    }
+                    UpsellRefusal::Currency(..) => "CURRENCY_MISMATCH",
+                },
+                message: refusal.to_string(),
                 violations: Vec::new(),
             },
             HealthError::Corrupt(detail) => {

@@ -1,5 +1,5 @@
-//! A cancelled subscription that a won deal created reaches the credit
-//! service as a clawback (`ApplyClawback` by deal). Driven from the
+//! A cancelled subscription that a won deal created, or that won upsells
+//! grew, reaches the credit service as clawbacks (`ApplyClawback` by deal). Driven from the
 //! `health.subscription.cancelled` event by `storage::outbox`.
 
 use contracts::client::AuthChannel;
@@ -37,26 +37,40 @@ fn text<'a>(data: &'a Value, key: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
-/// The clawback a cancellation asks for; `None` when no deal created the
-/// subscription (nothing to claw back).
-pub fn clawback_request(event: &StoredEvent) -> Option<credit::ApplyClawbackRequest> {
+/// The clawbacks a cancellation asks for: the deal that created the
+/// subscription, then each won upsell that grew it; none when no deal is
+/// involved. Each has its own request id, so a retried delivery is a replay.
+pub fn clawback_requests(event: &StoredEvent) -> Vec<credit::ApplyClawbackRequest> {
     let data = &event.data;
-    Some(credit::ApplyClawbackRequest {
-        request_id: format!("outbox:{}", event.event_id),
-        deal_id: text(data, "source_opportunity_id")?.to_owned(),
-        subscription_id: text(data, "subscription_id").unwrap_or_default().to_owned(),
-        cancel_date: text(data, "cancel_date").unwrap_or_default().to_owned(),
-        reason: format!(
-            "subscription cancelled: {}",
-            text(data, "reason").unwrap_or("no reason given")
-        ),
-    })
+    let creator = text(data, "source_opportunity_id").map(|deal| (deal, String::new()));
+    let upsells = data
+        .get("upsell_opportunity_ids")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|deal| !deal.is_empty())
+        .map(|deal| (deal, format!(":{deal}")));
+    creator
+        .into_iter()
+        .chain(upsells)
+        .map(|(deal, suffix)| credit::ApplyClawbackRequest {
+            request_id: format!("outbox:{}{suffix}", event.event_id),
+            deal_id: deal.to_owned(),
+            subscription_id: text(data, "subscription_id").unwrap_or_default().to_owned(),
+            cancel_date: text(data, "cancel_date").unwrap_or_default().to_owned(),
+            reason: format!(
+                "subscription cancelled: {}",
+                text(data, "reason").unwrap_or("no reason given")
+            ),
+        })
+        .collect()
 }
 
 #[tonic::async_trait]
 impl Courier for HealthCourier {
     fn targets(&self, event: &StoredEvent) -> Vec<&'static str> {
-        if event.event_type == CANCELLED && clawback_request(event).is_some() {
+        if event.event_type == CANCELLED && !clawback_requests(event).is_empty() {
             vec![CREDIT]
         } else {
             Vec::new()
@@ -67,17 +81,23 @@ impl Courier for HealthCourier {
         if target != CREDIT {
             return Err(Failure::Park(format!("unknown target {target}")));
         }
-        let request = clawback_request(event)
-            .ok_or_else(|| Failure::Park("the cancellation names no deal".into()))?;
+        let requests = clawback_requests(event);
+        if requests.is_empty() {
+            return Err(Failure::Park("the cancellation names no deal".into()));
+        }
         let mut client = self
             .credit
             .clone()
             .ok_or_else(|| Failure::Retry("no credit service address is configured".into()))?;
-        // NOT_FOUND (the deal's credits have not arrived yet) is retried.
-        client
-            .apply_clawback(request)
-            .await
-            .map(|_| ())
-            .map_err(|s| Failure::from_status(&s))
+        // NOT_FOUND (the deal's credits have not arrived yet) is retried; each
+        // clawback is idempotent by its request id, so a retry replays the
+        // ones already applied.
+        for request in requests {
+            client
+                .apply_clawback(request)
+                .await
+                .map_err(|s| Failure::from_status(&s))?;
+        }
+        Ok(())
     }
 }

@@ -24,23 +24,24 @@
 //!   they carry no MRR anywhere; they are also ignored when finding the account's first
 //!   subscription, so a contract voided on day one does not turn the real one into a
 //!   cross-sell.
-//! - **New customer** = the account's first subscription starts inside the period. The SPEC's
-//!   "no active subscription at `start`" is read as "none before the period opened": read
-//!   literally, a customer whose first contract starts on the period's first day (the common
-//!   case of contracts dated the 1st) would be neither new nor cross-sell, which contradicts
-//!   the seed ("contract started in February … New MRR").
+//! - **One class per subscription** (SPEC §2): a subscription is a cross-sell when the rule
+//!   holds for the calendar month it starts in, otherwise it is new — whatever period is
+//!   asked. So every flow figure of a range is the sum of that figure over its days (a year
+//!   is the sum of its months), and a subscription bought in the account's first days by a
+//!   customer registered that same month is New MRR, not nothing.
 //! - **Initial MRR** of a subscription is its MRR on its start date: the latest amendment
 //!   effective on or before that date (0 if there is none).
 //! - **Amendments** may come in any order; several on the same date collapse to the one given
-//!   last in the input (a later correction). An amendment counts as upsell/contraction when
-//!   it is effective in the period, after the start date, while the subscription is active;
-//!   its delta is against the MRR in force the day before. An amendment effective on or after
-//!   the cancellation date changes nothing.
-//! - **Boundaries follow the SPEC's formulas literally**: the cohort and starting MRR are
-//!   measured *on* `start`, so a subscription starting (or an amendment effective) on the
-//!   period's first day is already in `starting_mrr` and is also counted as new/cross-sell
-//!   (or upsell); a subscription cancelled on `start` is churn of the period but not in the
-//!   cohort.
+//!   last in the input (the last recorded: a later correction). Upsell and contraction are
+//!   the day-over-day net change of a subscription's MRR: for each date in the period on
+//!   which it is in force that day and the day before, MRR(d) − MRR(d − 1), upsell when
+//!   positive, contraction when negative — whether or not it is cancelled later. An
+//!   amendment effective on or after the cancellation date changes nothing.
+//! - **The bridge ties.** Opening MRR is the MRR in force on the day before the period
+//!   (the close of `start − 1`), closing MRR the MRR on `end − 1`, so for every account and
+//!   currency closing = opening + new + cross-sell + upsell − contraction − churned. A
+//!   subscription starting on the period's first day is not in the opening MRR; an
+//!   amendment effective on the first day is a movement of the period, not of the opening.
 //! - **Time to first cross-sell**: an account's first cross-sell is its earliest subscription
 //!   that is a cross-sell for its own start month; accounts whose first cross-sell starts in
 //!   the period count in the currency of that subscription (in each currency, if cross-sells
@@ -104,10 +105,11 @@ pub struct CurrencyMetrics {
     pub expansion_mrr: Money,
     pub contraction_mrr: Money,
     pub churned_mrr: Money,
-    /// Σ MRR(a, start) over the starting cohort (accounts with MRR(a, start) > 0).
-    pub starting_mrr: Money,
+    /// Σ MRR(a, start − 1): the MRR in force at the close of the day before the period
+    /// (the starting cohort is the accounts for which it is > 0).
+    pub opening_mrr: Money,
     /// Σ MRR(a, end − 1) over all accounts.
-    pub ending_mrr: Money,
+    pub closing_mrr: Money,
     /// Ratios: exact decimals rounded half-even to 4 places; `None` when the denominator is 0.
     pub nrr: Option<Decimal>,
     pub grr: Option<Decimal>,
@@ -117,29 +119,29 @@ pub struct CurrencyMetrics {
     pub avg_days_to_first_cross_sell: Option<Decimal>,
 }
 
-/// The Conexa rule for a period: `sub` starts inside `period`, its account was registered
-/// before the period's first day (`None` → registered when its first subscription started),
-/// and it did not start on the same day as the account's first subscription. A void
-/// subscription (cancelled on or before its start) is never a cross-sell.
+/// Is `sub` cross-sell MRR of `period`? It starts inside `period` and is a cross-sell of
+/// its own start month ([`is_cross_sell_in_start_month`]): one class per subscription,
+/// whatever period is asked. A void subscription (cancelled on or before its start) is
+/// never a cross-sell.
 pub fn is_cross_sell(
     sub: &SubscriptionFacts,
     account_registered_on: Option<NaiveDate>,
     account_first_subscription_start: NaiveDate,
     period: &DateRange,
 ) -> bool {
-    !is_void(sub)
-        && period.contains(sub.start_date)
-        && conexa_rule(
-            sub.start_date,
-            account_registered_on.unwrap_or(account_first_subscription_start),
+    period.contains(sub.start_date)
+        && is_cross_sell_in_start_month(
+            sub,
+            account_registered_on,
             account_first_subscription_start,
-            period.start(),
         )
 }
 
 /// The Conexa rule applied to the calendar month `sub` starts in, whatever period is being
-/// reported: is this subscription a cross-sell of its own month? Used to find an account's
-/// first cross-sell "in any period".
+/// reported: is this subscription a cross-sell (rather than new)? Its account was
+/// registered before that month's first day (`None` → registered when its first
+/// subscription started), and it did not start on the same day as the account's first
+/// subscription.
 pub fn is_cross_sell_in_start_month(
     sub: &SubscriptionFacts,
     account_registered_on: Option<NaiveDate>,
@@ -297,8 +299,10 @@ impl<'a> Prepared<'a> {
         self.mrr_on(self.facts.start_date)
     }
 
-    /// `(effective date, delta)` of each amendment effective inside `period` that changes
-    /// the MRR of the running subscription (after its start, while it is active).
+    /// `(date, MRR(date) − MRR(date − 1))` for each date inside `period` on which the
+    /// subscription is in force that day and the day before and its MRR changes: the
+    /// dates of its amendments after its start, while it is in force. Amendments are one
+    /// per date, so the step before is the MRR of the day before.
     fn deltas_in(&self, period: &DateRange) -> impl Iterator<Item = (NaiveDate, i128)> {
         let from = self.steps.partition_point(|&(day, _)| day < period.start());
         let to = self.steps.partition_point(|&(day, _)| day < period.end());
@@ -324,10 +328,10 @@ struct Totals {
     upsell: i128,
     contraction: i128,
     churned: i128,
-    starting: i128,
-    cohort_ending: i128,
+    opening: i128,
+    cohort_closing: i128,
     cohort_retained: i128,
-    ending: i128,
+    closing: i128,
     accounts_with_products: i128,
     accounts_with_two_or_more: i128,
     active_products: i128,
@@ -344,10 +348,10 @@ impl Totals {
             upsell: 0,
             contraction: 0,
             churned: 0,
-            starting: 0,
-            cohort_ending: 0,
+            opening: 0,
+            cohort_closing: 0,
             cohort_retained: 0,
-            ending: 0,
+            closing: 0,
             accounts_with_products: 0,
             accounts_with_two_or_more: 0,
             active_products: 0,
@@ -367,10 +371,10 @@ impl Totals {
             expansion_mrr: money(expansion),
             contraction_mrr: money(self.contraction),
             churned_mrr: money(self.churned),
-            starting_mrr: money(self.starting),
-            ending_mrr: money(self.ending),
-            nrr: ratio(self.cohort_ending, self.starting),
-            grr: ratio(self.cohort_retained, self.starting),
+            opening_mrr: money(self.opening),
+            closing_mrr: money(self.closing),
+            nrr: ratio(self.cohort_closing, self.opening),
+            grr: ratio(self.cohort_retained, self.opening),
             cross_sell_penetration: ratio(
                 self.accounts_with_two_or_more,
                 self.accounts_with_products,
@@ -385,11 +389,11 @@ impl Totals {
     }
 }
 
-/// One account's MRR on the two dates NRR looks at, in one currency.
+/// One account's MRR on the two dates the bridge looks at, in one currency.
 struct AccountMrr {
     currency: Currency,
-    at_start: i128,
-    at_last_day: i128,
+    opening: i128,
+    closing: i128,
 }
 
 /// Adds one account (its non-void subscriptions, at least one) to the currency totals.
@@ -403,7 +407,9 @@ fn add_account(
         return;
     };
     let registered_on = registered_on.unwrap_or(first_start);
-    let is_new_customer = period.contains(first_start);
+    // The close of the day before the period; a period starting on chrono's first
+    // representable day opens with nothing.
+    let opening_day = period.start().pred_opt();
     let last_day = period.last_day();
 
     let mut mrr_by_currency: Vec<AccountMrr> = Vec::with_capacity(1);
@@ -417,23 +423,19 @@ fn add_account(
 
         if period.contains(facts.start_date) {
             let initial = i128::from(sub.initial_mrr());
-            if conexa_rule(facts.start_date, registered_on, first_start, period.start()) {
+            let own_month = first_day_of_month(facts.start_date);
+            if conexa_rule(facts.start_date, registered_on, first_start, own_month) {
                 total.cross_sell = total.cross_sell.saturating_add(initial);
-            } else if is_new_customer {
+            } else {
                 total.new = total.new.saturating_add(initial);
             }
         }
 
-        let stays_active = facts
-            .cancel_date
-            .is_none_or(|cancel| cancel >= period.end());
         for (_, delta) in sub.deltas_in(period) {
             match delta.cmp(&0) {
                 Ordering::Greater => total.upsell = total.upsell.saturating_add(delta),
-                Ordering::Less if stays_active => {
-                    total.contraction = total.contraction.saturating_sub(delta);
-                }
-                _ => {}
+                Ordering::Less => total.contraction = total.contraction.saturating_sub(delta),
+                Ordering::Equal => {}
             }
         }
 
@@ -443,20 +445,20 @@ fn add_account(
             total.churned = total.churned.saturating_add(i128::from(in_force));
         }
 
-        let at_start = i128::from(sub.mrr_on(period.start()));
-        let at_last_day = i128::from(sub.mrr_on(last_day));
+        let opening = i128::from(opening_day.map_or(0, |day| sub.mrr_on(day)));
+        let closing = i128::from(sub.mrr_on(last_day));
         match mrr_by_currency
             .iter_mut()
             .find(|entry| entry.currency == facts.currency)
         {
             Some(entry) => {
-                entry.at_start = entry.at_start.saturating_add(at_start);
-                entry.at_last_day = entry.at_last_day.saturating_add(at_last_day);
+                entry.opening = entry.opening.saturating_add(opening);
+                entry.closing = entry.closing.saturating_add(closing);
             }
             None => mrr_by_currency.push(AccountMrr {
                 currency: facts.currency,
-                at_start,
-                at_last_day,
+                opening,
+                closing,
             }),
         }
         if sub.is_active_on(last_day) {
@@ -468,13 +470,13 @@ fn add_account(
         let Some(total) = totals.get_mut(entry.currency.code()) else {
             continue;
         };
-        total.ending = total.ending.saturating_add(entry.at_last_day);
-        if entry.at_start > 0 {
-            total.starting = total.starting.saturating_add(entry.at_start);
-            total.cohort_ending = total.cohort_ending.saturating_add(entry.at_last_day);
+        total.closing = total.closing.saturating_add(entry.closing);
+        if entry.opening > 0 {
+            total.opening = total.opening.saturating_add(entry.opening);
+            total.cohort_closing = total.cohort_closing.saturating_add(entry.closing);
             total.cohort_retained = total
                 .cohort_retained
-                .saturating_add(entry.at_last_day.min(entry.at_start));
+                .saturating_add(entry.closing.min(entry.opening));
         }
     }
 
@@ -790,8 +792,10 @@ mod tests {
         ));
         assert_eq!(amount(metrics.new_mrr), "300.00");
         assert_eq!(amount(metrics.cross_sell_mrr), "70.00");
-        // Its first contract started on the period's first day: in the cohort as well.
-        assert_eq!(amount(metrics.starting_mrr), "300.00");
+        // Its first contract started on the period's first day: a movement of the month,
+        // not part of the MRR it opened with.
+        assert_eq!(amount(metrics.opening_mrr), "0.00");
+        assert_eq!(amount(metrics.closing_mrr), "370.00");
     }
 
     #[test]
@@ -813,17 +817,21 @@ mod tests {
         let metrics = only(revenue_metrics(&[], &subs, &month("2026-02")));
         assert_eq!(amount(metrics.new_mrr), "0.00");
         assert_eq!(amount(metrics.cross_sell_mrr), "90.00");
-        assert_eq!(metrics.starting_mrr, Money::zero(Currency::BRL));
+        assert_eq!(metrics.opening_mrr, Money::zero(Currency::BRL));
         assert_eq!(metrics.nrr, None);
     }
 
     /// March 2026, USD, every figure computed by hand:
     /// - A (cohort): a1 100 → 250 on 03-10 (+150 upsell), a2 200 → 120 on 03-15 (80
-    ///   contraction, stays active). MRR 300 on 03-01, 370 on 03-31.
-    /// - B (cohort): b1 300 → 250 on 03-05, cancelled 03-20: the −50 is not contraction (it
-    ///   does not stay active); churn is 250, the MRR in force on 03-19. 300 → 0.
+    ///   contraction). MRR 300 at the close of 02-28, 370 on 03-31.
+    /// - B (cohort): b1 300 → 250 on 03-05 (50 contraction, although it is cancelled
+    ///   later), cancelled 03-20: churn is 250, the MRR in force on 03-19. 300 → 0.
     /// - C (new customer from 03-02): 400, → 450 on 03-25 (+50 upsell). 0 → 450.
-    /// - D: cancelled on the period's first day: churn 80, not in the cohort.
+    /// - D (cohort): in force on 02-28, cancelled on the period's first day: churn 80.
+    ///   80 → 0.
+    ///
+    /// The bridge: 680 + 400 new + 0 cross-sell + 200 upsell − 130 contraction − 330 churn
+    /// makes 820.
     fn march_accounts() -> Vec<AccountFacts> {
         vec![
             account("A", Some("2025-12-15")),
@@ -896,13 +904,13 @@ mod tests {
         assert_eq!(amount(m.new_mrr), "400.00");
         assert_eq!(amount(m.upsell_mrr), "200.00");
         assert_eq!(amount(m.expansion_mrr), "200.00");
-        assert_eq!(amount(m.contraction_mrr), "80.00");
+        assert_eq!(amount(m.contraction_mrr), "130.00");
         assert_eq!(amount(m.churned_mrr), "330.00");
-        assert_eq!(amount(m.starting_mrr), "600.00");
-        assert_eq!(amount(m.ending_mrr), "820.00");
-        // NRR = 370 / 600; GRR = (300 + 0) / 600.
-        assert_eq!(m.nrr, Some(dec("0.6167")));
-        assert_eq!(m.grr, Some(dec("0.5000")));
+        assert_eq!(amount(m.opening_mrr), "680.00");
+        assert_eq!(amount(m.closing_mrr), "820.00");
+        // NRR = (370 + 0 + 0) / 680; GRR = (300 + 0 + 0) / 680.
+        assert_eq!(m.nrr, Some(dec("0.5441")));
+        assert_eq!(m.grr, Some(dec("0.4412")));
         // Active on 03-31: A {p1, p2}, C {p1}.
         assert_eq!(m.cross_sell_penetration, Some(dec("0.5000")));
         assert_eq!(m.products_per_account, Some(dec("1.5000")));
@@ -1037,21 +1045,21 @@ mod tests {
         let (brl, jpy, usd) = (&metrics[0], &metrics[1], &metrics[2]);
         assert_eq!(amount(brl.cross_sell_mrr), "500.00");
         assert_eq!(amount(brl.new_mrr), "0.00");
-        assert_eq!(amount(brl.ending_mrr), "500.00");
+        assert_eq!(amount(brl.closing_mrr), "500.00");
         assert_eq!(brl.nrr, None);
         assert_eq!(brl.products_per_account, Some(dec("1")));
         assert_eq!(brl.avg_days_to_first_cross_sell, Some(dec("31")));
         assert_eq!(jpy.new_mrr, Money::from_minor(Currency::JPY, 12_000));
         assert_eq!(amount(jpy.cross_sell_mrr), "0");
         assert_eq!(amount(usd.cross_sell_mrr), "0.00");
-        assert_eq!(amount(usd.starting_mrr), "100.00");
+        assert_eq!(amount(usd.opening_mrr), "100.00");
         assert_eq!(usd.nrr, Some(dec("1")));
         assert_eq!(usd.cross_sell_penetration, Some(dec("0")));
         assert_eq!(usd.avg_days_to_first_cross_sell, None);
     }
 
     #[test]
-    fn cancelled_on_the_period_start_is_churn_but_not_cohort() {
+    fn cancelled_on_the_period_start_churns_what_it_opened_with() {
         let usd = Currency::USD;
         let subs = vec![sub_in(
             usd,
@@ -1064,13 +1072,15 @@ mod tests {
         )];
         let m = only(revenue_metrics(&[], &subs, &month("2026-02")));
         assert_eq!(amount(m.churned_mrr), "120.00");
-        assert_eq!(amount(m.starting_mrr), "0.00");
-        assert_eq!(m.nrr, None);
+        // In force at the close of 01-31: the opening MRR, and all of it churned.
+        assert_eq!(amount(m.opening_mrr), "120.00");
+        assert_eq!(amount(m.closing_mrr), "0.00");
+        assert_eq!(m.nrr, Some(dec("0")));
         assert_eq!(m.cross_sell_penetration, None);
         // Cancelled on the day after the period: still active on its last day, no churn.
         let jan = only(revenue_metrics(&[], &subs, &month("2026-01")));
         assert_eq!(amount(jan.churned_mrr), "0.00");
-        assert_eq!(amount(jan.ending_mrr), "120.00");
+        assert_eq!(amount(jan.closing_mrr), "120.00");
     }
 
     #[test]
@@ -1089,12 +1099,12 @@ mod tests {
         let m = only(revenue_metrics(&[], &subs, &month("2026-02")));
         assert_eq!(amount(m.new_mrr), "100.00");
         assert_eq!(amount(m.upsell_mrr), "30.00");
-        assert_eq!(amount(m.ending_mrr), "130.00");
+        assert_eq!(amount(m.closing_mrr), "130.00");
         assert_eq!(m.expansion_share, Some(dec("0.2308")));
     }
 
     #[test]
-    fn amendment_on_the_period_start_is_upsell_and_in_starting_mrr() {
+    fn amendment_on_the_period_start_is_upsell_not_opening_mrr() {
         let usd = Currency::USD;
         let subs = vec![sub_in(
             usd,
@@ -1107,8 +1117,10 @@ mod tests {
         )];
         let m = only(revenue_metrics(&[], &subs, &month("2026-02")));
         assert_eq!(amount(m.upsell_mrr), "50.00");
-        assert_eq!(amount(m.starting_mrr), "150.00");
-        assert_eq!(m.nrr, Some(dec("1")));
+        // Counted once: the opening is January's close, the 50 a movement of February.
+        assert_eq!(amount(m.opening_mrr), "100.00");
+        assert_eq!(amount(m.closing_mrr), "150.00");
+        assert_eq!(m.nrr, Some(dec("1.5")));
     }
 
     #[test]
@@ -1151,7 +1163,7 @@ mod tests {
         )];
         let m = only(revenue_metrics(&[], &subs, &month("2026-02")));
         assert_eq!(amount(m.upsell_mrr), "80.00");
-        assert_eq!(amount(m.ending_mrr), "180.00");
+        assert_eq!(amount(m.closing_mrr), "180.00");
     }
 
     #[test]
@@ -1207,7 +1219,7 @@ mod tests {
         let early = DateRange::new(date("2026-02-01"), date("2026-02-05")).unwrap();
         let early = only(revenue_metrics(&[], &subs, &early));
         assert_eq!(early.products_per_account, Some(dec("1")));
-        assert_eq!(amount(early.ending_mrr), "0.00");
+        assert_eq!(amount(early.closing_mrr), "0.00");
     }
 
     #[test]
@@ -1225,7 +1237,7 @@ mod tests {
             &subs,
             &DateRange::new(date("2019-01-01"), date("2019-02-01")).unwrap(),
         ));
-        assert!(m.ending_mrr.is_zero() && m.new_mrr.is_zero());
+        assert!(m.closing_mrr.is_zero() && m.new_mrr.is_zero());
         assert_eq!(
             (m.nrr, m.grr, m.expansion_share, m.products_per_account),
             (None, None, None, None)
@@ -1251,8 +1263,8 @@ mod tests {
             .collect();
         let m = only(revenue_metrics(&[], &subs, &month("2026-02")));
         assert_eq!(m.upsell_mrr.minor(), i64::MAX);
-        assert_eq!(m.ending_mrr.minor(), i64::MAX);
-        assert_eq!(m.starting_mrr.minor(), 0);
+        assert_eq!(m.closing_mrr.minor(), i64::MAX);
+        assert_eq!(m.opening_mrr.minor(), 0);
         assert_eq!(m.nrr, None);
     }
 
@@ -1411,16 +1423,224 @@ mod tests {
         }
 
         #[test]
-        fn starting_and_ending_mrr_match_a_naive_sum((accounts, subs, period) in realistic_input()) {
+        fn opening_and_closing_mrr_match_a_naive_sum((accounts, subs, period) in realistic_input()) {
             for m in revenue_metrics(&accounts, &subs, &period) {
                 let mine = subs.iter().filter(|s| s.currency == m.currency);
                 let ending: i64 = mine.clone().map(|s| naive_mrr(s, period.last_day())).sum();
-                let starting: i64 = mine.map(|s| naive_mrr(s, period.start())).sum();
-                prop_assert_eq!(m.ending_mrr.minor(), ending);
+                let eve = period.start().pred_opt().unwrap();
+                let starting: i64 = mine.map(|s| naive_mrr(s, eve)).sum();
+                prop_assert_eq!(m.closing_mrr.minor(), ending);
                 // Amounts are non-negative, so every account with MRR is in the cohort.
-                prop_assert_eq!(m.starting_mrr.minor(), starting);
+                prop_assert_eq!(m.opening_mrr.minor(), starting);
             }
         }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // The bridge and additivity over random books
+
+    /// A day of 2026–2027 that is often a month's edge: its first day, its last day, or a
+    /// day either side of them — where off-by-one rules go wrong.
+    fn edge_day() -> impl Strategy<Value = NaiveDate> {
+        let month_first = |m: u32| {
+            NaiveDate::from_ymd_opt(2026 + i32::try_from(m / 12).unwrap(), m % 12 + 1, 1).unwrap()
+        };
+        prop_oneof![
+            (0..24_u32).prop_map(month_first),
+            (1..25_u32).prop_map(move |m| month_first(m).pred_opt().unwrap()),
+            (0..24_u32, -1..=1_i64)
+                .prop_map(move |(m, d)| month_first(m) + chrono::Duration::days(d)),
+            (0..730_i64).prop_map(day),
+        ]
+    }
+
+    prop_compose! {
+        /// One subscription of a random book: amendments on edges, several on one day
+        /// (the last one given wins), backdated ones given after later ones, a
+        /// cancellation that may be on the start date, after amendments, or never.
+        fn book_sub()(
+            account in 0..4_usize,
+            product in 0..3_usize,
+            currency in 0..3_usize,
+            start in edge_day(),
+            cancel in proptest::option::of(edge_day()),
+            same_day_cancel in proptest::bool::weighted(0.1),
+            at_start in proptest::option::of(0..50_000_i64),
+            amendments in proptest::collection::vec((edge_day(), 0..50_000_i64), 0..5),
+            repeat_last_day in proptest::bool::ANY,
+            again in 0..50_000_i64,
+        ) -> SubscriptionFacts {
+            let mut all: Vec<(NaiveDate, i64)> = Vec::new();
+            if let Some(amount) = at_start {
+                all.push((start, amount));
+            }
+            all.extend(amendments);
+            if repeat_last_day && let Some(&(date, _)) = all.last() {
+                all.push((date, again));
+            }
+            SubscriptionFacts {
+                subscription_id: String::new(),
+                account_id: format!("a{account}"),
+                product_id: format!("p{product}"),
+                currency: CURRENCIES[currency],
+                start_date: start,
+                cancel_date: if same_day_cancel { Some(start) } else { cancel },
+                amendments: all,
+            }
+        }
+    }
+
+    fn book() -> impl Strategy<Value = (Vec<AccountFacts>, Vec<SubscriptionFacts>)> {
+        let accounts =
+            proptest::collection::vec(proptest::option::of(edge_day()), 4).prop_map(|dates| {
+                dates
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, registered_on)| AccountFacts {
+                        account_id: format!("a{i}"),
+                        registered_on,
+                    })
+                    .collect()
+            });
+        (accounts, proptest::collection::vec(book_sub(), 0..14))
+    }
+
+    fn range_between() -> impl Strategy<Value = DateRange> {
+        (edge_day(), 1..400_i64).prop_map(|(start, days)| {
+            DateRange::new(start, start + chrono::Duration::days(days)).unwrap()
+        })
+    }
+
+    /// The flow figures of one currency, in minor units:
+    /// `[new, cross-sell, upsell, contraction, churned]`.
+    fn flows(m: &CurrencyMetrics) -> [i64; 5] {
+        [
+            m.new_mrr.minor(),
+            m.cross_sell_mrr.minor(),
+            m.upsell_mrr.minor(),
+            m.contraction_mrr.minor(),
+            m.churned_mrr.minor(),
+        ]
+    }
+
+    fn by_currency(metrics: Vec<CurrencyMetrics>) -> BTreeMap<&'static str, CurrencyMetrics> {
+        metrics
+            .into_iter()
+            .map(|m| (m.currency.code(), m))
+            .collect()
+    }
+
+    fn assert_ties(m: &CurrencyMetrics) -> Result<(), TestCaseError> {
+        let [new, cross_sell, upsell, contraction, churned] = flows(m);
+        prop_assert_eq!(
+            m.closing_mrr.minor(),
+            m.opening_mrr.minor() + new + cross_sell + upsell - contraction - churned,
+            "{:?}",
+            m
+        );
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// closing = opening + new + cross-sell + upsell − contraction − churned, for the
+        /// whole book and for each account alone, in every currency, for any range.
+        #[test]
+        fn the_mrr_bridge_ties_per_account_and_currency(
+            (accounts, subs) in book(),
+            period in range_between(),
+        ) {
+            for m in revenue_metrics(&accounts, &subs, &period) {
+                assert_ties(&m)?;
+            }
+            for account in &accounts {
+                let own: Vec<SubscriptionFacts> = subs
+                    .iter()
+                    .filter(|s| s.account_id == account.account_id)
+                    .cloned()
+                    .collect();
+                for m in revenue_metrics(&accounts, &own, &period) {
+                    assert_ties(&m)?;
+                }
+            }
+        }
+
+        /// Every flow figure of a range is the sum of the same figure over any split of it,
+        /// and one part closes with what the next opens with: a year is its months.
+        #[test]
+        fn flows_add_up_over_any_split_of_a_range(
+            (accounts, subs) in book(),
+            period in range_between(),
+            cut in 0..400_i64,
+        ) {
+            let days = period.days();
+            prop_assume!(days > 1);
+            let offset = 1 + cut % (days - 1);
+            let middle = period.start() + chrono::Duration::days(offset);
+            let whole = by_currency(revenue_metrics(&accounts, &subs, &period));
+            let first = by_currency(revenue_metrics(
+                &accounts, &subs, &DateRange::new(period.start(), middle).unwrap(),
+            ));
+            let second = by_currency(revenue_metrics(
+                &accounts, &subs, &DateRange::new(middle, period.end()).unwrap(),
+            ));
+            for (code, w) in &whole {
+                let (a, b) = (&first[code], &second[code]);
+                let summed: Vec<i64> =
+                    flows(a).iter().zip(flows(b)).map(|(x, y)| x + y).collect();
+                prop_assert_eq!(flows(w).to_vec(), summed, "{} split at {}", code, middle);
+                prop_assert_eq!(a.closing_mrr, b.opening_mrr);
+                prop_assert_eq!(w.opening_mrr, a.opening_mrr);
+                prop_assert_eq!(w.closing_mrr, b.closing_mrr);
+            }
+        }
+
+        /// Accounts counted in time to first cross-sell have a cross-sell in the range.
+        #[test]
+        fn time_to_first_cross_sell_agrees_with_cross_sell(
+            (accounts, subs) in book(),
+            period in range_between(),
+        ) {
+            for account in &accounts {
+                let own: Vec<SubscriptionFacts> = subs
+                    .iter()
+                    .filter(|s| s.account_id == account.account_id)
+                    .cloned()
+                    .collect();
+                let Some(first) = first_subscription_start(&own) else { continue };
+                for m in revenue_metrics(&accounts, &own, &period) {
+                    if m.avg_days_to_first_cross_sell.is_some() {
+                        prop_assert!(own.iter().any(|s| s.currency == m.currency
+                            && is_cross_sell(s, account.registered_on, first, &period)));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_year_is_the_sum_of_its_months() {
+        let subs = march_subscriptions();
+        let accounts = march_accounts();
+        let year = only(revenue_metrics(
+            &accounts,
+            &subs,
+            &DateRange::new(date("2026-01-01"), date("2027-01-01")).unwrap(),
+        ));
+        let mut months = [0_i64; 5];
+        for m in 1..=12 {
+            let month = only(revenue_metrics(
+                &accounts,
+                &subs,
+                &month(&format!("2026-{m:02}")),
+            ));
+            for (total, figure) in months.iter_mut().zip(flows(&month)) {
+                *total += figure;
+            }
+        }
+        assert_eq!(flows(&year), months);
+        assert_ties(&year).unwrap();
     }
 
     /// `cargo test --release -- --ignored --nocapture scales` — 1M subscriptions.

@@ -25,6 +25,7 @@ use crate::model::ledger::{
     self, Entry, EntryContext, EntryKind, WindowPosition, clawback_entries, credit_entries,
     live_credits, split_reversals, window_position,
 };
+use crate::model::policy::{BUILT_IN_VERSION, DEFAULT_POLICY_ID, built_in_default};
 use crate::model::{PolicyInput, Terms};
 
 /// Name of the credit service's event log table.
@@ -304,6 +305,25 @@ fn sum_minor(entries: &[Entry]) -> i128 {
     entries.iter().map(|e| i128::from(e.amount_minor)).sum()
 }
 
+/// The built-in `default` policy as a stored row would hold it (never stored).
+fn built_in_default_row() -> Result<policy::Model, CreditError> {
+    let input = built_in_default();
+    Ok(policy::Model {
+        policy_id: input.policy_id.clone(),
+        version: BUILT_IN_VERSION,
+        effective_date: input.effective_date,
+        origination_percent: input.origination.to_decimal_string(),
+        delivery_percent: input.delivery.to_decimal_string(),
+        overlays: to_json(&input.overlay_rules())?,
+        basis: input.basis.as_str_name().to_owned(),
+        hold_days: input.hold_days,
+        clawback_window_days: input.clawback_window_days,
+        clawback_mode: input.clawback_mode.as_str_name().to_owned(),
+        created_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+        created_by: "built-in".to_owned(),
+    })
+}
+
 impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
         Self {
@@ -413,26 +433,34 @@ impl Store {
         policy_id: &str,
         version: i32,
     ) -> Result<Option<policy::Model>, CreditError> {
+        if policy_id == DEFAULT_POLICY_ID && version == BUILT_IN_VERSION {
+            return built_in_default_row().map(Some);
+        }
         Ok(policy::Entity::find_by_id((policy_id.to_owned(), version))
             .one(&self.db)
             .await?)
     }
 
     /// The version in force on `date`: the latest effective date on or
-    /// before it, and of those the highest version.
+    /// before it, and of those the highest version. Before any stored
+    /// version of `default`, the built-in one is in force.
     pub async fn policy_in_force(
         &self,
         policy_id: &str,
         date: NaiveDate,
     ) -> Result<Option<policy::Model>, CreditError> {
-        Ok(policy::Entity::find()
+        let stored = policy::Entity::find()
             .filter(policy::Column::PolicyId.eq(policy_id))
             .filter(policy::Column::EffectiveDate.lte(date))
             .order_by_desc(policy::Column::EffectiveDate)
             .order_by_desc(policy::Column::Version)
             .limit(1)
             .one(&self.db)
-            .await?)
+            .await?;
+        match stored {
+            None if policy_id == DEFAULT_POLICY_ID => built_in_default_row().map(Some),
+            found => Ok(found),
+        }
     }
 
     /// The terms a recorded deal is credited under (its own policy version, forever).

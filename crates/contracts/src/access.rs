@@ -125,6 +125,7 @@ pub const MATRIX: &[Rule] = &[
     rule(HEALTH_SERVICE, "ListProducts", EVERYONE, ""),
     rule(HEALTH_SERVICE, "UpsertSubscription", SYNC, ""),
     rule(HEALTH_SERVICE, "CancelSubscription", SYNC, ""),
+    rule(HEALTH_SERVICE, "ApplyUpsell", SYNC, ""),
     rule(HEALTH_SERVICE, "ListSubscriptions", EVERYONE, ""),
     rule(
         HEALTH_SERVICE,
@@ -145,6 +146,8 @@ pub const MATRIX: &[Rule] = &[
     rule(HEALTH_SERVICE, "OverrideHealth", &[Admin, Revops, Csm], ""),
     rule(HEALTH_SERVICE, "ListTriggers", EVERYONE, ""),
     rule(HEALTH_SERVICE, "GetTrigger", EVERYONE, ""),
+    rule(HEALTH_SERVICE, "ConvertTrigger", SYNC, ""),
+    rule(HEALTH_SERVICE, "CloseTrigger", SYNC, ""),
     rule(HEALTH_SERVICE, "GetRevenueMetrics", EVERYONE, ""),
     rule(HEALTH_SERVICE, "WatchEvents", EVERYONE, ""),
     // expansion.pipeline.v1.OpportunityPipelineService
@@ -302,7 +305,7 @@ mod tests {
         assert!(missing.is_empty(), "RPCs without a matrix row: {missing:?}");
         let stale: Vec<_> = unique.difference(&rpcs).collect();
         assert!(stale.is_empty(), "matrix rows of no RPC: {stale:?}");
-        assert_eq!(rows.len(), 49);
+        assert_eq!(rows.len(), 52);
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub enum ApiError {
         resource_name: String,
         message: String,
     },
-    #[error("{message}: {}", join(violations))]
+    #[error("{}", precondition_text(message, violations))]
     FailedPrecondition {
         reason: &'static str,
         message: String,
@@ -108,6 +108,20 @@ fn join<T: fmt::Display>(items: &[T]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// A refusal's text: the message, then what each violation adds to it — never the
+/// message twice when a violation only repeats it.
+fn precondition_text(message: &str, violations: &[PreconditionViolation]) -> String {
+    let extra: Vec<&PreconditionViolation> = violations
+        .iter()
+        .filter(|v| v.description != message)
+        .collect();
+    if extra.is_empty() {
+        message.to_owned()
+    } else {
+        format!("{message}: {}", join(&extra))
+    }
 }
 
 impl ApiError {
@@ -239,6 +253,33 @@ impl ApiError {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    #[test]
+    fn a_refusal_never_repeats_its_own_message() {
+        let violation = |description: &str| PreconditionViolation {
+            kind: "NO_SUBSCRIPTION_TO_UPSELL".into(),
+            subject: "o1".into(),
+            description: description.into(),
+        };
+        let refusal = |violations| ApiError::FailedPrecondition {
+            reason: "NO_SUBSCRIPTION_TO_UPSELL",
+            message: "nothing to grow".into(),
+            violations,
+        };
+        assert_eq!(
+            refusal(vec![violation("nothing to grow")]).to_string(),
+            "nothing to grow"
+        );
+        assert_eq!(refusal(vec![]).to_string(), "nothing to grow");
+        assert_eq!(
+            refusal(vec![
+                violation("nothing to grow"),
+                violation("no decision maker")
+            ])
+            .to_string(),
+            "nothing to grow: no decision maker"
+        );
+    }
+
     use super::*;
 
     #[test]

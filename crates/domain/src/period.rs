@@ -113,6 +113,11 @@ impl TimeZoneName {
         self.0
     }
 
+    /// The local date of `instant` in this zone: which day is "today" there.
+    pub fn date_of(&self, instant: DateTime<Utc>) -> NaiveDate {
+        instant.with_timezone(&self.0).date_naive()
+    }
+
     /// The instant a local date begins in this zone. Where midnight does not exist (a DST
     /// gap, as in São Paulo until 2019, or Samoa skipping 2011-12-30) the day starts at the
     /// earliest instant after the gap; where midnight happens twice, at the first one.
@@ -342,6 +347,15 @@ impl fmt::Display for DateRange {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    #[test]
+    fn today_depends_on_the_zone() {
+        use chrono::TimeZone;
+        let instant = Utc.with_ymd_and_hms(2026, 3, 1, 1, 30, 0).unwrap();
+        assert_eq!(TimeZoneName::UTC.date_of(instant).to_string(), "2026-03-01");
+        let sao_paulo = TimeZoneName::parse("America/Sao_Paulo").unwrap();
+        assert_eq!(sao_paulo.date_of(instant).to_string(), "2026-02-28");
+    }
+
     use super::*;
 
     fn date(text: &str) -> NaiveDate {

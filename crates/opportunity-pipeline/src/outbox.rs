@@ -1,5 +1,6 @@
 //! Closing a deal won reaches the other two services: the health service
-//! gets the new subscription (so whitespace and revenue follow), the credit
+//! gets the new subscription of a cross-sell, or the amendment of the
+//! subscription an upsell grows (so whitespace and revenue follow), the credit
 //! service records the deal's credits — originator the CSM, delivery the AE
 //! who accepted the handoff, overlay the account team. Driven from the
 //! `pipeline.opportunity.closed_won` event by `storage::outbox`.
@@ -19,6 +20,8 @@ use storage::outbox::{Courier, Failure};
 pub const HEALTH: &str = "health";
 pub const CREDIT: &str = "credit";
 const CLOSED_WON: &str = "pipeline.opportunity.closed_won";
+const CLOSED_LOST: &str = "pipeline.opportunity.closed_lost";
+const CREATED: &str = "pipeline.opportunity.created";
 
 /// The pipeline's outbox: closed-won events, one delivery per target, over
 /// the store's own event log (so a commit wakes the dispatcher at once).
@@ -44,6 +47,7 @@ pub fn deliveries_to_pb(
             } as i32,
             attempts: d.attempts,
             last_error: d.last_error.unwrap_or_default(),
+            event_id: d.event_id,
         })
         .collect()
 }
@@ -109,10 +113,54 @@ pub fn subscription_request(data: &Value) -> Result<health::UpsertSubscriptionRe
     })
 }
 
-/// The credits of a won deal: with an accepted handoff the CSM originates
-/// and the accepting AE delivers (and owns the split); without one the deal
-/// was CS-led and the CSM gets both shares. The account team rides on the
-/// policy's overlay rule.
+/// What a won upsell asks of health (SPEC §3): an amendment of the
+/// account's subscription of the product in force on the close date — MRR
+/// raised by the annual amount / 12 (half-even to the minor unit), the next
+/// tier for UPSELL_TIER — recorded with the opportunity, so a repeated
+/// delivery books it once and a cancellation claws its credits back.
+pub fn upsell_request(data: &Value) -> Result<health::ApplyUpsellRequest, Failure> {
+    let currency = Currency::parse(&field(data, "currency_code")?)
+        .map_err(|e| Failure::Park(e.to_string()))?;
+    let annual: i64 = field(data, "amount_minor")?
+        .parse()
+        .map_err(|_| Failure::Park("closed_won amount_minor is not a number".into()))?;
+    let increase = domain::Money::from_minor(currency, monthly(annual));
+    Ok(health::ApplyUpsellRequest {
+        request_id: String::new(),
+        opportunity_id: field(data, "opportunity_id")?,
+        account_id: field(data, "account_id")?,
+        product_id: field(data, "product_id")?,
+        subscription_id: text(data, "subscription_id").unwrap_or_default().to_owned(),
+        mrr_increase: Some(contracts::wire::money_to_pb(&increase)),
+        effective_date: field(data, "close_date")?,
+        next_tier: text(data, "motion") == Some(domain::Motion::UpsellTier.as_str()),
+    })
+}
+
+/// Health's answer when the account has no subscription of the product in
+/// force on the close date.
+fn holds_nothing_to_grow(status: &tonic::Status) -> bool {
+    use tonic_types::StatusExt;
+    status.code() == tonic::Code::FailedPrecondition
+        && status
+            .get_error_details()
+            .error_info()
+            .is_some_and(|info| info.reason == "NO_SUBSCRIPTION_IN_FORCE")
+}
+
+/// Is this closed-won deal an upsell (an amendment) rather than a new subscription?
+fn is_upsell(data: &Value) -> bool {
+    text(data, "motion")
+        .and_then(|m| m.parse::<domain::Motion>().ok())
+        .is_some_and(domain::Motion::is_upsell)
+}
+
+/// The credits of a won deal (SPEC §3 "Credit participants"): ORIGINATOR is
+/// the opportunity's originator; DELIVERY is the owner who closed it — the AE
+/// who accepted the handoff, or the owner of a deal that never had one. Only
+/// when originator and closing owner are the same person (a CS-led deal) does
+/// that person get both shares. The account team rides on the policy's
+/// overlay rule.
 pub fn credits_request(event: &StoredEvent) -> Result<credit::RecordDealCreditsRequest, Failure> {
     let data = &event.data;
     let handoff = data.get("handoff").filter(|h| !h.is_null());
@@ -125,7 +173,8 @@ pub fn credits_request(event: &StoredEvent) -> Result<credit::RecordDealCreditsR
     let mut participants = Vec::new();
     let delivery = handoff
         .and_then(|h| text(h, "accepted_by"))
-        .or(owner.filter(|_| handoff.is_some()));
+        .or(owner)
+        .filter(|closer| *closer != originator);
     participants.push(credit::Participant {
         participant_id: originator.to_owned(),
         role: credit::CreditRole::Originator as i32,
@@ -134,13 +183,13 @@ pub fn credits_request(event: &StoredEvent) -> Result<credit::RecordDealCreditsR
         owner: delivery.is_none(),
         overlay_rule: String::new(),
     });
-    if let Some(ae) = delivery {
+    if let Some(closer) = delivery {
         let team = handoff
             .and_then(|h| text(h, "accepted_team"))
             .or_else(|| text(data, "owner_team"))
             .unwrap_or("sales");
         participants.push(credit::Participant {
-            participant_id: ae.to_owned(),
+            participant_id: closer.to_owned(),
             role: credit::CreditRole::Delivery as i32,
             percent: "100".into(),
             team: team.to_owned(),
@@ -174,28 +223,75 @@ pub fn credits_request(event: &StoredEvent) -> Result<credit::RecordDealCreditsR
     })
 }
 
+/// The trigger an opportunity came from follows it (SPEC §3 "References are
+/// real"): converted when the opportunity is created, closed when it closes.
+/// Both are idempotent in health, so a repeated delivery changes nothing.
+async fn deliver_trigger_step(
+    client: &mut AccountHealthServiceClient<AuthChannel>,
+    event: &StoredEvent,
+) -> Result<(), Failure> {
+    let data = &event.data;
+    let Some(trigger_id) = text(data, "trigger_id") else {
+        return Ok(());
+    };
+    let opportunity_id = field(data, "opportunity_id")?;
+    let sent = if event.event_type == CREATED {
+        client
+            .convert_trigger(health::ConvertTriggerRequest {
+                request_id: String::new(),
+                trigger_id: trigger_id.to_owned(),
+                opportunity_id,
+            })
+            .await
+            .map(|_| ())
+    } else {
+        client
+            .close_trigger(health::CloseTriggerRequest {
+                request_id: String::new(),
+                trigger_id: trigger_id.to_owned(),
+                opportunity_id,
+            })
+            .await
+            .map(|_| ())
+    };
+    sent.map_err(|s| Failure::from_status(&s))
+}
+
 #[tonic::async_trait]
 impl Courier for PipelineCourier {
     fn targets(&self, event: &StoredEvent) -> Vec<&'static str> {
-        if event.event_type == CLOSED_WON {
-            vec![HEALTH, CREDIT]
-        } else {
-            Vec::new()
+        match event.event_type.as_str() {
+            CLOSED_WON => vec![HEALTH, CREDIT],
+            // The trigger it came from is converted, then closed with it.
+            CREATED | CLOSED_LOST if text(&event.data, "trigger_id").is_some() => vec![HEALTH],
+            _ => Vec::new(),
         }
     }
 
     async fn deliver(&self, target: &str, event: &StoredEvent) -> Result<(), Failure> {
         match target {
             HEALTH => {
-                let request = subscription_request(&event.data)?;
                 let mut client = self.health.clone().ok_or_else(|| {
                     Failure::Retry("no health service address is configured".into())
                 })?;
+                if event.event_type != CLOSED_WON {
+                    return deliver_trigger_step(&mut client, event).await;
+                }
+                if is_upsell(&event.data) {
+                    match client.apply_upsell(upsell_request(&event.data)?).await {
+                        Ok(_) => return Ok(()),
+                        // The account holds no subscription of the product to
+                        // grow: the deal is booked as a subscription of its
+                        // own, as before upsells amended contracts.
+                        Err(status) if holds_nothing_to_grow(&status) => {}
+                        Err(status) => return Err(Failure::from_status(&status)),
+                    }
+                }
                 client
-                    .upsert_subscription(request)
+                    .upsert_subscription(subscription_request(&event.data)?)
                     .await
-                    .map(|_| ())
-                    .map_err(|s| Failure::from_status(&s))
+                    .map_err(|s| Failure::from_status(&s))?;
+                deliver_trigger_step(&mut client, event).await
             }
             CREDIT => {
                 let request = credits_request(event)?;
@@ -267,11 +363,50 @@ mod tests {
 
     #[test]
     fn cs_led_deals_credit_the_csm_with_both_shares() {
-        let r = credits_request(&event(Value::Null)).unwrap();
+        let mut cs_led = event(Value::Null);
+        cs_led.data["owner"] = "carla.csm".into();
+        let r = credits_request(&cs_led).unwrap();
         assert!(r.cs_led_without_handoff);
         assert_eq!(r.participants[0].participant_id, "carla.csm");
         assert!(r.participants[0].owner);
         assert_eq!(r.participants.len(), 2);
+    }
+
+    #[test]
+    fn a_deal_closed_by_its_ae_without_a_handoff_credits_the_ae_with_delivery() {
+        let r = credits_request(&event(Value::Null)).unwrap();
+        assert!(!r.cs_led_without_handoff);
+        let roles: Vec<(&str, i32, bool)> = r
+            .participants
+            .iter()
+            .map(|p| (p.participant_id.as_str(), p.role, p.owner))
+            .collect();
+        assert_eq!(
+            roles[..2],
+            [
+                ("carla.csm", credit::CreditRole::Originator as i32, false),
+                ("alex.ae", credit::CreditRole::Delivery as i32, true),
+            ]
+        );
+        assert_eq!(r.participants[1].team, "enterprise-sales");
+    }
+
+    #[test]
+    fn an_upsell_amends_the_subscription_by_a_twelfth_and_a_tier_upsell_moves_up() {
+        let mut won = event(Value::Null);
+        won.data["motion"] = "UPSELL_TIER".into();
+        assert!(is_upsell(&won.data));
+        let r = upsell_request(&won.data).unwrap();
+        assert_eq!(r.mrr_increase.unwrap().amount, "10000.00");
+        assert_eq!(
+            (r.opportunity_id.as_str(), r.effective_date.as_str()),
+            ("o1", "2026-11-20")
+        );
+        assert!(r.next_tier);
+        won.data["motion"] = "UPSELL_CAPACITY".into();
+        assert!(!upsell_request(&won.data).unwrap().next_tier);
+        won.data["motion"] = "CROSS_SELL_ADJACENT".into();
+        assert!(!is_upsell(&won.data));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use storage::events::{EventLog, NewEvent};
 
 use crate::entity::{handoff, history, opportunity, wallet_estimate};
 use crate::error::PipelineError;
-use crate::model::NewOpportunity;
+use crate::model::{NewOpportunity, Source};
 
 /// Name of the pipeline service's event log table.
 pub const EVENT_TABLE: &str = "pipeline_events";
@@ -201,6 +201,10 @@ impl Store {
             "amount": new.amount.to_amount_string(),
             "currency_code": new.amount.currency().code(),
             "source": new.source.kind().as_str_name(),
+            "trigger_id": match &new.source {
+                Source::Trigger(t) => Some(t.to_string()),
+                _ => None,
+            },
             "principal": principal,
         });
         if let (Some(obj), serde_json::Value::Object(extra)) = (data.as_object_mut(), event_extra) {

@@ -11,3 +11,4 @@ pub mod scorecard;
 pub mod signal;
 pub mod subscription;
 pub mod trigger;
+pub mod upsell;

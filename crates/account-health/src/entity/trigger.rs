@@ -1,4 +1,5 @@
-//! `triggers`: expansion triggers; at most one open (READY or SUPPRESSED) per (account, product, kind).
+//! `triggers`: expansion triggers; at most one open (READY, SUPPRESSED or CONVERTED) per
+//! (account, product, kind).
 
 use chrono::{DateTime, Utc};
 use sea_orm::entity::prelude::*;
@@ -19,6 +20,8 @@ pub struct Model {
     pub fired_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// The opportunity it became, once CONVERTED.
+    pub opportunity_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

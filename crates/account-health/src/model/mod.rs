@@ -8,5 +8,6 @@ pub mod scorecard;
 pub mod signal;
 pub mod subscription;
 pub mod triggers;
+pub mod upsell;
 
 pub use account::{AccountInput, AccountKey, optional_account_id, optional_external_ref};

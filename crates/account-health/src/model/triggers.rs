@@ -338,9 +338,142 @@ pub fn suppression(
     None
 }
 
+// ---------------------------------------------------------------------------------------
+// Lifecycle: READY / SUPPRESSED → CONVERTED (it became an opportunity) → CLOSED (that
+// opportunity closed); READY / SUPPRESSED → CLOSED (the condition cleared). CONVERTED
+// counts as open: no trigger of its (account, product, kind) fires while it is.
+
+pub const READY: &str = "READY";
+pub const SUPPRESSED: &str = "SUPPRESSED";
+pub const CONVERTED: &str = "CONVERTED";
+pub const CLOSED: &str = "CLOSED";
+
+/// What a conversion or a close does to a stored trigger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LifecycleStep {
+    /// Nothing to write: a repeat of what is already stored.
+    Unchanged,
+    /// Write this status and opportunity; `closes` stamps the close time.
+    Write {
+        status: &'static str,
+        opportunity_id: Option<String>,
+        closes: bool,
+    },
+}
+
+/// Why a trigger cannot take that step.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LifecycleRefusal {
+    #[error("trigger {trigger} already became opportunity {opportunity}")]
+    ConvertedToAnother {
+        trigger: String,
+        opportunity: String,
+    },
+}
+
+/// Turning a trigger into `opportunity`: an open trigger becomes CONVERTED; one that
+/// closed meanwhile (its condition cleared) keeps CLOSED but names the opportunity; a
+/// repeat changes nothing; another opportunity is refused.
+pub fn plan_conversion(
+    trigger: &str,
+    status: &str,
+    current: Option<&str>,
+    opportunity: &str,
+) -> Result<LifecycleStep, LifecycleRefusal> {
+    match current {
+        Some(existing) if existing == opportunity => Ok(LifecycleStep::Unchanged),
+        Some(existing) => Err(LifecycleRefusal::ConvertedToAnother {
+            trigger: trigger.to_owned(),
+            opportunity: existing.to_owned(),
+        }),
+        None if status == CLOSED => Ok(LifecycleStep::Write {
+            status: CLOSED,
+            opportunity_id: Some(opportunity.to_owned()),
+            closes: false,
+        }),
+        None => Ok(LifecycleStep::Write {
+            status: CONVERTED,
+            opportunity_id: Some(opportunity.to_owned()),
+            closes: false,
+        }),
+    }
+}
+
+/// Closing a trigger: a converted one only for its own opportunity (which has
+/// closed); an open one whatever is named (it is dismissed); a closed one is unchanged.
+pub fn plan_close(
+    trigger: &str,
+    status: &str,
+    current: Option<&str>,
+    opportunity: Option<&str>,
+) -> Result<LifecycleStep, LifecycleRefusal> {
+    if status == CLOSED {
+        return Ok(LifecycleStep::Unchanged);
+    }
+    if status == CONVERTED
+        && let (Some(existing), Some(named)) = (current, opportunity)
+        && existing != named
+    {
+        return Err(LifecycleRefusal::ConvertedToAnother {
+            trigger: trigger.to_owned(),
+            opportunity: existing.to_owned(),
+        });
+    }
+    Ok(LifecycleStep::Write {
+        status: CLOSED,
+        opportunity_id: current.map(str::to_owned),
+        closes: true,
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    #[test]
+    fn a_trigger_converts_once_and_closes_with_its_opportunity() {
+        let convert = |status, current| plan_conversion("t1", status, current, "o1");
+        assert_eq!(
+            convert(READY, None),
+            Ok(LifecycleStep::Write {
+                status: CONVERTED,
+                opportunity_id: Some("o1".into()),
+                closes: false
+            })
+        );
+        assert_eq!(convert(CONVERTED, Some("o1")), Ok(LifecycleStep::Unchanged));
+        assert!(convert(CONVERTED, Some("o2")).is_err());
+        // Auto-closed before the conversion arrived: it stays closed, naming the deal.
+        assert_eq!(
+            convert(CLOSED, None),
+            Ok(LifecycleStep::Write {
+                status: CLOSED,
+                opportunity_id: Some("o1".into()),
+                closes: false
+            })
+        );
+        assert_eq!(
+            plan_close("t1", CONVERTED, Some("o1"), Some("o1")),
+            Ok(LifecycleStep::Write {
+                status: CLOSED,
+                opportunity_id: Some("o1".into()),
+                closes: true
+            })
+        );
+        assert!(plan_close("t1", CONVERTED, Some("o1"), Some("o2")).is_err());
+        assert_eq!(
+            plan_close("t1", CLOSED, Some("o1"), Some("o1")),
+            Ok(LifecycleStep::Unchanged)
+        );
+        assert_eq!(
+            plan_close("t1", READY, None, None),
+            Ok(LifecycleStep::Write {
+                status: CLOSED,
+                opportunity_id: None,
+                closes: true
+            })
+        );
+    }
+
     use super::*;
 
     fn signal(

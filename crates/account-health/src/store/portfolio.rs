@@ -13,10 +13,11 @@ use sea_orm::{
 use storage::events::NewEvent;
 
 use super::{Store, mark_dirty};
-use crate::entity::{account, amendment, product, subscription};
+use crate::entity::{account, amendment, product, subscription, upsell};
 use crate::error::HealthError;
 use crate::model::product::ProductInput;
 use crate::model::subscription::{Cancellation, SubscriptionInput, SubscriptionKey, mrr_on};
+use crate::model::upsell::{Candidate, UpsellInput, plan_upsell};
 
 pub const ACTIVE: &str = "ACTIVE";
 pub const CANCELLED: &str = "CANCELLED";
@@ -40,6 +41,40 @@ impl SubscriptionView {
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, HealthError> {
     serde_json::to_string(value).map_err(|e| HealthError::Corrupt(e.to_string()))
+}
+
+/// Writes the MRR in force from `effective`: one amendment per date, the last
+/// written wins (a correction of that date).
+async fn put_amendment<C: ConnectionTrait>(
+    db: &C,
+    subscription_id: &str,
+    effective: NaiveDate,
+    mrr_minor: i64,
+    principal: &str,
+) -> Result<(), HealthError> {
+    amendment::Entity::insert(amendment::ActiveModel {
+        id: Set(domain::EventId::new().to_string()),
+        subscription_id: Set(subscription_id.to_owned()),
+        effective_date: Set(effective),
+        mrr_minor: Set(mrr_minor),
+        created_at: Set(storage::now()),
+        created_by: Set(principal.to_owned()),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            amendment::Column::SubscriptionId,
+            amendment::Column::EffectiveDate,
+        ])
+        .update_columns([
+            amendment::Column::MrrMinor,
+            amendment::Column::CreatedAt,
+            amendment::Column::CreatedBy,
+        ])
+        .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
 }
 
 async fn amendments_of<C: ConnectionTrait>(
@@ -326,28 +361,7 @@ impl Store {
                 .max(input.start_date)
         };
         if mrr_on(&history, effective) != Some(input.mrr.minor()) {
-            amendment::Entity::insert(amendment::ActiveModel {
-                id: Set(domain::EventId::new().to_string()),
-                subscription_id: Set(id.clone()),
-                effective_date: Set(effective),
-                mrr_minor: Set(input.mrr.minor()),
-                created_at: Set(now),
-                created_by: Set(principal.to_owned()),
-            })
-            .on_conflict(
-                OnConflict::columns([
-                    amendment::Column::SubscriptionId,
-                    amendment::Column::EffectiveDate,
-                ])
-                .update_columns([
-                    amendment::Column::MrrMinor,
-                    amendment::Column::CreatedAt,
-                    amendment::Column::CreatedBy,
-                ])
-                .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
+            put_amendment(&txn, &id, effective, input.mrr.minor(), principal).await?;
         }
         let amendments = amendments_of(&txn, std::slice::from_ref(&id))
             .await?
@@ -386,6 +400,129 @@ impl Store {
                 amendments,
             },
             created,
+        ))
+    }
+
+    /// Books a won upsell as an amendment of the subscription it grows, once
+    /// per opportunity: a repeat returns the subscription with `false`.
+    pub async fn apply_upsell(
+        &self,
+        input: &UpsellInput,
+        principal: &str,
+    ) -> Result<(SubscriptionView, bool), HealthError> {
+        let _write = self.writer.enter().await;
+        let txn = self.db.begin().await?;
+        let opportunity_id = input.opportunity_id.to_string();
+        if let Some(booked) = upsell::Entity::find_by_id(opportunity_id.clone())
+            .one(&txn)
+            .await?
+        {
+            let row = subscription::Entity::find_by_id(booked.subscription_id.clone())
+                .one(&txn)
+                .await?
+                .ok_or_else(|| HealthError::SubscriptionNotFound(booked.subscription_id.clone()))?;
+            let amendments = amendments_of(&txn, std::slice::from_ref(&row.id))
+                .await?
+                .remove(&row.id)
+                .unwrap_or_default();
+            return Ok((SubscriptionView { row, amendments }, false));
+        }
+        let account_id = input.account_id.to_string();
+        if account::Entity::find_by_id(account_id.clone())
+            .one(&txn)
+            .await?
+            .is_none()
+        {
+            return Err(HealthError::AccountNotFound(account_id));
+        }
+        let product = product::Entity::find_by_id(input.product_id.to_string())
+            .one(&txn)
+            .await?
+            .ok_or_else(|| HealthError::ProductNotFound(input.product_id.to_string()))?;
+        let rows = subscription::Entity::find()
+            .filter(subscription::Column::AccountId.eq(account_id.clone()))
+            .filter(subscription::Column::ProductId.eq(product.id.clone()))
+            .all(&txn)
+            .await?;
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let mut histories = amendments_of(&txn, &ids).await?;
+        let candidates: Vec<Candidate> = rows
+            .iter()
+            .map(|r| Candidate {
+                subscription_id: r.id.clone(),
+                currency: r.currency.clone(),
+                tier: r.tier.clone(),
+                start_date: r.start_date,
+                cancel_date: r.cancel_date.filter(|_| r.status == CANCELLED),
+                amendments: histories.remove(&r.id).unwrap_or_default(),
+            })
+            .collect();
+        let tiers: Vec<String> = serde_json::from_str(&product.tiers).unwrap_or_default();
+        let named = input.subscription_id.map(|id| id.to_string());
+        let plan = plan_upsell(&candidates, named.as_deref(), input, &tiers)?;
+        let current = rows
+            .into_iter()
+            .find(|r| r.id == plan.subscription_id)
+            .ok_or_else(|| HealthError::SubscriptionNotFound(plan.subscription_id.clone()))?;
+
+        let id = plan.subscription_id.clone();
+        put_amendment(&txn, &id, input.effective_date, plan.mrr_minor, principal).await?;
+        let previous_tier = current.tier.clone();
+        let model = if plan.tier != current.tier {
+            let mut row: subscription::ActiveModel = current.into();
+            row.tier = Set(plan.tier.clone());
+            row.updated_at = Set(storage::now());
+            row.updated_by = Set(principal.to_owned());
+            row.update(&txn).await?
+        } else {
+            current
+        };
+        upsell::Entity::insert(upsell::ActiveModel {
+            opportunity_id: Set(opportunity_id.clone()),
+            subscription_id: Set(id.clone()),
+            effective_date: Set(input.effective_date),
+            mrr_increase_minor: Set(input.mrr_increase.minor()),
+            created_at: Set(storage::now()),
+            created_by: Set(principal.to_owned()),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        mark_dirty(&txn, std::slice::from_ref(&account_id)).await?;
+        let currency = input.mrr_increase.currency();
+        self.events
+            .append(
+                &txn,
+                &[NewEvent {
+                    event_type: "health.subscription.upsold",
+                    subject_id: id.clone(),
+                    data: serde_json::json!({
+                        "subscription_id": id,
+                        "account_id": account_id,
+                        "product_id": model.product_id,
+                        "opportunity_id": opportunity_id,
+                        "effective_date": input.effective_date.to_string(),
+                        "mrr_increase": input.mrr_increase.to_amount_string(),
+                        "mrr": domain::Money::from_minor(currency, plan.mrr_minor).to_amount_string(),
+                        "currency_code": model.currency,
+                        "previous_tier": previous_tier,
+                        "tier": model.tier,
+                        "principal": principal,
+                    }),
+                }],
+            )
+            .await?;
+        let amendments = amendments_of(&txn, std::slice::from_ref(&id))
+            .await?
+            .remove(&id)
+            .unwrap_or_default();
+        txn.commit().await?;
+        self.events.committed();
+        Ok((
+            SubscriptionView {
+                row: model,
+                amendments,
+            },
+            true,
         ))
     }
 
@@ -438,6 +575,15 @@ impl Store {
             .pred_opt()
             .and_then(|d| mrr_on(&amendments, d))
             .unwrap_or(0);
+        // The won upsells that grew it: their credits are clawed back too.
+        let upsell_deals: Vec<String> = upsell::Entity::find()
+            .filter(upsell::Column::SubscriptionId.eq(id.clone()))
+            .order_by_asc(upsell::Column::EffectiveDate)
+            .all(&txn)
+            .await?
+            .into_iter()
+            .map(|u| u.opportunity_id)
+            .collect();
         let now = storage::now();
         let mut row: subscription::ActiveModel = current.into();
         row.status = Set(CANCELLED.to_owned());
@@ -460,6 +606,7 @@ impl Store {
                         "account_id": model.account_id,
                         "product_id": model.product_id,
                         "source_opportunity_id": model.source_opportunity_id,
+                        "upsell_opportunity_ids": upsell_deals,
                         "cancel_date": cancel.cancel_date.to_string(),
                         "reason": cancel.reason,
                         "mrr": domain::Money::from_minor(currency, mrr_before).to_amount_string(),

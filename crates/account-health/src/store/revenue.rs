@@ -66,6 +66,10 @@ impl Store {
             ])
             .filter(amendment::Column::EffectiveDate.lt(period.end()))
             .order_by(byte_order("subscription_id"), Order::Asc)
+            // Recorded order within a subscription: of two amendments effective on one
+            // date, the last recorded wins (a backdated correction).
+            .order_by(amendment::Column::CreatedAt, Order::Asc)
+            .order_by(byte_order("id"), Order::Asc)
             .into_tuple::<(String, NaiveDate, i64)>()
             .stream(&self.db)
             .await?;

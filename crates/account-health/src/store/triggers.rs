@@ -5,18 +5,16 @@ use chrono::{DateTime, Duration, Utc};
 use domain::TriggerId;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    QuerySelect, Set, TransactionTrait,
 };
 use storage::events::NewEvent;
 
 use super::Store;
 use crate::entity::trigger;
 use crate::error::HealthError;
-use crate::model::triggers::Candidate;
+use crate::model::triggers::{Candidate, LifecycleStep, plan_close, plan_conversion};
 
-pub const READY: &str = "READY";
-pub const SUPPRESSED: &str = "SUPPRESSED";
-pub const CLOSED: &str = "CLOSED";
+pub use crate::model::triggers::{CLOSED, CONVERTED, READY, SUPPRESSED};
 
 fn priority(c: &Candidate) -> &'static str {
     if c.high_priority { "HIGH" } else { "NORMAL" }
@@ -36,6 +34,7 @@ fn trigger_event(event_type: &'static str, t: &trigger::Model) -> NewEvent {
             "priority": t.priority,
             "reason": t.reason,
             "suppression_reason": t.suppression_reason,
+            "opportunity_id": t.opportunity_id,
         }),
     }
 }
@@ -52,11 +51,15 @@ impl Store {
         wanted: Vec<(Candidate, Option<String>)>,
         now: DateTime<Utc>,
     ) -> Result<Vec<NewEvent>, HealthError> {
-        let open = trigger::Entity::find()
+        // CONVERTED triggers are open (nothing of their kind fires) but belong to
+        // their opportunity now: reconciling leaves them as they are.
+        let (open, converted): (Vec<trigger::Model>, Vec<trigger::Model>) = trigger::Entity::find()
             .filter(trigger::Column::AccountId.eq(account_id))
-            .filter(trigger::Column::Status.is_in([READY, SUPPRESSED]))
+            .filter(trigger::Column::Status.is_in([READY, SUPPRESSED, CONVERTED]))
             .all(txn)
-            .await?;
+            .await?
+            .into_iter()
+            .partition(|t| t.status != CONVERTED);
         let key = |c: &Candidate| {
             (
                 c.kind.as_str().to_owned(),
@@ -112,6 +115,7 @@ impl Store {
             let (kind, product) = key(&c);
             if open
                 .iter()
+                .chain(&converted)
                 .any(|t| t.kind == kind && t.product_id == product)
             {
                 continue;
@@ -148,11 +152,89 @@ impl Store {
                 fired_at: Set(now),
                 updated_at: Set(now),
                 closed_at: Set(None),
+                opportunity_id: Set(None),
             };
             let fired = row.insert(txn).await?;
             events.push(trigger_event("health.trigger.fired", &fired));
         }
         Ok(events)
+    }
+
+    /// Marks a trigger as the opportunity it became (see `plan_conversion`).
+    pub async fn convert_trigger(
+        &self,
+        id: &TriggerId,
+        opportunity_id: &str,
+    ) -> Result<trigger::Model, HealthError> {
+        self.trigger_step(id, |t| {
+            plan_conversion(
+                &t.id,
+                &t.status,
+                t.opportunity_id.as_deref(),
+                opportunity_id,
+            )
+        })
+        .await
+    }
+
+    /// Closes a trigger (see `plan_close`); the cooldown runs from now.
+    pub async fn close_trigger(
+        &self,
+        id: &TriggerId,
+        opportunity_id: Option<&str>,
+    ) -> Result<trigger::Model, HealthError> {
+        self.trigger_step(id, |t| {
+            plan_close(
+                &t.id,
+                &t.status,
+                t.opportunity_id.as_deref(),
+                opportunity_id,
+            )
+        })
+        .await
+    }
+
+    async fn trigger_step(
+        &self,
+        id: &TriggerId,
+        plan: impl FnOnce(
+            &trigger::Model,
+        ) -> Result<LifecycleStep, crate::model::triggers::LifecycleRefusal>,
+    ) -> Result<trigger::Model, HealthError> {
+        let _write = self.writer.enter().await;
+        let txn = self.db.begin().await?;
+        let current = trigger::Entity::find_by_id(id.to_string())
+            .one(&txn)
+            .await?
+            .ok_or_else(|| HealthError::TriggerNotFound(id.to_string()))?;
+        let LifecycleStep::Write {
+            status,
+            opportunity_id,
+            closes,
+        } = plan(&current)?
+        else {
+            return Ok(current);
+        };
+        let now = storage::now();
+        let mut row: trigger::ActiveModel = current.into();
+        row.status = Set(status.to_owned());
+        row.opportunity_id = Set(opportunity_id);
+        row.updated_at = Set(now);
+        if closes {
+            row.closed_at = Set(Some(now));
+        }
+        let updated = row.update(&txn).await?;
+        let event = if status == CONVERTED {
+            "health.trigger.converted"
+        } else {
+            "health.trigger.closed"
+        };
+        self.events
+            .append(&txn, &[trigger_event(event, &updated)])
+            .await?;
+        txn.commit().await?;
+        self.events.committed();
+        Ok(updated)
     }
 
     pub async fn trigger(&self, id: &TriggerId) -> Result<Option<trigger::Model>, HealthError> {

@@ -59,6 +59,35 @@ pub fn policy_id(field: &str, value: &str) -> Result<String, ApiError> {
     }
 }
 
+/// The version number of the built-in `default` policy: in force on any date
+/// before its first stored version, so a fresh server credits won deals.
+pub const BUILT_IN_VERSION: i32 = 0;
+
+/// The built-in `default` policy: the documented defaults (25% origination,
+/// 75% delivery, a 5% account-team overlay, AMOUNT basis, no hold, a 90-day
+/// FULL clawback), in force from 1970-01-01 until a stored version replaces it.
+pub fn built_in_default() -> PolicyInput {
+    let effective = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or(NaiveDate::MIN);
+    let request = pb::UpsertCreditPolicyRequest {
+        request_id: String::new(),
+        policy: Some(pb::CreditPolicy::default()),
+    };
+    // An empty policy is valid by construction: every field takes its default.
+    PolicyInput::from_request(&request, effective).unwrap_or(PolicyInput {
+        policy_id: DEFAULT_POLICY_ID.to_owned(),
+        effective_date: effective,
+        origination: DEFAULT_ORIGINATION,
+        delivery: Percent::ONE_HUNDRED
+            .checked_sub(DEFAULT_ORIGINATION)
+            .unwrap_or(Percent::ZERO),
+        overlays: vec![("account_team".to_owned(), DEFAULT_ACCOUNT_TEAM_OVERLAY)],
+        basis: pb::CreditBasis::Amount,
+        hold_days: 0,
+        clawback_window_days: DEFAULT_CLAWBACK_WINDOW_DAYS,
+        clawback_mode: pb::ClawbackMode::Full,
+    })
+}
+
 fn days(field: &str, value: i32, default: i32) -> Result<i32, ApiError> {
     match value {
         0 => Ok(default),
@@ -241,6 +270,22 @@ mod tests {
         err.field()
             .map(str::to_owned)
             .unwrap_or_else(|| panic!("not a field violation: {err:?}"))
+    }
+
+    #[test]
+    fn the_built_in_default_is_the_documented_defaults() {
+        let p = built_in_default();
+        assert_eq!(p.policy_id, "default");
+        assert_eq!(
+            (p.origination, p.delivery),
+            (Percent::from_whole(25), Percent::from_whole(75))
+        );
+        assert_eq!(
+            p.overlays,
+            vec![("account_team".into(), Percent::from_whole(5))]
+        );
+        assert_eq!((p.hold_days, p.clawback_window_days), (0, 90));
+        assert_eq!(p.effective_date.to_string(), "1970-01-01");
     }
 
     #[test]

@@ -125,8 +125,8 @@ fn service_figures(reply: &pb::GetRevenueMetricsResponse) -> anyhow::Result<Figu
         minor(usd.cross_sell_mrr.as_ref())?,
         minor(usd.new_mrr.as_ref())?,
         minor(usd.churned_mrr.as_ref())?,
-        minor(usd.starting_mrr.as_ref())?,
-        minor(usd.ending_mrr.as_ref())?,
+        minor(usd.opening_mrr.as_ref())?,
+        minor(usd.closing_mrr.as_ref())?,
     ])
 }
 

@@ -904,6 +904,7 @@ impl PipelineService {
                     "close_date": close_date.to_string(),
                     "from_stage": p.stage.as_str(),
                     "lost_reason": lost_reason,
+                    "trigger_id": current.source_trigger_id,
                     "principal": principal,
                 }),
             ));
