@@ -685,7 +685,7 @@ async fn close_won_reaches_health_and_credit_with_keys_in_force() {
 
 /// A CA and a certificate it issued for `localhost` and 127.0.0.1, made
 /// with the openssl command line; `None` (loudly) when openssl is missing.
-fn certificates(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
+pub(crate) fn certificates(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
     let run = |args: &[&str]| {
         Command::new("openssl")
             .args(args)

@@ -65,7 +65,7 @@ fn ts(seconds: i64, nanos: i32) -> Option<prost_types::Timestamp> {
 
 /// A message body as raw bytes, for requests no generated client can send.
 #[derive(Clone, Debug, Default, PartialEq)]
-struct RawBody(Vec<u8>);
+pub(crate) struct RawBody(pub(crate) Vec<u8>);
 
 impl Message for RawBody {
     fn encode_raw(&self, buf: &mut impl prost::bytes::BufMut) {

@@ -13,6 +13,7 @@ mod demo;
 mod faults;
 mod foundation;
 mod health;
+mod http;
 mod import;
 mod metrics;
 mod outbox;

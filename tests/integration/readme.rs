@@ -1,9 +1,11 @@
-//! The README's grpcurl examples, run exactly as written (only the port
-//! differs) against the real binary: if the README drifts, this fails.
+//! The README's grpcurl examples, and its curl (HTTP/JSON) cookbook, run
+//! exactly as written (only the port differs) against the real binary: if
+//! the README drifts, this fails.
 //!
-//! The examples run in order in one shell, so a `NAME=$(grpcurl … | jq …)`
-//! line can feed later ones. Comment lines steer the check of the command
-//! that follows: `# expect: Code` (it must fail with that gRPC code) and
+//! The examples of each tool run in order in one shell, so a
+//! `NAME=$(grpcurl … | jq …)` line can feed later ones. Comment lines steer
+//! the check of the command that follows: `# expect: Code` (it must fail
+//! with that gRPC code; for curl, answer that Connect code) and
 //! `# expect output: TEXT` (its output, or for an error its details, must
 //! contain TEXT).
 
@@ -16,6 +18,8 @@ const README_ADDR: &str = "127.0.0.1:50051";
 
 #[derive(Debug, Default)]
 struct Example {
+    /// `grpcurl` or `curl`: which test runs it.
+    tool: &'static str,
     command: String,
     expect_error: Option<String>,
     expect_output: Vec<String>,
@@ -28,11 +32,15 @@ impl Example {
     }
 }
 
-fn starts_command(line: &str) -> bool {
-    line.starts_with("grpcurl ")
-        || line.split_once("=$(").is_some_and(|(name, rest)| {
-            name.chars().all(|c| c.is_ascii_uppercase() || c == '_') && rest.starts_with("grpcurl ")
-        })
+/// The tool a line's command runs, if it starts one.
+fn starts_command(line: &str) -> Option<&'static str> {
+    let command = match line.split_once("=$(") {
+        Some((name, rest)) if name.chars().all(|c| c.is_ascii_uppercase() || c == '_') => rest,
+        _ => line,
+    };
+    ["grpcurl", "curl"]
+        .into_iter()
+        .find(|tool| command.starts_with(&format!("{tool} ")))
 }
 
 /// Every command inside ```sh blocks; `\` continuations, multi-line quoted
@@ -67,8 +75,13 @@ fn examples() -> Vec<Example> {
                 text.push_str(line);
                 text
             }
-            None if starts_command(trimmed) => line.to_owned(),
-            None => continue,
+            None => match starts_command(trimmed) {
+                Some(tool) => {
+                    next.tool = tool;
+                    line.to_owned()
+                }
+                None => continue,
+            },
         };
         let open_quote = current.matches('\'').count() % 2 == 1;
         let open_heredoc =
@@ -127,7 +140,10 @@ async fn readme_grpcurl_examples_work() {
     {
         return;
     }
-    let examples = examples();
+    let examples: Vec<Example> = examples()
+        .into_iter()
+        .filter(|e| e.tool == "grpcurl")
+        .collect();
     assert!(
         examples.len() >= 12,
         "README lost its grpcurl examples: {examples:?}"
@@ -204,6 +220,83 @@ async fn readme_grpcurl_examples_work() {
                     "`list` lacks {service}:\n{stdout}"
                 );
             }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_curl_examples_work() {
+    if !tool_available("curl", "apt-get install curl")
+        || !tool_available("jq", "apt-get install jq")
+    {
+        return;
+    }
+    let examples: Vec<Example> = examples()
+        .into_iter()
+        .filter(|e| e.tool == "curl")
+        .collect();
+    assert!(
+        examples.len() >= 6,
+        "README lost its curl examples: {examples:?}"
+    );
+    let backend = Backend::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.json");
+    let key = create_key(&keys, "readme", "admin");
+    let keys_flag = keys.display().to_string();
+    let server = Server::start(&backend, &["--demo", "--keys-file", &keys_flag]);
+    wait_for_demo(&server, &key).await;
+    let mut script = format!("export EXPANSION_API_KEY='{key}'\n");
+    for (i, example) in examples.iter().enumerate() {
+        let command = example.command.replace(README_ADDR, &server.addr);
+        let d = dir.path().display();
+        script.push_str(&format!(
+            "{{\n{command}\n}} > {d}/out{i} 2> {d}/err{i}\necho $? > {d}/rc{i}\n"
+        ));
+    }
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for (i, example) in examples.iter().enumerate() {
+        let read = |name: &str| {
+            std::fs::read_to_string(dir.path().join(format!("{name}{i}"))).unwrap_or_default()
+        };
+        let (stdout, stderr, rc) = (read("out"), read("err"), read("rc"));
+        let command = &example.command;
+        assert_eq!(
+            rc.trim(),
+            "0",
+            "README example failed:\n{command}\n{stdout}{stderr}"
+        );
+        // Connect's error form: `{"code": "invalid_argument", …}`.
+        let code = serde_json::from_str::<serde_json::Value>(&stdout)
+            .ok()
+            .and_then(|answer| answer["code"].as_str().map(str::to_owned));
+        match &example.expect_error {
+            None => {
+                assert_eq!(
+                    code, None,
+                    "README example answered an error:\n{command}\n{stdout}"
+                );
+                assert!(
+                    example.is_assignment() || !stdout.trim().is_empty(),
+                    "no output from:\n{command}"
+                );
+            }
+            Some(expected) => assert_eq!(
+                code.as_deref(),
+                Some(expected.as_str()),
+                "expected {expected} from:\n{command}\n{stdout}"
+            ),
+        }
+        for text in &example.expect_output {
+            assert!(
+                stdout.contains(text.as_str()),
+                "expected {text:?} in the output of:\n{command}\n{stdout}"
+            );
         }
     }
 }

@@ -238,6 +238,11 @@ pub struct ServeArgs {
     /// (port 0 picks a free one, printed as `metrics on ADDR`); off when unset.
     #[arg(long, env = "EXPANSION_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Web origins whose pages may call this server from a browser (gRPC-Web,
+    /// HTTP/JSON), comma-separated, e.g. `https://crm.example.com`; `*` for
+    /// any. Without it no CORS header is sent: same-origin pages only.
+    #[arg(long, env = "EXPANSION_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
     #[command(flatten)]

@@ -18,6 +18,7 @@ mod import;
 mod metrics;
 mod serve;
 mod telemetry;
+mod web;
 
 use clap::Parser;
 

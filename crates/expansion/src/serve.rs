@@ -76,6 +76,61 @@ async fn shutdown_signal() {
     }
 }
 
+/// How long a client may take over its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TLS connections off the listener, TCP_NODELAY set, each handshake on its
+/// own task so a slow or broken client holds up no other.
+fn tls_incoming(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+) -> tokio_stream::wrappers::ReceiverStream<
+    std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        while !tx.is_closed() {
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors and the like: wait, not spin.
+                    tracing::warn!(%err, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            if let Err(err) = stream.set_nodelay(true) {
+                tracing::debug!(%peer, %err, "TCP_NODELAY");
+            }
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => {
+                        let _ = tx.send(Ok(tls)).await;
+                    }
+                    Ok(Err(err)) => tracing::debug!(%peer, %err, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// The gRPC name of a service this binary serves.
+fn service_full_name(service: ServiceName) -> &'static str {
+    match service {
+        ServiceName::Health => <AccountHealthServiceServer<HealthService> as NamedService>::NAME,
+        ServiceName::Pipeline => {
+            <OpportunityPipelineServiceServer<PipelineService> as NamedService>::NAME
+        }
+        ServiceName::Credit => {
+            <CompensationCreditServiceServer<CreditService> as NamedService>::NAME
+        }
+    }
+}
+
 /// This process as its own peer: its bound address, so `--listen …:0`
 /// works; a wildcard listen address is reached over loopback.
 fn own_address(local: SocketAddr) -> String {
@@ -135,17 +190,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let limit = args.max_message_bytes;
     let metrics = args.metrics_listen.map(|_| Arc::new(Metrics::new()));
-    let mut builder = Server::builder()
+    let mut http_served = served_names.clone();
+    http_served.extend(services.iter().map(|service| service_full_name(*service)));
+    let http_routes = crate::web::Routes::new(&http_served)?;
+    let builder = Server::builder()
         .timeout(args.request_timeout)
         .concurrency_limit_per_connection(args.concurrency_per_connection)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        // HTTP/1.1 beside HTTP/2, for HTTP/JSON and gRPC-Web callers.
+        .accept_http1(true)
         .trace_fn(rpc_span)
+        // Browsers on other origins: preflights answered before anything else.
+        .layer(crate::web::cors::layer(&args.cors_origins)?)
+        // HTTP/JSON (Connect unary) and gRPC-Web become gRPC calls here, so
+        // every layer below serves them as it serves gRPC.
+        .layer(crate::web::ConnectLayer::new(
+            http_routes,
+            security.layer(),
+            limit,
+            args.request_timeout,
+        ))
+        .layer(tonic_web::GrpcWebLayer::new())
         .layer(RpcMetricsLayer::new(metrics.clone(), args.request_timeout));
-    if let Some(tls) = security.server_tls() {
-        builder = builder
-            .tls_config(tls)
-            .context("TLS with --tls-cert and --tls-key")?;
-    }
+    let tls = security.server_tls()?;
     // Every call is counted (refusals too), then passes the API key check.
     let mut builder = builder.layer(security.layer());
     let mut router: Option<Router<_>> = None;
@@ -326,9 +393,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     // TCP_NODELAY on every accepted connection: without it a small response
     // written after another waits for the peer's delayed ACK (~40 ms).
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    let server = router.serve_with_incoming_shutdown(incoming, shutdown);
-    tokio::pin!(server);
+    let mut server: std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), tonic::transport::Error>> + Send>,
+    > = match tls {
+        Some(config) => {
+            Box::pin(router.serve_with_incoming_shutdown(tls_incoming(listener, config), shutdown))
+        }
+        None => Box::pin(router.serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )),
+    };
     tokio::select! {
         result = &mut server => result.context("serving")?,
         Ok(()) = signalled_rx => {

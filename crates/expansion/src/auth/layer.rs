@@ -24,6 +24,14 @@ impl AuthLayer {
     pub fn new(ring: Arc<KeyRing>) -> Self {
         Self { ring }
     }
+
+    /// The answer this layer would give a call of `path` with these
+    /// credentials, if it refuses it.
+    pub fn refusal(&self, path: &str, authorization: Option<&[u8]>) -> Option<tonic::Status> {
+        admit(&self.ring, path, authorization)
+            .err()
+            .map(|err| err.into_status(domain(path)))
+    }
 }
 
 impl<S> tower::Layer<S> for AuthLayer {

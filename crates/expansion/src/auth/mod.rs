@@ -18,7 +18,6 @@ use anyhow::Context;
 use clap::Args;
 use contracts::access::Role;
 use contracts::client::ClientOptions;
-use tonic::transport::{Identity, ServerTlsConfig};
 
 use self::keys::KeyRing;
 use self::layer::AuthLayer;
@@ -222,10 +221,30 @@ impl Security {
     }
 
     /// The listener's TLS, when --tls-cert is given.
-    pub fn server_tls(&self) -> Option<ServerTlsConfig> {
-        self.tls_identity
-            .as_ref()
-            .map(|(cert, key)| ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
+    /// The listener's TLS, offering HTTP/2 and HTTP/1.1 by ALPN: HTTP/JSON
+    /// and gRPC-Web callers may speak HTTP/1.1 (tonic's own TLS offers
+    /// HTTP/2 only, which refuses them at the handshake).
+    pub fn server_tls(&self) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let Some((cert, key)) = &self.tls_identity else {
+            return Ok(None);
+        };
+        let chain = CertificateDer::pem_slice_iter(cert)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| anyhow::anyhow!("--tls-cert: not a PEM certificate chain: {err:?}"))?;
+        let key = PrivateKeyDer::from_pem_slice(key)
+            .map_err(|err| anyhow::anyhow!("--tls-key: not a PEM private key: {err:?}"))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("TLS with --tls-cert and --tls-key")?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Some(Arc::new(config)))
     }
 
     /// The scheme clients use for this server.

@@ -2,7 +2,8 @@
 //! given concurrency, beside the ceiling of any RPC on the identical server
 //! stack (`grpc.health.v1.Health/Check`, answered from memory by the same
 //! process, through the same layers), at several portfolio sizes so the
-//! growth of p99 shows; optionally beside h2load, a load generator written
+//! growth of p99 shows; the same reads over HTTP/JSON (Connect unary) on
+//! the same connections; optionally beside h2load, a load generator written
 //! elsewhere.
 
 use std::time::Duration;
@@ -138,6 +139,93 @@ async fn get_health_load(
     .await
 }
 
+/// A closed loop of HTTP/JSON (Connect unary) calls of `path` on the same
+/// HTTP/2 connections as the gRPC contenders: a JSON body in, JSON out,
+/// transcoded by the server on either side of the same gRPC stack. A call
+/// succeeds when it answers 200 with a body starting with `expect`.
+async fn json_load<B>(
+    channels: &[Channel],
+    concurrency: usize,
+    duration: Duration,
+    path: &'static str,
+    body: B,
+    expect: &'static [u8],
+) -> Load
+where
+    B: Fn(usize, usize) -> String + Send + Sync + 'static,
+{
+    use http_body_util::BodyExt;
+    use tower::Service;
+    let channels = channels.to_vec();
+    let body = std::sync::Arc::new(body);
+    closed_loop(concurrency, duration, move |task, i| {
+        let mut channel = channels[task % channels.len()].clone();
+        let body = body(task, i);
+        async move {
+            let Ok(request) = tonic::codegen::http::Request::post(path)
+                .header("content-type", "application/json")
+                .body(tonic::body::Body::new(http_body_util::Full::new(
+                    bytes::Bytes::from(body),
+                )))
+            else {
+                return false;
+            };
+            if std::future::poll_fn(|cx| channel.poll_ready(cx))
+                .await
+                .is_err()
+            {
+                return false;
+            }
+            let Ok(response) = channel.call(request).await else {
+                return false;
+            };
+            if !response.status().is_success() {
+                return false;
+            }
+            response
+                .into_body()
+                .collect()
+                .await
+                .is_ok_and(|body| body.to_bytes().starts_with(expect))
+        }
+    })
+    .await
+}
+
+/// The same reads as [`get_health_load`], over HTTP/JSON.
+async fn json_health_load(
+    channels: &[Channel],
+    accounts: usize,
+    concurrency: usize,
+    duration: Duration,
+) -> Load {
+    json_load(
+        channels,
+        concurrency,
+        duration,
+        "/expansion.health.v1.AccountHealthService/GetAccountHealth",
+        move |task, i| {
+            let n = (task * 1_000_003 + i * 7919) % accounts + 1;
+            format!(r#"{{"accountId":"{}"}}"#, generated_id(1, n))
+        },
+        br#"{"health""#,
+    )
+    .await
+}
+
+/// The echo over HTTP/JSON: what the transcoding costs on its own.
+async fn json_echo_load(channels: &[Channel], concurrency: usize, duration: Duration) -> Load {
+    json_load(
+        channels,
+        concurrency,
+        duration,
+        "/grpc.health.v1.Health/Check",
+        |_, _| r#"{"service":"expansion.health.v1.AccountHealthService"}"#.to_owned(),
+        br#"{"status":"SERVING"}"#,
+    )
+    .await
+}
+
 async fn echo_load(channels: &[Channel], concurrency: usize, duration: Duration) -> Load {
     let clients: Vec<HealthClient<Channel>> =
         channels.iter().cloned().map(HealthClient::new).collect();
@@ -240,6 +328,7 @@ pub async fn read(args: ReadBenchArgs) -> anyhow::Result<()> {
         // Warm both paths (connections, caches, the query planner).
         echo_load(&channels, args.concurrency, Duration::from_secs(1)).await;
         get_health_load(&channels, size, args.concurrency, Duration::from_secs(1)).await;
+        json_health_load(&channels, size, args.concurrency, Duration::from_secs(1)).await;
 
         let echo = echo_load(&channels, args.concurrency, duration).await;
         echo.print("echo (grpc.health.v1 Check, same stack)");
@@ -248,6 +337,24 @@ pub async fn read(args: ReadBenchArgs) -> anyhow::Result<()> {
         println!(
             "throughput ratio GetAccountHealth / echo: {:.2} (goal >= 0.5); p99 {:.2} ms (goal <= 5 ms)",
             get.rate() / echo.rate(),
+            ms(get.p99())
+        );
+        let json_echo = json_echo_load(&channels, args.concurrency, duration).await;
+        json_echo.print("echo over HTTP/JSON (Connect unary, same connections)");
+        println!(
+            "HTTP/JSON / gRPC echo req/s: {:.0} vs {:.0} ({:.2})",
+            json_echo.rate(),
+            echo.rate(),
+            json_echo.rate() / echo.rate()
+        );
+        let json = json_health_load(&channels, size, args.concurrency, duration).await;
+        json.print("GetAccountHealth over HTTP/JSON (Connect unary, same connections)");
+        println!(
+            "HTTP/JSON / gRPC GetAccountHealth req/s: {:.0} vs {:.0} ({:.2}); p99 {:.2} ms vs {:.2} ms",
+            json.rate(),
+            get.rate(),
+            json.rate() / get.rate(),
+            ms(json.p99()),
             ms(get.p99())
         );
         if args.h2load
