@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(RefuseLedgerRewrites),
             Box::new(CreateCreditRequests),
             Box::new(CreateCreditPeople),
+            Box::new(CreateOpenDisputes),
         ]
     }
 }
@@ -661,6 +662,60 @@ impl MigrationTrait for CreateCreditPeople {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .drop_table(Table::drop().table(CreditPeople::Table).to_owned())
+            .await
+    }
+}
+
+/// One open dispute per ledger entry, kept by the database: a dispute claims
+/// its entry here when it opens and releases it when it is resolved, so two
+/// concurrent OpenDispute calls cannot both open one. Disputes and their
+/// resolutions stay append-only; this claim table is not part of the ledger.
+/// Existing unresolved disputes claim their entries (the earliest per entry).
+struct CreateOpenDisputes;
+
+impl MigrationName for CreateOpenDisputes {
+    fn name(&self) -> &str {
+        "m20261201_000007_create_credit_open_disputes"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateOpenDisputes {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("credit_open_disputes"))
+                    .col(
+                        ColumnDef::new(Alias::new("entry_id"))
+                            .string()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(Alias::new("dispute_id")).string().not_null())
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "INSERT INTO credit_open_disputes (entry_id, dispute_id) \
+                 SELECT d.entry_id, MIN(d.dispute_id) FROM credit_disputes d \
+                 WHERE NOT EXISTS (SELECT 1 FROM credit_dispute_resolutions r \
+                                   WHERE r.dispute_id = d.dispute_id) \
+                 GROUP BY d.entry_id",
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(
+                Table::drop()
+                    .table(Alias::new("credit_open_disputes"))
+                    .to_owned(),
+            )
             .await
     }
 }

@@ -752,6 +752,27 @@ async fn disputes_are_adjusted_or_rejected_once(backend: Backend) {
     );
     assert_eq!(all_entries(&mut client).await.len(), before);
 
+    // Sixteen callers dispute one entry at once: the database lets exactly one open.
+    let contested = recorded.entries[0].entry_id.clone();
+    let mut racers = Vec::new();
+    for _ in 0..16 {
+        let mut c = server.credit().await;
+        let req = open(&contested);
+        racers.push(tokio::spawn(async move { c.open_dispute(req).await }));
+    }
+    let mut opened = 0;
+    for racer in racers {
+        match racer.await.unwrap() {
+            Ok(_) => opened += 1,
+            Err(err) => assert_eq!(
+                (err.code(), reason_of(&err).as_str()),
+                (Code::FailedPrecondition, "DISPUTE_ALREADY_OPEN"),
+                "{err:?}"
+            ),
+        }
+    }
+    assert_eq!(opened, 1, "exactly one of the concurrent disputes opens");
+
     let err = client
         .open_dispute(open(&domain::LedgerEntryId::new().to_string()))
         .await

@@ -17,8 +17,8 @@ use storage::events::{EventLog, NewEvent};
 use tokio::sync::MutexGuard;
 
 use crate::entity::{
-    clawback, deal, dispute, dispute_resolution, ledger_entry, person, policy, release, request,
-    split_set,
+    clawback, deal, dispute, dispute_resolution, ledger_entry, open_dispute, person, policy,
+    release, request, split_set,
 };
 use crate::error::CreditError;
 use crate::model::deal::{DealInput, Recording, Split, allocate, credit_basis, resolve_splits};
@@ -1195,30 +1195,35 @@ impl Store {
         let principal = opener.name.as_str();
         let entry = entry_by_id(&self.db, entry_id).await?;
         privacy::check_dispute_open(opener, &entry.participant_id)?;
-        let earlier = dispute::Entity::find()
-            .filter(dispute::Column::EntryId.eq(entry_id))
-            .all(&self.db)
-            .await?;
-        for d in earlier {
-            let resolved = dispute_resolution::Entity::find_by_id(d.dispute_id.clone())
-                .one(&self.db)
-                .await?;
-            if resolved.is_none() {
-                return Err(CreditError::DisputeAlreadyOpen {
-                    entry_id: entry_id.to_owned(),
-                    dispute_id: d.dispute_id,
-                });
-            }
-        }
         let now = storage::now();
+        let dispute_id = DisputeId::new().to_string();
         let row = dispute::ActiveModel {
-            dispute_id: Set(DisputeId::new().to_string()),
+            dispute_id: Set(dispute_id.clone()),
             entry_id: Set(entry_id.to_owned()),
             opened_by: Set(principal.to_owned()),
             reason: Set(reason.to_owned()),
             opened_at: Set(now),
         };
         let (txn, _turn) = self.begin_write().await?;
+        // The entry's claim is the database's word that no other dispute is open on
+        // it: of concurrent openers, one inserts it and the others are refused.
+        let claim = open_dispute::ActiveModel {
+            entry_id: Set(entry_id.to_owned()),
+            dispute_id: Set(dispute_id),
+        };
+        if let Err(err) = claim.insert(&txn).await {
+            if !is_unique_violation(&err) {
+                return Err(err.into());
+            }
+            drop(txn);
+            let open = open_dispute::Entity::find_by_id(entry_id.to_owned())
+                .one(&self.db)
+                .await?;
+            return Err(CreditError::DisputeAlreadyOpen {
+                entry_id: entry_id.to_owned(),
+                dispute_id: open.map(|o| o.dispute_id).unwrap_or_default(),
+            });
+        }
         let model = row.insert(&txn).await?;
         self.events
             .append(
@@ -1326,6 +1331,12 @@ impl Store {
         if let Some(entry) = &adjustment {
             insert_entries(&txn, std::slice::from_ref(entry)).await?;
         }
+        // Resolved: the entry may be disputed again.
+        open_dispute::Entity::delete_many()
+            .filter(open_dispute::Column::EntryId.eq(disputed.entry_id.as_str()))
+            .filter(open_dispute::Column::DisputeId.eq(dispute_id))
+            .exec(&txn)
+            .await?;
         self.events
             .append(
                 &txn,
