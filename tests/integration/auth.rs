@@ -114,6 +114,24 @@ async fn green_account(h: &mut Health, crm: &str) -> (String, String) {
         .product
         .unwrap()
         .product_id;
+    // The contract a capacity upsell grows.
+    h.upsert_subscription(health::UpsertSubscriptionRequest {
+        subscription: Some(health::Subscription {
+            account_id: account.clone(),
+            product_id: product.clone(),
+            tier: "STARTER".into(),
+            mrr: Some(contracts::pb::common::v1::Money {
+                currency_code: "USD".into(),
+                amount: "2000.00".into(),
+            }),
+            start_date: "2025-02-01".into(),
+            quota_limit: 100,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     h.record_signals(health::RecordSignalsRequest {
         request_id: String::new(),
         signals: vec![health::Signal {
@@ -643,13 +661,17 @@ async fn close_won_reaches_health_and_credit_with_keys_in_force() {
             .unwrap()
             .into_inner()
             .subscriptions;
+        // The upsell amends the contract the account holds: its MRR grows.
         if subscriptions
             .iter()
-            .any(|s| s.source_opportunity_id == deal)
+            .any(|s| s.mrr.as_ref().is_some_and(|m| m.amount != "2000.00"))
         {
             break;
         }
-        assert!(Instant::now() < deadline, "no subscription from {deal}");
+        assert!(
+            Instant::now() < deadline,
+            "no upsell from {deal}: {subscriptions:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 

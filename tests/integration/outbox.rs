@@ -17,9 +17,9 @@ use crate::on_both_databases;
 
 on_both_databases!(close_won_credits_and_subscribes_then_cancel_claws_back);
 
-/// A GREEN account with one product, then a $120K upsell walked to
-/// CLOSED_WON through a handoff (CSM carla → AE alex). Returns the
-/// opportunity id and the account id.
+/// A GREEN account with one product it subscribes to, then a $120K capacity
+/// upsell of it walked to CLOSED_WON through a handoff (CSM carla → AE alex).
+/// Returns the opportunity id and the account id.
 async fn win_a_deal(health_server: &Server, pipeline_server: &Server) -> (String, String) {
     let mut h = health_server.health().await;
     let account = h
@@ -55,6 +55,21 @@ async fn win_a_deal(health_server: &Server, pipeline_server: &Server) -> (String
         .product
         .unwrap()
         .product_id;
+    // The Storage contract the upsell grows.
+    h.upsert_subscription(health::UpsertSubscriptionRequest {
+        subscription: Some(health::Subscription {
+            account_id: account.clone(),
+            product_id: product.clone(),
+            tier: "STARTER".into(),
+            mrr: usd("2000.00"),
+            start_date: "2025-02-01".into(),
+            quota_limit: 100,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     h.record_signals(health::RecordSignalsRequest {
         request_id: String::new(),
         signals: vec![health::Signal {
@@ -289,11 +304,12 @@ async fn close_won_credits_and_subscribes_then_cancel_claws_back(backend: Backen
         .unwrap()
         .into_inner()
         .subscriptions;
-    let won = subs
-        .iter()
-        .find(|s| s.source_opportunity_id == deal)
-        .expect("subscription from the deal");
-    assert_eq!(won.mrr, usd("10000.00"));
+    // The upsell amended the Storage contract: $2,000 + $120,000 / 12, no new
+    // subscription.
+    assert_eq!(subs.len(), 1, "{subs:?}");
+    let won = &subs[0];
+    assert_eq!(won.mrr, usd("12000.00"));
+    assert_eq!(won.source_opportunity_id, "");
 
     // Cancelled ten days after the close, inside the 90-day window.
     server

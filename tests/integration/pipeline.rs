@@ -949,12 +949,11 @@ async fn to_negotiating(client: &mut Client, o: pb::Opportunity) -> pb::Opportun
 async fn forecast_by_stage_motion_and_team(backend: Backend) {
     let server = Server::start(&backend, &[]);
     let mut client = server.pipeline().await;
-    let account = new_id();
-    let won = create(
-        &mut client,
-        opportunity(&account, "100000", Motion::UpsellTier),
-    )
-    .await;
+    // The won tier upsell grows a contract the account holds.
+    let (account, held) = account_holding_a_product(&server).await;
+    let mut upsell = opportunity(&account, "100000", Motion::UpsellTier);
+    upsell.product_id = held;
+    let won = create(&mut client, upsell).await;
     let won = to_negotiating(&mut client, won).await;
     close(&mut client, &won, true).await;
     for _ in 0..3 {
@@ -1040,6 +1039,24 @@ async fn forecast_by_stage_motion_and_team(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(fields_of(&bad), ["currency_code"]);
+    // An upsell of a product the account does not hold cannot close won: there is
+    // nothing to grow, and no subscription is invented for it.
+    let stray = create(
+        &mut client,
+        opportunity(&account, "40000", Motion::UpsellCapacity),
+    )
+    .await;
+    let stray = to_negotiating(&mut client, stray).await;
+    let refused = client
+        .close_opportunity(pb::CloseOpportunityRequest {
+            opportunity_id: stray.opportunity_id.clone(),
+            etag: stray.etag.clone(),
+            won: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(precondition_kinds(&refused), ["NO_SUBSCRIPTION_TO_UPSELL"]);
 }
 
 async fn closed_won_event_carries_what_credit_needs(backend: Backend) {
@@ -1932,4 +1949,42 @@ async fn eventually_trigger(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// An account in health with a STARTER subscription of a product: what a won
+/// upsell grows. Returns `(account_id, product_id)`.
+async fn account_holding_a_product(server: &Server) -> (String, String) {
+    let mut h = server.health().await;
+    let account = h
+        .upsert_account(health::UpsertAccountRequest {
+            external_ref: Some(health::ExternalRef {
+                system: "hubspot".into(),
+                id: format!("holder-{}", new_id()),
+            }),
+            name: "Holder".into(),
+            segment: Segment::MidMarket as i32,
+            customer_since: "2025-01-01".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap()
+        .account_id;
+    let product = health_product(&mut h, "Held", vec![Segment::MidMarket], vec![]).await;
+    h.upsert_subscription(health::UpsertSubscriptionRequest {
+        subscription: Some(health::Subscription {
+            account_id: account.clone(),
+            product_id: product.clone(),
+            tier: "STARTER".into(),
+            mrr: usd("1000.00"),
+            start_date: "2025-02-01".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    (account, product)
 }

@@ -1,6 +1,7 @@
 //! Closing a deal won reaches the other two services: the health service
 //! gets the new subscription of a cross-sell, or the amendment of the
-//! subscription an upsell grows (so whitespace and revenue follow), the credit
+//! subscription an upsell grows (so whitespace and revenue follow; never a
+//! subscription invented for an upsell), the credit
 //! service records the deal's credits — originator the CSM, delivery the AE
 //! who accepted the handoff, overlay the account team. Driven from the
 //! `pipeline.opportunity.closed_won` event by `storage::outbox`.
@@ -278,14 +279,16 @@ impl Courier for PipelineCourier {
                     return deliver_trigger_step(&mut client, event).await;
                 }
                 if is_upsell(&event.data) {
-                    match client.apply_upsell(upsell_request(&event.data)?).await {
-                        Ok(_) => return Ok(()),
-                        // The account holds no subscription of the product to
-                        // grow: the deal is booked as a subscription of its
-                        // own, as before upsells amended contracts.
-                        Err(status) if holds_nothing_to_grow(&status) => {}
-                        Err(status) => return Err(Failure::from_status(&status)),
-                    }
+                    return match client.apply_upsell(upsell_request(&event.data)?).await {
+                        Ok(_) => deliver_trigger_step(&mut client, event).await,
+                        // No subscription of the product in force on the close
+                        // date (cancelled since): nothing to grow, and no
+                        // subscription is invented. Parked, with health's words.
+                        Err(status) if holds_nothing_to_grow(&status) => {
+                            Err(Failure::Park(status.message().to_owned()))
+                        }
+                        Err(status) => Err(Failure::from_status(&status)),
+                    };
                 }
                 client
                     .upsert_subscription(subscription_request(&event.data)?)

@@ -572,11 +572,35 @@ impl UpdateRequest {
     }
 }
 
+/// Can a won upsell of `product_id` grow a subscription among the account's
+/// active ones? (SPEC §3: an upsell amends the subscription in force.)
+pub fn upsell_has_subscription(
+    active: &[crate::health::SubscriptionInfo],
+    product_id: &str,
+) -> bool {
+    active.iter().any(|s| s.product_id == product_id)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use contracts::pb::common::v1 as common;
+
+    #[test]
+    fn an_upsell_needs_an_active_subscription_of_its_product() {
+        let held = |product: &str| crate::health::SubscriptionInfo {
+            subscription_id: "s1".into(),
+            product_id: product.into(),
+            tier: "STARTER".into(),
+            quantity: 1,
+            quota_limit: 0,
+            mrr: None,
+        };
+        assert!(upsell_has_subscription(&[held("analytics")], "analytics"));
+        assert!(!upsell_has_subscription(&[held("billing")], "analytics"));
+        assert!(!upsell_has_subscription(&[], "analytics"));
+    }
 
     fn request() -> pb::CreateOpportunityRequest {
         pb::CreateOpportunityRequest {

@@ -867,6 +867,27 @@ impl PipelineService {
                 "principal": principal,
             }),
         )];
+        if req.won && p.motion.is_upsell() {
+            // An upsell grows a subscription the account holds (SPEC §3): with
+            // none of its product, closing won is refused rather than
+            // inventing one. (Health checks it is in force on the close date.)
+            let held = self
+                .health
+                .active_subscriptions(&current.account_id)
+                .await
+                .map_err(unavailable)?;
+            if !crate::model::upsell_has_subscription(&held, &current.product_id) {
+                return Err(PipelineError::precondition(
+                    "NO_SUBSCRIPTION_TO_UPSELL",
+                    &current.id,
+                    format!(
+                        "account {} holds no subscription of product {} for this upsell to grow; \
+                         close it lost, or sell the product as a cross-sell",
+                        current.account_id, current.product_id
+                    ),
+                ));
+            }
+        }
         if req.won {
             // Everything the credit and health services need to act on the
             // win without calling back (issue 6 drives them from this event).
