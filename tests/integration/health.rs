@@ -22,6 +22,7 @@ on_both_databases!(
     bad_input_is_refused_and_stores_nothing,
     revenue_metrics_follow_the_seed,
     health_lists_sort_filter_and_page,
+    a_moved_fiscal_year_opens_and_closes_its_trigger_at_once,
 );
 
 type Client = AccountHealthServiceClient<Channel>;
@@ -972,4 +973,42 @@ async fn request_ids_make_health_retries_safe() {
         .into_inner();
     let again = c.record_signals(signals).await.unwrap().into_inner();
     assert_eq!((sent.accepted, again.accepted), (1, 1));
+}
+
+async fn a_moved_fiscal_year_opens_and_closes_its_trigger_at_once(backend: Backend) {
+    use chrono::Datelike;
+    let server = Server::start(&backend, &[]);
+    let mut c = server.health().await;
+    let acme = account(&mut c, "fiscal", "2025-01-01").await;
+    let erp = product(&mut c, "ERP").await;
+    subscribe(&mut c, &acme, &erp, money("USD", "1000"), "2025-02-01").await;
+    let open = [pb::TriggerStatus::Ready, pb::TriggerStatus::Suppressed];
+    let fiscal = |ts: &[pb::Trigger]| {
+        ts.iter()
+            .filter(|t| t.kind == pb::TriggerKind::FiscalYearWindow as i32)
+            .count()
+    };
+    assert_eq!(fiscal(&triggers(&mut c, &acme, &open).await), 0);
+
+    // The CRM says the fiscal year starts next month: the trigger opens on the
+    // next read, not at tomorrow's sweep.
+    let next_month = i32::try_from(chrono::Utc::now().month() % 12 + 1).unwrap();
+    let moved = |month: i32| pb::UpsertAccountRequest {
+        account_id: acme.clone(),
+        name: "Account fiscal".into(),
+        segment: Segment::MidMarket as i32,
+        customer_since: "2025-01-01".into(),
+        fiscal_year_start_month: month,
+        owner_csm: "carla.csm".into(),
+        ..Default::default()
+    };
+    c.upsert_account(moved(next_month)).await.unwrap();
+    assert_eq!(fiscal(&triggers(&mut c, &acme, &open).await), 1);
+    // And back: it closes.
+    c.upsert_account(moved(distant_fiscal_month()))
+        .await
+        .unwrap();
+    assert_eq!(fiscal(&triggers(&mut c, &acme, &open).await), 0);
+    let closed = triggers(&mut c, &acme, &[pb::TriggerStatus::Closed]).await;
+    assert_eq!(fiscal(&closed), 1, "{closed:?}");
 }

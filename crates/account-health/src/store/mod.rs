@@ -195,6 +195,11 @@ impl Store {
             row.external_id = Set(Some(ext.id().to_owned()));
         }
         let created = existing.is_none();
+        // A changed fiscal year moves FISCAL_YEAR_WINDOW: the account is recomputed
+        // (its time-based triggers re-evaluated) before anyone reads it again.
+        let fiscal_year_moved = existing.as_ref().is_some_and(|current| {
+            i64::from(current.fiscal_year_start_month) != i64::from(input.fiscal_year_start_month)
+        });
         let model = if let Some(current) = existing {
             row.created_at = Set(current.created_at);
             row.created_by = Set(current.created_by);
@@ -212,6 +217,9 @@ impl Store {
             }
             row.insert(&txn).await?
         };
+        if fiscal_year_moved {
+            mark_dirty(&txn, std::slice::from_ref(&model.id)).await?;
+        }
         self.events
             .append(
                 &txn,
