@@ -194,6 +194,9 @@ calls! {
     OverrideHealth => health.override_health(health::OverrideHealthRequest),
     ListTriggers => health.list_triggers(health::ListTriggersRequest),
     GetTrigger => health.get_trigger(health::GetTriggerRequest),
+    ApplyUpsell => health.apply_upsell(health::ApplyUpsellRequest),
+    ConvertTrigger => health.convert_trigger(health::ConvertTriggerRequest),
+    CloseTrigger => health.close_trigger(health::CloseTriggerRequest),
     GetRevenueMetrics => health.get_revenue_metrics(health::GetRevenueMetricsRequest),
     HealthEvents => health.watch_events(health::WatchEventsRequest),
     CreateOpportunity => pipeline.create_opportunity(pipeline::CreateOpportunityRequest),
@@ -724,6 +727,9 @@ impl Call {
             | Call::OverrideHealth(_)
             | Call::ListTriggers(_)
             | Call::GetTrigger(_)
+            | Call::ApplyUpsell(_)
+            | Call::ConvertTrigger(_)
+            | Call::CloseTrigger(_)
             | Call::GetRevenueMetrics(_)
             | Call::HealthEvents(_) => Service::Health,
             Call::UpsertPolicy(_)
@@ -984,6 +990,18 @@ fn health_cases(f: &Fixture, probes: &mut Vec<health::Signal>) -> Vec<Case> {
             ..Default::default()
         })
     };
+    let upsell = |patch: &dyn Fn(&mut health::ApplyUpsellRequest)| {
+        let mut r = health::ApplyUpsellRequest {
+            opportunity_id: domain::OpportunityId::new().to_string(),
+            account_id: f.account.clone(),
+            product_id: f.product.clone(),
+            mrr_increase: usd("100.00"),
+            effective_date: "2026-06-01".into(),
+            ..Default::default()
+        };
+        patch(&mut r);
+        Call::ApplyUpsell(r)
+    };
     let signal = |patch: &dyn Fn(&mut health::Signal)| {
         let mut s = good_signal(f, "bad-input-never-stored");
         patch(&mut s);
@@ -1204,6 +1222,21 @@ fn health_cases(f: &Fixture, probes: &mut Vec<health::Signal>) -> Vec<Case> {
         case("triggers: page_token from another list", Call::ListTriggers(health::ListTriggersRequest { page_token: contracts::page::encode_token("x", 1), ..Default::default() }), field("page_token")),
         case("trigger: malformed id", Call::GetTrigger(health::GetTriggerRequest { trigger_id: "t-1".into() }), field("trigger_id")),
         case("trigger: unknown", Call::GetTrigger(health::GetTriggerRequest { trigger_id: ghost() }), Want::NotFound("trigger")),
+        case("upsell: malformed opportunity", upsell(&|r| r.opportunity_id = "o-1".into()), field("opportunity_id")),
+        case("upsell: no increase", upsell(&|r| r.mrr_increase = None), field("mrr_increase")),
+        case("upsell: negative increase", upsell(&|r| r.mrr_increase = money("USD", "-1")), field("mrr_increase.amount")),
+        case("upsell: increase with a tenth of a cent", upsell(&|r| r.mrr_increase = money("USD", "1.005")), field("mrr_increase.amount")),
+        case("upsell: no effective date", upsell(&|r| r.effective_date.clear()), field("effective_date")),
+        case("upsell: malformed subscription", upsell(&|r| r.subscription_id = "s".into()), field("subscription_id")),
+        case("upsell: unknown account", upsell(&|r| r.account_id = domain::AccountId::new().to_string()), Want::NotFound("account")),
+        case("upsell: unknown product", upsell(&|r| r.product_id = ghost()), Want::NotFound("product")),
+        case("upsell: before the contract starts", upsell(&|r| r.effective_date = "2025-01-15".into()), Want::Precondition("NO_SUBSCRIPTION_IN_FORCE")),
+        case("upsell: in another currency", upsell(&|r| r.mrr_increase = money("EUR", "100")), Want::Precondition("CURRENCY_MISMATCH")),
+        case("convert trigger: malformed id", Call::ConvertTrigger(health::ConvertTriggerRequest { trigger_id: "t".into(), opportunity_id: ghost(), ..Default::default() }), field("trigger_id")),
+        case("convert trigger: no opportunity", Call::ConvertTrigger(health::ConvertTriggerRequest { trigger_id: ghost(), ..Default::default() }), field("opportunity_id")),
+        case("convert trigger: unknown", Call::ConvertTrigger(health::ConvertTriggerRequest { trigger_id: ghost(), opportunity_id: ghost(), ..Default::default() }), Want::NotFound("trigger")),
+        case("close trigger: malformed opportunity", Call::CloseTrigger(health::CloseTriggerRequest { trigger_id: ghost(), opportunity_id: "o".into(), ..Default::default() }), field("opportunity_id")),
+        case("close trigger: unknown", Call::CloseTrigger(health::CloseTriggerRequest { trigger_id: ghost(), ..Default::default() }), Want::NotFound("trigger")),
         // revenue metrics: months, ranges, zones
         case("metrics: month and range", metrics("2025-02", "2025-02-01", "2025-03-01", ""), field("month")),
         case("metrics: month 13", metrics("2025-13", "", "", ""), field("month")),

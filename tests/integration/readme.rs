@@ -109,6 +109,38 @@ fn tool_available(tool: &str, install: &str) -> bool {
     }
 }
 
+/// Runs the examples in order in one shell (so later ones see the variables earlier
+/// ones set), against `server`, after `exports`; each one's `(stdout, stderr, exit code)`.
+fn run_examples(
+    examples: &[Example],
+    server: &Server,
+    dir: &std::path::Path,
+    exports: String,
+) -> Vec<(String, String, String)> {
+    let mut script = exports;
+    let d = dir.display();
+    for (i, example) in examples.iter().enumerate() {
+        let command = example.command.replace(README_ADDR, &server.addr);
+        script.push_str(&format!(
+            "{{\n{command}\n}} > {d}/out{i} 2> {d}/err{i}\necho $? > {d}/rc{i}\n"
+        ));
+    }
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    (0..examples.len())
+        .map(|i| {
+            let read = |name: &str| {
+                std::fs::read_to_string(dir.join(format!("{name}{i}"))).unwrap_or_default()
+            };
+            (read("out"), read("err"), read("rc"))
+        })
+        .collect()
+}
+
 /// The demo loads beside the server; its last step closes the second won deal
 /// and the outbox credits it.
 async fn wait_for_demo(server: &Server, key: &str) {
@@ -160,25 +192,9 @@ async fn readme_grpcurl_examples_work() {
     let keys_flag = keys.display().to_string();
     let server = Server::start(&backend, &["--demo", "--keys-file", &keys_flag]);
     wait_for_demo(&server, &key).await;
-    let mut script = format!("export EXPANSION_API_KEY='{key}'\nexport MEI_KEY='{mei}'\n");
-    for (i, example) in examples.iter().enumerate() {
-        let command = example.command.replace(README_ADDR, &server.addr);
-        let d = dir.path().display();
-        script.push_str(&format!(
-            "{{\n{command}\n}} > {d}/out{i} 2> {d}/err{i}\necho $? > {d}/rc{i}\n"
-        ));
-    }
-    let status = Command::new("bash")
-        .arg("-c")
-        .arg(&script)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    for (i, example) in examples.iter().enumerate() {
-        let read = |name: &str| {
-            std::fs::read_to_string(dir.path().join(format!("{name}{i}"))).unwrap_or_default()
-        };
-        let (stdout, stderr, rc) = (read("out"), read("err"), read("rc"));
+    let exports = format!("export EXPANSION_API_KEY='{key}'\nexport MEI_KEY='{mei}'\n");
+    let outputs = run_examples(&examples, &server, dir.path(), exports);
+    for (example, (stdout, stderr, rc)) in examples.iter().zip(outputs) {
         let command = &example.command;
         match &example.expect_error {
             None => {
@@ -246,25 +262,9 @@ async fn readme_curl_examples_work() {
     let keys_flag = keys.display().to_string();
     let server = Server::start(&backend, &["--demo", "--keys-file", &keys_flag]);
     wait_for_demo(&server, &key).await;
-    let mut script = format!("export EXPANSION_API_KEY='{key}'\n");
-    for (i, example) in examples.iter().enumerate() {
-        let command = example.command.replace(README_ADDR, &server.addr);
-        let d = dir.path().display();
-        script.push_str(&format!(
-            "{{\n{command}\n}} > {d}/out{i} 2> {d}/err{i}\necho $? > {d}/rc{i}\n"
-        ));
-    }
-    let status = Command::new("bash")
-        .arg("-c")
-        .arg(&script)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    for (i, example) in examples.iter().enumerate() {
-        let read = |name: &str| {
-            std::fs::read_to_string(dir.path().join(format!("{name}{i}"))).unwrap_or_default()
-        };
-        let (stdout, stderr, rc) = (read("out"), read("err"), read("rc"));
+    let exports = format!("export EXPANSION_API_KEY='{key}'\n");
+    let outputs = run_examples(&examples, &server, dir.path(), exports);
+    for (example, (stdout, stderr, rc)) in examples.iter().zip(outputs) {
         let command = &example.command;
         assert_eq!(
             rc.trim(),

@@ -346,6 +346,24 @@ fn metrics_to_pb(m: CurrencyMetrics) -> pb::CurrencyMetrics {
     }
 }
 
+/// The trigger and (optional) opportunity a ConvertTrigger / CloseTrigger names.
+fn trigger_step_ids(
+    trigger_id: &str,
+    opportunity_id: &str,
+) -> Result<(TriggerId, Option<String>), HealthError> {
+    let id = TriggerId::parse(trigger_id).map_err(|e| invalid("trigger_id", e))?;
+    let opportunity = if opportunity_id.is_empty() {
+        None
+    } else {
+        Some(
+            OpportunityId::parse(opportunity_id)
+                .map_err(|e| invalid("opportunity_id", e))?
+                .to_string(),
+        )
+    };
+    Ok((id, opportunity))
+}
+
 /// A page token holding a key (last id or offset) bound to the list's filters.
 fn page_start(token: &str, filter: u64) -> Result<Option<String>, HealthError> {
     Ok(page::decode_token("page_token", token, filter)?)
@@ -1094,14 +1112,10 @@ impl AccountHealthService for HealthService {
                 &req.request_id,
                 &req,
                 || async {
-                    let id =
-                        TriggerId::parse(&req.trigger_id).map_err(|e| invalid("trigger_id", e))?;
-                    let opportunity = OpportunityId::parse(&req.opportunity_id)
-                        .map_err(|e| invalid("opportunity_id", e))?;
-                    let t = self
-                        .store
-                        .convert_trigger(&id, &opportunity.to_string())
-                        .await?;
+                    let (id, opportunity) = trigger_step_ids(&req.trigger_id, &req.opportunity_id)?;
+                    let opportunity =
+                        opportunity.ok_or_else(|| invalid("opportunity_id", "is required"))?;
+                    let t = self.store.convert_trigger(&id, &opportunity).await?;
                     Ok::<_, HealthError>(pb::ConvertTriggerResponse {
                         trigger: Some(trigger_to_pb(t)),
                     })
@@ -1125,17 +1139,7 @@ impl AccountHealthService for HealthService {
                 &req.request_id,
                 &req,
                 || async {
-                    let id =
-                        TriggerId::parse(&req.trigger_id).map_err(|e| invalid("trigger_id", e))?;
-                    let opportunity = if req.opportunity_id.is_empty() {
-                        None
-                    } else {
-                        Some(
-                            OpportunityId::parse(&req.opportunity_id)
-                                .map_err(|e| invalid("opportunity_id", e))?
-                                .to_string(),
-                        )
-                    };
+                    let (id, opportunity) = trigger_step_ids(&req.trigger_id, &req.opportunity_id)?;
                     let t = self
                         .store
                         .close_trigger(&id, opportunity.as_deref())

@@ -255,7 +255,14 @@ async fn deliver_trigger_step(
             .await
             .map(|_| ())
     };
-    sent.map_err(|s| Failure::from_status(&s))
+    // A trigger health does not know, or one another opportunity converted, will
+    // not change by retrying: parked with health's words.
+    sent.map_err(|s| match s.code() {
+        tonic::Code::NotFound | tonic::Code::FailedPrecondition => {
+            Failure::Park(format!("{:?}: {}", s.code(), s.message()))
+        }
+        _ => Failure::from_status(&s),
+    })
 }
 
 #[tonic::async_trait]

@@ -99,17 +99,16 @@ pub enum UpsellRefusal {
 /// rather than overflow. `tiers` is the product's ladder, lowest first.
 pub fn plan_upsell(
     candidates: &[Candidate],
-    named: Option<&str>,
     input: &UpsellInput,
     tiers: &[String],
 ) -> Result<UpsellPlan, UpsellRefusal> {
     let on = input.effective_date;
-    let chosen = match named {
+    let chosen = match input.subscription_id.map(|id| id.to_string()) {
         Some(id) => candidates
             .iter()
             .find(|c| c.subscription_id == id)
             .filter(|c| c.in_force_on(on))
-            .ok_or_else(|| UpsellRefusal::NotInForce(id.to_owned(), on))?,
+            .ok_or(UpsellRefusal::NotInForce(id, on))?,
         None => candidates
             .iter()
             .filter(|c| c.in_force_on(on))
@@ -192,7 +191,7 @@ mod tests {
     fn a_60k_upsell_adds_5000_a_month_to_the_subscription_in_force() {
         // $2,500 MRR + $60,000 / 12 = $7,500 from the close date, one tier up.
         let subs = [candidate("s1", "2025-02-01", None, 250_000)];
-        let plan = plan_upsell(&subs, None, &input(500_000, "2026-06-30", true), &ladder());
+        let plan = plan_upsell(&subs, &input(500_000, "2026-06-30", true), &ladder());
         assert_eq!(
             plan.unwrap(),
             UpsellPlan {
@@ -207,7 +206,7 @@ mod tests {
     fn the_mrr_grown_is_the_one_in_force_on_the_close_date() {
         let mut sub = candidate("s1", "2025-02-01", None, 100_000);
         sub.amendments.push((date("2026-07-01"), 400_000));
-        let plan = plan_upsell(&[sub], None, &input(10_000, "2026-06-30", false), &ladder());
+        let plan = plan_upsell(&[sub], &input(10_000, "2026-06-30", false), &ladder());
         let plan = plan.unwrap();
         assert_eq!(plan.mrr_minor, 110_000);
         assert_eq!(
@@ -219,44 +218,40 @@ mod tests {
 
     #[test]
     fn a_cancelled_or_future_subscription_cannot_be_upsold() {
+        let gone = SubscriptionId::new();
         let subs = [
-            candidate("gone", "2025-01-01", Some("2026-06-30"), 100),
+            candidate(&gone.to_string(), "2025-01-01", Some("2026-06-30"), 100),
             candidate("later", "2026-07-01", None, 100),
         ];
         assert_eq!(
-            plan_upsell(&subs, None, &input(10, "2026-06-30", false), &ladder()),
+            plan_upsell(&subs, &input(10, "2026-06-30", false), &ladder()),
             Err(UpsellRefusal::NoneInForce(date("2026-06-30")))
         );
+        let mut named = input(10, "2026-06-30", false);
+        named.subscription_id = Some(gone);
         assert_eq!(
-            plan_upsell(
-                &subs,
-                Some("gone"),
-                &input(10, "2026-06-30", false),
-                &ladder()
-            ),
-            Err(UpsellRefusal::NotInForce("gone".into(), date("2026-06-30")))
+            plan_upsell(&subs, &named, &ladder()),
+            Err(UpsellRefusal::NotInForce(
+                gone.to_string(),
+                date("2026-06-30")
+            ))
         );
     }
 
     #[test]
     fn of_several_the_earliest_started_unless_one_is_named() {
+        let b = SubscriptionId::new();
         let subs = [
-            candidate("b", "2025-05-01", None, 100),
+            candidate(&b.to_string(), "2025-05-01", None, 100),
             candidate("a", "2025-03-01", None, 200),
         ];
-        let on = input(1, "2026-01-10", false);
+        let mut on = input(1, "2026-01-10", false);
         assert_eq!(
-            plan_upsell(&subs, None, &on, &ladder())
-                .unwrap()
-                .subscription_id,
+            plan_upsell(&subs, &on, &ladder()).unwrap().subscription_id,
             "a"
         );
-        assert_eq!(
-            plan_upsell(&subs, Some("b"), &on, &ladder())
-                .unwrap()
-                .mrr_minor,
-            101
-        );
+        on.subscription_id = Some(b);
+        assert_eq!(plan_upsell(&subs, &on, &ladder()).unwrap().mrr_minor, 101);
     }
 
     #[test]
@@ -264,7 +259,7 @@ mod tests {
         let mut sub = candidate("s1", "2025-02-01", None, 100);
         sub.currency = "BRL".into();
         assert!(matches!(
-            plan_upsell(&[sub], None, &input(1, "2026-01-10", false), &ladder()),
+            plan_upsell(&[sub], &input(1, "2026-01-10", false), &ladder()),
             Err(UpsellRefusal::Currency(..))
         ));
     }

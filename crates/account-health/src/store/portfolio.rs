@@ -458,8 +458,7 @@ impl Store {
             })
             .collect();
         let tiers: Vec<String> = serde_json::from_str(&product.tiers).unwrap_or_default();
-        let named = input.subscription_id.map(|id| id.to_string());
-        let plan = plan_upsell(&candidates, named.as_deref(), input, &tiers)?;
+        let plan = plan_upsell(&candidates, input, &tiers)?;
         let current = rows
             .into_iter()
             .find(|r| r.id == plan.subscription_id)

@@ -65,11 +65,9 @@ impl Store {
                 amendment::Column::MrrMinor,
             ])
             .filter(amendment::Column::EffectiveDate.lt(period.end()))
+            // One amendment per (subscription, date) is a unique key: a correction of a
+            // date replaces its amendment, so no order within a subscription is needed.
             .order_by(byte_order("subscription_id"), Order::Asc)
-            // Recorded order within a subscription: of two amendments effective on one
-            // date, the last recorded wins (a backdated correction).
-            .order_by(amendment::Column::CreatedAt, Order::Asc)
-            .order_by(byte_order("id"), Order::Asc)
             .into_tuple::<(String, NaiveDate, i64)>()
             .stream(&self.db)
             .await?;
