@@ -20,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateRequests),
             Box::new(CreateOutbox),
             Box::new(OneOpportunityPerTrigger),
+            Box::new(AddReferences),
         ]
     }
 }
@@ -596,5 +597,62 @@ impl MigrationTrait for OneOpportunityPerTrigger {
                     .to_owned(),
             )
             .await
+    }
+}
+
+#[derive(DeriveIden)]
+enum References {
+    SubscriptionId,
+    AccountName,
+    ProductName,
+}
+
+/// What an opportunity names, as the health service knew it at creation:
+/// the subscription an upsell grows, and the account's and product's names.
+struct AddReferences;
+
+impl MigrationName for AddReferences {
+    fn name(&self) -> &str {
+        "m20261202_000009_opportunity_references"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddReferences {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // One ALTER option per statement: SQLite takes no more.
+        for col in [
+            References::SubscriptionId,
+            References::AccountName,
+            References::ProductName,
+        ] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Opportunities::Table)
+                        .add_column(ColumnDef::new(col).string())
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for col in [
+            References::ProductName,
+            References::AccountName,
+            References::SubscriptionId,
+        ] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Opportunities::Table)
+                        .drop_column(col)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
     }
 }

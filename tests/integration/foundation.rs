@@ -37,12 +37,16 @@ fn account_request(crm_id: &str, name: &str) -> health::UpsertAccountRequest {
     }
 }
 
-fn opportunity_request(account_id: &str, amount: &str) -> pipeline::CreateOpportunityRequest {
+fn opportunity_request(
+    account_id: &str,
+    product_id: &str,
+    amount: &str,
+) -> pipeline::CreateOpportunityRequest {
     pipeline::CreateOpportunityRequest {
         request_id: String::new(),
         opportunity: Some(pipeline::Opportunity {
             account_id: account_id.into(),
-            product_id: domain::ProductId::new().to_string(),
+            product_id: product_id.into(),
             motion: Motion::CrossSellAdjacent as i32,
             amount: usd(amount),
             close_date: "2027-03-31".into(),
@@ -74,7 +78,11 @@ async fn records_survive_a_restart(backend: Backend) {
     let opportunity = server
         .pipeline()
         .await
-        .create_opportunity(opportunity_request(&account.account_id, "500000.00"))
+        .create_opportunity(opportunity_request(
+            &account.account_id,
+            &server.refs().await.other,
+            "500000.00",
+        ))
         .await
         .unwrap()
         .into_inner()
@@ -220,7 +228,7 @@ async fn bad_input_is_invalid_argument_with_field_path(backend: Backend) {
         ("100", "usd", "opportunity.amount.currency_code"),
         ("100", "XYZ", "opportunity.amount.currency_code"),
     ] {
-        let mut req = opportunity_request(&account_id, amount);
+        let mut req = opportunity_request(&account_id, &account_id, amount);
         req.opportunity.as_mut().unwrap().amount = Some(Money {
             currency_code: currency.into(),
             amount: amount.into(),

@@ -297,3 +297,111 @@ macro_rules! on_both_databases {
         }
     };
 }
+
+/// An account the health service knows, with two products: `held`, of
+/// which it has an active USD subscription (an upsell grows it), and
+/// `other`, which it does not own (a cross-sell sells it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refs {
+    pub account: String,
+    pub held: String,
+    pub other: String,
+}
+
+impl Server {
+    /// A fresh [`Refs`] on this server, the subscription in USD.
+    pub async fn refs(&self) -> Refs {
+        self.refs_in("USD").await
+    }
+
+    /// A fresh [`Refs`] whose subscription bills in `currency`.
+    pub async fn refs_in(&self, currency: &str) -> Refs {
+        use contracts::pb::health::v1 as health;
+        let mut client = self.health().await;
+        let tag = domain::EventId::new().to_string();
+        let account = client
+            .upsert_account(health::UpsertAccountRequest {
+                external_ref: Some(health::ExternalRef {
+                    system: "test".into(),
+                    id: tag.clone(),
+                }),
+                name: format!("Account {tag}"),
+                segment: contracts::pb::common::v1::Segment::MidMarket as i32,
+                customer_since: "2025-01-15".into(),
+                owner_csm: "carla.csm".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("account")
+            .into_inner()
+            .account
+            .expect("account")
+            .account_id;
+        let product = |name: String| {
+            let mut client = client.clone();
+            async move {
+                client
+                    .upsert_product(health::UpsertProductRequest {
+                        product: Some(health::Product {
+                            name,
+                            family: "test".into(),
+                            tiers: vec!["STARTER".into(), "PRO".into()],
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("product")
+                    .into_inner()
+                    .product
+                    .expect("product")
+                    .product_id
+            }
+        };
+        let held = product(format!("Held {tag}")).await;
+        let other = product(format!("Other {tag}")).await;
+        client
+            .upsert_subscription(health::UpsertSubscriptionRequest {
+                subscription: Some(health::Subscription {
+                    account_id: account.clone(),
+                    product_id: held.clone(),
+                    tier: "STARTER".into(),
+                    mrr: Some(contracts::pb::common::v1::Money {
+                        currency_code: currency.into(),
+                        amount: "1000".into(),
+                    }),
+                    start_date: "2025-01-15".into(),
+                    quantity: 1,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .expect("subscription");
+        Refs {
+            account,
+            held,
+            other,
+        }
+    }
+
+    /// Adds `name` to the people directory as an AE of `team`, so a handoff
+    /// can name them as its owner.
+    pub async fn known_ae(&self, name: &str, team: &str) {
+        use contracts::pb::credit::v1 as credit;
+        self.credit()
+            .await
+            .upsert_person(credit::UpsertPersonRequest {
+                person: Some(credit::Person {
+                    person_id: name.into(),
+                    display_name: name.into(),
+                    role: credit::PersonRole::Ae as i32,
+                    team: team.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .expect("person");
+    }
+}

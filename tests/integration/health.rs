@@ -384,10 +384,13 @@ async fn signals_drive_health_and_capacity_trigger(backend: Backend) {
 
     let h = health(&mut c, &acme).await;
     let overall = h.overall.unwrap();
-    // usage 92% → 100 (weight 30), NPS 9 → 100 (weight 15): 100, GREEN.
+    // usage 92% → 100 (weight 30), NPS 9 → 100 (weight 15), and no ticket or
+    // escalation in their windows: counts of 0 → 100 each (weights 10 and
+    // 10). 100, GREEN, with 65% of the weight covered (adoption and CSAT
+    // have no data).
     assert_eq!(overall.score, "100");
     assert_eq!(overall.band, HealthBand::Green as i32);
-    assert_eq!(overall.coverage_percent, "45");
+    assert_eq!(overall.coverage_percent, "65");
     assert_eq!(
         overall.csm_sentiment, "4",
         "sentiment shown beside the score"
@@ -891,7 +894,10 @@ async fn health_lists_sort_filter_and_page(backend: Backend) {
         .unwrap()
         .into_inner();
     let scores: Vec<&str> = first.scores.iter().map(|s| s.score.as_str()).collect();
-    assert_eq!(scores, vec!["100", "70"]);
+    // Usage 95% → 100, 35% → 70, 5% → 10 (weight 30), beside no ticket and no
+    // escalation → 100 each (weights 10 and 10): (30×70 + 2000) / 50 = 82,
+    // (30×10 + 2000) / 50 = 46.
+    assert_eq!(scores, vec!["100", "82"]);
     let second = c
         .list_account_health(list(
             pb::HealthSortOrder::ScoreDescending,
@@ -919,7 +925,7 @@ async fn health_lists_sort_filter_and_page(backend: Backend) {
             red.scores[0].account_id.as_str(),
             red.scores[0].score.as_str()
         ),
-        (ids[2].as_str(), "10")
+        (ids[2].as_str(), "46")
     );
 
     let accounts = c

@@ -20,7 +20,12 @@ on_both_databases!(close_won_credits_and_subscribes_then_cancel_claws_back);
 /// A GREEN account with one product it subscribes to, then a $120K capacity
 /// upsell of it walked to CLOSED_WON through a handoff (CSM carla → AE alex).
 /// Returns the opportunity id and the account id.
-async fn win_a_deal(health_server: &Server, pipeline_server: &Server) -> (String, String) {
+/// A deal taken up to NEGOTIATING, its handoff accepted by alex.ae (whom the
+/// people directory must know by then): `(opportunity, account)`.
+async fn deal_in_negotiation(
+    health_server: &Server,
+    pipeline_server: &Server,
+) -> (pipeline::Opportunity, String) {
     let mut h = health_server.health().await;
     let account = h
         .upsert_account(health::UpsertAccountRequest {
@@ -183,16 +188,29 @@ async fn win_a_deal(health_server: &Server, pipeline_server: &Server) -> (String
             .opportunity
             .unwrap();
     }
-    p.close_opportunity(pipeline::CloseOpportunityRequest {
-        request_id: String::new(),
-        opportunity_id: opp.opportunity_id.clone(),
-        etag: opp.etag.clone(),
-        won: true,
-        lost_reason: String::new(),
-        close_date: "2026-11-20".into(),
-    })
-    .await
-    .unwrap();
+    (opp, account)
+}
+
+async fn close_won(pipeline_server: &Server, opp: &pipeline::Opportunity) {
+    pipeline_server
+        .pipeline()
+        .await
+        .close_opportunity(pipeline::CloseOpportunityRequest {
+            request_id: String::new(),
+            opportunity_id: opp.opportunity_id.clone(),
+            etag: opp.etag.clone(),
+            won: true,
+            lost_reason: String::new(),
+            close_date: "2026-11-20".into(),
+        })
+        .await
+        .unwrap();
+}
+
+/// A won deal: `(opportunity id, account)`.
+async fn win_a_deal(health_server: &Server, pipeline_server: &Server) -> (String, String) {
+    let (opp, account) = deal_in_negotiation(health_server, pipeline_server).await;
+    close_won(pipeline_server, &opp).await;
     (opp.opportunity_id, account)
 }
 
@@ -262,6 +280,7 @@ async fn deliveries(server: &Server, deal: &str) -> Vec<pipeline::OutboxDelivery
 async fn close_won_credits_and_subscribes_then_cancel_claws_back(backend: Backend) {
     let server = Server::start(&backend, &[]);
     policy(&server).await;
+    server.known_ae("alex.ae", "enterprise-sales").await;
     let (deal, account) = win_a_deal(&server, &server).await;
     let credits = deal_credits(&server, &deal, Duration::from_secs(20)).await;
     let account_team = format!("account-team:{account}");
@@ -376,9 +395,23 @@ async fn credits_wait_for_a_stopped_credit_service_and_arrive_once(
             &credit_addr,
         ],
     );
-    let mut deals = Vec::new();
+    // The AE accepts the handoffs while credit (their directory) is up...
+    let credit_server = Server::start_on(&credit_db, &credit_addr, &["--service", "credit"]);
+    credit_server.known_ae("alex.ae", "enterprise-sales").await;
+    let mut negotiating = Vec::new();
     for _ in 0..2 {
-        deals.push(win_a_deal(&health_server, &pipeline_server).await.0);
+        negotiating.push(
+            deal_in_negotiation(&health_server, &pipeline_server)
+                .await
+                .0,
+        );
+    }
+    // ...and the deals close won while it is stopped.
+    credit_server.kill();
+    let mut deals = Vec::new();
+    for opp in &negotiating {
+        close_won(&pipeline_server, opp).await;
+        deals.push(opp.opportunity_id.clone());
     }
 
     // Health got its subscriptions; credit is down, so its deliveries wait.

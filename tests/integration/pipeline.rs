@@ -14,7 +14,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-use crate::harness::{Backend, Server, usd};
+use crate::harness::{Backend, Refs, Server, usd};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -39,10 +39,20 @@ fn new_id() -> String {
     domain::ProductId::new().to_string()
 }
 
-fn opportunity(account: &str, amount: &str, motion: Motion) -> pb::Opportunity {
+/// An opportunity on `refs`: an upsell grows the product the account holds,
+/// a cross-sell sells the one it does not.
+fn opportunity(refs: &Refs, amount: &str, motion: Motion) -> pb::Opportunity {
+    let upsell = matches!(
+        motion,
+        Motion::UpsellTier | Motion::UpsellFeature | Motion::UpsellCapacity
+    );
     pb::Opportunity {
-        account_id: account.into(),
-        product_id: new_id(),
+        account_id: refs.account.clone(),
+        product_id: if upsell {
+            refs.held.clone()
+        } else {
+            refs.other.clone()
+        },
         motion: motion as i32,
         amount: usd(amount),
         close_date: "2027-03-31".into(),
@@ -127,7 +137,7 @@ fn health_cannot_answer(status: &Status, what: &str) -> bool {
 async fn crud_with_etags(backend: Backend) {
     let server = Server::start(&backend, &[]);
     let mut client = server.pipeline().await;
-    let account = new_id();
+    let account = server.refs().await;
     let created = create(
         &mut client,
         opportunity(&account, "48000.00", Motion::UpsellTier),
@@ -232,7 +242,7 @@ async fn crud_with_etags(backend: Backend) {
             .list_opportunities(pb::ListOpportunitiesRequest {
                 page_size: 2,
                 page_token: token,
-                account_id: account.clone(),
+                account_id: account.account.clone(),
                 ..Default::default()
             })
             .await
@@ -249,7 +259,7 @@ async fn crud_with_etags(backend: Backend) {
     let only_feature = client
         .list_opportunities(pb::ListOpportunitiesRequest {
             motion: Motion::UpsellFeature as i32,
-            account_id: account,
+            account_id: account.account,
             ..Default::default()
         })
         .await
@@ -295,7 +305,7 @@ async fn one_hundred_concurrent_updates_one_winner(backend: Backend) {
     let mut client = server.pipeline().await;
     let created = create(
         &mut client,
-        opportunity(&new_id(), "10000", Motion::UpsellTier),
+        opportunity(&server.refs().await, "10000", Motion::UpsellTier),
     )
     .await;
     let mut tasks = Vec::new();
@@ -358,7 +368,7 @@ async fn stage_moves_write_history_and_stall(backend: Backend) {
     // Deals stall the moment they sit in IDENTIFIED.
     let server = Server::start(&backend, &["--stalled-days", "IDENTIFIED=0"]);
     let mut client = server.pipeline().await;
-    let account = new_id();
+    let account = server.refs().await;
     let o = create(
         &mut client,
         opportunity(&account, "60000", Motion::UpsellTier),
@@ -408,7 +418,7 @@ async fn stage_moves_write_history_and_stall(backend: Backend) {
         .unwrap();
     let stalled = client
         .list_opportunities(pb::ListOpportunitiesRequest {
-            account_id: account.clone(),
+            account_id: account.account.clone(),
             stalled_only: true,
             ..Default::default()
         })
@@ -490,7 +500,7 @@ async fn qualified_gate_lists_every_unmet_condition(backend: Backend) {
     let mut client = server.pipeline().await;
     let o = create(
         &mut client,
-        opportunity(&new_id(), "20000", Motion::UpsellTier),
+        opportunity(&server.refs().await, "20000", Motion::UpsellTier),
     )
     .await;
     let o = advance(&mut client, &o, pb::Stage::Exploring, "sponsor")
@@ -595,7 +605,7 @@ async fn handoff_request_accept_reject_withdraw(backend: Backend) {
     let mut client = server.pipeline().await;
     let o = create(
         &mut client,
-        opportunity(&new_id(), "90000", Motion::CrossSellAdjacent),
+        opportunity(&server.refs().await, "90000", Motion::CrossSellAdjacent),
     )
     .await;
 
@@ -683,10 +693,22 @@ async fn handoff_request_accept_reject_withdraw(backend: Backend) {
         .unwrap_err();
     assert_eq!(again.code(), Code::FailedPrecondition);
 
-    // Third time: accepted; the AE owns it, the CSM stays originator.
+    // Third time: accepted; the AE owns it, the CSM stays originator. The
+    // owner named must be an AE of the people directory (DELIVERY credit
+    // follows them), and the caller here is no AE key, so one is named.
     let third = request_handoff(&mut client, &o.opportunity_id)
         .await
         .unwrap();
+    let accept = |owner: &str| pb::AcceptHandoffRequest {
+        handoff_id: third.handoff_id.clone(),
+        owner: owner.into(),
+        ..Default::default()
+    };
+    let nobody = client.accept_handoff(accept("")).await.unwrap_err();
+    assert_eq!(fields_of(&nobody), ["owner"]);
+    let unknown = client.accept_handoff(accept("ana.ae")).await.unwrap_err();
+    assert_eq!(precondition_kinds(&unknown), ["OWNER_NOT_A_KNOWN_AE"]);
+    server.known_ae("ana.ae", "sales-emea").await;
     let accepted = client
         .accept_handoff(pb::AcceptHandoffRequest {
             request_id: String::new(),
@@ -737,14 +759,15 @@ async fn handoff_request_accept_reject_withdraw(backend: Backend) {
 async fn overdue_handoffs_are_listed(backend: Backend) {
     let server = Server::start(&backend, &["--handoff-sla-hours", "0"]);
     let mut client = server.pipeline().await;
+    server.known_ae("ana.ae", "sales-emea").await;
     let late = create(
         &mut client,
-        opportunity(&new_id(), "50000", Motion::UpsellTier),
+        opportunity(&server.refs().await, "50000", Motion::UpsellTier),
     )
     .await;
     let done = create(
         &mut client,
-        opportunity(&new_id(), "50000", Motion::UpsellTier),
+        opportunity(&server.refs().await, "50000", Motion::UpsellTier),
     )
     .await;
     let late_h = request_handoff(&mut client, &late.opportunity_id)
@@ -950,9 +973,8 @@ async fn forecast_by_stage_motion_and_team(backend: Backend) {
     let server = Server::start(&backend, &[]);
     let mut client = server.pipeline().await;
     // The won tier upsell grows a contract the account holds.
-    let (account, held) = account_holding_a_product(&server).await;
-    let mut upsell = opportunity(&account, "100000", Motion::UpsellTier);
-    upsell.product_id = held;
+    let account = server.refs().await;
+    let upsell = opportunity(&account, "100000", Motion::UpsellTier);
     let won = create(&mut client, upsell).await;
     let won = to_negotiating(&mut client, won).await;
     close(&mut client, &won, true).await;
@@ -972,7 +994,8 @@ async fn forecast_by_stage_motion_and_team(backend: Backend) {
         opportunity(&account, "100000", Motion::CrossSellAdjacent),
     )
     .await;
-    let mut eur = opportunity(&account, "7000", Motion::UpsellFeature);
+    // A feature upsell of a contract billed in euros.
+    let mut eur = opportunity(&server.refs_in("EUR").await, "7000", Motion::UpsellFeature);
     eur.amount = Some(Money {
         currency_code: "EUR".into(),
         amount: "7000".into(),
@@ -1039,20 +1062,14 @@ async fn forecast_by_stage_motion_and_team(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(fields_of(&bad), ["currency_code"]);
-    // An upsell of a product the account does not hold cannot close won: there is
-    // nothing to grow, and no subscription is invented for it.
-    let stray = create(
-        &mut client,
-        opportunity(&account, "40000", Motion::UpsellCapacity),
-    )
-    .await;
-    let stray = to_negotiating(&mut client, stray).await;
+    // An upsell of a product the account does not hold is refused at once:
+    // there is nothing to grow, and no subscription is invented for it.
+    let mut stray = opportunity(&account, "40000", Motion::UpsellCapacity);
+    stray.product_id = account.other.clone();
     let refused = client
-        .close_opportunity(pb::CloseOpportunityRequest {
-            opportunity_id: stray.opportunity_id.clone(),
-            etag: stray.etag.clone(),
-            won: true,
-            ..Default::default()
+        .create_opportunity(pb::CreateOpportunityRequest {
+            request_id: String::new(),
+            opportunity: Some(stray),
         })
         .await
         .unwrap_err();
@@ -1062,9 +1079,10 @@ async fn forecast_by_stage_motion_and_team(backend: Backend) {
 async fn closed_won_event_carries_what_credit_needs(backend: Backend) {
     let server = Server::start(&backend, &[]);
     let mut client = server.pipeline().await;
+    server.known_ae("ana.ae", "sales-emea").await;
     let o = create(
         &mut client,
-        opportunity(&new_id(), "120000", Motion::CrossSellPlatform),
+        opportunity(&server.refs().await, "120000", Motion::CrossSellPlatform),
     )
     .await;
     let handoff = request_handoff(&mut client, &o.opportunity_id)
@@ -1129,7 +1147,7 @@ async fn bad_input_is_refused_and_nothing_is_written(backend: Backend) {
     let mut client = server.pipeline().await;
     let o = create(
         &mut client,
-        opportunity(&new_id(), "10000", Motion::UpsellTier),
+        opportunity(&server.refs().await, "10000", Motion::UpsellTier),
     )
     .await;
     let id = o.opportunity_id.clone();
@@ -1330,7 +1348,7 @@ async fn scoring_routing_and_priority_order(backend: Backend) {
     assert_eq!(r.reasons.len(), 2, "{:?}", r.reasons);
 
     // From a stored opportunity: its own ratings and amount/motion.
-    let mut rated = opportunity(&new_id(), "7500", Motion::UpsellCapacity);
+    let mut rated = opportunity(&server.refs().await, "7500", Motion::UpsellCapacity);
     rated.qualification = Some(pb::Qualification {
         fit: High as i32,
         applicability: High as i32,
@@ -1360,7 +1378,11 @@ async fn scoring_routing_and_priority_order(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!(routed.route, pb::Route::CsmLed as i32);
-    let unrated = create(&mut client, opportunity(&new_id(), "1", Motion::UpsellTier)).await;
+    let unrated = create(
+        &mut client,
+        opportunity(&server.refs().await, "1", Motion::UpsellTier),
+    )
+    .await;
     let incomplete = client
         .score_qualification(pb::ScoreQualificationRequest {
             opportunity_id: unrated.opportunity_id,
@@ -1371,7 +1393,7 @@ async fn scoring_routing_and_priority_order(backend: Backend) {
     assert_eq!(incomplete.code(), Code::FailedPrecondition);
 
     // Seed 001: $500K at 70% ranks above $100K at 90%.
-    let account = new_id();
+    let account = server.refs().await;
     let mut small = opportunity(&account, "100000", Motion::CrossSellAdjacent);
     small.probability = "90".into();
     let small = create(&mut client, small).await;
@@ -1386,7 +1408,7 @@ async fn scoring_routing_and_priority_order(backend: Backend) {
     ] {
         let listed = client
             .list_opportunities(pb::ListOpportunitiesRequest {
-                account_id: account.clone(),
+                account_id: account.account.clone(),
                 sort: sort as i32,
                 page_size: 1,
                 ..Default::default()
@@ -1397,7 +1419,7 @@ async fn scoring_routing_and_priority_order(backend: Backend) {
         assert_eq!(listed.opportunities[0].opportunity_id, large.opportunity_id);
         let next = client
             .list_opportunities(pb::ListOpportunitiesRequest {
-                account_id: account.clone(),
+                account_id: account.account.clone(),
                 sort: sort as i32,
                 page_size: 1,
                 page_token: listed.next_page_token,
@@ -1415,23 +1437,31 @@ async fn scoring_routing_and_priority_order(backend: Backend) {
 /// where it needs health, and keeps working where it does not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_down_is_unavailable_quickly() {
-    let closed_port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // A pipeline of its own, asking a health service that then goes away.
+    let health = Server::start(&Backend::sqlite(), &["--service", "health"]);
     let backend = Backend::sqlite();
-    let health_addr = format!("127.0.0.1:{closed_port}");
+    let health_url = health.url();
     let server = Server::start(
         &backend,
-        &["--service", "pipeline", "--health-addr", &health_addr],
+        &["--service", "pipeline", "--health-addr", &health_url],
     );
     let mut client = server.pipeline().await;
-    let o = create(
-        &mut client,
-        opportunity(&new_id(), "60000", Motion::UpsellTier),
-    )
-    .await;
-    assert!(o.health_snapshot.is_none());
+    let refs = health.refs().await;
+    let o = create(&mut client, opportunity(&refs, "60000", Motion::UpsellTier)).await;
+    assert!(o.account_name.starts_with("Account "), "{o:?}");
+    health.kill();
+
+    // New references cannot be checked: UNAVAILABLE, quickly.
+    let started = Instant::now();
+    let err = client
+        .create_opportunity(pb::CreateOpportunityRequest {
+            request_id: String::new(),
+            opportunity: Some(opportunity(&refs, "1000", Motion::UpsellTier)),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
 
     let started = Instant::now();
     let err = advance(&mut client, &o, pb::Stage::Exploring, "")
@@ -1480,11 +1510,12 @@ async fn health_down_is_unavailable_quickly() {
             |e| e.field == "health_gate_override" && e.new_value.contains("HEALTH_UNAVAILABLE")
         )
     );
-    // A handoff still goes through, naming what it could not capture.
-    let handoff = request_handoff(&mut client, &o.opportunity_id)
+    // A handoff names an account and product health must confirm: it waits
+    // for health rather than going out unchecked.
+    let err = request_handoff(&mut client, &o.opportunity_id)
         .await
-        .unwrap();
-    assert!(!handoff.snapshot_gaps.is_empty());
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
 }
 
 type HealthClient =
@@ -1609,8 +1640,12 @@ async fn gates_triggers_and_whitespace_with_live_health(backend: Backend) {
     .unwrap();
 
     // A RED account blocks the move past IDENTIFIED.
-    let mut upsell = opportunity(&account, "60000", Motion::UpsellTier);
-    upsell.product_id = crm.clone();
+    let refs = Refs {
+        account: account.clone(),
+        held: crm.clone(),
+        other: support.clone(),
+    };
+    let upsell = opportunity(&refs, "60000", Motion::UpsellTier);
     let upsell = create(&mut client, upsell).await;
     assert_eq!(
         upsell.health_snapshot.as_ref().unwrap().account_band,
@@ -1731,8 +1766,7 @@ async fn gates_triggers_and_whitespace_with_live_health(backend: Backend) {
     // GREEN account, but a cross-sell also needs a GREEN source product.
     override_health(&mut h, &account, "", 85).await;
     override_health(&mut h, &account, &crm, 60).await;
-    let mut cross = opportunity(&account, "60000", Motion::CrossSellComplementary);
-    cross.product_id = support.clone();
+    let mut cross = opportunity(&refs, "60000", Motion::CrossSellComplementary);
     let no_source = create(&mut client, cross.clone()).await;
     let refused = advance(&mut client, &no_source, pb::Stage::Exploring, "")
         .await
@@ -1804,7 +1838,7 @@ async fn gates_triggers_and_whitespace_with_live_health(backend: Backend) {
 async fn request_ids_make_retries_safe(backend: Backend) {
     let server = Server::start(&backend, &[]);
     let mut client = server.pipeline().await;
-    let account = new_id();
+    let account = server.refs().await;
     let request = |amount: &str| pb::CreateOpportunityRequest {
         request_id: "crm-sync-42".into(),
         opportunity: Some(opportunity(&account, amount, Motion::UpsellTier)),
@@ -1824,7 +1858,7 @@ async fn request_ids_make_retries_safe(backend: Backend) {
     assert_eq!(retry, first, "a retry returns the first response");
     let listed = client
         .list_opportunities(pb::ListOpportunitiesRequest {
-            account_id: account.clone(),
+            account_id: account.account.clone(),
             ..Default::default()
         })
         .await
@@ -1904,13 +1938,20 @@ async fn silent_health_times_out_as_unavailable() {
         ],
     );
     let mut client = server.pipeline().await;
-    let o = create(
-        &mut client,
-        opportunity(&new_id(), "60000", Motion::UpsellTier),
-    )
-    .await;
     let started = Instant::now();
-    let err = advance(&mut client, &o, pb::Stage::Exploring, "")
+    // The references of a new opportunity cannot be checked: UNAVAILABLE
+    // within the timeout, and nothing is created.
+    let err = client
+        .create_opportunity(pb::CreateOpportunityRequest {
+            request_id: String::new(),
+            opportunity: Some(pb::Opportunity {
+                account_id: new_id(),
+                product_id: new_id(),
+                motion: Motion::UpsellTier as i32,
+                amount: usd("60000"),
+                ..Default::default()
+            }),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
@@ -1919,6 +1960,12 @@ async fn silent_health_times_out_as_unavailable() {
         "took {:?}",
         started.elapsed()
     );
+    let listed = client
+        .list_opportunities(pb::ListOpportunitiesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.opportunities.is_empty());
 }
 
 /// Waits (up to 15 s) for the outbox to bring a trigger to `status`.
@@ -1949,42 +1996,4 @@ async fn eventually_trigger(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// An account in health with a STARTER subscription of a product: what a won
-/// upsell grows. Returns `(account_id, product_id)`.
-async fn account_holding_a_product(server: &Server) -> (String, String) {
-    let mut h = server.health().await;
-    let account = h
-        .upsert_account(health::UpsertAccountRequest {
-            external_ref: Some(health::ExternalRef {
-                system: "hubspot".into(),
-                id: format!("holder-{}", new_id()),
-            }),
-            name: "Holder".into(),
-            segment: Segment::MidMarket as i32,
-            customer_since: "2025-01-01".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .account
-        .unwrap()
-        .account_id;
-    let product = health_product(&mut h, "Held", vec![Segment::MidMarket], vec![]).await;
-    h.upsert_subscription(health::UpsertSubscriptionRequest {
-        subscription: Some(health::Subscription {
-            account_id: account.clone(),
-            product_id: product.clone(),
-            tier: "STARTER".into(),
-            mrr: usd("1000.00"),
-            start_date: "2025-02-01".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    (account, product)
 }

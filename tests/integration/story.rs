@@ -551,6 +551,27 @@ async fn story(at: &Services<'_>, keys: &Keys) {
         })
         .await
         .unwrap();
+    // The people directory: the CSM who originates and the AE who closes.
+    for (person, role, team) in [
+        ("carla.csm", credit::PersonRole::Csm, "customer-success"),
+        ("alex.ae", credit::PersonRole::Ae, "enterprise-sales"),
+    ] {
+        admin
+            .credit()
+            .await
+            .upsert_person(credit::UpsertPersonRequest {
+                request_id: String::new(),
+                person: Some(credit::Person {
+                    person_id: person.into(),
+                    display_name: person.into(),
+                    role: role as i32,
+                    team: team.into(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap();
+    }
     let p = portfolio(connector).await;
     assert_eq!(
         whitespace(revops, &p.account).await,

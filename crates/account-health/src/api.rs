@@ -14,13 +14,13 @@ use tokio_stream::StreamExt;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::entity::{account, health_override, health_score, product, trigger};
+use crate::entity::{account, health_override, health_score, product, signal, trigger};
 use crate::error::HealthError;
 use crate::model::product::{
     AdjacencyLink, ProductInput, WalletEstimate, adjacencies_to_pb, segments_to_pb, wallet_to_pb,
 };
 use crate::model::scorecard::{Bands, MeasureResult, Scorecard};
-use crate::model::signal::batch_from_pb;
+use crate::model::signal::{batch_from_pb, unscale};
 use crate::model::subscription::{Cancellation, SubscriptionInput};
 use crate::model::triggers::TriggerKind;
 use crate::model::upsell::UpsellInput;
@@ -189,6 +189,27 @@ fn subscription_to_pb(view: SubscriptionView) -> pb::Subscription {
         source_opportunity_id: m.source_opportunity_id.unwrap_or_default(),
         external_ref,
         audit: audit(m.created_at, m.created_by, m.updated_at, m.updated_by),
+        latest_usage: None,
+    }
+}
+
+/// A USAGE signal read against its limit (SPEC §3: the handoff shows the
+/// usage CS saw).
+fn usage_to_pb(s: &signal::Model) -> pb::UsageReading {
+    let value = unscale(s.value_e4);
+    let limit = s.limit_e4.map(unscale);
+    pb::UsageReading {
+        value: value.to_string(),
+        limit: limit.map(|l| l.to_string()).unwrap_or_default(),
+        percent_of_limit: limit
+            .filter(|l| l.is_sign_positive() && !l.is_zero())
+            .and_then(|l| value.checked_mul(Decimal::ONE_HUNDRED)?.checked_div(l))
+            .map(|p| {
+                p.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointNearestEven)
+                    .to_string()
+            })
+            .unwrap_or_default(),
+        occur_time: Some(wire::timestamp(s.occurred_at)),
     }
 }
 
@@ -365,6 +386,18 @@ fn trigger_step_ids(
 }
 
 /// A page token holding a key (last id or offset) bound to the list's filters.
+/// A scorecard id from the wire; empty is `default`, the one scores use.
+fn scorecard_id(field: &str, raw: &str) -> Result<String, HealthError> {
+    if raw.is_empty() {
+        return Ok(crate::model::scorecard::DEFAULT_SCORECARD_ID.to_owned());
+    }
+    Ok(wire::text(
+        field,
+        raw,
+        crate::model::scorecard::MAX_SCORECARD_ID_LEN,
+    )?)
+}
+
 fn page_start(token: &str, filter: u64) -> Result<Option<String>, HealthError> {
     Ok(page::decode_token("page_token", token, filter)?)
 }
@@ -702,6 +735,23 @@ impl AccountHealthService for HealthService {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn get_product(
+        &self,
+        request: Request<pb::GetProductRequest>,
+    ) -> Reply<pb::GetProductResponse> {
+        let raw = &request.get_ref().product_id;
+        let id = ProductId::parse(raw).map_err(|e| invalid("product_id", e))?;
+        let product = self
+            .store
+            .product(&id)
+            .await?
+            .ok_or_else(|| HealthError::ProductNotFound(id.to_string()))?;
+        Ok(Response::new(pb::GetProductResponse {
+            product: Some(product_to_pb(product)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn upsert_subscription(
         &self,
         request: Request<pb::UpsertSubscriptionRequest>,
@@ -800,8 +850,22 @@ impl AccountHealthService for HealthService {
             )
             .await?;
         let next_page_token = next_token(&rows, limit, |s| s.row.id.clone(), filter);
+        let pairs: Vec<(String, String)> = rows
+            .iter()
+            .map(|s| (s.row.account_id.clone(), s.row.product_id.clone()))
+            .collect();
+        let usage = self.store.latest_usage(&pairs).await?;
         Ok(Response::new(pb::ListSubscriptionsResponse {
-            subscriptions: rows.into_iter().map(subscription_to_pb).collect(),
+            subscriptions: rows
+                .into_iter()
+                .map(|view| {
+                    let key = (view.row.account_id.clone(), view.row.product_id.clone());
+                    pb::Subscription {
+                        latest_usage: usage.get(&key).map(usage_to_pb),
+                        ..subscription_to_pb(view)
+                    }
+                })
+                .collect(),
             next_page_token,
         }))
     }
@@ -868,6 +932,50 @@ impl AccountHealthService for HealthService {
             )
             .await?;
         Ok(Response::new(reply))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_scorecard(
+        &self,
+        request: Request<pb::GetScorecardRequest>,
+    ) -> Reply<pb::GetScorecardResponse> {
+        let req = request.get_ref();
+        let scorecard_id = scorecard_id("scorecard_id", &req.scorecard_id)?;
+        if req.version < 0 {
+            return Err(invalid("version", "must be 0 (the latest) or a version number").into());
+        }
+        let (card, in_force) = self.store.scorecard(&scorecard_id, req.version).await?;
+        Ok(Response::new(pb::GetScorecardResponse {
+            scorecard: Some(card.to_pb()),
+            in_force,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_scorecards(
+        &self,
+        request: Request<pb::ListScorecardsRequest>,
+    ) -> Reply<pb::ListScorecardsResponse> {
+        let req = request.get_ref();
+        let limit = page::page_size("page_size", req.page_size).map_err(HealthError::from)?;
+        let scorecard_id = scorecard_id("scorecard_id", &req.scorecard_id)?;
+        let filter = page::fingerprint(&[&scorecard_id]);
+        let before = page_start(&req.page_token, filter)?
+            .map(|v| {
+                v.parse::<i32>()
+                    .map_err(|_| invalid("page_token", "is not a token this list gave out"))
+            })
+            .transpose()?;
+        let (cards, in_force_version) = self
+            .store
+            .scorecard_versions(&scorecard_id, before, limit)
+            .await?;
+        let next_page_token = next_token(&cards, limit, |c| c.version.to_string(), filter);
+        Ok(Response::new(pb::ListScorecardsResponse {
+            scorecards: cards.iter().map(Scorecard::to_pb).collect(),
+            next_page_token,
+            in_force_version,
+        }))
     }
 
     #[tracing::instrument(skip_all)]

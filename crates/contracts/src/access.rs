@@ -134,6 +134,7 @@ pub const MATRIX: &[Rule] = &[
     rule(HEALTH_SERVICE, "ListAccounts", EVERYONE, ""),
     rule(HEALTH_SERVICE, "UpsertProduct", SYNC, ""),
     rule(HEALTH_SERVICE, "ListProducts", EVERYONE, ""),
+    rule(HEALTH_SERVICE, "GetProduct", EVERYONE, ""),
     rule(HEALTH_SERVICE, "UpsertSubscription", SYNC, ""),
     rule(HEALTH_SERVICE, "CancelSubscription", SYNC, ""),
     rule(HEALTH_SERVICE, "ApplyUpsell", SYNC, ""),
@@ -151,6 +152,8 @@ pub const MATRIX: &[Rule] = &[
         "",
     ),
     rule(HEALTH_SERVICE, "UpsertScorecard", &[Admin, Revops], ""),
+    rule(HEALTH_SERVICE, "GetScorecard", EVERYONE, ""),
+    rule(HEALTH_SERVICE, "ListScorecards", EVERYONE, ""),
     rule(HEALTH_SERVICE, "GetAccountHealth", EVERYONE, ""),
     rule(HEALTH_SERVICE, "ListAccountHealth", EVERYONE, ""),
     rule(HEALTH_SERVICE, "GetHealthHistory", EVERYONE, ""),
@@ -333,7 +336,7 @@ mod tests {
         assert!(missing.is_empty(), "RPCs without a matrix row: {missing:?}");
         let stale: Vec<_> = unique.difference(&rpcs).collect();
         assert!(stale.is_empty(), "matrix rows of no RPC: {stale:?}");
-        assert_eq!(rows.len(), 56);
+        assert_eq!(rows.len(), 59);
     }
 
     #[test]
@@ -371,6 +374,8 @@ mod tests {
             (HEALTH_SERVICE, "GetAccountHealth"),
             (HEALTH_SERVICE, "GetTrigger"),
             (HEALTH_SERVICE, "ListProducts"),
+            (HEALTH_SERVICE, "GetProduct"),
+            (HEALTH_SERVICE, "GetAccount"),
             (HEALTH_SERVICE, "ListSubscriptions"),
             (CREDIT_SERVICE, "RecordDealCredits"),
             (CREDIT_SERVICE, "ApplyClawback"),

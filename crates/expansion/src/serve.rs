@@ -283,23 +283,33 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                         Arc::new(NoHealthService)
                     }
                 };
+                let credit = peer_channel(
+                    peer_target(
+                        args.credit_addr.as_deref(),
+                        services.contains(&ServiceName::Credit),
+                        local,
+                        &security,
+                        Caller::Pipeline,
+                        "credit",
+                    )?,
+                    args.health_timeout,
+                )?;
+                // Who accepts a handoff is asked of the credit service's people directory.
+                let people: Arc<dyn opportunity_pipeline::PeopleDirectory> = match &credit {
+                    Some(channel) => Arc::new(opportunity_pipeline::GrpcPeopleDirectory::new(
+                        channel.clone(),
+                        args.health_timeout,
+                    )),
+                    None => Arc::new(opportunity_pipeline::NoPeopleDirectory),
+                };
                 // Won deals reach health (the subscription) and credit (the credits).
                 let courier = opportunity_pipeline::outbox::PipelineCourier::new(
                     peer_channel(health_target, args.health_timeout)?,
-                    peer_channel(
-                        peer_target(
-                            args.credit_addr.as_deref(),
-                            services.contains(&ServiceName::Credit),
-                            local,
-                            &security,
-                            Caller::Pipeline,
-                            "credit",
-                        )?,
-                        args.health_timeout,
-                    )?,
+                    credit,
                 );
                 let outbox_db = db.clone();
-                let pipeline = PipelineService::new(db, health, pipeline_config.clone());
+                let pipeline =
+                    PipelineService::new(db, health, pipeline_config.clone()).with_people(people);
                 let outbox = opportunity_pipeline::outbox::outbox(
                     pipeline.write_gate(),
                     pipeline.event_log(),

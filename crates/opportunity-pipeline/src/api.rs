@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status};
 use crate::error::PipelineError;
 use crate::health::HealthGateway;
 use crate::model::config::PipelineConfig;
+use crate::people::{NoPeopleDirectory, PeopleDirectory};
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -21,6 +22,7 @@ pub struct PipelineService {
     pub(crate) store: Store,
     pub(crate) health: Arc<dyn HealthGateway>,
     pub(crate) config: Arc<PipelineConfig>,
+    pub(crate) people: Arc<dyn PeopleDirectory>,
 }
 
 impl PipelineService {
@@ -43,7 +45,15 @@ impl PipelineService {
             store: Store::new(db),
             health,
             config: Arc::new(config),
+            people: Arc::new(NoPeopleDirectory),
         }
+    }
+
+    /// The same service, asking `people` who is who (the credit service's
+    /// directory): a handoff is accepted by the calling AE or names a known one.
+    pub fn with_people(mut self, people: Arc<dyn PeopleDirectory>) -> Self {
+        self.people = people;
+        self
     }
 }
 
@@ -246,11 +256,11 @@ impl OpportunityPipelineService for PipelineService {
         &self,
         request: Request<pb::AcceptHandoffRequest>,
     ) -> Reply<pb::AcceptHandoffResponse> {
-        let principal = principal_of(&request);
+        let caller = contracts::caller_of(&request);
         let req = request.into_inner();
         let response = self
             .once("AcceptHandoff", &req.request_id, &req, || {
-                self.accept_handoff_once(principal, &req)
+                self.accept_handoff_once(caller, &req)
             })
             .await?;
         Ok(Response::new(response))

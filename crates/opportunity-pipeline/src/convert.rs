@@ -171,6 +171,9 @@ pub fn opportunity_to_pb(
         stage_enter_time: Some(wire::timestamp(p.stage_entered_at)),
         days_in_stage: i32::try_from(days_in_stage(p.stage_entered_at, now)).unwrap_or(i32::MAX),
         stalled: is_stalled(p.stage, p.stage_entered_at, now, config),
+        subscription_id: m.subscription_id.unwrap_or_default(),
+        account_name: m.account_name.unwrap_or_default(),
+        product_name: m.product_name.unwrap_or_default(),
     })
 }
 
@@ -203,6 +206,20 @@ pub struct UsageLine {
     pub quantity: i64,
     pub quota_limit: i64,
     pub mrr: Option<(String, String)>,
+    /// The latest USAGE signal of the product (absent in snapshots taken
+    /// before it was kept).
+    #[serde(default)]
+    pub usage: Option<UsageReading>,
+}
+
+/// A USAGE signal against its limit, as the health service read it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UsageReading {
+    pub value: String,
+    pub limit: String,
+    pub percent_of_limit: String,
+    /// Seconds since the epoch.
+    pub unix: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -290,6 +307,26 @@ pub fn handoff_to_pb(h: handoff::Model, now: DateTime<Utc>) -> Result<pb::Handof
                     currency_code: c.clone(),
                     amount: a.clone(),
                 }),
+                usage_value: u
+                    .usage
+                    .as_ref()
+                    .map(|r| r.value.clone())
+                    .unwrap_or_default(),
+                usage_limit: u
+                    .usage
+                    .as_ref()
+                    .map(|r| r.limit.clone())
+                    .unwrap_or_default(),
+                usage_percent_of_limit: u
+                    .usage
+                    .as_ref()
+                    .map(|r| r.percent_of_limit.clone())
+                    .unwrap_or_default(),
+                usage_time: u
+                    .usage
+                    .as_ref()
+                    .and_then(|r| DateTime::<Utc>::from_timestamp(r.unix, 0))
+                    .map(wire::timestamp),
             })
             .collect(),
         whitespace: snapshot

@@ -31,6 +31,9 @@ pub enum PipelineError {
     /// The health service could not be asked.
     #[error("{0}")]
     HealthUnavailable(String),
+    /// The credit service's people directory could not be asked.
+    #[error("{0}")]
+    PeopleUnavailable(String),
     #[error("stored record is unreadable: {0}")]
     Corrupt(String),
     #[error("storage: {0}")]
@@ -91,6 +94,10 @@ impl From<PipelineError> for Status {
             },
             PipelineError::HealthUnavailable(message) => ApiError::Unavailable {
                 reason: "HEALTH_SERVICE_UNAVAILABLE",
+                message,
+            },
+            PipelineError::PeopleUnavailable(message) => ApiError::Unavailable {
+                reason: "PEOPLE_DIRECTORY_UNAVAILABLE",
                 message,
             },
             PipelineError::Corrupt(detail) => {

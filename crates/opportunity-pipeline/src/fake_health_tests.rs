@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::health::{AccountInfo, HealthError, SubscriptionInfo, TriggerInfo};
+use crate::health::{AccountInfo, HealthError, ProductInfo, SubscriptionInfo, TriggerInfo};
 use crate::model::gates::{HealthView, ProductHealth};
 use crate::model::whitespace::PortfolioProduct;
 use crate::{HealthGateway, PipelineConfig, PipelineService};
@@ -36,11 +36,23 @@ impl HealthGateway for FakeHealth {
     async fn account_health(&self, _: &str) -> Result<HealthView, HealthError> {
         self.view.lock().unwrap().clone().ok_or_else(down)
     }
-    async fn account(&self, _: &str) -> Result<AccountInfo, HealthError> {
-        Err(down())
+    /// Every account and product exists: the references are real.
+    async fn account(&self, id: &str) -> Result<AccountInfo, HealthError> {
+        Ok(AccountInfo {
+            account_id: id.into(),
+            name: "Acme".into(),
+            segment: None,
+            owner_csm: String::new(),
+        })
     }
     async fn trigger(&self, id: &str) -> Result<TriggerInfo, HealthError> {
         Err(HealthError::NotFound(format!("trigger {id}")))
+    }
+    async fn product(&self, id: &str) -> Result<ProductInfo, HealthError> {
+        Ok(ProductInfo {
+            product_id: id.into(),
+            name: "Analytics".into(),
+        })
     }
     async fn portfolio(&self) -> Result<Vec<PortfolioProduct>, HealthError> {
         Err(down())
@@ -104,7 +116,7 @@ async fn gates_follow_what_health_says() {
         .into_inner()
         .opportunity
         .unwrap();
-    // Health was down at creation: no snapshot, but the opportunity exists.
+    // Health had no score at creation: no snapshot, but the opportunity exists.
     assert!(created.health_snapshot.is_none());
     let advance = |override_reason: &str| pb::AdvanceStageRequest {
         opportunity_id: created.opportunity_id.clone(),

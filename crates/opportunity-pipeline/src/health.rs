@@ -13,6 +13,7 @@ use contracts::pb::health::v1::account_health_service_client::AccountHealthServi
 use domain::{HealthBand, Money, Motion, Segment};
 use tonic::{Code, Status};
 
+use crate::convert::UsageReading;
 use crate::model::gates::{HealthView, ProductHealth};
 use crate::model::whitespace::{Adjacency, PortfolioProduct};
 
@@ -34,8 +35,16 @@ pub enum HealthError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountInfo {
     pub account_id: String,
+    pub name: String,
     pub segment: Option<Segment>,
     pub owner_csm: String,
+}
+
+/// A product as the pipeline needs it to name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductInfo {
+    pub product_id: String,
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +77,8 @@ pub struct SubscriptionInfo {
     pub quantity: i64,
     pub quota_limit: i64,
     pub mrr: Option<Money>,
+    /// The latest USAGE signal of the product, when one was recorded.
+    pub usage: Option<UsageReading>,
 }
 
 /// The questions the pipeline asks the health service.
@@ -78,6 +89,7 @@ pub trait HealthGateway: Send + Sync + 'static {
     async fn account_health(&self, account_id: &str) -> Result<HealthView, HealthError>;
     async fn account(&self, account_id: &str) -> Result<AccountInfo, HealthError>;
     async fn trigger(&self, trigger_id: &str) -> Result<TriggerInfo, HealthError>;
+    async fn product(&self, product_id: &str) -> Result<ProductInfo, HealthError>;
     /// The whole product portfolio.
     async fn portfolio(&self) -> Result<Vec<PortfolioProduct>, HealthError>;
     /// The account's ACTIVE subscriptions.
@@ -111,6 +123,9 @@ impl HealthGateway for NoHealthService {
         Err(unconfigured())
     }
     async fn trigger(&self, _: &str) -> Result<TriggerInfo, HealthError> {
+        Err(unconfigured())
+    }
+    async fn product(&self, _: &str) -> Result<ProductInfo, HealthError> {
         Err(unconfigured())
     }
     async fn portfolio(&self) -> Result<Vec<PortfolioProduct>, HealthError> {
@@ -311,6 +326,7 @@ impl HealthGateway for GrpcHealthGateway {
             .ok_or_else(|| HealthError::NotFound(format!("account {account_id}")))?;
         Ok(AccountInfo {
             account_id: account.account_id,
+            name: account.name,
             segment: segment(account.segment),
             owner_csm: account.owner_csm,
         })
@@ -327,6 +343,21 @@ impl HealthGateway for GrpcHealthGateway {
             .as_ref()
             .map(trigger_info)
             .ok_or_else(|| HealthError::NotFound(format!("trigger {trigger_id}")))
+    }
+
+    async fn product(&self, product_id: &str) -> Result<ProductInfo, HealthError> {
+        let mut client = self.client.clone();
+        let request = pb::GetProductRequest {
+            product_id: product_id.to_owned(),
+        };
+        let response = self.call("GetProduct", client.get_product(request)).await?;
+        let product = response
+            .product
+            .ok_or_else(|| HealthError::NotFound(format!("product {product_id}")))?;
+        Ok(ProductInfo {
+            product_id: product.product_id,
+            name: product.name,
+        })
     }
 
     async fn portfolio(&self) -> Result<Vec<PortfolioProduct>, HealthError> {
@@ -382,6 +413,12 @@ impl HealthGateway for GrpcHealthGateway {
                         quantity: s.quantity,
                         quota_limit: s.quota_limit,
                         mrr: money(s.mrr.as_ref()),
+                        usage: s.latest_usage.as_ref().map(|u| UsageReading {
+                            value: u.value.clone(),
+                            limit: u.limit.clone(),
+                            percent_of_limit: u.percent_of_limit.clone(),
+                            unix: u.occur_time.as_ref().map_or(0, |t| t.seconds),
+                        }),
                     }),
             );
             if page.next_page_token.is_empty() {

@@ -18,6 +18,7 @@ pub mod error;
 pub mod health;
 pub mod model;
 pub mod outbox;
+pub mod people;
 mod service;
 pub mod store;
 
@@ -29,6 +30,7 @@ pub use api::PipelineService;
 pub use contracts::pb::pipeline::v1::opportunity_pipeline_service_server::OpportunityPipelineServiceServer;
 pub use health::{GrpcHealthGateway, HealthGateway, NoHealthService};
 pub use model::config::PipelineConfig;
+pub use people::{GrpcPeopleDirectory, NoPeopleDirectory, PeopleDirectory};
 
 /// `ErrorInfo.domain` of this service's errors.
 pub const DOMAIN: &str = "expansion.pipeline.v1";

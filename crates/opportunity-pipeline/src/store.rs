@@ -185,6 +185,9 @@ impl Store {
             updated_by: Set(principal.to_owned()),
             stage_entered_at: Set(Some(now)),
             strategic_value: Set(new.strategic_value.map(|r| r.as_str().to_owned())),
+            subscription_id: Set(new.subscription_id.map(|s| s.to_string())),
+            account_name: Set(new.account_name.clone()),
+            product_name: Set(new.product_name.clone()),
         };
         let first_stage = HistoryNote {
             field: "stage",

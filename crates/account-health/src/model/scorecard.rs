@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::signal::SignalKind;
 
 pub const DEFAULT_SCORECARD_ID: &str = "default";
+pub const MAX_SCORECARD_ID_LEN: usize = 64;
 const MAX_MEASURES: usize = 50;
 const MAX_THRESHOLDS: usize = 20;
 const MAX_WINDOW_DAYS: u32 = 730;
@@ -84,6 +85,9 @@ impl Bands {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scorecard {
     pub scorecard_id: String,
+    /// A label for people, kept as given (empty: shown as the id).
+    #[serde(default)]
+    pub name: String,
     pub version: i32,
     pub measures: Vec<Measure>,
     pub missing_data: MissingDataPolicy,
@@ -124,6 +128,7 @@ impl Scorecard {
         use SignalKind::*;
         Scorecard {
             scorecard_id: DEFAULT_SCORECARD_ID.into(),
+            name: "Built-in health scorecard".into(),
             version: 0,
             measures: vec![
                 measure(
@@ -203,8 +208,10 @@ impl Scorecard {
         let scorecard_id = if s.scorecard_id.is_empty() {
             DEFAULT_SCORECARD_ID.to_owned()
         } else {
-            wire::text(&f("scorecard_id"), &s.scorecard_id, 64)?
+            wire::text(&f("scorecard_id"), &s.scorecard_id, MAX_SCORECARD_ID_LEN)?
         };
+        let name =
+            wire::optional_text(&f("name"), &s.name, wire::MAX_NAME_LEN)?.unwrap_or_default();
         if s.measures.is_empty() || s.measures.len() > MAX_MEASURES {
             return Err(ApiError::invalid(
                 f("measures"),
@@ -223,6 +230,12 @@ impl Scorecard {
             }
             let kind = SignalKind::from_pb(&at("signal_kind"), m.signal_kind)?
                 .ok_or_else(|| ApiError::invalid(at("signal_kind"), "is required"))?;
+            if kind == SignalKind::CsmSentiment {
+                return Err(ApiError::invalid(
+                    at("signal_kind"),
+                    "CSM_SENTIMENT can't be a measure: the CSM's sentiment is shown beside the computed score, never mixed into it",
+                ));
+            }
             let aggregation =
                 match wire::known_enum::<pb::Aggregation>(&at("aggregation"), m.aggregation)? {
                     pb::Aggregation::Unspecified => {
@@ -329,6 +342,7 @@ impl Scorecard {
         };
         Ok(Scorecard {
             scorecard_id,
+            name,
             version: 0,
             measures,
             missing_data,
@@ -339,7 +353,11 @@ impl Scorecard {
     pub fn to_pb(&self) -> pb::Scorecard {
         pb::Scorecard {
             scorecard_id: self.scorecard_id.clone(),
-            name: self.scorecard_id.clone(),
+            name: if self.name.is_empty() {
+                self.scorecard_id.clone()
+            } else {
+                self.name.clone()
+            },
             version: self.version,
             measures: self
                 .measures
@@ -421,9 +439,15 @@ fn round2(d: Decimal) -> Decimal {
     d.round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven)
 }
 
-fn aggregate(measure: &Measure, signals: &[&SignalPoint]) -> Option<Decimal> {
+/// The measure's value over the signals in its window. A count with no
+/// event in its window is 0 — data, scored by the thresholds (no tickets is
+/// good news) — as long as the subject has a signal in some measure's
+/// window; every other
+/// aggregation of nothing is missing data.
+fn aggregate(measure: &Measure, signals: &[&SignalPoint], observed: bool) -> Option<Decimal> {
     let latest = || signals.iter().max_by_key(|s| s.occurred_at);
     match measure.aggregation {
+        Aggregation::Count if observed => Some(Decimal::from(signals.len())),
         _ if signals.is_empty() => None,
         Aggregation::Latest => latest().map(|s| s.value),
         Aggregation::Average => {
@@ -451,17 +475,27 @@ fn threshold_score(measure: &Measure, value: Decimal) -> Decimal {
 /// Scores `signals` (already limited to the account or account-product) at `now`.
 pub fn compute(scorecard: &Scorecard, signals: &[SignalPoint], now: DateTime<Utc>) -> Computed {
     let mut breakdown = Vec::with_capacity(scorecard.measures.len());
+    let windows: Vec<Vec<&SignalPoint>> = scorecard
+        .measures
+        .iter()
+        .map(|measure| {
+            let since = now - Duration::days(i64::from(measure.window_days));
+            signals
+                .iter()
+                .filter(|s| {
+                    s.kind.as_str() == measure.kind && s.occurred_at > since && s.occurred_at <= now
+                })
+                .collect()
+        })
+        .collect();
+    // Zero events of a count are data only for a subject the scorecard sees
+    // at all: with no signal inside any window there is no score, not a
+    // perfect one.
+    let observed = windows.iter().any(|w| !w.is_empty());
     let (mut total_weight, mut present_weight, mut weighted) =
         (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
-    for measure in &scorecard.measures {
-        let since = now - Duration::days(i64::from(measure.window_days));
-        let in_window: Vec<&SignalPoint> = signals
-            .iter()
-            .filter(|s| {
-                s.kind.as_str() == measure.kind && s.occurred_at > since && s.occurred_at <= now
-            })
-            .collect();
-        let score = aggregate(measure, &in_window).map(|v| threshold_score(measure, v));
+    for (measure, in_window) in scorecard.measures.iter().zip(&windows) {
+        let score = aggregate(measure, in_window, observed).map(|v| threshold_score(measure, v));
         total_weight += measure.weight;
         if let Some(score) = score {
             present_weight += measure.weight;
@@ -528,16 +562,18 @@ mod tests {
             point(SignalKind::Nps, 6, None, 10),
         ];
         let c = compute(&card, &signals, now);
-        // (30×100 + 15×40) / 45 = 80
-        assert_eq!(c.score, Some(Decimal::from(80)));
+        // No ticket and no escalation in their windows are counts of 0, which
+        // score 100 each (weights 10 and 10); adoption and CSAT have no data:
+        // (30×100 + 15×40 + 10×100 + 10×100) / 65 = 86.15
+        assert_eq!(c.score, Some(Decimal::from_str_exact("86.15").unwrap()));
         assert_eq!(c.band, Some(HealthBand::Green));
-        assert_eq!(c.coverage, Decimal::from(45));
-        assert_eq!(c.breakdown.iter().filter(|m| m.score.is_some()).count(), 2);
+        assert_eq!(c.coverage, Decimal::from(65));
+        assert_eq!(c.breakdown.iter().filter(|m| m.score.is_some()).count(), 4);
 
         let mut zero = card.clone();
         zero.missing_data = MissingDataPolicy::TreatAsZero;
-        // (3000 + 600) / 100 = 36
-        assert_eq!(compute(&zero, &signals, now).score, Some(Decimal::from(36)));
+        // (3000 + 600 + 1000 + 1000) / 100 = 56
+        assert_eq!(compute(&zero, &signals, now).score, Some(Decimal::from(56)));
     }
 
     #[test]
@@ -558,8 +594,48 @@ mod tests {
             .map(|d| point(SignalKind::SupportTicket, 1, None, d))
             .collect();
         let c = compute(&card, &tickets, Utc::now());
-        assert_eq!(c.score, Some(Decimal::from(50)));
-        assert_eq!(c.band, Some(HealthBand::Red));
+        let support = |name: &str| c.breakdown.iter().find(|m| m.name == name).unwrap().score;
+        // 6 tickets in 30 days score 50; no escalation in 90 days scores 100:
+        // (10×50 + 10×100) / 20 = 75.
+        assert_eq!(support("support_load"), Some(Decimal::from(50)));
+        assert_eq!(support("escalations"), Some(Decimal::from(100)));
+        assert_eq!(c.score, Some(Decimal::from(75)));
+        assert_eq!(c.band, Some(HealthBand::Yellow));
+    }
+
+    #[test]
+    fn a_count_with_no_event_scores_by_its_thresholds() {
+        let card = Scorecard::built_in();
+        // One NPS of 10 (score 100, weight 15); zero tickets (100, weight 10)
+        // and zero escalations (100, weight 10): every measure present scores 100.
+        let c = compute(&card, &[point(SignalKind::Nps, 10, None, 3)], Utc::now());
+        assert_eq!(c.score, Some(Decimal::from(100)));
+        assert_eq!(c.coverage, Decimal::from(35));
+        // Two escalations inside the window score 0: (15×100 + 10×100 + 10×0) / 35.
+        let signals = vec![
+            point(SignalKind::Nps, 10, None, 3),
+            point(SignalKind::Escalation, 1, None, 5),
+            point(SignalKind::Escalation, 1, None, 80),
+        ];
+        let c = compute(&card, &signals, Utc::now());
+        assert_eq!(c.score, Some(Decimal::from_str_exact("71.43").unwrap()));
+        // An account with no signal at all has no score, not a perfect one.
+        let none = compute(&card, &[], Utc::now());
+        assert_eq!(none.score, None);
+        assert_eq!(none.coverage, Decimal::ZERO);
+    }
+
+    #[test]
+    fn csm_sentiment_is_not_a_measure_and_the_name_is_kept() {
+        let mut s = Scorecard::built_in().to_pb();
+        s.name = "Enterprise health, FY27".into();
+        let card = Scorecard::from_pb("scorecard", &s).unwrap();
+        assert_eq!(card.to_pb().name, "Enterprise health, FY27");
+        s.measures[3].signal_kind = pb::SignalKind::CsmSentiment as i32;
+        let err = Scorecard::from_pb("scorecard", &s).unwrap_err();
+        assert!(
+            matches!(err, ApiError::InvalidArgument { ref violations } if violations[0].field == "scorecard.measures[3].signal_kind")
+        );
     }
 
     #[test]
@@ -574,7 +650,7 @@ mod tests {
         ];
         assert_eq!(
             compute(&card, &signals, Utc::now()).score,
-            Some(Decimal::from(80))
+            Some(Decimal::from_str_exact("86.15").unwrap())
         );
     }
 

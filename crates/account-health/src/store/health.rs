@@ -114,6 +114,74 @@ impl Store {
         Ok(card)
     }
 
+    /// The version in force: the latest stored version of `default`, 0 for
+    /// the built-in one.
+    async fn version_in_force(&self) -> Result<i32, HealthError> {
+        let latest = scorecard::Entity::find()
+            .filter(scorecard::Column::ScorecardId.eq(DEFAULT_SCORECARD_ID))
+            .order_by_desc(scorecard::Column::Version)
+            .one(&self.db)
+            .await?;
+        Ok(latest.map_or(0, |r| r.version))
+    }
+
+    /// Version `version` of scorecard `id` (0: its latest) and whether it is
+    /// the one scores are computed with now.
+    pub async fn scorecard(
+        &self,
+        id: &str,
+        version: i32,
+    ) -> Result<(Scorecard, bool), HealthError> {
+        let mut query = scorecard::Entity::find().filter(scorecard::Column::ScorecardId.eq(id));
+        if version > 0 {
+            query = query.filter(scorecard::Column::Version.eq(version));
+        }
+        let row = query
+            .order_by_desc(scorecard::Column::Version)
+            .one(&self.db)
+            .await?;
+        let is_default = id == DEFAULT_SCORECARD_ID;
+        let card = match row {
+            Some(row) => card_of(&row)?,
+            None if is_default && version == 0 => Scorecard::built_in(),
+            None => {
+                let what = if version > 0 {
+                    format!("{id} version {version}")
+                } else {
+                    id.to_owned()
+                };
+                return Err(contracts::ApiError::not_found("scorecard", what).into());
+            }
+        };
+        let in_force = is_default && card.version == self.version_in_force().await?;
+        Ok((card, in_force))
+    }
+
+    /// Versions of scorecard `id` older than `before`, newest first (for
+    /// `default`, the built-in version 0 last), and the version in force.
+    pub async fn scorecard_versions(
+        &self,
+        id: &str,
+        before: Option<i32>,
+        limit: u64,
+    ) -> Result<(Vec<Scorecard>, i32), HealthError> {
+        let mut query = scorecard::Entity::find().filter(scorecard::Column::ScorecardId.eq(id));
+        if let Some(before) = before {
+            query = query.filter(scorecard::Column::Version.lt(before));
+        }
+        let rows = query
+            .order_by_desc(scorecard::Column::Version)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        let mut cards = rows.iter().map(card_of).collect::<Result<Vec<_>, _>>()?;
+        let room = u64::try_from(cards.len()).unwrap_or(u64::MAX) < limit;
+        if id == DEFAULT_SCORECARD_ID && room && before.is_none_or(|b| b > 0) {
+            cards.push(Scorecard::built_in());
+        }
+        Ok((cards, self.version_in_force().await?))
+    }
+
     /// Appends a scorecard version; every account is recomputed under it.
     pub async fn add_scorecard(
         &self,

@@ -1,16 +1,18 @@
 //! Signal ingestion: the hot path. One transaction per batch, multi-row
 //! inserts, duplicates skipped by the database, no per-signal round trip.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use contracts::ApiError;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+};
 
 use super::{Store, mark_dirty};
 use crate::entity::{account, product, signal};
 use crate::error::HealthError;
-use crate::model::signal::NewSignal;
+use crate::model::signal::{NewSignal, SignalKind};
 
 /// Rows per INSERT statement (11 parameters a row stays far below SQLite's
 /// 32,766-parameter limit).
@@ -154,4 +156,30 @@ async fn existing_ids(
         found.extend(rows);
     }
     Ok(found)
+}
+
+impl Store {
+    /// The latest USAGE signal of each (account, product) pair asked about:
+    /// what CS sees of a subscription's quota being used.
+    pub async fn latest_usage(
+        &self,
+        pairs: &[(String, String)],
+    ) -> Result<HashMap<(String, String), signal::Model>, HealthError> {
+        let mut out = HashMap::new();
+        let unique: BTreeSet<&(String, String)> = pairs.iter().collect();
+        for (account_id, product_id) in unique {
+            let latest = signal::Entity::find()
+                .filter(signal::Column::AccountId.eq(account_id.as_str()))
+                .filter(signal::Column::Kind.eq(SignalKind::Usage.as_str()))
+                .filter(signal::Column::ProductId.eq(product_id.as_str()))
+                .order_by_desc(signal::Column::OccurredAt)
+                .order_by_desc(signal::Column::Seq)
+                .one(&self.db)
+                .await?;
+            if let Some(row) = latest {
+                out.insert((account_id.clone(), product_id.clone()), row);
+            }
+        }
+        Ok(out)
+    }
 }

@@ -40,6 +40,12 @@ pub struct Model {
     /// the column (then `updated_at` stands in).
     pub stage_entered_at: Option<DateTime<Utc>>,
     pub strategic_value: Option<String>,
+    /// For an upsell: the subscription it grows.
+    pub subscription_id: Option<String>,
+    /// Names as the health service gave them at creation (`None` for rows
+    /// older than the columns).
+    pub account_name: Option<String>,
+    pub product_name: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -222,6 +222,44 @@ pub fn handoff_package(
     })
 }
 
+/// Who takes a handoff (SPEC §6): the calling AE, or an AE the people
+/// directory knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acceptor {
+    /// The caller's own AE key names itself (or names no one): no lookup.
+    CallingAe(String),
+    /// Someone else is named: the directory must know them as an AE.
+    Named(String),
+}
+
+impl Acceptor {
+    pub fn owner(&self) -> &str {
+        match self {
+            Acceptor::CallingAe(o) | Acceptor::Named(o) => o,
+        }
+    }
+}
+
+/// Decides who accepts, from the caller and the `owner` field (`None` when empty).
+pub fn acceptor(
+    caller: &contracts::Principal,
+    owner: Option<String>,
+) -> Result<Acceptor, ApiError> {
+    let is_ae = caller.role == contracts::access::Role::Ae;
+    match owner {
+        None if is_ae => Ok(Acceptor::CallingAe(caller.name.clone())),
+        None => Err(ApiError::invalid(
+            "owner",
+            format!(
+                "is required: {:?} is not an AE key, so name the AE who takes the deal",
+                caller.name
+            ),
+        )),
+        Some(o) if is_ae && o == caller.name => Ok(Acceptor::CallingAe(o)),
+        Some(o) => Ok(Acceptor::Named(o)),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -304,5 +342,34 @@ mod tests {
             due,
             due + Duration::days(9)
         ));
+    }
+
+    #[test]
+    fn the_calling_ae_accepts_without_a_lookup_anyone_else_is_named() {
+        use contracts::access::Role;
+        let ae = contracts::Principal::new("ana.ae", Role::Ae);
+        assert_eq!(
+            acceptor(&ae, None).unwrap(),
+            Acceptor::CallingAe("ana.ae".into())
+        );
+        assert_eq!(
+            acceptor(&ae, Some("ana.ae".into())).unwrap(),
+            Acceptor::CallingAe("ana.ae".into())
+        );
+        // An AE handing the deal to a colleague names a person to look up.
+        assert_eq!(
+            acceptor(&ae, Some("bo.ae".into())).unwrap(),
+            Acceptor::Named("bo.ae".into())
+        );
+        // RevOps (or a keyless local caller) must name the AE.
+        let revops = contracts::Principal::new("rita.revops", Role::Revops);
+        let err = acceptor(&revops, None).unwrap_err();
+        assert!(
+            matches!(err, ApiError::InvalidArgument { ref violations } if violations[0].field == "owner")
+        );
+        assert_eq!(
+            acceptor(&contracts::Principal::local(), Some("ana.ae".into())).unwrap(),
+            Acceptor::Named("ana.ae".into())
+        );
     }
 }

@@ -15,7 +15,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use contracts::ApiError;
 use contracts::pb::pipeline::v1 as pb;
 use contracts::wire;
-use domain::{AccountId, Money, Motion, OpportunityId, Percent, ProductId, Stage, TriggerId};
+use domain::{
+    AccountId, Money, Motion, OpportunityId, Percent, ProductId, Stage, SubscriptionId, TriggerId,
+};
 
 use self::qualification::{QualificationRatings, Rating};
 use serde::{Deserialize, Serialize};
@@ -191,6 +193,12 @@ pub struct NewOpportunity {
     pub discovery_notes: Option<String>,
     pub qualification: Qualification,
     pub strategic_value: Option<Rating>,
+    /// For an upsell: the subscription it grows (the caller's choice, then
+    /// the one the health check settled on).
+    pub subscription_id: Option<SubscriptionId>,
+    /// Names the health service gave when the references were checked.
+    pub account_name: Option<String>,
+    pub product_name: Option<String>,
 }
 
 fn id<T>(
@@ -378,6 +386,13 @@ impl NewOpportunity {
             )?,
             qualification: qualification(&f("qualification"), o.qualification.as_ref())?,
             strategic_value: rating(&f("strategic_value"), o.strategic_value)?,
+            subscription_id: optional_id(
+                &f("subscription_id"),
+                &o.subscription_id,
+                SubscriptionId::parse,
+            )?,
+            account_name: None,
+            product_name: None,
         })
     }
 }
@@ -572,13 +587,57 @@ impl UpdateRequest {
     }
 }
 
-/// Can a won upsell of `product_id` grow a subscription among the account's
-/// active ones? (SPEC §3: an upsell amends the subscription in force.)
-pub fn upsell_has_subscription(
+/// Why an upsell has no subscription to grow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpsellTargetError {
+    /// The account holds no active subscription of the product.
+    NoneOfProduct,
+    /// The subscription named is not an active one of this product.
+    NotUpsellable(String),
+    /// Several are active and none was named: the caller chooses.
+    Ambiguous(Vec<String>),
+    /// The subscription bills in another currency than the deal.
+    OtherCurrency {
+        subscription_id: String,
+        currency: String,
+    },
+}
+
+/// The subscription an upsell of `product_id` grows (SPEC §3): the one
+/// named, which must be an active subscription of the product, or else the
+/// only active one of the product; in the deal's currency.
+pub fn upsell_target(
     active: &[crate::health::SubscriptionInfo],
     product_id: &str,
-) -> bool {
-    active.iter().any(|s| s.product_id == product_id)
+    named: Option<&str>,
+    currency: domain::Currency,
+) -> Result<String, UpsellTargetError> {
+    let of_product: Vec<&crate::health::SubscriptionInfo> = active
+        .iter()
+        .filter(|s| s.product_id == product_id)
+        .collect();
+    let chosen = match named {
+        Some(id) => *of_product
+            .iter()
+            .find(|s| s.subscription_id == id)
+            .ok_or_else(|| UpsellTargetError::NotUpsellable(id.to_owned()))?,
+        None => match of_product.as_slice() {
+            [] => return Err(UpsellTargetError::NoneOfProduct),
+            [only] => *only,
+            several => {
+                return Err(UpsellTargetError::Ambiguous(
+                    several.iter().map(|s| s.subscription_id.clone()).collect(),
+                ));
+            }
+        },
+    };
+    match chosen.mrr {
+        Some(mrr) if mrr.currency() != currency => Err(UpsellTargetError::OtherCurrency {
+            subscription_id: chosen.subscription_id.clone(),
+            currency: mrr.currency().code().to_owned(),
+        }),
+        _ => Ok(chosen.subscription_id.clone()),
+    }
 }
 
 #[cfg(test)]
@@ -588,18 +647,53 @@ mod tests {
     use contracts::pb::common::v1 as common;
 
     #[test]
-    fn an_upsell_needs_an_active_subscription_of_its_product() {
-        let held = |product: &str| crate::health::SubscriptionInfo {
-            subscription_id: "s1".into(),
+    fn an_upsell_grows_one_active_subscription_of_its_product_in_its_currency() {
+        let usd = domain::Currency::parse("USD").unwrap();
+        let eur = domain::Currency::parse("EUR").unwrap();
+        let held = |id: &str, product: &str, currency| crate::health::SubscriptionInfo {
+            subscription_id: id.into(),
             product_id: product.into(),
             tier: "STARTER".into(),
             quantity: 1,
             quota_limit: 0,
-            mrr: None,
+            mrr: Some(domain::Money::from_minor(currency, 100_000)),
+            usage: None,
         };
-        assert!(upsell_has_subscription(&[held("analytics")], "analytics"));
-        assert!(!upsell_has_subscription(&[held("billing")], "analytics"));
-        assert!(!upsell_has_subscription(&[], "analytics"));
+        let one = [held("s1", "analytics", usd), held("s2", "billing", usd)];
+        assert_eq!(upsell_target(&one, "analytics", None, usd), Ok("s1".into()));
+        assert_eq!(
+            upsell_target(&one, "analytics", Some("s1"), usd),
+            Ok("s1".into())
+        );
+        // The billing subscription does not grow analytics.
+        assert_eq!(
+            upsell_target(&one, "analytics", Some("s2"), usd),
+            Err(UpsellTargetError::NotUpsellable("s2".into()))
+        );
+        assert_eq!(
+            upsell_target(&one, "crm", None, usd),
+            Err(UpsellTargetError::NoneOfProduct)
+        );
+        assert_eq!(
+            upsell_target(&[], "analytics", None, usd),
+            Err(UpsellTargetError::NoneOfProduct)
+        );
+        let two = [held("s1", "analytics", usd), held("s3", "analytics", eur)];
+        assert_eq!(
+            upsell_target(&two, "analytics", None, usd),
+            Err(UpsellTargetError::Ambiguous(vec!["s1".into(), "s3".into()]))
+        );
+        assert_eq!(
+            upsell_target(&two, "analytics", Some("s3"), usd),
+            Err(UpsellTargetError::OtherCurrency {
+                subscription_id: "s3".into(),
+                currency: "EUR".into()
+            })
+        );
+        assert_eq!(
+            upsell_target(&two, "analytics", Some("s3"), eur),
+            Ok("s3".into())
+        );
     }
 
     fn request() -> pb::CreateOpportunityRequest {

@@ -13,7 +13,7 @@ use crate::entity::{handoff, opportunity};
 use crate::error::PipelineError;
 use crate::health::owned_products;
 use crate::model::HealthSnapshot;
-use crate::model::handoff::{HandoffStatus, due_at, handoff_package};
+use crate::model::handoff::{Acceptor, HandoffStatus, acceptor, due_at, handoff_package};
 use crate::model::whitespace::whitespace;
 use crate::store::{HandoffFilter, HistoryNote, OpportunityWrite, to_json};
 
@@ -99,6 +99,9 @@ impl PipelineService {
                 ),
             ));
         }
+        // The account and product it names exist (SPEC §3 "References are real").
+        self.check_references(&current.account_id, &current.product_id, None)
+            .await?;
         let snapshot = self.handoff_snapshot(&current).await;
         let now = self.now();
         let handoff_id = HandoffId::new().to_string();
@@ -151,13 +154,14 @@ impl PipelineService {
 
     pub(crate) async fn accept_handoff_once(
         &self,
-        principal: String,
+        caller: contracts::Principal,
         req: &pb::AcceptHandoffRequest,
     ) -> Result<pb::AcceptHandoffResponse, PipelineError> {
         let handoff_id = parse_id("handoff_id", &req.handoff_id, HandoffId::parse)?.to_string();
-        let owner =
-            wire::text("owner", &req.owner, wire::MAX_NAME_LEN).map_err(PipelineError::from)?;
-        let owner_team = opt_text("owner_team", &req.owner_team, wire::MAX_NAME_LEN)?;
+        let named = opt_text("owner", &req.owner, wire::MAX_NAME_LEN)?;
+        let acceptor = acceptor(&caller, named).map_err(PipelineError::from)?;
+        let mut owner_team = opt_text("owner_team", &req.owner_team, wire::MAX_NAME_LEN)?;
+        let principal = caller.name.clone();
         let h = self
             .store
             .handoff(&handoff_id)
@@ -166,6 +170,43 @@ impl PipelineService {
         let current = self.load("opportunity_id", &h.opportunity_id).await?;
         let p = parse_row(&current)?;
         Self::ensure_open(&current, p.stage)?;
+        // DELIVERY credit follows the owner: a named owner must be an AE of
+        // the people directory (SPEC §6), whose team is the default one.
+        if let Acceptor::Named(name) = &acceptor {
+            let person = self
+                .people
+                .person(name)
+                .await
+                .map_err(|e| PipelineError::PeopleUnavailable(e.to_string()))?;
+            match person {
+                Some(person) if person.is_ae => {
+                    if owner_team.is_none() && !person.team.is_empty() {
+                        owner_team = Some(person.team);
+                    }
+                }
+                Some(_) => {
+                    return Err(PipelineError::precondition(
+                        "OWNER_NOT_AN_AE",
+                        name.clone(),
+                        format!(
+                            "{name} is in the people directory but not as an AE; a handoff \
+                             goes to an AE, who becomes the owner credited with DELIVERY"
+                        ),
+                    ));
+                }
+                None => {
+                    return Err(PipelineError::precondition(
+                        "OWNER_NOT_A_KNOWN_AE",
+                        name.clone(),
+                        format!(
+                            "{name} is not in the people directory; add them as an AE \
+                             (UpsertPerson, role PERSON_ROLE_AE) or accept with the AE's own key"
+                        ),
+                    ));
+                }
+            }
+        }
+        let owner = acceptor.owner().to_owned();
         // The CSM who asked stays the originator; the AE becomes the owner.
         let originator = current
             .originator
@@ -328,6 +369,7 @@ impl PipelineService {
                         mrr: s
                             .mrr
                             .map(|m| (m.currency().code().to_owned(), m.to_amount_string())),
+                        usage: s.usage.clone(),
                     })
                     .collect();
             }

@@ -255,6 +255,12 @@ impl PipelineService {
         }
         let competitor = opt_text("estimate.competitor", &e.competitor, wire::MAX_NAME_LEN)?;
         let notes = opt_text("estimate.notes", &e.notes, wire::MAX_NOTE_LEN)?;
+        // An account the health service knows (SPEC §3 "References are real").
+        let account = account_id.to_string();
+        self.health
+            .account(&account)
+            .await
+            .map_err(|e| super::reference_error("account", &account, e))?;
         let now = self.now();
         let model = self
             .store

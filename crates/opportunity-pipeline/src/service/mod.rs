@@ -16,10 +16,11 @@ use crate::api::PipelineService;
 use crate::convert::opportunity_to_pb;
 use crate::entity::{handoff, opportunity};
 use crate::error::PipelineError;
-use crate::health::HealthError;
+use crate::health::{AccountInfo, HealthError, ProductInfo};
 use crate::model::forecast::Bucket;
 use crate::model::qualification::QualificationRatings;
 use crate::model::{HealthSnapshot, rating};
+use crate::model::{UpsellTargetError, upsell_target};
 use crate::store::HistoryNote;
 
 /// A key that orders list results; pages resume strictly after the last key.
@@ -65,6 +66,24 @@ pub(crate) fn unavailable(err: HealthError) -> PipelineError {
             PipelineError::HealthUnavailable(m)
         }
     }
+}
+
+/// A reference the health service answered about: NOT_FOUND when it does
+/// not know it, UNAVAILABLE when it could not say (SPEC §3 "References are real").
+pub(crate) fn reference_error(kind: &'static str, id: &str, err: HealthError) -> PipelineError {
+    match err {
+        HealthError::NotFound(_) => PipelineError::NotFound(kind, id.to_owned()),
+        HealthError::Unavailable(m) => PipelineError::HealthUnavailable(m),
+    }
+}
+
+/// What an opportunity names, as the health service knows it.
+#[derive(Debug, Clone)]
+pub(crate) struct References {
+    pub(crate) account: AccountInfo,
+    pub(crate) product: ProductInfo,
+    /// For an upsell: the subscription it grows.
+    pub(crate) subscription_id: Option<String>,
 }
 
 /// Optional free text; empty is `None`.
@@ -206,6 +225,160 @@ impl PipelineService {
     }
 
     /// A best-effort health snapshot: `None` when health cannot answer.
+    /// Checks that the account and products an opportunity (or a wallet
+    /// estimate, or a handoff) names exist in the health service, in one
+    /// round of concurrent calls.
+    pub(crate) async fn check_references(
+        &self,
+        account_id: &str,
+        product_id: &str,
+        source_product_id: Option<&str>,
+    ) -> Result<(AccountInfo, ProductInfo), PipelineError> {
+        let source = async {
+            match source_product_id {
+                Some(id) => self.health.product(id).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (account, product, source) = tokio::join!(
+            self.health.account(account_id),
+            self.health.product(product_id),
+            source
+        );
+        let account = account.map_err(|e| reference_error("account", account_id, e))?;
+        let product = product.map_err(|e| reference_error("product", product_id, e))?;
+        if let Some(id) = source_product_id {
+            source.map_err(|e| reference_error("product", id, e))?;
+        }
+        Ok((account, product))
+    }
+
+    /// The references of a new opportunity, and for an upsell the
+    /// subscription it grows (SPEC §3): `named` must be an active subscription
+    /// of the product; without it, the only one. `field` is the path of the
+    /// subscription id in the request.
+    pub(crate) async fn opportunity_references(
+        &self,
+        new: &crate::model::NewOpportunity,
+        field: &str,
+    ) -> Result<References, PipelineError> {
+        let account_id = new.account_id.to_string();
+        let product_id = new.product_id.to_string();
+        let source = new.source_product_id.map(|p| p.to_string());
+        let named = new.subscription_id.map(|s| s.to_string());
+        if !new.motion.is_upsell() {
+            if named.is_some() {
+                return Err(invalid(
+                    field,
+                    "only an upsell names the subscription it grows; a cross-sell starts a new one",
+                ));
+            }
+            let (account, product) = self
+                .check_references(&account_id, &product_id, source.as_deref())
+                .await?;
+            return Ok(References {
+                account,
+                product,
+                subscription_id: None,
+            });
+        }
+        let ((account, product), held) = tokio::try_join!(
+            self.check_references(&account_id, &product_id, source.as_deref()),
+            async {
+                self.health
+                    .active_subscriptions(&account_id)
+                    .await
+                    .map_err(|e| reference_error("account", &account_id, e))
+            }
+        )?;
+        let subscription_id = self.upsell_subscription(
+            &held,
+            &account_id,
+            &product_id,
+            named.as_deref(),
+            new.amount.currency(),
+            field,
+        )?;
+        Ok(References {
+            account,
+            product,
+            subscription_id: Some(subscription_id),
+        })
+    }
+
+    /// Checks a new opportunity's references and records what health said:
+    /// the names, and for an upsell the subscription it grows.
+    pub(crate) async fn resolve_references(
+        &self,
+        new: &mut crate::model::NewOpportunity,
+        field: &str,
+    ) -> Result<(), PipelineError> {
+        let refs = self.opportunity_references(new, field).await?;
+        new.account_name = Some(refs.account.name);
+        new.product_name = Some(refs.product.name);
+        new.subscription_id = refs
+            .subscription_id
+            .as_deref()
+            .map(domain::SubscriptionId::parse)
+            .transpose()
+            .map_err(|e| {
+                PipelineError::HealthUnavailable(format!(
+                    "health gave an unreadable subscription id: {e}"
+                ))
+            })?;
+        Ok(())
+    }
+
+    /// [`upsell_target`] with its refusals as API errors.
+    pub(crate) fn upsell_subscription(
+        &self,
+        held: &[crate::health::SubscriptionInfo],
+        account_id: &str,
+        product_id: &str,
+        named: Option<&str>,
+        currency: domain::Currency,
+        field: &str,
+    ) -> Result<String, PipelineError> {
+        upsell_target(held, product_id, named, currency).map_err(|e| match e {
+            UpsellTargetError::NoneOfProduct => PipelineError::precondition(
+                "NO_SUBSCRIPTION_TO_UPSELL",
+                account_id,
+                format!(
+                    "account {account_id} holds no active subscription of product {product_id} \
+                     for an upsell to grow; sell the product as a cross-sell"
+                ),
+            ),
+            UpsellTargetError::NotUpsellable(id) => PipelineError::precondition(
+                "NO_SUBSCRIPTION_TO_UPSELL",
+                id.clone(),
+                format!(
+                    "subscription {id} is not an active subscription of product {product_id} \
+                     held by account {account_id}"
+                ),
+            ),
+            UpsellTargetError::Ambiguous(ids) => invalid(
+                field,
+                format!(
+                    "is required: account {account_id} holds {} active subscriptions of product \
+                     {product_id} ({}); name the one this upsell grows",
+                    ids.len(),
+                    ids.join(", ")
+                ),
+            ),
+            UpsellTargetError::OtherCurrency {
+                subscription_id,
+                currency: theirs,
+            } => invalid(
+                field,
+                format!(
+                    "subscription {subscription_id} bills in {theirs}, the deal in {}: an upsell \
+                     is priced in the currency of the subscription it grows",
+                    currency.code()
+                ),
+            ),
+        })
+    }
+
     pub(crate) async fn snapshot(
         &self,
         account_id: &str,

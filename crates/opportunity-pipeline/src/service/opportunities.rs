@@ -4,7 +4,9 @@
 use chrono::Duration;
 use contracts::pb::pipeline::v1 as pb;
 use contracts::{page, wire};
-use domain::{AccountId, Currency, Decimal, OpportunityId, ProductId, Stage, TriggerId};
+use domain::{
+    AccountId, Currency, Decimal, OpportunityId, ProductId, Stage, SubscriptionId, TriggerId,
+};
 use sea_orm::Set;
 
 use super::{
@@ -270,7 +272,10 @@ impl PipelineService {
         principal: String,
         req: &pb::CreateOpportunityRequest,
     ) -> Result<pb::CreateOpportunityResponse, PipelineError> {
-        let new = NewOpportunity::from_request(req, &self.config).map_err(PipelineError::from)?;
+        let mut new =
+            NewOpportunity::from_request(req, &self.config).map_err(PipelineError::from)?;
+        self.resolve_references(&mut new, "opportunity.subscription_id")
+            .await?;
         let source = new.source_product_id.map(|p| p.to_string());
         let snapshot = self
             .snapshot(&new.account_id.to_string(), source.as_deref())
@@ -307,6 +312,15 @@ impl PipelineService {
         let originator = opt_text("originator", &req.originator, wire::MAX_NAME_LEN)?
             .unwrap_or_else(|| principal.clone());
         let name = opt_text("name", &req.name, wire::MAX_NAME_LEN)?;
+        let requested_subscription = if req.subscription_id.is_empty() {
+            None
+        } else {
+            Some(parse_id(
+                "subscription_id",
+                &req.subscription_id,
+                SubscriptionId::parse,
+            )?)
+        };
 
         let trigger = match self.health.trigger(&trigger_id.to_string()).await {
             Ok(t) => t,
@@ -406,7 +420,12 @@ impl PipelineService {
             discovery_notes: (!trigger.reason.is_empty()).then(|| trigger.reason.clone()),
             qualification: Default::default(),
             strategic_value: None,
+            subscription_id: requested_subscription,
+            account_name: None,
+            product_name: None,
         };
+        let mut new = new;
+        self.resolve_references(&mut new, "subscription_id").await?;
         let source = source_product_id.map(|p| p.to_string());
         let snapshot = self
             .snapshot(&account_id.to_string(), source.as_deref())
@@ -464,16 +483,30 @@ impl PipelineService {
             changes.name = Set(v);
             changed.push("name");
         }
-        if let Some(v) = patch.product_id {
+        if let Some(v) = patch.product_id
+            && v.to_string() != current.product_id
+        {
+            // A product the health service knows (SPEC §3), kept with its name.
+            let product = self
+                .health
+                .product(&v.to_string())
+                .await
+                .map_err(|e| super::reference_error("product", &v.to_string(), e))?;
             changes.product_id = Set(v.to_string());
+            changes.product_name = Set(Some(product.name));
+            // The subscription an upsell grows is chosen again at the close.
+            changes.subscription_id = Set(None);
             changed.push("product_id");
         }
         if let Some(v) = patch.source_product_id {
             changes.source_product_id = Set(v.map(|p| p.to_string()));
             changed.push("source_product_id");
         }
-        if let Some(v) = patch.motion {
+        if let Some(v) = patch.motion
+            && v != p.motion
+        {
             changes.motion = Set(v.as_str().to_owned());
+            changes.subscription_id = Set(None);
             changed.push("motion");
         }
         if let Some(amount) = patch.amount
@@ -867,27 +900,50 @@ impl PipelineService {
                 "principal": principal,
             }),
         )];
-        if req.won && p.motion.is_upsell() {
-            // An upsell grows a subscription the account holds (SPEC §3): with
-            // none of its product, closing won is refused rather than
-            // inventing one. (Health checks it is in force on the close date.)
+        // An upsell grows a subscription the account holds (SPEC §3): the one
+        // it names, which must still be an active one of its product (an
+        // update of the product or motion clears it: then the only one);
+        // with none, closing won is refused
+        // rather than inventing one. (Health checks it is in force on the
+        // close date.)
+        let upsell_subscription = if req.won && p.motion.is_upsell() {
             let held = self
                 .health
                 .active_subscriptions(&current.account_id)
                 .await
                 .map_err(unavailable)?;
-            if !crate::model::upsell_has_subscription(&held, &current.product_id) {
-                return Err(PipelineError::precondition(
-                    "NO_SUBSCRIPTION_TO_UPSELL",
-                    &current.id,
-                    format!(
-                        "account {} holds no subscription of product {} for this upsell to grow; \
-                         close it lost, or sell the product as a cross-sell",
-                        current.account_id, current.product_id
+            let named = current.subscription_id.as_deref();
+            let chosen = self
+                .upsell_subscription(
+                    &held,
+                    &current.account_id,
+                    &current.product_id,
+                    named,
+                    p.amount.currency(),
+                    "opportunity.subscription_id",
+                )
+                .map_err(|e| match e {
+                    PipelineError::Precondition { .. } => PipelineError::precondition(
+                        "NO_SUBSCRIPTION_TO_UPSELL",
+                        &current.id,
+                        format!(
+                            "account {} holds no active subscription of product {} for this \
+                             upsell to grow{}; close it lost, or sell the product as a cross-sell",
+                            current.account_id,
+                            current.product_id,
+                            current
+                                .subscription_id
+                                .as_deref()
+                                .map(|s| format!(" (subscription {s} is no longer active)"))
+                                .unwrap_or_default()
+                        ),
                     ),
-                ));
-            }
-        }
+                    other => other,
+                })?;
+            Some(chosen)
+        } else {
+            None
+        };
         if req.won {
             // Everything the credit and health services need to act on the
             // win without calling back (issue 6 drives them from this event).
@@ -918,6 +974,7 @@ impl PipelineService {
                     "owner_team": current.owner_team,
                     "source": current.source_kind,
                     "trigger_id": current.source_trigger_id,
+                    "subscription_id": upsell_subscription,
                     "handoff": closed_won_handoff(accepted.last()),
                     "principal": principal,
                 }),
