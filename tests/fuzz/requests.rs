@@ -270,6 +270,7 @@ prop_compose! {
                 ..Default::default()
             }),
             mrr_effective_date,
+            time_zone: String::new(),
         }
     }
 }
@@ -758,7 +759,7 @@ fn health_subscriptions() {
             (optional_id(), optional_date(), optional_text()),
         ),
         |(req, cancel)| {
-            let outcome = SubscriptionInput::from_request(&req);
+            let outcome = SubscriptionInput::from_request(&req, chrono::Utc::now());
             let accepted = outcome.is_ok();
             match outcome {
                 Ok(input) => {
@@ -773,8 +774,9 @@ fn health_subscriptions() {
                 subscription_id: cancel.0,
                 cancel_date: cancel.1,
                 reason: cancel.2,
+                time_zone: String::new(),
             };
-            if let Err(e) = Cancellation::from_request(&cancel) {
+            if let Err(e) = Cancellation::from_request(&cancel, chrono::Utc::now()) {
                 assert_names_a_field(&e, &["subscription_id", "cancel_date", "reason"]);
             }
             Ok(accepted)

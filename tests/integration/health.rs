@@ -319,6 +319,7 @@ async fn portfolio_and_subscription_lifecycle(backend: Backend) {
         subscription_id: sub.subscription_id.clone(),
         cancel_date: date.into(),
         reason: "moved to a competitor".into(),
+        time_zone: String::new(),
     };
     let cancelled = c
         .cancel_subscription(cancel("2026-06-30"))

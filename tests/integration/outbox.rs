@@ -339,6 +339,7 @@ async fn close_won_credits_and_subscribes_then_cancel_claws_back(backend: Backen
             subscription_id: won.subscription_id.clone(),
             cancel_date: "2026-11-30".into(),
             reason: "consolidated vendors".into(),
+            time_zone: String::new(),
         })
         .await
         .unwrap();

@@ -31,6 +31,8 @@ on_both_databases!(
     scoring_routing_and_priority_order,
     gates_triggers_and_whitespace_with_live_health,
     request_ids_make_retries_safe,
+    references_are_real,
+    an_upsell_grows_the_subscription_it_names,
 );
 
 type Client = OpportunityPipelineServiceClient<Channel>;
@@ -1996,4 +1998,243 @@ async fn eventually_trigger(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+fn not_found_type(status: &Status) -> String {
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    status
+        .get_error_details()
+        .resource_info()
+        .map(|r| r.resource_type.clone())
+        .unwrap_or_default()
+}
+
+/// SPEC §3 "References are real": what an opportunity, a wallet estimate or
+/// a handoff names must be known to the health service, and is kept by name.
+async fn references_are_real(backend: Backend) {
+    let server = Server::start(&backend, &[]);
+    let mut client = server.pipeline().await;
+    let refs = server.refs().await;
+    let with = |edit: &dyn Fn(&mut pb::Opportunity)| {
+        let mut o = opportunity(&refs, "48000", Motion::CrossSellAdjacent);
+        edit(&mut o);
+        pb::CreateOpportunityRequest {
+            request_id: String::new(),
+            opportunity: Some(o),
+        }
+    };
+    for (what, edit, kind) in [
+        (
+            "unknown account",
+            &(|o: &mut pb::Opportunity| o.account_id = new_id()) as &dyn Fn(&mut pb::Opportunity),
+            "account",
+        ),
+        ("unknown product", &|o| o.product_id = new_id(), "product"),
+        (
+            "unknown source product",
+            &|o| o.source_product_id = new_id(),
+            "product",
+        ),
+    ] {
+        let err = client.create_opportunity(with(edit)).await.unwrap_err();
+        assert_eq!(not_found_type(&err), kind, "{what}");
+    }
+    let none = client
+        .list_opportunities(pb::ListOpportunitiesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(none.opportunities.is_empty(), "nothing was written");
+
+    // A known account and product: created, with their names beside the ids.
+    let created = create(
+        &mut client,
+        opportunity(&refs, "48000", Motion::CrossSellAdjacent),
+    )
+    .await;
+    assert!(created.account_name.starts_with("Account "), "{created:?}");
+    assert!(created.product_name.starts_with("Other "), "{created:?}");
+    assert!(
+        created.subscription_id.is_empty(),
+        "a cross-sell grows nothing"
+    );
+    let listed = client
+        .list_opportunities(pb::ListOpportunitiesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.opportunities[0].account_name, created.account_name);
+    // A cross-sell starts a subscription; it names none.
+    let err = client
+        .create_opportunity(with(&|o| o.subscription_id = new_id()))
+        .await
+        .unwrap_err();
+    assert_eq!(fields_of(&err), ["opportunity.subscription_id"]);
+
+    // A wallet estimate names a known account.
+    let estimate = |account: &str| pb::UpsertWalletEstimateRequest {
+        estimate: Some(pb::WalletEstimate {
+            account_id: account.into(),
+            product_area: "payroll".into(),
+            annual_spend: usd("90000"),
+            served_by: pb::WalletServedBy::Competitor as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let err = client
+        .upsert_wallet_estimate(estimate(&new_id()))
+        .await
+        .unwrap_err();
+    assert_eq!(not_found_type(&err), "account");
+    client
+        .upsert_wallet_estimate(estimate(&refs.account))
+        .await
+        .unwrap();
+}
+
+/// SPEC §3: an upsell names the subscription it grows — the only one of its
+/// product, or the caller's choice among several, in the deal's currency —
+/// and closing it won after that subscription was cancelled is refused. The
+/// handoff shows the usage CS saw against the limit.
+async fn an_upsell_grows_the_subscription_it_names(backend: Backend) {
+    let server = Server::start(&backend, &[]);
+    let mut client = server.pipeline().await;
+    let mut h = server.health().await;
+    let refs = server.refs().await;
+    let held = h
+        .list_subscriptions(health::ListSubscriptionsRequest {
+            account_id: refs.account.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .subscriptions
+        .remove(0);
+    // Usage at 920 of 1,000: the handoff shows 92.00% of the limit.
+    h.record_signals(health::RecordSignalsRequest {
+        request_id: String::new(),
+        signals: vec![health::Signal {
+            account_id: refs.account.clone(),
+            product_id: refs.held.clone(),
+            kind: health::SignalKind::Usage as i32,
+            value: "920".into(),
+            limit: "1000".into(),
+            source: "telemetry".into(),
+            external_id: "usage-920".into(),
+            ..Default::default()
+        }],
+    })
+    .await
+    .unwrap();
+
+    // One subscription of the product: the upsell grows it.
+    let one = create(
+        &mut client,
+        opportunity(&refs, "12000", Motion::UpsellCapacity),
+    )
+    .await;
+    assert_eq!(one.subscription_id, held.subscription_id);
+    let handoff = request_handoff(&mut client, &one.opportunity_id)
+        .await
+        .unwrap();
+    let usage = handoff
+        .usage
+        .iter()
+        .find(|u| u.subscription_id == held.subscription_id)
+        .expect("the held subscription is in the snapshot");
+    assert_eq!(
+        (
+            usage.usage_value.as_str(),
+            usage.usage_limit.as_str(),
+            usage.usage_percent_of_limit.as_str()
+        ),
+        ("920", "1000", "92.00")
+    );
+    assert!(usage.usage_time.is_some());
+
+    // An upsell of a product the account does not hold: refused at once.
+    let mut stray = opportunity(&refs, "12000", Motion::UpsellTier);
+    stray.product_id = refs.other.clone();
+    let err = client
+        .create_opportunity(pb::CreateOpportunityRequest {
+            request_id: String::new(),
+            opportunity: Some(stray),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(precondition_kinds(&err), ["NO_SUBSCRIPTION_TO_UPSELL"]);
+
+    // A second subscription of the product, billed in euros: now the caller
+    // chooses, and the deal is priced in the chosen one's currency.
+    let euros = h
+        .upsert_subscription(health::UpsertSubscriptionRequest {
+            subscription: Some(health::Subscription {
+                account_id: refs.account.clone(),
+                product_id: refs.held.clone(),
+                tier: "STARTER".into(),
+                mrr: Some(Money {
+                    currency_code: "EUR".into(),
+                    amount: "500".into(),
+                }),
+                start_date: "2025-06-01".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .subscription
+        .unwrap();
+    let upsell = |subscription: &str| {
+        let mut o = opportunity(&refs, "36000", Motion::UpsellTier);
+        o.subscription_id = subscription.into();
+        pb::CreateOpportunityRequest {
+            request_id: String::new(),
+            opportunity: Some(o),
+        }
+    };
+    let ambiguous = client.create_opportunity(upsell("")).await.unwrap_err();
+    assert_eq!(fields_of(&ambiguous), ["opportunity.subscription_id"]);
+    assert!(ambiguous.message().contains(&euros.subscription_id));
+    let other_currency = client
+        .create_opportunity(upsell(&euros.subscription_id))
+        .await
+        .unwrap_err();
+    assert_eq!(fields_of(&other_currency), ["opportunity.subscription_id"]);
+    let chosen = client
+        .create_opportunity(upsell(&held.subscription_id))
+        .await
+        .unwrap()
+        .into_inner()
+        .opportunity
+        .unwrap();
+    assert_eq!(chosen.subscription_id, held.subscription_id);
+
+    // The subscription it names is cancelled: closing won is refused.
+    let chosen = to_negotiating(&mut client, chosen).await;
+    h.cancel_subscription(health::CancelSubscriptionRequest {
+        subscription_id: held.subscription_id.clone(),
+        cancel_date: "2026-01-31".into(),
+        reason: "consolidated".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let refused = client
+        .close_opportunity(pb::CloseOpportunityRequest {
+            opportunity_id: chosen.opportunity_id.clone(),
+            etag: chosen.etag.clone(),
+            won: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(precondition_kinds(&refused), ["NO_SUBSCRIPTION_TO_UPSELL"]);
+    assert!(
+        refused.message().contains(&held.subscription_id),
+        "{refused:?}"
+    );
 }

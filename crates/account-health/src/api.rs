@@ -205,8 +205,9 @@ fn usage_to_pb(s: &signal::Model) -> pb::UsageReading {
             .filter(|l| l.is_sign_positive() && !l.is_zero())
             .and_then(|l| value.checked_mul(Decimal::ONE_HUNDRED)?.checked_div(l))
             .map(|p| {
-                p.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointNearestEven)
-                    .to_string()
+                let p = p
+                    .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointNearestEven);
+                format!("{p:.2}")
             })
             .unwrap_or_default(),
         occur_time: Some(wire::timestamp(s.occurred_at)),
@@ -479,7 +480,8 @@ impl HealthService {
         principal: String,
         req: &pb::UpsertSubscriptionRequest,
     ) -> Result<pb::UpsertSubscriptionResponse, HealthError> {
-        let input = SubscriptionInput::from_request(req).map_err(HealthError::from)?;
+        let input =
+            SubscriptionInput::from_request(req, storage::now()).map_err(HealthError::from)?;
         let (view, created) = self.store.upsert_subscription(&input, &principal).await?;
         Ok(pb::UpsertSubscriptionResponse {
             subscription: Some(subscription_to_pb(view)),
@@ -492,7 +494,7 @@ impl HealthService {
         principal: String,
         req: &pb::CancelSubscriptionRequest,
     ) -> Result<pb::CancelSubscriptionResponse, HealthError> {
-        let cancel = Cancellation::from_request(req).map_err(HealthError::from)?;
+        let cancel = Cancellation::from_request(req, storage::now()).map_err(HealthError::from)?;
         let view = self.store.cancel_subscription(&cancel, &principal).await?;
         Ok(pb::CancelSubscriptionResponse {
             subscription: Some(subscription_to_pb(view)),

@@ -638,6 +638,7 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
         subscription_id: churned,
         cancel_date: "2025-12-31".into(),
         reason: "budget cut".into(),
+        time_zone: String::new(),
     })
     .await
     .or_else(|e| {

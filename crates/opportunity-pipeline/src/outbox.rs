@@ -111,6 +111,7 @@ pub fn subscription_request(data: &Value) -> Result<health::UpsertSubscriptionRe
             ..Default::default()
         }),
         mrr_effective_date: String::new(),
+        time_zone: String::new(),
     })
 }
 

@@ -1,6 +1,6 @@
 //! Subscriptions: contracts and recurring sales, with their MRR history.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use contracts::ApiError;
 use contracts::pb::health::v1 as pb;
 use contracts::wire;
@@ -33,13 +33,20 @@ pub struct SubscriptionInput {
     pub end_date: Option<NaiveDate>,
     pub quantity: i64,
     pub quota_limit: i64,
-    /// When a changed MRR takes effect; `None` means today.
+    /// When a changed MRR takes effect; `None` means `today`.
     pub mrr_effective_date: Option<NaiveDate>,
+    /// Which day is "today" where the caller is (the request's `time_zone`).
+    pub today: NaiveDate,
 }
 
 impl SubscriptionInput {
-    pub fn from_request(req: &pb::UpsertSubscriptionRequest) -> Result<Self, ApiError> {
+    /// `now` decides, in the request's `time_zone`, which day is today.
+    pub fn from_request(
+        req: &pb::UpsertSubscriptionRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Self, ApiError> {
         const F: &str = "subscription";
+        let today = caller_today(&req.time_zone, now)?;
         let s = req
             .subscription
             .as_ref()
@@ -114,8 +121,17 @@ impl SubscriptionInput {
             quantity: if s.quantity == 0 { 1 } else { s.quantity },
             quota_limit: s.quota_limit,
             mrr_effective_date,
+            today,
         })
     }
+}
+
+/// Which day `now` is in the IANA zone `time_zone` (empty: UTC): SPEC §2
+/// "`time_zone` decides which day is today".
+pub fn caller_today(time_zone: &str, now: DateTime<Utc>) -> Result<NaiveDate, ApiError> {
+    let tz = domain::TimeZoneName::parse_or_utc(time_zone)
+        .map_err(|e| ApiError::invalid("time_zone", e))?;
+    Ok(tz.date_of(now))
 }
 
 /// A validated cancellation.
@@ -127,11 +143,17 @@ pub struct Cancellation {
 }
 
 impl Cancellation {
-    pub fn from_request(req: &pb::CancelSubscriptionRequest) -> Result<Self, ApiError> {
+    /// Without a cancel date, the subscription is cancelled today where the
+    /// caller is (`time_zone`, at `now`).
+    pub fn from_request(
+        req: &pb::CancelSubscriptionRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Self, ApiError> {
+        let today = caller_today(&req.time_zone, now)?;
         Ok(Self {
             subscription_id: SubscriptionId::parse(&req.subscription_id)
                 .map_err(|e| ApiError::invalid("subscription_id", e))?,
-            cancel_date: wire::date("cancel_date", &req.cancel_date)?,
+            cancel_date: wire::optional_date("cancel_date", &req.cancel_date)?.unwrap_or(today),
             reason: wire::text("reason", &req.reason, wire::MAX_NOTE_LEN)?,
         })
     }
@@ -200,12 +222,53 @@ mod tests {
         ];
         for (req, field) in cases {
             assert_eq!(
-                field_of(SubscriptionInput::from_request(&req).unwrap_err()),
+                field_of(SubscriptionInput::from_request(&req, chrono::Utc::now()).unwrap_err()),
                 field
             );
         }
-        let ok = SubscriptionInput::from_request(&request(|_| {})).unwrap();
+        let ok = SubscriptionInput::from_request(&request(|_| {}), chrono::Utc::now()).unwrap();
         assert_eq!((ok.key, ok.quantity), (SubscriptionKey::New, 1));
+    }
+
+    #[test]
+    fn today_is_the_callers_day_in_their_time_zone() {
+        // 02:30 UTC on 1 March is still 28 February in São Paulo (UTC−3).
+        let now = chrono::DateTime::parse_from_rfc3339("2026-03-01T02:30:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert_eq!(caller_today("", now).unwrap(), d("2026-03-01"));
+        assert_eq!(
+            caller_today("America/Sao_Paulo", now).unwrap(),
+            d("2026-02-28")
+        );
+        assert_eq!(
+            field_of(caller_today("Mars/Olympus", now).unwrap_err()),
+            "time_zone"
+        );
+        let amend = SubscriptionInput::from_request(
+            &pb::UpsertSubscriptionRequest {
+                time_zone: "America/Sao_Paulo".into(),
+                ..request(|_| {})
+            },
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            (amend.mrr_effective_date, amend.today),
+            (None, d("2026-02-28"))
+        );
+        let cancel = Cancellation::from_request(
+            &pb::CancelSubscriptionRequest {
+                subscription_id: SubscriptionId::new().to_string(),
+                reason: "moved to a competitor".into(),
+                time_zone: "America/Sao_Paulo".into(),
+                ..Default::default()
+            },
+            now,
+        )
+        .unwrap();
+        assert_eq!(cancel.cancel_date, d("2026-02-28"));
     }
 
     #[test]

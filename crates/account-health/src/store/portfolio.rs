@@ -278,7 +278,7 @@ impl Store {
                 .unwrap_or_default();
             let effective = input
                 .mrr_effective_date
-                .unwrap_or_else(|| storage::now().date_naive())
+                .unwrap_or(input.today)
                 .max(input.start_date);
             if mrr_on(&history, effective) == Some(input.mrr.minor()) {
                 return Ok((
@@ -357,7 +357,7 @@ impl Store {
         } else {
             input
                 .mrr_effective_date
-                .unwrap_or_else(|| now.date_naive())
+                .unwrap_or(input.today)
                 .max(input.start_date)
         };
         if mrr_on(&history, effective) != Some(input.mrr.minor()) {

@@ -180,6 +180,7 @@ impl Importer for Subscriptions {
                     request_id: String::new(),
                     subscription: Some(wanted),
                     mrr_effective_date: sub.mrr_effective_date.clone().unwrap_or_default(),
+                    time_zone: String::new(),
                 })
                 .await;
             match reply {
@@ -211,6 +212,7 @@ impl Importer for Subscriptions {
                         .cancel_reason
                         .clone()
                         .unwrap_or_else(|| format!("cancelled in {}", ctx.lookup.system)),
+                    time_zone: String::new(),
                 })
                 .await;
             match reply {
