@@ -867,6 +867,7 @@ async fn snapshot(c: &mut Clients, f: &Fixture, service: Service) -> Snapshot {
                     .pipeline
                     .get_whitespace(pipeline::GetWhitespaceRequest {
                         account_id: f.account.clone(),
+                        ..Default::default()
                     })
                     .await
                     .unwrap()
@@ -1426,8 +1427,8 @@ fn pipeline_cases(f: &Fixture) -> Vec<Case> {
         case("wallet: spend beyond the largest amount", wallet(&|e| e.annual_spend = usd("90000000000000000")), field("estimate.annual_spend.amount")),
         case("wallet: served by unspecified", wallet(&|e| e.served_by = 0), field("estimate.served_by")),
         case("wallet: served by 999", wallet(&|e| e.served_by = 999), field("estimate.served_by")),
-        case("whitespace: malformed account", Call::GetWhitespace(pipeline::GetWhitespaceRequest { account_id: "a".into() }), field("account_id")),
-        case("whitespace: unknown account", Call::GetWhitespace(pipeline::GetWhitespaceRequest { account_id: domain::AccountId::new().to_string() }), Want::NotFound("account")),
+        case("whitespace: malformed account", Call::GetWhitespace(pipeline::GetWhitespaceRequest { account_id: "a".into(), ..Default::default() }), field("account_id")),
+        case("whitespace: unknown account", Call::GetWhitespace(pipeline::GetWhitespaceRequest { account_id: domain::AccountId::new().to_string(), ..Default::default() }), Want::NotFound("account")),
         case("forecast: two-letter currency", forecast("", "", "US"), field("currency_code")),
         case("forecast: end before start", forecast("2027-01-01", "2026-01-01", ""), field("close_date_end")),
         case("forecast: day 32", forecast("2026-01-32", "", ""), field("close_date_start")),

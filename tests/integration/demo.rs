@@ -83,6 +83,7 @@ async fn demo_data_is_realistic_and_idempotent(backend: Backend) {
         .await
         .get_whitespace(pipeline::GetWhitespaceRequest {
             account_id: acme.account_id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -861,6 +861,7 @@ async fn wallet_estimates_and_whitespace(backend: Backend) {
     let whitespace = client
         .get_whitespace(pb::GetWhitespaceRequest {
             account_id: account.clone(),
+            ..Default::default()
         })
         .await;
     let whitespace = match whitespace {
@@ -880,6 +881,7 @@ async fn wallet_estimates_and_whitespace(backend: Backend) {
     let unknown = client
         .get_whitespace(pb::GetWhitespaceRequest {
             account_id: new_id(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -1449,6 +1451,7 @@ async fn health_down_is_unavailable_quickly() {
     let err = client
         .get_whitespace(pb::GetWhitespaceRequest {
             account_id: o.account_id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -1770,6 +1773,7 @@ async fn gates_triggers_and_whitespace_with_live_health(backend: Backend) {
     let ws = client
         .get_whitespace(pb::GetWhitespaceRequest {
             account_id: account.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
