@@ -370,32 +370,32 @@ fn signal(
     }
 }
 
-/// Acme's registration, in days before the anchor: how a later load finds
-/// the anchor of the first.
-const ACME_DAYS_BEFORE_ANCHOR: i64 = ACCOUNTS[0].since_days_ago;
+/// The account whose registration tells a later load the anchor of the
+/// first: Bluth Homes, which no README example edits.
+const ANCHOR_ACCOUNT: AccountSpec = ACCOUNTS[11];
 
 /// The day the dataset is anchored to: today on the first load; on later
-/// loads the first load's day (read back from Acme's registration), so every
+/// loads the first load's day (read back from a demo account's registration), so every
 /// date — and every request id's request — stays what it was.
 async fn anchor(h: &mut Health) -> anyhow::Result<NaiveDate> {
     let today = Utc::now().date_naive();
-    let acme = h
+    let known = h
         .get_account(health::GetAccountRequest {
             external_ref: Some(health::ExternalRef {
                 system: "salesforce".into(),
-                id: ACCOUNTS[0].crm.into(),
+                id: ANCHOR_ACCOUNT.crm.into(),
             }),
             ..Default::default()
         })
         .await;
-    match acme {
+    match known {
         Ok(reply) => {
             let since = reply
                 .into_inner()
                 .account
                 .and_then(|a| NaiveDate::parse_from_str(&a.customer_since, "%Y-%m-%d").ok());
             Ok(since
-                .map(|d| (d + Duration::days(ACME_DAYS_BEFORE_ANCHOR)).min(today))
+                .map(|d| (d + Duration::days(ANCHOR_ACCOUNT.since_days_ago)).min(today))
                 .unwrap_or(today))
         }
         Err(e) if e.code() == tonic::Code::NotFound => Ok(today),
