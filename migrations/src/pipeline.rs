@@ -20,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateRequests),
             Box::new(CreateOutbox),
             Box::new(OneOpportunityPerTrigger),
+            Box::new(WalletEstimateHistory),
             Box::new(AddReferences),
         ]
     }
@@ -410,6 +411,7 @@ enum WalletEstimates {
     CreatedBy,
     UpdatedAt,
     UpdatedBy,
+    EffectiveDate,
 }
 
 struct CreateWalletEstimates;
@@ -600,6 +602,77 @@ impl MigrationTrait for OneOpportunityPerTrigger {
     }
 }
 
+/// Wallet estimates keep their history: each has the day it holds from, and a
+/// new one is a new row, so the one-row-per-area key goes. Existing estimates
+/// hold from the day they were last written.
+struct WalletEstimateHistory;
+
+impl MigrationName for WalletEstimateHistory {
+    fn name(&self) -> &str {
+        "m20261202_000009_wallet_estimate_history"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for WalletEstimateHistory {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        use WalletEstimates as W;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(W::Table)
+                    .add_column(
+                        ColumnDef::new(W::EffectiveDate)
+                            .date()
+                            .not_null()
+                            .default("1970-01-01"),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        let backfill = match manager.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => {
+                "UPDATE wallet_estimates SET effective_date = (updated_at AT TIME ZONE 'UTC')::date"
+            }
+            _ => "UPDATE wallet_estimates SET effective_date = substr(updated_at, 1, 10)",
+        };
+        manager
+            .get_connection()
+            .execute_unprepared(backfill)
+            .await?;
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("wallet_estimates_account_area")
+                    .table(W::Table)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("wallet_estimates_account_area_date")
+                    .table(W::Table)
+                    .col(W::AccountId)
+                    .col(W::ProductArea)
+                    .col(W::EffectiveDate)
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("wallet_estimates_account_area_date")
+                    .table(WalletEstimates::Table)
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
 #[derive(DeriveIden)]
 enum References {
     SubscriptionId,
@@ -613,7 +686,7 @@ struct AddReferences;
 
 impl MigrationName for AddReferences {
     fn name(&self) -> &str {
-        "m20261202_000009_opportunity_references"
+        "m20261202_000010_opportunity_references"
     }
 }
 

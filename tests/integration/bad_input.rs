@@ -198,6 +198,7 @@ calls! {
     ConvertTrigger => health.convert_trigger(health::ConvertTriggerRequest),
     CloseTrigger => health.close_trigger(health::CloseTriggerRequest),
     GetRevenueMetrics => health.get_revenue_metrics(health::GetRevenueMetricsRequest),
+    GetCohortRevenue => health.get_cohort_revenue(health::GetCohortRevenueRequest),
     HealthEvents => health.watch_events(health::WatchEventsRequest),
     CreateOpportunity => pipeline.create_opportunity(pipeline::CreateOpportunityRequest),
     CreateFromTrigger => pipeline.create_opportunity_from_trigger(pipeline::CreateOpportunityFromTriggerRequest),
@@ -216,6 +217,8 @@ calls! {
     UpsertWallet => pipeline.upsert_wallet_estimate(pipeline::UpsertWalletEstimateRequest),
     GetWhitespace => pipeline.get_whitespace(pipeline::GetWhitespaceRequest),
     GetForecast => pipeline.get_pipeline_forecast(pipeline::GetPipelineForecastRequest),
+    GetPerformance => pipeline.get_team_performance(pipeline::GetTeamPerformanceRequest),
+    GetWalletShare => pipeline.get_wallet_share_history(pipeline::GetWalletShareHistoryRequest),
     PipelineEvents => pipeline.watch_events(pipeline::WatchEventsRequest),
     UpsertPolicy => credit.upsert_credit_policy(credit::UpsertCreditPolicyRequest),
     GetPolicy => credit.get_credit_policy(credit::GetCreditPolicyRequest),
@@ -731,6 +734,7 @@ impl Call {
             | Call::ConvertTrigger(_)
             | Call::CloseTrigger(_)
             | Call::GetRevenueMetrics(_)
+            | Call::GetCohortRevenue(_)
             | Call::HealthEvents(_) => Service::Health,
             Call::UpsertPolicy(_)
             | Call::GetPolicy(_)
@@ -867,6 +871,7 @@ async fn snapshot(c: &mut Clients, f: &Fixture, service: Service) -> Snapshot {
                     .pipeline
                     .get_whitespace(pipeline::GetWhitespaceRequest {
                         account_id: f.account.clone(),
+                        ..Default::default()
                     })
                     .await
                     .unwrap()
@@ -1248,6 +1253,11 @@ fn health_cases(f: &Fixture, probes: &mut Vec<health::Signal>) -> Vec<Case> {
         case("metrics: range of eleven years", metrics("", "2015-01-01", "2026-01-01", ""), field("end_date")),
         case("metrics: start on February 29th 2025", metrics("", "2025-02-29", "2025-03-01", ""), field("start_date")),
         case("metrics: range without an end", metrics("", "2025-02-01", "", ""), field("end_date")),
+        case("cohorts: granularity 7", Call::GetCohortRevenue(health::GetCohortRevenueRequest { granularity: 7, ..Default::default() }), field("granularity")),
+        case("cohorts: month 13", Call::GetCohortRevenue(health::GetCohortRevenueRequest { start_month: "2025-13".into(), ..Default::default() }), field("start_month")),
+        case("cohorts: end before start", Call::GetCohortRevenue(health::GetCohortRevenueRequest { start_month: "2025-06".into(), end_month: "2025-05".into(), ..Default::default() }), field("end_month")),
+        case("cohorts: 121 months", Call::GetCohortRevenue(health::GetCohortRevenueRequest { start_month: "2015-01".into(), end_month: "2025-01".into(), ..Default::default() }), field("end_month")),
+        case("cohorts: unknown time zone", Call::GetCohortRevenue(health::GetCohortRevenueRequest { time_zone: "Mars/Olympus_Mons".into(), ..Default::default() }), field("time_zone")),
         case("health events: garbage cursor", Call::HealthEvents(health::WatchEventsRequest { options: Some(WatchEventsOptions { after_cursor: "ev1.zz".into(), event_types: vec![] }) }), field("options.after_cursor")),
         case("health events: 65 type prefixes", Call::HealthEvents(health::WatchEventsRequest { options: Some(WatchEventsOptions { after_cursor: String::new(), event_types: vec!["health.".into(); 65] }) }), field("options.event_types")),
     ]
@@ -1426,11 +1436,21 @@ fn pipeline_cases(f: &Fixture) -> Vec<Case> {
         case("wallet: spend beyond the largest amount", wallet(&|e| e.annual_spend = usd("90000000000000000")), field("estimate.annual_spend.amount")),
         case("wallet: served by unspecified", wallet(&|e| e.served_by = 0), field("estimate.served_by")),
         case("wallet: served by 999", wallet(&|e| e.served_by = 999), field("estimate.served_by")),
-        case("whitespace: malformed account", Call::GetWhitespace(pipeline::GetWhitespaceRequest { account_id: "a".into() }), field("account_id")),
-        case("whitespace: unknown account", Call::GetWhitespace(pipeline::GetWhitespaceRequest { account_id: domain::AccountId::new().to_string() }), Want::NotFound("account")),
+        case("whitespace: malformed account", Call::GetWhitespace(pipeline::GetWhitespaceRequest { account_id: "a".into(), ..Default::default() }), field("account_id")),
+        case("whitespace: unknown account", Call::GetWhitespace(pipeline::GetWhitespaceRequest { account_id: domain::AccountId::new().to_string(), ..Default::default() }), Want::NotFound("account")),
         case("forecast: two-letter currency", forecast("", "", "US"), field("currency_code")),
         case("forecast: end before start", forecast("2027-01-01", "2026-01-01", ""), field("close_date_end")),
         case("forecast: day 32", forecast("2026-01-32", "", ""), field("close_date_start")),
+        case("wallet: effective February 30th", wallet(&|e| e.effective_date = "2026-02-30".into()), field("estimate.effective_date")),
+        case("whitespace: as of day 32", Call::GetWhitespace(pipeline::GetWhitespaceRequest { account_id: f.account.clone(), as_of_date: "2026-01-32".into() }), field("as_of_date")),
+        case("performance: month and range", Call::GetPerformance(pipeline::GetTeamPerformanceRequest { month: "2026-01".into(), start_date: "2026-01-01".into(), end_date: "2026-02-01".into(), ..Default::default() }), field("month")),
+        case("performance: range ends before it starts", Call::GetPerformance(pipeline::GetTeamPerformanceRequest { start_date: "2026-02-01".into(), end_date: "2026-01-01".into(), ..Default::default() }), field("end_date")),
+        case("performance: negative page size", Call::GetPerformance(pipeline::GetTeamPerformanceRequest { page_size: -1, ..Default::default() }), field("page_size")),
+        case("performance: forged page token", Call::GetPerformance(pipeline::GetTeamPerformanceRequest { page_token: "zz".into(), ..Default::default() }), field("page_token")),
+        case("performance: participant of 300 characters", Call::GetPerformance(pipeline::GetTeamPerformanceRequest { participant: "p".repeat(300), ..Default::default() }), field("participant")),
+        case("wallet share: malformed account", Call::GetWalletShare(pipeline::GetWalletShareHistoryRequest { account_id: "a".into(), ..Default::default() }), field("account_id")),
+        case("wallet share: month 00", Call::GetWalletShare(pipeline::GetWalletShareHistoryRequest { start_month: "2026-00".into(), ..Default::default() }), field("start_month")),
+        case("wallet share: 121 months", Call::GetWalletShare(pipeline::GetWalletShareHistoryRequest { start_month: "2015-01".into(), end_month: "2025-01".into(), ..Default::default() }), field("end_month")),
         case("pipeline events: cursor without prefix", Call::PipelineEvents(pipeline::WatchEventsRequest { options: Some(WatchEventsOptions { after_cursor: "12345".into(), event_types: vec![] }) }), field("options.after_cursor")),
     ]
 }

@@ -13,6 +13,21 @@ use crate::on_both_databases;
 
 on_both_databases!(demo_data_is_realistic_and_idempotent);
 
+/// The demo's won deals (the outbox credits each).
+const WON_DEALS: usize = 5;
+
+fn today() -> chrono::NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+fn months_ago(n: u32) -> domain::Month {
+    let mut m = domain::Month::containing(today()).unwrap();
+    for _ in 0..n {
+        m = m.previous().unwrap();
+    }
+    m
+}
+
 async fn opportunities(server: &Server) -> Vec<pipeline::Opportunity> {
     server
         .pipeline()
@@ -34,7 +49,7 @@ async fn demo_data_is_realistic_and_idempotent(backend: Backend) {
             .iter()
             .filter(|o| o.stage == pipeline::Stage::ClosedWon as i32)
             .count()
-            == 2
+            == WON_DEALS
         {
             break;
         }
@@ -49,8 +64,8 @@ async fn demo_data_is_realistic_and_idempotent(backend: Backend) {
             .await
             .get_statement(credit::GetStatementRequest {
                 participant_id: "carla.csm".into(),
-                start_date: "2026-01-01".into(),
-                end_date: "2027-01-01".into(),
+                start_date: (today() - chrono::Duration::days(365)).to_string(),
+                end_date: (today() + chrono::Duration::days(1)).to_string(),
                 ..Default::default()
             })
             .await
@@ -83,6 +98,7 @@ async fn demo_data_is_realistic_and_idempotent(backend: Backend) {
         .await
         .get_whitespace(pipeline::GetWhitespaceRequest {
             account_id: acme.account_id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -105,13 +121,13 @@ async fn demo_data_is_realistic_and_idempotent(backend: Backend) {
     );
 
     // The won upsells amend contracts the accounts hold: the month they close in
-    // (the demo closes them on 2026-11-20) shows upsell MRR, and every month of
-    // the last year ties out.
+    // (the demo closes them today) shows upsell MRR, and every month of the
+    // last year ties out.
     let mut upsell = String::new();
     for _ in 0..100 {
         let now = h
             .get_revenue_metrics(health::GetRevenueMetricsRequest {
-                month: "2026-11".into(),
+                month: months_ago(0).to_string(),
                 ..Default::default()
             })
             .await
@@ -129,7 +145,7 @@ async fn demo_data_is_realistic_and_idempotent(backend: Backend) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(!upsell.is_empty(), "no upsell MRR in 2026-11");
+    assert!(!upsell.is_empty(), "no upsell MRR this month");
     let minor = |m: Option<&contracts::pb::common::v1::Money>| -> i64 {
         let m = m.unwrap();
         let d: rust_decimal::Decimal = m.amount.parse().unwrap();
@@ -160,6 +176,70 @@ async fn demo_data_is_realistic_and_idempotent(backend: Backend) {
         }
         month = month.previous().unwrap();
     }
+
+    // Customers acquired over two years: a cohort in most months of them, the
+    // oldest grown since (Globex's upsell, Acme's cross-sell and upsell).
+    let cohorts = h
+        .get_cohort_revenue(health::GetCohortRevenueRequest {
+            start_month: months_ago(23).to_string(),
+            end_month: months_ago(0).to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .cohorts;
+    let labels: Vec<&str> = cohorts.iter().map(|c| c.cohort.as_str()).collect();
+    assert_eq!(labels.len(), 9, "{labels:?}");
+    assert!(
+        cohorts[0].cohort <= months_ago(22).to_string(),
+        "{}",
+        cohorts[0].cohort
+    );
+    let first = cohorts[0].periods.last().unwrap();
+    let grown: rust_decimal::Decimal = first.mrr_since_acquisition.parse().unwrap();
+    assert!(grown > rust_decimal::Decimal::ONE, "{first:?}");
+
+    // Acme's share of wallet grows: 18.75% two years ago, 23.75% a year ago,
+    // the seed's 28.75% today.
+    let series = server
+        .pipeline()
+        .await
+        .get_wallet_share_history(pipeline::GetWalletShareHistoryRequest {
+            account_id: acme.account_id.clone(),
+            start_month: months_ago(23).to_string(),
+            end_month: months_ago(0).to_string(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let share = |i: usize| series.points[i].summaries[0].share_of_wallet.clone();
+    assert_eq!(series.points.len(), 24);
+    assert_eq!(
+        (share(0), share(12), share(23)),
+        ("0.1875".into(), "0.2375".into(), "0.2875".into())
+    );
+
+    // This month's team performance: five people, every deal closed.
+    let performance = server
+        .pipeline()
+        .await
+        .get_team_performance(pipeline::GetTeamPerformanceRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let people: Vec<&str> = performance
+        .participants
+        .iter()
+        .map(|p| p.participant.as_str())
+        .collect();
+    assert_eq!(
+        people,
+        ["alex.ae", "carla.csm", "diego.csm", "mei.csm", "sam.ae"]
+    );
+    let total = performance.total.unwrap();
+    assert_eq!((total.won, total.lost), (WON_DEALS as i64, 4));
+    assert_eq!(total.originated, loaded.len() as i64);
 
     // Loading again through the command changes nothing.
     let again = Command::new(binary())

@@ -886,6 +886,7 @@ async fn wallet_estimates_and_whitespace(backend: Backend) {
     let whitespace = client
         .get_whitespace(pb::GetWhitespaceRequest {
             account_id: account.clone(),
+            ..Default::default()
         })
         .await;
     let whitespace = match whitespace {
@@ -905,6 +906,7 @@ async fn wallet_estimates_and_whitespace(backend: Backend) {
     let unknown = client
         .get_whitespace(pb::GetWhitespaceRequest {
             account_id: new_id(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -1481,6 +1483,7 @@ async fn health_down_is_unavailable_quickly() {
     let err = client
         .get_whitespace(pb::GetWhitespaceRequest {
             account_id: o.account_id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -1806,6 +1809,7 @@ async fn gates_triggers_and_whitespace_with_live_health(backend: Backend) {
     let ws = client
         .get_whitespace(pb::GetWhitespaceRequest {
             account_id: account.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()

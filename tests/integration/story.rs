@@ -512,6 +512,7 @@ async fn whitespace(who: As<'_>, account: &str) -> Vec<String> {
         .await
         .get_whitespace(pipeline::GetWhitespaceRequest {
             account_id: account.into(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -14,6 +14,7 @@ use tokio_stream::StreamExt;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::cohort::Grain;
 use crate::entity::{account, health_override, health_score, product, signal, trigger};
 use crate::error::HealthError;
 use crate::model::product::{
@@ -1303,6 +1304,82 @@ impl AccountHealthService for HealthService {
             end_date: wire::date_to_pb(Some(period.end())),
             time_zone: tz.name().to_owned(),
             currencies: metrics.into_iter().map(metrics_to_pb).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_cohort_revenue(
+        &self,
+        request: Request<pb::GetCohortRevenueRequest>,
+    ) -> Reply<pb::GetCohortRevenueResponse> {
+        let req = request.get_ref();
+        let tz = TimeZoneName::parse_or_utc(&req.time_zone).map_err(|e| invalid("time_zone", e))?;
+        let granularity: pb::CohortGranularity =
+            wire::known_enum("granularity", req.granularity).map_err(HealthError::from)?;
+        let grain = match granularity {
+            pb::CohortGranularity::Quarter => Grain::Quarter,
+            _ => Grain::Month,
+        };
+        let month = |field: &str, text: &str| -> Result<Option<Month>, HealthError> {
+            if text.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(Month::parse(text).map_err(|e| invalid(field, e))?))
+        };
+        let today = tz.date_of(storage::now());
+        let end = match month("end_month", &req.end_month)? {
+            Some(m) => m.first_day(),
+            None => today,
+        };
+        let start = match month("start_month", &req.start_month)? {
+            Some(m) => m.first_day(),
+            // Twelve months, or four quarters, to the current one.
+            None => {
+                let back = match grain {
+                    Grain::Month => 11,
+                    Grain::Quarter => 9,
+                };
+                end.checked_sub_months(chrono::Months::new(back))
+                    .unwrap_or(end)
+            }
+        };
+        if end < start {
+            return Err(invalid("end_month", "is before start_month").into());
+        }
+        let periods = grain.periods(start, end);
+        if periods.len() > 120 {
+            return Err(invalid("end_month", "a report spans at most 120 periods").into());
+        }
+        let cohorts = self.store.cohort_revenue(grain, &periods).await?;
+        let money = |m: &domain::Money| Some(wire::money_to_pb(m));
+        Ok(Response::new(pb::GetCohortRevenueResponse {
+            granularity: match grain {
+                Grain::Month => pb::CohortGranularity::Month,
+                Grain::Quarter => pb::CohortGranularity::Quarter,
+            } as i32,
+            time_zone: tz.name().to_owned(),
+            cohorts: cohorts
+                .into_iter()
+                .map(|c| pb::CohortRevenue {
+                    cohort: c.cohort.label,
+                    currency_code: c.currency.code().to_owned(),
+                    periods: c
+                        .periods
+                        .into_iter()
+                        .map(|p| pb::CohortPeriod {
+                            period: p.period.label,
+                            start_date: wire::date_to_pb(Some(p.period.range.start())),
+                            end_date: wire::date_to_pb(Some(p.period.range.end())),
+                            accounts: p.accounts,
+                            mrr: money(&p.mrr),
+                            average_mrr: p.average_mrr.as_ref().and_then(money),
+                            opening_mrr: money(&p.opening_mrr),
+                            nrr: ratio(p.nrr),
+                            mrr_since_acquisition: ratio(p.mrr_since_acquisition),
+                        })
+                        .collect(),
+                })
+                .collect(),
         }))
     }
 

@@ -6,6 +6,7 @@
 //! inputs, pure), [`store`] (SeaORM queries and transactions), [`entity`].
 
 pub mod api;
+pub mod cohort;
 pub mod entity;
 pub mod error;
 pub mod model;

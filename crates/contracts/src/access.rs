@@ -163,6 +163,7 @@ pub const MATRIX: &[Rule] = &[
     rule(HEALTH_SERVICE, "ConvertTrigger", SYNC, ""),
     rule(HEALTH_SERVICE, "CloseTrigger", SYNC, ""),
     rule(HEALTH_SERVICE, "GetRevenueMetrics", EVERYONE, ""),
+    rule(HEALTH_SERVICE, "GetCohortRevenue", EVERYONE, ""),
     rule(HEALTH_SERVICE, "WatchEvents", EVERYONE, ""),
     // expansion.pipeline.v1.OpportunityPipelineService
     rule(PIPELINE_SERVICE, "CreateOpportunity", DEAL_TEAM, ""),
@@ -202,6 +203,10 @@ pub const MATRIX: &[Rule] = &[
     ),
     rule(PIPELINE_SERVICE, "GetWhitespace", EVERYONE, ""),
     rule(PIPELINE_SERVICE, "GetPipelineForecast", EVERYONE, ""),
+    rule(PIPELINE_SERVICE, "GetTeamPerformance", EVERYONE, "").rows(
+        "csm, ae: own row (and managed team's rows and total); viewer: team and organisation totals",
+    ),
+    rule(PIPELINE_SERVICE, "GetWalletShareHistory", EVERYONE, ""),
     rule(PIPELINE_SERVICE, "WatchEvents", EVERYONE, ""),
     // expansion.credit.v1.CompensationCreditService
     rule(CREDIT_SERVICE, "UpsertCreditPolicy", ADMIN_ONLY, ""),
@@ -336,7 +341,7 @@ mod tests {
         assert!(missing.is_empty(), "RPCs without a matrix row: {missing:?}");
         let stale: Vec<_> = unique.difference(&rpcs).collect();
         assert!(stale.is_empty(), "matrix rows of no RPC: {stale:?}");
-        assert_eq!(rows.len(), 59);
+        assert_eq!(rows.len(), 62);
     }
 
     #[test]

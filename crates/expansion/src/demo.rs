@@ -4,7 +4,7 @@
 //! ids or deal ids.
 
 use anyhow::Context;
-use chrono::{Duration, Utc};
+use chrono::{Datelike, Duration, NaiveDate, Utc};
 use contracts::client::{AuthChannel, ClientOptions};
 use contracts::pb::common::v1::{Money, Motion, Segment};
 use contracts::pb::credit::v1 as credit;
@@ -96,7 +96,8 @@ struct AccountSpec {
     crm: &'static str,
     name: &'static str,
     segment: Segment,
-    since: &'static str,
+    /// Registration (and first contract), days before the anchor: cohorts over two years.
+    since_days_ago: i64,
     fiscal_month: i32,
     csm: &'static str,
     core_mrr: &'static str,
@@ -109,7 +110,7 @@ const ACCOUNTS: [AccountSpec; 12] = [
         crm: "0015g00000ACME",
         name: "Acme Corp",
         segment: Segment::Enterprise,
-        since: "2025-01-15",
+        since_days_ago: 700,
         fiscal_month: 1,
         csm: "carla.csm",
         core_mrr: "15000.00",
@@ -119,7 +120,7 @@ const ACCOUNTS: [AccountSpec; 12] = [
         crm: "0015g00000GLBX",
         name: "Globex",
         segment: Segment::Enterprise,
-        since: "2025-02-03",
+        since_days_ago: 670,
         fiscal_month: 4,
         csm: "carla.csm",
         core_mrr: "18000.00",
@@ -129,7 +130,7 @@ const ACCOUNTS: [AccountSpec; 12] = [
         crm: "0015g00000INIT",
         name: "Initech",
         segment: Segment::Enterprise,
-        since: "2025-03-10",
+        since_days_ago: 610,
         fiscal_month: 7,
         csm: "diego.csm",
         core_mrr: "12000.00",
@@ -139,8 +140,8 @@ const ACCOUNTS: [AccountSpec; 12] = [
         crm: "0015g00000UMBR",
         name: "Umbrella Health",
         segment: Segment::Enterprise,
-        since: "2025-04-01",
-        fiscal_month: 1,
+        since_days_ago: 550,
+        fiscal_month: 10,
         csm: "diego.csm",
         core_mrr: "20000.00",
         usage: 45,
@@ -149,8 +150,8 @@ const ACCOUNTS: [AccountSpec; 12] = [
         crm: "0015g00000STRK",
         name: "Stark Logistics",
         segment: Segment::MidMarket,
-        since: "2025-01-20",
-        fiscal_month: 10,
+        since_days_ago: 690,
+        fiscal_month: 3,
         csm: "mei.csm",
         core_mrr: "3000.00",
         usage: 88,
@@ -159,8 +160,8 @@ const ACCOUNTS: [AccountSpec; 12] = [
         crm: "0015g00000WAYN",
         name: "Wayne Retail",
         segment: Segment::MidMarket,
-        since: "2025-05-12",
-        fiscal_month: 1,
+        since_days_ago: 430,
+        fiscal_month: 9,
         csm: "mei.csm",
         core_mrr: "2800.00",
         usage: 70,
@@ -169,7 +170,7 @@ const ACCOUNTS: [AccountSpec; 12] = [
         crm: "0015g00000HOOL",
         name: "Hooli Media",
         segment: Segment::MidMarket,
-        since: "2025-06-01",
+        since_days_ago: 330,
         fiscal_month: 6,
         csm: "carla.csm",
         core_mrr: "3500.00",
@@ -179,8 +180,8 @@ const ACCOUNTS: [AccountSpec; 12] = [
         crm: "0015g00000SOYL",
         name: "Soylent Foods",
         segment: Segment::MidMarket,
-        since: "2025-07-15",
-        fiscal_month: 1,
+        since_days_ago: 270,
+        fiscal_month: 11,
         csm: "diego.csm",
         core_mrr: "2500.00",
         usage: 55,
@@ -189,8 +190,8 @@ const ACCOUNTS: [AccountSpec; 12] = [
         crm: "0015g00000PIED",
         name: "Pied Piper",
         segment: Segment::Smb,
-        since: "2025-02-14",
-        fiscal_month: 1,
+        since_days_ago: 640,
+        fiscal_month: 2,
         csm: "mei.csm",
         core_mrr: "500.00",
         usage: 95,
@@ -199,8 +200,8 @@ const ACCOUNTS: [AccountSpec; 12] = [
         crm: "0015g00000VAND",
         name: "Vandelay Imports",
         segment: Segment::Smb,
-        since: "2025-03-03",
-        fiscal_month: 1,
+        since_days_ago: 600,
+        fiscal_month: 5,
         csm: "mei.csm",
         core_mrr: "450.00",
         usage: 40,
@@ -209,8 +210,8 @@ const ACCOUNTS: [AccountSpec; 12] = [
         crm: "0015g00000KRMR",
         name: "Kramerica",
         segment: Segment::Smb,
-        since: "2025-08-08",
-        fiscal_month: 1,
+        since_days_ago: 150,
+        fiscal_month: 8,
         csm: "carla.csm",
         core_mrr: "400.00",
         usage: 20,
@@ -219,8 +220,8 @@ const ACCOUNTS: [AccountSpec; 12] = [
         crm: "0015g00000BLTH",
         name: "Bluth Homes",
         segment: Segment::Smb,
-        since: "2025-09-01",
-        fiscal_month: 1,
+        since_days_ago: 75,
+        fiscal_month: 12,
         csm: "diego.csm",
         core_mrr: "600.00",
         usage: 65,
@@ -289,6 +290,8 @@ struct Contract<'a> {
     start: &'a str,
     end: &'a str,
     source_opportunity: &'a str,
+    /// Later MRR changes `(effective date, MRR)`: upsells and contractions.
+    amendments: &'a [(String, &'a str)],
 }
 
 async fn subscription(h: &mut Health, c: Contract<'_>) -> anyhow::Result<String> {
@@ -301,31 +304,47 @@ async fn subscription(h: &mut Health, c: Contract<'_>) -> anyhow::Result<String>
         start,
         end,
         source_opportunity,
+        amendments,
     } = c;
-    Ok(h.upsert_subscription(health::UpsertSubscriptionRequest {
-        subscription: Some(health::Subscription {
-            account_id: account.into(),
-            product_id: product.into(),
-            tier: tier.into(),
-            mrr: usd(mrr),
-            start_date: start.into(),
-            end_date: end.into(),
-            quantity: 1,
-            quota_limit: 1000,
-            source_opportunity_id: source_opportunity.into(),
-            external_ref: Some(health::ExternalRef {
-                system: "salesforce".into(),
-                id: key.into(),
-            }),
-            ..Default::default()
+    let mut sub = health::Subscription {
+        account_id: account.into(),
+        product_id: product.into(),
+        tier: tier.into(),
+        mrr: usd(mrr),
+        start_date: start.into(),
+        end_date: end.into(),
+        quantity: 1,
+        quota_limit: 1000,
+        source_opportunity_id: source_opportunity.into(),
+        external_ref: Some(health::ExternalRef {
+            system: "salesforce".into(),
+            id: key.into(),
         }),
         ..Default::default()
-    })
-    .await?
-    .into_inner()
-    .subscription
-    .context("subscription")?
-    .subscription_id)
+    };
+    // Each MRR is stated with the day it holds from, so loading again (when
+    // later amendments exist) writes nothing.
+    let id = h
+        .upsert_subscription(health::UpsertSubscriptionRequest {
+            subscription: Some(sub.clone()),
+            mrr_effective_date: start.into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .subscription
+        .context("subscription")?
+        .subscription_id;
+    for (date, amount) in amendments {
+        sub.mrr = usd(amount);
+        h.upsert_subscription(health::UpsertSubscriptionRequest {
+            subscription: Some(sub.clone()),
+            mrr_effective_date: date.clone(),
+            ..Default::default()
+        })
+        .await?;
+    }
+    Ok(id)
 }
 
 fn signal(
@@ -349,6 +368,44 @@ fn signal(
         external_id: id,
         detail: String::new(),
     }
+}
+
+/// The account whose registration tells a later load the anchor of the
+/// first: Bluth Homes, which no README example edits.
+const ANCHOR_ACCOUNT: AccountSpec = ACCOUNTS[11];
+
+/// The day the dataset is anchored to: today on the first load; on later
+/// loads the first load's day (read back from a demo account's registration), so every
+/// date — and every request id's request — stays what it was.
+async fn anchor(h: &mut Health) -> anyhow::Result<NaiveDate> {
+    let today = Utc::now().date_naive();
+    let known = h
+        .get_account(health::GetAccountRequest {
+            external_ref: Some(health::ExternalRef {
+                system: "salesforce".into(),
+                id: ANCHOR_ACCOUNT.crm.into(),
+            }),
+            ..Default::default()
+        })
+        .await;
+    match known {
+        Ok(reply) => {
+            let since = reply
+                .into_inner()
+                .account
+                .and_then(|a| NaiveDate::parse_from_str(&a.customer_since, "%Y-%m-%d").ok());
+            Ok(since
+                .map(|d| (d + Duration::days(ANCHOR_ACCOUNT.since_days_ago)).min(today))
+                .unwrap_or(today))
+        }
+        Err(e) if e.code() == tonic::Code::NotFound => Ok(today),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `days` before (negative: after) the anchor, as the wire writes a date.
+fn day(anchor: NaiveDate, days_ago: i64) -> String {
+    (anchor - Duration::days(days_ago)).to_string()
 }
 
 /// What the demo loaded.
@@ -388,8 +445,10 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
     let mut c = Credit::new(channel);
     let mut summary = Summary::default();
 
+    let anchor = anchor(&mut h).await?;
     let product_ids = products(&mut h).await?;
     let (core, analytics, automation) = (&product_ids[0], &product_ids[1], &product_ids[2]);
+    let (data_cloud, success_hub) = (&product_ids[3], &product_ids[4]);
     summary.products = product_ids.len();
 
     let mut account_ids = Vec::new();
@@ -398,12 +457,20 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
             crm,
             name,
             segment,
-            since,
+            since_days_ago,
             fiscal_month: fiscal,
             csm,
             core_mrr: mrr,
             usage,
         } = *spec;
+        let since = day(anchor, since_days_ago);
+        // Upsells and a contraction of the core contracts, months ago.
+        let amendments: Vec<(String, &str)> = match crm {
+            "0015g00000GLBX" => vec![(day(anchor, 95), "21000.00")],
+            "0015g00000UMBR" => vec![(day(anchor, 60), "17500.00")],
+            "0015g00000STRK" => vec![(day(anchor, 40), "3600.00")],
+            _ => Vec::new(),
+        };
         let account = h
             .upsert_account(health::UpsertAccountRequest {
                 external_ref: Some(health::ExternalRef {
@@ -412,7 +479,7 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
                 }),
                 name: name.into(),
                 segment: segment as i32,
-                customer_since: since.into(),
+                customer_since: since.clone(),
                 fiscal_year_start_month: fiscal,
                 owner_csm: csm.into(),
                 ..Default::default()
@@ -430,9 +497,10 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
                 product: core,
                 tier: "PROFESSIONAL",
                 mrr,
-                start: since,
+                start: &since,
                 end: "",
                 source_opportunity: "",
+                amendments: &amendments,
             },
         )
         .await?;
@@ -575,68 +643,76 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
         .into_inner()
         .accepted;
 
-    // A year of contracts: cross-sells, an upsell and a churned module.
-    subscription(
-        &mut h,
-        Contract {
-            key: "0015g00000ACME-analytics",
-            account: &account_ids[0],
-            product: analytics,
-            tier: "STARTER",
-            mrr: "4000.00",
-            start: "2025-06-01",
-            end: "2026-05-31",
-            source_opportunity: "",
-        },
-    )
-    .await?;
-    subscription(
-        &mut h,
-        Contract {
-            key: "0015g00000STRK-automation",
-            account: &account_ids[4],
-            product: automation,
-            tier: "STARTER",
-            mrr: "900.00",
-            start: "2025-09-15",
-            end: "",
-            source_opportunity: "",
-        },
-    )
-    .await?;
-    subscription(
-        &mut h,
-        Contract {
-            key: "0015g00000PIED-automation",
-            account: &account_ids[8],
-            product: automation,
-            tier: "STARTER",
-            mrr: "150.00",
-            start: "2025-11-01",
-            end: "",
-            source_opportunity: "",
-        },
-    )
-    .await?;
-    let churned = subscription(
-        &mut h,
-        Contract {
-            key: "0015g00000VAND-automation",
-            account: &account_ids[9],
-            product: automation,
-            tier: "STARTER",
-            mrr: "120.00",
-            start: "2025-05-01",
-            end: "",
-            source_opportunity: "",
-        },
-    )
-    .await?;
-    summary.subscriptions += 4;
+    // A year of cross-sells (one this month) and a churned module.
+    let this_month = anchor.with_day(1).unwrap_or(anchor).to_string();
+    let cross_sells = [
+        (
+            "0015g00000ACME-analytics",
+            0,
+            analytics,
+            "4000.00",
+            day(anchor, 180),
+            day(anchor, -185),
+        ),
+        (
+            "0015g00000GLBX-success",
+            1,
+            success_hub,
+            "1500.00",
+            day(anchor, 120),
+            String::new(),
+        ),
+        (
+            "0015g00000STRK-automation",
+            4,
+            automation,
+            "900.00",
+            day(anchor, 80),
+            String::new(),
+        ),
+        (
+            "0015g00000PIED-automation",
+            8,
+            automation,
+            "150.00",
+            this_month,
+            String::new(),
+        ),
+        (
+            "0015g00000VAND-automation",
+            9,
+            automation,
+            "120.00",
+            day(anchor, 200),
+            String::new(),
+        ),
+    ];
+    let mut churned = String::new();
+    for (key, account, product, mrr, start, end) in &cross_sells {
+        let id = subscription(
+            &mut h,
+            Contract {
+                key,
+                account: &account_ids[*account],
+                product,
+                tier: "STARTER",
+                mrr,
+                start,
+                end,
+                source_opportunity: "",
+                amendments: &[],
+            },
+        )
+        .await?;
+        if key.ends_with("VAND-automation") {
+            churned = id;
+        }
+    }
+    summary.subscriptions += cross_sells.len();
     h.cancel_subscription(health::CancelSubscriptionRequest {
         request_id: "demo-cancel-vandelay".into(),
         subscription_id: churned,
-        cancel_date: "2025-12-31".into(),
+        cancel_date: day(anchor, 45),
         reason: "budget cut".into(),
         time_zone: String::new(),
     })
@@ -699,6 +775,12 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
             credit::PersonRole::Ae,
             "enterprise-sales",
         ),
+        (
+            "sam.ae",
+            "Sam Okafor",
+            credit::PersonRole::Ae,
+            "commercial-sales",
+        ),
     ] {
         // Idempotent by content: the same person again adds no version.
         c.upsert_person(credit::UpsertPersonRequest {
@@ -714,16 +796,52 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
         .await?;
     }
 
-    // The seed's wallet: $800K addressable, $230K with us.
-    for (area, amount, served) in [
-        ("Core Platform", "230000", pipeline::WalletServedBy::Us),
-        ("Analytics", "200000", pipeline::WalletServedBy::Competitor),
-        ("Data Cloud", "250000", pipeline::WalletServedBy::InHouse),
+    // The seed's wallet: $800K addressable, $230K with us today — up from
+    // $150K two years ago and $190K a year ago (each estimate supersedes the
+    // one before from its date; none is overwritten).
+    use pipeline::WalletServedBy::{Competitor, InHouse, Unaddressed, Us};
+    let vintages = [
         (
-            "Automation",
-            "120000",
-            pipeline::WalletServedBy::Unaddressed,
+            730,
+            "2y",
+            [("Core Platform", "150000"), ("Analytics", "280000")],
         ),
+        (
+            365,
+            "1y",
+            [("Core Platform", "190000"), ("Analytics", "240000")],
+        ),
+    ];
+    for (days_ago, vintage, lines) in vintages {
+        let effective = day(anchor, days_ago);
+        let rest = [
+            ("Data Cloud", "250000", InHouse),
+            ("Automation", "120000", Unaddressed),
+        ];
+        let all = [
+            (lines[0].0, lines[0].1, Us),
+            (lines[1].0, lines[1].1, Competitor),
+            rest[0],
+            rest[1],
+        ];
+        for (area, amount, served) in all {
+            p.upsert_wallet_estimate(pipeline::UpsertWalletEstimateRequest {
+                request_id: format!("demo-wallet-acme-{area}-{vintage}"),
+                estimate: Some(pipeline::WalletEstimate {
+                    account_id: account_ids[0].clone(),
+                    product_area: area.into(),
+                    annual_spend: usd(amount),
+                    served_by: served as i32,
+                    effective_date: effective.clone(),
+                    ..Default::default()
+                }),
+            })
+            .await?;
+        }
+    }
+    for (area, amount, served) in [
+        ("Core Platform", "230000", Us),
+        ("Analytics", "200000", Competitor),
     ] {
         p.upsert_wallet_estimate(pipeline::UpsertWalletEstimateRequest {
             request_id: format!("demo-wallet-acme-{area}"),
@@ -732,6 +850,7 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
                 product_area: area.into(),
                 annual_spend: usd(amount),
                 served_by: served as i32,
+                effective_date: anchor.to_string(),
                 ..Default::default()
             }),
         })
@@ -758,7 +877,18 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
         email: "dana@example.com".into(),
     };
     use pipeline::Stage as S;
-    let plans: [(&str, usize, &String, Motion, &str, S, bool); 8] = [
+    let alex = Some(("alex.ae", "enterprise-sales"));
+    let sam = Some(("sam.ae", "commercial-sales"));
+    type Plan<'a> = (
+        &'a str,
+        usize,
+        &'a String,
+        Motion,
+        &'a str,
+        S,
+        Option<(&'a str, &'a str)>,
+    );
+    let plans: [Plan<'_>; 14] = [
         (
             "identified",
             3,
@@ -766,7 +896,7 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
             Motion::CrossSellAdjacent,
             "60000",
             S::Identified,
-            false,
+            None,
         ),
         (
             "exploring",
@@ -775,7 +905,7 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
             Motion::CrossSellAdjacent,
             "90000",
             S::Exploring,
-            false,
+            None,
         ),
         (
             "qualified",
@@ -784,7 +914,7 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
             Motion::CrossSellComplementary,
             "48000",
             S::Qualified,
-            false,
+            None,
         ),
         (
             "proposed",
@@ -793,7 +923,7 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
             Motion::CrossSellAdjacent,
             "30000",
             S::Proposed,
-            true,
+            alex,
         ),
         (
             "negotiating",
@@ -802,7 +932,7 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
             Motion::UpsellTier,
             "120000",
             S::Negotiating,
-            true,
+            alex,
         ),
         (
             "won",
@@ -811,7 +941,7 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
             Motion::UpsellCapacity,
             "500000",
             S::ClosedWon,
-            true,
+            alex,
         ),
         (
             "lost",
@@ -820,7 +950,7 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
             Motion::CrossSellComplementary,
             "26000",
             S::ClosedLost,
-            false,
+            None,
         ),
         (
             "won-cs-led",
@@ -829,7 +959,62 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
             Motion::UpsellCapacity,
             "26000",
             S::ClosedWon,
-            false,
+            None,
+        ),
+        // The rest of this month's book: more people, every motion closing.
+        (
+            "book-initech-analytics",
+            2,
+            analytics,
+            Motion::CrossSellAdjacent,
+            "45000",
+            S::ClosedWon,
+            sam,
+        ),
+        (
+            "book-umbrella-data-cloud",
+            3,
+            data_cloud,
+            Motion::CrossSellPlatform,
+            "150000",
+            S::ClosedLost,
+            sam,
+        ),
+        (
+            "book-stark-capacity",
+            4,
+            core,
+            Motion::UpsellCapacity,
+            "30000",
+            S::ClosedWon,
+            sam,
+        ),
+        (
+            "book-wayne-automation",
+            5,
+            automation,
+            Motion::CrossSellComplementary,
+            "28000",
+            S::ClosedLost,
+            None,
+        ),
+        (
+            "book-soylent-tier",
+            7,
+            core,
+            Motion::UpsellTier,
+            "25000",
+            S::ClosedLost,
+            None,
+        ),
+        (
+            "book-bluth-capacity",
+            11,
+            core,
+            Motion::UpsellCapacity,
+            "25000",
+            S::ClosedWon,
+            None,
         ),
     ];
     for (key, account, product, motion, amount, target, handoff) in plans {
@@ -852,7 +1037,7 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
                     motion: motion as i32,
                     amount: usd(amount),
                     name: format!("{} — {key}", ACCOUNTS[account].name),
-                    close_date: "2026-12-15".into(),
+                    close_date: day(anchor, -45),
                     owner: csm.into(),
                     owner_team: "customer-success".into(),
                     originator: csm.into(),
@@ -876,10 +1061,14 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
             S::Negotiating | S::ClosedWon => {
                 &[S::Exploring, S::Qualified, S::Proposed, S::Negotiating]
             }
+            // Lost after Sales took it over.
+            S::ClosedLost if handoff.is_some() => &[S::Exploring, S::Qualified, S::Proposed],
             _ => &[S::Exploring],
         };
         for (step, stage) in path.iter().enumerate() {
-            if handoff && *stage == S::Proposed {
+            if let Some((ae, team)) = handoff
+                && *stage == S::Proposed
+            {
                 let requested = p
                     .request_handoff(pipeline::RequestHandoffRequest {
                         request_id: rid("handoff"),
@@ -905,8 +1094,8 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
                         .accept_handoff(pipeline::AcceptHandoffRequest {
                             request_id: rid("accept"),
                             handoff_id: requested.handoff_id,
-                            owner: "alex.ae".into(),
-                            owner_team: "enterprise-sales".into(),
+                            owner: ae.into(),
+                            owner_team: team.into(),
                         })
                         .await?
                         .into_inner();
@@ -919,7 +1108,12 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
                     opportunity_id: opp.opportunity_id.clone(),
                     etag: opp.etag.clone(),
                     to_stage: *stage as i32,
-                    override_reason: String::new(),
+                    // The book's cross-sells grow from products not yet GREEN.
+                    override_reason: if key.starts_with("book-") {
+                        "demo book: sample data".into()
+                    } else {
+                        String::new()
+                    },
                     reopen: false,
                     reason: String::new(),
                 })
@@ -939,7 +1133,7 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
                 } else {
                     String::new()
                 },
-                close_date: "2026-11-20".into(),
+                close_date: anchor.to_string(),
             })
             .await?;
         }

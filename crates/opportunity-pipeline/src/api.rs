@@ -326,6 +326,28 @@ impl OpportunityPipelineService for PipelineService {
         ))
     }
 
+    #[tracing::instrument(skip_all)]
+    async fn get_team_performance(
+        &self,
+        request: Request<pb::GetTeamPerformanceRequest>,
+    ) -> Reply<pb::GetTeamPerformanceResponse> {
+        let caller = contracts::principal::caller_of(&request);
+        Ok(Response::new(
+            self.get_team_performance_op(&caller, request.get_ref())
+                .await?,
+        ))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_wallet_share_history(
+        &self,
+        request: Request<pb::GetWalletShareHistoryRequest>,
+    ) -> Reply<pb::GetWalletShareHistoryResponse> {
+        Ok(Response::new(
+            self.get_wallet_share_history_op(request.get_ref()).await?,
+        ))
+    }
+
     type WatchEventsStream = BoxStream<pb::WatchEventsResponse>;
 
     async fn watch_events(

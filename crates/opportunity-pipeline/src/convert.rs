@@ -362,5 +362,6 @@ pub fn wallet_to_pb(w: wallet_estimate::Model) -> Result<pb::WalletEstimate, Pip
             update_time: Some(wire::timestamp(w.updated_at)),
             updated_by: w.updated_by,
         }),
+        effective_date: w.effective_date.to_string(),
     })
 }

@@ -28,6 +28,12 @@ pub enum PipelineError {
         message: String,
         violations: Vec<PreconditionViolation>,
     },
+    /// A row-level rule refused the read (whose performance a key reads).
+    #[error("{message}")]
+    Refused {
+        reason: &'static str,
+        message: String,
+    },
     /// The health service could not be asked.
     #[error("{0}")]
     HealthUnavailable(String),
@@ -92,6 +98,7 @@ impl From<PipelineError> for Status {
                 message,
                 violations,
             },
+            PipelineError::Refused { reason, message } => ApiError::Forbidden { reason, message },
             PipelineError::HealthUnavailable(message) => ApiError::Unavailable {
                 reason: "HEALTH_SERVICE_UNAVAILABLE",
                 message,

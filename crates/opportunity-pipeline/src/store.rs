@@ -488,51 +488,33 @@ impl Store {
             .await?)
     }
 
-    /// Creates or replaces the estimate of one product area of an account.
+    /// Records an estimate of one product area of an account: a new row that
+    /// supersedes the earlier ones from its effective date (never an update).
     pub async fn upsert_wallet(
         &self,
         row: wallet_estimate::Model,
         principal: &str,
     ) -> Result<wallet_estimate::Model, PipelineError> {
-        use wallet_estimate::Column as C;
         let now = storage::now();
         let _write = self.writer.enter().await;
         let txn = self.db.begin().await?;
-        let existing = wallet_estimate::Entity::find()
-            .filter(C::AccountId.eq(row.account_id.as_str()))
-            .filter(C::ProductArea.eq(row.product_area.as_str()))
-            .one(&txn)
-            .await?;
-        let model = match existing {
-            Some(current) => {
-                let mut active: wallet_estimate::ActiveModel = current.into();
-                active.annual_spend_minor = Set(row.annual_spend_minor);
-                active.currency = Set(row.currency.clone());
-                active.served_by = Set(row.served_by.clone());
-                active.competitor = Set(row.competitor.clone());
-                active.notes = Set(row.notes.clone());
-                active.updated_at = Set(now);
-                active.updated_by = Set(principal.to_owned());
-                active.update(&txn).await?
-            }
-            None => {
-                let active = wallet_estimate::ActiveModel {
-                    id: Set(domain::EventId::new().to_string()),
-                    account_id: Set(row.account_id.clone()),
-                    product_area: Set(row.product_area.clone()),
-                    annual_spend_minor: Set(row.annual_spend_minor),
-                    currency: Set(row.currency.clone()),
-                    served_by: Set(row.served_by.clone()),
-                    competitor: Set(row.competitor.clone()),
-                    notes: Set(row.notes.clone()),
-                    created_at: Set(now),
-                    created_by: Set(principal.to_owned()),
-                    updated_at: Set(now),
-                    updated_by: Set(principal.to_owned()),
-                };
-                active.insert(&txn).await?
-            }
-        };
+        let model = wallet_estimate::ActiveModel {
+            id: Set(domain::EventId::new().to_string()),
+            account_id: Set(row.account_id.clone()),
+            product_area: Set(row.product_area.clone()),
+            annual_spend_minor: Set(row.annual_spend_minor),
+            currency: Set(row.currency.clone()),
+            served_by: Set(row.served_by.clone()),
+            competitor: Set(row.competitor.clone()),
+            notes: Set(row.notes.clone()),
+            created_at: Set(now),
+            created_by: Set(principal.to_owned()),
+            updated_at: Set(now),
+            updated_by: Set(principal.to_owned()),
+            effective_date: Set(row.effective_date),
+        }
+        .insert(&txn)
+        .await?;
         self.events
             .append(
                 &txn,
@@ -545,6 +527,7 @@ impl Store {
                         "annual_spend_minor": model.annual_spend_minor.to_string(),
                         "currency_code": model.currency,
                         "served_by": model.served_by,
+                        "effective_date": model.effective_date.to_string(),
                         "principal": principal,
                     }),
                 }],
@@ -555,14 +538,24 @@ impl Store {
         Ok(model)
     }
 
+    /// Every estimate ever recorded of one account (`None`: of every
+    /// account), in record order.
     pub async fn wallet(
         &self,
-        account_id: &str,
+        account_id: Option<&str>,
     ) -> Result<Vec<wallet_estimate::Model>, PipelineError> {
         use wallet_estimate::Column as C;
-        Ok(wallet_estimate::Entity::find()
-            .filter(C::AccountId.eq(account_id))
-            .order_by_asc(C::ProductArea)
+        let mut query = wallet_estimate::Entity::find();
+        if let Some(account_id) = account_id {
+            query = query.filter(C::AccountId.eq(account_id));
+        }
+        Ok(query.order_by_asc(C::Id).all(&self.db).await?)
+    }
+
+    /// Every handoff, in id order (for the performance figures).
+    pub async fn all_handoffs(&self) -> Result<Vec<handoff::Model>, PipelineError> {
+        Ok(handoff::Entity::find()
+            .order_by_asc(handoff::Column::Id)
             .all(&self.db)
             .await?)
     }

@@ -9,6 +9,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tokio_stream::StreamExt;
 
 use super::Store;
+use crate::cohort::{CohortRevenue, Grain, Period, cohort_revenue};
 use crate::entity::{account, amendment, subscription};
 use crate::error::HealthError;
 use crate::revenue::{AccountFacts, CurrencyMetrics, SubscriptionFacts, revenue_metrics};
@@ -28,6 +29,29 @@ impl Store {
         &self,
         period: &DateRange,
     ) -> Result<Vec<CurrencyMetrics>, HealthError> {
+        let (accounts, facts) = self.revenue_facts(period.end()).await?;
+        Ok(revenue_metrics(&accounts, &facts, period))
+    }
+
+    /// Revenue by acquisition cohort for `periods`, from the same facts.
+    pub async fn cohort_revenue(
+        &self,
+        grain: Grain,
+        periods: &[Period],
+    ) -> Result<Vec<CohortRevenue>, HealthError> {
+        let Some(end) = periods.last().map(|p| p.range.end()) else {
+            return Ok(Vec::new());
+        };
+        let (accounts, facts) = self.revenue_facts(end).await?;
+        Ok(cohort_revenue(&accounts, &facts, grain, periods))
+    }
+
+    /// Every account's registration date, and every subscription that
+    /// started before `before` with its MRR history up to then.
+    async fn revenue_facts(
+        &self,
+        before: NaiveDate,
+    ) -> Result<(Vec<AccountFacts>, Vec<SubscriptionFacts>), HealthError> {
         // Both lists are streamed in subscription-id order and merged as they
         // arrive, so only the facts are ever held, never the raw rows (a
         // million subscriptions would otherwise hold every row twice). The
@@ -52,7 +76,7 @@ impl Store {
                 subscription::Column::CancelDate,
                 subscription::Column::Status,
             ])
-            .filter(subscription::Column::StartDate.lt(period.end()))
+            .filter(subscription::Column::StartDate.lt(before))
             .order_by(byte_order("id"), Order::Asc)
             .into_tuple::<SubscriptionRow>()
             .stream(&self.db)
@@ -64,7 +88,7 @@ impl Store {
                 amendment::Column::EffectiveDate,
                 amendment::Column::MrrMinor,
             ])
-            .filter(amendment::Column::EffectiveDate.lt(period.end()))
+            .filter(amendment::Column::EffectiveDate.lt(before))
             // One amendment per (subscription, date) is a unique key: a correction of a
             // date replaces its amendment, so no order within a subscription is needed.
             .order_by(byte_order("subscription_id"), Order::Asc)
@@ -122,6 +146,6 @@ impl Store {
                 registered_on,
             })
             .collect();
-        Ok(revenue_metrics(&accounts, &facts, period))
+        Ok((accounts, facts))
     }
 }

@@ -258,6 +258,7 @@ pub async fn flows(args: FlowsBenchArgs) -> anyhow::Result<()> {
         .clone()
         .get_whitespace(pipeline::GetWhitespaceRequest {
             account_id: account.clone(),
+            ..Default::default()
         })
         .await?
         .into_inner()
@@ -285,9 +286,12 @@ pub async fn flows(args: FlowsBenchArgs) -> anyhow::Result<()> {
         let mut c = whitespace.clone();
         let account_id = target.clone();
         async move {
-            c.get_whitespace(pipeline::GetWhitespaceRequest { account_id })
-                .await
-                .is_ok_and(|r| r.into_inner().whitespace.len() == size)
+            c.get_whitespace(pipeline::GetWhitespaceRequest {
+                account_id,
+                ..Default::default()
+            })
+            .await
+            .is_ok_and(|r| r.into_inner().whitespace.len() == size)
         }
     })
     .await;

@@ -1,7 +1,9 @@
 //! `wallet_estimates`: an account's annual spend per product area and who
-//! serves it; one row per (account, product area).
+//! serves it, from `effective_date` on. Rows only ever gain company: a new
+//! estimate of an area supersedes the earlier one (from its date), and one of
+//! the same date recorded later (a later id) corrects it.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -20,6 +22,7 @@ pub struct Model {
     pub created_by: String,
     pub updated_at: DateTime<Utc>,
     pub updated_by: String,
+    pub effective_date: NaiveDate,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

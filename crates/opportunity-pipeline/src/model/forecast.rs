@@ -14,6 +14,8 @@ use super::whitespace::ratio;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ForecastDeal {
     pub motion: Motion,
+    /// The product sold (the service line whose win rate it counts in).
+    pub product_id: String,
     pub stage: Stage,
     pub amount: Money,
     pub probability: Percent,
@@ -50,6 +52,32 @@ pub struct WinRate {
     pub verdict: Option<BenchmarkVerdict>,
 }
 
+/// Won and lost deals of one product (the seed's "per service line").
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProductWinRate {
+    pub product_id: String,
+    pub won: i64,
+    pub lost: i64,
+    pub rate: Option<Decimal>,
+}
+
+/// The win rate of `won` and `lost` deals of `motion`, beside the motion's
+/// benchmark band and the verdict on it.
+pub fn motion_win_rate(motion: Motion, won: i64, lost: i64) -> WinRate {
+    let rate = ratio(Decimal::from(won), Decimal::from(won + lost));
+    let (low, high) = motion.benchmark_win_rate();
+    WinRate {
+        motion,
+        won,
+        lost,
+        rate,
+        benchmark: (low.as_fraction(), high.as_fraction()),
+        verdict: rate
+            .and_then(|r| Percent::from_decimal(r * Decimal::ONE_HUNDRED).ok())
+            .map(|p| motion.judge_win_rate(p)),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct CurrencyForecast {
     pub currency: Currency,
@@ -57,6 +85,8 @@ pub struct CurrencyForecast {
     pub by_motion: Vec<(String, Bucket)>,
     pub by_owner_team: Vec<(String, Bucket)>,
     pub win_rates: Vec<WinRate>,
+    /// Products with a closed deal, in product id order.
+    pub win_rates_by_product: Vec<ProductWinRate>,
     pub avg_cycle_days: Option<Decimal>,
     pub avg_deal_size: Option<Money>,
     pub open: Bucket,
@@ -171,18 +201,26 @@ fn currency_forecast(currency: Currency, deals: &[&ForecastDeal]) -> CurrencyFor
                 .iter()
                 .filter(|d| d.motion == *m && d.stage == Stage::ClosedLost)
                 .count() as i64;
-            let rate = ratio(Decimal::from(won), Decimal::from(won + lost));
-            let (low, high) = m.benchmark_win_rate();
-            WinRate {
-                motion: *m,
-                won,
-                lost,
-                rate,
-                benchmark: (low.as_fraction(), high.as_fraction()),
-                verdict: rate
-                    .and_then(|r| Percent::from_decimal(r * Decimal::ONE_HUNDRED).ok())
-                    .map(|p| m.judge_win_rate(p)),
-            }
+            motion_win_rate(*m, won, lost)
+        })
+        .collect();
+    let mut by_product: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    for d in deals {
+        let counts = by_product.entry(d.product_id.as_str()).or_default();
+        match d.stage {
+            Stage::ClosedWon => counts.0 += 1,
+            Stage::ClosedLost => counts.1 += 1,
+            _ => {}
+        }
+    }
+    let win_rates_by_product = by_product
+        .into_iter()
+        .filter(|(_, (won, lost))| won + lost > 0)
+        .map(|(product_id, (won, lost))| ProductWinRate {
+            product_id: product_id.to_owned(),
+            won,
+            lost,
+            rate: ratio(Decimal::from(won), Decimal::from(won + lost)),
         })
         .collect();
     let cycles: Vec<Decimal> = deals
@@ -211,6 +249,7 @@ fn currency_forecast(currency: Currency, deals: &[&ForecastDeal]) -> CurrencyFor
         by_motion,
         by_owner_team,
         win_rates,
+        win_rates_by_product,
         avg_cycle_days,
         avg_deal_size,
         open: bucket(currency, open.iter().copied()),
@@ -227,6 +266,12 @@ mod tests {
         let created = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         ForecastDeal {
             motion,
+            product_id: if motion.is_upsell() {
+                "core"
+            } else {
+                "analytics"
+            }
+            .into(),
             stage,
             amount: Money::parse("USD", amount).unwrap(),
             probability: Stage::default_probability(stage),
@@ -321,6 +366,15 @@ mod tests {
             f.avg_deal_size,
             Some(Money::parse("USD", "100000").unwrap())
         );
+        // By product: core sold the four tier upsells (1 won, 3 lost); the
+        // analytics cross-sells are still open, so they have no win rate.
+        assert_eq!(f.win_rates_by_product.len(), 1);
+        let core = &f.win_rates_by_product[0];
+        assert_eq!(
+            (core.product_id.as_str(), core.won, core.lost),
+            ("core", 1, 3)
+        );
+        assert_eq!(core.rate, Some(Decimal::new(2500, 4)));
         assert_eq!(f.by_motion.len(), 1);
         assert_eq!(f.by_owner_team[0].0, "emea-ae");
     }
@@ -360,6 +414,7 @@ mod tests {
                 .iter()
                 .map(|(stage, minor, p)| ForecastDeal {
                     motion: Motion::UpsellTier,
+                    product_id: "core".into(),
                     stage: Stage::ALL[*stage],
                     amount: Money::from_minor(Currency::USD, *minor),
                     probability: Percent::from_whole(*p),

@@ -6,6 +6,7 @@ pub mod config;
 pub mod forecast;
 pub mod gates;
 pub mod handoff;
+pub mod performance;
 pub mod priority;
 pub mod qualification;
 pub mod routing;

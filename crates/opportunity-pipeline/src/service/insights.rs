@@ -1,11 +1,11 @@
 //! Wallet estimates, whitespace and share of wallet, and the forecast.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use contracts::pb::pipeline::v1 as pb;
 use contracts::wire;
-use domain::{AccountId, BenchmarkVerdict, Currency, Money, Stage};
+use domain::{AccountId, BenchmarkVerdict, Currency, Money, Month, Stage};
 
 use super::{bucket_pb, invalid, opt_text, parse_id, unavailable};
 use crate::api::PipelineService;
@@ -13,8 +13,11 @@ use crate::convert::{WhitespaceLine, parse_row, wallet_to_pb, whitespace_line_to
 use crate::entity::wallet_estimate;
 use crate::error::PipelineError;
 use crate::health::{HealthError, owned_products};
-use crate::model::forecast::{ForecastDeal, forecast};
-use crate::model::whitespace::{ServedBy, WalletLine, ratio_text, summarize_wallet, whitespace};
+use crate::model::forecast::{ForecastDeal, WinRate, forecast};
+use crate::model::whitespace::{
+    ServedBy, WalletLine, WalletSummary, WalletVersion, ratio_text, share_series, summarize_wallet,
+    wallet_in_force, whitespace,
+};
 use crate::store::OpportunityFilter;
 
 impl PipelineService {
@@ -38,25 +41,32 @@ impl PipelineService {
         let portfolio = portfolio.map_err(unavailable)?;
         let subscriptions = subscriptions.map_err(unavailable)?;
         let items = whitespace(&portfolio, &owned_products(&subscriptions), account.segment);
-        let rows = self.store.wallet(&account_id).await?;
-        let mut lines = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let currency = Currency::parse(&r.currency)
-                .map_err(|_| PipelineError::Corrupt(format!("wallet {}: currency", r.id)))?;
-            let served_by = match pb::WalletServedBy::from_str_name(&r.served_by) {
-                Some(pb::WalletServedBy::Us) => ServedBy::Us,
-                Some(pb::WalletServedBy::Competitor) => ServedBy::Competitor,
-                Some(pb::WalletServedBy::InHouse) => ServedBy::InHouse,
-                _ => ServedBy::Unaddressed,
-            };
-            lines.push(WalletLine {
-                product_area: r.product_area.clone(),
-                annual_spend: Money::from_minor(currency, r.annual_spend_minor),
-                served_by,
-            });
-        }
+        let as_of = match wire::optional_date("as_of_date", &req.as_of_date)
+            .map_err(PipelineError::from)?
+        {
+            Some(day) => day,
+            None => self.now().date_naive(),
+        };
+        let rows = self.store.wallet(Some(&account_id)).await?;
+        let versions = wallet_versions(&rows)?;
+        let in_force: HashSet<&str> = wallet_in_force(&versions, as_of)
+            .into_iter()
+            .map(|v| v.id.as_str())
+            .collect();
+        let lines: Vec<WalletLine> = versions
+            .iter()
+            .filter(|v| in_force.contains(v.id.as_str()))
+            .map(|v| v.line.clone())
+            .collect();
+        let mut rows: Vec<wallet_estimate::Model> = rows
+            .iter()
+            .filter(|r| in_force.contains(r.id.as_str()))
+            .cloned()
+            .collect();
+        rows.sort_by(|a, b| a.product_area.cmp(&b.product_area));
         let summaries = summarize_wallet(&lines)
             .map_err(|e| PipelineError::Corrupt(format!("wallet sum: {e}")))?;
+        let summaries: Vec<pb::WalletSummary> = summaries.iter().map(summary_to_pb).collect();
         Ok(pb::GetWhitespaceResponse {
             account_id,
             whitespace: items
@@ -77,17 +87,7 @@ impl PipelineService {
                 .into_iter()
                 .map(wallet_to_pb)
                 .collect::<Result<_, _>>()?,
-            summaries: summaries
-                .into_iter()
-                .map(|s| pb::WalletSummary {
-                    currency_code: s.currency.code().to_owned(),
-                    total_wallet: Some(wire::money_to_pb(&s.total)),
-                    our_spend: Some(wire::money_to_pb(&s.ours)),
-                    opportunity: Some(wire::money_to_pb(&s.opportunity)),
-                    share_of_wallet: ratio_text(s.share_of_wallet),
-                    opportunity_share: ratio_text(s.opportunity_share),
-                })
-                .collect(),
+            summaries,
             segment: account
                 .segment
                 .map(|s| wire::segment_to_pb(s) as i32)
@@ -147,6 +147,7 @@ impl PipelineService {
             let p = parse_row(&m)?;
             deals.push(ForecastDeal {
                 motion: p.motion,
+                product_id: m.product_id.clone(),
                 stage: p.stage,
                 amount: p.amount,
                 probability: p.probability,
@@ -185,22 +186,15 @@ impl PipelineService {
                     .iter()
                     .map(|(k, b)| bucket_pb(k.clone(), b))
                     .collect(),
-                win_rates: f
-                    .win_rates
+                win_rates: f.win_rates.iter().map(win_rate_to_pb).collect(),
+                win_rates_by_product: f
+                    .win_rates_by_product
                     .iter()
-                    .map(|w| pb::MotionWinRate {
-                        motion: wire::motion_to_pb(w.motion) as i32,
+                    .map(|w| pb::ProductWinRate {
+                        product_id: w.product_id.clone(),
                         won: w.won,
                         lost: w.lost,
                         win_rate: ratio_text(w.rate),
-                        benchmark_low: ratio_text(Some(w.benchmark.0)),
-                        benchmark_high: ratio_text(Some(w.benchmark.1)),
-                        verdict: match w.verdict {
-                            None => pb::BenchmarkVerdict::Unspecified,
-                            Some(BenchmarkVerdict::Below) => pb::BenchmarkVerdict::Below,
-                            Some(BenchmarkVerdict::Within) => pb::BenchmarkVerdict::Within,
-                            Some(BenchmarkVerdict::Above) => pb::BenchmarkVerdict::Above,
-                        } as i32,
                     })
                     .collect(),
                 avg_cycle_days: f
@@ -262,6 +256,9 @@ impl PipelineService {
             .await
             .map_err(|e| super::reference_error("account", &account, e))?;
         let now = self.now();
+        let effective_date = wire::optional_date("estimate.effective_date", &e.effective_date)
+            .map_err(PipelineError::from)?
+            .unwrap_or_else(|| now.date_naive());
         let model = self
             .store
             .upsert_wallet(
@@ -278,12 +275,142 @@ impl PipelineService {
                     created_by: principal.clone(),
                     updated_at: now,
                     updated_by: principal.clone(),
+                    effective_date,
                 },
                 &principal,
             )
             .await?;
         Ok(pb::UpsertWalletEstimateResponse {
             estimate: Some(wallet_to_pb(model)?),
+        })
+    }
+}
+
+/// A motion's win rate as the wire shows it.
+pub(crate) fn win_rate_to_pb(w: &WinRate) -> pb::MotionWinRate {
+    pb::MotionWinRate {
+        motion: wire::motion_to_pb(w.motion) as i32,
+        won: w.won,
+        lost: w.lost,
+        win_rate: ratio_text(w.rate),
+        benchmark_low: ratio_text(Some(w.benchmark.0)),
+        benchmark_high: ratio_text(Some(w.benchmark.1)),
+        verdict: match w.verdict {
+            None => pb::BenchmarkVerdict::Unspecified,
+            Some(BenchmarkVerdict::Below) => pb::BenchmarkVerdict::Below,
+            Some(BenchmarkVerdict::Within) => pb::BenchmarkVerdict::Within,
+            Some(BenchmarkVerdict::Above) => pb::BenchmarkVerdict::Above,
+        } as i32,
+    }
+}
+
+fn summary_to_pb(s: &WalletSummary) -> pb::WalletSummary {
+    pb::WalletSummary {
+        currency_code: s.currency.code().to_owned(),
+        total_wallet: Some(wire::money_to_pb(&s.total)),
+        our_spend: Some(wire::money_to_pb(&s.ours)),
+        opportunity: Some(wire::money_to_pb(&s.opportunity)),
+        share_of_wallet: ratio_text(s.share_of_wallet),
+        opportunity_share: ratio_text(s.opportunity_share),
+    }
+}
+
+/// Stored estimates as the wallet rules read them, in record order.
+fn wallet_versions(rows: &[wallet_estimate::Model]) -> Result<Vec<WalletVersion>, PipelineError> {
+    rows.iter()
+        .map(|r| {
+            let currency = Currency::parse(&r.currency)
+                .map_err(|_| PipelineError::Corrupt(format!("wallet {}: currency", r.id)))?;
+            let served_by = match pb::WalletServedBy::from_str_name(&r.served_by) {
+                Some(pb::WalletServedBy::Us) => ServedBy::Us,
+                Some(pb::WalletServedBy::Competitor) => ServedBy::Competitor,
+                Some(pb::WalletServedBy::InHouse) => ServedBy::InHouse,
+                _ => ServedBy::Unaddressed,
+            };
+            Ok(WalletVersion {
+                id: r.id.clone(),
+                account_id: r.account_id.clone(),
+                effective_date: r.effective_date,
+                line: WalletLine {
+                    product_area: r.product_area.clone(),
+                    annual_spend: Money::from_minor(currency, r.annual_spend_minor),
+                    served_by,
+                },
+            })
+        })
+        .collect()
+}
+
+/// Most months a share-of-wallet series spans.
+const MAX_SERIES_MONTHS: usize = 120;
+
+impl PipelineService {
+    pub(crate) async fn get_wallet_share_history_op(
+        &self,
+        req: &pb::GetWalletShareHistoryRequest,
+    ) -> Result<pb::GetWalletShareHistoryResponse, PipelineError> {
+        let account_id = if req.account_id.is_empty() {
+            None
+        } else {
+            Some(parse_id("account_id", &req.account_id, AccountId::parse)?.to_string())
+        };
+        let today = self.now().date_naive();
+        let month = |field: &str, text: &str| -> Result<Option<Month>, PipelineError> {
+            if text.is_empty() {
+                return Ok(None);
+            }
+            Month::parse(text).map(Some).map_err(|e| invalid(field, e))
+        };
+        let current = Month::containing(today).map_err(|e| invalid("end_month", e))?;
+        let end = month("end_month", &req.end_month)?.unwrap_or(current);
+        let start = match month("start_month", &req.start_month)? {
+            Some(m) => m,
+            None => {
+                let mut m = end;
+                for _ in 0..11 {
+                    m = m.previous().unwrap_or(m);
+                }
+                m
+            }
+        };
+        if end < start {
+            return Err(invalid("end_month", "is before start_month"));
+        }
+        let mut months = vec![start];
+        while let Some(last) = months.last().copied()
+            && last < end
+        {
+            if months.len() >= MAX_SERIES_MONTHS {
+                return Err(invalid(
+                    "end_month",
+                    format!("a series spans at most {MAX_SERIES_MONTHS} months"),
+                ));
+            }
+            match last.next() {
+                Some(next) => months.push(next),
+                None => break,
+            }
+        }
+        let days: Vec<NaiveDate> = months
+            .iter()
+            .map(|m| if *m == current { today } else { m.last_day() })
+            .collect();
+        let rows = self.store.wallet(account_id.as_deref()).await?;
+        let versions = wallet_versions(&rows)?;
+        let series = share_series(&versions, &days)
+            .map_err(|e| PipelineError::Corrupt(format!("wallet sum: {e}")))?;
+        Ok(pb::GetWalletShareHistoryResponse {
+            account_id: account_id.unwrap_or_default(),
+            points: months
+                .iter()
+                .zip(&days)
+                .zip(series)
+                .map(|((m, day), summaries)| pb::WalletSharePoint {
+                    month: m.to_string(),
+                    as_of_date: day.to_string(),
+                    summaries: summaries.iter().map(summary_to_pb).collect(),
+                })
+                .collect(),
         })
     }
 }

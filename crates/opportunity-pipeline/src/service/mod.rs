@@ -1,10 +1,12 @@
 //! What each RPC does, between decoding and encoding: validation into
 //! model types, the health calls, the rules, and the store. Split by area:
-//! [`opportunities`], [`handoffs`], [`insights`] (wallet, whitespace, forecast).
+//! [`opportunities`], [`handoffs`], [`insights`] (wallet, whitespace, forecast),
+//! [`performance`] (team performance).
 
 mod handoffs;
 mod insights;
 mod opportunities;
+mod performance;
 
 use chrono::{DateTime, Utc};
 use contracts::pb::pipeline::v1 as pb;

@@ -1,0 +1,240 @@
+//! GetTeamPerformance: the opportunities, their stage history and the
+//! handoffs, read once, then the pure figures of `model::performance` for
+//! each row the caller may read.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use contracts::pb::pipeline::v1 as pb;
+use contracts::{Principal, page, wire};
+use domain::{DateRange, Month, Stage};
+
+use super::insights::win_rate_to_pb;
+use super::invalid;
+use crate::api::PipelineService;
+use crate::convert::parse_row;
+use crate::error::PipelineError;
+use crate::model::performance::{
+    Figures, PerformanceDeal, PerformanceHandoff, Scope, figures, is_active, participants, select,
+    teams_of,
+};
+use crate::model::whitespace::ratio_text;
+use crate::store::OpportunityFilter;
+
+/// The period of a request: a month, a range [start, end), or the current month.
+fn period_of(
+    req: &pb::GetTeamPerformanceRequest,
+    today: chrono::NaiveDate,
+) -> Result<DateRange, PipelineError> {
+    let period = match (
+        req.month.is_empty(),
+        req.start_date.is_empty() && req.end_date.is_empty(),
+    ) {
+        (false, true) => Month::parse(&req.month)
+            .map_err(|e| invalid("month", e))?
+            .date_range(),
+        (true, false) => {
+            let start = wire::date("start_date", &req.start_date).map_err(PipelineError::from)?;
+            let end = wire::date("end_date", &req.end_date).map_err(PipelineError::from)?;
+            DateRange::new(start, end).map_err(|e| invalid("end_date", e))?
+        }
+        (false, false) => {
+            return Err(invalid(
+                "month",
+                "give either month or start_date/end_date, not both",
+            ));
+        }
+        (true, true) => Month::containing(today)
+            .map_err(|e| invalid("month", e))?
+            .date_range(),
+    };
+    if period.days() > 3700 {
+        return Err(invalid("end_date", "a period may span at most ten years"));
+    }
+    Ok(period)
+}
+
+fn figures_to_pb(f: &Figures) -> pb::PerformanceFigures {
+    pb::PerformanceFigures {
+        originated: f.originated,
+        handed_off: f.handed_off,
+        handoffs_accepted: f.handoffs_accepted,
+        handoffs_taken: f.handoffs_taken,
+        won: f.won,
+        lost: f.lost,
+        win_rate: ratio_text(f.win_rate),
+        win_rates_by_motion: f.win_rates_by_motion.iter().map(win_rate_to_pb).collect(),
+        amounts: f
+            .amounts
+            .iter()
+            .map(|a| pb::PerformanceAmounts {
+                currency_code: a.currency.code().to_owned(),
+                originated_amount: Some(wire::money_to_pb(&a.originated)),
+                won_amount: Some(wire::money_to_pb(&a.won)),
+                lost_amount: Some(wire::money_to_pb(&a.lost)),
+            })
+            .collect(),
+        avg_cycle_days: f
+            .avg_cycle_days
+            .map(|d| format!("{d:.2}"))
+            .unwrap_or_default(),
+    }
+}
+
+impl PipelineService {
+    pub(crate) async fn get_team_performance_op(
+        &self,
+        caller: &Principal,
+        req: &pb::GetTeamPerformanceRequest,
+    ) -> Result<pb::GetTeamPerformanceResponse, PipelineError> {
+        let period = period_of(req, self.now().date_naive())?;
+        let participant = wire::optional_text("participant", &req.participant, wire::MAX_NAME_LEN)
+            .map_err(PipelineError::from)?;
+        let team = wire::optional_text("team", &req.team, wire::MAX_NAME_LEN)
+            .map_err(PipelineError::from)?;
+        let size = page::page_size("page_size", req.page_size).map_err(PipelineError::from)?;
+        let start_text = period.start().to_string();
+        let end_text = period.end().to_string();
+        let fingerprint = page::fingerprint(&[
+            "performance",
+            &start_text,
+            &end_text,
+            participant.as_deref().unwrap_or_default(),
+            team.as_deref().unwrap_or_default(),
+        ]);
+        let after = page::decode_token("page_token", &req.page_token, fingerprint)
+            .map_err(PipelineError::from)?;
+
+        let (deals, handoffs) = self.performance_facts().await?;
+        let teams = teams_of(&deals);
+        let selection =
+            select(caller, participant.as_deref(), team.as_deref(), &teams).map_err(|r| {
+                PipelineError::Refused {
+                    reason: r.reason,
+                    message: r.message,
+                }
+            })?;
+
+        let people: Vec<(String, Figures)> = match selection.participants {
+            // Everyone who did something in the period.
+            None => participants(&deals, &handoffs)
+                .into_iter()
+                .map(|p| {
+                    let one = BTreeSet::from([p.clone()]);
+                    let f = figures(&deals, &handoffs, &period, Scope::People(&one));
+                    (p, f)
+                })
+                .filter(|(_, f)| is_active(f))
+                .collect(),
+            // Those asked for (or the caller's own), even when idle.
+            Some(names) => names
+                .into_iter()
+                .map(|p| {
+                    let one = BTreeSet::from([p.clone()]);
+                    let f = figures(&deals, &handoffs, &period, Scope::People(&one));
+                    (p, f)
+                })
+                .collect(),
+        };
+        let mut rows: Vec<pb::ParticipantPerformance> = people
+            .into_iter()
+            .filter(|(p, _)| after.as_deref().is_none_or(|a| p.as_str() > a))
+            .map(|(p, f)| pb::ParticipantPerformance {
+                team: teams.get(&p).cloned().unwrap_or_default(),
+                participant: p,
+                figures: Some(figures_to_pb(&f)),
+            })
+            .collect();
+        let more = rows.len() as u64 > size;
+        rows.truncate(usize::try_from(size).unwrap_or(usize::MAX));
+        let next_page_token = match (more, rows.last()) {
+            (true, Some(last)) => page::encode_token(&last.participant, fingerprint),
+            _ => String::new(),
+        };
+
+        let mut members: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        for (person, t) in &teams {
+            members
+                .entry(t.as_str())
+                .or_default()
+                .insert(person.clone());
+        }
+        let team_names: BTreeSet<String> = match selection.teams {
+            None => members.keys().map(|t| (*t).to_owned()).collect(),
+            Some(names) => names,
+        };
+        let team_rows = team_names
+            .into_iter()
+            .map(|t| {
+                let people = members.get(t.as_str()).cloned().unwrap_or_default();
+                let f = figures(&deals, &handoffs, &period, Scope::People(&people));
+                pb::TeamPerformance {
+                    team: t,
+                    members: people.into_iter().collect(),
+                    figures: Some(figures_to_pb(&f)),
+                }
+            })
+            .collect();
+        let total = figures(&deals, &handoffs, &period, Scope::Everyone);
+        Ok(pb::GetTeamPerformanceResponse {
+            start_date: start_text,
+            end_date: end_text,
+            participants: rows,
+            teams: team_rows,
+            total: Some(figures_to_pb(&total)),
+            next_page_token,
+        })
+    }
+
+    /// Every opportunity (with when it closed, from its stage history) and
+    /// every handoff.
+    async fn performance_facts(
+        &self,
+    ) -> Result<(Vec<PerformanceDeal>, Vec<PerformanceHandoff>), PipelineError> {
+        let rows = self
+            .store
+            .opportunities(&OpportunityFilter::default())
+            .await?;
+        let mut closed_at: HashMap<String, DateTime<Utc>> = HashMap::new();
+        for h in self.store.stage_history().await? {
+            if let Some(stage) = h.new_value.as_deref().and_then(|v| v.parse::<Stage>().ok()) {
+                if stage.is_closed() {
+                    closed_at.insert(h.opportunity_id, h.changed_at);
+                } else {
+                    // Reopened: the earlier close no longer counts.
+                    closed_at.remove(&h.opportunity_id);
+                }
+            }
+        }
+        let mut deals = Vec::with_capacity(rows.len());
+        for m in rows {
+            let p = parse_row(&m)?;
+            deals.push(PerformanceDeal {
+                motion: p.motion,
+                amount: p.amount,
+                stage: p.stage,
+                owner: m.owner.clone(),
+                owner_team: m.owner_team.clone(),
+                originator: m.originator.clone(),
+                created_at: m.created_at,
+                close_date: p.stage.is_closed().then_some(m.close_date).flatten(),
+                closed_at: closed_at.remove(&m.id),
+                opportunity_id: m.id,
+            });
+        }
+        let handoffs = self
+            .store
+            .all_handoffs()
+            .await?
+            .into_iter()
+            .map(|h| PerformanceHandoff {
+                accepted: (h.status == crate::model::handoff::HandoffStatus::Accepted.as_str())
+                    .then(|| h.resolved_at.zip(h.accepted_owner.clone()))
+                    .flatten(),
+                opportunity_id: h.opportunity_id,
+                requested_at: h.requested_at,
+            })
+            .collect();
+        Ok((deals, handoffs))
+    }
+}
