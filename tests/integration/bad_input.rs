@@ -624,6 +624,24 @@ async fn fixture(c: &mut Clients) -> Fixture {
         })
         .await
         .unwrap();
+    // A deal credits people of the directory.
+    for (person, role) in [
+        ("carla.csm", credit::PersonRole::Csm),
+        ("alex.ae", credit::PersonRole::Ae),
+    ] {
+        c.credit
+            .upsert_person(credit::UpsertPersonRequest {
+                request_id: String::new(),
+                person: Some(credit::Person {
+                    person_id: person.into(),
+                    display_name: person.into(),
+                    role: role as i32,
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap();
+    }
     let deal = domain::OpportunityId::new().to_string();
     let mut owner = participant("alex.ae", credit::CreditRole::Delivery, "");
     owner.owner = true;
