@@ -281,6 +281,9 @@ async fn close_won_credits_and_subscribes_then_cancel_claws_back(backend: Backen
     let server = Server::start(&backend, &[]);
     policy(&server).await;
     server.known_ae("alex.ae", "enterprise-sales").await;
+    server
+        .known_person("carla.csm", credit::PersonRole::Csm, "customer-success")
+        .await;
     let (deal, account) = win_a_deal(&server, &server).await;
     let credits = deal_credits(&server, &deal, Duration::from_secs(20)).await;
     let account_team = format!("account-team:{account}");
@@ -399,6 +402,9 @@ async fn credits_wait_for_a_stopped_credit_service_and_arrive_once(
     // The AE accepts the handoffs while credit (their directory) is up...
     let credit_server = Server::start_on(&credit_db, &credit_addr, &["--service", "credit"]);
     credit_server.known_ae("alex.ae", "enterprise-sales").await;
+    credit_server
+        .known_person("carla.csm", credit::PersonRole::Csm, "customer-success")
+        .await;
     let mut negotiating = Vec::new();
     for _ in 0..2 {
         negotiating.push(

@@ -179,6 +179,15 @@ fn peer_channel(
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let services = args.storage.services();
     let pipeline_config = args.pipeline.config()?;
+    if args.demo
+        && let Some(keys_file) = &args.auth.keys_file
+    {
+        // The demo's people get keys of their own, shown once, so a rep can be
+        // seen reading only their own pay.
+        for (name, role, token) in crate::demo::people_keys(keys_file)? {
+            println!("demo key for {name} ({}): {token}", role.as_str());
+        }
+    }
     let security = Security::prepare(&args.auth, &args.storage.data_dir, args.listen)?;
     // Bound first: the pipeline's default health address is this very port.
     let listener = TcpListener::bind(args.listen)
