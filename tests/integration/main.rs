@@ -21,4 +21,5 @@ mod pipeline;
 mod privacy;
 mod readme;
 mod revenue;
+mod startup;
 mod story;
