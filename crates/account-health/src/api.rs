@@ -897,6 +897,7 @@ impl AccountHealthService for HealthService {
     ) -> Reply<pb::ListAccountHealthResponse> {
         let req = request.get_ref();
         let limit = page::page_size("page_size", req.page_size).map_err(HealthError::from)?;
+        wire::filter_values("bands", &req.bands).map_err(HealthError::from)?;
         let mut bands = Vec::new();
         for (i, b) in req.bands.iter().enumerate() {
             let field = format!("bands[{i}]");
@@ -1034,6 +1035,7 @@ impl AccountHealthService for HealthService {
         let limit = page::page_size("page_size", req.page_size).map_err(HealthError::from)?;
         let account =
             optional_account_id("account_id", &req.account_id).map_err(HealthError::from)?;
+        wire::filter_values("statuses", &req.statuses).map_err(HealthError::from)?;
         let mut statuses = Vec::new();
         for (i, s) in req.statuses.iter().enumerate() {
             let field = format!("statuses[{i}]");

@@ -15,6 +15,7 @@ mod deploy_tests;
 #[cfg(test)]
 mod docs_tests;
 mod import;
+mod limits;
 mod metrics;
 mod serve;
 mod telemetry;

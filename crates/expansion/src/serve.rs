@@ -276,7 +276,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .layer(RpcMetricsLayer::new(metrics.clone(), args.request_timeout));
     let tls = security.server_tls()?;
     // Every call is counted (refusals too), then passes the API key check.
-    let mut builder = builder.layer(security.layer());
+    let mut builder = builder
+        .layer(security.layer())
+        // Just outside the services: tonic's refusal of a message over
+        // --max-message-bytes becomes RESOURCE_EXHAUSTED with an ErrorInfo.
+        .layer(crate::limits::MessageLimitLayer);
     let mut router: Option<Router<_>> = None;
 
     for service in &services {
