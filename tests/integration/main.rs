@@ -9,6 +9,7 @@ mod harness;
 mod auth;
 mod bad_input;
 mod credit;
+mod deliveries;
 mod demo;
 mod faults;
 mod foundation;

@@ -20,7 +20,10 @@ on_both_databases!(close_won_credits_and_subscribes_then_cancel_claws_back);
 /// A GREEN account with one product it subscribes to, then a $120K capacity
 /// upsell of it walked to CLOSED_WON through a handoff (CSM carla → AE alex).
 /// Returns the opportunity id and the account id.
-async fn win_a_deal(health_server: &Server, pipeline_server: &Server) -> (String, String) {
+pub(crate) async fn win_a_deal(
+    health_server: &Server,
+    pipeline_server: &Server,
+) -> (String, String) {
     let mut h = health_server.health().await;
     let account = h
         .upsert_account(health::UpsertAccountRequest {
@@ -196,7 +199,7 @@ async fn win_a_deal(health_server: &Server, pipeline_server: &Server) -> (String
     (opp.opportunity_id, account)
 }
 
-async fn policy(server: &Server) {
+pub(crate) async fn policy(server: &Server) {
     server
         .credit()
         .await
@@ -244,7 +247,7 @@ fn amounts(credits: &credit::DealCredits) -> Vec<(String, String)> {
     out
 }
 
-async fn deliveries(server: &Server, deal: &str) -> Vec<pipeline::OutboxDelivery> {
+pub(crate) async fn deliveries(server: &Server, deal: &str) -> Vec<pipeline::OutboxDelivery> {
     server
         .pipeline()
         .await

@@ -1198,6 +1198,59 @@ impl AccountHealthService for HealthService {
         }))
     }
 
+    #[tracing::instrument(skip_all)]
+    async fn list_deliveries(
+        &self,
+        request: Request<pb::ListDeliveriesRequest>,
+    ) -> Reply<pb::ListDeliveriesResponse> {
+        let req = request.get_ref();
+        let status = crate::outbox::status_filter(
+            wire::known_enum::<pb::DeliveryStatus>("status", req.status)
+                .map_err(HealthError::from)?,
+        );
+        let (rows, next_page_token) = crate::outbox::outbox(self.write_gate(), self.event_log())
+            .list_page(self.store.db(), status, req.page_size, &req.page_token)
+            .await
+            .map_err(HealthError::from)?;
+        Ok(Response::new(pb::ListDeliveriesResponse {
+            deliveries: rows
+                .into_iter()
+                .map(crate::outbox::delivery_to_pb)
+                .collect(),
+            next_page_token,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn retry_delivery(
+        &self,
+        request: Request<pb::RetryDeliveryRequest>,
+    ) -> Reply<pb::RetryDeliveryResponse> {
+        let principal = principal_of(&request);
+        let req = request.into_inner();
+        let reply = REQUESTS
+            .once(
+                self.store.db(),
+                self.store.writer(),
+                "RetryDelivery",
+                &req.request_id,
+                &req,
+                || async {
+                    let event_id = wire::text("event_id", &req.event_id, wire::MAX_NAME_LEN)?;
+                    let target = wire::text("target", &req.target, wire::MAX_NAME_LEN)?;
+                    let delivery = crate::outbox::outbox(self.write_gate(), self.event_log())
+                        .retry_parked(self.store.db(), &event_id, &target)
+                        .await?;
+                    tracing::info!(%principal, %event_id, %target, "parked delivery retried");
+                    Ok::<_, HealthError>(pb::RetryDeliveryResponse {
+                        delivery: Some(crate::outbox::delivery_to_pb(delivery)),
+                    })
+                },
+            )
+            .await?;
+        Ok(Response::new(reply))
+    }
+
     type WatchEventsStream = BoxStream<pb::WatchEventsResponse>;
 
     async fn watch_events(
