@@ -16,6 +16,7 @@ mod foundation;
 mod health;
 mod http;
 mod import;
+mod import_crm;
 mod metrics;
 mod outbox;
 mod pipeline;
