@@ -8,6 +8,7 @@ mod harness;
 
 mod auth;
 mod bad_input;
+mod compose;
 mod credit;
 mod deliveries;
 mod demo;
