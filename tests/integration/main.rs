@@ -19,6 +19,7 @@ mod http;
 mod import;
 mod import_crm;
 mod metrics;
+mod names;
 mod outbox;
 mod pipeline;
 mod privacy;

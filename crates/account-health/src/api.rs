@@ -97,6 +97,70 @@ impl HealthService {
 
 type Reply<T> = Result<Response<T>, Status>;
 
+/// A message that names an account and maybe a product by id, and shows
+/// their names beside them.
+trait Named {
+    fn ids(&self) -> (&str, &str);
+    fn set_names(&mut self, account: String, product: String);
+}
+
+impl Named for pb::Trigger {
+    fn ids(&self) -> (&str, &str) {
+        (&self.account_id, &self.product_id)
+    }
+    fn set_names(&mut self, account: String, product: String) {
+        self.account_name = account;
+        self.product_name = product;
+    }
+}
+
+impl Named for pb::HealthScore {
+    fn ids(&self) -> (&str, &str) {
+        (&self.account_id, &self.product_id)
+    }
+    fn set_names(&mut self, account: String, product: String) {
+        self.account_name = account;
+        self.product_name = product;
+    }
+}
+
+impl Named for pb::Subscription {
+    fn ids(&self) -> (&str, &str) {
+        (&self.account_id, &self.product_id)
+    }
+    fn set_names(&mut self, account: String, product: String) {
+        self.account_name = account;
+        self.product_name = product;
+    }
+}
+
+impl HealthService {
+    /// Puts the account's and the product's names beside their ids, read
+    /// from this service's own tables in two queries for the whole page.
+    async fn named<T: Named>(&self, items: &mut [T]) -> Result<(), HealthError> {
+        let names = self
+            .store
+            .names(
+                items.iter().map(|i| i.ids().0),
+                items.iter().map(|i| i.ids().1),
+            )
+            .await?;
+        for item in items.iter_mut() {
+            let (account, product) = item.ids();
+            let (account, product) = (names.account(account), names.product(product));
+            item.set_names(account, product);
+        }
+        Ok(())
+    }
+
+    async fn named_health(&self, health: &mut pb::AccountHealth) -> Result<(), HealthError> {
+        if let Some(overall) = health.overall.as_mut() {
+            self.named(std::slice::from_mut(overall)).await?;
+        }
+        self.named(&mut health.products).await
+    }
+}
+
 /// Where this service keeps its `request_id` records.
 const REQUESTS: storage::idempotency::Requests =
     storage::idempotency::Requests::new("health_requests");
@@ -189,6 +253,9 @@ fn subscription_to_pb(view: SubscriptionView) -> pb::Subscription {
         source_opportunity_id: m.source_opportunity_id.unwrap_or_default(),
         external_ref,
         audit: audit(m.created_at, m.created_by, m.updated_at, m.updated_by),
+        // Filled in by `HealthService::named` on reads.
+        account_name: String::new(),
+        product_name: String::new(),
     }
 }
 
@@ -261,6 +328,9 @@ fn score_to_pb(view: &ScoreView, bands: &Bands) -> pb::HealthScore {
         compute_time: Some(wire::timestamp(view.row.computed_at)),
         computed_score: score_text(view.row.score_e2),
         has_score: effective.is_some(),
+        // Filled in by `HealthService::named` on reads.
+        account_name: String::new(),
+        product_name: String::new(),
     }
 }
 
@@ -314,6 +384,9 @@ fn trigger_to_pb(t: trigger::Model) -> pb::Trigger {
         fire_time: Some(wire::timestamp(t.fired_at)),
         close_time: t.closed_at.map(wire::timestamp),
         opportunity_id: t.opportunity_id.unwrap_or_default(),
+        // Filled in by `HealthService::named` on reads.
+        account_name: String::new(),
+        product_name: String::new(),
     }
 }
 
@@ -800,8 +873,11 @@ impl AccountHealthService for HealthService {
             )
             .await?;
         let next_page_token = next_token(&rows, limit, |s| s.row.id.clone(), filter);
+        let mut subscriptions: Vec<pb::Subscription> =
+            rows.into_iter().map(subscription_to_pb).collect();
+        self.named(&mut subscriptions).await?;
         Ok(Response::new(pb::ListSubscriptionsResponse {
-            subscriptions: rows.into_iter().map(subscription_to_pb).collect(),
+            subscriptions,
             next_page_token,
         }))
     }
@@ -885,8 +961,10 @@ impl AccountHealthService for HealthService {
             .checked_account_health(&id)
             .await?
             .ok_or(HealthError::AccountNotFound(id))?;
+        let mut health = account_health_to_pb(&view);
+        self.named_health(&mut health).await?;
         Ok(Response::new(pb::GetAccountHealthResponse {
-            health: Some(account_health_to_pb(&view)),
+            health: Some(health),
         }))
     }
 
@@ -939,21 +1017,23 @@ impl AccountHealthService for HealthService {
         } else {
             page::encode_token(&(offset + count).to_string(), filter)
         };
+        let mut scores: Vec<pb::HealthScore> = rows
+            .into_iter()
+            .map(|row| {
+                score_to_pb(
+                    &ScoreView {
+                        row,
+                        previous_e2: None,
+                        month_ago_e2: None,
+                        override_: None,
+                    },
+                    &card.bands,
+                )
+            })
+            .collect();
+        self.named(&mut scores).await?;
         Ok(Response::new(pb::ListAccountHealthResponse {
-            scores: rows
-                .into_iter()
-                .map(|row| {
-                    score_to_pb(
-                        &ScoreView {
-                            row,
-                            previous_e2: None,
-                            month_ago_e2: None,
-                            override_: None,
-                        },
-                        &card.bands,
-                    )
-                })
-                .collect(),
+            scores,
             next_page_token,
         }))
     }
@@ -997,11 +1077,13 @@ impl AccountHealthService for HealthService {
         } else {
             page::encode_token(&(offset + count).to_string(), filter)
         };
+        let mut points: Vec<pb::HealthScore> = rows
+            .into_iter()
+            .map(|r| history_to_pb(r, &card.bands))
+            .collect();
+        self.named(&mut points).await?;
         Ok(Response::new(pb::GetHealthHistoryResponse {
-            points: rows
-                .into_iter()
-                .map(|r| history_to_pb(r, &card.bands))
-                .collect(),
+            points,
             next_page_token,
         }))
     }
@@ -1077,8 +1159,10 @@ impl AccountHealthService for HealthService {
             )
             .await?;
         let next_page_token = next_token(&rows, limit, |t| t.id.clone(), filter);
+        let mut triggers: Vec<pb::Trigger> = rows.into_iter().map(trigger_to_pb).collect();
+        self.named(&mut triggers).await?;
         Ok(Response::new(pb::ListTriggersResponse {
-            triggers: rows.into_iter().map(trigger_to_pb).collect(),
+            triggers,
             next_page_token,
         }))
     }
@@ -1095,8 +1179,10 @@ impl AccountHealthService for HealthService {
             .trigger(&id)
             .await?
             .ok_or_else(|| HealthError::TriggerNotFound(id.to_string()))?;
+        let mut trigger = trigger_to_pb(t);
+        self.named(std::slice::from_mut(&mut trigger)).await?;
         Ok(Response::new(pb::GetTriggerResponse {
-            trigger: Some(trigger_to_pb(t)),
+            trigger: Some(trigger),
         }))
     }
 
