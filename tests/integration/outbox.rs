@@ -208,13 +208,16 @@ async fn close_won(pipeline_server: &Server, opp: &pipeline::Opportunity) {
 }
 
 /// A won deal: `(opportunity id, account)`.
-async fn win_a_deal(health_server: &Server, pipeline_server: &Server) -> (String, String) {
+pub(crate) async fn win_a_deal(
+    health_server: &Server,
+    pipeline_server: &Server,
+) -> (String, String) {
     let (opp, account) = deal_in_negotiation(health_server, pipeline_server).await;
     close_won(pipeline_server, &opp).await;
     (opp.opportunity_id, account)
 }
 
-async fn policy(server: &Server) {
+pub(crate) async fn policy(server: &Server) {
     server
         .credit()
         .await
@@ -262,7 +265,7 @@ fn amounts(credits: &credit::DealCredits) -> Vec<(String, String)> {
     out
 }
 
-async fn deliveries(server: &Server, deal: &str) -> Vec<pipeline::OutboxDelivery> {
+pub(crate) async fn deliveries(server: &Server, deal: &str) -> Vec<pipeline::OutboxDelivery> {
     server
         .pipeline()
         .await

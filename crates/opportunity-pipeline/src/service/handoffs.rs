@@ -23,6 +23,7 @@ impl PipelineService {
         req: &pb::ListHandoffsRequest,
     ) -> Result<pb::ListHandoffsResponse, PipelineError> {
         let size = page::page_size("page_size", req.page_size).map_err(PipelineError::from)?;
+        wire::filter_values("statuses", &req.statuses).map_err(PipelineError::from)?;
         let mut statuses = Vec::new();
         for (i, s) in req.statuses.iter().enumerate() {
             let status: pb::HandoffStatus =
