@@ -45,23 +45,32 @@ async fn health_lists_name_their_accounts_and_products(backend: Backend) {
         .product
         .unwrap()
         .product_id;
-    h.upsert_subscription(health::UpsertSubscriptionRequest {
-        subscription: Some(health::Subscription {
-            account_id: account.clone(),
-            product_id: product.clone(),
-            tier: "STARTER".into(),
-            mrr: Some(Money {
-                currency_code: "USD".into(),
-                amount: "2000.00".into(),
+    let written = h
+        .upsert_subscription(health::UpsertSubscriptionRequest {
+            subscription: Some(health::Subscription {
+                account_id: account.clone(),
+                product_id: product.clone(),
+                tier: "STARTER".into(),
+                mrr: Some(Money {
+                    currency_code: "USD".into(),
+                    amount: "2000.00".into(),
+                }),
+                start_date: "2025-02-01".into(),
+                quota_limit: 100,
+                ..Default::default()
             }),
-            start_date: "2025-02-01".into(),
-            quota_limit: 100,
             ..Default::default()
-        }),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .subscription
+        .unwrap();
+    // A write answers with the names too, not only the reads.
+    assert_eq!(
+        (written.account_name.as_str(), written.product_name.as_str()),
+        ("Acme Corp", "Storage")
+    );
     h.record_signals(health::RecordSignalsRequest {
         request_id: String::new(),
         signals: vec![health::Signal {

@@ -154,6 +154,12 @@ impl HealthService {
         Ok(())
     }
 
+    /// One item with its names.
+    async fn one_named<T: Named>(&self, mut item: T) -> Result<T, HealthError> {
+        self.named(std::slice::from_mut(&mut item)).await?;
+        Ok(item)
+    }
+
     async fn named_health(&self, health: &mut pb::AccountHealth) -> Result<(), HealthError> {
         if let Some(overall) = health.overall.as_mut() {
             self.named(std::slice::from_mut(overall)).await?;
@@ -558,7 +564,7 @@ impl HealthService {
             SubscriptionInput::from_request(req, storage::now()).map_err(HealthError::from)?;
         let (view, created) = self.store.upsert_subscription(&input, &principal).await?;
         Ok(pb::UpsertSubscriptionResponse {
-            subscription: Some(subscription_to_pb(view)),
+            subscription: Some(self.one_named(subscription_to_pb(view)).await?),
             created,
         })
     }
@@ -571,7 +577,7 @@ impl HealthService {
         let cancel = Cancellation::from_request(req, storage::now()).map_err(HealthError::from)?;
         let view = self.store.cancel_subscription(&cancel, &principal).await?;
         Ok(pb::CancelSubscriptionResponse {
-            subscription: Some(subscription_to_pb(view)),
+            subscription: Some(self.one_named(subscription_to_pb(view)).await?),
         })
     }
 
@@ -583,7 +589,7 @@ impl HealthService {
         let input = UpsellInput::from_request(req).map_err(HealthError::from)?;
         let (view, created) = self.store.apply_upsell(&input, &principal).await?;
         Ok(pb::ApplyUpsellResponse {
-            subscription: Some(subscription_to_pb(view)),
+            subscription: Some(self.one_named(subscription_to_pb(view)).await?),
             created,
         })
     }
@@ -1315,7 +1321,7 @@ impl AccountHealthService for HealthService {
                         opportunity.ok_or_else(|| invalid("opportunity_id", "is required"))?;
                     let t = self.store.convert_trigger(&id, &opportunity).await?;
                     Ok::<_, HealthError>(pb::ConvertTriggerResponse {
-                        trigger: Some(trigger_to_pb(t)),
+                        trigger: Some(self.one_named(trigger_to_pb(t)).await?),
                     })
                 },
             )
@@ -1343,7 +1349,7 @@ impl AccountHealthService for HealthService {
                         .close_trigger(&id, opportunity.as_deref())
                         .await?;
                     Ok::<_, HealthError>(pb::CloseTriggerResponse {
-                        trigger: Some(trigger_to_pb(t)),
+                        trigger: Some(self.one_named(trigger_to_pb(t)).await?),
                     })
                 },
             )
