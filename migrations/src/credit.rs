@@ -19,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateCreditRequests),
             Box::new(CreateCreditPeople),
             Box::new(CreateOpenDisputes),
+            Box::new(AddDealNames),
         ]
     }
 }
@@ -717,5 +718,52 @@ impl MigrationTrait for CreateOpenDisputes {
                     .to_owned(),
             )
             .await
+    }
+}
+
+#[derive(DeriveIden)]
+enum DealNames {
+    AccountName,
+    ProductName,
+}
+
+/// The names a deal was recorded with, shown beside the ids of its entries.
+struct AddDealNames;
+
+impl MigrationName for AddDealNames {
+    fn name(&self) -> &str {
+        "m20261202_000008_credit_deal_names"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddDealNames {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // One ALTER option per statement: SQLite takes no more.
+        for col in [DealNames::AccountName, DealNames::ProductName] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(CreditDeals::Table)
+                        .add_column(ColumnDef::new(col).string())
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for col in [DealNames::ProductName, DealNames::AccountName] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(CreditDeals::Table)
+                        .drop_column(col)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
     }
 }

@@ -593,6 +593,8 @@ prop_compose! {
             participants,
             cs_led_without_handoff,
             subscription_id,
+            account_name: String::new(),
+            product_name: String::new(),
         }
     }
 }

@@ -298,6 +298,17 @@ async fn close_won_credits_and_subscribes_then_cancel_claws_back(backend: Backen
             ("carla.csm".to_owned(), "30000.00".to_owned()),
         ]
     );
+    // Each entry names the deal's account and product, as the opportunity keeps them.
+    let names: std::collections::BTreeSet<(String, String)> = credits
+        .entries
+        .iter()
+        .map(|e| (e.account_name.clone(), e.product_name.clone()))
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert_eq!(
+        names.into_iter().next().unwrap(),
+        ("Outbox Acme".to_owned(), "Storage".to_owned())
+    );
     let mut seen = deliveries(&server, &deal).await;
     for _ in 0..50 {
         if seen

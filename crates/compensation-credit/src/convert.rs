@@ -44,6 +44,8 @@ pub fn entry_to_pb(e: &Entry, now: DateTime<Utc>) -> Result<pb::LedgerEntry, Cre
         team: e.team.clone().unwrap_or_default(),
         hold_until: Some(wire::timestamp(e.hold_until)),
         open_dispute_id: e.open_dispute_id.clone().unwrap_or_default(),
+        account_name: e.account_name.clone().unwrap_or_default(),
+        product_name: e.product_name.clone().unwrap_or_default(),
     })
 }
 

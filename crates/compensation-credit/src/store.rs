@@ -172,6 +172,8 @@ fn entry_from_row(
         split_revision: row.split_revision,
         approved_at,
         open_dispute_id: None,
+        account_name: None,
+        product_name: None,
     })
 }
 
@@ -255,16 +257,27 @@ async fn open_disputes<C: ConnectionTrait>(
     Ok(out)
 }
 
-/// Marks the entries that have a dispute open.
+/// Marks the entries that have a dispute open, and names their deals'
+/// accounts and products.
 async fn with_disputes<C: ConnectionTrait>(
     db: &C,
     mut entries: Vec<Entry>,
 ) -> Result<Vec<Entry>, CreditError> {
     let ids: Vec<String> = entries.iter().map(|e| e.entry_id.clone()).collect();
     let open = open_disputes(db, &ids).await?;
-    if !open.is_empty() {
-        for e in &mut entries {
-            e.open_dispute_id = open.get(&e.entry_id).cloned();
+    let deals: BTreeSet<String> = entries.iter().map(|e| e.deal_id.clone()).collect();
+    let names: HashMap<String, (Option<String>, Option<String>)> = deal::Entity::find()
+        .filter(deal::Column::DealId.is_in(deals))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|d| (d.deal_id, (d.account_name, d.product_name)))
+        .collect();
+    for e in &mut entries {
+        e.open_dispute_id = open.get(&e.entry_id).cloned();
+        if let Some((account, product)) = names.get(&e.deal_id) {
+            e.account_name.clone_from(account);
+            e.product_name.clone_from(product);
         }
     }
     Ok(entries)
@@ -651,6 +664,8 @@ impl Store {
         let row = deal::ActiveModel {
             deal_id: Set(deal_id.clone()),
             account_id: Set(input.account_id.map(|id| id.to_string())),
+            account_name: Set(input.account_name.clone()),
+            product_name: Set(input.product_name.clone()),
             product_id: Set(input.product_id.map(|id| id.to_string())),
             subscription_id: Set(input.subscription_id.map(|id| id.to_string())),
             currency: Set(currency.to_owned()),

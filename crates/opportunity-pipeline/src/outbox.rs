@@ -239,6 +239,9 @@ pub fn credits_request(event: &StoredEvent) -> Result<credit::RecordDealCreditsR
         participants,
         cs_led_without_handoff: delivery.is_none(),
         subscription_id: String::new(),
+        // Names the opportunity keeps (absent in events older than them).
+        account_name: text(data, "account_name").unwrap_or_default().to_owned(),
+        product_name: text(data, "product_name").unwrap_or_default().to_owned(),
     })
 }
 

@@ -23,6 +23,9 @@ pub struct Model {
     pub hold_until: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub created_by: String,
+    /// Names as recorded (`None` for deals older than the columns).
+    pub account_name: Option<String>,
+    pub product_name: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

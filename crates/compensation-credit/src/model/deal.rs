@@ -418,6 +418,10 @@ pub struct DealInput {
     pub policy_id: String,
     pub splits: Vec<Split>,
     pub cs_led_without_handoff: bool,
+    /// The account's and product's names, for reading (not part of the
+    /// recording compared on replays).
+    pub account_name: Option<String>,
+    pub product_name: Option<String>,
 }
 
 fn optional_id<T>(
@@ -478,6 +482,16 @@ impl DealInput {
                 req.cs_led_without_handoff,
             )?,
             cs_led_without_handoff: req.cs_led_without_handoff,
+            account_name: wire::optional_text(
+                "account_name",
+                &req.account_name,
+                wire::MAX_NAME_LEN,
+            )?,
+            product_name: wire::optional_text(
+                "product_name",
+                &req.product_name,
+                wire::MAX_NAME_LEN,
+            )?,
         })
     }
 

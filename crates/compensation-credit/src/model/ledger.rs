@@ -90,6 +90,10 @@ pub struct Entry {
     pub approved_at: Option<DateTime<Utc>>,
     /// The dispute open over it, if any (read with the entry, never stored on it).
     pub open_dispute_id: Option<String>,
+    /// The deal's account and product names (read with the entry from its
+    /// deal, never stored on it).
+    pub account_name: Option<String>,
+    pub product_name: Option<String>,
 }
 
 impl Entry {
@@ -153,6 +157,8 @@ impl EntryContext<'_> {
             split_revision: self.revision,
             approved_at: None,
             open_dispute_id: None,
+            account_name: None,
+            product_name: None,
         }
     }
 }

@@ -976,6 +976,8 @@ impl PipelineService {
                     "source": current.source_kind,
                     "trigger_id": current.source_trigger_id,
                     "subscription_id": upsell_subscription,
+                    "account_name": current.account_name,
+                    "product_name": current.product_name,
                     "handoff": closed_won_handoff(accepted.last()),
                     "principal": principal,
                 }),
