@@ -202,6 +202,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .trace_fn(rpc_span)
         // Browsers on other origins: preflights answered before anything else.
         .layer(crate::web::cors::layer(&args.cors_origins)?)
+        // The web console's own files (`/console/`); its API calls go below.
+        .layer(crate::web::console::ConsoleLayer::new(!args.no_console))
         // HTTP/JSON (Connect unary) and gRPC-Web become gRPC calls here, so
         // every layer below serves them as it serves gRPC.
         .layer(crate::web::ConnectLayer::new(
@@ -371,6 +373,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(address = %local, services = ?names, "listening");
     // One plain line on stdout for scripts and tests that started us on port 0.
     println!("listening on {local}");
+    if !args.no_console {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let path = crate::web::console::CONSOLE_PATH;
+        println!("web console on {scheme}://{}{path}", own_address(local));
+    }
     if args.demo {
         if services.len() < ServiceName::ALL.len() {
             anyhow::bail!("--demo needs all three services in this process");
