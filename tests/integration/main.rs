@@ -8,6 +8,7 @@ mod harness;
 
 mod auth;
 mod bad_input;
+mod console;
 mod credit;
 mod dashboards;
 mod demo;

@@ -3,9 +3,10 @@
 // #/revenue, #/credits). Each page is a module with one `render(params)`
 // that returns its sections; a section loads its own data (ui.section).
 //
-// When a page has finished loading, <main> gets data-page="<name>" and
-// data-page-ms="<milliseconds from the address change to the last figure>":
-// the browser test waits on the first and BENCHMARKS.md quotes the second.
+// When a page has finished loading, <main> gets data-page="<name>",
+// data-route="<the fragment>" and data-page-ms="<milliseconds from the
+// address change to the last figure>": the browser test waits on the route
+// and BENCHMARKS.md quotes the time.
 
 import { HEALTH, ApiError, apiKey, call, forgetNames, setApiKey } from './api.js';
 import { errorBox, h } from './ui.js';
@@ -91,6 +92,7 @@ async function show() {
   const root = main();
   delete root.dataset.page;
   delete root.dataset.pageMs;
+  delete root.dataset.route;
   for (const link of document.querySelectorAll('nav a')) {
     const current = link.getAttribute('href') === `#/${route.page}`;
     if (current) link.setAttribute('aria-current', 'page');
@@ -109,6 +111,7 @@ async function show() {
   // A later address change may have replaced this page meanwhile.
   if (parseRoute().page === route.page && root.contains(sections[0])) {
     root.dataset.pageMs = String(Math.round(performance.now() - started));
+    root.dataset.route = location.hash || '#/portfolio';
     root.dataset.page = route.page;
   }
 }
