@@ -351,7 +351,10 @@ async fn sign_in(browser: &Client, base: &str, key: &str) {
         .expect("signed in, the portfolio");
     // The key is in the tab's session, not in the address.
     let url = browser.current_url().await.unwrap();
-    assert!(!url.as_str().contains(key), "the key is in the address: {url}");
+    assert!(
+        !url.as_str().contains(key),
+        "the key is in the address: {url}"
+    );
 }
 
 async fn the_console_shows_what_the_api_says(backend: Backend) {
