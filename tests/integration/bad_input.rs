@@ -253,8 +253,9 @@ enum Want {
     Aborted(&'static str),
     /// ALREADY_EXISTS with this `ErrorInfo` reason.
     AlreadyExists(&'static str),
-    /// A code the gRPC transport gives before any service code runs.
-    Transport(Code),
+    /// RESOURCE_EXHAUSTED with `ErrorInfo` reason `MESSAGE_TOO_LARGE`: a
+    /// message over `--max-message-bytes`, refused before any service code runs.
+    TooLarge,
 }
 
 fn field(path: impl Into<String>) -> Want {
@@ -298,7 +299,10 @@ fn mismatch(status: &Status, want: &Want) -> Option<String> {
         Want::Precondition(r) => (Code::FailedPrecondition, reason.as_deref() == Some(*r)),
         Want::Aborted(r) => (Code::Aborted, reason.as_deref() == Some(*r)),
         Want::AlreadyExists(r) => (Code::AlreadyExists, reason.as_deref() == Some(*r)),
-        Want::Transport(code) => (*code, true),
+        Want::TooLarge => (
+            Code::ResourceExhausted,
+            reason.as_deref() == Some("MESSAGE_TOO_LARGE"),
+        ),
     };
     (status.code() != code || !ok).then(|| {
         format!(
@@ -624,6 +628,24 @@ async fn fixture(c: &mut Clients) -> Fixture {
         })
         .await
         .unwrap();
+    // A deal credits people of the directory.
+    for (person, role) in [
+        ("carla.csm", credit::PersonRole::Csm),
+        ("alex.ae", credit::PersonRole::Ae),
+    ] {
+        c.credit
+            .upsert_person(credit::UpsertPersonRequest {
+                request_id: String::new(),
+                person: Some(credit::Person {
+                    person_id: person.into(),
+                    display_name: person.into(),
+                    role: role as i32,
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap();
+    }
     let deal = domain::OpportunityId::new().to_string();
     let mut owner = participant("alex.ae", credit::CreditRole::Delivery, "");
     owner.owner = true;
@@ -1191,7 +1213,7 @@ fn health_cases(f: &Fixture, probes: &mut Vec<health::Signal>) -> Vec<Case> {
         case("signals: second of two names no account", partial_unknown, field("signals[1].account_id")),
         case("signals: external id that is not UTF-8", Call::Raw("/expansion.health.v1.AccountHealthService/RecordSignals", invalid_utf8), field("signals.external_id")),
         case("signals: body that is no message", Call::Raw("/expansion.health.v1.AccountHealthService/RecordSignals", vec![0xff; 7]), Want::Malformed),
-        case("signals: message over --max-message-bytes", Call::Raw("/expansion.health.v1.AccountHealthService/RecordSignals", oversize), Want::Transport(Code::OutOfRange)),
+        case("signals: message over --max-message-bytes", Call::Raw("/expansion.health.v1.AccountHealthService/RecordSignals", oversize), Want::TooLarge),
         case("stream signals: first message bad", Call::StreamSignals(vec![health::StreamSignalsRequest { signals: vec![health::Signal { kind: 999, ..good_signal(f, "bad-input-stream") }] }]), field("batches[0].signals[0].kind")),
         // scorecards
         case("scorecard: missing", Call::UpsertScorecard(health::UpsertScorecardRequest::default()), field("scorecard")),
@@ -1211,6 +1233,7 @@ fn health_cases(f: &Fixture, probes: &mut Vec<health::Signal>) -> Vec<Case> {
         case("list health: band unspecified", Call::ListAccountHealth(health::ListAccountHealthRequest { bands: vec![0], ..Default::default() }), field("bands[0]")),
         case("list health: unknown sort", Call::ListAccountHealth(health::ListAccountHealthRequest { sort: 5, ..Default::default() }), field("sort")),
         case("list health: garbage page_token", Call::ListAccountHealth(health::ListAccountHealthRequest { page_token: "0a".into(), ..Default::default() }), field("page_token")),
+        case("list health: 100,000 bands", Call::ListAccountHealth(health::ListAccountHealthRequest { bands: vec![1; 100_000], ..Default::default() }), field("bands")),
         case("history: end before start", Call::GetHealthHistory(health::GetHealthHistoryRequest { account_id: f.account.clone(), start_time: ts(1_800_000_000, 0), end_time: ts(1_700_000_000, 0), ..Default::default() }), field("end_time")),
         case("history: malformed product", Call::GetHealthHistory(health::GetHealthHistoryRequest { account_id: f.account.clone(), product_id: "p".into(), ..Default::default() }), field("product_id")),
         case("history: nanos out of range", Call::GetHealthHistory(health::GetHealthHistoryRequest { account_id: f.account.clone(), start_time: ts(1_700_000_000, 2_000_000_000), ..Default::default() }), field("start_time")),
@@ -1223,6 +1246,7 @@ fn health_cases(f: &Fixture, probes: &mut Vec<health::Signal>) -> Vec<Case> {
         case("override: unknown account", overrides(&|r| r.account_id = ghost()), Want::NotFound("account")),
         case("triggers: status unspecified", Call::ListTriggers(health::ListTriggersRequest { statuses: vec![0], ..Default::default() }), field("statuses[0]")),
         case("triggers: status 999", Call::ListTriggers(health::ListTriggersRequest { statuses: vec![1, 999], ..Default::default() }), field("statuses[1]")),
+        case("triggers: 100,000 statuses", Call::ListTriggers(health::ListTriggersRequest { statuses: vec![1; 100_000], ..Default::default() }), field("statuses")),
         case("triggers: kind 999", Call::ListTriggers(health::ListTriggersRequest { kind: 999, ..Default::default() }), field("kind")),
         case("triggers: page_token from another list", Call::ListTriggers(health::ListTriggersRequest { page_token: contracts::page::encode_token("x", 1), ..Default::default() }), field("page_token")),
         case("trigger: malformed id", Call::GetTrigger(health::GetTriggerRequest { trigger_id: "t-1".into() }), field("trigger_id")),
@@ -1376,6 +1400,7 @@ fn pipeline_cases(f: &Fixture) -> Vec<Case> {
         case("get: empty id", Call::GetOpportunity(pipeline::GetOpportunityRequest::default()), field("opportunity_id")),
         case("get: unknown id", Call::GetOpportunity(pipeline::GetOpportunityRequest { opportunity_id: ghost() }), Want::NotFound("opportunity")),
         case("list: negative page_size", Call::ListOpportunities(pipeline::ListOpportunitiesRequest { page_size: i32::MIN, ..Default::default() }), field("page_size")),
+        case("list: 100,000 stages", Call::ListOpportunities(pipeline::ListOpportunitiesRequest { stages: vec![1; 100_000], ..Default::default() }), field("stages")),
         case("list: odd-length page_token", Call::ListOpportunities(pipeline::ListOpportunitiesRequest { page_token: "abc".into(), ..Default::default() }), field("page_token")),
         case("list: page_token of another filter", Call::ListOpportunities(pipeline::ListOpportunitiesRequest { page_token: history_token_of_other_list.clone(), ..Default::default() }), field("page_token")),
         case("list: page_token over 4 KiB", Call::ListOpportunities(pipeline::ListOpportunitiesRequest { page_token: "ab".repeat(4096), ..Default::default() }), field("page_token")),
@@ -1428,6 +1453,7 @@ fn pipeline_cases(f: &Fixture) -> Vec<Case> {
         case("reject: no reason", Call::RejectHandoff(pipeline::RejectHandoffRequest { handoff_id: f.handoff.clone(), ..Default::default() }), field("reason")),
         case("reject: unknown handoff", Call::RejectHandoff(pipeline::RejectHandoffRequest { handoff_id: ghost(), reason: "not ready".into(), ..Default::default() }), Want::NotFound("handoff")),
         case("handoffs: status 999", Call::ListHandoffs(pipeline::ListHandoffsRequest { statuses: vec![999], ..Default::default() }), field("statuses[0]")),
+        case("handoffs: 100,000 statuses", Call::ListHandoffs(pipeline::ListHandoffsRequest { statuses: vec![1; 100_000], ..Default::default() }), field("statuses")),
         case("handoffs: malformed opportunity", Call::ListHandoffs(pipeline::ListHandoffsRequest { opportunity_id: "o".into(), ..Default::default() }), field("opportunity_id")),
         case("wallet: missing estimate", Call::UpsertWallet(pipeline::UpsertWalletEstimateRequest::default()), field("estimate")),
         case("wallet: malformed account", wallet(&|e| e.account_id = "a".into()), field("estimate.account_id")),

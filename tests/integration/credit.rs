@@ -70,10 +70,44 @@ fn reason_of(status: &tonic::Status) -> String {
         .unwrap_or_default()
 }
 
+/// The people these tests credit, in the directory (a deal credits known
+/// people, SPEC §6).
+const PEOPLE: &[(&str, credit::PersonRole)] = &[
+    ("carla.csm", credit::PersonRole::Csm),
+    ("cole.csm", credit::PersonRole::Csm),
+    ("ae-1", credit::PersonRole::Ae),
+    ("ae-2", credit::PersonRole::Ae),
+    ("ae-3", credit::PersonRole::Ae),
+    ("ana.ae", credit::PersonRole::Ae),
+    ("bea.ae", credit::PersonRole::Ae),
+    ("rita.revops", credit::PersonRole::Revops),
+    ("rex.revops", credit::PersonRole::Revops),
+    ("ops.admin", credit::PersonRole::Other),
+];
+
+async fn directory(client: &mut Client) {
+    for (person, role) in PEOPLE {
+        client
+            .upsert_person(credit::UpsertPersonRequest {
+                request_id: String::new(),
+                person: Some(credit::Person {
+                    person_id: (*person).into(),
+                    display_name: (*person).into(),
+                    role: *role as i32,
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap();
+    }
+}
+
+/// Every test starts from a policy and the directory of its people.
 async fn policy(
     client: &mut Client,
     edit: impl FnOnce(&mut credit::CreditPolicy),
 ) -> credit::CreditPolicy {
+    directory(client).await;
     let mut policy = credit::CreditPolicy {
         origination_percent: "25".into(),
         effective_date: "2026-01-01".into(),
@@ -1217,7 +1251,15 @@ async fn watch_events_shows_every_credit_write(backend: Backend) {
         .watch_events(credit::WatchEventsRequest {
             options: Some(WatchEventsOptions {
                 after_cursor: String::new(),
-                event_types: vec!["credit.".into()],
+                // Every credit write but the directory's.
+                event_types: [
+                    "credit.policy.",
+                    "credit.deal.",
+                    "credit.credits.",
+                    "credit.dispute.",
+                ]
+                .map(String::from)
+                .to_vec(),
             }),
         })
         .await
@@ -1251,6 +1293,7 @@ async fn watch_events_shows_every_credit_write(backend: Backend) {
 async fn request_ids_and_concurrent_retries_apply_once(backend: Backend) {
     let server = Server::start(&backend, &[]);
     let mut client = server.credit().await;
+    directory(&mut client).await;
 
     // A retried policy write with its request_id adds one version, not two.
     let upsert = |origination: &str| credit::UpsertCreditPolicyRequest {

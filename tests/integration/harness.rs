@@ -161,6 +161,8 @@ pub struct Server {
     pub addr: String,
     /// The `/metrics` address, when started with `--metrics-listen`.
     pub metrics_addr: Option<String>,
+    /// What the server printed on stdout before it listened (e.g. the demo's keys).
+    pub banner: Vec<String>,
 }
 
 impl Server {
@@ -184,6 +186,7 @@ impl Server {
         let mut lines = BufReader::new(stdout).lines();
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut metrics_addr = None;
+        let mut banner = Vec::new();
         let addr = loop {
             assert!(Instant::now() < deadline, "server did not start in time");
             match lines.next() {
@@ -194,6 +197,7 @@ impl Server {
                     if let Some(addr) = line.strip_prefix("metrics on ") {
                         metrics_addr = Some(addr.trim().to_owned());
                     }
+                    banner.push(line);
                 }
                 _ => panic!("server exited before listening: {:?}", child.wait()),
             }
@@ -204,6 +208,7 @@ impl Server {
             child,
             addr,
             metrics_addr,
+            banner,
         }
     }
 
@@ -388,6 +393,17 @@ impl Server {
     /// Adds `name` to the people directory as an AE of `team`, so a handoff
     /// can name them as its owner.
     pub async fn known_ae(&self, name: &str, team: &str) {
+        self.known_person(name, contracts::pb::credit::v1::PersonRole::Ae, team)
+            .await;
+    }
+
+    /// Adds `name` to the people directory, so a deal can credit them.
+    pub async fn known_person(
+        &self,
+        name: &str,
+        role: contracts::pb::credit::v1::PersonRole,
+        team: &str,
+    ) {
         use contracts::pb::credit::v1 as credit;
         self.credit()
             .await
@@ -395,7 +411,7 @@ impl Server {
                 person: Some(credit::Person {
                     person_id: name.into(),
                     display_name: name.into(),
-                    role: credit::PersonRole::Ae as i32,
+                    role: role as i32,
                     team: team.into(),
                     ..Default::default()
                 }),

@@ -23,6 +23,8 @@ on_both_databases!(
     revenue_metrics_follow_the_seed,
     health_lists_sort_filter_and_page,
     a_moved_fiscal_year_opens_and_closes_its_trigger_at_once,
+    scorecards_keep_their_name_and_versions,
+    time_zone_decides_the_default_day_of_a_change,
 );
 
 type Client = AccountHealthServiceClient<Channel>;
@@ -1018,4 +1020,161 @@ async fn a_moved_fiscal_year_opens_and_closes_its_trigger_at_once(backend: Backe
     assert_eq!(fiscal(&triggers(&mut c, &acme, &open).await), 0);
     let closed = triggers(&mut c, &acme, &[pb::TriggerStatus::Closed]).await;
     assert_eq!(fiscal(&closed), 1, "{closed:?}");
+}
+
+/// Scorecards a user can read and trust: the name given is kept, every
+/// version can be read back with the one in force marked, and CSM
+/// sentiment can't be a measure (it is shown beside the score).
+async fn scorecards_keep_their_name_and_versions(backend: Backend) {
+    let server = Server::start(&backend, &[]);
+    let mut c = server.health().await;
+    // Before any is written, the built-in scorecard (version 0) is in force.
+    let built_in = c
+        .get_scorecard(pb::GetScorecardRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(built_in.in_force);
+    let card = built_in.scorecard.unwrap();
+    assert_eq!((card.scorecard_id.as_str(), card.version), ("default", 0));
+    assert_eq!(card.measures.len(), 6);
+
+    let mut written = card.clone();
+    written.name = "Enterprise health, FY27".into();
+    written.measures.truncate(3);
+    let stored = c
+        .upsert_scorecard(pb::UpsertScorecardRequest {
+            request_id: String::new(),
+            scorecard: Some(written.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .scorecard
+        .unwrap();
+    assert_eq!(
+        (stored.name.as_str(), stored.version),
+        ("Enterprise health, FY27", 1)
+    );
+    let latest = c
+        .get_scorecard(pb::GetScorecardRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(latest.in_force);
+    assert_eq!(
+        latest.scorecard.as_ref().unwrap().name,
+        "Enterprise health, FY27"
+    );
+    assert_eq!(latest.scorecard.unwrap().measures.len(), 3);
+    let versions = c
+        .list_scorecards(pb::ListScorecardsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let listed: Vec<(i32, String)> = versions
+        .scorecards
+        .iter()
+        .map(|s| (s.version, s.name.clone()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (1, "Enterprise health, FY27".to_owned()),
+            (0, "Built-in health scorecard".to_owned())
+        ]
+    );
+    assert_eq!(versions.in_force_version, 1);
+    // Paged one at a time, the same two.
+    let first = c
+        .list_scorecards(pb::ListScorecardsRequest {
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let second = c
+        .list_scorecards(pb::ListScorecardsRequest {
+            page_size: 1,
+            page_token: first.next_page_token.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (first.scorecards[0].version, second.scorecards[0].version),
+        (1, 0)
+    );
+    let unknown = c
+        .get_scorecard(pb::GetScorecardRequest {
+            scorecard_id: "enterprise".into(),
+            version: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+
+    written.measures[0].signal_kind = pb::SignalKind::CsmSentiment as i32;
+    let err = c
+        .upsert_scorecard(pb::UpsertScorecardRequest {
+            request_id: String::new(),
+            scorecard: Some(written),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(&err), "scorecard.measures[0].signal_kind");
+}
+
+/// SPEC §2: `time_zone` decides which day is "today" for an amendment or a
+/// cancellation sent without its date.
+async fn time_zone_decides_the_default_day_of_a_change(backend: Backend) {
+    let server = Server::start(&backend, &[]);
+    let mut c = server.health().await;
+    let acme = account(&mut c, "acme-tz", "2025-01-01").await;
+    let storage = product(&mut c, "Storage").await;
+    // UTC+14 and UTC−11: at least one of them is on another day than UTC.
+    for (zone, crm) in [
+        ("Pacific/Kiritimati", "tz-east"),
+        ("Pacific/Pago_Pago", "tz-west"),
+    ] {
+        let today = domain::TimeZoneName::parse(zone)
+            .unwrap()
+            .date_of(chrono::Utc::now())
+            .to_string();
+        let sub = subscribe(&mut c, &acme, &storage, money("USD", "100"), "2025-01-01").await;
+        let mut amend = sub.clone();
+        amend.mrr = money("USD", "150");
+        c.upsert_subscription(pb::UpsertSubscriptionRequest {
+            subscription: Some(amend),
+            time_zone: zone.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let cancelled = c
+            .cancel_subscription(pb::CancelSubscriptionRequest {
+                subscription_id: sub.subscription_id.clone(),
+                reason: format!("moved away ({crm})"),
+                time_zone: zone.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .subscription
+            .unwrap();
+        assert_eq!(cancelled.cancel_date, today, "{zone}");
+    }
+    let err = c
+        .cancel_subscription(pb::CancelSubscriptionRequest {
+            subscription_id: domain::SubscriptionId::new().to_string(),
+            reason: "x".into(),
+            time_zone: "Mars/Olympus".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(&err), "time_zone");
 }

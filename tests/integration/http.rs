@@ -13,6 +13,7 @@ use prost::Message;
 use prost_reflect::DescriptorPool;
 use serde_json::{Value, json};
 use tonic::Code;
+use tonic_types::StatusExt;
 
 use crate::harness::{Backend, Server, create_key, in_ci};
 use crate::on_both_databases;
@@ -428,7 +429,13 @@ async fn keys_roles_limits_metrics_and_details_are_those_of_grpc() {
     // The message size limit, applied to the message by the same codec.
     let huge = "x".repeat(5000);
     let over_grpc = grpc(&server, &upsert, encoded(&huge), Some(&admin)).await;
-    assert_eq!(over_grpc.as_ref().unwrap_err().code(), Code::OutOfRange);
+    // RESOURCE_EXHAUSTED, gRPC's code for it, with an ErrorInfo.
+    let refused = over_grpc.as_ref().unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert_eq!(
+        refused.get_error_details().error_info().unwrap().reason,
+        "MESSAGE_TOO_LARGE"
+    );
     let over_http = post(
         &server,
         &upsert,
@@ -448,7 +455,11 @@ async fn keys_roles_limits_metrics_and_details_are_those_of_grpc() {
     );
     assert_eq!(
         (over_http.status, &over_http.json["code"]),
-        (400, &json!("out_of_range"))
+        (429, &json!("resource_exhausted"))
+    );
+    assert_eq!(
+        detail(&over_http, "google.rpc.ErrorInfo")["reason"],
+        "MESSAGE_TOO_LARGE"
     );
 
     // Deadlines: `connect-timeout-ms` becomes the call's deadline.

@@ -27,7 +27,7 @@ fn example(name: &str) -> PathBuf {
 }
 
 /// Runs `expansion import` against `server`.
-fn import(server: &Server, kind: &str, file: &Path, extra: &[&str]) -> Output {
+pub(crate) fn import(server: &Server, kind: &str, file: &Path, extra: &[&str]) -> Output {
     Command::new(binary())
         .arg("import")
         .args(["--kind", kind])
@@ -39,12 +39,12 @@ fn import(server: &Server, kind: &str, file: &Path, extra: &[&str]) -> Output {
         .expect("run expansion import")
 }
 
-fn stdout(output: &Output) -> String {
+pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// The summary line's counts: read, new, updated, unchanged, rejected.
-fn counts(output: &Output) -> [u64; 5] {
+pub(crate) fn counts(output: &Output) -> [u64; 5] {
     let text = stdout(output);
     let line = text
         .lines()

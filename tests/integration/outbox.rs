@@ -208,13 +208,16 @@ async fn close_won(pipeline_server: &Server, opp: &pipeline::Opportunity) {
 }
 
 /// A won deal: `(opportunity id, account)`.
-async fn win_a_deal(health_server: &Server, pipeline_server: &Server) -> (String, String) {
+pub(crate) async fn win_a_deal(
+    health_server: &Server,
+    pipeline_server: &Server,
+) -> (String, String) {
     let (opp, account) = deal_in_negotiation(health_server, pipeline_server).await;
     close_won(pipeline_server, &opp).await;
     (opp.opportunity_id, account)
 }
 
-async fn policy(server: &Server) {
+pub(crate) async fn policy(server: &Server) {
     server
         .credit()
         .await
@@ -262,7 +265,7 @@ fn amounts(credits: &credit::DealCredits) -> Vec<(String, String)> {
     out
 }
 
-async fn deliveries(server: &Server, deal: &str) -> Vec<pipeline::OutboxDelivery> {
+pub(crate) async fn deliveries(server: &Server, deal: &str) -> Vec<pipeline::OutboxDelivery> {
     server
         .pipeline()
         .await
@@ -281,6 +284,9 @@ async fn close_won_credits_and_subscribes_then_cancel_claws_back(backend: Backen
     let server = Server::start(&backend, &[]);
     policy(&server).await;
     server.known_ae("alex.ae", "enterprise-sales").await;
+    server
+        .known_person("carla.csm", credit::PersonRole::Csm, "customer-success")
+        .await;
     let (deal, account) = win_a_deal(&server, &server).await;
     let credits = deal_credits(&server, &deal, Duration::from_secs(20)).await;
     let account_team = format!("account-team:{account}");
@@ -399,6 +405,9 @@ async fn credits_wait_for_a_stopped_credit_service_and_arrive_once(
     // The AE accepts the handoffs while credit (their directory) is up...
     let credit_server = Server::start_on(&credit_db, &credit_addr, &["--service", "credit"]);
     credit_server.known_ae("alex.ae", "enterprise-sales").await;
+    credit_server
+        .known_person("carla.csm", credit::PersonRole::Csm, "customer-success")
+        .await;
     let mut negotiating = Vec::new();
     for _ in 0..2 {
         negotiating.push(

@@ -724,6 +724,9 @@ async fn handoff_request_accept_reject_withdraw(backend: Backend) {
     let h = accepted.handoff.unwrap();
     assert_eq!(h.status, pb::HandoffStatus::Accepted as i32);
     assert_eq!(h.accepted_by, "ana.ae");
+    // Names beside the ids, as the opportunity keeps them.
+    assert!(h.account_name.starts_with("Account "), "{h:?}");
+    assert!(h.product_name.starts_with("Other "), "{h:?}");
     let opp = accepted.opportunity.unwrap();
     assert_eq!(opp.owner, "ana.ae");
     assert_eq!(opp.owner_team, "sales-emea");
@@ -738,6 +741,7 @@ async fn handoff_request_accept_reject_withdraw(backend: Backend) {
         .unwrap()
         .into_inner()
         .handoffs;
+    assert!(all.iter().all(|x| x.account_name == h.account_name));
     let statuses: Vec<i32> = all.iter().map(|h| h.status).collect();
     assert_eq!(
         statuses,
@@ -1451,7 +1455,28 @@ async fn health_down_is_unavailable_quickly() {
     );
     let mut client = server.pipeline().await;
     let refs = health.refs().await;
-    let o = create(&mut client, opportunity(&refs, "60000", Motion::UpsellTier)).await;
+    // While health is up (an embedded database busy with the writes just made
+    // may ask for a retry, as UNAVAILABLE says).
+    let mut o = None;
+    for _ in 0..20 {
+        match client
+            .create_opportunity(pb::CreateOpportunityRequest {
+                request_id: "health-down-1".into(),
+                opportunity: Some(opportunity(&refs, "60000", Motion::UpsellTier)),
+            })
+            .await
+        {
+            Ok(reply) => {
+                o = reply.into_inner().opportunity;
+                break;
+            }
+            Err(status) if status.code() == Code::Unavailable => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(status) => panic!("{status:?}"),
+        }
+    }
+    let o = o.expect("created while health is up");
     assert!(o.account_name.starts_with("Account "), "{o:?}");
     health.kill();
 

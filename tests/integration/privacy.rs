@@ -17,7 +17,10 @@ use tonic_types::StatusExt;
 
 use crate::harness::{Backend, Server, binary, usd};
 
-crate::on_both_databases!(each_person_reads_only_their_own_pay_and_nobody_approves_their_own);
+crate::on_both_databases!(
+    each_person_reads_only_their_own_pay_and_nobody_approves_their_own,
+    the_demo_shows_a_rep_only_their_own_statement,
+);
 
 type Credit = CompensationCreditServiceClient<AuthChannel>;
 
@@ -876,4 +879,90 @@ async fn each_person_reads_only_their_own_pay_and_nobody_approves_their_own(back
         .unwrap()
         .into_inner();
     assert_eq!(own.participant_id, "ana.ae");
+}
+
+/// `serve --demo --keys-file F` prints a key for each of the demo's people
+/// once; with hers, Carla reads her own statement and not Alex's, while
+/// RevOps reads both.
+async fn the_demo_shows_a_rep_only_their_own_statement(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("demo-keys.json");
+    let keys_flag = keys.display().to_string();
+    let server = Server::start(&backend, &["--demo", "--keys-file", &keys_flag]);
+    let printed: std::collections::BTreeMap<String, String> = server
+        .banner
+        .iter()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("demo key for ")?;
+            let (who, token) = rest.split_once(": ")?;
+            let name = who.split(' ').next()?;
+            Some((name.to_owned(), token.to_owned()))
+        })
+        .collect();
+    let names: Vec<&str> = printed.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "alex.ae",
+            "carla.csm",
+            "diego.csm",
+            "mei.csm",
+            "rita.revops",
+            "sam.ae"
+        ]
+    );
+    let statement = |who: &str| credit::GetStatementRequest {
+        participant_id: who.into(),
+        start_date: "2020-01-01".into(),
+        end_date: "2030-01-01".into(),
+        ..Default::default()
+    };
+    // The demo loads beside the server: wait for Carla's credits.
+    let mut carla = as_key(&server, &printed["carla.csm"]).await;
+    let mut own = None;
+    for _ in 0..300 {
+        let reply = carla
+            .get_statement(statement("carla.csm"))
+            .await
+            .unwrap()
+            .into_inner();
+        if !reply.entries.is_empty() {
+            own = Some(reply);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let own = own.expect("carla's demo credits");
+    assert!(own.entries.iter().all(|e| e.participant_id == "carla.csm"));
+    let refused = carla.get_statement(statement("alex.ae")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    let mut revops = as_key(&server, &printed["rita.revops"]).await;
+    let mut alex = None;
+    for _ in 0..100 {
+        let reply = revops
+            .get_statement(statement("alex.ae"))
+            .await
+            .unwrap()
+            .into_inner();
+        if !reply.entries.is_empty() {
+            alex = Some(reply);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(alex.is_some(), "RevOps reads alex.ae's statement");
+
+    // Tokens are shown once: a second start prints none, and the keys still work.
+    drop(server);
+    let again = Server::start(&backend, &["--demo", "--keys-file", &keys_flag]);
+    assert!(
+        !again.banner.iter().any(|l| l.starts_with("demo key for ")),
+        "{:?}",
+        again.banner
+    );
+    as_key(&again, &printed["carla.csm"])
+        .await
+        .get_statement(statement("carla.csm"))
+        .await
+        .unwrap();
 }

@@ -98,6 +98,70 @@ impl HealthService {
 
 type Reply<T> = Result<Response<T>, Status>;
 
+/// A message that names an account and maybe a product by id, and shows
+/// their names beside them.
+trait Named {
+    fn ids(&self) -> (&str, &str);
+    fn set_names(&mut self, account: String, product: String);
+}
+
+impl Named for pb::Trigger {
+    fn ids(&self) -> (&str, &str) {
+        (&self.account_id, &self.product_id)
+    }
+    fn set_names(&mut self, account: String, product: String) {
+        self.account_name = account;
+        self.product_name = product;
+    }
+}
+
+impl Named for pb::HealthScore {
+    fn ids(&self) -> (&str, &str) {
+        (&self.account_id, &self.product_id)
+    }
+    fn set_names(&mut self, account: String, product: String) {
+        self.account_name = account;
+        self.product_name = product;
+    }
+}
+
+impl Named for pb::Subscription {
+    fn ids(&self) -> (&str, &str) {
+        (&self.account_id, &self.product_id)
+    }
+    fn set_names(&mut self, account: String, product: String) {
+        self.account_name = account;
+        self.product_name = product;
+    }
+}
+
+impl HealthService {
+    /// Puts the account's and the product's names beside their ids, read
+    /// from this service's own tables in two queries for the whole page.
+    async fn named<T: Named>(&self, items: &mut [T]) -> Result<(), HealthError> {
+        let names = self
+            .store
+            .names(
+                items.iter().map(|i| i.ids().0),
+                items.iter().map(|i| i.ids().1),
+            )
+            .await?;
+        for item in items.iter_mut() {
+            let (account, product) = item.ids();
+            let (account, product) = (names.account(account), names.product(product));
+            item.set_names(account, product);
+        }
+        Ok(())
+    }
+
+    async fn named_health(&self, health: &mut pb::AccountHealth) -> Result<(), HealthError> {
+        if let Some(overall) = health.overall.as_mut() {
+            self.named(std::slice::from_mut(overall)).await?;
+        }
+        self.named(&mut health.products).await
+    }
+}
+
 /// Where this service keeps its `request_id` records.
 const REQUESTS: storage::idempotency::Requests =
     storage::idempotency::Requests::new("health_requests");
@@ -191,6 +255,9 @@ fn subscription_to_pb(view: SubscriptionView) -> pb::Subscription {
         external_ref,
         audit: audit(m.created_at, m.created_by, m.updated_at, m.updated_by),
         latest_usage: None,
+        // Filled in by `HealthService::named` on reads.
+        account_name: String::new(),
+        product_name: String::new(),
     }
 }
 
@@ -284,6 +351,9 @@ fn score_to_pb(view: &ScoreView, bands: &Bands) -> pb::HealthScore {
         compute_time: Some(wire::timestamp(view.row.computed_at)),
         computed_score: score_text(view.row.score_e2),
         has_score: effective.is_some(),
+        // Filled in by `HealthService::named` on reads.
+        account_name: String::new(),
+        product_name: String::new(),
     }
 }
 
@@ -337,6 +407,9 @@ fn trigger_to_pb(t: trigger::Model) -> pb::Trigger {
         fire_time: Some(wire::timestamp(t.fired_at)),
         close_time: t.closed_at.map(wire::timestamp),
         opportunity_id: t.opportunity_id.unwrap_or_default(),
+        // Filled in by `HealthService::named` on reads.
+        account_name: String::new(),
+        product_name: String::new(),
     }
 }
 
@@ -858,17 +931,19 @@ impl AccountHealthService for HealthService {
             .map(|s| (s.row.account_id.clone(), s.row.product_id.clone()))
             .collect();
         let usage = self.store.latest_usage(&pairs).await?;
+        let mut subscriptions: Vec<pb::Subscription> = rows
+            .into_iter()
+            .map(|view| {
+                let key = (view.row.account_id.clone(), view.row.product_id.clone());
+                pb::Subscription {
+                    latest_usage: usage.get(&key).map(usage_to_pb),
+                    ..subscription_to_pb(view)
+                }
+            })
+            .collect();
+        self.named(&mut subscriptions).await?;
         Ok(Response::new(pb::ListSubscriptionsResponse {
-            subscriptions: rows
-                .into_iter()
-                .map(|view| {
-                    let key = (view.row.account_id.clone(), view.row.product_id.clone());
-                    pb::Subscription {
-                        latest_usage: usage.get(&key).map(usage_to_pb),
-                        ..subscription_to_pb(view)
-                    }
-                })
-                .collect(),
+            subscriptions,
             next_page_token,
         }))
     }
@@ -996,8 +1071,10 @@ impl AccountHealthService for HealthService {
             .checked_account_health(&id)
             .await?
             .ok_or(HealthError::AccountNotFound(id))?;
+        let mut health = account_health_to_pb(&view);
+        self.named_health(&mut health).await?;
         Ok(Response::new(pb::GetAccountHealthResponse {
-            health: Some(account_health_to_pb(&view)),
+            health: Some(health),
         }))
     }
 
@@ -1008,6 +1085,7 @@ impl AccountHealthService for HealthService {
     ) -> Reply<pb::ListAccountHealthResponse> {
         let req = request.get_ref();
         let limit = page::page_size("page_size", req.page_size).map_err(HealthError::from)?;
+        wire::filter_values("bands", &req.bands).map_err(HealthError::from)?;
         let mut bands = Vec::new();
         for (i, b) in req.bands.iter().enumerate() {
             let field = format!("bands[{i}]");
@@ -1049,21 +1127,23 @@ impl AccountHealthService for HealthService {
         } else {
             page::encode_token(&(offset + count).to_string(), filter)
         };
+        let mut scores: Vec<pb::HealthScore> = rows
+            .into_iter()
+            .map(|row| {
+                score_to_pb(
+                    &ScoreView {
+                        row,
+                        previous_e2: None,
+                        month_ago_e2: None,
+                        override_: None,
+                    },
+                    &card.bands,
+                )
+            })
+            .collect();
+        self.named(&mut scores).await?;
         Ok(Response::new(pb::ListAccountHealthResponse {
-            scores: rows
-                .into_iter()
-                .map(|row| {
-                    score_to_pb(
-                        &ScoreView {
-                            row,
-                            previous_e2: None,
-                            month_ago_e2: None,
-                            override_: None,
-                        },
-                        &card.bands,
-                    )
-                })
-                .collect(),
+            scores,
             next_page_token,
         }))
     }
@@ -1107,11 +1187,13 @@ impl AccountHealthService for HealthService {
         } else {
             page::encode_token(&(offset + count).to_string(), filter)
         };
+        let mut points: Vec<pb::HealthScore> = rows
+            .into_iter()
+            .map(|r| history_to_pb(r, &card.bands))
+            .collect();
+        self.named(&mut points).await?;
         Ok(Response::new(pb::GetHealthHistoryResponse {
-            points: rows
-                .into_iter()
-                .map(|r| history_to_pb(r, &card.bands))
-                .collect(),
+            points,
             next_page_token,
         }))
     }
@@ -1145,6 +1227,7 @@ impl AccountHealthService for HealthService {
         let limit = page::page_size("page_size", req.page_size).map_err(HealthError::from)?;
         let account =
             optional_account_id("account_id", &req.account_id).map_err(HealthError::from)?;
+        wire::filter_values("statuses", &req.statuses).map_err(HealthError::from)?;
         let mut statuses = Vec::new();
         for (i, s) in req.statuses.iter().enumerate() {
             let field = format!("statuses[{i}]");
@@ -1186,8 +1269,10 @@ impl AccountHealthService for HealthService {
             )
             .await?;
         let next_page_token = next_token(&rows, limit, |t| t.id.clone(), filter);
+        let mut triggers: Vec<pb::Trigger> = rows.into_iter().map(trigger_to_pb).collect();
+        self.named(&mut triggers).await?;
         Ok(Response::new(pb::ListTriggersResponse {
-            triggers: rows.into_iter().map(trigger_to_pb).collect(),
+            triggers,
             next_page_token,
         }))
     }
@@ -1204,8 +1289,10 @@ impl AccountHealthService for HealthService {
             .trigger(&id)
             .await?
             .ok_or_else(|| HealthError::TriggerNotFound(id.to_string()))?;
+        let mut trigger = trigger_to_pb(t);
+        self.named(std::slice::from_mut(&mut trigger)).await?;
         Ok(Response::new(pb::GetTriggerResponse {
-            trigger: Some(trigger_to_pb(t)),
+            trigger: Some(trigger),
         }))
     }
 
@@ -1381,6 +1468,58 @@ impl AccountHealthService for HealthService {
                 })
                 .collect(),
         }))
+    }
+
+    async fn list_deliveries(
+        &self,
+        request: Request<pb::ListDeliveriesRequest>,
+    ) -> Reply<pb::ListDeliveriesResponse> {
+        let req = request.get_ref();
+        let status = crate::outbox::status_filter(
+            wire::known_enum::<pb::DeliveryStatus>("status", req.status)
+                .map_err(HealthError::from)?,
+        );
+        let (rows, next_page_token) = crate::outbox::outbox(self.write_gate(), self.event_log())
+            .list_page(self.store.db(), status, req.page_size, &req.page_token)
+            .await
+            .map_err(HealthError::from)?;
+        Ok(Response::new(pb::ListDeliveriesResponse {
+            deliveries: rows
+                .into_iter()
+                .map(crate::outbox::delivery_to_pb)
+                .collect(),
+            next_page_token,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn retry_delivery(
+        &self,
+        request: Request<pb::RetryDeliveryRequest>,
+    ) -> Reply<pb::RetryDeliveryResponse> {
+        let principal = principal_of(&request);
+        let req = request.into_inner();
+        let reply = REQUESTS
+            .once(
+                self.store.db(),
+                self.store.writer(),
+                "RetryDelivery",
+                &req.request_id,
+                &req,
+                || async {
+                    let event_id = wire::text("event_id", &req.event_id, wire::MAX_NAME_LEN)?;
+                    let target = wire::text("target", &req.target, wire::MAX_NAME_LEN)?;
+                    let delivery = crate::outbox::outbox(self.write_gate(), self.event_log())
+                        .retry_parked(self.store.db(), &event_id, &target)
+                        .await?;
+                    tracing::info!(%principal, %event_id, %target, "parked delivery retried");
+                    Ok::<_, HealthError>(pb::RetryDeliveryResponse {
+                        delivery: Some(crate::outbox::delivery_to_pb(delivery)),
+                    })
+                },
+            )
+            .await?;
+        Ok(Response::new(reply))
     }
 
     type WatchEventsStream = BoxStream<pb::WatchEventsResponse>;

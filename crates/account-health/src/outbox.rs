@@ -18,6 +18,36 @@ pub fn outbox(writer: storage::WriteGate, log: storage::events::EventLog) -> Out
     Outbox::new(log, "health_deliveries", "health_outbox_cursor", writer)
 }
 
+/// One delivery on the wire.
+pub fn delivery_to_pb(d: storage::outbox::Delivery) -> contracts::pb::health::v1::OutboxDelivery {
+    use contracts::pb::health::v1 as pb;
+    pb::OutboxDelivery {
+        target: d.target,
+        status: match d.status.as_str() {
+            storage::outbox::DELIVERED => pb::DeliveryStatus::Delivered,
+            storage::outbox::PARKED => pb::DeliveryStatus::Parked,
+            _ => pb::DeliveryStatus::Pending,
+        } as i32,
+        attempts: d.attempts,
+        last_error: d.last_error.unwrap_or_default(),
+        event_id: d.event_id,
+        subject_id: d.subject_id,
+        next_attempt_time: (d.status == storage::outbox::PENDING)
+            .then(|| contracts::wire::timestamp(d.next_attempt_at)),
+    }
+}
+
+/// The stored status a `ListDeliveries` filter names; `None` for all.
+pub fn status_filter(status: contracts::pb::health::v1::DeliveryStatus) -> Option<&'static str> {
+    use contracts::pb::health::v1::DeliveryStatus;
+    match status {
+        DeliveryStatus::Unspecified => None,
+        DeliveryStatus::Pending => Some(storage::outbox::PENDING),
+        DeliveryStatus::Delivered => Some(storage::outbox::DELIVERED),
+        DeliveryStatus::Parked => Some(storage::outbox::PARKED),
+    }
+}
+
 /// Delivers clawbacks to the credit service.
 pub struct HealthCourier {
     credit: Option<CompensationCreditServiceClient<AuthChannel>>,

@@ -36,6 +36,11 @@ pub enum CreditError {
     /// A privacy or separation-of-duties rule refused the call.
     #[error("{}", .0.message)]
     Refused(Refusal),
+    /// Originators and deliverers must be people of the directory.
+    #[error(
+        "a deal credits people of the directory (add them with UpsertPerson or `expansion import --kind people`)"
+    )]
+    UnknownParticipants(Vec<String>),
     #[error("person id {candidate:?} looks like the existing person {existing:?}")]
     LookAlikePerson { candidate: String, existing: String },
     #[error("stored credit data is unreadable: {0}")]
@@ -120,6 +125,18 @@ impl From<CreditError> for ApiError {
                 ApiError::Forbidden { reason, message }
             }
             CreditError::LookAlikePerson { .. } => ApiError::invalid("person.person_id", message),
+            CreditError::UnknownParticipants(people) => ApiError::FailedPrecondition {
+                reason: "UNKNOWN_PARTICIPANT",
+                message,
+                violations: people
+                    .into_iter()
+                    .map(|person| PreconditionViolation {
+                        kind: "PERSON_IN_DIRECTORY".to_owned(),
+                        description: format!("{person:?} is not in the people directory"),
+                        subject: person,
+                    })
+                    .collect(),
+            },
             CreditError::Corrupt(detail) => {
                 tracing::error!(%detail, "corrupt credit data");
                 ApiError::internal(detail)

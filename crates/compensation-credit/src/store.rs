@@ -623,7 +623,7 @@ impl Store {
                 date: input.close_date.to_string(),
             })?;
         let terms = Terms::from_row(&policy).map_err(corrupt)?;
-        self.refuse_look_alikes("participants", &input.splits)
+        self.check_participants("participants", &input.splits)
             .await?;
         let splits = resolve_splits("participants", &input.splits, &terms)?;
         let basis = credit_basis(input.amount, input.margin, &terms)?;
@@ -780,7 +780,7 @@ impl Store {
             }
             new_splits[kept].owner = true;
         }
-        self.refuse_look_alikes("participants", &new_splits).await?;
+        self.check_participants("participants", &new_splits).await?;
         let terms = self.deal_terms(&view.deal).await?;
         let resolved = resolve_splits("participants", &new_splits, &terms)?;
         if resolved == view.splits && cs_led_without_handoff == view.cs_led_without_handoff {
@@ -1469,8 +1469,9 @@ impl Store {
     }
 
     /// Refuses a split set naming someone who looks like a person of the directory
-    /// without being them (`аna.ae` beside `ana.ae`): same TR39 skeleton, another id.
-    async fn refuse_look_alikes(&self, field: &str, splits: &[Split]) -> Result<(), CreditError> {
+    /// without being them (`аna.ae` beside `ana.ae`: same TR39 skeleton, another
+    /// id), or an originator or deliverer the directory does not know.
+    async fn check_participants(&self, field: &str, splits: &[Split]) -> Result<(), CreditError> {
         let skeletons: BTreeSet<String> = splits
             .iter()
             .map(|s| id_skeleton(&s.participant_id))
@@ -1494,6 +1495,17 @@ impl Store {
                 )
                 .into());
             }
+        }
+        // SPEC §6: a deal's people are people of the directory. An overlay
+        // may credit a team or an account team, which is no person.
+        let strangers: Vec<String> = splits
+            .iter()
+            .filter(|s| matches!(s.role, CreditRole::Originator | CreditRole::Delivery))
+            .filter(|s| !known.iter().any(|p| p.person_id == s.participant_id))
+            .map(|s| s.participant_id.clone())
+            .collect();
+        if !strangers.is_empty() {
+            return Err(CreditError::UnknownParticipants(strangers));
         }
         Ok(())
     }

@@ -108,6 +108,8 @@ const SYNC: &[Role] = &[Admin, Revops, Connector];
 /// The people who work deals.
 const DEAL_TEAM: &[Role] = &[Admin, Revops, Csm, Ae];
 const ADMIN_ONLY: &[Role] = &[Admin];
+/// Who sends a parked delivery between services again.
+const OPERATORS: &[Role] = &[Admin, Revops];
 
 const fn rule(
     service: &'static str,
@@ -165,6 +167,8 @@ pub const MATRIX: &[Rule] = &[
     rule(HEALTH_SERVICE, "GetRevenueMetrics", EVERYONE, ""),
     rule(HEALTH_SERVICE, "GetCohortRevenue", EVERYONE, ""),
     rule(HEALTH_SERVICE, "WatchEvents", EVERYONE, ""),
+    rule(HEALTH_SERVICE, "ListDeliveries", EVERYONE, ""),
+    rule(HEALTH_SERVICE, "RetryDelivery", OPERATORS, ""),
     // expansion.pipeline.v1.OpportunityPipelineService
     rule(PIPELINE_SERVICE, "CreateOpportunity", DEAL_TEAM, ""),
     rule(
@@ -208,6 +212,8 @@ pub const MATRIX: &[Rule] = &[
     ),
     rule(PIPELINE_SERVICE, "GetWalletShareHistory", EVERYONE, ""),
     rule(PIPELINE_SERVICE, "WatchEvents", EVERYONE, ""),
+    rule(PIPELINE_SERVICE, "ListDeliveries", EVERYONE, ""),
+    rule(PIPELINE_SERVICE, "RetryDelivery", OPERATORS, ""),
     // expansion.credit.v1.CompensationCreditService
     rule(CREDIT_SERVICE, "UpsertCreditPolicy", ADMIN_ONLY, ""),
     rule(CREDIT_SERVICE, "GetCreditPolicy", EVERYONE, ""),
@@ -341,7 +347,7 @@ mod tests {
         assert!(missing.is_empty(), "RPCs without a matrix row: {missing:?}");
         let stale: Vec<_> = unique.difference(&rpcs).collect();
         assert!(stale.is_empty(), "matrix rows of no RPC: {stale:?}");
-        assert_eq!(rows.len(), 62);
+        assert_eq!(rows.len(), 66);
     }
 
     #[test]

@@ -244,10 +244,44 @@ pub fn known_enum<E: TryFrom<i32>>(field: &str, value: i32) -> Result<E, ApiErro
     E::try_from(value).map_err(|_| unknown_enum(field, value))
 }
 
+/// The most values a repeated filter field of a list request takes
+/// (`ListOpportunities.stages`, `ListHandoffs.statuses`,
+/// `ListTriggers.statuses`, `ListAccountHealth.bands`). Each filters by an
+/// enum of a few values, so a longer list is a mistake, and every value would
+/// be one more SQL parameter (SQLite stops at 32,766).
+pub const MAX_FILTER_VALUES: usize = 64;
+
+/// Refuses a repeated filter field with more than [`MAX_FILTER_VALUES`] values.
+pub fn filter_values<T>(field: &str, values: &[T]) -> Result<(), ApiError> {
+    if values.len() > MAX_FILTER_VALUES {
+        return Err(ApiError::invalid(
+            field,
+            format!(
+                "takes at most {MAX_FILTER_VALUES} values, got {}",
+                values.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_filters_are_capped_on_their_field() {
+        assert!(filter_values("stages", &[1; MAX_FILTER_VALUES]).is_ok());
+        let err = filter_values("stages", &vec![1; 100_000]).unwrap_err();
+        match err {
+            ApiError::InvalidArgument { violations } => {
+                assert_eq!(violations[0].field, "stages");
+                assert!(violations[0].description.contains("at most 64"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     fn pb_money(c: &str, a: &str) -> common::Money {
         common::Money {

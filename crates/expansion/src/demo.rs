@@ -14,6 +14,82 @@ use contracts::pb::health::v1::account_health_service_client::AccountHealthServi
 use contracts::pb::pipeline::v1 as pipeline;
 use contracts::pb::pipeline::v1::opportunity_pipeline_service_client::OpportunityPipelineServiceClient;
 
+/// The demo's people: who its deals credit (id, name, role, team).
+pub const PEOPLE: [(&str, &str, credit::PersonRole, &str); 5] = [
+    (
+        "carla.csm",
+        "Carla Diaz",
+        credit::PersonRole::Csm,
+        "customer-success",
+    ),
+    (
+        "diego.csm",
+        "Diego Ruiz",
+        credit::PersonRole::Csm,
+        "customer-success",
+    ),
+    (
+        "mei.csm",
+        "Mei Tan",
+        credit::PersonRole::Csm,
+        "customer-success",
+    ),
+    (
+        "alex.ae",
+        "Alex Kim",
+        credit::PersonRole::Ae,
+        "enterprise-sales",
+    ),
+    (
+        "sam.ae",
+        "Sam Okafor",
+        credit::PersonRole::Ae,
+        "commercial-sales",
+    ),
+];
+
+/// RevOps, who reads everyone's pay and approves credits, beside the people.
+pub const REVOPS: &str = "rita.revops";
+
+/// `serve --demo --keys-file F`: a key in F for each of the demo's people (a
+/// csm or ae key bound to them, reading only their own pay) and for RevOps,
+/// for each that has none in force. Returns `(name, role, token)` of the
+/// keys it made: a token is shown once, so a second start makes none.
+pub fn people_keys(
+    keys_file: &std::path::Path,
+) -> anyhow::Result<Vec<(String, contracts::access::Role, String)>> {
+    use contracts::access::Role;
+    let file = crate::auth::keys::KeysFile::load(keys_file)?;
+    let in_force = |name: &str| {
+        file.keys
+            .iter()
+            .any(|k| k.name == name && k.revoked_at.is_none())
+    };
+    let wanted = PEOPLE
+        .iter()
+        .map(|(id, _, role, _)| {
+            let role = if *role == credit::PersonRole::Ae {
+                Role::Ae
+            } else {
+                Role::Csm
+            };
+            (*id, role)
+        })
+        .chain([(REVOPS, Role::Revops)]);
+    let mut made = Vec::new();
+    for (name, role) in wanted {
+        if in_force(name) {
+            continue;
+        }
+        let created = crate::auth::command::create_key(
+            keys_file,
+            &crate::auth::command::KeySpec::new(name, role),
+        )?;
+        made.push((name.to_owned(), role, created.token));
+    }
+    Ok(made)
+}
+
 type Health = AccountHealthServiceClient<AuthChannel>;
 type Pipeline = OpportunityPipelineServiceClient<AuthChannel>;
 type Credit = CompensationCreditServiceClient<AuthChannel>;
@@ -750,38 +826,7 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
 
     // The people directory: who the demo's participants are, so a key named after
     // one of them (`expansion keys create --name mei.csm --role csm`) reads their pay.
-    for (id, name, role, team) in [
-        (
-            "carla.csm",
-            "Carla Diaz",
-            credit::PersonRole::Csm,
-            "customer-success",
-        ),
-        (
-            "diego.csm",
-            "Diego Ruiz",
-            credit::PersonRole::Csm,
-            "customer-success",
-        ),
-        (
-            "mei.csm",
-            "Mei Tan",
-            credit::PersonRole::Csm,
-            "customer-success",
-        ),
-        (
-            "alex.ae",
-            "Alex Kim",
-            credit::PersonRole::Ae,
-            "enterprise-sales",
-        ),
-        (
-            "sam.ae",
-            "Sam Okafor",
-            credit::PersonRole::Ae,
-            "commercial-sales",
-        ),
-    ] {
+    for (id, name, role, team) in PEOPLE {
         // Idempotent by content: the same person again adds no version.
         c.upsert_person(credit::UpsertPersonRequest {
             request_id: String::new(),

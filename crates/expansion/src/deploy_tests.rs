@@ -483,6 +483,143 @@ fn kubernetes_commands_probes_and_addresses_match_the_binary() {
 }
 
 #[test]
+fn kubernetes_database_urls_reach_the_postgres_statefulset() {
+    let docs = k8s_documents();
+    let secrets: Vec<&Value> = docs
+        .iter()
+        .filter(|(_, d)| kind(d) == "Secret" && name(d) == "expansion")
+        .map(|(_, d)| &d["stringData"])
+        .collect();
+    assert_eq!(secrets.len(), 1, "one `expansion` Secret");
+    let statefulset = docs
+        .iter()
+        .map(|(_, d)| d)
+        .find(|d| kind(d) == "StatefulSet" && name(d) == "postgres")
+        .expect("a PostgreSQL StatefulSet");
+    assert_eq!(
+        statefulset["spec"]["volumeClaimTemplates"][0]["kind"].as_str(),
+        Some("PersistentVolumeClaim"),
+        "its data on a PersistentVolumeClaim"
+    );
+    let labels = &statefulset["spec"]["template"]["metadata"]["labels"];
+    let container = &statefulset["spec"]["template"]["spec"]["containers"][0];
+    for service in ["health", "pipeline", "credit"] {
+        let url = str_of(&secrets[0][format!("{service}-database-url").as_str()]);
+        let rest = url.strip_prefix("postgres://").expect("a postgres:// URL");
+        let (authority, database) = rest.split_once('/').expect("a database");
+        assert_eq!(database, format!("expansion_{service}"), "{url}");
+        let (host, port) = host_port(authority.rsplit('@').next().unwrap());
+        let svc = docs
+            .iter()
+            .map(|(_, d)| d)
+            .find(|d| kind(d) == "Service" && name(d) == host)
+            .unwrap_or_else(|| panic!("{url}: no Service {host}"));
+        for (k, v) in svc["spec"]["selector"].as_mapping().unwrap() {
+            assert_eq!(
+                &labels[k], v,
+                "{url}: Service {host} does not select PostgreSQL"
+            );
+        }
+        let svc_port = svc["spec"]["ports"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|p| p["port"].as_u64() == Some(u64::from(port)))
+            .unwrap_or_else(|| panic!("{url}: Service {host} has no port {port}"));
+        let target = str_of(&svc_port["targetPort"]);
+        assert!(
+            container["ports"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .any(|p| str_of(&p["name"]) == target && p["containerPort"].as_u64() == Some(5432)),
+            "{url}: targetPort {target} is not PostgreSQL's"
+        );
+    }
+}
+
+/// The README's one-container recipe: `docker run … expansion:TAG ARGS…`,
+/// continuation lines joined.
+fn readme_docker_runs() -> Vec<Vec<String>> {
+    let readme = include_str!("../../../README.md");
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in readme.lines() {
+        let line = line.trim();
+        if current.is_empty() && !line.contains("docker run ") {
+            continue;
+        }
+        current.push_str(line.trim_end_matches('\\'));
+        current.push(' ');
+        if !line.ends_with('\\') {
+            let start = current.find("docker run ").unwrap();
+            let words = current[start..]
+                .trim_end_matches([')', ' '])
+                .split_whitespace()
+                .map(|w| w.trim_matches('"').to_owned())
+                .collect();
+            out.push(words);
+            current.clear();
+        }
+    }
+    out
+}
+
+#[test]
+fn the_one_container_demo_recipe_runs_as_written() {
+    let runs = readme_docker_runs();
+    assert_eq!(runs.len(), 2, "keys create, then serve --demo: {runs:?}");
+    let mut keys_in_container = None;
+    for words in &runs {
+        let image = words
+            .iter()
+            .position(|w| w.starts_with("expansion:"))
+            .expect("docker run expansion:TAG");
+        let args: Vec<&str> = std::iter::once("expansion")
+            .chain(words[image + 1..].iter().map(String::as_str))
+            .collect();
+        let cli = Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        let mounts: Vec<&str> = words
+            .windows(2)
+            .filter(|w| w[0] == "-v")
+            .map(|w| w[1].split(':').nth(1).unwrap())
+            .collect();
+        match cli.command {
+            crate::cli::Command::Keys(crate::auth::command::KeysCommand::Create(create)) => {
+                let file = create.file.keys_file.unwrap();
+                assert!(mounts.iter().any(|m| file.starts_with(m)), "{words:?}");
+                assert_eq!(
+                    create.file_mode,
+                    Some(0o644),
+                    "readable by the server's uid"
+                );
+                keys_in_container = Some(file);
+            }
+            crate::cli::Command::Serve(serve) => {
+                assert!(serve.demo, "{words:?}");
+                let env: BTreeMap<&str, &str> = words
+                    .windows(2)
+                    .filter(|w| w[0] == "-e")
+                    .filter_map(|w| w[1].split_once('='))
+                    .collect();
+                let file = std::path::PathBuf::from(env["EXPANSION_KEYS_FILE"]);
+                assert_eq!(
+                    Some(&file),
+                    keys_in_container.as_ref(),
+                    "the keys just made"
+                );
+                assert!(mounts.iter().any(|m| file.starts_with(m)), "{words:?}");
+                assert!(
+                    words.iter().any(|w| w.ends_with(":50051:50051")),
+                    "the gRPC port published: {words:?}"
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn a_misspelt_flag_or_variable_is_caught() {
     let bad_flag = Process {
         origin: "test".into(),

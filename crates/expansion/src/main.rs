@@ -15,6 +15,7 @@ mod deploy_tests;
 #[cfg(test)]
 mod docs_tests;
 mod import;
+mod limits;
 mod metrics;
 mod serve;
 mod telemetry;
@@ -40,7 +41,8 @@ async fn main() -> anyhow::Result<()> {
             let tally = import::run(*args).await?;
             if tally.rejected > 0 {
                 use std::io::Write;
-                std::io::stdout().flush()?;
+                // A closed pipe (`import … | head`) has nothing left to flush to.
+                let _ = std::io::stdout().flush();
                 std::process::exit(import::EXIT_REJECTED);
             }
             Ok(())

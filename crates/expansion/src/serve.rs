@@ -176,10 +176,81 @@ fn peer_channel(
         .transpose()
 }
 
+/// Flag combinations that cannot work, refused before anything binds a port
+/// or touches a database: `--demo` without all three services, a peer
+/// address without the key to call it, a call to itself under TLS without
+/// the CA to check it.
+fn preflight(
+    args: &ServeArgs,
+    services: &[ServiceName],
+    security: &Security,
+) -> anyhow::Result<()> {
+    if args.demo && services.len() < ServiceName::ALL.len() {
+        let only: Vec<&str> = services.iter().map(|s| s.as_str()).collect();
+        anyhow::bail!(
+            "--demo loads the sample data into all three services, and this process serves only \
+             {}: drop --service to serve all three, or start without --demo and run \
+             `expansion demo --target ADDR` against a server of all three",
+            only.join(", ")
+        );
+    }
+    let serves = |service| services.contains(&service);
+    // The address does not matter here: only whether a credential exists.
+    let placeholder = "localhost:0";
+    let mut calls: Vec<(Option<&str>, ServiceName, Caller, &str)> = Vec::new();
+    if serves(ServiceName::Health) {
+        calls.push((
+            args.credit_addr.as_deref(),
+            ServiceName::Credit,
+            Caller::Health,
+            "credit",
+        ));
+    }
+    if serves(ServiceName::Pipeline) {
+        calls.push((
+            args.health_addr.as_deref(),
+            ServiceName::Health,
+            Caller::Pipeline,
+            "health",
+        ));
+        calls.push((
+            args.credit_addr.as_deref(),
+            ServiceName::Credit,
+            Caller::Pipeline,
+            "credit",
+        ));
+    }
+    for (flag, peer, caller, name) in calls {
+        match flag {
+            Some(address) => {
+                security.to_peer(address, name)?;
+            }
+            None if serves(peer) => {
+                security.to_self(placeholder, caller)?;
+            }
+            None => {}
+        }
+    }
+    if args.demo {
+        security.to_self(placeholder, Caller::Demo)?;
+    }
+    Ok(())
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let services = args.storage.services();
     let pipeline_config = args.pipeline.config()?;
+    if args.demo
+        && let Some(keys_file) = &args.auth.keys_file
+    {
+        // The demo's people get keys of their own, shown once, so a rep can be
+        // seen reading only their own pay.
+        for (name, role, token) in crate::demo::people_keys(keys_file)? {
+            println!("demo key for {name} ({}): {token}", role.as_str());
+        }
+    }
     let security = Security::prepare(&args.auth, &args.storage.data_dir, args.listen)?;
+    preflight(&args, &services, &security)?;
     // Bound first: the pipeline's default health address is this very port.
     let listener = TcpListener::bind(args.listen)
         .await
@@ -216,7 +287,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .layer(RpcMetricsLayer::new(metrics.clone(), args.request_timeout));
     let tls = security.server_tls()?;
     // Every call is counted (refusals too), then passes the API key check.
-    let mut builder = builder.layer(security.layer());
+    let mut builder = builder
+        .layer(security.layer())
+        // Just outside the services: tonic's refusal of a message over
+        // --max-message-bytes becomes RESOURCE_EXHAUSTED with an ErrorInfo.
+        .layer(crate::limits::MessageLimitLayer);
     let mut router: Option<Router<_>> = None;
 
     for service in &services {
@@ -379,9 +454,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         println!("web console on {scheme}://{}{path}", own_address(local));
     }
     if args.demo {
-        if services.len() < ServiceName::ALL.len() {
-            anyhow::bail!("--demo needs all three services in this process");
-        }
         let (target, options) = security.to_self(&own_address(local), Caller::Demo)?;
         tokio::spawn(async move {
             match crate::demo::load(&target, &options).await {

@@ -348,6 +348,58 @@ impl OpportunityPipelineService for PipelineService {
         ))
     }
 
+    #[tracing::instrument(skip_all)]
+    async fn list_deliveries(
+        &self,
+        request: Request<pb::ListDeliveriesRequest>,
+    ) -> Reply<pb::ListDeliveriesResponse> {
+        let req = request.get_ref();
+        let status = crate::outbox::status_filter(
+            contracts::wire::known_enum::<pb::DeliveryStatus>("status", req.status)
+                .map_err(PipelineError::from)?,
+        );
+        let (rows, next_page_token) =
+            crate::outbox::outbox(self.store.writer().clone(), self.store.events().clone())
+                .list_page(self.store.db(), status, req.page_size, &req.page_token)
+                .await
+                .map_err(PipelineError::from)?;
+        Ok(Response::new(pb::ListDeliveriesResponse {
+            deliveries: rows
+                .into_iter()
+                .map(crate::outbox::delivery_to_pb)
+                .collect(),
+            next_page_token,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn retry_delivery(
+        &self,
+        request: Request<pb::RetryDeliveryRequest>,
+    ) -> Reply<pb::RetryDeliveryResponse> {
+        let principal = principal_of(&request);
+        let req = request.into_inner();
+        let response = self
+            .once("RetryDelivery", &req.request_id, &req, || async {
+                use contracts::wire;
+                let event_id = wire::text("event_id", &req.event_id, wire::MAX_NAME_LEN)
+                    .map_err(PipelineError::from)?;
+                let target = wire::text("target", &req.target, wire::MAX_NAME_LEN)
+                    .map_err(PipelineError::from)?;
+                let delivery =
+                    crate::outbox::outbox(self.store.writer().clone(), self.store.events().clone())
+                        .retry_parked(self.store.db(), &event_id, &target)
+                        .await
+                        .map_err(PipelineError::from)?;
+                tracing::info!(%principal, %event_id, %target, "parked delivery retried");
+                Ok(pb::RetryDeliveryResponse {
+                    delivery: Some(crate::outbox::delivery_to_pb(delivery)),
+                })
+            })
+            .await?;
+        Ok(Response::new(response))
+    }
+
     type WatchEventsStream = BoxStream<pb::WatchEventsResponse>;
 
     async fn watch_events(

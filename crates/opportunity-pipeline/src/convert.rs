@@ -335,6 +335,9 @@ pub fn handoff_to_pb(h: handoff::Model, now: DateTime<Utc>) -> Result<pb::Handof
             .map(whitespace_line_to_pb)
             .collect(),
         snapshot_gaps: snapshot.gaps,
+        // Filled from the opportunity by the service.
+        account_name: String::new(),
+        product_name: String::new(),
     })
 }
 

@@ -37,20 +37,37 @@ pub fn outbox(
 pub fn deliveries_to_pb(
     rows: Vec<storage::outbox::Delivery>,
 ) -> Vec<contracts::pb::pipeline::v1::OutboxDelivery> {
+    rows.into_iter().map(delivery_to_pb).collect()
+}
+
+/// One delivery on the wire.
+pub fn delivery_to_pb(d: storage::outbox::Delivery) -> contracts::pb::pipeline::v1::OutboxDelivery {
     use contracts::pb::pipeline::v1 as pb;
-    rows.into_iter()
-        .map(|d| pb::OutboxDelivery {
-            target: d.target,
-            status: match d.status.as_str() {
-                storage::outbox::DELIVERED => pb::DeliveryStatus::Delivered,
-                storage::outbox::PARKED => pb::DeliveryStatus::Parked,
-                _ => pb::DeliveryStatus::Pending,
-            } as i32,
-            attempts: d.attempts,
-            last_error: d.last_error.unwrap_or_default(),
-            event_id: d.event_id,
-        })
-        .collect()
+    pb::OutboxDelivery {
+        target: d.target,
+        status: match d.status.as_str() {
+            storage::outbox::DELIVERED => pb::DeliveryStatus::Delivered,
+            storage::outbox::PARKED => pb::DeliveryStatus::Parked,
+            _ => pb::DeliveryStatus::Pending,
+        } as i32,
+        attempts: d.attempts,
+        last_error: d.last_error.unwrap_or_default(),
+        event_id: d.event_id,
+        opportunity_id: d.subject_id,
+        next_attempt_time: (d.status == storage::outbox::PENDING)
+            .then(|| contracts::wire::timestamp(d.next_attempt_at)),
+    }
+}
+
+/// The stored status a `ListDeliveries` filter names; `None` for all.
+pub fn status_filter(status: contracts::pb::pipeline::v1::DeliveryStatus) -> Option<&'static str> {
+    use contracts::pb::pipeline::v1::DeliveryStatus;
+    match status {
+        DeliveryStatus::Unspecified => None,
+        DeliveryStatus::Pending => Some(storage::outbox::PENDING),
+        DeliveryStatus::Delivered => Some(storage::outbox::DELIVERED),
+        DeliveryStatus::Parked => Some(storage::outbox::PARKED),
+    }
 }
 
 /// Delivers closed-won deals to health and credit.

@@ -119,6 +119,29 @@ impl Store {
         &self.events
     }
 
+    /// The account and product names the opportunities `ids` keep, by id.
+    pub async fn opportunity_names(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, (String, String)>, PipelineError> {
+        let rows = opportunity::Entity::find()
+            .filter(opportunity::Column::Id.is_in(ids.iter().cloned()))
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|o| {
+                (
+                    o.id,
+                    (
+                        o.account_name.unwrap_or_default(),
+                        o.product_name.unwrap_or_default(),
+                    ),
+                )
+            })
+            .collect())
+    }
+
     pub async fn opportunity(
         &self,
         id: &OpportunityId,

@@ -82,6 +82,17 @@ pub struct Delivery {
     pub next_attempt_at: DateTime<Utc>,
 }
 
+/// What [`Outbox::retry`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retry {
+    /// It was parked and is pending again.
+    Retried(Delivery),
+    /// It is pending or delivered: nothing to do.
+    NotParked(Delivery),
+    /// No delivery of that event to that target.
+    Missing,
+}
+
 /// What waits in an outbox, for monitoring.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Backlog {
@@ -337,17 +348,160 @@ impl Outbox {
         Ok(backlog)
     }
 
-    /// Deliveries of one subject (e.g. an opportunity), or the pending ones
-    /// due by `due` when `subject` is `None`.
-    pub async fn list<C: ConnectionTrait>(
+    /// One page of the deliveries, oldest event first, optionally of one
+    /// status, after the `(event_seq, target)` of the previous page's last.
+    pub async fn page<C: ConnectionTrait>(
         &self,
         db: &C,
-        subject: Option<&str>,
-        due: Option<DateTime<Utc>>,
+        status: Option<&str>,
+        after: Option<(i64, &str)>,
         limit: u64,
     ) -> Result<Vec<Delivery>, DbErr> {
-        let mut query = Query::select();
+        let mut query = Self::select(self.deliveries);
+        query.limit(limit);
+        if let Some(status) = status {
+            query.and_where(Expr::col(col("status")).eq(status));
+        }
+        if let Some((seq, target)) = after {
+            query.and_where(
+                Expr::col(col("event_seq"))
+                    .gt(seq)
+                    .or(Expr::col(col("event_seq"))
+                        .eq(seq)
+                        .and(Expr::col(col("target")).gt(target))),
+            );
+        }
+        Self::read(db, &query).await
+    }
+
+    /// One delivery by its event and target.
+    pub async fn get<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        event_id: &str,
+        target: &str,
+    ) -> Result<Option<Delivery>, DbErr> {
+        let mut query = Self::select(self.deliveries);
         query
+            .and_where(Expr::col(col("event_id")).eq(event_id))
+            .and_where(Expr::col(col("target")).eq(target));
+        Ok(Self::read(db, &query).await?.into_iter().next())
+    }
+
+    /// Sends a parked delivery again: PENDING, attempts reset, due now (its
+    /// last error stays until the next attempt). Only a PARKED one moves,
+    /// by a compare-and-set on its status, so a dispatcher never sees it
+    /// half-changed.
+    pub async fn retry(
+        &self,
+        db: &DatabaseConnection,
+        event_id: &str,
+        target: &str,
+    ) -> Result<Retry, DbErr> {
+        let update = Query::update()
+            .table(col(self.deliveries))
+            .value(col("status"), PENDING)
+            .value(col("attempts"), 0_i32)
+            .value(col("next_attempt_at"), crate::now())
+            .and_where(Expr::col(col("event_id")).eq(event_id))
+            .and_where(Expr::col(col("target")).eq(target))
+            .and_where(Expr::col(col("status")).eq(PARKED))
+            .to_owned();
+        let moved = {
+            let _write = self.writer.enter().await;
+            db.execute(&update).await?.rows_affected() == 1
+        };
+        if moved {
+            // Wake the dispatcher's idle wait, as a commit of the service does.
+            self.log.committed();
+        }
+        Ok(match self.get(db, event_id, target).await? {
+            None => Retry::Missing,
+            Some(delivery) if moved => Retry::Retried(delivery),
+            Some(delivery) => Retry::NotParked(delivery),
+        })
+    }
+
+    /// Like [`Outbox::retry`], with its refusals as the API answers them:
+    /// NOT_FOUND (`delivery`) and FAILED_PRECONDITION `DELIVERY_NOT_PARKED`.
+    pub async fn retry_parked(
+        &self,
+        db: &DatabaseConnection,
+        event_id: &str,
+        target: &str,
+    ) -> Result<Delivery, contracts::ApiError> {
+        match self
+            .retry(db, event_id, target)
+            .await
+            .map_err(crate::db_error)?
+        {
+            Retry::Retried(delivery) => {
+                tracing::info!(%target, event = %event_id, "outbox delivery sent again");
+                Ok(delivery)
+            }
+            Retry::NotParked(delivery) => Err(contracts::ApiError::FailedPrecondition {
+                reason: "DELIVERY_NOT_PARKED",
+                message: format!(
+                    "the delivery of event {event_id} to {target} is {}, not PARKED: only a \
+                     parked delivery is sent again (a pending one is retried by the dispatcher)",
+                    delivery.status
+                ),
+                violations: Vec::new(),
+            }),
+            Retry::Missing => Err(contracts::ApiError::not_found(
+                "delivery",
+                format!("{event_id}/{target}"),
+            )),
+        }
+    }
+
+    /// `ListDeliveries`: one page of `status` (every status for `None`),
+    /// with the token of the next page (empty at the end).
+    pub async fn list_page(
+        &self,
+        db: &DatabaseConnection,
+        status: Option<&'static str>,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<Delivery>, String), contracts::ApiError> {
+        use contracts::page;
+        let limit = page::page_size("page_size", page_size)?;
+        let filter = page::fingerprint(&["deliveries", status.unwrap_or("")]);
+        let after = match page::decode_token("page_token", page_token, filter)? {
+            None => None,
+            Some(key) => Some(
+                key.split_once('/')
+                    .and_then(|(seq, target)| Some((seq.parse::<i64>().ok()?, target.to_owned())))
+                    .ok_or_else(|| {
+                        contracts::ApiError::invalid(
+                            "page_token",
+                            "page_token is not a token this list returned",
+                        )
+                    })?,
+            ),
+        };
+        let mut rows = self
+            .page(
+                db,
+                status,
+                after.as_ref().map(|(seq, target)| (*seq, target.as_str())),
+                limit.saturating_add(1),
+            )
+            .await
+            .map_err(crate::db_error)?;
+        let more = u64::try_from(rows.len()).unwrap_or(u64::MAX) > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next = match rows.last() {
+            Some(last) if more => {
+                page::encode_token(&format!("{}/{}", last.event_seq, last.target), filter)
+            }
+            _ => String::new(),
+        };
+        Ok((rows, next))
+    }
+
+    fn select(table: &'static str) -> sea_orm::sea_query::SelectStatement {
+        Query::select()
             .columns([
                 col("event_id"),
                 col("event_seq"),
@@ -358,19 +512,17 @@ impl Outbox {
                 col("last_error"),
                 col("next_attempt_at"),
             ])
-            .from(col(self.deliveries))
+            .from(col(table))
             .order_by(col("event_seq"), Order::Asc)
             .order_by(col("target"), Order::Asc)
-            .limit(limit);
-        if let Some(subject) = subject {
-            query.and_where(Expr::col(col("subject_id")).eq(subject));
-        }
-        if let Some(due) = due {
-            query
-                .and_where(Expr::col(col("status")).eq(PENDING))
-                .and_where(Expr::col(col("next_attempt_at")).lte(due));
-        }
-        db.query_all(&query)
+            .to_owned()
+    }
+
+    async fn read<C: ConnectionTrait>(
+        db: &C,
+        query: &sea_orm::sea_query::SelectStatement,
+    ) -> Result<Vec<Delivery>, DbErr> {
+        db.query_all(query)
             .await?
             .into_iter()
             .map(|row| {
@@ -386,6 +538,28 @@ impl Outbox {
                 })
             })
             .collect()
+    }
+
+    /// Deliveries of one subject (e.g. an opportunity), or the pending ones
+    /// due by `due` when `subject` is `None`.
+    pub async fn list<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        subject: Option<&str>,
+        due: Option<DateTime<Utc>>,
+        limit: u64,
+    ) -> Result<Vec<Delivery>, DbErr> {
+        let mut query = Self::select(self.deliveries);
+        query.limit(limit);
+        if let Some(subject) = subject {
+            query.and_where(Expr::col(col("subject_id")).eq(subject));
+        }
+        if let Some(due) = due {
+            query
+                .and_where(Expr::col(col("status")).eq(PENDING))
+                .and_where(Expr::col(col("next_attempt_at")).lte(due));
+        }
+        Self::read(db, &query).await
     }
 }
 

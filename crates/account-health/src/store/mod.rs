@@ -2,12 +2,14 @@
 //! PostgreSQL alike), one module per area.
 
 mod health;
+mod names;
 mod portfolio;
 mod revenue;
 mod signals;
 mod triggers;
 
 pub use health::{AccountHealthView, HealthRow, ScoreView};
+pub use names::Names;
 pub use portfolio::SubscriptionView;
 pub use signals::IngestTotals;
 

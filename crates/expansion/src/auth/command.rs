@@ -53,6 +53,19 @@ pub struct CreateArgs {
     /// old one revoked, at once. Without it a name already in use is refused.
     #[arg(long)]
     pub rotate: bool,
+    /// Mode of the keys file, in octal (e.g. `0644`); later writes keep it.
+    /// New files are 0600, readable by their owner only; a container that
+    /// runs as another user (the image's uid 10001) reads a file made on the
+    /// host once it is `0644`, which is safe: the file holds hashes only.
+    #[arg(long, value_parser = parse_mode)]
+    pub file_mode: Option<u32>,
+}
+
+fn parse_mode(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("{text:?} is not a file mode in octal, like 0644"))
 }
 
 /// What `expansion keys create` makes.
@@ -236,6 +249,12 @@ pub fn run(command: KeysCommand) -> anyhow::Result<()> {
                 ..KeySpec::new(&args.name, args.role)
             };
             let created = create_key(&path, &spec)?;
+            if let Some(mode) = args.file_mode {
+                #[cfg(unix)]
+                super::keys::set_file_mode(&path, mode)?;
+                #[cfg(not(unix))]
+                anyhow::bail!("--file-mode {mode:o}: file modes are a Unix thing");
+            }
             let team = args
                 .manages
                 .as_deref()

@@ -201,9 +201,9 @@ impl KeysFile {
         self.keys.iter().filter(|k| k.revoked_at.is_none()).count()
     }
 
-    /// Writes the file whole: a temporary file beside it (mode 0600),
-    /// synced, then renamed over it, so a reader sees the old file or the
-    /// new one, never half of one.
+    /// Writes the file whole: a temporary file beside it (with the mode of
+    /// the file it replaces, 0600 for a new one), synced, then renamed over
+    /// it, so a reader sees the old file or the new one, never half of one.
     fn save(&self, path: &Path) -> anyhow::Result<()> {
         let dir = parent(path);
         let tmp = dir.join(format!(
@@ -216,10 +216,21 @@ impl KeysFile {
         let mut options = OpenOptions::new();
         options.write(true).create(true).truncate(true);
         #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mode = {
+            use std::os::unix::fs::PermissionsExt;
+            fs::metadata(path).map_or(0o600, |m| m.permissions().mode() & 0o777)
+        };
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
         let mut file = options
             .open(&tmp)
             .with_context(|| format!("creating {}", tmp.display()))?;
+        // Exactly that mode, whatever the umask says.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(fs::Permissions::from_mode(mode))?;
+        }
         file.write_all(&bytes)?;
         file.sync_all()?;
         drop(file);
@@ -253,6 +264,14 @@ impl KeysFile {
         file.save(path)?;
         Ok(out)
     }
+}
+
+/// Sets the keys file's mode (`keys create --file-mode`): later writes keep it.
+#[cfg(unix)]
+pub fn set_file_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting the mode of {}", path.display()))
 }
 
 fn parent(path: &Path) -> PathBuf {
@@ -493,6 +512,11 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
+            // A mode set for a container's user survives the next write.
+            set_file_mode(&path, 0o644).unwrap();
+            add_key(&path, "ben.ae", Role::Ae);
+            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o644);
         }
     }
 

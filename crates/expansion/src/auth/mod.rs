@@ -143,6 +143,9 @@ pub struct Security {
     ring: Arc<KeyRing>,
     own_tokens: Vec<(Caller, String)>,
     peer_api_key: Option<String>,
+    /// `EXPANSION_PEER_API_KEY=""` (a Compose file's `${VAR:-}` with the
+    /// variable unset): no key, said as such when one is needed.
+    peer_api_key_empty: bool,
     tls_ca: Option<Vec<u8>>,
     tls_identity: Option<(Vec<u8>, Vec<u8>)>,
 }
@@ -188,10 +191,16 @@ impl Security {
         } else {
             tracing::info!(file = %path.display(), "no API keys: loopback only, every caller is `local`");
         }
+        let peer_api_key = args
+            .peer_api_key
+            .as_ref()
+            .map(|k| k.expose().trim().to_owned());
+        let peer_api_key_empty = peer_api_key.as_deref() == Some("");
         Ok(Self {
             ring: Arc::new(ring),
             own_tokens,
-            peer_api_key: args.peer_api_key.as_ref().map(|k| k.expose().to_owned()),
+            peer_api_key: peer_api_key.filter(|k| !k.is_empty()),
+            peer_api_key_empty,
             tls_ca,
             tls_identity,
         })
@@ -287,9 +296,14 @@ impl Security {
     /// peers are then expected to have them too).
     pub fn to_peer(&self, address: &str, service: &str) -> anyhow::Result<ClientOptions> {
         if self.ring.has_keys() && self.peer_api_key.is_none() {
+            let empty = if self.peer_api_key_empty {
+                " (it is set, but empty)"
+            } else {
+                ""
+            };
             anyhow::bail!(
                 "this server has API keys and calls the {service} service at {address}: give \
-                 --peer-api-key (EXPANSION_PEER_API_KEY), a connector key that service accepts"
+                 --peer-api-key (EXPANSION_PEER_API_KEY){empty}, a connector key that service accepts"
             );
         }
         Ok(ClientOptions {
@@ -344,6 +358,14 @@ mod tests {
         let (url, own) = security.to_self("127.0.0.1:9", Caller::Pipeline).unwrap();
         assert_eq!(url, "http://127.0.0.1:9");
         assert!(own.api_key.is_some());
+        // An empty key (a Compose `${VAR:-}` left unset) is no key.
+        a.peer_api_key = Some(Secret::from("  ".to_owned()));
+        let security = Security::prepare(&a, dir.path(), "127.0.0.1:0".parse().unwrap()).unwrap();
+        let err = security
+            .to_peer("credit:50051", "credit")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("set, but empty"), "{err}");
         a.peer_api_key = Some(Secret::from("exp_x".to_owned()));
         let security = Security::prepare(&a, dir.path(), "127.0.0.1:0".parse().unwrap()).unwrap();
         assert_eq!(

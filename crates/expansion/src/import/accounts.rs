@@ -135,6 +135,20 @@ impl Accounts {
             out.unchanged(1);
             return Ok(());
         }
+        if ctx.dry_run {
+            if existing.is_some() {
+                out.updated();
+            } else {
+                out.created(1);
+                // Later rows may name it as their parent.
+                let planned = pb::Account {
+                    account_id: format!("dry-run:{}", account.external_id),
+                    ..Default::default()
+                };
+                ctx.lookup.remember_account(&account.external_id, planned);
+            }
+            return Ok(());
+        }
         match ctx.lookup.health.upsert_account(upsert).await {
             Ok(reply) => {
                 let reply = reply.into_inner();

@@ -37,6 +37,9 @@ impl Interceptor for Bearer {
 }
 
 pub type Health = AccountHealthServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Pipeline = contracts::pb::pipeline::v1::opportunity_pipeline_service_client::OpportunityPipelineServiceClient<
+    InterceptedService<Channel, Bearer>,
+>;
 pub type Credit =
     contracts::pb::credit::v1::compensation_credit_service_client::CompensationCreditServiceClient<
         InterceptedService<Channel, Bearer>,
@@ -50,8 +53,11 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 /// Largest page the list calls ask for.
 const PAGE: i32 = 1000;
 
-/// The health and credit clients of `target`, over one connection.
-pub async fn connect(target: &str, api_key: Option<&str>) -> anyhow::Result<(Health, Credit)> {
+/// The health, credit and pipeline clients of `target`, over one connection.
+pub async fn connect(
+    target: &str,
+    api_key: Option<&str>,
+) -> anyhow::Result<(Health, Credit, Pipeline)> {
     let bearer = match api_key.filter(|k| !k.is_empty()) {
         None => None,
         Some(key) => Some(
@@ -75,7 +81,8 @@ pub async fn connect(target: &str, api_key: Option<&str>) -> anyhow::Result<(Hea
     let bearer = Bearer(bearer);
     Ok((
         AccountHealthServiceClient::with_interceptor(channel.clone(), bearer.clone()),
-        CompensationCreditServiceClient::with_interceptor(channel, bearer),
+        CompensationCreditServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+        contracts::pb::pipeline::v1::opportunity_pipeline_service_client::OpportunityPipelineServiceClient::with_interceptor(channel, bearer),
     ))
 }
 
@@ -119,10 +126,26 @@ pub fn refusal(kind: Kind, status: Status) -> Refusal {
             }
         }
         _ => Refusal::Fatal(anyhow!(
-            "the server refused the import: {:?}: {}",
+            "the server refused the import: {:?}: {}{}",
             status.code(),
-            status.message()
+            status.message(),
+            key_hint(status.code())
         )),
+    }
+}
+
+/// What to do about a refused key: the import's most common first error.
+fn key_hint(code: Code) -> &'static str {
+    match code {
+        Code::Unauthenticated => {
+            "; pass --api-key KEY (or set EXPANSION_API_KEY): a connector, revops or admin key \
+             made with `expansion keys create`"
+        }
+        Code::PermissionDenied => {
+            "; the key's role may not make this call: import with a connector, revops or \
+             admin key (--api-key)"
+        }
+        _ => "",
     }
 }
 
@@ -130,6 +153,7 @@ pub fn refusal(kind: Kind, status: Status) -> Refusal {
 pub struct Lookup {
     pub health: Health,
     pub credit: Credit,
+    pub pipeline: Pipeline,
     /// The CRM the external ids belong to, e.g. `salesforce`.
     pub system: String,
     accounts: HashMap<String, Option<pb::Account>>,
@@ -138,10 +162,11 @@ pub struct Lookup {
 }
 
 impl Lookup {
-    pub fn new(health: Health, credit: Credit, system: String) -> Self {
+    pub fn new(health: Health, credit: Credit, pipeline: Pipeline, system: String) -> Self {
         Self {
             health,
             credit,
+            pipeline,
             system,
             accounts: HashMap::new(),
             products: None,
@@ -257,7 +282,13 @@ impl Lookup {
 
 /// A failed read: nothing sensible can follow.
 pub fn fatal(status: Status, doing: &str) -> anyhow::Error {
-    anyhow!("{:?}: {}", status.code(), status.message()).context(format!("{doing} failed"))
+    anyhow!(
+        "{:?}: {}{}",
+        status.code(),
+        status.message(),
+        key_hint(status.code())
+    )
+    .context(format!("{doing} failed"))
 }
 
 /// Says where an error stopped the import (`None`: after the last row).

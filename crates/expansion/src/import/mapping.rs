@@ -1,11 +1,10 @@
 //! Which CSV column feeds which field: the fields of each kind of file, the
 //! `--map` / `--mapping` formats, and their resolution against a header row.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use serde::Deserialize;
 
 /// What a file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -16,6 +15,8 @@ pub enum Kind {
     Signals,
     /// The credit service's people directory (a CRM's users).
     People,
+    /// A CRM's open pipeline, as opportunities of the pipeline service.
+    Opportunities,
 }
 
 /// A field a row of some kind can fill.
@@ -85,6 +86,25 @@ const SIGNAL_FIELDS: &[FieldSpec] = &[
     optional("detail"),
 ];
 
+const OPPORTUNITY_FIELDS: &[FieldSpec] = &[
+    required("external_id"),
+    required("account_external_id"),
+    required("product"),
+    required("motion"),
+    optional("stage"),
+    required("amount"),
+    optional("currency"),
+    optional("close_date"),
+    optional("owner"),
+    optional("owner_team"),
+    optional("originator"),
+    optional("name"),
+    optional("need_confirmed"),
+    optional("budget_status"),
+    optional("decision_process_known"),
+    optional("relationship_strength"),
+];
+
 const PEOPLE_FIELDS: &[FieldSpec] = &[
     required("person_id"),
     optional("display_name"),
@@ -101,6 +121,7 @@ impl Kind {
             Self::Subscriptions => "subscriptions",
             Self::Signals => "signals",
             Self::People => "people",
+            Self::Opportunities => "opportunities",
         }
     }
 
@@ -111,6 +132,7 @@ impl Kind {
             Self::Subscriptions => SUBSCRIPTION_FIELDS,
             Self::Signals => SIGNAL_FIELDS,
             Self::People => PEOPLE_FIELDS,
+            Self::Opportunities => OPPORTUNITY_FIELDS,
         }
     }
 
@@ -128,6 +150,7 @@ impl Kind {
             Self::Subscriptions,
             Self::Signals,
             Self::People,
+            Self::Opportunities,
         ]
         .into_iter()
         .find(|k| k.as_str() == name)
@@ -138,7 +161,7 @@ impl Kind {
     pub fn field_of_path(self, path: &str) -> (Option<usize>, Option<&'static str>) {
         let mut index = None;
         let mut rest = path;
-        for prefix in ["subscription.", "product.", "person."] {
+        for prefix in ["subscription.", "product.", "person.", "opportunity."] {
             if let Some(r) = rest.strip_prefix(prefix) {
                 rest = r;
             }
@@ -153,8 +176,19 @@ impl Kind {
         let name = match (self, head) {
             (_, "external_ref") => "external_id",
             (Self::Accounts, "parent_account_id") => "parent_external_id",
-            (Self::Subscriptions | Self::Signals, "account_id") => "account_external_id",
-            (Self::Subscriptions | Self::Signals, "product_id") => "product",
+            (Self::Subscriptions | Self::Signals | Self::Opportunities, "account_id") => {
+                "account_external_id"
+            }
+            (Self::Subscriptions | Self::Signals | Self::Opportunities, "product_id") => "product",
+            (Self::Opportunities, "amount") if rest.ends_with("currency_code") => "currency",
+            (Self::Opportunities, "qualification") => {
+                match rest.rsplit('.').next().unwrap_or_default() {
+                    "need_confirmed" => "need_confirmed",
+                    "budget_status" => "budget_status",
+                    "decision_process_known" => "decision_process_known",
+                    _ => "relationship_strength",
+                }
+            }
             (Self::Subscriptions, "mrr") if rest.ends_with("currency_code") => "currency",
             (Self::Subscriptions, "reason") => "cancel_reason",
             (_, other) => other,
@@ -180,53 +214,107 @@ pub fn parse_inline(text: &str) -> anyhow::Result<Vec<(String, String)>> {
     Ok(pairs)
 }
 
-/// A mapping file's entry: `"Header" = "field"` for every kind, or a table
-/// named after a kind holding that kind's pairs.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Entry {
-    Field(String),
-    Section(BTreeMap<String, String>),
+/// A field's value map: (CRM value, value read instead).
+pub type ValueMap = Vec<(String, String)>;
+
+/// What a mapping file says: header → field pairs, and per field a map of
+/// the CRM's values to Expansion's (`"Large Enterprise" = "ENTERPRISE"`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mapping {
+    pub pairs: Vec<(String, String)>,
+    /// Field → its value map.
+    pub values: Vec<(String, ValueMap)>,
 }
 
-/// Header → field pairs for `kind` from a TOML or JSON mapping file.
-pub fn parse_file(path: &Path, kind: Kind) -> anyhow::Result<Vec<(String, String)>> {
+/// Header → field pairs and value maps for `kind` from a TOML or JSON
+/// mapping file: `"Header" = "field"` entries outside any table apply to
+/// every kind, a table named after a kind (`[accounts]`) holds that kind's,
+/// and `[accounts.values.segment]` (or `[values.segment]` for every kind)
+/// maps a field's values.
+pub fn parse_file(path: &Path, kind: Kind) -> anyhow::Result<Mapping> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let is_json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    let entries: BTreeMap<String, Entry> = if is_json {
+    let document: serde_json::Value = if is_json {
         serde_json::from_str(&text)
             .with_context(|| format!("{} is not a JSON mapping", path.display()))?
     } else {
         toml::from_str(&text)
             .with_context(|| format!("{} is not a TOML mapping", path.display()))?
     };
-    mapping_pairs(entries, kind).with_context(|| format!("mapping {}", path.display()))
+    mapping_of(&document, kind).with_context(|| format!("mapping {}", path.display()))
 }
 
-fn mapping_pairs(
-    entries: BTreeMap<String, Entry>,
-    kind: Kind,
-) -> anyhow::Result<Vec<(String, String)>> {
-    let mut pairs = Vec::new();
+fn kinds_list() -> String {
+    [
+        Kind::Accounts,
+        Kind::Products,
+        Kind::Subscriptions,
+        Kind::Signals,
+        Kind::People,
+        Kind::Opportunities,
+    ]
+    .map(Kind::as_str)
+    .join(", ")
+}
+
+/// `{"field": {"CRM value": "value"}}` of a `values` table.
+fn value_maps(table: &serde_json::Value, at: &str) -> anyhow::Result<Vec<(String, ValueMap)>> {
+    let Some(fields) = table.as_object() else {
+        bail!("[{at}] must be a table of fields, each a table of \"CRM value\" = \"value\"");
+    };
+    let mut out = Vec::new();
+    for (field, map) in fields {
+        let Some(map) = map.as_object() else {
+            bail!("[{at}.{field}] must be a table of \"CRM value\" = \"value\"");
+        };
+        let mut pairs = Vec::new();
+        for (from, to) in map {
+            let Some(to) = to.as_str() else {
+                bail!("[{at}.{field}] {from:?} must map to a text value");
+            };
+            pairs.push((from.clone(), to.to_owned()));
+        }
+        out.push((field.clone(), pairs));
+    }
+    Ok(out)
+}
+
+fn mapping_of(document: &serde_json::Value, kind: Kind) -> anyhow::Result<Mapping> {
+    let Some(entries) = document.as_object() else {
+        bail!("a mapping is a table of \"Header\" = \"field\" entries");
+    };
+    let mut mapping = Mapping::default();
     for (key, entry) in entries {
         match entry {
-            Entry::Field(field) => pairs.push((key, field)),
-            Entry::Section(section) => {
-                let Some(section_kind) = Kind::parse(&key) else {
-                    bail!(
-                        "[{key}] is not a kind of file (accounts, products, subscriptions, signals)"
-                    );
+            serde_json::Value::String(field) => mapping.pairs.push((key.clone(), field.clone())),
+            _ if key == "values" => mapping.values.extend(value_maps(entry, "values")?),
+            serde_json::Value::Object(section) => {
+                let Some(section_kind) = Kind::parse(key) else {
+                    bail!("[{key}] is not a kind of file ({})", kinds_list());
                 };
-                if section_kind == kind {
-                    pairs.extend(section);
+                for (header, field) in section {
+                    match field {
+                        serde_json::Value::String(field) if section_kind == kind => {
+                            mapping.pairs.push((header.clone(), field.clone()));
+                        }
+                        serde_json::Value::String(_) => {}
+                        _ if header == "values" => {
+                            let maps = value_maps(field, &format!("{key}.values"))?;
+                            if section_kind == kind {
+                                mapping.values.extend(maps);
+                            }
+                        }
+                        _ => bail!("[{key}] {header:?} must name a field"),
+                    }
                 }
             }
+            _ => bail!("{key:?} must name a field, or be a table of a kind of file"),
         }
     }
-    Ok(pairs)
+    Ok(mapping)
 }
 
 fn same_header(a: &str, b: &str) -> bool {
@@ -238,16 +326,43 @@ fn same_header(a: &str, b: &str) -> bool {
 pub struct Columns {
     headers: Vec<String>,
     index: HashMap<&'static str, usize>,
+    /// Field → (CRM value, value read instead), from the mapping's value maps.
+    values: HashMap<&'static str, ValueMap>,
 }
 
 impl Columns {
     /// Resolves `pairs` (header → field) against the file's `headers`. A
     /// header that the pairs don't name feeds the field of the same name.
+    #[cfg(test)]
     pub fn resolve(
         kind: Kind,
         headers: &[String],
         pairs: &[(String, String)],
     ) -> anyhow::Result<Columns> {
+        Self::resolve_with_values(kind, headers, pairs, &[])
+    }
+
+    /// Resolves `pairs` (header → field) against the file's `headers`, with
+    /// value maps per field. A header that the pairs don't name feeds the
+    /// field of the same name.
+    pub fn resolve_with_values(
+        kind: Kind,
+        headers: &[String],
+        pairs: &[(String, String)],
+        value_maps: &[(String, ValueMap)],
+    ) -> anyhow::Result<Columns> {
+        let mut values: HashMap<&'static str, ValueMap> = HashMap::new();
+        for (field, map) in value_maps {
+            let Some(name) = kind.field(field.trim()) else {
+                let known: Vec<&str> = kind.fields().iter().map(|f| f.name).collect();
+                bail!(
+                    "the value map of {field:?}: not a field of {}; they are: {}",
+                    kind.as_str(),
+                    known.join(", ")
+                );
+            };
+            values.entry(name).or_default().extend(map.iter().cloned());
+        }
         let mut index: HashMap<&'static str, usize> = HashMap::new();
         let mut used = vec![false; headers.len()];
         for (header, field) in pairs {
@@ -294,14 +409,24 @@ impl Columns {
         Ok(Columns {
             headers: headers.to_vec(),
             index,
+            values,
         })
     }
 
-    /// The cell of `field` in `record`; `None` when no column feeds it.
-    pub fn get<'r>(&self, record: &'r csv::StringRecord, field: &str) -> Option<&'r str> {
-        self.index
+    /// The cell of `field` in `record`, or what the value map says for it
+    /// (CRM values compared trimmed, case ignored); `None` when no column
+    /// feeds the field.
+    pub fn get<'r>(&'r self, record: &'r csv::StringRecord, field: &str) -> Option<&'r str> {
+        let cell = self
+            .index
             .get(field)
-            .map(|&column| record.get(column).unwrap_or_default())
+            .map(|&column| record.get(column).unwrap_or_default())?;
+        let mapped = self.values.get(field).and_then(|map| {
+            map.iter()
+                .find(|(from, _)| same_header(from, cell))
+                .map(|(_, to)| to.as_str())
+        });
+        Some(mapped.unwrap_or(cell))
     }
 
     /// The header of the column that feeds `field`.
@@ -359,7 +484,7 @@ mod tests {
             "\"Account ID\" = \"external_id\"\n[accounts]\n\"Account Name\" = \"name\"\n[signals]\n\"Type\" = \"kind\"\n",
         )
         .unwrap();
-        let mut accounts = parse_file(&toml_path, Kind::Accounts).unwrap();
+        let mut accounts = parse_file(&toml_path, Kind::Accounts).unwrap().pairs;
         accounts.sort();
         assert_eq!(
             accounts,
@@ -368,19 +493,62 @@ mod tests {
                 ("Account Name".to_owned(), "name".to_owned())
             ]
         );
-        let signals = parse_file(&toml_path, Kind::Signals).unwrap();
+        let signals = parse_file(&toml_path, Kind::Signals).unwrap().pairs;
         assert!(signals.contains(&("Type".to_owned(), "kind".to_owned())));
         assert!(!signals.iter().any(|(h, _)| h == "Account Name"));
 
         let json_path = dir.path().join("m.json");
         std::fs::write(&json_path, r#"{"products": {"Product Name": "name"}}"#).unwrap();
         assert_eq!(
-            parse_file(&json_path, Kind::Products).unwrap(),
+            parse_file(&json_path, Kind::Products).unwrap().pairs,
             vec![("Product Name".to_owned(), "name".to_owned())]
         );
         std::fs::write(&json_path, r#"{"deals": {"Amount": "mrr"}}"#).unwrap();
         let err = format!("{:#}", parse_file(&json_path, Kind::Products).unwrap_err());
         assert!(err.contains("[deals] is not a kind"), "{err}");
+    }
+
+    #[test]
+    fn value_maps_turn_crm_picklist_values_into_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(
+            &path,
+            "[accounts]\n\"Tier\" = \"segment\"\n[accounts.values.segment]\n\"Large Enterprise\" = \"ENTERPRISE\"\n\"Mid Market\" = \"MID_MARKET\"\n[values.owner_csm]\n\"Carla O.\" = \"carla.csm\"\n[signals.values.kind]\n\"Logins\" = \"LOGIN\"\n",
+        )
+        .unwrap();
+        let mapping = parse_file(&path, Kind::Accounts).unwrap();
+        assert_eq!(
+            mapping.pairs,
+            vec![("Tier".to_owned(), "segment".to_owned())]
+        );
+        let columns = Columns::resolve_with_values(
+            Kind::Accounts,
+            &headers(&["external_id", "name", "Tier", "owner_csm"]),
+            &mapping.pairs,
+            &mapping.values,
+        )
+        .unwrap();
+        let record = csv::StringRecord::from(vec!["1", "Acme", " large enterprise ", "Carla O."]);
+        assert_eq!(columns.get(&record, "segment"), Some("ENTERPRISE"));
+        assert_eq!(columns.get(&record, "owner_csm"), Some("carla.csm"));
+        let other = csv::StringRecord::from(vec!["1", "Acme", "SMB", "ben"]);
+        assert_eq!(
+            columns.get(&other, "segment"),
+            Some("SMB"),
+            "unmapped values pass"
+        );
+        // The signals' map is not the accounts'.
+        assert_eq!(parse_file(&path, Kind::Signals).unwrap().values.len(), 2);
+        let err = Columns::resolve_with_values(
+            Kind::Accounts,
+            &headers(&["external_id", "name"]),
+            &[],
+            &[("tier".to_owned(), vec![])],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not a field of accounts"), "{err}");
     }
 
     #[test]

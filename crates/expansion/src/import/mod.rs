@@ -13,6 +13,7 @@
 mod accounts;
 mod client;
 mod mapping;
+mod opportunities;
 mod people;
 mod products;
 mod report;
@@ -65,8 +66,8 @@ pub struct ImportArgs {
     #[arg(long, env = "EXPANSION_IMPORT_MAP")]
     pub map: Option<String>,
     /// Column mapping file, TOML or JSON (by extension): `"HEADER" = "field"`
-    /// entries, shared or under a `[accounts]`, `[products]`,
-    /// `[subscriptions]` or `[signals]` table.
+    /// entries, shared or under a table per kind (`[accounts]`, …), and value
+    /// maps (`[accounts.values.segment]` `"Large Enterprise" = "ENTERPRISE"`).
     #[arg(long, env = "EXPANSION_IMPORT_MAPPING")]
     pub mapping: Option<PathBuf>,
     /// The CRM the external ids come from (the `system` of every external
@@ -80,6 +81,15 @@ pub struct ImportArgs {
     /// `%m/%d/%Y`); `YYYY-MM-DD` is always read.
     #[arg(long, env = "EXPANSION_IMPORT_DATE_FORMAT", default_value = "%Y-%m-%d")]
     pub date_format: String,
+    /// Another way the export writes date-times, as a strftime pattern read
+    /// as UTC (e.g. `%m/%d/%Y %H:%M` for `03/31/2026 14:22`); RFC 3339 and
+    /// `YYYY-MM-DD HH:MM[:SS]` are always read.
+    #[arg(long, env = "EXPANSION_IMPORT_TIME_FORMAT")]
+    pub time_format: Option<String>,
+    /// Read, check and look up every row, and report what would be written,
+    /// without writing anything.
+    #[arg(long, env = "EXPANSION_IMPORT_DRY_RUN")]
+    pub dry_run: bool,
     /// Field delimiter of the file, e.g. `;`.
     #[arg(long, env = "EXPANSION_IMPORT_DELIMITER", default_value_t = ',')]
     pub delimiter: char,
@@ -125,7 +135,12 @@ pub struct Ctx {
     lookup: Lookup,
     currency: Option<String>,
     date_format: String,
+    time_format: Option<String>,
     batch: usize,
+    /// `--dry-run`: every write is counted, not sent.
+    dry_run: bool,
+    /// When this run began: what was created before was there already.
+    started: chrono::DateTime<chrono::Utc>,
 }
 
 /// One kind of file: takes its rows one by one, then finishes (sends what
@@ -136,19 +151,34 @@ trait Importer {
 }
 
 /// Header → field pairs: the mapping file's, then `--map`'s (which win for
-/// the same header).
-fn mapping_pairs(args: &ImportArgs) -> anyhow::Result<Vec<(String, String)>> {
-    let mut pairs = match &args.mapping {
+/// the same header); and the mapping file's value maps.
+fn mapping_of(args: &ImportArgs) -> anyhow::Result<mapping::Mapping> {
+    let mut mapping = match &args.mapping {
         Some(path) => mapping::parse_file(path, args.kind)?,
-        None => Vec::new(),
+        None => mapping::Mapping::default(),
     };
     if let Some(inline) = &args.map {
         for (header, field) in mapping::parse_inline(inline)? {
-            pairs.retain(|(h, _)| !h.trim().eq_ignore_ascii_case(header.trim()));
-            pairs.push((header, field));
+            mapping
+                .pairs
+                .retain(|(h, _)| !h.trim().eq_ignore_ascii_case(header.trim()));
+            mapping.pairs.push((header, field));
         }
     }
-    Ok(pairs)
+    Ok(mapping)
+}
+
+/// A line of the summary on stdout. A reader that went away (`import … |
+/// head`) is no failure of the import: the rest is not printed, and the
+/// exit status still says how the import went.
+pub fn say(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(err) = writeln!(out, "{line}")
+        && err.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("import: writing the summary: {err}");
+    }
 }
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -233,7 +263,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Tally> {
         .ok()
         .filter(u8::is_ascii)
         .context("--delimiter must be one ASCII character")?;
-    let pairs = mapping_pairs(&args)?;
+    let mapping = mapping_of(&args)?;
     let (mut reader, size) = open(&args.file, delimiter)?;
     let headers: Vec<String> = reader
         .headers()
@@ -244,19 +274,23 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Tally> {
     if headers.iter().all(String::is_empty) {
         bail!("{} has no header row", args.file.display());
     }
-    let columns = Columns::resolve(args.kind, &headers, &pairs)
-        .with_context(|| format!("columns of {}", args.file.display()))?;
+    let columns =
+        Columns::resolve_with_values(args.kind, &headers, &mapping.pairs, &mapping.values)
+            .with_context(|| format!("columns of {}", args.file.display()))?;
     let ignored = columns.ignored();
     if !ignored.is_empty() {
         eprintln!("import: no field reads the columns {}", ignored.join(", "));
     }
-    let (health, credit) = client::connect(&args.target, args.api_key.as_deref()).await?;
+    let (health, credit, pipeline) = client::connect(&args.target, args.api_key.as_deref()).await?;
     let mut report = Report::new(columns, args.rejects.as_deref(), size)?;
     let mut ctx = Ctx {
-        lookup: Lookup::new(health, credit, args.system.clone()),
+        lookup: Lookup::new(health, credit, pipeline, args.system.clone()),
         currency: args.currency.clone(),
         date_format: args.date_format.clone(),
+        time_format: args.time_format.clone(),
         batch: usize::from(args.batch),
+        dry_run: args.dry_run,
+        started: chrono::Utc::now(),
     };
     let result = match args.kind {
         Kind::Accounts => {
@@ -296,20 +330,34 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Tally> {
             )
             .await
         }
+        Kind::Opportunities => {
+            drive(
+                &mut opportunities::Opportunities,
+                &mut ctx,
+                &mut reader,
+                &mut report,
+            )
+            .await
+        }
     };
     report.finish()?;
-    println!(
-        "{} from {}: {}",
+    say(format_args!(
+        "{} from {}{}: {}",
         args.kind.as_str(),
         args.file.display(),
+        if args.dry_run {
+            " (dry run: nothing written)"
+        } else {
+            ""
+        },
         report.tally
-    );
+    ));
     report.rejections.sort_by_key(|r| r.line);
     for rejection in report.rejections.iter().take(MAX_LISTED) {
-        println!("  {rejection}");
+        say(format_args!("  {rejection}"));
     }
     if report.rejections.len() > MAX_LISTED {
-        println!(
+        say(format_args!(
             "  … and {} more rejected rows{}",
             report.rejections.len() - MAX_LISTED,
             if args.rejects.is_some() {
@@ -317,12 +365,12 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Tally> {
             } else {
                 " (--rejects FILE writes them all)"
             }
-        );
+        ));
     }
     if let Some(path) = &args.rejects
         && report.tally.rejected > 0
     {
-        println!("rejected rows written to {}", path.display());
+        say(format_args!("rejected rows written to {}", path.display()));
     }
     result?;
     Ok(report.tally)

@@ -55,6 +55,31 @@ enum Outcome {
 }
 
 async fn upsert(ctx: &mut Ctx, person: &pb::Person) -> anyhow::Result<Outcome> {
+    if ctx.dry_run {
+        let stored = ctx
+            .lookup
+            .credit
+            .get_person(pb::GetPersonRequest {
+                person_id: person.person_id.clone(),
+            })
+            .await;
+        return Ok(Outcome::Written(match stored {
+            Err(status) if status.code() == Code::NotFound => Written::Created,
+            Err(status) => return Err(super::client::fatal(status, "looking up a person")),
+            Ok(reply) => match reply.into_inner().person {
+                Some(p)
+                    if p.display_name == person.display_name
+                        && p.role == person.role
+                        && p.team == person.team
+                        && p.manager_id == person.manager_id =>
+                {
+                    Written::Unchanged
+                }
+                Some(_) => Written::Updated,
+                None => Written::Created,
+            },
+        }));
+    }
     let reply = ctx
         .lookup
         .credit

@@ -98,6 +98,16 @@ impl Importer for Products {
             out.unchanged(1);
             return Ok(());
         }
+        if ctx.dry_run {
+            if existing.is_some() {
+                out.updated();
+            } else {
+                out.created(1);
+                // A later row of the same name is then an update.
+                ctx.lookup.products().await?.push(wanted);
+            }
+            return Ok(());
+        }
         let reply = ctx
             .lookup
             .health

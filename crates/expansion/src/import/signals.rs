@@ -24,7 +24,12 @@ pub struct SignalRow {
     pub detail: String,
 }
 
-pub fn parse(cells: &Cells<'_>, system: &str, date_format: &str) -> Result<SignalRow, RowError> {
+pub fn parse(
+    cells: &Cells<'_>,
+    system: &str,
+    date_format: &str,
+    time_format: Option<&str>,
+) -> Result<SignalRow, RowError> {
     let account = cells.required("account_external_id")?.to_owned();
     let kind =
         values::signal_kind(cells.required("kind")?).map_err(|m| RowError::field("kind", m))?;
@@ -42,7 +47,8 @@ pub fn parse(cells: &Cells<'_>, system: &str, date_format: &str) -> Result<Signa
     let occur_time = match cells.optional("occur_time") {
         None => None,
         Some(text) => Some(contracts::wire::timestamp(
-            values::timestamp(text, date_format).map_err(|m| RowError::field("occur_time", m))?,
+            values::timestamp(text, date_format, time_format)
+                .map_err(|m| RowError::field("occur_time", m))?,
         )),
     };
     let product = cells.optional("product").map(str::to_owned);
@@ -82,6 +88,12 @@ impl Signals {
     /// Sends the pending batch; a refused signal's row is rejected and the
     /// rest sent again, until the batch lands.
     async fn flush(&mut self, ctx: &mut Ctx, out: &mut Report) -> anyhow::Result<()> {
+        if ctx.dry_run {
+            // The server's deduplication is not asked: every signal counts as new.
+            out.created(u64::try_from(self.pending.len()).unwrap_or(0));
+            self.pending.clear();
+            return Ok(());
+        }
         while !self.pending.is_empty() {
             let signals: Vec<pb::Signal> = self.pending.iter().map(|(_, s)| s.clone()).collect();
             let reply = ctx
@@ -127,6 +139,7 @@ impl Importer for Signals {
             &Cells::new(out.columns(), &row.record),
             &ctx.lookup.system,
             &ctx.date_format,
+            ctx.time_format.as_deref(),
         );
         let signal = match parsed {
             Ok(signal) => signal,
@@ -184,7 +197,7 @@ mod tests {
         let headers: Vec<String> = headers.iter().map(|s| (*s).to_owned()).collect();
         let columns = Columns::resolve(Kind::Signals, &headers, &[]).unwrap();
         let record = csv::StringRecord::from(cells.to_vec());
-        parse(&Cells::new(&columns, &record), "hubspot", "%Y-%m-%d")
+        parse(&Cells::new(&columns, &record), "hubspot", "%Y-%m-%d", None)
     }
 
     #[test]

@@ -172,6 +172,19 @@ impl Importer for Subscriptions {
         let mut current = existing.clone();
         let mut created = false;
         let mut changed = false;
+        if ctx.dry_run {
+            let upsert = !existing.as_ref().is_some_and(|s| unchanged(s, &wanted));
+            let cancel = sub.cancel_date.is_some()
+                && existing
+                    .as_ref()
+                    .is_none_or(|s| s.status == pb::SubscriptionStatus::Active as i32);
+            match (existing.is_none(), upsert || cancel) {
+                (true, _) => out.created(1),
+                (false, true) => out.updated(),
+                (false, false) => out.unchanged(1),
+            }
+            return Ok(());
+        }
         if !existing.as_ref().is_some_and(|s| unchanged(s, &wanted)) {
             let reply = ctx
                 .lookup

@@ -53,10 +53,23 @@ pub fn date(text: &str, format: &str) -> Result<NaiveDate, String> {
 }
 
 /// A point in time: RFC 3339 (`2026-03-01T09:30:00Z`), a UTC date-time
-/// without offset (`2026-03-01 09:30:00`), or a date (midnight UTC).
-pub fn timestamp(text: &str, date_format: &str) -> Result<DateTime<Utc>, String> {
+/// without offset (`2026-03-01 09:30:00`), one in `time_format` (a strftime
+/// pattern read as UTC, e.g. `%m/%d/%Y %H:%M`), or a date (midnight UTC).
+pub fn timestamp(
+    text: &str,
+    date_format: &str,
+    time_format: Option<&str>,
+) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
+    }
+    if let Some(format) = time_format {
+        if let Ok(t) = DateTime::parse_from_str(text, format) {
+            return Ok(t.with_timezone(&Utc));
+        }
+        if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
+            return Ok(t.and_utc());
+        }
     }
     for layout in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
         if let Ok(t) = NaiveDateTime::parse_from_str(text, layout) {
@@ -68,7 +81,10 @@ pub fn timestamp(text: &str, date_format: &str) -> Result<DateTime<Utc>, String>
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|t| t.and_utc())
         .ok_or_else(|| {
-            format!("{text:?} is not a time (2026-03-01T09:30:00Z, 2026-03-01 09:30:00 or a date)")
+            let also = time_format.map(|f| format!(", {f}")).unwrap_or_default();
+            format!(
+                "{text:?} is not a time (2026-03-01T09:30:00Z, 2026-03-01 09:30:00{also} or a date)"
+            )
         })
 }
 
@@ -181,13 +197,34 @@ mod tests {
     }
 
     #[test]
+    fn a_crms_own_date_time_layout_is_read_with_time_format() {
+        let crm = |s: &str| timestamp(s, "%m/%d/%Y", Some("%m/%d/%Y %H:%M"));
+        assert_eq!(
+            crm("03/31/2026 14:22").unwrap().to_rfc3339(),
+            "2026-03-31T14:22:00+00:00"
+        );
+        // The usual layouts and a date alone still read.
+        assert_eq!(
+            crm("2026-03-31T14:22:00Z").unwrap().to_rfc3339(),
+            "2026-03-31T14:22:00+00:00"
+        );
+        assert_eq!(
+            crm("03/31/2026").unwrap().to_rfc3339(),
+            "2026-03-31T00:00:00+00:00"
+        );
+        let err = crm("31.03.2026 14:22").unwrap_err();
+        assert!(err.contains("%m/%d/%Y %H:%M"), "{err}");
+        assert!(timestamp("03/31/2026 14:22", "%Y-%m-%d", None).is_err());
+    }
+
+    #[test]
     fn times_in_the_usual_export_layouts() {
-        let t = |s: &str| timestamp(s, "%Y-%m-%d").unwrap().to_rfc3339();
+        let t = |s: &str| timestamp(s, "%Y-%m-%d", None).unwrap().to_rfc3339();
         assert_eq!(t("2026-03-01T09:30:00Z"), "2026-03-01T09:30:00+00:00");
         assert_eq!(t("2026-03-01T11:30:00+02:00"), "2026-03-01T09:30:00+00:00");
         assert_eq!(t("2026-03-01 09:30:00"), "2026-03-01T09:30:00+00:00");
         assert_eq!(t("2026-03-01"), "2026-03-01T00:00:00+00:00");
-        assert!(timestamp("yesterday", "%Y-%m-%d").is_err());
+        assert!(timestamp("yesterday", "%Y-%m-%d", None).is_err());
     }
 
     #[test]

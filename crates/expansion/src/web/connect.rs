@@ -215,7 +215,7 @@ where
 {
     let pool = shared.routes.pool();
     let path = request.uri().path().to_owned();
-    let domain = domain_of(&path);
+    let domain = crate::limits::domain_of(&path);
     // Who calls is checked before what they sent, as over gRPC: a refusal of
     // this layer's own gives way to the key check's.
     let authorization = request.headers().get(header::AUTHORIZATION).cloned();
@@ -350,15 +350,15 @@ where
     let body = match Limited::new(body, body_limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
-            return Err(refusal(
-                Code::OutOfRange,
-                "MESSAGE_TOO_LARGE",
+            return Err(Failure::from(crate::limits::too_large(
                 domain,
+                "request",
+                None,
+                u64::try_from(body_limit).ok(),
                 format!(
                     "the request body is larger than {body_limit} bytes ({JSON_EXPANSION} × --max-message-bytes)"
                 ),
-            )
-            .into());
+            )));
         }
         Err(err) => {
             return Err(Status::cancelled(format!("reading the request body: {err}")).into());
@@ -444,15 +444,6 @@ where
         HeaderValue::from_static(format.content_type()),
     );
     Ok(response)
-}
-
-/// The `ErrorInfo` domain of an answer this layer gives itself: the
-/// package of the service called.
-fn domain_of(path: &str) -> String {
-    contracts::access::split_path(path)
-        .and_then(|(service, _)| service.rsplit_once('.').map(|(package, _)| package))
-        .unwrap_or("expansion")
-        .to_owned()
 }
 
 /// A refusal by this layer, with its one `ErrorInfo`.

@@ -23,6 +23,7 @@ impl PipelineService {
         req: &pb::ListHandoffsRequest,
     ) -> Result<pb::ListHandoffsResponse, PipelineError> {
         let size = page::page_size("page_size", req.page_size).map_err(PipelineError::from)?;
+        wire::filter_values("statuses", &req.statuses).map_err(PipelineError::from)?;
         let mut statuses = Vec::new();
         for (i, s) in req.statuses.iter().enumerate() {
             let status: pb::HandoffStatus =
@@ -65,11 +66,12 @@ impl PipelineService {
             (true, Some(last)) => page::encode_token(&last.id, fingerprint),
             _ => String::new(),
         };
+        let handoffs = rows
+            .into_iter()
+            .map(|h| handoff_to_pb(h, now))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(pb::ListHandoffsResponse {
-            handoffs: rows
-                .into_iter()
-                .map(|h| handoff_to_pb(h, now))
-                .collect::<Result<_, _>>()?,
+            handoffs: self.named(handoffs).await?,
             next_page_token,
         })
     }
@@ -148,7 +150,7 @@ impl PipelineService {
                 other => other,
             })?;
         Ok(pb::RequestHandoffResponse {
-            handoff: Some(handoff_to_pb(model, now)?),
+            handoff: self.named(vec![handoff_to_pb(model, now)?]).await?.pop(),
         })
     }
 
@@ -271,7 +273,7 @@ impl PipelineService {
             .await?;
         let now = self.now();
         Ok(pb::AcceptHandoffResponse {
-            handoff: Some(handoff_to_pb(h, now)?),
+            handoff: self.named(vec![handoff_to_pb(h, now)?]).await?.pop(),
             opportunity: opp.map(|o| self.to_pb(o)).transpose()?,
         })
     }
@@ -326,8 +328,24 @@ impl PipelineService {
             )
             .await?;
         Ok(pb::RejectHandoffResponse {
-            handoff: Some(handoff_to_pb(h, self.now())?),
+            handoff: self.named(vec![handoff_to_pb(h, self.now())?]).await?.pop(),
         })
+    }
+
+    /// Handoffs with the names their opportunities keep beside the ids.
+    async fn named(
+        &self,
+        mut handoffs: Vec<pb::Handoff>,
+    ) -> Result<Vec<pb::Handoff>, PipelineError> {
+        let ids: Vec<String> = handoffs.iter().map(|h| h.opportunity_id.clone()).collect();
+        let names = self.store.opportunity_names(&ids).await?;
+        for h in &mut handoffs {
+            if let Some((account, product)) = names.get(&h.opportunity_id) {
+                h.account_name.clone_from(account);
+                h.product_name.clone_from(product);
+            }
+        }
+        Ok(handoffs)
     }
 
     /// What Sales should see of the account when it takes the deal: health,

@@ -49,6 +49,7 @@ impl PipelineService {
             filter.account_id =
                 Some(parse_id("account_id", &req.account_id, AccountId::parse)?.to_string());
         }
+        wire::filter_values("stages", &req.stages).map_err(PipelineError::from)?;
         for (i, s) in req.stages.iter().enumerate() {
             if let Some(stage) =
                 wire::stage(&format!("stages[{i}]"), *s).map_err(PipelineError::from)?
