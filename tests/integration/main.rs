@@ -9,6 +9,7 @@ mod harness;
 mod auth;
 mod bad_input;
 mod compose;
+mod console;
 mod credit;
 mod dashboards;
 mod deliveries;

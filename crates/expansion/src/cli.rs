@@ -243,6 +243,11 @@ pub struct ServeArgs {
     /// any. Without it no CORS header is sent: same-origin pages only.
     #[arg(long, env = "EXPANSION_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// Do not serve the web console at `/console/` (served by default: its
+    /// pages hold no data and read everything through the API with the key
+    /// the person signs in with).
+    #[arg(long, env = "EXPANSION_NO_CONSOLE")]
+    pub no_console: bool,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
     #[command(flatten)]

@@ -273,6 +273,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .trace_fn(rpc_span)
         // Browsers on other origins: preflights answered before anything else.
         .layer(crate::web::cors::layer(&args.cors_origins)?)
+        // The web console's own files (`/console/`); its API calls go below.
+        .layer(crate::web::console::ConsoleLayer::new(!args.no_console))
         // HTTP/JSON (Connect unary) and gRPC-Web become gRPC calls here, so
         // every layer below serves them as it serves gRPC.
         .layer(crate::web::ConnectLayer::new(
@@ -446,6 +448,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(address = %local, services = ?names, "listening");
     // One plain line on stdout for scripts and tests that started us on port 0.
     println!("listening on {local}");
+    if !args.no_console {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let path = crate::web::console::CONSOLE_PATH;
+        println!("web console on {scheme}://{}{path}", own_address(local));
+    }
     if args.demo {
         let (target, options) = security.to_self(&own_address(local), Caller::Demo)?;
         tokio::spawn(async move {

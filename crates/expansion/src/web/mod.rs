@@ -1,7 +1,8 @@
 //! Expansion without gRPC: the Connect protocol's unary form (HTTP/JSON,
 //! `POST /<package>.<Service>/<Method>`), gRPC-Web (tonic-web, in `serve`),
 //! the OpenAPI document of the same HTTP methods, and CORS for browsers on
-//! other origins.
+//! other origins; and the web console (`/console/`), static pages that call
+//! that HTTP/JSON API from the browser.
 //!
 //! Everything is read from the descriptor set at start-up, so a method added
 //! to a `.proto` gets its route, its OpenAPI path and its JSON mapping
@@ -10,6 +11,7 @@
 //! limits, the services' own codec), then its answer is transcoded back.
 
 pub mod connect;
+pub mod console;
 pub mod cors;
 pub mod openapi;
 pub mod routes;
