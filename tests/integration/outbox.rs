@@ -91,6 +91,25 @@ async fn deal_in_negotiation(
     .await
     .unwrap();
 
+    // The gates read the account's score, which the health service computes
+    // off the ingestion path: wait for it.
+    for _ in 0..100 {
+        let scored = h
+            .get_account_health(health::GetAccountHealthRequest {
+                account_id: account.clone(),
+            })
+            .await
+            .is_ok_and(|r| {
+                r.into_inner()
+                    .health
+                    .and_then(|h| h.overall)
+                    .is_some_and(|o| !o.score.is_empty())
+            });
+        if scored {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let mut p = pipeline_server.pipeline().await;
     let mut opp = p
         .create_opportunity(pipeline::CreateOpportunityRequest {

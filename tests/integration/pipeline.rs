@@ -1446,7 +1446,8 @@ async fn scoring_routing_and_priority_order(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_down_is_unavailable_quickly() {
     // A pipeline of its own, asking a health service that then goes away.
-    let health = Server::start(&Backend::sqlite(), &["--service", "health"]);
+    let health_db = Backend::sqlite();
+    let health = Server::start(&health_db, &["--service", "health"]);
     let backend = Backend::sqlite();
     let health_url = health.url();
     let server = Server::start(
@@ -1455,28 +1456,7 @@ async fn health_down_is_unavailable_quickly() {
     );
     let mut client = server.pipeline().await;
     let refs = health.refs().await;
-    // While health is up (an embedded database busy with the writes just made
-    // may ask for a retry, as UNAVAILABLE says).
-    let mut o = None;
-    for _ in 0..20 {
-        match client
-            .create_opportunity(pb::CreateOpportunityRequest {
-                request_id: "health-down-1".into(),
-                opportunity: Some(opportunity(&refs, "60000", Motion::UpsellTier)),
-            })
-            .await
-        {
-            Ok(reply) => {
-                o = reply.into_inner().opportunity;
-                break;
-            }
-            Err(status) if status.code() == Code::Unavailable => {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            Err(status) => panic!("{status:?}"),
-        }
-    }
-    let o = o.expect("created while health is up");
+    let o = create(&mut client, opportunity(&refs, "60000", Motion::UpsellTier)).await;
     assert!(o.account_name.starts_with("Account "), "{o:?}");
     health.kill();
 
