@@ -19,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateCreditRequests),
             Box::new(CreateCreditPeople),
             Box::new(CreateOpenDisputes),
+            Box::new(CreateWebhooks),
         ]
     }
 }
@@ -717,5 +718,26 @@ impl MigrationTrait for CreateOpenDisputes {
                     .to_owned(),
             )
             .await
+    }
+}
+
+/// The service's webhook endpoints and their deliveries (an outbox of its own,
+/// so a slow receiver never delays the deliveries to the other services).
+struct CreateWebhooks;
+
+impl MigrationName for CreateWebhooks {
+    fn name(&self) -> &str {
+        "m20261202_000100_create_credit_webhooks"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateWebhooks {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        crate::events::create_webhook_tables(manager, "credit").await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        crate::events::drop_webhook_tables(manager, "credit").await
     }
 }

@@ -22,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(OneOpportunityPerTrigger),
             Box::new(WalletEstimateHistory),
             Box::new(AddReferences),
+            Box::new(CreateWebhooks),
         ]
     }
 }
@@ -727,5 +728,26 @@ impl MigrationTrait for AddReferences {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// The service's webhook endpoints and their deliveries (an outbox of its own,
+/// so a slow receiver never delays the deliveries to the other services).
+struct CreateWebhooks;
+
+impl MigrationName for CreateWebhooks {
+    fn name(&self) -> &str {
+        "m20261202_000100_create_pipeline_webhooks"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateWebhooks {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        crate::events::create_webhook_tables(manager, "pipeline").await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        crate::events::drop_webhook_tables(manager, "pipeline").await
     }
 }

@@ -119,6 +119,21 @@ impl EventLog {
         self.appended.notify_waiters();
     }
 
+    /// The `seq` of the latest event, 0 when the log is empty.
+    pub async fn last_seq<C: ConnectionTrait>(&self, db: &C) -> Result<i64, DbErr> {
+        let query = Query::select()
+            .expr_as(
+                sea_orm::sea_query::Func::max(Expr::col(Alias::new("seq"))),
+                Alias::new("last"),
+            )
+            .from(Alias::new(self.table))
+            .to_owned();
+        match db.query_one(&query).await? {
+            Some(row) => Ok(row.try_get::<Option<i64>>("", "last")?.unwrap_or(0)),
+            None => Ok(0),
+        }
+    }
+
     /// Up to `limit` events after `after_seq`, oldest first.
     pub async fn read_after<C: ConnectionTrait>(
         &self,
