@@ -23,3 +23,4 @@ mod privacy;
 mod readme;
 mod revenue;
 mod story;
+mod webhooks;

@@ -165,6 +165,13 @@ pub const MATRIX: &[Rule] = &[
     rule(HEALTH_SERVICE, "GetRevenueMetrics", EVERYONE, ""),
     rule(HEALTH_SERVICE, "GetCohortRevenue", EVERYONE, ""),
     rule(HEALTH_SERVICE, "WatchEvents", EVERYONE, ""),
+    rule(HEALTH_SERVICE, "CreateWebhookEndpoint", SYNC, ""),
+    rule(HEALTH_SERVICE, "ListWebhookEndpoints", SYNC, ""),
+    rule(HEALTH_SERVICE, "DisableWebhookEndpoint", SYNC, ""),
+    rule(HEALTH_SERVICE, "EnableWebhookEndpoint", SYNC, ""),
+    rule(HEALTH_SERVICE, "DeleteWebhookEndpoint", SYNC, ""),
+    rule(HEALTH_SERVICE, "ListWebhookDeliveries", SYNC, ""),
+    rule(HEALTH_SERVICE, "ReplayWebhookEvents", SYNC, ""),
     // expansion.pipeline.v1.OpportunityPipelineService
     rule(PIPELINE_SERVICE, "CreateOpportunity", DEAL_TEAM, ""),
     rule(
@@ -208,6 +215,13 @@ pub const MATRIX: &[Rule] = &[
     ),
     rule(PIPELINE_SERVICE, "GetWalletShareHistory", EVERYONE, ""),
     rule(PIPELINE_SERVICE, "WatchEvents", EVERYONE, ""),
+    rule(PIPELINE_SERVICE, "CreateWebhookEndpoint", SYNC, ""),
+    rule(PIPELINE_SERVICE, "ListWebhookEndpoints", SYNC, ""),
+    rule(PIPELINE_SERVICE, "DisableWebhookEndpoint", SYNC, ""),
+    rule(PIPELINE_SERVICE, "EnableWebhookEndpoint", SYNC, ""),
+    rule(PIPELINE_SERVICE, "DeleteWebhookEndpoint", SYNC, ""),
+    rule(PIPELINE_SERVICE, "ListWebhookDeliveries", SYNC, ""),
+    rule(PIPELINE_SERVICE, "ReplayWebhookEvents", SYNC, ""),
     // expansion.credit.v1.CompensationCreditService
     rule(CREDIT_SERVICE, "UpsertCreditPolicy", ADMIN_ONLY, ""),
     rule(CREDIT_SERVICE, "GetCreditPolicy", EVERYONE, ""),
@@ -234,7 +248,14 @@ pub const MATRIX: &[Rule] = &[
     rule(CREDIT_SERVICE, "GetPerson", EVERYONE, ""),
     rule(CREDIT_SERVICE, "ListPeople", EVERYONE, ""),
     rule(CREDIT_SERVICE, "ListDisputes", EVERYONE, "")
-        .rows("csm, ae: disputes of own entries (and managed team's); viewer: none"),
+        .rows("csm, ae: disputes of own entries (and managed team's); viewer: none"),    rule(CREDIT_SERVICE, "CreateWebhookEndpoint", SYNC, "")
+        .rows("every credit event: the roles that may register read every entry"),
+    rule(CREDIT_SERVICE, "ListWebhookEndpoints", SYNC, ""),
+    rule(CREDIT_SERVICE, "DisableWebhookEndpoint", SYNC, ""),
+    rule(CREDIT_SERVICE, "EnableWebhookEndpoint", SYNC, ""),
+    rule(CREDIT_SERVICE, "DeleteWebhookEndpoint", SYNC, ""),
+    rule(CREDIT_SERVICE, "ListWebhookDeliveries", SYNC, ""),
+    rule(CREDIT_SERVICE, "ReplayWebhookEvents", SYNC, ""),
 ];
 
 /// `(service, method)` of a gRPC path `/package.Service/Method`.

@@ -243,6 +243,10 @@ impl Webhooks {
         self.tables
     }
 
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
     /// The deliveries' outbox (for its backlog metrics).
     pub fn outbox(&self) -> &Outbox {
         &self.outbox
