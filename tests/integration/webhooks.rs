@@ -219,6 +219,33 @@ fn assert_signed(received: &Received) {
     assert!(payload["cursor"].as_str().unwrap().starts_with("ev1."));
 }
 
+/// The README's Python `verify`, run on a delivery as received.
+fn python_verifies(received: &Received) -> bool {
+    let readme = include_str!("../../README.md");
+    let section = &readme[readme.find("### Verifying a signature").unwrap()..];
+    let start = section.find("```python\n").unwrap() + "```python\n".len();
+    let code = &section[start..start + section[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body");
+    std::fs::write(&body, &received.body).unwrap();
+    let script = format!(
+        "{code}\nimport sys\nok = verify({SECRET:?}.encode(), open(sys.argv[1], 'rb').read(), sys.argv[2])\nprint('valid' if ok else 'invalid')\n"
+    );
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&body)
+        .arg(&received.headers["expansion-signature"])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim() == "valid"
+}
+
 fn spec(url: &str, types: &[&str]) -> common::WebhookEndpointSpec {
     common::WebhookEndpointSpec {
         url: url.into(),
@@ -381,6 +408,11 @@ async fn every_event_arrives_signed_through_a_kill_9(backend: Backend) {
     for received in &got {
         assert_signed(received);
     }
+    // As a receiver following the README would: valid, and not once tampered with.
+    assert!(python_verifies(&held));
+    let mut tampered = held.clone();
+    tampered.body.extend_from_slice(b" ");
+    assert!(!python_verifies(&tampered));
     // Duplicates only by id, each with the same body; the held one among them.
     let mut bodies: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for received in &got {
@@ -393,6 +425,11 @@ async fn every_event_arrives_signed_through_a_kill_9(backend: Backend) {
     let payload = held.json();
     assert_eq!(payload["service"], "health");
     assert_eq!(payload["event_type"], "health.account.created");
+    // The account's CRM record beside its id.
+    assert_eq!(
+        payload["data"]["account_external_ref"],
+        serde_json::json!({"system": "salesforce", "id": payload["data"]["name"].as_str().unwrap().replace("Hooked ", "hook-")})
+    );
     println!(
         "webhooks through kill -9: {} events, {} requests ({repeats} repeated), kill after {killed_at}",
         expected.len(),

@@ -38,7 +38,7 @@ pub use send::Sender;
 
 /// The version of the payload's shape (see README "Event catalog"); it
 /// changes only when a field changes meaning or goes away.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i32 = storage::events::SCHEMA_VERSION;
 /// Most event type prefixes per endpoint.
 const MAX_PREFIXES: usize = 64;
 /// Events queued per replay call.
