@@ -210,6 +210,15 @@ fn assert_signed(received: &Received) {
         "{received:?}"
     );
     let payload = received.json();
+    // Its data has the fields the catalog lists, and no other.
+    let kind = contracts::catalog::kind_of(payload["event_type"].as_str().unwrap()).unwrap();
+    for field in payload["data"].as_object().unwrap().keys() {
+        assert!(
+            kind.fields.contains(&field.as_str()),
+            "{field} of {}",
+            kind.event_type
+        );
+    }
     assert_eq!(received.headers["expansion-event-id"], payload["event_id"]);
     assert_eq!(
         received.headers["expansion-event-type"],
