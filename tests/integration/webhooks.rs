@@ -380,6 +380,7 @@ async fn every_event_arrives_signed_through_a_kill_9(backend: Backend) {
     receiver.release.send(()).unwrap();
 
     let server = Server::start(&backend, FLAGS);
+    let restarted = Instant::now();
     for n in ACCOUNTS..ACCOUNTS + 5 {
         upsert_account(&server, n).await;
     }
@@ -440,9 +441,10 @@ async fn every_event_arrives_signed_through_a_kill_9(backend: Backend) {
         serde_json::json!({"system": "salesforce", "id": payload["data"]["name"].as_str().unwrap().replace("Hooked ", "hook-")})
     );
     println!(
-        "webhooks through kill -9: {} events, {} requests ({repeats} repeated), kill after {killed_at}",
+        "webhooks through kill -9: {} events, {} requests ({repeats} repeated), kill after {killed_at}, all in {} ms after the restart",
         expected.len(),
-        got.len()
+        got.len(),
+        restarted.elapsed().as_millis()
     );
 
     let credit = receiver.wait_for("/credit", "the person", |got| !got.is_empty());

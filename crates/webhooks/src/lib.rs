@@ -109,7 +109,8 @@ impl Policy {
             // The endpoint is disabled first; this only bounds a delivery
             // whose endpoint keeps succeeding with others.
             max_attempts: Ord::max(self.disable_after, 1).saturating_mul(4),
-            first_delay: chrono::Duration::seconds(1),
+            // The first retry after 1 s (the outbox doubles this once per failure).
+            first_delay: chrono::Duration::milliseconds(500),
             max_delay,
             lease: timeout + chrono::Duration::seconds(5),
         }
