@@ -723,3 +723,83 @@ async fn private_targets_are_refused_without_the_flag() {
     }
     server.stop();
 }
+
+/// An `https://` endpoint is verified against the web's roots: one whose
+/// certificate a private CA issued (here `openssl s_server`'s) is never
+/// sent the event, and the delivery log says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_endpoints_with_an_unknown_issuer_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((cert, key, _ca)) = crate::auth::certificates(dir.path()) else {
+        return;
+    };
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut tls_server = std::process::Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "s_server did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let backend = Backend::sqlite();
+    let server = Server::start(&backend, FLAGS);
+    let endpoint = server
+        .health()
+        .await
+        .create_webhook_endpoint(health::CreateWebhookEndpointRequest {
+            request_id: String::new(),
+            endpoint: Some(spec(&format!("https://localhost:{port}/hook"), &[])),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .endpoint
+        .unwrap();
+    upsert_account(&server, 1).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let delivery = loop {
+        let log = server
+            .health()
+            .await
+            .list_webhook_deliveries(health::ListWebhookDeliveriesRequest {
+                endpoint_id: endpoint.endpoint_id.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if let Some(d) = log.deliveries.into_iter().find(|d| d.attempts > 0) {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "no attempt");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        delivery.status,
+        common::WebhookDeliveryStatus::Pending as i32
+    );
+    assert!(
+        delivery.last_error.contains("TLS") && delivery.last_error.contains("certificate"),
+        "{delivery:?}"
+    );
+    println!(
+        "webhooks: https with a private CA refused: {}",
+        delivery.last_error
+    );
+    let _ = tls_server.kill();
+    let _ = tls_server.wait();
+    server.stop();
+}

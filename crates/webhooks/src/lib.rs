@@ -470,6 +470,9 @@ impl Webhooks {
                 enabled: true,
                 disabled_reason: String::new(),
                 consecutive_failures: 0,
+                // Read before the insert: an event committed after this call
+                // returns has a later seq and is staged after the endpoint
+                // exists, so it is delivered; one committed meanwhile may be.
                 start_seq: self.log.last_seq(&self.db).await?,
                 created_by: by.to_owned(),
                 created_at: storage::now(),
