@@ -456,6 +456,10 @@ async fn every_event_arrives_signed_through_a_kill_9(backend: Backend) {
         "pipeline.wallet_estimate.upserted"
     );
     assert_signed(&wallet[0]);
+    assert_eq!(
+        wallet[0].json()["data"]["account_external_ref"],
+        serde_json::json!({"system": "salesforce", "id": "hook-0"})
+    );
 
     // The delivery log says each was delivered.
     let log = server

@@ -150,6 +150,7 @@ pub const EVENTS: &[EventKind] = &[
         &[
             "opportunity_id",
             "account_id",
+            "account_external_ref",
             "product_id",
             "motion",
             "stage",
@@ -171,6 +172,7 @@ pub const EVENTS: &[EventKind] = &[
         &[
             "opportunity_id",
             "account_id",
+            "account_external_ref",
             "from_stage",
             "to_stage",
             "probability",
@@ -202,6 +204,7 @@ pub const EVENTS: &[EventKind] = &[
         &[
             "opportunity_id",
             "account_id",
+            "account_external_ref",
             "product_id",
             "source_product_id",
             "motion",
@@ -225,6 +228,7 @@ pub const EVENTS: &[EventKind] = &[
         &[
             "opportunity_id",
             "account_id",
+            "account_external_ref",
             "product_id",
             "motion",
             "amount",
@@ -243,6 +247,7 @@ pub const EVENTS: &[EventKind] = &[
             "handoff_id",
             "opportunity_id",
             "account_id",
+            "account_external_ref",
             "requested_by",
             "snapshot_gaps",
         ],
@@ -267,6 +272,7 @@ pub const EVENTS: &[EventKind] = &[
         "account",
         &[
             "account_id",
+            "account_external_ref",
             "product_area",
             "annual_spend_minor",
             "currency_code",
