@@ -14,6 +14,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "expansion/health/v1/health.proto",
         "expansion/pipeline/v1/pipeline.proto",
         "expansion/credit/v1/credit.proto",
+        "expansion/common/v1/webhooks.proto",
+        "expansion/health/v1/webhooks.proto",
+        "expansion/pipeline/v1/webhooks.proto",
+        "expansion/credit/v1/webhooks.proto",
     ];
     println!("cargo:rerun-if-changed={}", proto_root.display());
     for file in files {

@@ -19,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateCreditRequests),
             Box::new(CreateCreditPeople),
             Box::new(CreateOpenDisputes),
+            Box::new(CreateWebhooks),
             Box::new(AddDealNames),
         ]
     }
@@ -721,6 +722,27 @@ impl MigrationTrait for CreateOpenDisputes {
     }
 }
 
+/// The service's webhook endpoints and their deliveries (an outbox of its own,
+/// so a slow receiver never delays the deliveries to the other services).
+struct CreateWebhooks;
+
+impl MigrationName for CreateWebhooks {
+    fn name(&self) -> &str {
+        "m20261202_000100_create_credit_webhooks"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateWebhooks {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        crate::events::create_webhook_tables(manager, "credit").await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        crate::events::drop_webhook_tables(manager, "credit").await
+    }
+}
+
 #[derive(DeriveIden)]
 enum DealNames {
     AccountName,
@@ -732,7 +754,7 @@ struct AddDealNames;
 
 impl MigrationName for AddDealNames {
     fn name(&self) -> &str {
-        "m20261202_000008_credit_deal_names"
+        "m20261202_000101_credit_deal_names"
     }
 }
 

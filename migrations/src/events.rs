@@ -121,3 +121,59 @@ pub async fn create_requests_table(manager: &SchemaManager<'_>, table: &str) -> 
         )
         .await
 }
+
+/// Creates a service's webhook tables: `<prefix>_webhook_endpoints` (one row
+/// per registered endpoint, its secret and state), and the outbox tables
+/// `<prefix>_webhook_deliveries` / `<prefix>_webhook_outbox_cursor` (one
+/// delivery per event and endpoint, the endpoint id as the target), with an
+/// index for an endpoint's delivery log, and `<prefix>_webhook_requests`
+/// (`request_id` records of the webhook methods).
+pub async fn create_webhook_tables(manager: &SchemaManager<'_>, prefix: &str) -> Result<(), DbErr> {
+    let c = |n: &str| ColumnDef::new(Alias::new(n));
+    manager
+        .create_table(
+            Table::create()
+                .table(Alias::new(format!("{prefix}_webhook_endpoints")))
+                .col(c("endpoint_id").string().not_null().primary_key())
+                .col(c("url").text().not_null())
+                .col(c("event_types").text().not_null())
+                .col(c("secret").text().not_null())
+                .col(c("description").text().not_null())
+                .col(c("state").string().not_null())
+                .col(c("disabled_reason").text().not_null())
+                .col(c("consecutive_failures").integer().not_null())
+                .col(c("start_seq").big_integer().not_null())
+                .col(c("created_by").string().not_null())
+                .col(c("created_at").timestamp_with_time_zone().not_null())
+                .to_owned(),
+        )
+        .await?;
+    create_requests_table(manager, &format!("{prefix}_webhook_requests")).await?;
+    let outbox = format!("{prefix}_webhook");
+    create_outbox_tables(manager, &outbox).await?;
+    let deliveries = format!("{outbox}_deliveries");
+    manager
+        .create_index(
+            Index::create()
+                .name(format!("{deliveries}_target"))
+                .table(Alias::new(&deliveries))
+                .col(Alias::new("target"))
+                .col(Alias::new("event_seq"))
+                .to_owned(),
+        )
+        .await
+}
+
+pub async fn drop_webhook_tables(manager: &SchemaManager<'_>, prefix: &str) -> Result<(), DbErr> {
+    for table in [
+        format!("{prefix}_webhook_endpoints"),
+        format!("{prefix}_webhook_deliveries"),
+        format!("{prefix}_webhook_outbox_cursor"),
+        format!("{prefix}_webhook_requests"),
+    ] {
+        manager
+            .drop_table(Table::drop().table(Alias::new(table)).to_owned())
+            .await?;
+    }
+    Ok(())
+}

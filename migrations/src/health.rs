@@ -20,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateSweeps),
             Box::new(CreateSubscriptionUpsells),
             Box::new(TriggersRecordTheirOpportunity),
+            Box::new(CreateWebhooks),
         ]
     }
 }
@@ -656,5 +657,26 @@ impl MigrationTrait for TriggersRecordTheirOpportunity {
                     .to_owned(),
             )
             .await
+    }
+}
+
+/// The service's webhook endpoints and their deliveries (an outbox of its own,
+/// so a slow receiver never delays the deliveries to the other services).
+struct CreateWebhooks;
+
+impl MigrationName for CreateWebhooks {
+    fn name(&self) -> &str {
+        "m20261202_000100_create_health_webhooks"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateWebhooks {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        crate::events::create_webhook_tables(manager, "health").await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        crate::events::drop_webhook_tables(manager, "health").await
     }
 }

@@ -22,6 +22,8 @@ impl MigratorTrait for Migrator {
             Box::new(OneOpportunityPerTrigger),
             Box::new(WalletEstimateHistory),
             Box::new(AddReferences),
+            Box::new(CreateWebhooks),
+            Box::new(CreateAccountRefs),
         ]
     }
 }
@@ -727,5 +729,63 @@ impl MigrationTrait for AddReferences {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// The service's webhook endpoints and their deliveries (an outbox of its own,
+/// so a slow receiver never delays the deliveries to the other services).
+struct CreateWebhooks;
+
+impl MigrationName for CreateWebhooks {
+    fn name(&self) -> &str {
+        "m20261202_000100_create_pipeline_webhooks"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateWebhooks {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        crate::events::create_webhook_tables(manager, "pipeline").await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        crate::events::drop_webhook_tables(manager, "pipeline").await
+    }
+}
+
+/// The CRM references of the accounts the pipeline's events name, as health
+/// gave them: events carry `account_external_ref` beside `account_id`.
+struct CreateAccountRefs;
+
+impl MigrationName for CreateAccountRefs {
+    fn name(&self) -> &str {
+        "m20261202_000101_create_pipeline_account_refs"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateAccountRefs {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let c = |n: &str| ColumnDef::new(Alias::new(n));
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("pipeline_account_refs"))
+                    .col(c("account_id").string().not_null().primary_key())
+                    .col(c("external_system").string().not_null())
+                    .col(c("external_id").string().not_null())
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(
+                Table::drop()
+                    .table(Alias::new("pipeline_account_refs"))
+                    .to_owned(),
+            )
+            .await
     }
 }

@@ -29,3 +29,4 @@ mod readme;
 mod revenue;
 mod startup;
 mod story;
+mod webhooks;

@@ -1446,8 +1446,10 @@ async fn scoring_routing_and_priority_order(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_down_is_unavailable_quickly() {
     // A pipeline of its own, asking a health service that then goes away.
-    let health_db = Backend::sqlite();
-    let health = Server::start(&health_db, &["--service", "health"]);
+    // The backend lives as long as the server: dropping it deletes the data
+    // directory, and a pool connection opened after that cannot open the file.
+    let health_backend = Backend::sqlite();
+    let health = Server::start(&health_backend, &["--service", "health"]);
     let backend = Backend::sqlite();
     let health_url = health.url();
     let server = Server::start(

@@ -32,13 +32,30 @@ use crate::store::{AccountHealthView, ScoreView, Store, SubscriptionView};
 #[derive(Clone)]
 pub struct HealthService {
     store: Store,
+    webhooks: webhooks::Webhooks,
 }
 
 impl HealthService {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self {
-            store: Store::new(db),
-        }
+        let store = Store::new(db);
+        let webhooks = webhooks::Webhooks::new(
+            store.db().clone(),
+            store.writer().clone(),
+            store.events().clone(),
+            webhooks::Tables::HEALTH,
+        );
+        Self { store, webhooks }
+    }
+
+    /// The same service, sending webhooks under `policy`.
+    pub fn with_webhook_policy(mut self, policy: webhooks::Policy) -> Self {
+        self.webhooks = self.webhooks.with_policy(policy);
+        self
+    }
+
+    /// The service's webhooks, for their dispatcher.
+    pub fn webhooks(&self) -> &webhooks::Webhooks {
+        &self.webhooks
     }
 
     /// The store's event log, for the outbox dispatcher to read and wake on.
@@ -1542,5 +1559,120 @@ impl AccountHealthService for HealthService {
             |event| pb::WatchEventsResponse { event: Some(event) },
         )?;
         Ok(Response::new(stream))
+    }
+
+    // Webhooks: the shared methods of `webhooks::Webhooks`, on this service's endpoints.
+
+    async fn create_webhook_endpoint(
+        &self,
+        request: Request<pb::CreateWebhookEndpointRequest>,
+    ) -> Reply<pb::CreateWebhookEndpointResponse> {
+        let by = contracts::principal_of(&request);
+        let req = request.into_inner();
+        let endpoint = self
+            .webhooks
+            .create(&by, &req.request_id, &req, req.endpoint.clone())
+            .await
+            .map_err(|e| e.into_status(crate::DOMAIN))?;
+        Ok(Response::new(pb::CreateWebhookEndpointResponse {
+            endpoint: Some(endpoint),
+        }))
+    }
+
+    async fn list_webhook_endpoints(
+        &self,
+        request: Request<pb::ListWebhookEndpointsRequest>,
+    ) -> Reply<pb::ListWebhookEndpointsResponse> {
+        let req = request.into_inner();
+        let (endpoints, next_page_token) = self
+            .webhooks
+            .list(req.page_size, &req.page_token)
+            .await
+            .map_err(|e| e.into_status(crate::DOMAIN))?;
+        Ok(Response::new(pb::ListWebhookEndpointsResponse {
+            endpoints,
+            next_page_token,
+        }))
+    }
+
+    async fn disable_webhook_endpoint(
+        &self,
+        request: Request<pb::DisableWebhookEndpointRequest>,
+    ) -> Reply<pb::DisableWebhookEndpointResponse> {
+        let by = contracts::principal_of(&request);
+        let req = request.into_inner();
+        let endpoint = self
+            .webhooks
+            .disable(&by, &req.request_id, &req, &req.endpoint_id, &req.reason)
+            .await
+            .map_err(|e| e.into_status(crate::DOMAIN))?;
+        Ok(Response::new(pb::DisableWebhookEndpointResponse {
+            endpoint: Some(endpoint),
+        }))
+    }
+
+    async fn enable_webhook_endpoint(
+        &self,
+        request: Request<pb::EnableWebhookEndpointRequest>,
+    ) -> Reply<pb::EnableWebhookEndpointResponse> {
+        let req = request.into_inner();
+        let endpoint = self
+            .webhooks
+            .enable(&req.request_id, &req, &req.endpoint_id)
+            .await
+            .map_err(|e| e.into_status(crate::DOMAIN))?;
+        Ok(Response::new(pb::EnableWebhookEndpointResponse {
+            endpoint: Some(endpoint),
+        }))
+    }
+
+    async fn delete_webhook_endpoint(
+        &self,
+        request: Request<pb::DeleteWebhookEndpointRequest>,
+    ) -> Reply<pb::DeleteWebhookEndpointResponse> {
+        let req = request.into_inner();
+        self.webhooks
+            .delete(&req.request_id, &req, &req.endpoint_id)
+            .await
+            .map_err(|e| e.into_status(crate::DOMAIN))?;
+        Ok(Response::new(pb::DeleteWebhookEndpointResponse {}))
+    }
+
+    async fn list_webhook_deliveries(
+        &self,
+        request: Request<pb::ListWebhookDeliveriesRequest>,
+    ) -> Reply<pb::ListWebhookDeliveriesResponse> {
+        let req = request.into_inner();
+        let (deliveries, next_page_token) = self
+            .webhooks
+            .deliveries(&req.endpoint_id, req.page_size, &req.page_token)
+            .await
+            .map_err(|e| e.into_status(crate::DOMAIN))?;
+        Ok(Response::new(pb::ListWebhookDeliveriesResponse {
+            deliveries,
+            next_page_token,
+        }))
+    }
+
+    async fn replay_webhook_events(
+        &self,
+        request: Request<pb::ReplayWebhookEventsRequest>,
+    ) -> Reply<pb::ReplayWebhookEventsResponse> {
+        let req = request.into_inner();
+        let reply = self
+            .webhooks
+            .replay(
+                &req.request_id,
+                &req,
+                &req.endpoint_id,
+                &req.after_cursor,
+                |queued, next_cursor| pb::ReplayWebhookEventsResponse {
+                    queued,
+                    next_cursor,
+                },
+            )
+            .await
+            .map_err(|e| e.into_status(crate::DOMAIN))?;
+        Ok(Response::new(reply))
     }
 }

@@ -445,6 +445,11 @@ impl Store {
         }
     }
 
+    /// The write gate, shared with the service's webhook deliveries.
+    pub fn write_gate(&self) -> storage::WriteGate {
+        self.writer.clone()
+    }
+
     /// This process's turn to write, on SQLite; nothing to wait for on PostgreSQL.
     async fn sqlite_turn(&self) -> Option<MutexGuard<'_, ()>> {
         self.writer.enter().await

@@ -169,6 +169,13 @@ pub const MATRIX: &[Rule] = &[
     rule(HEALTH_SERVICE, "WatchEvents", EVERYONE, ""),
     rule(HEALTH_SERVICE, "ListDeliveries", EVERYONE, ""),
     rule(HEALTH_SERVICE, "RetryDelivery", OPERATORS, ""),
+    rule(HEALTH_SERVICE, "CreateWebhookEndpoint", SYNC, ""),
+    rule(HEALTH_SERVICE, "ListWebhookEndpoints", SYNC, ""),
+    rule(HEALTH_SERVICE, "DisableWebhookEndpoint", SYNC, ""),
+    rule(HEALTH_SERVICE, "EnableWebhookEndpoint", SYNC, ""),
+    rule(HEALTH_SERVICE, "DeleteWebhookEndpoint", SYNC, ""),
+    rule(HEALTH_SERVICE, "ListWebhookDeliveries", SYNC, ""),
+    rule(HEALTH_SERVICE, "ReplayWebhookEvents", SYNC, ""),
     // expansion.pipeline.v1.OpportunityPipelineService
     rule(PIPELINE_SERVICE, "CreateOpportunity", DEAL_TEAM, ""),
     rule(
@@ -214,6 +221,13 @@ pub const MATRIX: &[Rule] = &[
     rule(PIPELINE_SERVICE, "WatchEvents", EVERYONE, ""),
     rule(PIPELINE_SERVICE, "ListDeliveries", EVERYONE, ""),
     rule(PIPELINE_SERVICE, "RetryDelivery", OPERATORS, ""),
+    rule(PIPELINE_SERVICE, "CreateWebhookEndpoint", SYNC, ""),
+    rule(PIPELINE_SERVICE, "ListWebhookEndpoints", SYNC, ""),
+    rule(PIPELINE_SERVICE, "DisableWebhookEndpoint", SYNC, ""),
+    rule(PIPELINE_SERVICE, "EnableWebhookEndpoint", SYNC, ""),
+    rule(PIPELINE_SERVICE, "DeleteWebhookEndpoint", SYNC, ""),
+    rule(PIPELINE_SERVICE, "ListWebhookDeliveries", SYNC, ""),
+    rule(PIPELINE_SERVICE, "ReplayWebhookEvents", SYNC, ""),
     // expansion.credit.v1.CompensationCreditService
     rule(CREDIT_SERVICE, "UpsertCreditPolicy", ADMIN_ONLY, ""),
     rule(CREDIT_SERVICE, "GetCreditPolicy", EVERYONE, ""),
@@ -240,7 +254,14 @@ pub const MATRIX: &[Rule] = &[
     rule(CREDIT_SERVICE, "GetPerson", EVERYONE, ""),
     rule(CREDIT_SERVICE, "ListPeople", EVERYONE, ""),
     rule(CREDIT_SERVICE, "ListDisputes", EVERYONE, "")
-        .rows("csm, ae: disputes of own entries (and managed team's); viewer: none"),
+        .rows("csm, ae: disputes of own entries (and managed team's); viewer: none"),    rule(CREDIT_SERVICE, "CreateWebhookEndpoint", SYNC, "")
+        .rows("every credit event: the roles that may register read every entry"),
+    rule(CREDIT_SERVICE, "ListWebhookEndpoints", SYNC, ""),
+    rule(CREDIT_SERVICE, "DisableWebhookEndpoint", SYNC, ""),
+    rule(CREDIT_SERVICE, "EnableWebhookEndpoint", SYNC, ""),
+    rule(CREDIT_SERVICE, "DeleteWebhookEndpoint", SYNC, ""),
+    rule(CREDIT_SERVICE, "ListWebhookDeliveries", SYNC, ""),
+    rule(CREDIT_SERVICE, "ReplayWebhookEvents", SYNC, ""),
 ];
 
 /// `(service, method)` of a gRPC path `/package.Service/Method`.
@@ -347,13 +368,18 @@ mod tests {
         assert!(missing.is_empty(), "RPCs without a matrix row: {missing:?}");
         let stale: Vec<_> = unique.difference(&rpcs).collect();
         assert!(stale.is_empty(), "matrix rows of no RPC: {stale:?}");
-        assert_eq!(rows.len(), 66);
+        assert_eq!(rows.len(), 87);
     }
 
     #[test]
     fn admin_may_call_everything_and_viewer_only_reads() {
         for rule in MATRIX {
             assert!(rule.allows(Role::Admin), "{} lacks admin", rule.method);
+            // Webhook endpoints name connectors' URLs: theirs to read.
+            if rule.method.contains("Webhook") {
+                assert_eq!(rule.roles, SYNC, "{} is a connector's", rule.method);
+                continue;
+            }
             let read = ["Get", "List", "Watch", "Score", "Route"]
                 .iter()
                 .any(|p| rule.method.starts_with(p));

@@ -10,6 +10,7 @@
 //! convert only at the edge, through the helpers here.
 
 pub mod access;
+pub mod catalog;
 pub mod client;
 pub mod codec;
 pub mod error;

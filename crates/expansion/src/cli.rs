@@ -249,6 +249,8 @@ pub struct ServeArgs {
     #[arg(long, env = "EXPANSION_NO_CONSOLE")]
     pub no_console: bool,
     #[command(flatten)]
+    pub webhooks: WebhookArgs,
+    #[command(flatten)]
     pub pipeline: PipelineArgs,
     #[command(flatten)]
     pub auth: crate::auth::ServeAuthArgs,
@@ -421,5 +423,35 @@ mod tests {
         assert!(parse_duration("30").is_err());
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("3h").is_err());
+    }
+}
+
+/// How webhooks are sent (README "Webhooks").
+#[derive(Debug, Clone, clap::Args)]
+pub struct WebhookArgs {
+    /// Allow webhook endpoints on private, loopback and link-local addresses
+    /// (a local receiver, tests). Off: such a URL is refused at registration
+    /// and at each delivery, by the address the host resolves to.
+    #[arg(long, env = "EXPANSION_WEBHOOKS_ALLOW_PRIVATE")]
+    pub webhooks_allow_private: bool,
+    /// Failed attempts in a row after which an endpoint is disabled.
+    #[arg(long, env = "EXPANSION_WEBHOOKS_DISABLE_AFTER", default_value_t = 50, value_parser = clap::value_parser!(i32).range(1..))]
+    pub webhooks_disable_after: i32,
+    /// How long one webhook attempt may take.
+    #[arg(long, env = "EXPANSION_WEBHOOKS_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub webhooks_timeout: Duration,
+    /// The longest wait between attempts (the backoff starts at 1 s and doubles).
+    #[arg(long, env = "EXPANSION_WEBHOOKS_MAX_BACKOFF", default_value = "10m", value_parser = parse_duration)]
+    pub webhooks_max_backoff: Duration,
+}
+
+impl WebhookArgs {
+    pub fn policy(&self) -> webhooks::Policy {
+        webhooks::Policy {
+            allow_private: self.webhooks_allow_private,
+            disable_after: self.webhooks_disable_after,
+            timeout: self.webhooks_timeout,
+            max_delay: self.webhooks_max_backoff,
+        }
     }
 }

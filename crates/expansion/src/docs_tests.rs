@@ -78,3 +78,59 @@ fn the_readme_names_no_flag_the_binary_lacks() {
         );
     }
 }
+
+/// Every `"<service>.<resource>.<change>"` string literal in the service
+/// crates' sources: the event types the code can emit.
+fn emitted_event_types() -> BTreeSet<String> {
+    fn walk(dir: &std::path::Path, out: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for literal in text.split('"').skip(1).step_by(2) {
+                    let parts: Vec<&str> = literal.split('.').collect();
+                    let event_like = parts.len() == 3
+                        && ["health", "pipeline", "credit"].contains(&parts[0])
+                        && parts[1..].iter().all(|p| {
+                            !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                        });
+                    if event_like {
+                        out.insert(literal.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut out = BTreeSet::new();
+    for krate in [
+        "account-health",
+        "opportunity-pipeline",
+        "compensation-credit",
+    ] {
+        walk(&root.join(krate).join("src"), &mut out);
+    }
+    out
+}
+
+#[test]
+fn the_event_catalog_lists_exactly_the_kinds_the_code_emits() {
+    let emitted = emitted_event_types();
+    assert!(emitted.len() > 30, "{emitted:?}");
+    let catalogued: BTreeSet<String> = contracts::catalog::EVENTS
+        .iter()
+        .map(|k| k.event_type.to_owned())
+        .collect();
+    let missing: Vec<_> = emitted.difference(&catalogued).collect();
+    assert!(
+        missing.is_empty(),
+        "emitted but not in contracts::catalog: {missing:?}"
+    );
+    let stale: Vec<_> = catalogued.difference(&emitted).collect();
+    assert!(
+        stale.is_empty(),
+        "in contracts::catalog but never emitted: {stale:?}"
+    );
+}

@@ -299,7 +299,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         router = Some(match service {
             ServiceName::Health => {
                 let outbox_db = db.clone();
-                let health = HealthService::new(db);
+                let health = HealthService::new(db).with_webhook_policy(args.webhooks.policy());
+                let _webhooks = health.webhooks().spawn().map_err(anyhow::Error::msg)?;
+                if let Some(metrics) = &metrics {
+                    let hooks = health.webhooks();
+                    metrics.watch_outbox(
+                        "health_webhooks",
+                        hooks.outbox().clone(),
+                        hooks.db().clone(),
+                    );
+                }
                 // Ends with the process: it only recomputes derived scores.
                 let _worker = health.spawn_background();
                 let credit = peer_channel(
@@ -385,8 +394,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     credit,
                 );
                 let outbox_db = db.clone();
-                let pipeline =
-                    PipelineService::new(db, health, pipeline_config.clone()).with_people(people);
+                let pipeline = PipelineService::new(db, health, pipeline_config.clone())
+                    .with_people(people)
+                    .with_webhook_policy(args.webhooks.policy());
+                let _webhooks = pipeline.webhooks().spawn().map_err(anyhow::Error::msg)?;
+                if let Some(metrics) = &metrics {
+                    let hooks = pipeline.webhooks();
+                    metrics.watch_outbox(
+                        "pipeline_webhooks",
+                        hooks.outbox().clone(),
+                        hooks.db().clone(),
+                    );
+                }
                 let outbox = opportunity_pipeline::outbox::outbox(
                     pipeline.write_gate(),
                     pipeline.event_log(),
@@ -410,7 +429,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 }
             }
             ServiceName::Credit => {
-                let svc = CompensationCreditServiceServer::new(CreditService::new(db))
+                let credit = CreditService::new(db).with_webhook_policy(args.webhooks.policy());
+                let _webhooks = credit.webhooks().spawn().map_err(anyhow::Error::msg)?;
+                if let Some(metrics) = &metrics {
+                    let hooks = credit.webhooks();
+                    metrics.watch_outbox(
+                        "credit_webhooks",
+                        hooks.outbox().clone(),
+                        hooks.db().clone(),
+                    );
+                }
+                let svc = CompensationCreditServiceServer::new(credit)
                     .max_decoding_message_size(limit)
                     .max_encoding_message_size(limit);
                 health_reporter

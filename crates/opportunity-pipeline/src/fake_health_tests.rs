@@ -43,6 +43,7 @@ impl HealthGateway for FakeHealth {
             name: "Acme".into(),
             segment: None,
             owner_csm: String::new(),
+            external_ref: Some(("salesforce".into(), format!("crm-{id}"))),
         })
     }
     async fn trigger(&self, id: &str) -> Result<TriggerInfo, HealthError> {

@@ -38,6 +38,8 @@ pub struct AccountInfo {
     pub name: String,
     pub segment: Option<Segment>,
     pub owner_csm: String,
+    /// The account's CRM record `(system, id)`, when it has one.
+    pub external_ref: Option<(String, String)>,
 }
 
 /// A product as the pipeline needs it to name it.
@@ -325,6 +327,10 @@ impl HealthGateway for GrpcHealthGateway {
             .account
             .ok_or_else(|| HealthError::NotFound(format!("account {account_id}")))?;
         Ok(AccountInfo {
+            external_ref: account
+                .external_ref
+                .filter(|r| !r.system.is_empty() && !r.id.is_empty())
+                .map(|r| (r.system, r.id)),
             account_id: account.account_id,
             name: account.name,
             segment: segment(account.segment),

@@ -98,13 +98,60 @@ fn history_row(
     }
 }
 
+/// The CRM references of the accounts pipeline events name.
+const ACCOUNT_REFS: &str = "pipeline_account_refs";
+
 impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
         Self {
             writer: storage::WriteGate::for_db(&db),
             db,
-            events: EventLog::new(EVENT_TABLE),
+            // Pipeline events name accounts: each with its CRM reference, as
+            // health gave it when the pipeline last asked (`remember_account`).
+            events: EventLog::new(EVENT_TABLE).with_account_refs(storage::events::AccountRefs {
+                table: ACCOUNT_REFS,
+                id: "account_id",
+                system: "external_system",
+                external_id: "external_id",
+            }),
         }
+    }
+
+    /// Keeps the CRM reference of an account health named, for the events
+    /// that will name it (an account's reference does not change).
+    pub async fn remember_account(
+        &self,
+        account: &crate::health::AccountInfo,
+    ) -> Result<(), PipelineError> {
+        use sea_orm::sea_query::{Alias, OnConflict, Query};
+        let Some((system, external_id)) = &account.external_ref else {
+            return Ok(());
+        };
+        let insert = Query::insert()
+            .into_table(Alias::new(ACCOUNT_REFS))
+            .columns([
+                Alias::new("account_id"),
+                Alias::new("external_system"),
+                Alias::new("external_id"),
+            ])
+            .values([
+                account.account_id.clone().into(),
+                system.clone().into(),
+                external_id.clone().into(),
+            ])
+            .map_err(|e| PipelineError::from(contracts::ApiError::internal(e)))?
+            .on_conflict(
+                OnConflict::column(Alias::new("account_id"))
+                    .update_columns([Alias::new("external_system"), Alias::new("external_id")])
+                    .to_owned(),
+            )
+            .to_owned();
+        let _write = self.writer.enter().await;
+        self.db
+            .execute(&insert)
+            .await
+            .map_err(|e| PipelineError::from(storage::db_error(e)))?;
+        Ok(())
     }
 
     pub fn writer(&self) -> &storage::WriteGate {

@@ -30,6 +30,23 @@ const POLL: Duration = Duration::from_millis(250);
 /// Events buffered per watcher before the reader waits for the client.
 const BUFFER: usize = 256;
 
+/// The version of event payloads (`Event.schema_version`, the webhook body's
+/// `schema_version`): fields are only added within a version; one that changes
+/// meaning or goes away takes a new version.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// Where a log finds the CRM reference of the accounts its events name: a
+/// table of the owning service with the account's id and its external
+/// system and id. Each appended event whose `data` has an `account_id` gets
+/// `account_external_ref: {system, id}` beside it, read in the same transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountRefs {
+    pub table: &'static str,
+    pub id: &'static str,
+    pub system: &'static str,
+    pub external_id: &'static str,
+}
+
 /// An event to append.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
@@ -55,6 +72,7 @@ pub struct EventLog {
     table: &'static str,
     lock_key: i64,
     appended: Arc<Notify>,
+    account_refs: Option<AccountRefs>,
 }
 
 impl EventLog {
@@ -67,7 +85,52 @@ impl EventLog {
             table,
             lock_key,
             appended: Arc::new(Notify::new()),
+            account_refs: None,
         }
+    }
+
+    /// The same log, putting each named account's CRM reference beside its id.
+    pub fn with_account_refs(mut self, refs: AccountRefs) -> Self {
+        self.account_refs = Some(refs);
+        self
+    }
+
+    /// `account_id` → `{system, id}` of the accounts `events` name.
+    async fn external_refs<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        events: &[NewEvent],
+    ) -> Result<std::collections::HashMap<String, serde_json::Value>, DbErr> {
+        let mut refs = std::collections::HashMap::new();
+        let Some(source) = self.account_refs else {
+            return Ok(refs);
+        };
+        let ids: std::collections::BTreeSet<&str> = events
+            .iter()
+            .filter(|e| e.data.get("account_external_ref").is_none())
+            .filter_map(|e| e.data.get("account_id").and_then(serde_json::Value::as_str))
+            .collect();
+        if ids.is_empty() {
+            return Ok(refs);
+        }
+        let query = Query::select()
+            .columns([
+                Alias::new(source.id),
+                Alias::new(source.system),
+                Alias::new(source.external_id),
+            ])
+            .from(Alias::new(source.table))
+            .and_where(Expr::col(Alias::new(source.id)).is_in(ids))
+            .to_owned();
+        for row in txn.query_all(&query).await? {
+            let id: String = row.try_get("", source.id)?;
+            let system: Option<String> = row.try_get("", source.system)?;
+            let external: Option<String> = row.try_get("", source.external_id)?;
+            if let (Some(system), Some(external)) = (system, external) {
+                refs.insert(id, serde_json::json!({"system": system, "id": external}));
+            }
+        }
+        Ok(refs)
     }
 
     /// Appends events inside the caller's transaction. Call [`Self::committed`]
@@ -92,14 +155,24 @@ impl EventLog {
             Alias::new("data"),
             Alias::new("occurred_at"),
         ]);
+        let refs = self.external_refs(txn, events).await?;
         let now = crate::now();
         for event in events {
+            let mut data = event.data.clone();
+            if let Some(object) = data.as_object_mut()
+                && let Some(external) = object
+                    .get("account_id")
+                    .and_then(serde_json::Value::as_str)
+                    .and_then(|id| refs.get(id))
+            {
+                object.insert("account_external_ref".into(), external.clone());
+            }
             insert
                 .values([
                     uuid::Uuid::now_v7().to_string().into(),
                     event.event_type.into(),
                     event.subject_id.clone().into(),
-                    event.data.to_string().into(),
+                    data.to_string().into(),
                     now.into(),
                 ])
                 .map_err(|e| DbErr::Custom(e.to_string()))?;
@@ -117,6 +190,21 @@ impl EventLog {
     /// Wakes this process's watchers after a commit that appended events.
     pub fn committed(&self) {
         self.appended.notify_waiters();
+    }
+
+    /// The `seq` of the latest event, 0 when the log is empty.
+    pub async fn last_seq<C: ConnectionTrait>(&self, db: &C) -> Result<i64, DbErr> {
+        let query = Query::select()
+            .expr_as(
+                sea_orm::sea_query::Func::max(Expr::col(Alias::new("seq"))),
+                Alias::new("last"),
+            )
+            .from(Alias::new(self.table))
+            .to_owned();
+        match db.query_one(&query).await? {
+            Some(row) => Ok(row.try_get::<Option<i64>>("", "last")?.unwrap_or(0)),
+            None => Ok(0),
+        }
     }
 
     /// Up to `limit` events after `after_seq`, oldest first.
@@ -234,6 +322,7 @@ pub fn event_to_pb(event: StoredEvent) -> common::Event {
         subject_id: event.subject_id,
         occur_time: Some(contracts::wire::timestamp(event.occurred_at)),
         data: Some(contracts::wire::json_to_struct(event.data)),
+        schema_version: SCHEMA_VERSION,
     }
 }
 

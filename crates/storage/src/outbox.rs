@@ -66,6 +66,15 @@ impl Failure {
 pub trait Courier: Send + Sync + 'static {
     /// The targets an event must reach; empty for events no one needs.
     fn targets(&self, event: &StoredEvent) -> Vec<&'static str>;
+    /// The targets of each event of a staged batch, in order. The default
+    /// asks [`Self::targets`]; a courier whose targets live in the database
+    /// (webhook endpoints) reads them once per batch, after the events.
+    async fn route(&self, events: &[StoredEvent]) -> Result<Vec<Vec<String>>, DbErr> {
+        Ok(events
+            .iter()
+            .map(|e| self.targets(e).into_iter().map(str::to_owned).collect())
+            .collect())
+    }
     async fn deliver(&self, target: &str, event: &StoredEvent) -> Result<(), Failure>;
 }
 
@@ -84,9 +93,9 @@ pub struct Delivery {
 
 /// What [`Outbox::retry`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Retry {
+pub enum Retried {
     /// It was parked and is pending again.
-    Retried(Delivery),
+    Again(Delivery),
     /// It is pending or delivered: nothing to do.
     NotParked(Delivery),
     /// No delivery of that event to that target.
@@ -114,6 +123,42 @@ pub struct Outbox {
     /// The owning service's write gate: on SQLite the outbox's writes take
     /// turns with the service's own transactions.
     writer: crate::WriteGate,
+    retry: Retry,
+}
+
+/// How long a failing delivery is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// After this many failed attempts a delivery is parked.
+    pub max_attempts: i32,
+    /// The first retry's delay, doubled after each failure up to `max_delay`.
+    pub first_delay: chrono::Duration,
+    pub max_delay: chrono::Duration,
+    /// How long a claimed delivery is ours before another replica (or this
+    /// one, after a crash) may try it again; longer than an attempt lasts.
+    pub lease: chrono::Duration,
+}
+
+impl Default for Retry {
+    /// 0.5 s doubling, at most 10 s, parked after [`MAX_ATTEMPTS`].
+    fn default() -> Self {
+        Self {
+            max_attempts: MAX_ATTEMPTS,
+            first_delay: chrono::Duration::milliseconds(500),
+            max_delay: chrono::Duration::seconds(10),
+            lease: LEASE,
+        }
+    }
+}
+
+impl Retry {
+    /// The delay after `attempts` failures.
+    pub fn delay(&self, attempts: i32) -> chrono::Duration {
+        let exp = u32::try_from(attempts.clamp(0, 30)).unwrap_or(30);
+        let first = Ord::max(self.first_delay.num_milliseconds(), 1);
+        let delay = first.saturating_mul(2_i64.saturating_pow(exp));
+        chrono::Duration::milliseconds(Ord::min(delay, self.max_delay.num_milliseconds()))
+    }
 }
 
 fn col(name: &str) -> Alias {
@@ -122,8 +167,7 @@ fn col(name: &str) -> Alias {
 
 /// Retry delay after `attempts` failures: 0.5 s doubling, at most 10 s.
 pub fn backoff(attempts: i32) -> chrono::Duration {
-    let exp = u32::try_from(attempts.clamp(0, 5)).unwrap_or(5);
-    chrono::Duration::milliseconds(Ord::min(500 * 2_i64.pow(exp), 10_000))
+    Retry::default().delay(attempts)
 }
 
 impl Outbox {
@@ -138,7 +182,14 @@ impl Outbox {
             deliveries,
             cursor,
             writer,
+            retry: Retry::default(),
         }
+    }
+
+    /// The same outbox with another retry policy.
+    pub fn with_retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
+        self
     }
 
     /// Runs the dispatcher until the process ends.
@@ -187,11 +238,12 @@ impl Outbox {
         let Some(last) = events.last().map(|e| e.seq) else {
             return Ok(0);
         };
+        let routes = courier.route(&events).await?;
         let now = crate::now();
         let _write = self.writer.enter().await;
         let txn = db.begin().await?;
-        for event in &events {
-            for target in courier.targets(event) {
+        for (event, targets) in events.iter().zip(routes) {
+            for target in targets {
                 let mut insert = Query::insert();
                 insert
                     .into_table(col(self.deliveries))
@@ -265,7 +317,7 @@ impl Outbox {
             // Claim: move the attempt time forward only if nobody else did.
             let claim = Query::update()
                 .table(col(self.deliveries))
-                .value(col("next_attempt_at"), now + LEASE)
+                .value(col("next_attempt_at"), now + self.retry.lease)
                 .and_where(Expr::col(col("event_id")).eq(delivery.event_id.clone()))
                 .and_where(Expr::col(col("target")).eq(delivery.target.clone()))
                 .and_where(Expr::col(col("next_attempt_at")).eq(delivery.next_attempt_at))
@@ -294,8 +346,10 @@ impl Outbox {
             let (status, error, next) = match result {
                 Ok(()) => (DELIVERED, None, done),
                 Err(Failure::Park(e)) => (PARKED, Some(e), done),
-                Err(Failure::Retry(e)) if attempts >= MAX_ATTEMPTS => (PARKED, Some(e), done),
-                Err(Failure::Retry(e)) => (PENDING, Some(e), done + backoff(attempts)),
+                Err(Failure::Retry(e)) if attempts >= self.retry.max_attempts => {
+                    (PARKED, Some(e), done)
+                }
+                Err(Failure::Retry(e)) => (PENDING, Some(e), done + self.retry.delay(attempts)),
             };
             match status {
                 DELIVERED => {
@@ -321,6 +375,127 @@ impl Outbox {
             db.execute(&update).await?;
         }
         Ok(tried)
+    }
+
+    /// Queues `events` for `target` again: each becomes PENDING with its
+    /// attempts reset, due now (a delivery row is added where none was).
+    pub async fn requeue(
+        &self,
+        db: &DatabaseConnection,
+        target: &str,
+        events: &[StoredEvent],
+    ) -> Result<(), DbErr> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let now = crate::now();
+        let mut insert = Query::insert();
+        insert.into_table(col(self.deliveries)).columns([
+            col("event_id"),
+            col("target"),
+            col("event_seq"),
+            col("subject_id"),
+            col("status"),
+            col("attempts"),
+            col("next_attempt_at"),
+            col("created_at"),
+        ]);
+        for event in events {
+            insert
+                .values([
+                    event.event_id.clone().into(),
+                    target.into(),
+                    event.seq.into(),
+                    event.subject_id.clone().into(),
+                    PENDING.into(),
+                    0_i32.into(),
+                    now.into(),
+                    now.into(),
+                ])
+                .map_err(|e| DbErr::Custom(e.to_string()))?;
+        }
+        insert.on_conflict(
+            OnConflict::columns([col("event_id"), col("target")])
+                .update_columns([
+                    col("status"),
+                    col("attempts"),
+                    col("next_attempt_at"),
+                    col("last_error"),
+                ])
+                .to_owned(),
+        );
+        let _write = self.writer.enter().await;
+        db.execute(&insert).await?;
+        Ok(())
+    }
+
+    /// Parks every pending delivery of `target` with `reason` (its endpoint
+    /// went away or was disabled).
+    pub async fn park_target<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        target: &str,
+        reason: &str,
+    ) -> Result<u64, DbErr> {
+        let update = Query::update()
+            .table(col(self.deliveries))
+            .value(col("status"), PARKED)
+            .value(col("last_error"), reason)
+            .and_where(Expr::col(col("target")).eq(target))
+            .and_where(Expr::col(col("status")).eq(PENDING))
+            .to_owned();
+        Ok(db.execute(&update).await?.rows_affected())
+    }
+
+    /// Removes every delivery of `target`.
+    pub async fn forget_target<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        target: &str,
+    ) -> Result<(), DbErr> {
+        let delete = Query::delete()
+            .from_table(col(self.deliveries))
+            .and_where(Expr::col(col("target")).eq(target))
+            .to_owned();
+        db.execute(&delete).await?;
+        Ok(())
+    }
+
+    /// Up to `limit` deliveries of `target` after event `after_seq`, oldest first.
+    pub async fn list_target<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        target: &str,
+        after_seq: i64,
+        limit: u64,
+    ) -> Result<Vec<Delivery>, DbErr> {
+        let query = Query::select()
+            .columns([
+                col("event_id"),
+                col("event_seq"),
+                col("subject_id"),
+                col("target"),
+                col("status"),
+                col("attempts"),
+                col("last_error"),
+                col("next_attempt_at"),
+            ])
+            .from(col(self.deliveries))
+            .and_where(Expr::col(col("target")).eq(target))
+            .and_where(Expr::col(col("event_seq")).gt(after_seq))
+            .order_by(col("event_seq"), Order::Asc)
+            .limit(limit)
+            .to_owned();
+        db.query_all(&query)
+            .await?
+            .into_iter()
+            .map(|row| delivery_of(&row))
+            .collect()
+    }
+
+    /// The event log this outbox reads.
+    pub fn log(&self) -> &EventLog {
+        &self.log
     }
 
     /// How many deliveries are pending and parked, and the oldest pending
@@ -397,7 +572,7 @@ impl Outbox {
         db: &DatabaseConnection,
         event_id: &str,
         target: &str,
-    ) -> Result<Retry, DbErr> {
+    ) -> Result<Retried, DbErr> {
         let update = Query::update()
             .table(col(self.deliveries))
             .value(col("status"), PENDING)
@@ -416,9 +591,9 @@ impl Outbox {
             self.log.committed();
         }
         Ok(match self.get(db, event_id, target).await? {
-            None => Retry::Missing,
-            Some(delivery) if moved => Retry::Retried(delivery),
-            Some(delivery) => Retry::NotParked(delivery),
+            None => Retried::Missing,
+            Some(delivery) if moved => Retried::Again(delivery),
+            Some(delivery) => Retried::NotParked(delivery),
         })
     }
 
@@ -435,11 +610,11 @@ impl Outbox {
             .await
             .map_err(crate::db_error)?
         {
-            Retry::Retried(delivery) => {
+            Retried::Again(delivery) => {
                 tracing::info!(%target, event = %event_id, "outbox delivery sent again");
                 Ok(delivery)
             }
-            Retry::NotParked(delivery) => Err(contracts::ApiError::FailedPrecondition {
+            Retried::NotParked(delivery) => Err(contracts::ApiError::FailedPrecondition {
                 reason: "DELIVERY_NOT_PARKED",
                 message: format!(
                     "the delivery of event {event_id} to {target} is {}, not PARKED: only a \
@@ -448,7 +623,7 @@ impl Outbox {
                 ),
                 violations: Vec::new(),
             }),
-            Retry::Missing => Err(contracts::ApiError::not_found(
+            Retried::Missing => Err(contracts::ApiError::not_found(
                 "delivery",
                 format!("{event_id}/{target}"),
             )),
@@ -525,18 +700,7 @@ impl Outbox {
         db.query_all(query)
             .await?
             .into_iter()
-            .map(|row| {
-                Ok(Delivery {
-                    event_id: row.try_get("", "event_id")?,
-                    event_seq: row.try_get("", "event_seq")?,
-                    subject_id: row.try_get("", "subject_id")?,
-                    target: row.try_get("", "target")?,
-                    status: row.try_get("", "status")?,
-                    attempts: row.try_get("", "attempts")?,
-                    last_error: row.try_get("", "last_error")?,
-                    next_attempt_at: row.try_get("", "next_attempt_at")?,
-                })
-            })
+            .map(|row| delivery_of(&row))
             .collect()
     }
 
@@ -561,6 +725,19 @@ impl Outbox {
         }
         Self::read(db, &query).await
     }
+}
+
+fn delivery_of(row: &sea_orm::QueryResult) -> Result<Delivery, DbErr> {
+    Ok(Delivery {
+        event_id: row.try_get("", "event_id")?,
+        event_seq: row.try_get("", "event_seq")?,
+        subject_id: row.try_get("", "subject_id")?,
+        target: row.try_get("", "target")?,
+        status: row.try_get("", "status")?,
+        attempts: row.try_get("", "attempts")?,
+        last_error: row.try_get("", "last_error")?,
+        next_attempt_at: row.try_get("", "next_attempt_at")?,
+    })
 }
 
 #[cfg(test)]

@@ -53,7 +53,13 @@ impl Store {
         Self {
             writer: storage::WriteGate::for_db(&db),
             db,
-            events: EventLog::new(EVENT_TABLE),
+            // Health events name accounts: each with its CRM reference.
+            events: EventLog::new(EVENT_TABLE).with_account_refs(storage::events::AccountRefs {
+                table: "accounts",
+                id: "id",
+                system: "external_system",
+                external_id: "external_id",
+            }),
             triggers: TriggerConfig::default(),
             recent: Default::default(),
             ingested: Default::default(),

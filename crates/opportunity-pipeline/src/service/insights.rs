@@ -251,10 +251,12 @@ impl PipelineService {
         let notes = opt_text("estimate.notes", &e.notes, wire::MAX_NOTE_LEN)?;
         // An account the health service knows (SPEC §3 "References are real").
         let account = account_id.to_string();
-        self.health
+        let info = self
+            .health
             .account(&account)
             .await
             .map_err(|e| super::reference_error("account", &account, e))?;
+        self.store.remember_account(&info).await?;
         let now = self.now();
         let effective_date = wire::optional_date("estimate.effective_date", &e.effective_date)
             .map_err(PipelineError::from)?

@@ -249,6 +249,7 @@ impl PipelineService {
         );
         let account = account.map_err(|e| reference_error("account", account_id, e))?;
         let product = product.map_err(|e| reference_error("product", product_id, e))?;
+        self.store.remember_account(&account).await?;
         if let Some(id) = source_product_id {
             source.map_err(|e| reference_error("product", id, e))?;
         }
