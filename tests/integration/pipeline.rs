@@ -2126,16 +2126,33 @@ async fn an_upsell_grows_the_subscription_it_names(backend: Backend) {
     // Usage at 920 of 1,000: the handoff shows 92.00% of the limit.
     h.record_signals(health::RecordSignalsRequest {
         request_id: String::new(),
-        signals: vec![health::Signal {
-            account_id: refs.account.clone(),
-            product_id: refs.held.clone(),
-            kind: health::SignalKind::Usage as i32,
-            value: "920".into(),
-            limit: "1000".into(),
-            source: "telemetry".into(),
-            external_id: "usage-920".into(),
-            ..Default::default()
-        }],
+        signals: vec![
+            health::Signal {
+                account_id: refs.account.clone(),
+                product_id: refs.held.clone(),
+                kind: health::SignalKind::Usage as i32,
+                value: "920".into(),
+                limit: "1000".into(),
+                source: "telemetry".into(),
+                external_id: "usage-920".into(),
+                ..Default::default()
+            },
+            // An older reading, which the latest one supersedes.
+            health::Signal {
+                account_id: refs.account.clone(),
+                product_id: refs.held.clone(),
+                kind: health::SignalKind::Usage as i32,
+                value: "500".into(),
+                limit: "1000".into(),
+                occur_time: Some(prost_types::Timestamp {
+                    seconds: chrono::Utc::now().timestamp() - 10 * 86_400,
+                    nanos: 0,
+                }),
+                source: "telemetry".into(),
+                external_id: "usage-500".into(),
+                ..Default::default()
+            },
+        ],
     })
     .await
     .unwrap();

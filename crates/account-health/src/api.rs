@@ -122,35 +122,22 @@ trait Named {
     fn set_names(&mut self, account: String, product: String);
 }
 
-impl Named for pb::Trigger {
-    fn ids(&self) -> (&str, &str) {
-        (&self.account_id, &self.product_id)
-    }
-    fn set_names(&mut self, account: String, product: String) {
-        self.account_name = account;
-        self.product_name = product;
-    }
+/// The messages that carry `account_id`/`product_id` beside `account_name`/`product_name`.
+macro_rules! named {
+    ($($message:ty),+) => {$(
+        impl Named for $message {
+            fn ids(&self) -> (&str, &str) {
+                (&self.account_id, &self.product_id)
+            }
+            fn set_names(&mut self, account: String, product: String) {
+                self.account_name = account;
+                self.product_name = product;
+            }
+        }
+    )+};
 }
 
-impl Named for pb::HealthScore {
-    fn ids(&self) -> (&str, &str) {
-        (&self.account_id, &self.product_id)
-    }
-    fn set_names(&mut self, account: String, product: String) {
-        self.account_name = account;
-        self.product_name = product;
-    }
-}
-
-impl Named for pb::Subscription {
-    fn ids(&self) -> (&str, &str) {
-        (&self.account_id, &self.product_id)
-    }
-    fn set_names(&mut self, account: String, product: String) {
-        self.account_name = account;
-        self.product_name = product;
-    }
-}
+named!(pb::Trigger, pb::HealthScore, pb::Subscription);
 
 impl HealthService {
     /// Puts the account's and the product's names beside their ids, read

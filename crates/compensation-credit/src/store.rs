@@ -259,7 +259,7 @@ async fn open_disputes<C: ConnectionTrait>(
 
 /// Marks the entries that have a dispute open, and names their deals'
 /// accounts and products.
-async fn with_disputes<C: ConnectionTrait>(
+async fn with_disputes_and_names<C: ConnectionTrait>(
     db: &C,
     mut entries: Vec<Entry>,
 ) -> Result<Vec<Entry>, CreditError> {
@@ -297,7 +297,7 @@ async fn with_approvals<C: ConnectionTrait>(
             entry_from_row(row, at)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    with_disputes(db, entries).await
+    with_disputes_and_names(db, entries).await
 }
 
 async fn deal_entries<C: ConnectionTrait>(
@@ -323,7 +323,7 @@ async fn deal_entries<C: ConnectionTrait>(
             entry_from_row(row, at)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    with_disputes(db, entries).await
+    with_disputes_and_names(db, entries).await
 }
 
 async fn load_deal<C: ConnectionTrait>(
@@ -363,7 +363,7 @@ async fn entry_by_id<C: ConnectionTrait>(db: &C, entry_id: &str) -> Result<Entry
     let approved = approvals(db, std::slice::from_ref(&row.entry_id)).await?;
     let at = approved.get(&row.entry_id).copied();
     let entry = entry_from_row(row, at)?;
-    with_disputes(db, vec![entry])
+    with_disputes_and_names(db, vec![entry])
         .await?
         .pop()
         .ok_or_else(|| CreditError::not_found("ledger entry", entry_id))

@@ -3,11 +3,11 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use chrono::{DateTime, Utc};
+
 use contracts::ApiError;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait};
 
 use super::{Store, mark_dirty};
 use crate::entity::{account, product, signal};
@@ -160,24 +160,58 @@ async fn existing_ids(
 
 impl Store {
     /// The latest USAGE signal of each (account, product) pair asked about:
-    /// what CS sees of a subscription's quota being used.
+    /// what CS sees of a subscription's quota being used. Two queries for a
+    /// whole page: the latest time per pair, then the signals at those times.
     pub async fn latest_usage(
         &self,
         pairs: &[(String, String)],
     ) -> Result<HashMap<(String, String), signal::Model>, HealthError> {
-        let mut out = HashMap::new();
-        let unique: BTreeSet<&(String, String)> = pairs.iter().collect();
-        for (account_id, product_id) in unique {
-            let latest = signal::Entity::find()
-                .filter(signal::Column::AccountId.eq(account_id.as_str()))
+        let mut out: HashMap<(String, String), signal::Model> = HashMap::new();
+        if pairs.is_empty() {
+            return Ok(out);
+        }
+        let wanted: BTreeSet<&(String, String)> = pairs.iter().collect();
+        let accounts: BTreeSet<&str> = wanted.iter().map(|(a, _)| a.as_str()).collect();
+        let products: BTreeSet<&str> = wanted.iter().map(|(_, p)| p.as_str()).collect();
+        let usage = || {
+            signal::Entity::find()
                 .filter(signal::Column::Kind.eq(SignalKind::Usage.as_str()))
-                .filter(signal::Column::ProductId.eq(product_id.as_str()))
-                .order_by_desc(signal::Column::OccurredAt)
-                .order_by_desc(signal::Column::Seq)
-                .one(&self.db)
-                .await?;
-            if let Some(row) = latest {
-                out.insert((account_id.clone(), product_id.clone()), row);
+                .filter(signal::Column::AccountId.is_in(accounts.iter().copied()))
+                .filter(signal::Column::ProductId.is_in(products.iter().copied()))
+        };
+        let latest: Vec<(String, Option<String>, Option<DateTime<Utc>>)> = usage()
+            .select_only()
+            .column(signal::Column::AccountId)
+            .column(signal::Column::ProductId)
+            .column_as(signal::Column::OccurredAt.max(), "latest")
+            .group_by(signal::Column::AccountId)
+            .group_by(signal::Column::ProductId)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let times: BTreeSet<DateTime<Utc>> = latest.iter().filter_map(|(_, _, at)| *at).collect();
+        if times.is_empty() {
+            return Ok(out);
+        }
+        let rows = usage()
+            .filter(signal::Column::OccurredAt.is_in(times))
+            .all(&self.db)
+            .await?;
+        let latest: HashMap<(String, String), DateTime<Utc>> = latest
+            .into_iter()
+            .filter_map(|(a, p, at)| Some(((a, p?), at?)))
+            .collect();
+        for row in rows {
+            let Some(product) = row.product_id.clone() else {
+                continue;
+            };
+            let key = (row.account_id.clone(), product);
+            if !wanted.contains(&key) || latest.get(&key) != Some(&row.occurred_at) {
+                continue;
+            }
+            // Several at the same instant: the last recorded.
+            if out.get(&key).is_none_or(|kept| kept.seq < row.seq) {
+                out.insert(key, row);
             }
         }
         Ok(out)
