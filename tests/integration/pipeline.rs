@@ -2241,6 +2241,44 @@ async fn an_upsell_grows_the_subscription_it_names(backend: Backend) {
         .unwrap();
     assert_eq!(chosen.subscription_id, held.subscription_id);
 
+    // A change of motion clears the subscription it named; with two of the
+    // product in force, closing won cannot tell which one grows.
+    let moved = client
+        .create_opportunity(upsell(&held.subscription_id))
+        .await
+        .unwrap()
+        .into_inner()
+        .opportunity
+        .unwrap();
+    let mut edit = moved.clone();
+    edit.motion = Motion::UpsellFeature as i32;
+    let moved = client
+        .update_opportunity(pb::UpdateOpportunityRequest {
+            opportunity: Some(edit),
+            update_mask: vec!["motion".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .opportunity
+        .unwrap();
+    assert!(moved.subscription_id.is_empty(), "{moved:?}");
+    let moved = to_negotiating(&mut client, moved).await;
+    let unclear = client
+        .close_opportunity(pb::CloseOpportunityRequest {
+            opportunity_id: moved.opportunity_id.clone(),
+            etag: moved.etag.clone(),
+            won: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        precondition_kinds(&unclear),
+        ["UPSELL_SUBSCRIPTION_UNCLEAR"]
+    );
+
     // The subscription it names is cancelled: closing won is refused.
     let chosen = to_negotiating(&mut client, chosen).await;
     h.cancel_subscription(health::CancelSubscriptionRequest {

@@ -939,6 +939,16 @@ impl PipelineService {
                                 .unwrap_or_default()
                         ),
                     ),
+                    // Several subscriptions and none named, or another
+                    // currency: the opportunity's state, not this request's
+                    // fields, stands in the way.
+                    PipelineError::Invalid(why) => PipelineError::precondition(
+                        "UPSELL_SUBSCRIPTION_UNCLEAR",
+                        &current.id,
+                        format!(
+                            "{why}; close it lost and open the upsell again naming its subscription"
+                        ),
+                    ),
                     other => other,
                 })?;
             Some(chosen)
