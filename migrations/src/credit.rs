@@ -21,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateOpenDisputes),
             Box::new(CreateWebhooks),
             Box::new(AddDealNames),
+            Box::new(RequestRecords),
         ]
     }
 }
@@ -787,5 +788,39 @@ impl MigrationTrait for AddDealNames {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// `credit_request_records`: the `request_id` records (AIP-155) in the shape every
+/// service shares (`storage::idempotency`), written in the transaction of the
+/// mutation they answer. They replace `credit_requests`, whose rows were written
+/// after the mutation committed; only retries in flight during the upgrade lose
+/// their first answer (and then run once more).
+struct RequestRecords;
+
+impl MigrationName for RequestRecords {
+    fn name(&self) -> &str {
+        "m20261202_000201_credit_request_records"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for RequestRecords {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        crate::events::create_requests_table(manager, "credit_request_records").await?;
+        manager
+            .drop_table(Table::drop().table(CreditRequests::Table).to_owned())
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        CreateCreditRequests.up(manager).await?;
+        manager
+            .drop_table(
+                Table::drop()
+                    .table(Alias::new("credit_request_records"))
+                    .to_owned(),
+            )
+            .await
     }
 }

@@ -1603,7 +1603,7 @@ fn credit_cases(f: &Fixture) -> Vec<Case> {
         case("policy: window of 3651 days", policy(&|p| p.clawback_window_days = 3651), field("policy.clawback_window_days")),
         case("policy: id with spaces", policy(&|p| p.policy_id = "EMEA 2027".into()), field("policy.policy_id")),
         case("policy: effective 2026-00-10", policy(&|p| p.effective_date = "2026-00-10".into()), field("policy.effective_date")),
-        case("policy: request_id over 128 bytes", Call::UpsertPolicy(credit::UpsertCreditPolicyRequest { request_id: long(129), policy: Some(credit::CreditPolicy::default()) }), field("request_id")),
+        case("policy: request_id over 256 bytes (the limit of every service)", Call::UpsertPolicy(credit::UpsertCreditPolicyRequest { request_id: long(257), policy: Some(credit::CreditPolicy::default()) }), field("request_id")),
         case("get policy: upper-case id", Call::GetPolicy(credit::GetCreditPolicyRequest { policy_id: "Default".into(), ..Default::default() }), field("policy_id")),
         case("get policy: version -1", Call::GetPolicy(credit::GetCreditPolicyRequest { version: -1, ..Default::default() }), field("version")),
         case("get policy: as_of_date 'today'", Call::GetPolicy(credit::GetCreditPolicyRequest { as_of_date: "today".into(), ..Default::default() }), field("as_of_date")),

@@ -26,6 +26,7 @@ mod outbox;
 mod pipeline;
 mod privacy;
 mod readme;
+mod replicas;
 mod revenue;
 mod startup;
 mod story;

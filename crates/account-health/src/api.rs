@@ -690,9 +690,10 @@ impl AccountHealthService for HealthService {
                 self.store.db(),
                 self.store.writer(),
                 "UpsertAccount",
+                &principal,
                 &req.request_id,
                 &req,
-                || self.upsert_account_op(principal, &req),
+                || self.upsert_account_op(principal.clone(), &req),
             )
             .await?;
         Ok(Response::new(reply))
@@ -768,9 +769,10 @@ impl AccountHealthService for HealthService {
                 self.store.db(),
                 self.store.writer(),
                 "UpsertProduct",
+                &principal,
                 &req.request_id,
                 &req,
-                || self.upsert_product_op(principal, &req),
+                || self.upsert_product_op(principal.clone(), &req),
             )
             .await?;
         Ok(Response::new(reply))
@@ -849,9 +851,10 @@ impl AccountHealthService for HealthService {
                 self.store.db(),
                 self.store.writer(),
                 "UpsertSubscription",
+                &principal,
                 &req.request_id,
                 &req,
-                || self.upsert_subscription_op(principal, &req),
+                || self.upsert_subscription_op(principal.clone(), &req),
             )
             .await?;
         Ok(Response::new(reply))
@@ -869,9 +872,10 @@ impl AccountHealthService for HealthService {
                 self.store.db(),
                 self.store.writer(),
                 "CancelSubscription",
+                &principal,
                 &req.request_id,
                 &req,
-                || self.cancel_subscription_op(principal, &req),
+                || self.cancel_subscription_op(principal.clone(), &req),
             )
             .await?;
         Ok(Response::new(reply))
@@ -889,9 +893,10 @@ impl AccountHealthService for HealthService {
                 self.store.db(),
                 self.store.writer(),
                 "ApplyUpsell",
+                &principal,
                 &req.request_id,
                 &req,
-                || self.apply_upsell_op(principal, &req),
+                || self.apply_upsell_op(principal.clone(), &req),
             )
             .await?;
         Ok(Response::new(reply))
@@ -970,9 +975,10 @@ impl AccountHealthService for HealthService {
                 self.store.db(),
                 self.store.writer(),
                 "RecordSignals",
+                &principal,
                 &req.request_id,
                 &req,
-                || self.record_signals_op(principal, &req),
+                || self.record_signals_op(principal.clone(), &req),
             )
             .await?;
         Ok(Response::new(reply))
@@ -1014,9 +1020,10 @@ impl AccountHealthService for HealthService {
                 self.store.db(),
                 self.store.writer(),
                 "UpsertScorecard",
+                &principal,
                 &req.request_id,
                 &req,
-                || self.upsert_scorecard_op(principal, &req),
+                || self.upsert_scorecard_op(principal.clone(), &req),
             )
             .await?;
         Ok(Response::new(reply))
@@ -1220,9 +1227,10 @@ impl AccountHealthService for HealthService {
                 self.store.db(),
                 self.store.writer(),
                 "OverrideHealth",
+                &principal,
                 &req.request_id,
                 &req,
-                || self.override_health_op(principal, &req),
+                || self.override_health_op(principal.clone(), &req),
             )
             .await?;
         Ok(Response::new(reply))
@@ -1311,12 +1319,14 @@ impl AccountHealthService for HealthService {
         &self,
         request: Request<pb::ConvertTriggerRequest>,
     ) -> Reply<pb::ConvertTriggerResponse> {
+        let principal = principal_of(&request);
         let req = request.into_inner();
         let reply = REQUESTS
             .once(
                 self.store.db(),
                 self.store.writer(),
                 "ConvertTrigger",
+                &principal,
                 &req.request_id,
                 &req,
                 || async {
@@ -1338,12 +1348,14 @@ impl AccountHealthService for HealthService {
         &self,
         request: Request<pb::CloseTriggerRequest>,
     ) -> Reply<pb::CloseTriggerResponse> {
+        let principal = principal_of(&request);
         let req = request.into_inner();
         let reply = REQUESTS
             .once(
                 self.store.db(),
                 self.store.writer(),
                 "CloseTrigger",
+                &principal,
                 &req.request_id,
                 &req,
                 || async {
@@ -1514,6 +1526,7 @@ impl AccountHealthService for HealthService {
                 self.store.db(),
                 self.store.writer(),
                 "RetryDelivery",
+                &principal,
                 &req.request_id,
                 &req,
                 || async {
@@ -1540,7 +1553,7 @@ impl AccountHealthService for HealthService {
     ) -> Reply<Self::WatchEventsStream> {
         let stream = storage::events::watch_response(
             self.store.events(),
-            self.store.db().clone(),
+            self.store.db().pool().clone(),
             request.into_inner().options,
             crate::DOMAIN,
             |event| pb::WatchEventsResponse { event: Some(event) },
@@ -1602,10 +1615,11 @@ impl AccountHealthService for HealthService {
         &self,
         request: Request<pb::EnableWebhookEndpointRequest>,
     ) -> Reply<pb::EnableWebhookEndpointResponse> {
+        let by = contracts::principal_of(&request);
         let req = request.into_inner();
         let endpoint = self
             .webhooks
-            .enable(&req.request_id, &req, &req.endpoint_id)
+            .enable(&by, &req.request_id, &req, &req.endpoint_id)
             .await
             .map_err(|e| e.into_status(crate::DOMAIN))?;
         Ok(Response::new(pb::EnableWebhookEndpointResponse {
@@ -1617,9 +1631,10 @@ impl AccountHealthService for HealthService {
         &self,
         request: Request<pb::DeleteWebhookEndpointRequest>,
     ) -> Reply<pb::DeleteWebhookEndpointResponse> {
+        let by = contracts::principal_of(&request);
         let req = request.into_inner();
         self.webhooks
-            .delete(&req.request_id, &req, &req.endpoint_id)
+            .delete(&by, &req.request_id, &req, &req.endpoint_id)
             .await
             .map_err(|e| e.into_status(crate::DOMAIN))?;
         Ok(Response::new(pb::DeleteWebhookEndpointResponse {}))
@@ -1645,10 +1660,12 @@ impl AccountHealthService for HealthService {
         &self,
         request: Request<pb::ReplayWebhookEventsRequest>,
     ) -> Reply<pb::ReplayWebhookEventsResponse> {
+        let by = contracts::principal_of(&request);
         let req = request.into_inner();
         let reply = self
             .webhooks
             .replay(
+                &by,
                 &req.request_id,
                 &req,
                 &req.endpoint_id,

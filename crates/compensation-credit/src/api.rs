@@ -67,14 +67,9 @@ fn invalid(err: ApiError) -> CreditError {
 }
 
 /// Longest accepted `request_id`, in bytes.
-const MAX_REQUEST_ID_LEN: usize = 128;
-
-/// A request's bytes with its `request_id` cleared: what a retry must repeat exactly.
-fn request_bytes<M: Message + Clone>(req: &M, clear: impl FnOnce(&mut M)) -> Vec<u8> {
-    let mut copy = req.clone();
-    clear(&mut copy);
-    copy.encode_to_vec()
-}
+/// Where this service keeps its `request_id` records.
+const REQUESTS: storage::idempotency::Requests =
+    storage::idempotency::Requests::new("credit_request_records");
 
 impl CreditService {
     /// What the caller reads of people's credit: everything, a person's own
@@ -153,42 +148,33 @@ impl CreditService {
         Ok(Some(event))
     }
 
-    /// Runs a mutation at most once per `request_id` (AIP-155): a retry with the same id
-    /// and the same request gets the first response back; the same id with another
-    /// request is refused. Without an id the mutation simply runs.
-    async fn once<T, F>(
+    /// Runs a mutation in one transaction, at most once per caller and `request_id`
+    /// (AIP-155, see `storage::idempotency`): a retry with the same id and the same
+    /// request gets the first response back; the same id with another request is
+    /// refused.
+    async fn once<Req, T, F>(
         &self,
         method: &'static str,
         principal: &str,
         request_id: &str,
-        request: Vec<u8>,
+        request: &Req,
         run: F,
     ) -> Reply<T>
     where
+        Req: Message,
         T: Message + Default,
         F: Future<Output = Result<T, CreditError>>,
     {
-        let Some(id) =
-            wire::optional_text("request_id", request_id, MAX_REQUEST_ID_LEN).map_err(invalid)?
-        else {
-            return Ok(Response::new(run.await?));
-        };
-        if let Some(first) = self.store.remembered(&id).await? {
-            // Keys are scoped to the caller: another principal's key is not a retry.
-            if first.method != method || first.request != request || first.created_by != principal {
-                return Err(invalid(ApiError::invalid(
-                    "request_id",
-                    format!("{id:?} was already used for a different request"),
-                ))
-                .into());
-            }
-            let response = T::decode(first.response.as_slice())
-                .map_err(|e| CreditError::Corrupt(format!("request {id:?}: {e}")))?;
-            return Ok(Response::new(response));
-        }
-        let response = run.await?;
-        self.store
-            .remember(&id, method, request, response.encode_to_vec(), principal)
+        let response = REQUESTS
+            .once(
+                self.store.db(),
+                &self.store.write_gate(),
+                method,
+                principal,
+                request_id,
+                request,
+                || run,
+            )
             .await?;
         Ok(Response::new(response))
     }
@@ -205,8 +191,7 @@ impl CompensationCreditService for CreditService {
         let req = request.into_inner();
         let today = storage::now().date_naive();
         let input = PolicyInput::from_request(&req, today).map_err(invalid)?;
-        let bytes = request_bytes(&req, |r| r.request_id.clear());
-        self.once("UpsertCreditPolicy", &principal, &req.request_id, bytes, async {
+        self.once("UpsertCreditPolicy", &principal, &req.request_id, &req, async {
             let model = self.store.add_policy_version(&input, &principal).await?;
             tracing::info!(policy_id = %model.policy_id, version = model.version, "credit policy version added");
             Ok(pb::UpsertCreditPolicyResponse {
@@ -249,12 +234,11 @@ impl CompensationCreditService for CreditService {
         let principal = principal_of(&request);
         let req = request.into_inner();
         let input = DealInput::from_request(&req).map_err(invalid)?;
-        let bytes = request_bytes(&req, |r| r.request_id.clear());
         self.once(
             "RecordDealCredits",
             &principal,
             &req.request_id,
-            bytes,
+            &req,
             async {
                 let (view, created) = self.store.record_deal(&input, &principal).await?;
                 tracing::info!(deal_id = %view.deal.deal_id, created, "deal credits recorded");
@@ -282,12 +266,11 @@ impl CompensationCreditService for CreditService {
         )
         .map_err(invalid)?;
         let reason = wire::text("reason", &req.reason, wire::MAX_NOTE_LEN).map_err(invalid)?;
-        let bytes = request_bytes(&req, |r| r.request_id.clear());
         self.once(
             "ReplaceDealSplits",
             &principal,
             &req.request_id,
-            bytes,
+            &req,
             async {
                 let view = self
                     .store
@@ -346,27 +329,20 @@ impl CompensationCreditService for CreditService {
         let principal = principal_of(&request);
         let req = request.into_inner();
         let input = ApproveInput::from_request(&req).map_err(invalid)?;
-        let bytes = request_bytes(&req, |r| r.request_id.clear());
-        self.once(
-            "ApproveCredits",
-            &principal,
-            &req.request_id,
-            bytes,
-            async {
-                let released = self
-                    .store
-                    .approve(
-                        &input.entry_ids,
-                        input.deal_id.as_deref(),
-                        input.note.clone(),
-                        &principal,
-                    )
-                    .await?;
-                Ok(pb::ApproveCreditsResponse {
-                    released: entries_to_pb(&released, storage::now())?,
-                })
-            },
-        )
+        self.once("ApproveCredits", &principal, &req.request_id, &req, async {
+            let released = self
+                .store
+                .approve(
+                    &input.entry_ids,
+                    input.deal_id.as_deref(),
+                    input.note.clone(),
+                    &principal,
+                )
+                .await?;
+            Ok(pb::ApproveCreditsResponse {
+                released: entries_to_pb(&released, storage::now())?,
+            })
+        })
         .await
     }
 
@@ -378,8 +354,7 @@ impl CompensationCreditService for CreditService {
         let principal = principal_of(&request);
         let req = request.into_inner();
         let input = ClawbackInput::from_request(&req).map_err(invalid)?;
-        let bytes = request_bytes(&req, |r| r.request_id.clear());
-        self.once("ApplyClawback", &principal, &req.request_id, bytes, async {
+        self.once("ApplyClawback", &principal, &req.request_id, &req, async {
             let outcome = self
                 .store
                 .apply_clawback(
@@ -440,8 +415,7 @@ impl CompensationCreditService for CreditService {
         let principal = caller.name.clone();
         let req = request.into_inner();
         let (entry_id, reason) = open_dispute(&req).map_err(invalid)?;
-        let bytes = request_bytes(&req, |r| r.request_id.clear());
-        self.once("OpenDispute", &principal, &req.request_id, bytes, async {
+        self.once("OpenDispute", &principal, &req.request_id, &req, async {
             let view = self.store.open_dispute(&entry_id, &reason, &caller).await?;
             Ok(pb::OpenDisputeResponse {
                 dispute: Some(dispute_to_pb(&view)),
@@ -462,30 +436,23 @@ impl CompensationCreditService for CreditService {
             Some(money) => Resolution::Adjust(money),
             None => Resolution::Reject,
         };
-        let bytes = request_bytes(&req, |r| r.request_id.clear());
-        self.once(
-            "ResolveDispute",
-            &principal,
-            &req.request_id,
-            bytes,
-            async {
-                let (view, adjustment) = self
-                    .store
-                    .resolve_dispute(
-                        &input.dispute_id,
-                        resolution,
-                        input.note.clone(),
-                        &principal,
-                    )
-                    .await?;
-                Ok(pb::ResolveDisputeResponse {
-                    dispute: Some(dispute_to_pb(&view)),
-                    adjustment: adjustment
-                        .map(|e| entry_to_pb(&e, storage::now()))
-                        .transpose()?,
-                })
-            },
-        )
+        self.once("ResolveDispute", &principal, &req.request_id, &req, async {
+            let (view, adjustment) = self
+                .store
+                .resolve_dispute(
+                    &input.dispute_id,
+                    resolution,
+                    input.note.clone(),
+                    &principal,
+                )
+                .await?;
+            Ok(pb::ResolveDisputeResponse {
+                dispute: Some(dispute_to_pb(&view)),
+                adjustment: adjustment
+                    .map(|e| entry_to_pb(&e, storage::now()))
+                    .transpose()?,
+            })
+        })
         .await
     }
 
@@ -546,7 +513,7 @@ impl CompensationCreditService for CreditService {
         let reader = self.reader(&request).await?;
         let stream = storage::events::watch_response(
             self.store.events(),
-            self.store.db().clone(),
+            self.store.db().pool().clone(),
             request.into_inner().options,
             crate::DOMAIN,
             |event| pb::WatchEventsResponse { event: Some(event) },
@@ -587,8 +554,7 @@ impl CompensationCreditService for CreditService {
         let principal = principal_of(&request);
         let req = request.into_inner();
         let input = PersonInput::from_request(&req).map_err(invalid)?;
-        let bytes = request_bytes(&req, |r| r.request_id.clear());
-        self.once("UpsertPerson", &principal, &req.request_id, bytes, async {
+        self.once("UpsertPerson", &principal, &req.request_id, &req, async {
             let (model, changed) = self.store.upsert_person(&input, &principal).await?;
             tracing::info!(person_id = %model.person_id, version = model.version, changed, "person upserted");
             Ok(pb::UpsertPersonResponse {
@@ -738,10 +704,11 @@ impl CompensationCreditService for CreditService {
         &self,
         request: Request<pb::EnableWebhookEndpointRequest>,
     ) -> Reply<pb::EnableWebhookEndpointResponse> {
+        let by = contracts::principal_of(&request);
         let req = request.into_inner();
         let endpoint = self
             .webhooks
-            .enable(&req.request_id, &req, &req.endpoint_id)
+            .enable(&by, &req.request_id, &req, &req.endpoint_id)
             .await
             .map_err(|e| e.into_status(crate::DOMAIN))?;
         Ok(Response::new(pb::EnableWebhookEndpointResponse {
@@ -753,9 +720,10 @@ impl CompensationCreditService for CreditService {
         &self,
         request: Request<pb::DeleteWebhookEndpointRequest>,
     ) -> Reply<pb::DeleteWebhookEndpointResponse> {
+        let by = contracts::principal_of(&request);
         let req = request.into_inner();
         self.webhooks
-            .delete(&req.request_id, &req, &req.endpoint_id)
+            .delete(&by, &req.request_id, &req, &req.endpoint_id)
             .await
             .map_err(|e| e.into_status(crate::DOMAIN))?;
         Ok(Response::new(pb::DeleteWebhookEndpointResponse {}))
@@ -781,10 +749,12 @@ impl CompensationCreditService for CreditService {
         &self,
         request: Request<pb::ReplayWebhookEventsRequest>,
     ) -> Reply<pb::ReplayWebhookEventsResponse> {
+        let by = contracts::principal_of(&request);
         let req = request.into_inner();
         let reply = self
             .webhooks
             .replay(
+                &by,
                 &req.request_id,
                 &req,
                 &req.endpoint_id,

@@ -18,7 +18,7 @@ use tokio::sync::MutexGuard;
 
 use crate::entity::{
     clawback, deal, dispute, dispute_resolution, ledger_entry, open_dispute, person, policy,
-    release, request, split_set,
+    release, split_set,
 };
 use crate::error::CreditError;
 use crate::model::deal::{DealInput, Recording, Split, allocate, credit_basis, resolve_splits};
@@ -40,7 +40,7 @@ const CHUNK: usize = 500;
 
 #[derive(Clone)]
 pub struct Store {
-    db: DatabaseConnection,
+    db: storage::Db,
     events: EventLog,
     /// On SQLite, whose turn it is to write. SQLite allows one writer per file anyway,
     /// and a transaction that read before its first write fails ("database is locked")
@@ -440,7 +440,7 @@ impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
         Self {
             writer: storage::WriteGate::for_db(&db),
-            db,
+            db: storage::Db::new(db),
             events: EventLog::new(EVENT_TABLE),
         }
     }
@@ -487,7 +487,7 @@ impl Store {
         Ok((txn, guard))
     }
 
-    pub fn db(&self) -> &DatabaseConnection {
+    pub fn db(&self) -> &storage::Db {
         &self.db
     }
 
@@ -1679,47 +1679,5 @@ impl Store {
         txn.commit().await?;
         self.events.committed();
         Ok((model, true))
-    }
-
-    /// The first response remembered for `request_id`, if any.
-    pub async fn remembered(
-        &self,
-        request_id: &str,
-    ) -> Result<Option<request::Model>, CreditError> {
-        Ok(request::Entity::find_by_id(request_id.to_owned())
-            .one(&self.db)
-            .await?)
-    }
-
-    /// Remembers the response to a request sent with `request_id`. Written after the
-    /// write it answers has committed: a crash in between only means a retry runs the
-    /// write again, which each credit write tolerates (recording, replacement, approval
-    /// and clawback are idempotent by content; a second dispute open or resolve is
-    /// refused). A concurrent retry that remembered first wins.
-    pub async fn remember(
-        &self,
-        request_id: &str,
-        method: &str,
-        request: Vec<u8>,
-        response: Vec<u8>,
-        principal: &str,
-    ) -> Result<(), CreditError> {
-        let row = request::ActiveModel {
-            request_id: Set(request_id.to_owned()),
-            method: Set(method.to_owned()),
-            request: Set(request),
-            response: Set(response),
-            created_at: Set(storage::now()),
-            created_by: Set(principal.to_owned()),
-        };
-        let _turn = self.sqlite_turn().await;
-        match request::Entity::insert(row)
-            .exec_without_returning(&self.db)
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(err) if is_unique_violation(&err) => Ok(()),
-            Err(err) => Err(err.into()),
-        }
     }
 }

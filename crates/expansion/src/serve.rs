@@ -306,7 +306,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     metrics.watch_outbox(
                         "health_webhooks",
                         hooks.outbox().clone(),
-                        hooks.db().clone(),
+                        hooks.db().pool().clone(),
                     );
                 }
                 // Ends with the process: it only recomputes derived scores.
@@ -403,7 +403,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     metrics.watch_outbox(
                         "pipeline_webhooks",
                         hooks.outbox().clone(),
-                        hooks.db().clone(),
+                        hooks.db().pool().clone(),
                     );
                 }
                 let outbox = opportunity_pipeline::outbox::outbox(
@@ -436,7 +436,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     metrics.watch_outbox(
                         "credit_webhooks",
                         hooks.outbox().clone(),
-                        hooks.db().clone(),
+                        hooks.db().pool().clone(),
                     );
                 }
                 let svc = CompensationCreditServiceServer::new(credit)

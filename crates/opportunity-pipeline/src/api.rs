@@ -91,6 +91,7 @@ impl PipelineService {
     async fn once<Req, Resp, F, Fut>(
         &self,
         method: &'static str,
+        principal: &str,
         request_id: &str,
         request: &Req,
         run: F,
@@ -106,6 +107,7 @@ impl PipelineService {
                 self.store.db(),
                 self.store.writer(),
                 method,
+                principal,
                 request_id,
                 request,
                 run,
@@ -124,9 +126,13 @@ impl OpportunityPipelineService for PipelineService {
         let principal = principal_of(&request);
         let req = request.into_inner();
         let response = self
-            .once("CreateOpportunity", &req.request_id, &req, || {
-                self.create_opportunity_once(principal, &req)
-            })
+            .once(
+                "CreateOpportunity",
+                &principal,
+                &req.request_id,
+                &req,
+                || self.create_opportunity_once(principal.clone(), &req),
+            )
             .await?;
         Ok(Response::new(response))
     }
@@ -141,9 +147,10 @@ impl OpportunityPipelineService for PipelineService {
         let response = self
             .once(
                 "CreateOpportunityFromTrigger",
+                &principal,
                 &req.request_id,
                 &req,
-                || self.create_opportunity_from_trigger_once(principal, &req),
+                || self.create_opportunity_from_trigger_once(principal.clone(), &req),
             )
             .await?;
         Ok(Response::new(response))
@@ -185,9 +192,13 @@ impl OpportunityPipelineService for PipelineService {
         let principal = principal_of(&request);
         let req = request.into_inner();
         let response = self
-            .once("UpdateOpportunity", &req.request_id, &req, || {
-                self.update_opportunity_once(principal, &req)
-            })
+            .once(
+                "UpdateOpportunity",
+                &principal,
+                &req.request_id,
+                &req,
+                || self.update_opportunity_once(principal.clone(), &req),
+            )
             .await?;
         Ok(Response::new(response))
     }
@@ -204,8 +215,8 @@ impl OpportunityPipelineService for PipelineService {
         let principal = principal_of(&request);
         let req = request.into_inner();
         let response = self
-            .once("AdvanceStage", &req.request_id, &req, || {
-                self.advance_stage_once(principal, &req)
+            .once("AdvanceStage", &principal, &req.request_id, &req, || {
+                self.advance_stage_once(principal.clone(), &req)
             })
             .await?;
         Ok(Response::new(response))
@@ -219,9 +230,13 @@ impl OpportunityPipelineService for PipelineService {
         let principal = principal_of(&request);
         let req = request.into_inner();
         let response = self
-            .once("CloseOpportunity", &req.request_id, &req, || {
-                self.close_opportunity_once(principal, &req)
-            })
+            .once(
+                "CloseOpportunity",
+                &principal,
+                &req.request_id,
+                &req,
+                || self.close_opportunity_once(principal.clone(), &req),
+            )
             .await?;
         Ok(Response::new(response))
     }
@@ -264,8 +279,8 @@ impl OpportunityPipelineService for PipelineService {
         let principal = principal_of(&request);
         let req = request.into_inner();
         let response = self
-            .once("RequestHandoff", &req.request_id, &req, || {
-                self.request_handoff_once(principal, &req)
+            .once("RequestHandoff", &principal, &req.request_id, &req, || {
+                self.request_handoff_once(principal.clone(), &req)
             })
             .await?;
         Ok(Response::new(response))
@@ -279,8 +294,8 @@ impl OpportunityPipelineService for PipelineService {
         let caller = contracts::caller_of(&request);
         let req = request.into_inner();
         let response = self
-            .once("AcceptHandoff", &req.request_id, &req, || {
-                self.accept_handoff_once(caller, &req)
+            .once("AcceptHandoff", &caller.name, &req.request_id, &req, || {
+                self.accept_handoff_once(caller.clone(), &req)
             })
             .await?;
         Ok(Response::new(response))
@@ -294,8 +309,8 @@ impl OpportunityPipelineService for PipelineService {
         let principal = principal_of(&request);
         let req = request.into_inner();
         let response = self
-            .once("RejectHandoff", &req.request_id, &req, || {
-                self.reject_handoff_once(principal, &req)
+            .once("RejectHandoff", &principal, &req.request_id, &req, || {
+                self.reject_handoff_once(principal.clone(), &req)
             })
             .await?;
         Ok(Response::new(response))
@@ -319,9 +334,13 @@ impl OpportunityPipelineService for PipelineService {
         let principal = principal_of(&request);
         let req = request.into_inner();
         let response = self
-            .once("UpsertWalletEstimate", &req.request_id, &req, || {
-                self.upsert_wallet_estimate_once(principal, &req)
-            })
+            .once(
+                "UpsertWalletEstimate",
+                &principal,
+                &req.request_id,
+                &req,
+                || self.upsert_wallet_estimate_once(principal.clone(), &req),
+            )
             .await?;
         Ok(Response::new(response))
     }
@@ -400,22 +419,30 @@ impl OpportunityPipelineService for PipelineService {
         let principal = principal_of(&request);
         let req = request.into_inner();
         let response = self
-            .once("RetryDelivery", &req.request_id, &req, || async {
-                use contracts::wire;
-                let event_id = wire::text("event_id", &req.event_id, wire::MAX_NAME_LEN)
-                    .map_err(PipelineError::from)?;
-                let target = wire::text("target", &req.target, wire::MAX_NAME_LEN)
-                    .map_err(PipelineError::from)?;
-                let delivery =
-                    crate::outbox::outbox(self.store.writer().clone(), self.store.events().clone())
-                        .retry_parked(self.store.db(), &event_id, &target)
-                        .await
+            .once(
+                "RetryDelivery",
+                &principal,
+                &req.request_id,
+                &req,
+                || async {
+                    use contracts::wire;
+                    let event_id = wire::text("event_id", &req.event_id, wire::MAX_NAME_LEN)
                         .map_err(PipelineError::from)?;
-                tracing::info!(%principal, %event_id, %target, "parked delivery retried");
-                Ok(pb::RetryDeliveryResponse {
-                    delivery: Some(crate::outbox::delivery_to_pb(delivery)),
-                })
-            })
+                    let target = wire::text("target", &req.target, wire::MAX_NAME_LEN)
+                        .map_err(PipelineError::from)?;
+                    let delivery = crate::outbox::outbox(
+                        self.store.writer().clone(),
+                        self.store.events().clone(),
+                    )
+                    .retry_parked(self.store.db(), &event_id, &target)
+                    .await
+                    .map_err(PipelineError::from)?;
+                    tracing::info!(%principal, %event_id, %target, "parked delivery retried");
+                    Ok(pb::RetryDeliveryResponse {
+                        delivery: Some(crate::outbox::delivery_to_pb(delivery)),
+                    })
+                },
+            )
             .await?;
         Ok(Response::new(response))
     }
@@ -428,7 +455,7 @@ impl OpportunityPipelineService for PipelineService {
     ) -> Reply<Self::WatchEventsStream> {
         let stream = storage::events::watch_response(
             self.store.events(),
-            self.store.db().clone(),
+            self.store.db().pool().clone(),
             request.into_inner().options,
             crate::DOMAIN,
             |event| pb::WatchEventsResponse { event: Some(event) },
@@ -490,10 +517,11 @@ impl OpportunityPipelineService for PipelineService {
         &self,
         request: Request<pb::EnableWebhookEndpointRequest>,
     ) -> Reply<pb::EnableWebhookEndpointResponse> {
+        let by = contracts::principal_of(&request);
         let req = request.into_inner();
         let endpoint = self
             .webhooks
-            .enable(&req.request_id, &req, &req.endpoint_id)
+            .enable(&by, &req.request_id, &req, &req.endpoint_id)
             .await
             .map_err(|e| e.into_status(crate::DOMAIN))?;
         Ok(Response::new(pb::EnableWebhookEndpointResponse {
@@ -505,9 +533,10 @@ impl OpportunityPipelineService for PipelineService {
         &self,
         request: Request<pb::DeleteWebhookEndpointRequest>,
     ) -> Reply<pb::DeleteWebhookEndpointResponse> {
+        let by = contracts::principal_of(&request);
         let req = request.into_inner();
         self.webhooks
-            .delete(&req.request_id, &req, &req.endpoint_id)
+            .delete(&by, &req.request_id, &req, &req.endpoint_id)
             .await
             .map_err(|e| e.into_status(crate::DOMAIN))?;
         Ok(Response::new(pb::DeleteWebhookEndpointResponse {}))
@@ -533,10 +562,12 @@ impl OpportunityPipelineService for PipelineService {
         &self,
         request: Request<pb::ReplayWebhookEventsRequest>,
     ) -> Reply<pb::ReplayWebhookEventsResponse> {
+        let by = contracts::principal_of(&request);
         let req = request.into_inner();
         let reply = self
             .webhooks
             .replay(
+                &by,
                 &req.request_id,
                 &req,
                 &req.endpoint_id,

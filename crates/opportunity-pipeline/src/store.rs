@@ -70,7 +70,7 @@ pub struct HandoffFilter {
 
 #[derive(Clone)]
 pub struct Store {
-    db: DatabaseConnection,
+    db: storage::Db,
     events: EventLog,
     /// On SQLite, write transactions (and the outbox's writes) take turns.
     writer: storage::WriteGate,
@@ -105,7 +105,7 @@ impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
         Self {
             writer: storage::WriteGate::for_db(&db),
-            db,
+            db: storage::Db::new(db),
             // Pipeline events name accounts: each with its CRM reference, as
             // health gave it when the pipeline last asked (`remember_account`).
             events: EventLog::new(EVENT_TABLE).with_account_refs(storage::events::AccountRefs {
@@ -158,7 +158,7 @@ impl Store {
         &self.writer
     }
 
-    pub fn db(&self) -> &DatabaseConnection {
+    pub fn db(&self) -> &storage::Db {
         &self.db
     }
 

@@ -188,8 +188,11 @@ impl EventLog {
     }
 
     /// Wakes this process's watchers after a commit that appended events.
+    /// Inside a mutation ([`crate::Db::atomically`]) the wake waits for
+    /// the mutation's commit.
     pub fn committed(&self) {
-        self.appended.notify_waiters();
+        let appended = self.appended.clone();
+        crate::db::after_commit(move || appended.notify_waiters());
     }
 
     /// The `seq` of the latest event, 0 when the log is empty.

@@ -1,21 +1,33 @@
-//! `request_id` on mutations (AIP-155): a retry with the same id and the
-//! same request returns the first response instead of acting twice; the same
-//! id with another request is INVALID_ARGUMENT; a retry while the first call
-//! still runs is ABORTED. Each service keeps its records in its own table
-//! (`<service>_requests`: key, fingerprint, response, created_at).
+//! `request_id` on mutations (AIP-155), the same in every service: a retry
+//! with the same id and the same request returns the first response instead
+//! of acting twice; the same id with another request is INVALID_ARGUMENT.
+//! Ids are scoped to the caller (the authenticated principal) and the
+//! method: another caller's id, or the same id on another method, is a
+//! different request.
+//!
+//! The record of a request — its key, the fingerprint of the decoded request
+//! (so a retry over HTTP/JSON matches one over gRPC) and the response — is
+//! written in the same transaction as the mutation's own writes
+//! ([`Db::atomically`]): a crash at any instant leaves either nothing or the
+//! whole effect with its response, so a retry never waits for a dead call and
+//! never acts twice. Two calls with one id at once serialise on the record's
+//! key (PostgreSQL holds the second insert until the first commits; SQLite
+//! has one writer): the second answers with the first's response. A call
+//! that fails records nothing, so it may be retried.
+//!
+//! Each service keeps its records in its own table (`<service>_requests`:
+//! key, fingerprint, response, created_at).
 
 use std::future::Future;
 
-use chrono::{DateTime, Duration, Utc};
 use contracts::ApiError;
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, SqlErr};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{ConnectionTrait, DbErr, SqlErr};
 
-/// After this long a claimed `request_id` whose call never finished (its
-/// process died) may be run again.
-const STALE_REQUEST: Duration = Duration::seconds(60);
+use crate::{Db, WriteGate};
+
 /// Longest `request_id` accepted, in bytes.
-const MAX_REQUEST_ID: usize = 256;
+pub const MAX_REQUEST_ID: usize = 256;
 
 /// FNV-1a, 64 bits: a stable fingerprint of a request's bytes (the std
 /// hasher may change between Rust releases; stored fingerprints must not).
@@ -43,20 +55,30 @@ fn from_hex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-enum Claim {
-    Claimed,
-    Done {
-        fingerprint: String,
-        response: String,
-    },
-    InFlight {
-        fingerprint: String,
-        created_at: DateTime<Utc>,
-    },
+/// The record's key: method, caller and id, unambiguous whatever characters
+/// the caller's name and the id hold.
+fn key(method: &str, principal: &str, request_id: &str) -> String {
+    format!("{method}:{}:{principal}:{request_id}", principal.len())
 }
 
 fn col(name: &str) -> Alias {
     Alias::new(name)
+}
+
+/// How one attempt at a recorded mutation ended.
+enum Attempt<E> {
+    /// Another call holds or has recorded this key.
+    Taken,
+    Failed(E),
+}
+
+impl<E: From<DbErr>> From<DbErr> for Attempt<E> {
+    fn from(err: DbErr) -> Self {
+        match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => Self::Taken,
+            _ => Self::Failed(E::from(err)),
+        }
+    }
 }
 
 /// A service's table of request records.
@@ -70,13 +92,16 @@ impl Requests {
         Self { table }
     }
 
-    /// Runs `run` at most once per (`method`, `request_id`); without a
-    /// `request_id` it just runs.
+    /// Runs the mutation `run` in one transaction of `db`, at most once per
+    /// (`method`, `principal`, `request_id`); without a `request_id` it runs
+    /// (in one transaction still) every time.
+    #[allow(clippy::too_many_arguments)]
     pub async fn once<Req, Resp, E, F, Fut>(
         &self,
-        db: &DatabaseConnection,
-        writer: &crate::WriteGate,
+        db: &Db,
+        writer: &WriteGate,
         method: &'static str,
+        principal: &str,
         request_id: &str,
         request: &Req,
         run: F,
@@ -89,174 +114,100 @@ impl Requests {
         Fut: Future<Output = Result<Resp, E>>,
     {
         if request_id.is_empty() {
-            return run().await;
+            return db.atomically(writer, run).await;
         }
         contracts::wire::text("request_id", request_id, MAX_REQUEST_ID)?;
-        let key = format!("{method}:{request_id}");
+        let key = key(method, principal, request_id);
         let print = fingerprint(&request.encode_to_vec());
-        let reused = || {
-            ApiError::invalid(
-                "request_id",
-                format!("{request_id:?} was already used for a different {method} request"),
-            )
+        let replay = |(fingerprint, response): (String, String)| -> Result<Resp, E> {
+            if fingerprint != print {
+                return Err(ApiError::invalid(
+                    "request_id",
+                    format!("{request_id:?} was already used for a different {method} request"),
+                )
+                .into());
+            }
+            let corrupt = || ApiError::internal(format!("stored response of {key} is unreadable"));
+            let bytes = from_hex(&response).ok_or_else(corrupt)?;
+            Resp::decode(bytes.as_slice()).map_err(|_| corrupt().into())
         };
-        let now = crate::now();
-        match self.claim(db, writer, &key, &print, now).await? {
-            Claim::Claimed => {}
-            Claim::Done {
-                fingerprint,
-                response,
-            } => {
-                if fingerprint != print {
-                    return Err(reused().into());
-                }
-                let corrupt =
-                    || ApiError::internal(format!("stored response of {key} is unreadable"));
-                let bytes = from_hex(&response).ok_or_else(corrupt)?;
-                return Resp::decode(bytes.as_slice()).map_err(|_| corrupt().into());
-            }
-            Claim::InFlight {
-                fingerprint,
-                created_at,
-            } => {
-                if fingerprint != print {
-                    return Err(reused().into());
-                }
-                let stale = now - created_at > STALE_REQUEST;
-                if !stale || !self.reclaim(db, writer, &key, created_at, now).await? {
-                    return Err(ApiError::Aborted {
-                        reason: "REQUEST_IN_PROGRESS",
-                        message: format!(
-                            "a {method} call with request_id {request_id:?} is still running; retry shortly"
-                        ),
-                    }
-                    .into());
-                }
-            }
+        if let Some(done) = self.recorded(db, &key).await? {
+            return replay(done);
         }
-        match run().await {
-            Ok(response) => {
-                // The change is committed: a failure to record the response
-                // must not turn success into an error (the claim then goes
-                // stale and a later retry runs again).
-                if let Err(err) = self
-                    .finish(db, writer, &key, &to_hex(&response.encode_to_vec()))
-                    .await
-                {
-                    tracing::warn!(%err, key, "could not record the response of an idempotent call");
+        let attempt = db
+            .atomically(writer, || async {
+                if !self.claim(db, &key, &print).await? {
+                    return Err(Attempt::Taken);
                 }
-                Ok(response)
-            }
-            Err(err) => {
-                if let Err(release) = self.release(db, writer, &key).await {
-                    tracing::warn!(err = %release, key, "could not release an idempotency claim");
+                let response = run().await.map_err(Attempt::Failed)?;
+                self.record(db, &key, &to_hex(&response.encode_to_vec()))
+                    .await?;
+                Ok::<_, Attempt<E>>(response)
+            })
+            .await;
+        match attempt {
+            Ok(response) => Ok(response),
+            Err(Attempt::Failed(err)) => Err(err),
+            // A concurrent call with this key committed first: its answer is
+            // this call's answer.
+            Err(Attempt::Taken) => match self.recorded(db, &key).await? {
+                Some(done) => replay(done),
+                None => Err(ApiError::Aborted {
+                    reason: "CONCURRENT_WRITE",
+                    message: format!(
+                        "a concurrent {method} call with request_id {request_id:?} conflicted; retry the call"
+                    ),
                 }
-                Err(err)
-            }
+                .into()),
+            },
         }
     }
 
-    async fn claim(
-        &self,
-        db: &DatabaseConnection,
-        writer: &crate::WriteGate,
-        key: &str,
-        print: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Claim, DbErr> {
-        // A claim that vanished between the insert and the read (its call
-        // failed and released it) is simply tried again.
-        for _ in 0..3 {
-            let mut insert = Query::insert();
-            insert
-                .into_table(col(self.table))
-                .columns([col("key"), col("fingerprint"), col("created_at")])
-                .values([key.into(), print.into(), now.into()])
-                .map_err(|e| DbErr::Custom(e.to_string()))?;
-            // Every write takes the service's write gate: on SQLite an
-            // ungated commit fails a gated read-then-write transaction.
-            let inserted = {
-                let _write = writer.enter().await;
-                db.execute(&insert).await
-            };
-            match inserted {
-                Ok(_) => return Ok(Claim::Claimed),
-                Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                }
-                Err(err) => return Err(err),
-            }
-            let select = Query::select()
-                .columns([col("fingerprint"), col("response"), col("created_at")])
-                .from(col(self.table))
-                .and_where(Expr::col(col("key")).eq(key))
-                .to_owned();
-            if let Some(row) = db.query_one(&select).await? {
-                let fingerprint: String = row.try_get("", "fingerprint")?;
-                let response: Option<String> = row.try_get("", "response")?;
-                return Ok(match response {
-                    Some(response) => Claim::Done {
-                        fingerprint,
-                        response,
-                    },
-                    None => Claim::InFlight {
-                        fingerprint,
-                        created_at: row.try_get("", "created_at")?,
-                    },
-                });
-            }
-        }
-        Err(DbErr::Custom(format!("request {key} could not be claimed")))
-    }
-
-    async fn reclaim(
-        &self,
-        db: &DatabaseConnection,
-        writer: &crate::WriteGate,
-        key: &str,
-        stale_since: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<bool, DbErr> {
-        let update = Query::update()
-            .table(col(self.table))
-            .value(col("created_at"), now)
+    /// The fingerprint and response recorded under `key`, if any.
+    async fn recorded(&self, db: &Db, key: &str) -> Result<Option<(String, String)>, DbErr> {
+        let select = Query::select()
+            .columns([col("fingerprint"), col("response")])
+            .from(col(self.table))
             .and_where(Expr::col(col("key")).eq(key))
-            .and_where(Expr::col(col("response")).is_null())
-            .and_where(Expr::col(col("created_at")).eq(stale_since))
+            .and_where(Expr::col(col("response")).is_not_null())
             .to_owned();
-        let _write = writer.enter().await;
-        Ok(db.execute(&update).await?.rows_affected() == 1)
+        let Some(row) = db.query_one(&select).await? else {
+            return Ok(None);
+        };
+        Ok(Some((
+            row.try_get("", "fingerprint")?,
+            row.try_get("", "response")?,
+        )))
     }
 
-    async fn finish(
-        &self,
-        db: &DatabaseConnection,
-        writer: &crate::WriteGate,
-        key: &str,
-        response: &str,
-    ) -> Result<(), DbErr> {
+    /// Inserts the record, in the mutation's transaction: the key's unique
+    /// index makes a concurrent call with the same key wait for this one.
+    /// A record without a response (left by an earlier version, which
+    /// committed claims before their calls finished) is taken over. Returns
+    /// whether the key is this call's.
+    async fn claim(&self, db: &Db, key: &str, print: &str) -> Result<bool, DbErr> {
+        let mut insert = Query::insert();
+        insert
+            .into_table(col(self.table))
+            .columns([col("key"), col("fingerprint"), col("created_at")])
+            .values([key.into(), print.into(), crate::now().into()])
+            .map_err(|e| DbErr::Custom(e.to_string()))?
+            .on_conflict(
+                OnConflict::column(col("key"))
+                    .update_columns([col("fingerprint"), col("created_at")])
+                    .action_and_where(Expr::col((col(self.table), col("response"))).is_null())
+                    .to_owned(),
+            );
+        Ok(db.execute(&insert).await?.rows_affected() == 1)
+    }
+
+    async fn record(&self, db: &Db, key: &str, response: &str) -> Result<(), DbErr> {
         let update = Query::update()
             .table(col(self.table))
             .value(col("response"), response)
             .and_where(Expr::col(col("key")).eq(key))
             .to_owned();
-        let _write = writer.enter().await;
         db.execute(&update).await?;
-        Ok(())
-    }
-
-    async fn release(
-        &self,
-        db: &DatabaseConnection,
-        writer: &crate::WriteGate,
-        key: &str,
-    ) -> Result<(), DbErr> {
-        let delete = Query::delete()
-            .from_table(col(self.table))
-            .and_where(Expr::col(col("key")).eq(key))
-            .and_where(Expr::col(col("response")).is_null())
-            .to_owned();
-        let _write = writer.enter().await;
-        db.execute(&delete).await?;
         Ok(())
     }
 }
@@ -277,5 +228,13 @@ mod tests {
         assert_eq!(from_hex("0001abff").unwrap(), bytes);
         assert!(from_hex("abc").is_none());
         assert!(from_hex("zz").is_none());
+    }
+
+    #[test]
+    fn keys_are_per_method_and_caller_and_unambiguous() {
+        assert_ne!(key("M", "a", "x"), key("N", "a", "x"));
+        assert_ne!(key("M", "a", "x"), key("M", "b", "x"));
+        // A name and an id that hold the separator do not collide.
+        assert_ne!(key("M", "a:b", "c"), key("M", "a", "b:c"));
     }
 }

@@ -16,9 +16,12 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr, S
 /// How long a SQLite writer waits for the lock before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+mod db;
 pub mod events;
 pub mod idempotency;
 pub mod outbox;
+
+pub use db::Db;
 
 /// The SQLite URL of a service's embedded database under `data_dir`.
 pub fn sqlite_url(data_dir: &Path, service: &str) -> String {
@@ -62,19 +65,26 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 pub struct WriteGate(Option<std::sync::Arc<tokio::sync::Mutex<()>>>);
 
 impl WriteGate {
-    pub fn for_db(db: &DatabaseConnection) -> Self {
+    pub fn for_db(db: &impl sea_orm::ConnectionTrait) -> Self {
         match db.get_database_backend() {
             sea_orm::DatabaseBackend::Sqlite => Self(Some(Default::default())),
             _ => Self(None),
         }
     }
 
-    /// Held for the length of one write transaction.
+    /// Held for the length of one write transaction. Inside a mutation
+    /// ([`Db::atomically`]) that already holds it, this does not wait.
     pub async fn enter(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match &self.0 {
+            Some(_) if self.identity().is_some_and(db::holds_gate) => None,
             Some(mutex) => Some(mutex.lock().await),
             None => None,
         }
+    }
+
+    /// Identity shared by the clones of one gate (none when open).
+    fn identity(&self) -> Option<usize> {
+        self.0.as_ref().map(|m| std::sync::Arc::as_ptr(m) as usize)
     }
 }
 

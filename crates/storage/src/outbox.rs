@@ -379,9 +379,9 @@ impl Outbox {
 
     /// Queues `events` for `target` again: each becomes PENDING with its
     /// attempts reset, due now (a delivery row is added where none was).
-    pub async fn requeue(
+    pub async fn requeue<C: ConnectionTrait>(
         &self,
-        db: &DatabaseConnection,
+        db: &C,
         target: &str,
         events: &[StoredEvent],
     ) -> Result<(), DbErr> {
@@ -567,9 +567,9 @@ impl Outbox {
     /// last error stays until the next attempt). Only a PARKED one moves,
     /// by a compare-and-set on its status, so a dispatcher never sees it
     /// half-changed.
-    pub async fn retry(
+    pub async fn retry<C: ConnectionTrait>(
         &self,
-        db: &DatabaseConnection,
+        db: &C,
         event_id: &str,
         target: &str,
     ) -> Result<Retried, DbErr> {
@@ -599,9 +599,9 @@ impl Outbox {
 
     /// Like [`Outbox::retry`], with its refusals as the API answers them:
     /// NOT_FOUND (`delivery`) and FAILED_PRECONDITION `DELIVERY_NOT_PARKED`.
-    pub async fn retry_parked(
+    pub async fn retry_parked<C: ConnectionTrait>(
         &self,
-        db: &DatabaseConnection,
+        db: &C,
         event_id: &str,
         target: &str,
     ) -> Result<Delivery, contracts::ApiError> {
@@ -632,9 +632,9 @@ impl Outbox {
 
     /// `ListDeliveries`: one page of `status` (every status for `None`),
     /// with the token of the next page (empty at the end).
-    pub async fn list_page(
+    pub async fn list_page<C: ConnectionTrait>(
         &self,
-        db: &DatabaseConnection,
+        db: &C,
         status: Option<&'static str>,
         page_size: i32,
         page_token: &str,

@@ -29,7 +29,7 @@ use contracts::ApiError;
 use contracts::error::PreconditionViolation;
 use contracts::pb::common::v1 as common;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
+use sea_orm::{ConnectionTrait, DbErr};
 use storage::events::{EventLog, decode_cursor, encode_cursor};
 use storage::idempotency::Requests;
 use storage::outbox::{Outbox, Retry};
@@ -194,7 +194,7 @@ fn col(name: &str) -> Alias {
 /// behind the service's webhook RPCs.
 #[derive(Clone)]
 pub struct Webhooks {
-    db: DatabaseConnection,
+    db: storage::Db,
     writer: storage::WriteGate,
     log: EventLog,
     tables: Tables,
@@ -204,12 +204,7 @@ pub struct Webhooks {
 }
 
 impl Webhooks {
-    pub fn new(
-        db: DatabaseConnection,
-        writer: storage::WriteGate,
-        log: EventLog,
-        tables: Tables,
-    ) -> Self {
+    pub fn new(db: storage::Db, writer: storage::WriteGate, log: EventLog, tables: Tables) -> Self {
         let policy = Policy::default();
         let outbox = Outbox::new(
             log.clone(),
@@ -244,7 +239,7 @@ impl Webhooks {
         self.tables
     }
 
-    pub fn db(&self) -> &DatabaseConnection {
+    pub fn db(&self) -> &storage::Db {
         &self.db
     }
 
@@ -260,7 +255,7 @@ impl Webhooks {
         Ok(self
             .outbox
             .clone()
-            .spawn(self.db.clone(), std::sync::Arc::new(courier)))
+            .spawn(self.db.pool().clone(), std::sync::Arc::new(courier)))
     }
 
     fn select(&self) -> sea_orm::sea_query::SelectStatement {
@@ -516,7 +511,7 @@ impl Webhooks {
             tracing::info!(endpoint = %endpoint.id, url = %endpoint.url, "webhook endpoint registered");
             Ok::<_, Error>(endpoint.to_pb())
         };
-        self.once("CreateWebhookEndpoint", request_id, request, run)
+        self.once("CreateWebhookEndpoint", by, request_id, request, run)
             .await
     }
 
@@ -573,13 +568,14 @@ impl Webhooks {
             self.set_state(endpoint_id, false, &reason).await?;
             Ok::<_, Error>(self.existing("endpoint_id", endpoint_id).await?.to_pb())
         };
-        self.once("DisableWebhookEndpoint", request_id, request, run)
+        self.once("DisableWebhookEndpoint", by, request_id, request, run)
             .await
     }
 
     /// `EnableWebhookEndpoint`: deliveries resume, the failure count reset.
     pub async fn enable<Req: prost::Message>(
         &self,
+        by: &str,
         request_id: &str,
         request: &Req,
         endpoint_id: &str,
@@ -589,13 +585,14 @@ impl Webhooks {
             self.set_state(endpoint_id, true, "").await?;
             Ok::<_, Error>(self.existing("endpoint_id", endpoint_id).await?.to_pb())
         };
-        self.once("EnableWebhookEndpoint", request_id, request, run)
+        self.once("EnableWebhookEndpoint", by, request_id, request, run)
             .await
     }
 
     /// `DeleteWebhookEndpoint`: the endpoint and its delivery log.
     pub async fn delete<Req: prost::Message>(
         &self,
+        by: &str,
         request_id: &str,
         request: &Req,
         endpoint_id: &str,
@@ -611,7 +608,7 @@ impl Webhooks {
             self.outbox.forget_target(&self.db, endpoint_id).await?;
             Ok::<_, Error>(())
         };
-        self.once("DeleteWebhookEndpoint", request_id, request, run)
+        self.once("DeleteWebhookEndpoint", by, request_id, request, run)
             .await
     }
 
@@ -675,6 +672,7 @@ impl Webhooks {
     /// returns how many, and the cursor to continue after when more remain.
     pub async fn replay<Req, Resp>(
         &self,
+        by: &str,
         request_id: &str,
         request: &Req,
         endpoint_id: &str,
@@ -727,13 +725,14 @@ impl Webhooks {
                 after = last;
             }
         };
-        self.once("ReplayWebhookEvents", request_id, request, run)
+        self.once("ReplayWebhookEvents", by, request_id, request, run)
             .await
     }
 
     async fn once<Req, Resp, F, Fut>(
         &self,
         method: &'static str,
+        by: &str,
         request_id: &str,
         request: &Req,
         run: F,
@@ -745,7 +744,7 @@ impl Webhooks {
         Fut: Future<Output = Result<Resp, Error>>,
     {
         self.requests
-            .once(&self.db, &self.writer, method, request_id, request, run)
+            .once(&self.db, &self.writer, method, by, request_id, request, run)
             .await
             .map_err(|e: Error| e.0)
     }

@@ -35,7 +35,7 @@ pub const EVENT_TABLE: &str = "health_events";
 
 #[derive(Clone)]
 pub struct Store {
-    db: DatabaseConnection,
+    db: storage::Db,
     events: EventLog,
     triggers: TriggerConfig,
     writer: storage::WriteGate,
@@ -52,7 +52,7 @@ impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
         Self {
             writer: storage::WriteGate::for_db(&db),
-            db,
+            db: storage::Db::new(db),
             // Health events name accounts: each with its CRM reference.
             events: EventLog::new(EVENT_TABLE).with_account_refs(storage::events::AccountRefs {
                 table: "accounts",
@@ -67,7 +67,7 @@ impl Store {
         }
     }
 
-    pub fn db(&self) -> &DatabaseConnection {
+    pub fn db(&self) -> &storage::Db {
         &self.db
     }
 

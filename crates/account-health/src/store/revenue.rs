@@ -57,7 +57,7 @@ impl Store {
         // million subscriptions would otherwise hold every row twice). The
         // merge compares ids as Rust does, byte by byte, so the database
         // must sort them that way too (PostgreSQL's default collation does not).
-        let postgres = self.db.get_database_backend() == sea_orm::DatabaseBackend::Postgres;
+        let postgres = self.db.pool().get_database_backend() == sea_orm::DatabaseBackend::Postgres;
         let byte_order = |column: &str| {
             if postgres {
                 Expr::cust(format!("\"{column}\" COLLATE \"C\""))
@@ -79,7 +79,7 @@ impl Store {
             .filter(subscription::Column::StartDate.lt(before))
             .order_by(byte_order("id"), Order::Asc)
             .into_tuple::<SubscriptionRow>()
-            .stream(&self.db)
+            .stream(self.db.pool())
             .await?;
         let mut history = amendment::Entity::find()
             .select_only()
@@ -93,7 +93,7 @@ impl Store {
             // date replaces its amendment, so no order within a subscription is needed.
             .order_by(byte_order("subscription_id"), Order::Asc)
             .into_tuple::<(String, NaiveDate, i64)>()
-            .stream(&self.db)
+            .stream(self.db.pool())
             .await?;
         let mut facts: Vec<SubscriptionFacts> = Vec::new();
         let mut pending: Option<(String, NaiveDate, i64)> = history.try_next().await?;

@@ -126,7 +126,7 @@ enum IdTable {
 }
 
 async fn existing_ids(
-    db: &sea_orm::DatabaseConnection,
+    db: &impl sea_orm::ConnectionTrait,
     ids: &BTreeSet<String>,
     table: IdTable,
 ) -> Result<BTreeSet<String>, HealthError> {

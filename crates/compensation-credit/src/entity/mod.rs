@@ -1,5 +1,5 @@
 //! SeaORM entities of the credit service's own tables, one file per table. The
-//! ledger tables (all but `credit_policies`, `credit_requests` and `credit_open_disputes`) only ever gain
+//! ledger tables (all but `credit_policies`, `credit_request_records` and `credit_open_disputes`) only ever gain
 //! rows, and database triggers refuse an update or delete of them; so does the people
 //! directory (`credit_people`, one row per version of a person).
 
@@ -12,5 +12,4 @@ pub mod open_dispute;
 pub mod person;
 pub mod policy;
 pub mod release;
-pub mod request;
 pub mod split_set;
