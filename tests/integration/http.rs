@@ -760,3 +760,67 @@ async fn http_json_is_served_over_tls_on_http1_and_http2() {
     }
     server.stop();
 }
+
+/// A `request_id` means the same over HTTP/JSON as over gRPC: a call sent
+/// over gRPC and retried with curl gets the first answer back (a second run
+/// would say `changed: false`), the same id with another request is
+/// INVALID_ARGUMENT, and another caller's same id is another request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_over_http_json_is_the_grpc_call_answered_again() {
+    use contracts::client::{ClientOptions, connect};
+    use contracts::pb::credit::v1 as credit;
+    use contracts::pb::credit::v1::compensation_credit_service_client::CompensationCreditServiceClient;
+
+    let backend = Backend::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let other = create_key(&dir.path().join("keys.json"), "http-admin-2", "admin");
+    let (server, admin) = secured(&backend, dir.path(), &[]);
+    let options = ClientOptions::default().with_api_key(Some(admin.clone()));
+    let mut client =
+        CompensationCreditServiceClient::new(connect(&server.addr, &options).await.unwrap());
+    let first = client
+        .upsert_person(credit::UpsertPersonRequest {
+            request_id: "person-retry-1".into(),
+            person: Some(credit::Person {
+                person_id: "ana.ae".into(),
+                display_name: "Ana".into(),
+                role: credit::PersonRole::Ae as i32,
+                team: "enterprise-sales".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(first.changed);
+    let path = "/expansion.credit.v1.CompensationCreditService/UpsertPerson";
+    let body = |name: &str| {
+        json!({
+            "requestId": "person-retry-1",
+            "person": {"personId": "ana.ae", "displayName": name, "role": "PERSON_ROLE_AE", "team": "enterprise-sales"}
+        })
+        .to_string()
+    };
+    let retry = post(&server, path, &body("Ana"), &bearer(&admin), false);
+    assert_eq!(retry.status, 200, "{retry:?}");
+    assert_eq!(
+        retry.json["changed"],
+        json!(true),
+        "the first answer, not a second run: {retry:?}"
+    );
+    assert_eq!(
+        retry.json["person"]["version"],
+        json!(first.person.unwrap().version)
+    );
+    let reused = post(&server, path, &body("Ana B."), &bearer(&admin), false);
+    assert_eq!(reused.status, 400, "{reused:?}");
+    assert_eq!(reused.json["code"], json!("invalid_argument"));
+    // Another caller's request_id is its own: this one runs (and changes nothing).
+    let theirs = post(&server, path, &body("Ana"), &bearer(&other), false);
+    assert_eq!(theirs.status, 200, "{theirs:?}");
+    assert_eq!(
+        theirs.json.get("changed"),
+        None,
+        "changed: false, omitted in JSON: {theirs:?}"
+    );
+}
