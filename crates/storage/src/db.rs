@@ -260,3 +260,118 @@ impl TransactionTrait for Db {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    use super::*;
+    use crate::WriteGate;
+
+    async fn database() -> (tempfile::TempDir, Db, WriteGate) {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::connect(&crate::sqlite_url(dir.path(), "t"))
+            .await
+            .unwrap();
+        pool.execute_unprepared("CREATE TABLE t (k TEXT PRIMARY KEY)")
+            .await
+            .unwrap();
+        let gate = WriteGate::for_db(&pool);
+        (dir, Db::new(pool), gate)
+    }
+
+    async fn rows(db: &Db) -> Vec<String> {
+        db.pool()
+            .query_all_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT k FROM t ORDER BY k",
+            ))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get::<String>("", "k").unwrap())
+            .collect()
+    }
+
+    async fn insert(db: &Db, gate: &WriteGate, k: &str) -> Result<(), DbErr> {
+        // As a store writes: its own gate turn and transaction.
+        let _turn = gate.enter().await;
+        let txn = db.begin().await?;
+        txn.execute_unprepared(&format!("INSERT INTO t VALUES ('{k}')"))
+            .await?;
+        txn.commit().await
+    }
+
+    #[tokio::test]
+    async fn a_mutation_commits_whole_or_not_at_all() {
+        let (_dir, db, gate) = database().await;
+        let woken = Arc::new(AtomicUsize::new(0));
+        let failed: Result<(), DbErr> = db
+            .atomically(&gate, || async {
+                insert(&db, &gate, "a").await?;
+                let w = woken.clone();
+                after_commit(move || {
+                    w.fetch_add(1, Ordering::SeqCst);
+                });
+                // A store's transaction inside is a savepoint: its commit
+                // is not the mutation's.
+                assert!(rows(&db).await.is_empty());
+                Err(DbErr::Custom("refused".into()))
+            })
+            .await;
+        assert!(failed.is_err());
+        assert!(rows(&db).await.is_empty(), "a failed mutation leaves nothing");
+        assert_eq!(woken.load(Ordering::SeqCst), 0, "no wake for a rollback");
+
+        db.atomically(&gate, || async {
+            insert(&db, &gate, "b").await?;
+            insert(&db, &gate, "c").await?;
+            let w = woken.clone();
+            after_commit(move || {
+                w.fetch_add(1, Ordering::SeqCst);
+            });
+            assert_eq!(woken.load(Ordering::SeqCst), 0, "woken only after the commit");
+            Ok::<_, DbErr>(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(rows(&db).await, ["b", "c"]);
+        assert_eq!(woken.load(Ordering::SeqCst), 1);
+        // Outside a mutation, a wake is immediate and writes commit alone.
+        after_commit({
+            let w = woken.clone();
+            move || {
+                w.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        assert_eq!(woken.load(Ordering::SeqCst), 2);
+        insert(&db, &gate, "d").await.unwrap();
+        assert_eq!(rows(&db).await, ["b", "c", "d"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mutations_take_turns_on_sqlite_and_other_tasks_use_the_pool() {
+        let (_dir, db, gate) = database().await;
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let (db, gate) = (db.clone(), gate.clone());
+            tasks.push(tokio::spawn(async move {
+                db.atomically(&gate, || async {
+                    insert(&db, &gate, &format!("m{i}")).await?;
+                    tokio::task::yield_now().await;
+                    insert(&db, &gate, &format!("n{i}")).await
+                })
+                .await
+            }));
+        }
+        // A write of another task meanwhile waits its turn, never "locked".
+        insert(&db, &gate, "outside").await.unwrap();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(rows(&db).await.len(), 17);
+    }
+}

@@ -120,6 +120,23 @@ fn connection_lost(err: &DbErr) -> bool {
     }
 }
 
+/// Whether PostgreSQL gave up on the statement's transaction for another
+/// one's sake: a deadlock (SQLSTATE 40P01) or a serialization failure
+/// (40001). Nothing of it committed; the call may simply be retried.
+fn conflicted(err: &DbErr) -> bool {
+    let (DbErr::Exec(RuntimeErr::SqlxError(sqlx)) | DbErr::Query(RuntimeErr::SqlxError(sqlx))) =
+        err
+    else {
+        return false;
+    };
+    match sqlx.as_ref() {
+        sea_orm::sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| matches!(code.as_ref(), "40P01" | "40001")),
+        _ => false,
+    }
+}
+
 /// Maps a database failure to the caller-facing error. Connection trouble is
 /// UNAVAILABLE (the caller may retry); anything else is INTERNAL and logged.
 pub fn db_error(err: DbErr) -> ApiError {
@@ -127,6 +144,13 @@ pub fn db_error(err: DbErr) -> ApiError {
         return ApiError::Aborted {
             reason: "CONCURRENT_WRITE",
             message: format!("a concurrent write conflicted ({detail}); retry the call"),
+        };
+    }
+    if conflicted(&err) {
+        return ApiError::Aborted {
+            reason: "CONCURRENT_WRITE",
+            message: "a concurrent write conflicted (deadlock or serialization failure); retry the call"
+                .to_owned(),
         };
     }
     if err.to_string().contains("database is locked") {
