@@ -18,6 +18,7 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub mod events;
 pub mod idempotency;
+pub mod lease;
 pub mod outbox;
 
 /// The SQLite URL of a service's embedded database under `data_dir`.
