@@ -27,6 +27,7 @@ on_both_databases!(
     a_later_append_waits_for_the_earlier_to_commit,
     concurrent_writers_never_make_a_watcher_skip,
     two_recomputers_write_one_history_row_per_change,
+    a_mark_on_a_claimed_account_counts_and_a_dead_claim_lapses,
 );
 
 const EVENTS: &str = "health_events";
@@ -370,20 +371,25 @@ async fn two_recomputers_write_one_history_row_per_change(backend: Backend) {
         accounts.push(domain::AccountId::parse(&account.id).unwrap());
     }
     for round in 0..ROUNDS {
+        // 2^round NPS answers of 10, then of 0, in turn: the average swings
+        // across a band boundary every round (100, 10, 75, 10, 40, 10 points),
+        // so every round is one change of every account.
+        let value = if round % 2 == 0 { 10 } else { 0 };
         let batch: Vec<NewSignal> = accounts
             .iter()
             .enumerate()
-            .map(|(n, account)| NewSignal {
-                account_id: *account,
-                product_id: None,
-                kind: SignalKind::Nps,
-                // A different score each round, and per account.
-                value_e4: ((round * 3 + i64::try_from(n).unwrap()) % 11) * 10_000,
-                limit_e4: None,
-                occurred_at: storage::now() - chrono::Duration::minutes(ROUNDS - round),
-                source: "claims".into(),
-                external_id: Some(format!("r{round}-a{n}")),
-                detail: None,
+            .flat_map(|(n, account)| {
+                (0..1_u32 << round).map(move |i| NewSignal {
+                    account_id: *account,
+                    product_id: None,
+                    kind: SignalKind::Nps,
+                    value_e4: value * 10_000,
+                    limit_e4: None,
+                    occurred_at: storage::now() - chrono::Duration::minutes(ROUNDS - round),
+                    source: "claims".into(),
+                    external_id: Some(format!("r{round}-a{n}-{i}")),
+                    detail: None,
+                })
             })
             .collect();
         one.record_signals("signals", &batch).await.unwrap();
@@ -437,6 +443,11 @@ async fn two_recomputers_write_one_history_row_per_change(backend: Backend) {
         for pair in rows.windows(2) {
             assert_ne!(pair[0], pair[1], "a repeated history row of {key:?}: {rows:?}");
         }
+        assert_eq!(
+            rows.len(),
+            usize::try_from(ROUNDS).unwrap(),
+            "one row per round's change: {rows:?}"
+        );
     }
     // Band events: each one moves the band, never to where it already was.
     let log = EventLog::new(EVENTS);
@@ -464,4 +475,69 @@ async fn two_recomputers_write_one_history_row_per_change(backend: Backend) {
         .collect();
     assert_eq!(left, Vec::<String>::new(), "accounts left dirty");
     println!("two recomputers: {total} history rows over {ACCOUNTS} accounts × {ROUNDS} rounds, none repeated");
+}
+
+/// A replica claimed an account and died: a mark landing meanwhile counts
+/// one more generation (so that replica, alive, would have left the mark),
+/// and a read of the account waits for the claim to lapse, then recomputes
+/// it and clears the mark.
+async fn a_mark_on_a_claimed_account_counts_and_a_dead_claim_lapses(backend: Backend) {
+    use account_health::entity::dirty;
+    use sea_orm::{ActiveModelTrait, Set};
+    let db = health_db(&backend).await;
+    let store = Store::new(db.clone());
+    let input = AccountInput {
+        key: AccountKey::New,
+        external: None,
+        name: "Claimed and abandoned".into(),
+        segment: None,
+        customer_since: None,
+        fiscal_year_start_month: 1,
+        owner_csm: None,
+        parent: None,
+    };
+    let (account, _) = store.upsert_account(&input, "test").await.unwrap();
+    store.refresh_all_dirty().await.unwrap();
+    assert!(dirty::Entity::find_by_id(account.id.clone()).one(&db).await.unwrap().is_none());
+
+    // The dead replica's claim, 3 s left on its lease.
+    let lapses = storage::now() + chrono::Duration::seconds(3);
+    dirty::ActiveModel {
+        account_id: Set(account.id.clone()),
+        marked_at: Set(storage::now()),
+        generation: Set(0),
+        claimed_until: Set(Some(lapses)),
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    let signal = |n: u32, value: i64| NewSignal {
+        account_id: domain::AccountId::parse(&account.id).unwrap(),
+        product_id: None,
+        kind: SignalKind::Nps,
+        value_e4: value * 10_000,
+        limit_e4: None,
+        occurred_at: storage::now(),
+        source: "claims".into(),
+        external_id: Some(format!("abandoned-{n}")),
+        detail: None,
+    };
+    store.record_signals("signals", &[signal(1, 10)]).await.unwrap();
+    store.record_signals("signals", &[signal(2, 9)]).await.unwrap();
+    let row = dirty::Entity::find_by_id(account.id.clone())
+        .one(&db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.generation, 2, "each mark on a claimed account counts");
+    assert_eq!(row.claimed_until, Some(lapses), "a mark leaves the claim alone");
+
+    let asked = Instant::now();
+    let view = store.account_health(&account.id).await.unwrap();
+    let waited = asked.elapsed();
+    assert!(waited >= Duration::from_millis(2500), "read before the claim lapsed: {waited:?}");
+    assert!(waited < Duration::from_secs(7), "{waited:?}");
+    assert_eq!(view.overall.row.band.as_deref(), Some("GREEN"), "{view:?}");
+    assert!(dirty::Entity::find_by_id(account.id.clone()).one(&db).await.unwrap().is_none());
+    println!("a dead recomputer's claim: the read recomputed {} ms later", waited.as_millis());
 }
