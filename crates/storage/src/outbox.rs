@@ -17,7 +17,8 @@
 //! moves its `next_attempt_at` a lease ([`LEASE`], 5 s) ahead. While the
 //! attempt runs the lease is renewed every third of it
 //! ([`crate::lease::Renewal`]), and the attempt's outcome is written only if
-//! the row still carries the lease last written; so a live dispatcher keeps
+//! the row still carries the lease last written (a requeue or another
+//! replica's claim meanwhile wins); so a live dispatcher keeps
 //! its delivery however long the target takes, and one killed mid-delivery
 //! holds it at most one lease. No row lock and no pooled connection is held
 //! across the call to the target.
@@ -376,7 +377,7 @@ impl Outbox {
 
     /// Moves a claim's lease end from `held` to one lease from now, if the
     /// row still carries `held`; `None` when someone else holds it now (or
-    /// it was requeued, parked or retried meanwhile).
+    /// it was requeued meanwhile).
     pub async fn renew(
         &self,
         db: &DatabaseConnection,
@@ -390,7 +391,6 @@ impl Outbox {
             .and_where(Expr::col(col("event_id")).eq(delivery.event_id.clone()))
             .and_where(Expr::col(col("target")).eq(delivery.target.clone()))
             .and_where(Expr::col(col("next_attempt_at")).eq(held))
-            .and_where(Expr::col(col("status")).eq(PENDING))
             .to_owned();
         let _write = self.writer.enter().await;
         Ok((db.execute(&renew).await?.rows_affected() == 1).then_some(until))
@@ -453,22 +453,37 @@ impl Outbox {
                 tracing::warn!(target = %delivery.target, event = %delivery.event_id, attempts, error = ?error, "outbox retry")
             }
         }
-        // Only while the row carries our lease: a requeue, a parked target
-        // or another replica's claim since then wins.
-        let update = Query::update()
-            .table(col(self.deliveries))
+        // Only while the row carries our lease: a requeue or another
+        // replica's claim since then wins. A target parked meanwhile (its
+        // endpoint disabled) stays parked unless this attempt settled it.
+        let key = |update: &mut sea_orm::sea_query::UpdateStatement| {
+            update
+                .table(col(self.deliveries))
+                .and_where(Expr::col(col("event_id")).eq(delivery.event_id.clone()))
+                .and_where(Expr::col(col("target")).eq(delivery.target.clone()))
+                .and_where(Expr::col(col("next_attempt_at")).eq(held));
+        };
+        let mut outcome = Query::update();
+        key(&mut outcome);
+        outcome
             .value(col("status"), status)
             .value(col("attempts"), attempts)
-            .value(col("last_error"), error)
-            .value(col("next_attempt_at"), next)
-            .and_where(Expr::col(col("event_id")).eq(delivery.event_id.clone()))
-            .and_where(Expr::col(col("target")).eq(delivery.target.clone()))
-            .and_where(Expr::col(col("next_attempt_at")).eq(held))
-            .and_where(Expr::col(col("status")).eq(PENDING))
-            .to_owned();
+            .value(col("last_error"), error.clone())
+            .value(col("next_attempt_at"), next);
+        if status == PENDING {
+            outcome.and_where(Expr::col(col("status")).eq(PENDING));
+        }
         let _write = self.writer.enter().await;
-        if db.execute(&update).await?.rows_affected() == 0 {
-            tracing::info!(target = %delivery.target, event = %delivery.event_id, "outbox delivery changed during the attempt; its outcome is not recorded");
+        if db.execute(&outcome).await?.rows_affected() == 1 {
+            return Ok(());
+        }
+        let mut counted = Query::update();
+        key(&mut counted);
+        counted
+            .value(col("attempts"), attempts)
+            .value(col("last_error"), error);
+        if db.execute(&counted).await?.rows_affected() == 0 {
+            tracing::info!(target = %delivery.target, event = %delivery.event_id, "outbox delivery requeued or claimed again during the attempt; its outcome is not recorded");
         }
         Ok(())
     }
