@@ -14,9 +14,9 @@ use account_health::model::{AccountInput, AccountKey};
 use account_health::store::Store;
 use migrations::MigratorTrait;
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, TransactionTrait};
+use storage::WriteGate;
 use storage::events::{EventLog, NewEvent, StoredEvent};
 use storage::outbox::{Courier, Failure, Outbox, Retry};
-use storage::WriteGate;
 
 use crate::harness::Backend;
 use crate::on_both_databases;
@@ -62,7 +62,12 @@ fn outbox(log: &EventLog, gate: &WriteGate, lease: chrono::Duration) -> Outbox {
 }
 
 /// Appends `n` events in one transaction; their ids.
-async fn append(db: &DatabaseConnection, gate: &WriteGate, log: &EventLog, n: usize) -> Vec<String> {
+async fn append(
+    db: &DatabaseConnection,
+    gate: &WriteGate,
+    log: &EventLog,
+    n: usize,
+) -> Vec<String> {
     let events: Vec<NewEvent> = (0..n)
         .map(|i| NewEvent {
             event_type: "test.claimed",
@@ -150,7 +155,11 @@ async fn two_dispatchers_never_send_one_delivery_at_once(backend: Backend) {
         slow_for: Duration::from_millis(1500),
         ..Recorder::default()
     });
-    courier.slow.lock().unwrap().extend(ids.iter().take(4).cloned());
+    courier
+        .slow
+        .lock()
+        .unwrap()
+        .extend(ids.iter().take(4).cloned());
     // A lease shorter than the slow deliveries: only renewal keeps them.
     let lease = chrono::Duration::milliseconds(600);
     let a = outbox(&log, &gate, lease);
@@ -173,14 +182,20 @@ async fn two_dispatchers_never_send_one_delivery_at_once(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     first.abort();
     second.abort();
-    assert_eq!(courier.overlaps.lock().unwrap().clone(), Vec::<String>::new());
+    assert_eq!(
+        courier.overlaps.lock().unwrap().clone(),
+        Vec::<String>::new()
+    );
     let attempts = courier.attempts.lock().unwrap().clone();
     assert_eq!(attempts.len(), N);
     assert!(
         attempts.values().all(|n| *n == 1),
         "each delivery sent once: {attempts:?}"
     );
-    println!("two dispatchers: {N} deliveries, each sent once, in {} ms", took.as_millis());
+    println!(
+        "two dispatchers: {N} deliveries, each sent once, in {} ms",
+        took.as_millis()
+    );
 }
 
 /// A dispatcher claims a delivery and dies (its lease is never renewed and
@@ -215,8 +230,14 @@ async fn a_dead_dispatchers_claim_lapses_within_its_lease(backend: Backend) {
     let sent_after = courier.first_attempt.lock().unwrap()[&ids[0]] - claimed;
     let lease = storage::outbox::LEASE.to_std().unwrap();
     // Not before the lease (it is the dead one's), within a second or so after it.
-    assert!(sent_after >= lease - Duration::from_millis(100), "{sent_after:?}");
-    assert!(sent_after < lease + Duration::from_secs(3), "{sent_after:?}");
+    assert!(
+        sent_after >= lease - Duration::from_millis(100),
+        "{sent_after:?}"
+    );
+    assert!(
+        sent_after < lease + Duration::from_secs(3),
+        "{sent_after:?}"
+    );
     assert_eq!(courier.attempts.lock().unwrap()[&ids[0]], 1);
     println!(
         "a dead dispatcher's claim: sent again {} ms after it was claimed",
@@ -333,11 +354,17 @@ async fn concurrent_writers_never_make_a_watcher_skip(backend: Backend) {
     assert_eq!(stored.len(), expected);
     let seen_seqs: Vec<i64> = seen.iter().map(|e| e.seq).collect();
     let stored_seqs: Vec<i64> = stored.iter().map(|e| e.seq).collect();
-    assert_eq!(seen_seqs, stored_seqs, "the watcher skipped or repeated an event");
+    assert_eq!(
+        seen_seqs, stored_seqs,
+        "the watcher skipped or repeated an event"
+    );
     // Nothing more arrives.
     let more = tokio::time::timeout(Duration::from_millis(600), watch.next()).await;
     assert!(more.is_err(), "an event after the last: {more:?}");
 }
+
+/// A history row's score, band and coverage.
+type HistoryRow = (Option<i64>, Option<String>, i64);
 
 /// Two recomputers (replicas on PostgreSQL; the worker and reads on
 /// SQLite) draining one dirty queue while signals keep landing: every
@@ -421,8 +448,7 @@ async fn two_recomputers_write_one_history_row_per_change(backend: Backend) {
         ))
         .await
         .unwrap();
-    let mut history: BTreeMap<(String, String), Vec<(Option<i64>, Option<String>, i64)>> =
-        BTreeMap::new();
+    let mut history: BTreeMap<(String, String), Vec<HistoryRow>> = BTreeMap::new();
     for row in rows {
         history
             .entry((
@@ -441,7 +467,10 @@ async fn two_recomputers_write_one_history_row_per_change(backend: Backend) {
     for (key, rows) in &history {
         total += rows.len();
         for pair in rows.windows(2) {
-            assert_ne!(pair[0], pair[1], "a repeated history row of {key:?}: {rows:?}");
+            assert_ne!(
+                pair[0], pair[1],
+                "a repeated history row of {key:?}: {rows:?}"
+            );
         }
         assert_eq!(
             rows.len(),
@@ -464,7 +493,11 @@ async fn two_recomputers_write_one_history_row_per_change(backend: Backend) {
         let previous = event.data["previous_band"].as_str().map(str::to_owned);
         let known = bands.insert(key.clone(), band.clone());
         assert_ne!(previous, band, "{event:?}");
-        assert_eq!(known.unwrap_or(None), previous, "a repeated band event: {event:?}");
+        assert_eq!(
+            known.unwrap_or(None),
+            previous,
+            "a repeated band event: {event:?}"
+        );
     }
     let left: Vec<String> = account_health::entity::dirty::Entity::find()
         .all(&db)
@@ -474,7 +507,9 @@ async fn two_recomputers_write_one_history_row_per_change(backend: Backend) {
         .map(|d| d.account_id)
         .collect();
     assert_eq!(left, Vec::<String>::new(), "accounts left dirty");
-    println!("two recomputers: {total} history rows over {ACCOUNTS} accounts × {ROUNDS} rounds, none repeated");
+    println!(
+        "two recomputers: {total} history rows over {ACCOUNTS} accounts × {ROUNDS} rounds, none repeated"
+    );
 }
 
 /// A replica claimed an account and died: a mark landing meanwhile counts
@@ -498,7 +533,13 @@ async fn a_mark_on_a_claimed_account_counts_and_a_dead_claim_lapses(backend: Bac
     };
     let (account, _) = store.upsert_account(&input, "test").await.unwrap();
     store.refresh_all_dirty().await.unwrap();
-    assert!(dirty::Entity::find_by_id(account.id.clone()).one(&db).await.unwrap().is_none());
+    assert!(
+        dirty::Entity::find_by_id(account.id.clone())
+            .one(&db)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // The dead replica's claim, 3 s left on its lease.
     let lapses = storage::now() + chrono::Duration::seconds(3);
@@ -522,22 +563,44 @@ async fn a_mark_on_a_claimed_account_counts_and_a_dead_claim_lapses(backend: Bac
         external_id: Some(format!("abandoned-{n}")),
         detail: None,
     };
-    store.record_signals("signals", &[signal(1, 10)]).await.unwrap();
-    store.record_signals("signals", &[signal(2, 9)]).await.unwrap();
+    store
+        .record_signals("signals", &[signal(1, 10)])
+        .await
+        .unwrap();
+    store
+        .record_signals("signals", &[signal(2, 9)])
+        .await
+        .unwrap();
     let row = dirty::Entity::find_by_id(account.id.clone())
         .one(&db)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(row.generation, 2, "each mark on a claimed account counts");
-    assert_eq!(row.claimed_until, Some(lapses), "a mark leaves the claim alone");
+    assert_eq!(
+        row.claimed_until,
+        Some(lapses),
+        "a mark leaves the claim alone"
+    );
 
     let asked = Instant::now();
     let view = store.account_health(&account.id).await.unwrap();
     let waited = asked.elapsed();
-    assert!(waited >= Duration::from_millis(2500), "read before the claim lapsed: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(2500),
+        "read before the claim lapsed: {waited:?}"
+    );
     assert!(waited < Duration::from_secs(7), "{waited:?}");
     assert_eq!(view.overall.row.band.as_deref(), Some("GREEN"), "{view:?}");
-    assert!(dirty::Entity::find_by_id(account.id.clone()).one(&db).await.unwrap().is_none());
-    println!("a dead recomputer's claim: the read recomputed {} ms later", waited.as_millis());
+    assert!(
+        dirty::Entity::find_by_id(account.id.clone())
+            .one(&db)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    println!(
+        "a dead recomputer's claim: the read recomputed {} ms later",
+        waited.as_millis()
+    );
 }

@@ -115,7 +115,10 @@ mod tests {
         assert_eq!(last, Some(start + chrono::Duration::seconds(renewed)));
         // Finished: no renewal after that.
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(i64::try_from(calls.load(Ordering::SeqCst)).unwrap(), renewed);
+        assert_eq!(
+            i64::try_from(calls.load(Ordering::SeqCst)).unwrap(),
+            renewed
+        );
     }
 
     #[tokio::test]
