@@ -21,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateSubscriptionUpsells),
             Box::new(TriggersRecordTheirOpportunity),
             Box::new(CreateWebhooks),
+            Box::new(DirtyAccountsAreClaimed),
         ]
     }
 }
@@ -678,5 +679,63 @@ impl MigrationTrait for CreateWebhooks {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         crate::events::drop_webhook_tables(manager, "health").await
+    }
+}
+
+/// The dirty-account queue is claimed: `claimed_until` is the lease of the
+/// replica recomputing the account (NULL when nobody is), `generation`
+/// counts the marks that arrived while it was claimed, so a recomputation
+/// clears only a mark it has seen. Existing marks are unclaimed.
+struct DirtyAccountsAreClaimed;
+
+impl MigrationName for DirtyAccountsAreClaimed {
+    fn name(&self) -> &str {
+        "m20261202_000200_dirty_accounts_are_claimed"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for DirtyAccountsAreClaimed {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // One column per statement (SQLite takes one ALTER option at a time).
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Alias::new("health_dirty"))
+                    .add_column(
+                        ColumnDef::new(Alias::new("generation"))
+                            .big_integer()
+                            .not_null()
+                            .default(0),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Alias::new("health_dirty"))
+                    .add_column(
+                        ColumnDef::new(Alias::new("claimed_until"))
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for column in ["claimed_until", "generation"] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Alias::new("health_dirty"))
+                        .drop_column(Alias::new(column))
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
     }
 }

@@ -81,6 +81,15 @@ impl Backend {
         matches!(self, Backend::Postgres { .. })
     }
 
+    /// The read-write URL of the database `service` keeps its tables in,
+    /// for tests that drive a store or an outbox without a server.
+    pub fn database_url(&self, service: &str) -> String {
+        match self {
+            Backend::Sqlite { dir } => storage::sqlite_url(dir.path(), service),
+            Backend::Postgres { url, .. } => url.clone(),
+        }
+    }
+
     /// A connection to the database `service` (`health`, `pipeline`,
     /// `credit`) keeps its tables in, for tests that count rows the API
     /// does not list.

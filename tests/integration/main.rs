@@ -8,6 +8,7 @@ mod harness;
 
 mod auth;
 mod bad_input;
+mod claims;
 mod compose;
 mod console;
 mod credit;

@@ -405,7 +405,7 @@ async fn every_event_arrives_signed_through_a_kill_9(backend: Backend) {
 
     let expected = health_event_ids(&server, "health.account.", ACCOUNTS + 5).await;
     // The delivery cut by the kill was never recorded: it is sent again
-    // once its claim lapses (the attempt timeout plus 5 s).
+    // once its claim lapses (the 5 s lease the killed sender no longer renews).
     let held_id = held.event_id();
     let got = receiver.wait_for(
         "/health",

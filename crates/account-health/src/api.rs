@@ -74,7 +74,9 @@ impl HealthService {
     }
 
     /// Recomputes health and triggers of accounts whose signals or contracts
-    /// changed, off the ingestion path, until the process stops. Also marks
+    /// changed, off the ingestion path, until the process stops; each account
+    /// is claimed first, so replicas running this loop share the queue
+    /// instead of recomputing one account twice. Also marks
     /// every account once a day so time-based triggers (renewals, fiscal
     /// years) fire as the calendar moves; the day is claimed in the database,
     /// so replicas and restarts don't sweep it again.

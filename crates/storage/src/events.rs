@@ -9,7 +9,11 @@
 //! commit order. On PostgreSQL two transactions could commit out of `seq`
 //! order and a watcher could skip the later-committed, lower `seq`; appends
 //! therefore take a transaction-scoped advisory lock per log, which makes
-//! commit order equal `seq` order.
+//! commit order equal `seq` order: a later append waits for the earlier
+//! transaction to end, so an event never becomes visible after one with a
+//! higher `seq` (`tests/integration/claims.rs` runs concurrent writers
+//! against a watcher). The outbox stages from the same log by `seq`, so it
+//! never passes over an event either.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -19,6 +19,7 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 mod db;
 pub mod events;
 pub mod idempotency;
+pub mod lease;
 pub mod outbox;
 
 pub use db::Db;

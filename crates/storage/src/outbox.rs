@@ -10,15 +10,26 @@
 //! after a crash changes nothing.
 //!
 //! Several replicas may run the dispatcher: staging inserts with
-//! `ON CONFLICT DO NOTHING`, and a delivery is claimed by moving its
-//! `next_attempt_at` forward with a compare-and-set, so two replicas don't
-//! send the same delivery at once.
+//! `ON CONFLICT DO NOTHING`, and a delivery is claimed by a short
+//! transaction of its own, committed before the delivery is attempted: it
+//! picks the oldest due row (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so two
+//! replicas pick different rows; SQLite has one writer, the process) and
+//! moves its `next_attempt_at` a lease ([`LEASE`], 5 s) ahead. While the
+//! attempt runs the lease is renewed every third of it
+//! ([`crate::lease::Renewal`]), and the attempt's outcome is written only if
+//! the row still carries the lease last written (a requeue or another
+//! replica's claim meanwhile wins); so a live dispatcher keeps
+//! its delivery however long the target takes, and one killed mid-delivery
+//! holds it at most one lease. No row lock and no pooled connection is held
+//! across the call to the target.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, OnConflict, Order, Query};
+use sea_orm::sea_query::{
+    Alias, Expr, ExprTrait, Func, LockBehavior, LockType, OnConflict, Order, Query,
+};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 
 use crate::events::{EventLog, StoredEvent};
@@ -27,8 +38,9 @@ use crate::events::{EventLog, StoredEvent};
 const STAGE_BATCH: u64 = 200;
 /// Deliveries attempted per pass.
 const DISPATCH_BATCH: u64 = 50;
-/// How long a claimed delivery is ours before another replica may retry it.
-const LEASE: chrono::Duration = chrono::Duration::seconds(30);
+/// How long a claimed delivery is ours unless renewed: what a dispatcher
+/// killed mid-delivery costs before another one retries it.
+pub const LEASE: chrono::Duration = chrono::Duration::seconds(5);
 /// After this many failed attempts a delivery is parked.
 pub const MAX_ATTEMPTS: i32 = 60;
 /// Pause between passes when there is nothing to do.
@@ -91,6 +103,13 @@ pub struct Delivery {
     pub next_attempt_at: DateTime<Utc>,
 }
 
+/// A delivery this dispatcher claimed, ours until `until` unless renewed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub delivery: Delivery,
+    pub until: DateTime<Utc>,
+}
+
 /// What [`Outbox::retry`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Retried {
@@ -134,8 +153,10 @@ pub struct Retry {
     /// The first retry's delay, doubled after each failure up to `max_delay`.
     pub first_delay: chrono::Duration,
     pub max_delay: chrono::Duration,
-    /// How long a claimed delivery is ours before another replica (or this
-    /// one, after a crash) may try it again; longer than an attempt lasts.
+    /// How long a claim lasts unless renewed: another replica (or this one,
+    /// after a crash) tries the delivery again this long after the last
+    /// renewal. Renewed every third of it while an attempt runs, so it need
+    /// not outlast an attempt.
     pub lease: chrono::Duration,
 }
 
@@ -304,77 +325,167 @@ impl Outbox {
         }
     }
 
-    /// Attempts the deliveries that are due; returns how many it tried.
+    /// Attempts the deliveries that are due, one claim at a time; returns
+    /// how many it tried.
     pub async fn dispatch(
         &self,
         db: &DatabaseConnection,
         courier: &dyn Courier,
     ) -> Result<usize, DbErr> {
-        let now = crate::now();
-        let due = self.list(db, None, Some(now), DISPATCH_BATCH).await?;
         let mut tried = 0;
-        for delivery in due {
-            // Claim: move the attempt time forward only if nobody else did.
-            let claim = Query::update()
-                .table(col(self.deliveries))
-                .value(col("next_attempt_at"), now + self.retry.lease)
-                .and_where(Expr::col(col("event_id")).eq(delivery.event_id.clone()))
-                .and_where(Expr::col(col("target")).eq(delivery.target.clone()))
-                .and_where(Expr::col(col("next_attempt_at")).eq(delivery.next_attempt_at))
-                .and_where(Expr::col(col("status")).eq(PENDING))
-                .to_owned();
-            let claimed = {
-                let _write = self.writer.enter().await;
-                db.execute(&claim).await?.rows_affected() == 1
-            };
-            if !claimed {
-                continue;
-            }
-            let event = self
-                .log
-                .read_after(db, delivery.event_seq - 1, 1)
-                .await?
-                .into_iter()
-                .find(|e| e.event_id == delivery.event_id);
-            let result = match &event {
-                Some(event) => courier.deliver(&delivery.target, event).await,
-                None => Err(Failure::Park("the event is gone from the log".into())),
+        while tried < DISPATCH_BATCH {
+            let Some(claim) = self.claim(db).await? else {
+                break;
             };
             tried += 1;
-            let attempts = delivery.attempts + 1;
-            let done = crate::now();
-            let (status, error, next) = match result {
-                Ok(()) => (DELIVERED, None, done),
-                Err(Failure::Park(e)) => (PARKED, Some(e), done),
-                Err(Failure::Retry(e)) if attempts >= self.retry.max_attempts => {
-                    (PARKED, Some(e), done)
-                }
-                Err(Failure::Retry(e)) => (PENDING, Some(e), done + self.retry.delay(attempts)),
-            };
-            match status {
-                DELIVERED => {
-                    tracing::info!(target = %delivery.target, event = %delivery.event_id, "outbox delivered")
-                }
-                PARKED => {
-                    tracing::error!(target = %delivery.target, event = %delivery.event_id, error = ?error, "outbox parked")
-                }
-                _ => {
-                    tracing::warn!(target = %delivery.target, event = %delivery.event_id, attempts, error = ?error, "outbox retry")
-                }
+            self.attempt(db, courier, claim).await?;
+        }
+        Ok(usize::try_from(tried).unwrap_or(usize::MAX))
+    }
+
+    /// Claims the oldest due delivery: a short transaction that picks it
+    /// (skipping rows another replica is claiming) and moves its
+    /// `next_attempt_at` one lease ahead, committed before anything is sent.
+    pub async fn claim(&self, db: &DatabaseConnection) -> Result<Option<Claim>, DbErr> {
+        let now = crate::now();
+        let until = now + self.retry.lease;
+        let _write = self.writer.enter().await;
+        let txn = db.begin().await?;
+        let mut pick = Self::select(self.deliveries);
+        pick.and_where(Expr::col(col("status")).eq(PENDING))
+            .and_where(Expr::col(col("next_attempt_at")).lte(now))
+            .limit(1)
+            // PostgreSQL only; SQLite has no row locks (and one writer).
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        let Some(delivery) = Self::read(&txn, &pick).await?.into_iter().next() else {
+            return Ok(None);
+        };
+        let claim = Query::update()
+            .table(col(self.deliveries))
+            .value(col("next_attempt_at"), until)
+            .and_where(Expr::col(col("event_id")).eq(delivery.event_id.clone()))
+            .and_where(Expr::col(col("target")).eq(delivery.target.clone()))
+            .and_where(Expr::col(col("next_attempt_at")).eq(delivery.next_attempt_at))
+            .and_where(Expr::col(col("status")).eq(PENDING))
+            .to_owned();
+        if txn.execute(&claim).await?.rows_affected() != 1 {
+            return Ok(None);
+        }
+        txn.commit().await?;
+        Ok(Some(Claim { delivery, until }))
+    }
+
+    /// Moves a claim's lease end from `held` to one lease from now, if the
+    /// row still carries `held`; `None` when someone else holds it now (or
+    /// it was requeued meanwhile).
+    pub async fn renew(
+        &self,
+        db: &DatabaseConnection,
+        delivery: &Delivery,
+        held: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, DbErr> {
+        let until = crate::now() + self.retry.lease;
+        let renew = Query::update()
+            .table(col(self.deliveries))
+            .value(col("next_attempt_at"), until)
+            .and_where(Expr::col(col("event_id")).eq(delivery.event_id.clone()))
+            .and_where(Expr::col(col("target")).eq(delivery.target.clone()))
+            .and_where(Expr::col(col("next_attempt_at")).eq(held))
+            .to_owned();
+        let _write = self.writer.enter().await;
+        Ok((db.execute(&renew).await?.rows_affected() == 1).then_some(until))
+    }
+
+    /// Sends one claimed delivery, renewing its lease until the target
+    /// answers, and records the outcome if the lease is still ours.
+    async fn attempt(
+        &self,
+        db: &DatabaseConnection,
+        courier: &dyn Courier,
+        claim: Claim,
+    ) -> Result<(), DbErr> {
+        let Claim { delivery, until } = claim;
+        let renewal = {
+            let (outbox, db, delivery) = (self.clone(), db.clone(), delivery.clone());
+            crate::lease::Renewal::start(
+                crate::lease::renewal_interval(self.retry.lease),
+                until,
+                move |held| {
+                    let (outbox, db, delivery) = (outbox.clone(), db.clone(), delivery.clone());
+                    async move { outbox.renew(&db, &delivery, held).await }
+                },
+            )
+        };
+        let event = match self.log.read_after(db, delivery.event_seq - 1, 1).await {
+            Ok(events) => events.into_iter().find(|e| e.event_id == delivery.event_id),
+            Err(err) => {
+                // Left claimed: the lease lapses and the delivery is tried again.
+                drop(renewal);
+                return Err(err);
             }
-            let update = Query::update()
+        };
+        let result = match &event {
+            Some(event) => courier.deliver(&delivery.target, event).await,
+            None => Err(Failure::Park("the event is gone from the log".into())),
+        };
+        let Some(held) = renewal.finish().await else {
+            tracing::warn!(target = %delivery.target, event = %delivery.event_id, "outbox claim lost during the attempt; its outcome is not recorded");
+            return Ok(());
+        };
+        let attempts = delivery.attempts + 1;
+        let done = crate::now();
+        let (status, error, next) = match result {
+            Ok(()) => (DELIVERED, None, done),
+            Err(Failure::Park(e)) => (PARKED, Some(e), done),
+            Err(Failure::Retry(e)) if attempts >= self.retry.max_attempts => {
+                (PARKED, Some(e), done)
+            }
+            Err(Failure::Retry(e)) => (PENDING, Some(e), done + self.retry.delay(attempts)),
+        };
+        match status {
+            DELIVERED => {
+                tracing::info!(target = %delivery.target, event = %delivery.event_id, "outbox delivered")
+            }
+            PARKED => {
+                tracing::error!(target = %delivery.target, event = %delivery.event_id, error = ?error, "outbox parked")
+            }
+            _ => {
+                tracing::warn!(target = %delivery.target, event = %delivery.event_id, attempts, error = ?error, "outbox retry")
+            }
+        }
+        // Only while the row carries our lease: a requeue or another
+        // replica's claim since then wins. A target parked meanwhile (its
+        // endpoint disabled) stays parked unless this attempt settled it.
+        let key = |update: &mut sea_orm::sea_query::UpdateStatement| {
+            update
                 .table(col(self.deliveries))
-                .value(col("status"), status)
-                .value(col("attempts"), attempts)
-                .value(col("last_error"), error)
-                .value(col("next_attempt_at"), next)
                 .and_where(Expr::col(col("event_id")).eq(delivery.event_id.clone()))
                 .and_where(Expr::col(col("target")).eq(delivery.target.clone()))
-                .to_owned();
-            let _write = self.writer.enter().await;
-            db.execute(&update).await?;
+                .and_where(Expr::col(col("next_attempt_at")).eq(held));
+        };
+        let mut outcome = Query::update();
+        key(&mut outcome);
+        outcome
+            .value(col("status"), status)
+            .value(col("attempts"), attempts)
+            .value(col("last_error"), error.clone())
+            .value(col("next_attempt_at"), next);
+        if status == PENDING {
+            outcome.and_where(Expr::col(col("status")).eq(PENDING));
         }
-        Ok(tried)
+        let _write = self.writer.enter().await;
+        if db.execute(&outcome).await?.rows_affected() == 1 {
+            return Ok(());
+        }
+        let mut counted = Query::update();
+        key(&mut counted);
+        counted
+            .value(col("attempts"), attempts)
+            .value(col("last_error"), error);
+        if db.execute(&counted).await?.rows_affected() == 0 {
+            tracing::info!(target = %delivery.target, event = %delivery.event_id, "outbox delivery requeued or claimed again during the attempt; its outcome is not recorded");
+        }
+        Ok(())
     }
 
     /// Queues `events` for `target` again: each becomes PENDING with its

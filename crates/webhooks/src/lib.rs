@@ -103,8 +103,6 @@ impl Policy {
     fn retry(&self) -> Retry {
         let max_delay = chrono::Duration::from_std(self.max_delay)
             .unwrap_or_else(|_| chrono::Duration::seconds(600));
-        let timeout = chrono::Duration::from_std(self.timeout)
-            .unwrap_or_else(|_| chrono::Duration::seconds(10));
         Retry {
             // The endpoint is disabled first; this only bounds a delivery
             // whose endpoint keeps succeeding with others.
@@ -112,7 +110,9 @@ impl Policy {
             // The first retry after 1 s (the outbox doubles this once per failure).
             first_delay: chrono::Duration::milliseconds(500),
             max_delay,
-            lease: timeout + chrono::Duration::seconds(5),
+            // Renewed while an attempt runs, so a slow endpoint keeps its
+            // claim and a killed sender's claim lapses in seconds.
+            lease: storage::outbox::LEASE,
         }
     }
 }

@@ -67,6 +67,21 @@ const REFRESH_BATCH: u64 = 200;
 /// How long an account must go unmarked before the background worker
 /// recomputes it.
 const SETTLE: Duration = Duration::seconds(1);
+/// How long a claimed dirty account is ours unless renewed: what a replica
+/// killed mid-recomputation costs before another recomputes the account.
+const CLAIM_LEASE: Duration = Duration::seconds(5);
+/// How long a read waits for another recomputation of the account it
+/// reads (a replica's, or this process's worker's) before serving the last
+/// score: long enough for a dead replica's lease to lapse.
+const READ_WAIT: std::time::Duration = std::time::Duration::from_secs(8);
+
+/// A dirty account this replica claimed.
+struct DirtyClaim {
+    /// The marks seen by the claim: the mark is cleared only if no other
+    /// arrived since.
+    generation: i64,
+    until: DateTime<Utc>,
+}
 
 impl Store {
     /// The scorecard in force: the latest version of `default`, or the
@@ -286,7 +301,8 @@ impl Store {
         Ok(())
     }
 
-    /// Recomputes accounts waiting in the dirty queue; returns how many.
+    /// Recomputes accounts waiting in the dirty queue that no replica is
+    /// recomputing; returns how many it found.
     /// With `settle`, accounts that received signals in this process within
     /// [`SETTLE`] wait: an account under a stream of batches is recomputed
     /// once the burst pauses, not once per batch (a read of it still
@@ -295,6 +311,7 @@ impl Store {
         let ids: Vec<String> = dirty::Entity::find()
             .select_only()
             .column(dirty::Column::AccountId)
+            .filter(claimable(storage::now()))
             .order_by_asc(dirty::Column::MarkedAt)
             .limit(REFRESH_BATCH)
             .into_tuple()
@@ -332,7 +349,9 @@ impl Store {
             .collect()
     }
 
-    /// Recomputes every waiting account, so a list reflects all signals.
+    /// Recomputes every waiting account, so a list reflects all signals:
+    /// the unclaimed ones here, and those another recomputation holds are
+    /// waited for.
     pub async fn refresh_all_dirty(&self) -> Result<(), HealthError> {
         // Bounded: under a constant stream of signals the list goes on
         // being served from what is computed.
@@ -343,47 +362,169 @@ impl Store {
                 break;
             }
         }
+        let claimed: Vec<String> = dirty::Entity::find()
+            .select_only()
+            .column(dirty::Column::AccountId)
+            .filter(dirty::Column::ClaimedUntil.gt(storage::now()))
+            .order_by_asc(dirty::Column::MarkedAt)
+            .limit(REFRESH_BATCH)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        for id in &claimed {
+            self.recompute_or_keep_last(id).await;
+        }
         Ok(())
     }
 
     /// Recomputes `account_id` now if signals or contracts changed since
     /// its last computation.
     pub async fn ensure_fresh(&self, account_id: &str) -> Result<(), HealthError> {
-        if dirty::Entity::find_by_id(account_id.to_owned())
-            .one(&self.db)
-            .await?
-            .is_some()
-        {
+        if self.is_dirty(account_id).await? {
             self.recompute_or_keep_last(account_id).await;
         }
         Ok(())
     }
 
-    /// Recomputes a stale account before it is read; if that fails, the
-    /// last score is served (and the account stays queued).
+    async fn is_dirty(&self, account_id: &str) -> Result<bool, HealthError> {
+        Ok(dirty::Entity::find_by_id(account_id.to_owned())
+            .one(&self.db)
+            .await?
+            .is_some())
+    }
+
+    /// Recomputes a stale account before it is read: itself, or by waiting
+    /// for the recomputation that holds its claim; if that fails or takes
+    /// longer than [`READ_WAIT`], the last score is served (and the account
+    /// stays queued).
     async fn recompute_or_keep_last(&self, account_id: &str) {
-        if let Err(err) = self.recompute(account_id).await {
-            tracing::warn!(%account_id, error = %err, "health recompute failed; serving the last score");
+        let deadline = std::time::Instant::now() + READ_WAIT;
+        loop {
+            match self.recompute(account_id).await {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(%account_id, error = %err, "health recompute failed; serving the last score");
+                    return;
+                }
+            }
+            // Not ours to claim: recomputed meanwhile, or being recomputed.
+            match self.is_dirty(account_id).await {
+                Ok(false) => return,
+                Ok(true) if std::time::Instant::now() < deadline => {}
+                Ok(true) => {
+                    tracing::warn!(%account_id, "health recompute still running elsewhere; serving the last score");
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(%account_id, error = %err, "health queue unreadable; serving the last score");
+                    return;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
 
-    /// Scores the account and each of its products, keeps history when a
-    /// score changes, and reconciles its triggers, in one transaction.
-    pub async fn recompute(&self, account_id: &str) -> Result<(), HealthError> {
-        // Clear the mark first: whatever lands from here on marks it again.
-        {
-            let _write = self.writer.enter().await;
-            dirty::Entity::delete_by_id(account_id.to_owned())
+    /// Claims `account_id` in the dirty queue and recomputes it: scores the
+    /// account and each of its products, keeps history when a score
+    /// changes, and reconciles its triggers, in one transaction; then
+    /// clears the mark unless the account was marked again meanwhile.
+    /// `false` when it is not queued or another recomputation holds it.
+    pub async fn recompute(&self, account_id: &str) -> Result<bool, HealthError> {
+        let Some(claim) = self.claim_dirty(account_id).await? else {
+            return Ok(false);
+        };
+        let renewal = {
+            let (db, writer, id) = (self.db.clone(), self.writer.clone(), account_id.to_owned());
+            storage::lease::Renewal::start(
+                storage::lease::renewal_interval(CLAIM_LEASE),
+                claim.until,
+                move |held| {
+                    let (db, writer, id) = (db.clone(), writer.clone(), id.clone());
+                    async move { renew_dirty(&db, &writer, &id, held).await }
+                },
+            )
+        };
+        let result = self.recompute_now(account_id).await;
+        match renewal.finish().await {
+            // Best effort: an unreleased claim lapses, and the account is
+            // recomputed again (which changes nothing).
+            Some(held) => {
+                if let Err(err) = self
+                    .release_dirty(account_id, claim.generation, held, result.is_ok())
+                    .await
+                {
+                    tracing::warn!(%account_id, error = %err, "health queue release failed");
+                }
+            }
+            None => tracing::warn!(%account_id, "health recompute outlived its claim"),
+        }
+        result.map(|()| true)
+    }
+
+    /// Claims a queued account nobody holds (or whose holder's lease
+    /// lapsed), in one statement: on PostgreSQL `FOR UPDATE SKIP LOCKED`
+    /// passes over a row another replica is claiming or a mark not yet
+    /// committed.
+    async fn claim_dirty(&self, account_id: &str) -> Result<Option<DirtyClaim>, HealthError> {
+        use sea_orm::sea_query::{LockBehavior, LockType, Query};
+        let now = storage::now();
+        let until = now + CLAIM_LEASE;
+        let pick = Query::select()
+            .column(dirty::Column::AccountId)
+            .from(dirty::Entity)
+            .and_where(Expr::col(dirty::Column::AccountId).eq(account_id))
+            .cond_where(claimable(now))
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .to_owned();
+        let claim = Query::update()
+            .table(dirty::Entity)
+            .value(dirty::Column::ClaimedUntil, until)
+            .and_where(Expr::col(dirty::Column::AccountId).in_subquery(pick))
+            .returning_col(dirty::Column::Generation)
+            .to_owned();
+        let _write = self.writer.enter().await;
+        let Some(row) = self.db.query_one(&claim).await? else {
+            return Ok(None);
+        };
+        Ok(Some(DirtyClaim {
+            generation: row.try_get("", "generation")?,
+            until,
+        }))
+    }
+
+    /// Ends a claim held until `held`: clears the mark if the recomputation
+    /// succeeded and no mark arrived since the claim, else releases the
+    /// account for the next pass.
+    async fn release_dirty(
+        &self,
+        account_id: &str,
+        generation: i64,
+        held: DateTime<Utc>,
+        recomputed: bool,
+    ) -> Result<(), HealthError> {
+        let _write = self.writer.enter().await;
+        if recomputed {
+            let cleared = dirty::Entity::delete_many()
+                .filter(dirty::Column::AccountId.eq(account_id))
+                .filter(dirty::Column::Generation.eq(generation))
+                .filter(dirty::Column::ClaimedUntil.eq(held))
                 .exec(&self.db)
                 .await?;
+            if cleared.rows_affected == 1 {
+                return Ok(());
+            }
         }
-        let result = self.recompute_now(account_id).await;
-        if result.is_err() {
-            // Best effort: leave it for the next pass.
-            let _write = self.writer.enter().await;
-            let _ = super::mark_dirty(&self.db, &[account_id.to_owned()]).await;
-        }
-        result
+        dirty::Entity::update_many()
+            .col_expr(
+                dirty::Column::ClaimedUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(dirty::Column::AccountId.eq(account_id))
+            .filter(dirty::Column::ClaimedUntil.eq(held))
+            .exec(&self.db)
+            .await?;
+        Ok(())
     }
 
     async fn recompute_now(&self, account_id: &str) -> Result<(), HealthError> {
@@ -917,4 +1058,30 @@ async fn active_overrides<C: ConnectionTrait>(
         }
     }
     Ok(out)
+}
+
+/// Queued accounts nobody recomputes: unclaimed, or the claim lapsed.
+fn claimable(now: DateTime<Utc>) -> sea_orm::Condition {
+    sea_orm::Condition::any()
+        .add(dirty::Column::ClaimedUntil.is_null())
+        .add(dirty::Column::ClaimedUntil.lte(now))
+}
+
+/// Moves the lease of a claimed account from `held` to one lease from now;
+/// `None` when the claim is no longer ours.
+async fn renew_dirty(
+    db: &sea_orm::DatabaseConnection,
+    writer: &storage::WriteGate,
+    account_id: &str,
+    held: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, sea_orm::DbErr> {
+    let until = storage::now() + CLAIM_LEASE;
+    let _write = writer.enter().await;
+    let renewed = dirty::Entity::update_many()
+        .col_expr(dirty::Column::ClaimedUntil, Expr::value(until))
+        .filter(dirty::Column::AccountId.eq(account_id))
+        .filter(dirty::Column::ClaimedUntil.eq(held))
+        .exec(db)
+        .await?;
+    Ok((renewed.rows_affected == 1).then_some(until))
 }

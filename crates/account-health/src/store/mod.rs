@@ -269,28 +269,44 @@ fn account_unchanged(current: &account::Model, input: &AccountInput) -> bool {
 }
 
 /// Marks accounts for a health and trigger recomputation. An account
-/// already marked stays as it is (cheaper than rewriting the row on every
-/// batch): a recomputation clears the mark before it reads, so signals that
-/// land while it runs mark the account again.
+/// already marked and not being recomputed stays as it is (cheaper than
+/// rewriting the row on every batch); one a replica has claimed counts one
+/// more `generation`, so that recomputation, which may have read before
+/// this change, leaves the mark for the next one.
+///
+/// On PostgreSQL the upsert locks the marked rows until the caller commits
+/// (also when it changes nothing), so a claim skips an account whose mark
+/// has not committed yet; ids go in sorted order, so two transactions
+/// marking the same accounts never wait on each other in a cycle.
 pub(crate) async fn mark_dirty<C: ConnectionTrait>(
     db: &C,
     account_ids: &[String],
 ) -> Result<(), DbErr> {
-    use sea_orm::sea_query::OnConflict;
+    use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+
+    use crate::entity::dirty;
     if account_ids.is_empty() {
         return Ok(());
     }
+    // One row per account: an upsert may not touch a row twice.
+    let ids: std::collections::BTreeSet<&String> = account_ids.iter().collect();
     let now = storage::now();
-    let rows = account_ids
-        .iter()
-        .map(|id| crate::entity::dirty::ActiveModel {
-            account_id: Set(id.clone()),
-            marked_at: Set(now),
-        });
-    crate::entity::dirty::Entity::insert_many(rows)
+    let rows = ids.into_iter().map(|id| dirty::ActiveModel {
+        account_id: Set(id.clone()),
+        marked_at: Set(now),
+        generation: Set(0),
+        claimed_until: Set(None),
+    });
+    dirty::Entity::insert_many(rows)
         .on_conflict(
-            OnConflict::column(crate::entity::dirty::Column::AccountId)
-                .do_nothing()
+            OnConflict::column(dirty::Column::AccountId)
+                .value(
+                    dirty::Column::Generation,
+                    Expr::col((dirty::Entity, dirty::Column::Generation)).add(1),
+                )
+                .action_and_where(
+                    Expr::col((dirty::Entity, dirty::Column::ClaimedUntil)).is_not_null(),
+                )
                 .to_owned(),
         )
         .exec_without_returning(db)
