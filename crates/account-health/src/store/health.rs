@@ -54,7 +54,7 @@ pub struct AccountHealthView {
     pub scorecard: Scorecard,
 }
 
-fn e2(d: Decimal) -> i64 {
+pub(super) fn e2(d: Decimal) -> i64 {
     (d * Decimal::ONE_HUNDRED)
         .round()
         .to_string()
@@ -395,6 +395,11 @@ impl Store {
             return Ok(());
         };
         let card = self.active_scorecard().await?;
+        // Months of history before the first point, when signals reach back
+        // further (an import of past signals); never in the way of the score.
+        if let Err(err) = self.backfill_history(account_id, &card, now).await {
+            tracing::warn!(%account_id, error = %err, "filling in health history failed");
+        }
         let window = card
             .longest_window()
             .max(Duration::days(self.triggers.lookback_days));
