@@ -5,9 +5,9 @@
 //! the rows these rules choose.
 //!
 //! The rule: every month end (the first instant of a month, UTC) within the
-//! last [`BACKFILL_MONTHS`], before the account's first history point, that
-//! has a signal of a scored kind inside the scorecard's longest window gets
-//! one history point, scored as of that instant. History already written is
+//! last [`BACKFILL_MONTHS`], before the account's first history point, at
+//! which some measure of the scorecard sees a signal in its window gets one
+//! history point, scored as of that instant. History already written is
 //! never rewritten, so a second run — or a later recomputation — writes
 //! nothing again; older signals brought in later extend the history back.
 
@@ -43,20 +43,24 @@ pub fn month_ends(
         .collect()
 }
 
-/// The month ends among `candidates` with a signal of a scored kind inside
-/// the `window` that ends at them (`(end − window, end]`, as scoring reads it).
+/// The month ends among `candidates` a scorecard measure sees a signal at:
+/// one of its kind inside its window that ends there (`(end − window, end]`,
+/// as scoring reads it), so each has a score.
 pub fn with_signals(
     candidates: &[DateTime<Utc>],
-    window: Duration,
-    signal_times: &[DateTime<Utc>],
+    card: &Scorecard,
+    signals: &[SignalPoint],
 ) -> Vec<DateTime<Utc>> {
     candidates
         .iter()
         .copied()
         .filter(|end| {
-            signal_times
-                .iter()
-                .any(|t| *t > *end - window && *t <= *end)
+            card.measures.iter().any(|m| {
+                let since = *end - Duration::days(i64::from(m.window_days));
+                signals.iter().any(|s| {
+                    s.kind.as_str() == m.kind && s.occurred_at > since && s.occurred_at <= *end
+                })
+            })
         })
         .collect()
 }
@@ -148,7 +152,8 @@ mod tests {
     }
 
     #[test]
-    fn only_month_ends_with_a_signal_in_the_window_get_a_point() {
+    fn only_month_ends_a_measure_sees_a_signal_at_get_a_point() {
+        let card = Scorecard::built_in();
         let ends = [
             at(2026, 9, 1),
             at(2026, 10, 1),
@@ -156,14 +161,28 @@ mod tests {
             at(2026, 12, 1),
         ];
         let signals = [
-            at(2026, 8, 20),
+            usage(50, at(2026, 8, 20)),
             // Exactly at a month end: in its window (`<= end`).
-            at(2026, 11, 1),
+            usage(50, at(2026, 11, 1)),
         ];
-        let chosen = with_signals(&ends, Duration::days(30), &signals);
+        let chosen = with_signals(&ends, &card, &signals);
         assert_eq!(chosen, vec![at(2026, 9, 1), at(2026, 11, 1)]);
-        // 2026-12-01 minus 30 days is 2026-11-01: outside its window (`> end − window`).
-        assert!(with_signals(&ends[3..], Duration::days(30), &signals).is_empty());
+        // Usage looks back 30 days: from 2026-12-01 that ends at 2026-11-01,
+        // outside (`> end − window`).
+        assert!(with_signals(&ends[3..], &card, &signals).is_empty());
+        // An NPS is seen for 180 days; a kind no measure reads, never.
+        let nps = SignalPoint {
+            kind: SignalKind::Nps,
+            value: Decimal::from(8),
+            limit: None,
+            occurred_at: at(2026, 8, 20),
+        };
+        assert_eq!(with_signals(&ends, &card, &[nps.clone()]), ends.to_vec());
+        let login = SignalPoint {
+            kind: SignalKind::Login,
+            ..nps
+        };
+        assert!(with_signals(&ends, &card, &[login]).is_empty());
     }
 
     #[test]

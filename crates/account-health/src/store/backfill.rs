@@ -2,15 +2,16 @@
 //! `model::history` chooses, scored as of each past month end and written
 //! with that time. Runs with every recomputation, where one indexed look-up
 //! of the account's first history point (and, only when a month end lies
-//! before it, one for a signal in reach) is all it costs an account whose
-//! history already covers its signals.
+//! before it, one for a signal a measure would see there) is all it costs an
+//! account whose history already covers its signals.
 
 use std::collections::{BTreeSet, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
 };
 use sha2::{Digest, Sha256};
 
@@ -70,12 +71,21 @@ impl Store {
                 .filter(signal::Column::OccurredAt.gt(*oldest - window))
                 .filter(signal::Column::OccurredAt.lte(*newest))
         };
-        // The common case: no signal older than the history. One look-up,
-        // by the (account, kind, time) index.
+        // The common case: no signal a measure would see at those month ends.
+        // One look-up, by the (account, kind, time) index.
+        let mut seen = Condition::any();
+        for m in &card.measures {
+            let since = *oldest - Duration::days(i64::from(m.window_days));
+            seen = seen.add(
+                Condition::all()
+                    .add(signal::Column::Kind.eq(m.kind.as_str()))
+                    .add(signal::Column::OccurredAt.gt(since)),
+            );
+        }
         let any: Option<i64> = in_reach()
             .select_only()
             .column(signal::Column::Seq)
-            .filter(signal::Column::Kind.is_in(scored.iter().copied()))
+            .filter(seen)
             .into_tuple()
             .one(&self.db)
             .await?;
@@ -108,8 +118,8 @@ impl Store {
                 ));
             }
         }
-        let times: Vec<DateTime<Utc>> = points.iter().map(|(_, p)| p.occurred_at).collect();
-        let chosen = with_signals(&candidates, window, &times);
+        let all: Vec<SignalPoint> = points.iter().map(|(_, p)| p.clone()).collect();
+        let chosen = with_signals(&candidates, card, &all);
         if chosen.is_empty() {
             return Ok(0);
         }
@@ -150,7 +160,9 @@ impl Store {
                 .max_by_key(|(t, _)| *t)
                 .map(|(_, v)| v.clone());
             for (product_id, computed) in scores_at(card, &points, &in_force, *at) {
-                if existing.contains(&(product_id.clone(), *at)) {
+                // A product with no data then has no past point (its
+                // history starts when it has one).
+                if computed.score.is_none() || existing.contains(&(product_id.clone(), *at)) {
                     continue;
                 }
                 let breakdown = serde_json::to_string(&computed.breakdown)
