@@ -226,7 +226,9 @@ impl Store {
         event_extra: serde_json::Value,
         principal: &str,
     ) -> Result<opportunity::Model, PipelineError> {
-        let now = occurred_at.unwrap_or_else(storage::now);
+        // Written now; created (and in its first stage) when it happened.
+        let recorded = storage::now();
+        let now = occurred_at.unwrap_or(recorded);
         let id = OpportunityId::new().to_string();
         let row = opportunity::ActiveModel {
             id: Set(id.clone()),
@@ -258,7 +260,7 @@ impl Store {
             version: Set(1),
             created_at: Set(now),
             created_by: Set(principal.to_owned()),
-            updated_at: Set(now),
+            updated_at: Set(recorded),
             updated_by: Set(principal.to_owned()),
             stage_entered_at: Set(Some(now)),
             strategic_value: Set(new.strategic_value.map(|r| r.as_str().to_owned())),

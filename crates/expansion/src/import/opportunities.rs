@@ -319,6 +319,7 @@ impl Importer for Opportunities {
                 };
             }
         };
+        let first_written = first.audit.as_ref().and_then(|a| a.update_time.clone());
         // A replay answers the opportunity as first created: read where it is now.
         let mut current = match ctx
             .lookup
@@ -331,12 +332,10 @@ impl Importer for Opportunities {
             Ok(reply) => reply.into_inner().opportunity.unwrap_or(first),
             Err(status) => return Err(super::client::fatal(status, "reading an opportunity")),
         };
-        // A replay answers the first response: an opportunity created before
-        // this run began was there already.
-        let was_new = current
-            .audit
-            .as_ref()
-            .and_then(|a| a.create_time.as_ref())
+        // A replay answers the first response: an opportunity written before
+        // this run began was there already. (Its update time, not its create
+        // time: that is the CRM's when the file dates it.)
+        let was_new = first_written
             .and_then(|t| {
                 chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
             })
