@@ -177,7 +177,10 @@ mod tests {
             limit: None,
             occurred_at: at(2026, 8, 20),
         };
-        assert_eq!(with_signals(&ends, &card, &[nps.clone()]), ends.to_vec());
+        assert_eq!(
+            with_signals(&ends, &card, std::slice::from_ref(&nps)),
+            ends.to_vec()
+        );
         let login = SignalPoint {
             kind: SignalKind::Login,
             ..nps

@@ -319,7 +319,7 @@ impl Importer for Opportunities {
                 };
             }
         };
-        let first_written = first.audit.as_ref().and_then(|a| a.update_time.clone());
+        let first_written = first.audit.as_ref().and_then(|a| a.update_time);
         // A replay answers the opportunity as first created: read where it is now.
         let mut current = match ctx
             .lookup
