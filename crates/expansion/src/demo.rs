@@ -518,7 +518,7 @@ struct Timeline {
 
 fn timeline(key: &str) -> Timeline {
     let (created, stages, handoff): (i64, &'static [i64], Option<i64>) = match key {
-        // Stalled: 41 days at IDENTIFIED, 38 at EXPLORING (30 allowed).
+        // Stalled: six weeks at IDENTIFIED, over five at EXPLORING (30 days allowed).
         "identified" => (41, &[], None),
         "exploring" => (75, &[38], None),
         "qualified" => (60, &[45, 20], None),
