@@ -195,6 +195,55 @@ async fn backdated_deals_stall_and_handoffs_are_overdue_at_once(backend: Backend
     assert_eq!(overdue.len(), 1);
     assert_eq!(overdue[0].handoff_id, handoff.handoff_id);
 
+    // Each backdated write's event says when it happened (`source_time`);
+    // the envelope's time is when it was written.
+    let mut stream = p
+        .watch_events(pb::WatchEventsRequest {
+            options: Some(contracts::pb::common::v1::WatchEventsOptions {
+                after_cursor: String::new(),
+                event_types: vec![
+                    "pipeline.opportunity.created".into(),
+                    "pipeline.opportunity.stage_changed".into(),
+                    "pipeline.handoff.requested".into(),
+                ],
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut said = Vec::new();
+    for _ in 0..3 {
+        let event = tokio::time::timeout(std::time::Duration::from_secs(10), stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+            .event
+            .unwrap();
+        let source_time = match event
+            .data
+            .unwrap()
+            .fields
+            .get("source_time")
+            .and_then(|v| v.kind.clone())
+        {
+            Some(prost_types::value::Kind::StringValue(t)) => {
+                DateTime::parse_from_rfc3339(&t).unwrap().to_utc()
+            }
+            other => panic!("{}: source_time {other:?}", event.event_type),
+        };
+        assert!(time_of(event.occur_time.as_ref()) > ago(1));
+        said.push((event.event_type, source_time));
+    }
+    assert_eq!(
+        said,
+        [
+            ("pipeline.opportunity.created".to_owned(), created_at),
+            ("pipeline.opportunity.stage_changed".to_owned(), moved_at),
+            ("pipeline.handoff.requested".to_owned(), requested_at),
+        ]
+    );
+
     // Cycle time counts from the CRM's creation: created 20 days ago,
     // closed now.
     let other = p

@@ -292,6 +292,10 @@ impl Store {
         if let (Some(obj), serde_json::Value::Object(extra)) = (data.as_object_mut(), event_extra) {
             obj.extend(extra);
         }
+        // A backdated creation says when it happened (the event is written now).
+        if let (Some(obj), Some(at)) = (data.as_object_mut(), occurred_at) {
+            obj.insert("source_time".into(), serde_json::json!(at.to_rfc3339()));
+        }
         let _write = self.writer.enter().await;
         let txn = self.db.begin().await?;
         let model = row.insert(&txn).await?;

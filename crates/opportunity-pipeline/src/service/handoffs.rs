@@ -113,6 +113,7 @@ impl PipelineService {
             .await?;
         let snapshot = self.handoff_snapshot(&current).await;
         let now = self.now();
+        let backdated = requested_at;
         let requested_at = requested_at.unwrap_or(now);
         let handoff_id = HandoffId::new().to_string();
         let row = handoff::ActiveModel {
@@ -131,22 +132,21 @@ impl PipelineService {
             accepted_team: Set(None),
             reason: Set(None),
         };
+        let mut requested = event(
+            "pipeline.handoff.requested",
+            &handoff_id,
+            serde_json::json!({
+                "handoff_id": handoff_id,
+                "opportunity_id": current.id,
+                "account_id": current.account_id,
+                "requested_by": principal,
+                "snapshot_gaps": snapshot.gaps,
+            }),
+        );
+        super::with_source_time(Some(&mut requested), backdated);
         let model = self
             .store
-            .insert_handoff(
-                row,
-                event(
-                    "pipeline.handoff.requested",
-                    &handoff_id,
-                    serde_json::json!({
-                        "handoff_id": handoff_id,
-                        "opportunity_id": current.id,
-                        "account_id": current.account_id,
-                        "requested_by": principal,
-                        "snapshot_gaps": snapshot.gaps,
-                    }),
-                ),
-            )
+            .insert_handoff(row, requested)
             .await
             .map_err(|e| match e {
                 // Lost a race with another request for the same opportunity.

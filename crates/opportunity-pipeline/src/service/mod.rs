@@ -71,6 +71,16 @@ pub(crate) fn occur_time(
     )?)
 }
 
+/// Adds `source_time` to a backdated write's event: when it happened in the
+/// source system (the event itself is written now).
+pub(crate) fn with_source_time(event: Option<&mut NewEvent>, at: Option<DateTime<Utc>>) {
+    if let (Some(event), Some(at)) = (event, at)
+        && let Some(data) = event.data.as_object_mut()
+    {
+        data.insert("source_time".into(), serde_json::json!(at.to_rfc3339()));
+    }
+}
+
 /// INVALID_ARGUMENT naming one field.
 pub(crate) fn invalid(field: &str, why: impl std::fmt::Display) -> PipelineError {
     PipelineError::from(ApiError::invalid(field, why))

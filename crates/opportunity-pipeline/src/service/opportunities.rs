@@ -813,6 +813,7 @@ impl PipelineService {
                 "principal": principal,
             }),
         ));
+        super::with_source_time(events.last_mut(), occurred_at);
         let model = self
             .store
             .update_opportunity(
