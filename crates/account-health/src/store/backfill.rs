@@ -1,6 +1,6 @@
 //! Health history over months, filled in from past signals: the rows
 //! `model::history` chooses, scored as of each past month end and written
-//! with that time. Runs with every recomputation, where one indexed look-up
+//! with that time. Runs after every recomputation, where one indexed look-up
 //! of the account's first history point (and, only when a month end lies
 //! before it, one for a signal a measure would see there) is all it costs an
 //! account whose history already covers its signals.

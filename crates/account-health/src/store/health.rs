@@ -395,11 +395,6 @@ impl Store {
             return Ok(());
         };
         let card = self.active_scorecard().await?;
-        // Months of history before the first point, when signals reach back
-        // further (an import of past signals); never in the way of the score.
-        if let Err(err) = self.backfill_history(account_id, &card, now).await {
-            tracing::warn!(%account_id, error = %err, "filling in health history failed");
-        }
         let window = card
             .longest_window()
             .max(Duration::days(self.triggers.lookback_days));
@@ -607,6 +602,13 @@ impl Store {
         txn.commit().await?;
         if !events.is_empty() {
             self.events.committed();
+        }
+        // Then months of history before the first point, when signals reach
+        // back further (an import of past signals): after the score of now
+        // is in, and never in its way. It takes its own turn to write.
+        drop(_write);
+        if let Err(err) = self.backfill_history(account_id, &card, now).await {
+            tracing::warn!(%account_id, error = %err, "filling in health history failed");
         }
         Ok(())
     }
