@@ -839,6 +839,7 @@ fn pipeline_new_opportunities() {
         (prop::option::of(opportunity()),),
         |(o,)| {
             let req = pipeline::CreateOpportunityRequest {
+                occur_time: None,
                 request_id: String::new(),
                 opportunity: o,
             };
@@ -1112,6 +1113,7 @@ fn mutated_bodies_are_converted_or_refused() {
                 assert_names_a_field(&e, &["signals"]);
             }
             let body = pipeline::CreateOpportunityRequest {
+                occur_time: None,
                 request_id: String::new(),
                 opportunity: Some(o),
             }

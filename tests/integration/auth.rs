@@ -153,6 +153,7 @@ async fn green_account(h: &mut Health, crm: &str) -> (String, String) {
 /// A qualified-ready capacity upsell opened by a CSM.
 async fn open_opportunity(p: &mut Pipeline, account: &str, product: &str) -> pipeline::Opportunity {
     p.create_opportunity(pipeline::CreateOpportunityRequest {
+        occur_time: None,
         request_id: String::new(),
         opportunity: Some(pipeline::Opportunity {
             account_id: account.into(),

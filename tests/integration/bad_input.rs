@@ -564,6 +564,7 @@ async fn fixture(c: &mut Clients) -> Fixture {
         async move {
             client
                 .create_opportunity(pipeline::CreateOpportunityRequest {
+                    occur_time: None,
                     request_id: String::new(),
                     opportunity: Some(o),
                 })
@@ -593,6 +594,7 @@ async fn fixture(c: &mut Clients) -> Fixture {
     let handoff = c
         .pipeline
         .request_handoff(pipeline::RequestHandoffRequest {
+            occur_time: None,
             request_id: String::new(),
             opportunity_id: opportunity.opportunity_id.clone(),
             package: Some(package()),
@@ -1300,6 +1302,7 @@ fn pipeline_cases(f: &Fixture) -> Vec<Case> {
         };
         patch(&mut new);
         Call::CreateOpportunity(pipeline::CreateOpportunityRequest {
+            occur_time: None,
             request_id: String::new(),
             opportunity: Some(new),
         })

@@ -39,6 +39,105 @@ async fn opportunities(server: &Server) -> Vec<pipeline::Opportunity> {
         .opportunities
 }
 
+/// Right after `serve --demo` starts (the load done): deals stalled in
+/// their stage, a handoff past its SLA, months of health history per account
+/// and a cycle time of weeks — the demo's past, stamped with `occur_time`
+/// and scored from its past signals.
+async fn the_demo_has_a_past(server: &Server, loaded: &[pipeline::Opportunity]) {
+    let mut p = server.pipeline().await;
+    let stalled = p
+        .list_opportunities(pipeline::ListOpportunitiesRequest {
+            stalled_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .opportunities;
+    let names: Vec<&str> = stalled.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names.iter().any(|n| n.ends_with("— identified")),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.ends_with("— exploring")),
+        "{names:?}"
+    );
+    assert!(stalled.iter().all(|o| o.stalled && o.days_in_stage > 30));
+    let overdue = p
+        .list_handoffs(pipeline::ListHandoffsRequest {
+            overdue_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .handoffs;
+    assert_eq!(overdue.len(), 1, "{overdue:?}");
+    assert!(overdue[0].overdue);
+    assert_eq!(overdue[0].status, pipeline::HandoffStatus::Requested as i32);
+    let proposed = loaded
+        .iter()
+        .find(|o| o.name.ends_with("— proposed"))
+        .unwrap();
+    assert_eq!(overdue[0].opportunity_id, proposed.opportunity_id);
+    let forecast = p
+        .get_pipeline_forecast(pipeline::GetPipelineForecastRequest {
+            currency_code: "USD".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let cycle: rust_decimal::Decimal = forecast.forecasts[0].avg_cycle_days.parse().unwrap();
+    assert!(cycle > rust_decimal::Decimal::from(7), "{cycle}");
+
+    // Every account has months of health history: a point at each of the
+    // last month ends it has readings for, and the score of now.
+    let mut h = server.health().await;
+    let accounts = h
+        .list_accounts(health::ListAccountsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .accounts;
+    for account in &accounts {
+        let points = h
+            .get_health_history(health::GetHealthHistoryRequest {
+                account_id: account.account_id.clone(),
+                page_size: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .points;
+        let months: std::collections::BTreeSet<(i32, u32)> = points
+            .iter()
+            .filter(|p| p.has_score)
+            .map(|p| {
+                let t = p.compute_time.unwrap();
+                let at = chrono::DateTime::from_timestamp(t.seconds, 0).unwrap();
+                (chrono::Datelike::year(&at), chrono::Datelike::month(&at))
+            })
+            .collect();
+        // Readings every four weeks back to 173 days ago (five or six month
+        // ends), fewer for the youngest: Kramerica (150 days), Bluth (75).
+        let least = match account.name.as_str() {
+            "Bluth Homes" => 2,
+            "Kramerica" => 4,
+            _ => 5,
+        };
+        assert!(
+            months.len() >= least,
+            "{}: {} months of history: {months:?}",
+            account.name,
+            months.len()
+        );
+    }
+}
+
 async fn demo_data_is_realistic_and_idempotent(backend: Backend) {
     let server = Server::start(&backend, &["--demo"]);
     // The load runs beside the server; wait for its last step (credits).
@@ -57,6 +156,7 @@ async fn demo_data_is_realistic_and_idempotent(backend: Backend) {
     }
     let stages: std::collections::BTreeSet<i32> = loaded.iter().map(|o| o.stage).collect();
     assert_eq!(stages.len(), 7, "an opportunity at every stage: {stages:?}");
+    the_demo_has_a_past(&server, &loaded).await;
     let mut statement = None;
     for _ in 0..100 {
         let reply = server
@@ -239,7 +339,19 @@ async fn demo_data_is_realistic_and_idempotent(backend: Backend) {
     );
     let total = performance.total.unwrap();
     assert_eq!((total.won, total.lost), (WON_DEALS as i64, 4));
-    assert_eq!(total.originated, loaded.len() as i64);
+    // This month's book is created as the demo loads; the older deals were
+    // created when their history says.
+    let this_month = |o: &pipeline::Opportunity| {
+        let t = o.audit.as_ref().unwrap().create_time.unwrap();
+        let created = chrono::DateTime::from_timestamp(t.seconds, 0).unwrap();
+        domain::Month::containing(created.date_naive()) == domain::Month::containing(today())
+    };
+    let book = loaded.iter().filter(|o| this_month(o)).count();
+    assert!(book >= 6, "{book}");
+    assert_eq!(total.originated, book as i64);
+    // Deals closed after weeks: a cycle time of days, not seconds.
+    let cycle: rust_decimal::Decimal = total.avg_cycle_days.parse().unwrap();
+    assert!(cycle > rust_decimal::Decimal::ONE, "{cycle}");
 
     // Loading again through the command changes nothing.
     let again = Command::new(binary())

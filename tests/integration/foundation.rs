@@ -43,6 +43,7 @@ fn opportunity_request(
     amount: &str,
 ) -> pipeline::CreateOpportunityRequest {
     pipeline::CreateOpportunityRequest {
+        occur_time: None,
         request_id: String::new(),
         opportunity: Some(pipeline::Opportunity {
             account_id: account_id.into(),

@@ -24,6 +24,7 @@ mod import_crm;
 mod metrics;
 mod names;
 mod outbox;
+mod past;
 mod pipeline;
 mod privacy;
 mod readme;

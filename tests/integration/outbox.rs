@@ -113,6 +113,7 @@ async fn deal_in_negotiation(
     let mut p = pipeline_server.pipeline().await;
     let mut opp = p
         .create_opportunity(pipeline::CreateOpportunityRequest {
+            occur_time: None,
             request_id: String::new(),
             opportunity: Some(pipeline::Opportunity {
                 account_id: account.clone(),
@@ -162,6 +163,7 @@ async fn deal_in_negotiation(
     }
     let handoff = p
         .request_handoff(pipeline::RequestHandoffRequest {
+            occur_time: None,
             request_id: String::new(),
             opportunity_id: opp.opportunity_id.clone(),
             package: Some(pipeline::HandoffPackage {

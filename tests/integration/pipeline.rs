@@ -68,6 +68,7 @@ fn opportunity(refs: &Refs, amount: &str, motion: Motion) -> pb::Opportunity {
 async fn create(client: &mut Client, o: pb::Opportunity) -> pb::Opportunity {
     client
         .create_opportunity(pb::CreateOpportunityRequest {
+            occur_time: None,
             request_id: String::new(),
             opportunity: Some(o),
         })
@@ -594,6 +595,7 @@ fn package() -> pb::HandoffPackage {
 async fn request_handoff(client: &mut Client, id: &str) -> Result<pb::Handoff, Status> {
     client
         .request_handoff(pb::RequestHandoffRequest {
+            occur_time: None,
             request_id: String::new(),
             opportunity_id: id.into(),
             package: Some(package()),
@@ -613,6 +615,7 @@ async fn handoff_request_accept_reject_withdraw(backend: Backend) {
 
     let incomplete = client
         .request_handoff(pb::RequestHandoffRequest {
+            occur_time: None,
             request_id: String::new(),
             opportunity_id: o.opportunity_id.clone(),
             package: Some(pb::HandoffPackage {
@@ -1076,6 +1079,7 @@ async fn forecast_by_stage_motion_and_team(backend: Backend) {
     stray.product_id = account.other.clone();
     let refused = client
         .create_opportunity(pb::CreateOpportunityRequest {
+            occur_time: None,
             request_id: String::new(),
             opportunity: Some(stray),
         })
@@ -1466,6 +1470,7 @@ async fn health_down_is_unavailable_quickly() {
     let started = Instant::now();
     let err = client
         .create_opportunity(pb::CreateOpportunityRequest {
+            occur_time: None,
             request_id: String::new(),
             opportunity: Some(opportunity(&refs, "1000", Motion::UpsellTier)),
         })
@@ -1853,6 +1858,7 @@ async fn request_ids_make_retries_safe(backend: Backend) {
     let mut client = server.pipeline().await;
     let account = server.refs().await;
     let request = |amount: &str| pb::CreateOpportunityRequest {
+        occur_time: None,
         request_id: "crm-sync-42".into(),
         opportunity: Some(opportunity(&account, amount, Motion::UpsellTier)),
     };
@@ -1956,6 +1962,7 @@ async fn silent_health_times_out_as_unavailable() {
     // within the timeout, and nothing is created.
     let err = client
         .create_opportunity(pb::CreateOpportunityRequest {
+            occur_time: None,
             request_id: String::new(),
             opportunity: Some(pb::Opportunity {
                 account_id: new_id(),
@@ -2030,6 +2037,7 @@ async fn references_are_real(backend: Backend) {
         let mut o = opportunity(&refs, "48000", Motion::CrossSellAdjacent);
         edit(&mut o);
         pb::CreateOpportunityRequest {
+            occur_time: None,
             request_id: String::new(),
             opportunity: Some(o),
         }
@@ -2187,6 +2195,7 @@ async fn an_upsell_grows_the_subscription_it_names(backend: Backend) {
     stray.product_id = refs.other.clone();
     let err = client
         .create_opportunity(pb::CreateOpportunityRequest {
+            occur_time: None,
             request_id: String::new(),
             opportunity: Some(stray),
         })
@@ -2220,6 +2229,7 @@ async fn an_upsell_grows_the_subscription_it_names(backend: Backend) {
         let mut o = opportunity(&refs, "36000", Motion::UpsellTier);
         o.subscription_id = subscription.into();
         pb::CreateOpportunityRequest {
+            occur_time: None,
             request_id: String::new(),
             opportunity: Some(o),
         }

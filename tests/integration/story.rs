@@ -389,6 +389,7 @@ async fn work_to_won(
 
     let handoff = p
         .request_handoff(pipeline::RequestHandoffRequest {
+            occur_time: None,
             request_id: String::new(),
             opportunity_id: opp.opportunity_id.clone(),
             package: Some(pipeline::HandoffPackage {

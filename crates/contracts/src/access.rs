@@ -105,6 +105,9 @@ use Role::{Admin, Ae, Connector, Csm, Revops, Viewer};
 const EVERYONE: &[Role] = &[Admin, Revops, Csm, Ae, Connector, Viewer];
 /// Ingestion and sync from CRM and billing systems.
 const SYNC: &[Role] = &[Admin, Revops, Connector];
+/// Who may say when a write happened in the source system (`occur_time` on
+/// the pipeline's writes): the roles that import, the same as sync.
+pub const IMPORT_ROLES: &[Role] = SYNC;
 /// The people who work deals.
 const DEAL_TEAM: &[Role] = &[Admin, Revops, Csm, Ae];
 const ADMIN_ONLY: &[Role] = &[Admin];

@@ -159,6 +159,7 @@ pub const EVENTS: &[EventKind] = &[
             "source",
             "trigger_id",
             "principal",
+            "source_time",
         ],
     ),
     kind(
@@ -179,6 +180,7 @@ pub const EVENTS: &[EventKind] = &[
             "probability_reset",
             "reason",
             "principal",
+            "source_time",
         ],
     ),
     kind(
@@ -250,6 +252,7 @@ pub const EVENTS: &[EventKind] = &[
             "account_external_ref",
             "requested_by",
             "snapshot_gaps",
+            "source_time",
         ],
     ),
     kind(
@@ -473,6 +476,10 @@ pub const FIELDS: &[(&str, &str)] = &[
     (
         "source_product_id",
         "the product whose health a cross-sell rests on",
+    ),
+    (
+        "source_time",
+        "when it happened in the source system, on an import's backdated write (`occur_time`; absent otherwise)",
     ),
     ("stage", "the stage"),
     ("start_date", "`YYYY-MM-DD` the subscription starts"),

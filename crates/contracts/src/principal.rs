@@ -84,6 +84,33 @@ pub fn require_admin<T>(request: &Request<T>, what: &str) -> Result<(), ApiError
     }
 }
 
+/// Refuses an import-only field (`field`, set in the request when `set`) to a
+/// caller whose role does not import (`access::IMPORT_ROLES`): a backdated
+/// write is a CRM's history brought in, not something a rep says.
+pub fn require_import_role<T>(
+    request: &Request<T>,
+    field: &str,
+    set: bool,
+) -> Result<(), ApiError> {
+    let caller = caller_of(request);
+    if !set || crate::access::IMPORT_ROLES.contains(&caller.role) {
+        return Ok(());
+    }
+    let roles: Vec<&str> = crate::access::IMPORT_ROLES
+        .iter()
+        .map(|r| r.as_str())
+        .collect();
+    Err(ApiError::Forbidden {
+        reason: "OCCUR_TIME_IMPORT_ONLY",
+        message: format!(
+            "{field} is for imports: only {} keys may set it; the API key {:?} has the role {}",
+            roles.join(", "),
+            caller.name,
+            caller.role
+        ),
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -111,5 +138,29 @@ mod tests {
             .extensions_mut()
             .insert(Principal::new("root", Role::Admin));
         assert!(require_admin(&request, "reopening").is_ok());
+    }
+
+    #[test]
+    fn only_import_roles_may_set_an_import_only_field() {
+        let with = |role| {
+            let mut request = Request::new(());
+            request
+                .extensions_mut()
+                .insert(Principal::new("someone", role));
+            request
+        };
+        for role in [Role::Admin, Role::Revops, Role::Connector] {
+            assert!(require_import_role(&with(role), "occur_time", true).is_ok());
+        }
+        for role in [Role::Csm, Role::Ae, Role::Viewer] {
+            // Not set: nothing to refuse.
+            assert!(require_import_role(&with(role), "occur_time", false).is_ok());
+            let err = require_import_role(&with(role), "occur_time", true).unwrap_err();
+            assert_eq!(err.code(), tonic::Code::PermissionDenied);
+            assert_eq!(err.reason(), "OCCUR_TIME_IMPORT_ONLY");
+            assert!(err.to_string().contains("occur_time"), "{err}");
+        }
+        // No keys: the local caller is trusted with everything.
+        assert!(require_import_role(&Request::new(()), "occur_time", true).is_ok());
     }
 }

@@ -446,6 +446,27 @@ fn signal(
     }
 }
 
+/// The signals that fire the other triggers, and one account in trouble,
+/// by the account's place in [`ACCOUNTS`].
+fn behaviour(index: usize, id: &str, core: &str) -> Vec<health::Signal> {
+    use health::SignalKind as K;
+    let s = |product: &str, kind, external: &str, days_ago| {
+        signal(id, product, kind, "1", "", external.into(), days_ago)
+    };
+    match index {
+        1 => vec![s("", K::OrgInitiative, "GLBX-cs-team", 8)],
+        2 => vec![s(core, K::PremiumWorkaround, "INIT-workaround", 3)],
+        5 => vec![s(core, K::DataExport, "WAYN-export", 4)],
+        7 => vec![s(core, K::ValueMilestone, "SOYL-milestone", 6)],
+        10 => vec![
+            s("", K::Escalation, "KRMR-esc-1", 3),
+            s("", K::Escalation, "KRMR-esc-2", 9),
+            s(core, K::UpgradePageVisit, "KRMR-upgrade", 1),
+        ],
+        _ => Vec::new(),
+    }
+}
+
 /// The account whose registration tells a later load the anchor of the
 /// first: Bluth Homes, which no README example edits.
 const ANCHOR_ACCOUNT: AccountSpec = ACCOUNTS[11];
@@ -482,6 +503,49 @@ async fn anchor(h: &mut Health) -> anyhow::Result<NaiveDate> {
 /// `days` before (negative: after) the anchor, as the wire writes a date.
 fn day(anchor: NaiveDate, days_ago: i64) -> String {
     (anchor - Duration::days(days_ago)).to_string()
+}
+
+/// When a deal's steps happened, in days before the anchor: its creation,
+/// its first stage moves (the rest, and everything after a handoff Sales
+/// accepted, happen as the demo loads), and its handoff request. Stamped
+/// with the import-only `occur_time`, so the pipeline has a past: deals
+/// stalled in a stage, a handoff past its SLA, cycle times of weeks.
+struct Timeline {
+    created: i64,
+    stages: &'static [i64],
+    handoff: Option<i64>,
+}
+
+fn timeline(key: &str) -> Timeline {
+    let (created, stages, handoff): (i64, &'static [i64], Option<i64>) = match key {
+        // Stalled: six weeks at IDENTIFIED, over five at EXPLORING (30 days allowed).
+        "identified" => (41, &[], None),
+        "exploring" => (75, &[38], None),
+        "qualified" => (60, &[45, 20], None),
+        // The handoff Sales has not answered: requested four days ago (48
+        // hours allowed), the deal proposed since.
+        "proposed" => (50, &[35, 12, 3], Some(4)),
+        "negotiating" => (90, &[70, 55], None),
+        "won" => (120, &[100, 80], None),
+        "lost" => (65, &[50], None),
+        "won-cs-led" => (45, &[30, 20, 10, 5], None),
+        // This month's book is this month's: created as the demo loads.
+        _ => (0, &[], None),
+    };
+    Timeline {
+        created,
+        stages,
+        handoff,
+    }
+}
+
+/// `days_ago` days before the anchor at `hour`:00 UTC (always in the past:
+/// the anchor is today at the latest), or `None` for 0: now.
+fn past(anchor: NaiveDate, days_ago: i64, hour: u32) -> Option<prost_types::Timestamp> {
+    (days_ago > 0)
+        .then(|| (anchor - Duration::days(days_ago)).and_hms_opt(hour, 0, 0))
+        .flatten()
+        .map(|t| contracts::wire::timestamp(t.and_utc()))
 }
 
 /// What the demo loaded.
@@ -619,6 +683,55 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
                 5,
             ),
         ];
+        // Months of history before that, a reading every four weeks since the
+        // account joined: usage climbing to today's where it is high, sliding
+        // to it where it is low (Kramerica's trouble), and an earlier survey
+        // with the same score. The health service scores each past month end
+        // from them, so every account has a history of months.
+        for month in 1..=6 {
+            let days_ago = 33 + 28 * (month - 1);
+            if days_ago >= since_days_ago {
+                break;
+            }
+            let step = u32::try_from(month).unwrap_or(0);
+            let then = if usage >= 50 {
+                usage.saturating_sub(4 * step)
+            } else {
+                usage + 6 * step
+            };
+            signals.push(signal(
+                &id,
+                core,
+                health::SignalKind::Usage,
+                &then.to_string(),
+                "100",
+                format!("{crm}-usage-m{month}"),
+                days_ago,
+            ));
+            signals.push(signal(
+                &id,
+                core,
+                health::SignalKind::ActiveUsers,
+                &(then.min(100) * 9 / 10).to_string(),
+                "100",
+                format!("{crm}-seats-m{month}"),
+                days_ago,
+            ));
+        }
+        if since_days_ago > 110 {
+            signals.push(signal(
+                &id,
+                "",
+                health::SignalKind::Nps,
+                if usage >= 50 { "9" } else { "6" },
+                "",
+                format!("{crm}-nps-0"),
+                110,
+            ));
+        }
+        // What fires the other triggers, and an account in trouble: in the
+        // same batch, so the month ends are scored with them.
+        signals.extend(behaviour(account_ids.len(), &id, core));
         // Heavy use (power users) only where usage is high.
         let logins = if usage >= 88 { "40" } else { "12" };
         for day in 0..3 {
@@ -643,81 +756,6 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
         account_ids.push(id);
     }
     summary.accounts = account_ids.len();
-
-    // Behaviour that fires the other triggers, and one account in trouble.
-    let extra = vec![
-        signal(
-            &account_ids[2],
-            core,
-            health::SignalKind::PremiumWorkaround,
-            "1",
-            "",
-            "INIT-workaround".into(),
-            3,
-        ),
-        signal(
-            &account_ids[5],
-            core,
-            health::SignalKind::DataExport,
-            "1",
-            "",
-            "WAYN-export".into(),
-            4,
-        ),
-        signal(
-            &account_ids[7],
-            core,
-            health::SignalKind::ValueMilestone,
-            "1",
-            "",
-            "SOYL-milestone".into(),
-            6,
-        ),
-        signal(
-            &account_ids[1],
-            "",
-            health::SignalKind::OrgInitiative,
-            "1",
-            "",
-            "GLBX-cs-team".into(),
-            8,
-        ),
-        signal(
-            &account_ids[10],
-            "",
-            health::SignalKind::Escalation,
-            "1",
-            "",
-            "KRMR-esc-1".into(),
-            3,
-        ),
-        signal(
-            &account_ids[10],
-            "",
-            health::SignalKind::Escalation,
-            "1",
-            "",
-            "KRMR-esc-2".into(),
-            9,
-        ),
-        signal(
-            &account_ids[10],
-            core,
-            health::SignalKind::UpgradePageVisit,
-            "1",
-            "",
-            "KRMR-upgrade".into(),
-            1,
-        ),
-    ];
-    summary.signals += h
-        .record_signals(health::RecordSignalsRequest {
-            request_id: String::new(),
-            signals: extra,
-        })
-        .await?
-        .into_inner()
-        .accepted;
 
     // A year of cross-sells (one this month) and a churned module.
     let this_month = anchor.with_day(1).unwrap_or(anchor).to_string();
@@ -1066,6 +1104,8 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
         let account_id = &account_ids[account];
         let csm = ACCOUNTS[account].csm;
         let rid = |step: &str| format!("demo-{key}-{step}");
+        let history = timeline(key);
+        let at = |days_ago: Option<i64>, hour: u32| days_ago.and_then(|d| past(anchor, d, hour));
         let mut opp = p
             .create_opportunity(pipeline::CreateOpportunityRequest {
                 request_id: rid("create"),
@@ -1092,6 +1132,7 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
                         .into(),
                     ..Default::default()
                 }),
+                occur_time: at(Some(history.created), 9),
             })
             .await?
             .into_inner()
@@ -1129,6 +1170,7 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
                             competitive_landscape: "no incumbent for this module".into(),
                             joint_call_time: None,
                         }),
+                        occur_time: at(history.handoff, 11),
                     })
                     .await?
                     .into_inner()
@@ -1161,6 +1203,7 @@ pub async fn load(target: &str, options: &ClientOptions) -> anyhow::Result<Summa
                     },
                     reopen: false,
                     reason: String::new(),
+                    occur_time: at(history.stages.get(step).copied(), 14),
                 })
                 .await?
                 .into_inner()

@@ -123,6 +123,7 @@ impl OpportunityPipelineService for PipelineService {
         &self,
         request: Request<pb::CreateOpportunityRequest>,
     ) -> Reply<pb::CreateOpportunityResponse> {
+        crate::service::import_only(&request, request.get_ref().occur_time.is_some())?;
         let principal = principal_of(&request);
         let req = request.into_inner();
         let response = self
@@ -208,6 +209,7 @@ impl OpportunityPipelineService for PipelineService {
         &self,
         request: Request<pb::AdvanceStageRequest>,
     ) -> Reply<pb::AdvanceStageResponse> {
+        crate::service::import_only(&request, request.get_ref().occur_time.is_some())?;
         if request.get_ref().reopen {
             contracts::principal::require_admin(&request, "reopening a closed opportunity")
                 .map_err(crate::error::PipelineError::from)?;
@@ -276,6 +278,7 @@ impl OpportunityPipelineService for PipelineService {
         &self,
         request: Request<pb::RequestHandoffRequest>,
     ) -> Reply<pb::RequestHandoffResponse> {
+        crate::service::import_only(&request, request.get_ref().occur_time.is_some())?;
         let principal = principal_of(&request);
         let req = request.into_inner();
         let response = self

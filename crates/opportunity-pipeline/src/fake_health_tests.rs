@@ -100,6 +100,7 @@ async fn gates_follow_what_health_says() {
     let created = svc
         .create_opportunity(Request::new(pb::CreateOpportunityRequest {
             request_id: String::new(),
+            occur_time: None,
             opportunity: Some(pb::Opportunity {
                 account_id: domain::AccountId::new().to_string(),
                 product_id: domain::ProductId::new().to_string(),

@@ -38,6 +38,10 @@ pub struct OpportunityWrite {
     pub changes: opportunity::ActiveModel,
     pub history: Vec<HistoryNote>,
     pub events: Vec<NewEvent>,
+    /// When the change happened in the source system (`occur_time`, an
+    /// import's): the stage's entry and the history rows are stamped with
+    /// it; `None`: now.
+    pub occurred_at: Option<DateTime<Utc>>,
 }
 
 /// Filters of `ListOpportunities` that SQL applies.
@@ -210,16 +214,21 @@ impl Store {
     }
 
     /// Inserts the opportunity, its first history row (the stage it starts
-    /// in) plus `notes`, and its `created` event, in one transaction.
+    /// in) plus `notes`, and its `created` event, in one transaction. It is
+    /// created, and enters its stage, at `occurred_at` (an import's
+    /// `occur_time`) or now.
     pub async fn create_opportunity(
         &self,
         new: &NewOpportunity,
+        occurred_at: Option<DateTime<Utc>>,
         health_snapshot: Option<String>,
         notes: &[HistoryNote],
         event_extra: serde_json::Value,
         principal: &str,
     ) -> Result<opportunity::Model, PipelineError> {
-        let now = storage::now();
+        // Written now; created (and in its first stage) when it happened.
+        let recorded = storage::now();
+        let now = occurred_at.unwrap_or(recorded);
         let id = OpportunityId::new().to_string();
         let row = opportunity::ActiveModel {
             id: Set(id.clone()),
@@ -251,7 +260,7 @@ impl Store {
             version: Set(1),
             created_at: Set(now),
             created_by: Set(principal.to_owned()),
-            updated_at: Set(now),
+            updated_at: Set(recorded),
             updated_by: Set(principal.to_owned()),
             stage_entered_at: Set(Some(now)),
             strategic_value: Set(new.strategic_value.map(|r| r.as_str().to_owned())),
@@ -282,6 +291,10 @@ impl Store {
         });
         if let (Some(obj), serde_json::Value::Object(extra)) = (data.as_object_mut(), event_extra) {
             obj.extend(extra);
+        }
+        // A backdated creation says when it happened (the event is written now).
+        if let (Some(obj), Some(at)) = (data.as_object_mut(), occurred_at) {
+            obj.insert("source_time".into(), serde_json::json!(at.to_rfc3339()));
         }
         let _write = self.writer.enter().await;
         let txn = self.db.begin().await?;
@@ -316,9 +329,11 @@ impl Store {
         let mut changes = write.changes;
         changes.updated_at = Set(now);
         changes.updated_by = Set(principal.to_owned());
+        // When it happened: now, or the source system's time of an import.
+        let at = write.occurred_at.unwrap_or(now);
         // A stage move enters its stage at the instant its history row records.
         if matches!(changes.stage_entered_at, sea_orm::ActiveValue::Set(Some(_))) {
-            changes.stage_entered_at = Set(Some(now));
+            changes.stage_entered_at = Set(Some(at));
         }
         let result = opportunity::Entity::update_many()
             .set(changes)
@@ -343,7 +358,7 @@ impl Store {
             });
         }
         for note in &write.history {
-            history_row(&write.id, note, principal, now)
+            history_row(&write.id, note, principal, at)
                 .insert(txn)
                 .await?;
         }

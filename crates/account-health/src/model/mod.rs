@@ -3,6 +3,7 @@
 //! numbers.
 
 pub mod account;
+pub mod history;
 pub mod product;
 pub mod scorecard;
 pub mod signal;

@@ -54,7 +54,7 @@ pub struct AccountHealthView {
     pub scorecard: Scorecard,
 }
 
-fn e2(d: Decimal) -> i64 {
+pub(super) fn e2(d: Decimal) -> i64 {
     (d * Decimal::ONE_HUNDRED)
         .round()
         .to_string()
@@ -743,6 +743,13 @@ impl Store {
         txn.commit().await?;
         if !events.is_empty() {
             self.events.committed();
+        }
+        // Then months of history before the first point, when signals reach
+        // back further (an import of past signals): after the score of now
+        // is in, and never in its way. It takes its own turn to write.
+        drop(_write);
+        if let Err(err) = self.backfill_history(account_id, &card, now).await {
+            tracing::warn!(%account_id, error = %err, "filling in health history failed");
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! The health service's queries and transactions (SeaORM, SQLite or
 //! PostgreSQL alike), one module per area.
 
+mod backfill;
 mod health;
 mod names;
 mod portfolio;

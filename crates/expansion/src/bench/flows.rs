@@ -158,6 +158,7 @@ async fn win_one(
                 }),
                 ..Default::default()
             }),
+            occur_time: None,
         })
         .await?
         .into_inner()
@@ -192,6 +193,7 @@ async fn win_one(
                 competitive_landscape: "none".into(),
                 joint_call_time: None,
             }),
+            occur_time: None,
         })
         .await?
         .into_inner()

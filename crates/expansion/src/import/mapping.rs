@@ -103,6 +103,8 @@ const OPPORTUNITY_FIELDS: &[FieldSpec] = &[
     optional("budget_status"),
     optional("decision_process_known"),
     optional("relationship_strength"),
+    optional("create_time"),
+    optional("stage_enter_time"),
 ];
 
 const PEOPLE_FIELDS: &[FieldSpec] = &[

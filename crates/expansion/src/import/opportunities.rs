@@ -5,6 +5,11 @@
 //! to a later stage. Closed deals are not imported (their credits are
 //! `RecordDealCredits`, see "Connecting a CRM").
 //!
+//! The CRM's dates, when the file has them (`create_time`, `stage_enter_time`),
+//! become the import-only `occur_time` of the creation and of the moves to
+//! the row's stage, so stalled deals, cycle time and forecasts count from
+//! the CRM's history rather than the day of the import.
+//!
 //! The health gates are passed with an override naming the import (the deal
 //! already stands at that stage in the CRM; the override is recorded in its
 //! history); QUALIFIED's own criteria are checked as always, from the row's
@@ -29,6 +34,11 @@ pub struct OpportunityRow {
     pub stage: pb::Stage,
     /// The opportunity as created (at IDENTIFIED), ids still to resolve.
     pub opportunity: pb::Opportunity,
+    /// When the CRM created it (`None`: it is created now).
+    pub created: Option<chrono::DateTime<chrono::Utc>>,
+    /// When it entered its stage in the CRM: the moves up to it are stamped
+    /// with it (`None`: they happen now).
+    pub stage_entered: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 fn enum_name(text: &str) -> String {
@@ -106,6 +116,7 @@ pub fn parse(
     cells: &Cells<'_>,
     currency: Option<&str>,
     date_format: &str,
+    time_format: Option<&str>,
 ) -> Result<OpportunityRow, RowError> {
     let currency = cells.optional("currency").or(currency).ok_or_else(|| {
         RowError::field(
@@ -138,8 +149,38 @@ pub fn parse(
         )
         .unwrap_or(0),
     };
+    let time = |field: &'static str| {
+        cells
+            .optional(field)
+            .map(|text| {
+                values::timestamp(text, date_format, time_format)
+                    .map_err(|m| RowError::field(field, m))
+            })
+            .transpose()
+    };
+    let mut created = time("create_time")?;
+    let stage_entered = time("stage_enter_time")?;
+    match (created, stage_entered) {
+        // At IDENTIFIED, entering the stage is the creation.
+        (None, Some(entered)) if stage == pb::Stage::Identified => created = Some(entered),
+        (None, Some(_)) => {
+            return Err(RowError::field(
+                "stage_enter_time",
+                "needs create_time too: a deal enters its stage after it is created",
+            ));
+        }
+        (Some(c), Some(e)) if e < c => {
+            return Err(RowError::field(
+                "stage_enter_time",
+                format!("is before create_time ({})", c.to_rfc3339()),
+            ));
+        }
+        _ => {}
+    }
     let text = |field| cells.optional(field).unwrap_or_default().to_owned();
     Ok(OpportunityRow {
+        created,
+        stage_entered: stage_entered.filter(|_| stage != pb::Stage::Identified),
         external_id: cells.required("external_id")?.to_owned(),
         account: cells.required("account_external_id")?.to_owned(),
         product: cells.required("product")?.to_owned(),
@@ -198,6 +239,18 @@ fn gate_refusal(status: &tonic::Status, reached: pb::Stage, to: pb::Stage) -> Ro
     )
 }
 
+/// The server's reason for refusing a request's `occur_time` (the CRM's
+/// date: in the future, or before the stage the deal stands in was entered).
+fn time_refused(status: &tonic::Status) -> Option<String> {
+    (status.code() == Code::InvalidArgument)
+        .then(|| status.get_details_bad_request())
+        .flatten()?
+        .field_violations
+        .into_iter()
+        .find(|v| v.field == "occur_time")
+        .map(|v| v.description)
+}
+
 pub struct Opportunities;
 
 impl Importer for Opportunities {
@@ -206,6 +259,7 @@ impl Importer for Opportunities {
             &Cells::new(out.columns(), &row.record),
             ctx.currency.as_deref(),
             &ctx.date_format,
+            ctx.time_format.as_deref(),
         );
         let mut opp = match parsed {
             Ok(opp) => opp,
@@ -238,11 +292,15 @@ impl Importer for Opportunities {
             .create_opportunity(pb::CreateOpportunityRequest {
                 request_id: request_id.clone(),
                 opportunity: Some(opp.opportunity.clone()),
+                occur_time: opp.created.map(contracts::wire::timestamp),
             })
             .await;
         let first = match created {
             Ok(reply) => reply.into_inner().opportunity.unwrap_or_default(),
             Err(status) => {
+                if let Some(why) = time_refused(&status) {
+                    return out.reject(&row, RowError::field("create_time", why));
+                }
                 let reused = status.code() == Code::InvalidArgument
                     && status
                         .get_details_bad_request()
@@ -261,6 +319,7 @@ impl Importer for Opportunities {
                 };
             }
         };
+        let first_written = first.audit.as_ref().and_then(|a| a.update_time);
         // A replay answers the opportunity as first created: read where it is now.
         let mut current = match ctx
             .lookup
@@ -273,12 +332,10 @@ impl Importer for Opportunities {
             Ok(reply) => reply.into_inner().opportunity.unwrap_or(first),
             Err(status) => return Err(super::client::fatal(status, "reading an opportunity")),
         };
-        // A replay answers the first response: an opportunity created before
-        // this run began was there already.
-        let was_new = current
-            .audit
-            .as_ref()
-            .and_then(|a| a.create_time.as_ref())
+        // A replay answers the first response: an opportunity written before
+        // this run began was there already. (Its update time, not its create
+        // time: that is the CRM's when the file dates it.)
+        let was_new = first_written
             .and_then(|t| {
                 chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
             })
@@ -307,6 +364,7 @@ impl Importer for Opportunities {
                         ctx.lookup.system,
                         opp.stage.as_str_name().trim_start_matches("STAGE_")
                     ),
+                    occur_time: opp.stage_entered.map(contracts::wire::timestamp),
                     ..Default::default()
                 })
                 .await;
@@ -321,6 +379,9 @@ impl Importer for Opportunities {
                     return out.reject(&row, gate_refusal(&status, reached, *next));
                 }
                 Err(status) => {
+                    if let Some(why) = time_refused(&status) {
+                        return out.reject(&row, RowError::field("stage_enter_time", why));
+                    }
                     return match refusal(Kind::Opportunities, status) {
                         Refusal::Row { error, .. } => out.reject(&row, error),
                         Refusal::Fatal(err) => Err(err),
@@ -351,7 +412,12 @@ mod tests {
         let headers: Vec<String> = headers.iter().map(|s| (*s).to_owned()).collect();
         let columns = Columns::resolve(Kind::Opportunities, &headers, &[]).unwrap();
         let record = csv::StringRecord::from(cells.to_vec());
-        parse(&Cells::new(&columns, &record), Some("USD"), "%m/%d/%Y")
+        parse(
+            &Cells::new(&columns, &record),
+            Some("USD"),
+            "%m/%d/%Y",
+            Some("%m/%d/%Y %H:%M"),
+        )
     }
 
     const HEADERS: [&str; 9] = [
@@ -422,6 +488,50 @@ mod tests {
         assert_eq!(
             parse_row(&HEADERS, &base).unwrap().stage,
             pb::Stage::Identified
+        );
+    }
+
+    #[test]
+    fn the_crm_dates_become_the_creation_and_stage_times() {
+        let mut headers = HEADERS.to_vec();
+        headers.extend(["create_time", "stage_enter_time"]);
+        let row = |stage: &'static str, created: &'static str, entered: &'static str| {
+            parse_row(
+                &headers,
+                &[
+                    "006A",
+                    "001A",
+                    "Analytics",
+                    "UPSELL_TIER",
+                    stage,
+                    "100",
+                    "",
+                    "",
+                    "",
+                    created,
+                    entered,
+                ],
+            )
+        };
+        let at = |text: &str| chrono::DateTime::parse_from_rfc3339(text).unwrap().to_utc();
+        let ok = row("Qualified", "01/15/2026 09:30", "2026-03-01").unwrap();
+        assert_eq!(ok.created, Some(at("2026-01-15T09:30:00Z")));
+        assert_eq!(ok.stage_entered, Some(at("2026-03-01T00:00:00Z")));
+        // Neither: created and moved now.
+        let now = row("Qualified", "", "").unwrap();
+        assert_eq!((now.created, now.stage_entered), (None, None));
+        // At IDENTIFIED the stage's entry is the creation.
+        let identified = row("Identified", "", "2026-02-01").unwrap();
+        assert_eq!(identified.created, Some(at("2026-02-01T00:00:00Z")));
+        assert_eq!(identified.stage_entered, None);
+        // A stage entered before the deal was created, or without a creation.
+        let early = row("Exploring", "2026-03-01", "2026-02-01").unwrap_err();
+        assert_eq!(early.field, Some("stage_enter_time"));
+        let alone = row("Exploring", "", "2026-02-01").unwrap_err();
+        assert_eq!(alone.field, Some("stage_enter_time"));
+        assert_eq!(
+            row("Exploring", "soon", "").unwrap_err().field,
+            Some("create_time")
         );
     }
 }

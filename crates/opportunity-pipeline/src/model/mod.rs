@@ -6,6 +6,7 @@ pub mod config;
 pub mod forecast;
 pub mod gates;
 pub mod handoff;
+pub mod occur_time;
 pub mod performance;
 pub mod priority;
 pub mod qualification;
@@ -700,6 +701,7 @@ mod tests {
     fn request() -> pb::CreateOpportunityRequest {
         pb::CreateOpportunityRequest {
             request_id: String::new(),
+            occur_time: None,
             opportunity: Some(pb::Opportunity {
                 account_id: AccountId::new().to_string(),
                 product_id: ProductId::new().to_string(),

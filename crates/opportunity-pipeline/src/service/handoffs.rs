@@ -91,6 +91,13 @@ impl PipelineService {
             .ok_or_else(|| PipelineError::NotFound("opportunity", id.to_string()))?;
         let p = parse_row(&current)?;
         Self::ensure_open(&current, p.stage)?;
+        // An import's handoff was requested when the CRM says (its SLA runs
+        // from then), while the opportunity stood in its current stage.
+        let requested_at = super::occur_time(
+            req.occur_time.as_ref(),
+            self.now(),
+            Some(p.stage_entered_at),
+        )?;
         if let Some(open) = self.store.open_handoff(&current.id).await? {
             return Err(PipelineError::precondition(
                 "HANDOFF_ALREADY_OPEN",
@@ -106,6 +113,8 @@ impl PipelineService {
             .await?;
         let snapshot = self.handoff_snapshot(&current).await;
         let now = self.now();
+        let backdated = requested_at;
+        let requested_at = requested_at.unwrap_or(now);
         let handoff_id = HandoffId::new().to_string();
         let row = handoff::ActiveModel {
             id: Set(handoff_id.clone()),
@@ -115,30 +124,29 @@ impl PipelineService {
             requested_by: Set(principal.clone()),
             package: Set(to_json(&package)?),
             snapshot: Set(to_json(&snapshot)?),
-            requested_at: Set(now),
-            due_at: Set(due_at(now, self.config.handoff_sla_hours)),
+            requested_at: Set(requested_at),
+            due_at: Set(due_at(requested_at, self.config.handoff_sla_hours)),
             resolved_at: Set(None),
             resolved_by: Set(None),
             accepted_owner: Set(None),
             accepted_team: Set(None),
             reason: Set(None),
         };
+        let mut requested = event(
+            "pipeline.handoff.requested",
+            &handoff_id,
+            serde_json::json!({
+                "handoff_id": handoff_id,
+                "opportunity_id": current.id,
+                "account_id": current.account_id,
+                "requested_by": principal,
+                "snapshot_gaps": snapshot.gaps,
+            }),
+        );
+        super::with_source_time(Some(&mut requested), backdated);
         let model = self
             .store
-            .insert_handoff(
-                row,
-                event(
-                    "pipeline.handoff.requested",
-                    &handoff_id,
-                    serde_json::json!({
-                        "handoff_id": handoff_id,
-                        "opportunity_id": current.id,
-                        "account_id": current.account_id,
-                        "requested_by": principal,
-                        "snapshot_gaps": snapshot.gaps,
-                    }),
-                ),
-            )
+            .insert_handoff(row, requested)
             .await
             .map_err(|e| match e {
                 // Lost a race with another request for the same opportunity.
@@ -266,6 +274,7 @@ impl PipelineService {
                     changes,
                     history,
                     events: Vec::new(),
+                    occurred_at: None,
                 }),
                 events,
                 &principal,

@@ -47,6 +47,40 @@ impl SortKey {
     }
 }
 
+/// `occur_time` (when a write happened in the source system) is for the
+/// import roles only: PERMISSION_DENIED to anyone else who sets it.
+pub(crate) fn import_only<T>(request: &tonic::Request<T>, set: bool) -> Result<(), PipelineError> {
+    Ok(contracts::principal::require_import_role(
+        request,
+        "occur_time",
+        set,
+    )?)
+}
+
+/// The instant `occur_time` says, checked (`model::occur_time`); `None`: now.
+pub(crate) fn occur_time(
+    value: Option<&prost_types::Timestamp>,
+    now: DateTime<Utc>,
+    not_before: Option<DateTime<Utc>>,
+) -> Result<Option<DateTime<Utc>>, PipelineError> {
+    Ok(crate::model::occur_time::occur_time(
+        "occur_time",
+        value,
+        now,
+        not_before,
+    )?)
+}
+
+/// Adds `source_time` to a backdated write's event: when it happened in the
+/// source system (the event itself is written now).
+pub(crate) fn with_source_time(event: Option<&mut NewEvent>, at: Option<DateTime<Utc>>) {
+    if let (Some(event), Some(at)) = (event, at)
+        && let Some(data) = event.data.as_object_mut()
+    {
+        data.insert("source_time".into(), serde_json::json!(at.to_rfc3339()));
+    }
+}
+
 /// INVALID_ARGUMENT naming one field.
 pub(crate) fn invalid(field: &str, why: impl std::fmt::Display) -> PipelineError {
     PipelineError::from(ApiError::invalid(field, why))

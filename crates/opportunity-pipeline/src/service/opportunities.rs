@@ -275,6 +275,8 @@ impl PipelineService {
     ) -> Result<pb::CreateOpportunityResponse, PipelineError> {
         let mut new =
             NewOpportunity::from_request(req, &self.config).map_err(PipelineError::from)?;
+        // An import's deal was created when the CRM says.
+        let occurred_at = super::occur_time(req.occur_time.as_ref(), self.now(), None)?;
         self.resolve_references(&mut new, "opportunity.subscription_id")
             .await?;
         let source = new.source_product_id.map(|p| p.to_string());
@@ -284,7 +286,14 @@ impl PipelineService {
         let snapshot = snapshot.as_ref().map(to_json).transpose()?;
         let model = self
             .store
-            .create_opportunity(&new, snapshot, &[], serde_json::json!({}), &principal)
+            .create_opportunity(
+                &new,
+                occurred_at,
+                snapshot,
+                &[],
+                serde_json::json!({}),
+                &principal,
+            )
             .await?;
         tracing::info!(opportunity_id = %model.id, "opportunity created");
         Ok(pb::CreateOpportunityResponse {
@@ -447,6 +456,7 @@ impl PipelineService {
             .store
             .create_opportunity(
                 &new,
+                None,
                 snapshot,
                 &notes,
                 serde_json::json!({
@@ -602,6 +612,7 @@ impl PipelineService {
                     changes,
                     history,
                     events,
+                    occurred_at: None,
                 },
                 &principal,
             )
@@ -654,6 +665,10 @@ impl PipelineService {
         let p = parse_row(&current)?;
         let from = p.stage;
         let now = self.now();
+        // An import's stage change happened when the CRM says, after the
+        // stage it leaves was entered.
+        let occurred_at =
+            super::occur_time(req.occur_time.as_ref(), now, Some(p.stage_entered_at))?;
         let mut changes = opportunity::ActiveModel::default();
         let mut history = Vec::new();
         let mut events = Vec::new();
@@ -798,6 +813,7 @@ impl PipelineService {
                 "principal": principal,
             }),
         ));
+        super::with_source_time(events.last_mut(), occurred_at);
         let model = self
             .store
             .update_opportunity(
@@ -807,6 +823,7 @@ impl PipelineService {
                     changes,
                     history,
                     events,
+                    occurred_at,
                 },
                 &principal,
             )
@@ -1020,6 +1037,7 @@ impl PipelineService {
                     changes,
                     history,
                     events,
+                    occurred_at: None,
                 },
                 &principal,
             )
