@@ -129,6 +129,7 @@ async fn scenario(backend: &Backend) -> Duration {
                 }),
                 ..Default::default()
             }),
+            occur_time: None,
         };
         let (mut pa, mut pb) = (a.pipeline().await, b.pipeline().await);
         let (first, second) = tokio::join!(
@@ -417,6 +418,7 @@ async fn to_negotiation(server: &Server, mut deal: pipeline::Opportunity) -> pip
                 competitive_landscape: "none".into(),
                 joint_call_time: None,
             }),
+            occur_time: None,
         })
         .await
         .unwrap()

@@ -323,7 +323,10 @@ mod tests {
             })
             .await;
         assert!(failed.is_err());
-        assert!(rows(&db).await.is_empty(), "a failed mutation leaves nothing");
+        assert!(
+            rows(&db).await.is_empty(),
+            "a failed mutation leaves nothing"
+        );
         assert_eq!(woken.load(Ordering::SeqCst), 0, "no wake for a rollback");
 
         db.atomically(&gate, || async {
@@ -333,7 +336,11 @@ mod tests {
             after_commit(move || {
                 w.fetch_add(1, Ordering::SeqCst);
             });
-            assert_eq!(woken.load(Ordering::SeqCst), 0, "woken only after the commit");
+            assert_eq!(
+                woken.load(Ordering::SeqCst),
+                0,
+                "woken only after the commit"
+            );
             Ok::<_, DbErr>(())
         })
         .await

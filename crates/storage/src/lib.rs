@@ -150,8 +150,9 @@ pub fn db_error(err: DbErr) -> ApiError {
     if conflicted(&err) {
         return ApiError::Aborted {
             reason: "CONCURRENT_WRITE",
-            message: "a concurrent write conflicted (deadlock or serialization failure); retry the call"
-                .to_owned(),
+            message:
+                "a concurrent write conflicted (deadlock or serialization failure); retry the call"
+                    .to_owned(),
         };
     }
     if err.to_string().contains("database is locked") {

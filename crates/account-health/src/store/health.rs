@@ -435,7 +435,11 @@ impl Store {
             return Ok(false);
         };
         let renewal = {
-            let (db, writer, id) = (self.db.clone(), self.writer.clone(), account_id.to_owned());
+            let (db, writer, id) = (
+                self.db.pool().clone(),
+                self.writer.clone(),
+                account_id.to_owned(),
+            );
             storage::lease::Renewal::start(
                 storage::lease::renewal_interval(CLAIM_LEASE),
                 claim.until,
