@@ -40,7 +40,7 @@ const STAGE_BATCH: u64 = 200;
 const DISPATCH_BATCH: u64 = 50;
 /// How long a claimed delivery is ours unless renewed: what a dispatcher
 /// killed mid-delivery costs before another one retries it.
-pub const LEASE: chrono::Duration = chrono::Duration::seconds(5);
+pub const LEASE: chrono::Duration = chrono::Duration::seconds(3);
 /// After this many failed attempts a delivery is parked.
 pub const MAX_ATTEMPTS: i32 = 60;
 /// Pause between passes when there is nothing to do.

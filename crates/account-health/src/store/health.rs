@@ -69,7 +69,7 @@ const REFRESH_BATCH: u64 = 200;
 const SETTLE: Duration = Duration::seconds(1);
 /// How long a claimed dirty account is ours unless renewed: what a replica
 /// killed mid-recomputation costs before another recomputes the account.
-const CLAIM_LEASE: Duration = Duration::seconds(5);
+const CLAIM_LEASE: Duration = Duration::seconds(3);
 /// How long a read waits for another recomputation of the account it
 /// reads (a replica's, or this process's worker's) before serving the last
 /// score: long enough for a dead replica's lease to lapse.
