@@ -2289,6 +2289,61 @@ async fn an_upsell_grows_the_subscription_it_names(backend: Backend) {
         ["UPSELL_SUBSCRIPTION_UNCLEAR"]
     );
 
+    // The way out: name it, checked with health as at creation.
+    let name = |o: &pb::Opportunity, subscription: &str, motion: Motion| {
+        let mut edit = o.clone();
+        edit.subscription_id = subscription.into();
+        edit.motion = motion as i32;
+        pb::UpdateOpportunityRequest {
+            opportunity: Some(edit),
+            update_mask: vec!["motion".into(), "subscription_id".into()],
+            ..Default::default()
+        }
+    };
+    let euro_one = client
+        .update_opportunity(name(&moved, &euros.subscription_id, Motion::UpsellFeature))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        fields_of(&euro_one),
+        ["opportunity.subscription_id"],
+        "{euro_one:?}"
+    );
+    let cross_sell = client
+        .update_opportunity(name(
+            &moved,
+            &held.subscription_id,
+            Motion::CrossSellAdjacent,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        fields_of(&cross_sell),
+        ["opportunity.subscription_id"],
+        "{cross_sell:?}"
+    );
+    let named = client
+        .update_opportunity(name(&moved, &held.subscription_id, Motion::UpsellFeature))
+        .await
+        .unwrap()
+        .into_inner()
+        .opportunity
+        .unwrap();
+    assert_eq!(named.subscription_id, held.subscription_id);
+    let won = client
+        .close_opportunity(pb::CloseOpportunityRequest {
+            opportunity_id: named.opportunity_id.clone(),
+            etag: named.etag.clone(),
+            won: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .opportunity
+        .unwrap();
+    assert_eq!(won.stage, pb::Stage::ClosedWon as i32);
+
     // The subscription it names is cancelled: closing won is refused.
     let chosen = to_negotiating(&mut client, chosen).await;
     h.cancel_subscription(health::CancelSubscriptionRequest {

@@ -405,6 +405,7 @@ pub const UPDATABLE_FIELDS: &[&str] = &[
     "name",
     "product_id",
     "source_product_id",
+    "subscription_id",
     "motion",
     "amount",
     "probability",
@@ -425,6 +426,9 @@ pub struct OpportunityPatch {
     pub name: Option<String>,
     pub product_id: Option<ProductId>,
     pub source_product_id: Option<Option<ProductId>>,
+    /// The subscription an upsell grows; `Some(None)` leaves it to be
+    /// chosen at the close (the only active one of the product).
+    pub subscription_id: Option<Option<SubscriptionId>>,
     pub motion: Option<Motion>,
     pub amount: Option<Money>,
     /// `Some(None)` goes back to the stage default.
@@ -512,6 +516,13 @@ impl UpdateRequest {
                         &f("source_product_id"),
                         &o.source_product_id,
                         ProductId::parse,
+                    )?)
+                }
+                "subscription_id" => {
+                    p.subscription_id = Some(optional_id(
+                        &f("subscription_id"),
+                        &o.subscription_id,
+                        SubscriptionId::parse,
                     )?)
                 }
                 "motion" => {
@@ -647,6 +658,28 @@ pub fn upsell_target(
 mod tests {
     use super::*;
     use contracts::pb::common::v1 as common;
+
+    #[test]
+    fn an_update_names_the_subscription_or_leaves_it_to_the_close() {
+        let request = |subscription: &str| pb::UpdateOpportunityRequest {
+            opportunity: Some(pb::Opportunity {
+                opportunity_id: OpportunityId::new().to_string(),
+                etag: "3".into(),
+                subscription_id: subscription.into(),
+                ..Default::default()
+            }),
+            update_mask: vec!["subscription_id".into()],
+            ..Default::default()
+        };
+        let id = SubscriptionId::new();
+        let named = UpdateRequest::from_request(&request(&id.to_string())).unwrap();
+        assert_eq!(named.patch.subscription_id, Some(Some(id)));
+        assert_eq!(named.patch.motion, None, "only the masked field");
+        let cleared = UpdateRequest::from_request(&request("")).unwrap();
+        assert_eq!(cleared.patch.subscription_id, Some(None));
+        let bad = UpdateRequest::from_request(&request("nope")).unwrap_err();
+        assert_eq!(bad.field(), Some("opportunity.subscription_id"));
+    }
 
     #[test]
     fn an_upsell_grows_one_active_subscription_of_its_product_in_its_currency() {

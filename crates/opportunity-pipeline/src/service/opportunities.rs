@@ -487,6 +487,15 @@ impl PipelineService {
         let p = parse_row(&current)?;
         Self::ensure_open(&current, p.stage)?;
         let patch = update.patch;
+        // What the deal will be once patched: what its subscription must match.
+        let motion = patch.motion.unwrap_or(p.motion);
+        let product = patch
+            .product_id
+            .map_or_else(|| current.product_id.clone(), |v| v.to_string());
+        let currency = patch
+            .amount
+            .as_ref()
+            .map_or(p.amount.currency(), |a| a.currency());
         let mut changes = opportunity::ActiveModel::default();
         let mut history = Vec::new();
         let mut changed: Vec<&str> = Vec::new();
@@ -519,6 +528,15 @@ impl PipelineService {
             changes.motion = Set(v.as_str().to_owned());
             changes.subscription_id = Set(None);
             changed.push("motion");
+        }
+        if let Some(named) = patch.subscription_id {
+            let chosen = self
+                .updated_subscription(&current.account_id, &product, motion, currency, named)
+                .await?;
+            if chosen != current.subscription_id {
+                changed.push("subscription_id");
+            }
+            changes.subscription_id = Set(chosen);
         }
         if let Some(amount) = patch.amount
             && amount != p.amount
@@ -620,6 +638,37 @@ impl PipelineService {
         Ok(pb::UpdateOpportunityResponse {
             opportunity: Some(self.to_pb(model)?),
         })
+    }
+
+    /// The subscription an updated upsell names, checked with health as at
+    /// creation (an active one of its product, in its currency); `None`
+    /// leaves it to be chosen at the close.
+    async fn updated_subscription(
+        &self,
+        account_id: &str,
+        product_id: &str,
+        motion: domain::Motion,
+        currency: domain::Currency,
+        named: Option<SubscriptionId>,
+    ) -> Result<Option<String>, PipelineError> {
+        const FIELD: &str = "opportunity.subscription_id";
+        let Some(named) = named else {
+            return Ok(None);
+        };
+        if !motion.is_upsell() {
+            return Err(invalid(
+                FIELD,
+                "only an upsell names the subscription it grows; a cross-sell starts a new one",
+            ));
+        }
+        let held = self
+            .health
+            .active_subscriptions(account_id)
+            .await
+            .map_err(|e| super::reference_error("account", account_id, e))?;
+        let named = named.to_string();
+        self.upsell_subscription(&held, account_id, product_id, Some(&named), currency, FIELD)
+            .map(Some)
     }
 
     pub(crate) async fn advance_stage_once(
