@@ -167,6 +167,32 @@ fn holds_nothing_to_grow(status: &tonic::Status) -> bool {
             .is_some_and(|info| info.reason == "NO_SUBSCRIPTION_IN_FORCE")
 }
 
+/// Credit refusals no retry can change: the deal was credited otherwise or
+/// clawed back, or the policy wants an owner split the event does not carry.
+/// (A participant missing from the directory, or no policy in force, may be
+/// put right, so those wait and retry.)
+const FINAL_CREDIT_REFUSALS: &[&str] = &[
+    "DEAL_ALREADY_CREDITED",
+    "DEAL_CLAWED_BACK",
+    "OWNER_SPLIT_REQUIRED",
+];
+
+/// How a refused `RecordDealCredits` is handled: parked with credit's
+/// words when retrying cannot help, otherwise as any gRPC failure.
+fn credit_failure(status: &tonic::Status) -> Failure {
+    use tonic_types::StatusExt;
+    let final_refusal = status.code() == tonic::Code::FailedPrecondition
+        && status
+            .get_error_details()
+            .error_info()
+            .is_some_and(|info| FINAL_CREDIT_REFUSALS.contains(&info.reason.as_str()));
+    if final_refusal {
+        Failure::Park(format!("{:?}: {}", status.code(), status.message()))
+    } else {
+        Failure::from_status(status)
+    }
+}
+
 /// Is this closed-won deal an upsell (an amendment) rather than a new subscription?
 fn is_upsell(data: &Value) -> bool {
     text(data, "motion")
@@ -333,7 +359,7 @@ impl Courier for PipelineCourier {
                     .record_deal_credits(request)
                     .await
                     .map(|_| ())
-                    .map_err(|s| Failure::from_status(&s))
+                    .map_err(|s| credit_failure(&s))
             }
             other => Err(Failure::Park(format!("unknown target {other}"))),
         }
@@ -344,6 +370,36 @@ impl Courier for PipelineCourier {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credit_refusals_that_cannot_change_park_and_the_rest_wait() {
+        use tonic_types::{ErrorDetails, StatusExt};
+        let refused = |reason: &str| {
+            tonic::Status::with_error_details(
+                tonic::Code::FailedPrecondition,
+                "refused",
+                ErrorDetails::with_error_info(
+                    reason,
+                    "expansion.credit.v1",
+                    std::collections::HashMap::<String, String>::new(),
+                ),
+            )
+        };
+        for reason in FINAL_CREDIT_REFUSALS {
+            assert!(
+                matches!(credit_failure(&refused(reason)), Failure::Park(_)),
+                "{reason}"
+            );
+        }
+        for reason in ["UNKNOWN_PARTICIPANT", "NO_POLICY_IN_FORCE"] {
+            assert!(
+                matches!(credit_failure(&refused(reason)), Failure::Retry(_)),
+                "{reason}"
+            );
+        }
+        let down = tonic::Status::unavailable("credit is down");
+        assert!(matches!(credit_failure(&down), Failure::Retry(_)));
+    }
 
     fn event(handoff: Value) -> StoredEvent {
         StoredEvent {
