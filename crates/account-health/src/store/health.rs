@@ -434,7 +434,12 @@ impl Store {
         let Some(claim) = self.claim_dirty(account_id).await? else {
             return Ok(false);
         };
-        let renewal = {
+        // Inside a mutation (a write that answers with the account's
+        // health) the claim is the mutation's own uncommitted row: nobody
+        // else can take it before the commit, and a renewal — another
+        // connection, another turn of the write gate — would wait for that
+        // commit while the mutation waits for the renewal. So none is run.
+        let renewal = (!self.db.in_mutation()).then(|| {
             let (db, writer, id) = (
                 self.db.pool().clone(),
                 self.writer.clone(),
@@ -448,9 +453,13 @@ impl Store {
                     async move { renew_dirty(&db, &writer, &id, held).await }
                 },
             )
-        };
+        });
         let result = self.recompute_now(account_id).await;
-        match renewal.finish().await {
+        let held = match renewal {
+            Some(renewal) => renewal.finish().await,
+            None => Some(claim.until),
+        };
+        match held {
             // Best effort: an unreleased claim lapses, and the account is
             // recomputed again (which changes nothing).
             Some(held) => {
