@@ -82,9 +82,7 @@ pub struct EventLog {
 impl EventLog {
     pub fn new(table: &'static str) -> Self {
         // A stable advisory-lock key per table (FNV-1a of its name).
-        let lock_key = table.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        }) as i64;
+        let lock_key = crate::fnv1a(table.bytes()) as i64;
         Self {
             table,
             lock_key,

@@ -29,30 +29,14 @@ use crate::{Db, WriteGate};
 /// Longest `request_id` accepted, in bytes.
 pub const MAX_REQUEST_ID: usize = 256;
 
-/// FNV-1a, 64 bits: a stable fingerprint of a request's bytes (the std
-/// hasher may change between Rust releases; stored fingerprints must not).
+/// A stable fingerprint of a request's bytes (stored, so it must not change
+/// between builds).
 fn fingerprint(bytes: &[u8]) -> String {
-    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{hash:016x}:{}", bytes.len())
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn from_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            text.get(i..i + 2)
-                .and_then(|p| u8::from_str_radix(p, 16).ok())
-        })
-        .collect()
+    format!(
+        "{:016x}:{}",
+        crate::fnv1a(bytes.iter().copied()),
+        bytes.len()
+    )
 }
 
 /// The record's key: method, caller and id, unambiguous whatever characters
@@ -128,7 +112,7 @@ impl Requests {
                 .into());
             }
             let corrupt = || ApiError::internal(format!("stored response of {key} is unreadable"));
-            let bytes = from_hex(&response).ok_or_else(corrupt)?;
+            let bytes = hex::decode(&response).map_err(|_| corrupt())?;
             Resp::decode(bytes.as_slice()).map_err(|_| corrupt().into())
         };
         if let Some(done) = self.recorded(db, &key).await? {
@@ -140,7 +124,7 @@ impl Requests {
                     return Err(Attempt::Taken);
                 }
                 let response = run().await.map_err(Attempt::Failed)?;
-                self.record(db, &key, &to_hex(&response.encode_to_vec()))
+                self.record(db, &key, &hex::encode(response.encode_to_vec()))
                     .await?;
                 Ok::<_, Attempt<E>>(response)
             })
@@ -224,10 +208,10 @@ mod tests {
         assert_eq!(fingerprint(b"abc"), "e71fa2190541574b:3");
         assert_ne!(fingerprint(b"a"), fingerprint(b"b"));
         let bytes = [0u8, 1, 0xab, 0xff];
-        assert_eq!(to_hex(&bytes), "0001abff");
-        assert_eq!(from_hex("0001abff").unwrap(), bytes);
-        assert!(from_hex("abc").is_none());
-        assert!(from_hex("zz").is_none());
+        assert_eq!(hex::encode(bytes), "0001abff");
+        assert_eq!(hex::decode("0001abff").unwrap(), bytes);
+        assert!(hex::decode("abc").is_err());
+        assert!(hex::decode("zz").is_err());
     }
 
     #[test]

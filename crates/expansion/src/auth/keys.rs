@@ -26,10 +26,6 @@ const ID_BYTES: usize = 8;
 const SECRET_BYTES: usize = 32;
 const MAX_NAME_LEN: usize = 64;
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn is_hex(text: &str, len: usize) -> bool {
     text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
@@ -37,7 +33,7 @@ fn is_hex(text: &str, len: usize) -> bool {
 fn random_hex(len: usize) -> anyhow::Result<String> {
     let mut bytes = vec![0u8; len];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    Ok(hex(&bytes))
+    Ok(hex::encode(bytes))
 }
 
 fn sha256(token: &str) -> [u8; 32] {
@@ -77,7 +73,7 @@ impl NewToken {
     }
 
     pub fn sha256_hex(&self) -> String {
-        hex(&sha256(&self.token))
+        hex::encode(sha256(&self.token))
     }
 }
 

@@ -146,13 +146,11 @@ pub fn list(text: &str) -> Vec<String> {
 /// A stable id for a signal row that has none: FNV-1a over its content, so
 /// importing the same row again is recognised as a duplicate.
 pub fn content_id(parts: &[&str]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for byte in part.bytes().chain(std::iter::once(0x1f)) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
+    let hash = storage::fnv1a(
+        parts
+            .iter()
+            .flat_map(|part| part.bytes().chain(std::iter::once(0x1f))),
+    );
     format!("row-{hash:016x}")
 }
 
