@@ -49,3 +49,12 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 pub use error::{ApiError, FieldViolation, PreconditionViolation};
 pub use principal::{Principal, caller_of, principal_of};
+
+/// FNV-1a, 64 bits: a hash that stays the same across builds and Rust
+/// releases (the std hasher may not), for what is stored or compared
+/// between processes (request fingerprints, page tokens, lock keys).
+pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}

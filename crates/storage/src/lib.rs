@@ -89,14 +89,7 @@ impl WriteGate {
     }
 }
 
-/// FNV-1a, 64 bits: a hash that stays the same across builds and Rust
-/// releases (the std hasher may not), for what is stored or compared
-/// between processes.
-pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
-    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
+pub use contracts::fnv1a;
 
 /// The current time at the precision both databases keep (microseconds), so
 /// a value reads back exactly as it was written.
