@@ -70,7 +70,7 @@ async fn append(
 ) -> Vec<String> {
     let events: Vec<NewEvent> = (0..n)
         .map(|i| NewEvent {
-            event_type: "test.claimed",
+            event_type: "test.claimed".into(),
             subject_id: format!("subject-{i}"),
             data: serde_json::json!({"n": i}),
         })
@@ -254,7 +254,7 @@ async fn a_later_append_waits_for_the_earlier_to_commit(backend: Backend) {
     let log = EventLog::new(EVENTS);
     let gate = WriteGate::for_db(&db);
     let event = |n: u32| NewEvent {
-        event_type: "test.ordered",
+        event_type: "test.ordered".into(),
         subject_id: format!("writer-{n}"),
         data: serde_json::json!({"writer": n}),
     };
@@ -320,7 +320,7 @@ async fn concurrent_writers_never_make_a_watcher_skip(backend: Backend) {
             for t in 0..TXNS {
                 let events: Vec<NewEvent> = (0..1 + (w + t) % 3)
                     .map(|i| NewEvent {
-                        event_type: "test.concurrent",
+                        event_type: "test.concurrent".into(),
                         subject_id: format!("w{w}-t{t}-{i}"),
                         data: serde_json::json!({}),
                     })

@@ -529,7 +529,7 @@ impl Store {
             .append(
                 &txn,
                 &[NewEvent {
-                    event_type: "credit.policy.version_added",
+                    event_type: "credit.policy.version_added".into(),
                     subject_id: model.policy_id.clone(),
                     data: serde_json::json!({
                         "policy_id": model.policy_id,
@@ -716,7 +716,7 @@ impl Store {
             .append(
                 &txn,
                 &[NewEvent {
-                    event_type: "credit.deal.credited",
+                    event_type: "credit.deal.credited".into(),
                     subject_id: deal_id.clone(),
                     data: serde_json::json!({
                         "deal_id": deal_id,
@@ -857,7 +857,7 @@ impl Store {
             .append(
                 &txn,
                 &[NewEvent {
-                    event_type: "credit.deal.splits_replaced",
+                    event_type: "credit.deal.splits_replaced".into(),
                     subject_id: deal_id.to_owned(),
                     data: serde_json::json!({
                         "deal_id": deal_id,
@@ -955,7 +955,7 @@ impl Store {
             .append(
                 &txn,
                 &[NewEvent {
-                    event_type: "credit.credits.released",
+                    event_type: "credit.credits.released".into(),
                     subject_id: deal_ids.join(","),
                     data: serde_json::json!({
                         "deal_ids": deal_ids,
@@ -1105,7 +1105,7 @@ impl Store {
                     .to_amount_string()
             };
             events.push(NewEvent {
-                event_type: "credit.deal.clawed_back",
+                event_type: "credit.deal.clawed_back".into(),
                 subject_id: deal.deal_id.clone(),
                 data: serde_json::json!({
                     "deal_id": deal.deal_id,
@@ -1249,7 +1249,7 @@ impl Store {
             .append(
                 &txn,
                 &[NewEvent {
-                    event_type: "credit.dispute.opened",
+                    event_type: "credit.dispute.opened".into(),
                     subject_id: model.dispute_id.clone(),
                     data: serde_json::json!({
                         "dispute_id": model.dispute_id,
@@ -1361,7 +1361,7 @@ impl Store {
             .append(
                 &txn,
                 &[NewEvent {
-                    event_type: "credit.dispute.resolved",
+                    event_type: "credit.dispute.resolved".into(),
                     subject_id: dispute_id.to_owned(),
                     data: serde_json::json!({
                         "dispute_id": dispute_id,
@@ -1663,7 +1663,7 @@ impl Store {
             .append(
                 &txn,
                 &[NewEvent {
-                    event_type: "credit.person.upserted",
+                    event_type: "credit.person.upserted".into(),
                     subject_id: model.person_id.clone(),
                     data: serde_json::json!({
                         "person_id": model.person_id,

@@ -306,7 +306,7 @@ impl Store {
             .append(
                 &txn,
                 &[NewEvent {
-                    event_type: "pipeline.opportunity.created",
+                    event_type: "pipeline.opportunity.created".into(),
                     subject_id: id.clone(),
                     data,
                 }],
@@ -604,7 +604,7 @@ impl Store {
             .append(
                 &txn,
                 &[NewEvent {
-                    event_type: "pipeline.wallet_estimate.upserted",
+                    event_type: "pipeline.wallet_estimate.upserted".into(),
                     subject_id: model.account_id.clone(),
                     data: serde_json::json!({
                         "account_id": model.account_id,

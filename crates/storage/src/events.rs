@@ -15,6 +15,7 @@
 //! against a watcher). The outbox stages from the same log by `seq`, so it
 //! never passes over an event either.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +24,8 @@ use contracts::ApiError;
 use contracts::pb::common::v1 as common;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, mpsc};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
@@ -54,9 +57,47 @@ pub struct AccountRefs {
 /// An event to append.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
-    pub event_type: &'static str,
+    pub event_type: Cow<'static, str>,
     pub subject_id: String,
     pub data: serde_json::Value,
+}
+
+/// A service's events as one Rust type: a serde enum, adjacently tagged
+/// (`#[serde(tag = "type", content = "data")]`), each variant renamed to its
+/// `event_type` (`"health.band.changed"`) and holding its `data`. The
+/// producer appends [`NewEvent::of`] a value; whoever reads the log back —
+/// the service's outbox courier — gets the value again with [`parse`].
+pub trait Event: Serialize + DeserializeOwned {
+    /// What the event is about (`subject_id`: an account, a deal, …).
+    fn subject_id(&self) -> String;
+}
+
+impl NewEvent {
+    /// The event to append for `event`: its tag as `event_type`, its content as `data`.
+    pub fn of<E: Event>(event: &E) -> Result<NewEvent, DbErr> {
+        let invalid = |why: String| DbErr::Custom(format!("event does not serialise: {why}"));
+        let mut tagged = serde_json::to_value(event).map_err(|e| invalid(e.to_string()))?;
+        let event_type = match tagged.get_mut("type").map(serde_json::Value::take) {
+            Some(serde_json::Value::String(t)) => t,
+            _ => return Err(invalid("no string `type` tag".into())),
+        };
+        let data = tagged
+            .get_mut("data")
+            .map(serde_json::Value::take)
+            .unwrap_or_else(|| serde_json::json!({}));
+        Ok(NewEvent {
+            event_type: Cow::Owned(event_type),
+            subject_id: event.subject_id(),
+            data,
+        })
+    }
+}
+
+/// A stored event read back as the service's event type; `None` for an
+/// event type `E` does not have (or data it cannot read).
+pub fn parse<E: Event>(event: &StoredEvent) -> Option<E> {
+    let tagged = serde_json::json!({"type": event.event_type, "data": event.data});
+    serde_json::from_value(tagged).ok()
 }
 
 /// An event as stored.
@@ -172,7 +213,7 @@ impl EventLog {
             insert
                 .values([
                     uuid::Uuid::now_v7().to_string().into(),
-                    event.event_type.into(),
+                    event.event_type.to_string().into(),
                     event.subject_id.clone().into(),
                     data.to_string().into(),
                     now.into(),
@@ -370,5 +411,46 @@ mod tests {
         assert!(decode_cursor("c", "12345").is_err());
         assert!(decode_cursor("c", "ev1.zz").is_err());
         assert!(decode_cursor("c", "ev1.-5").is_err());
+    }
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[serde(tag = "type", content = "data")]
+    enum Sample {
+        #[serde(rename = "test.thing.made")]
+        Made { thing_id: String, count: u32 },
+        #[serde(rename = "test.thing.gone")]
+        Gone { thing_id: String },
+    }
+
+    impl Event for Sample {
+        fn subject_id(&self) -> String {
+            match self {
+                Sample::Made { thing_id, .. } | Sample::Gone { thing_id } => thing_id.clone(),
+            }
+        }
+    }
+
+    #[test]
+    fn a_typed_event_is_its_tag_and_data_and_reads_back() {
+        let made = Sample::Made {
+            thing_id: "t1".into(),
+            count: 3,
+        };
+        let new = NewEvent::of(&made).unwrap();
+        assert_eq!(new.event_type, "test.thing.made");
+        assert_eq!(new.subject_id, "t1");
+        assert_eq!(new.data, serde_json::json!({"thing_id": "t1", "count": 3}));
+        let mut stored = StoredEvent {
+            seq: 1,
+            event_id: "e".into(),
+            event_type: new.event_type.to_string(),
+            subject_id: new.subject_id,
+            // The log adds the account's CRM reference; a reader ignores it.
+            data: serde_json::json!({"thing_id": "t1", "count": 3, "account_external_ref": {}}),
+            occurred_at: Utc::now(),
+        };
+        assert_eq!(parse::<Sample>(&stored), Some(made));
+        stored.event_type = "test.thing.unknown".into();
+        assert_eq!(parse::<Sample>(&stored), None);
     }
 }

@@ -238,7 +238,7 @@ impl Store {
             .append(
                 &txn,
                 &[NewEvent {
-                    event_type: "health.scorecard.version_added",
+                    event_type: "health.scorecard.version_added".into(),
                     subject_id: stored.scorecard_id.clone(),
                     data: serde_json::json!({"scorecard_id": stored.scorecard_id, "version": stored.version, "principal": principal}),
                 }],
@@ -659,7 +659,7 @@ impl Store {
                 let old_band = before.and_then(|b| b.band.clone());
                 if old_band != band {
                     events.push(NewEvent {
-                        event_type: "health.band.changed",
+                        event_type: "health.band.changed".into(),
                         subject_id: account_id.to_owned(),
                         data: serde_json::json!({
                             "account_id": account_id,
@@ -1010,7 +1010,7 @@ impl Store {
             .append(
                 &txn,
                 &[NewEvent {
-                    event_type: "health.override.set",
+                    event_type: "health.override.set".into(),
                     subject_id: account.clone(),
                     data: serde_json::json!({
                         "account_id": row.account_id,

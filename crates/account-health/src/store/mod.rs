@@ -237,7 +237,8 @@ impl Store {
                         "health.account.created"
                     } else {
                         "health.account.updated"
-                    },
+                    }
+                    .into(),
                     subject_id: model.id.clone(),
                     data: serde_json::json!({
                         "account_id": model.id,

@@ -158,7 +158,8 @@ impl Store {
                         "health.product.created"
                     } else {
                         "health.product.updated"
-                    },
+                    }
+                    .into(),
                     subject_id: model.id.clone(),
                     data: serde_json::json!({"product_id": model.id, "name": model.name, "principal": principal}),
                 }],
@@ -376,7 +377,8 @@ impl Store {
                         "health.subscription.created"
                     } else {
                         "health.subscription.updated"
-                    },
+                    }
+                    .into(),
                     subject_id: id.clone(),
                     data: serde_json::json!({
                         "subscription_id": id,
@@ -492,7 +494,7 @@ impl Store {
             .append(
                 &txn,
                 &[NewEvent {
-                    event_type: "health.subscription.upsold",
+                    event_type: "health.subscription.upsold".into(),
                     subject_id: id.clone(),
                     data: serde_json::json!({
                         "subscription_id": id,
@@ -598,7 +600,7 @@ impl Store {
             .append(
                 &txn,
                 &[NewEvent {
-                    event_type: "health.subscription.cancelled",
+                    event_type: "health.subscription.cancelled".into(),
                     subject_id: id.clone(),
                     data: serde_json::json!({
                         "subscription_id": id,

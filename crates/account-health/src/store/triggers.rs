@@ -22,7 +22,7 @@ fn priority(c: &Candidate) -> &'static str {
 
 fn trigger_event(event_type: &'static str, t: &trigger::Model) -> NewEvent {
     NewEvent {
-        event_type,
+        event_type: event_type.into(),
         subject_id: t.id.clone(),
         data: serde_json::json!({
             "trigger_id": t.id,

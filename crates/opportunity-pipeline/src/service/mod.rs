@@ -134,7 +134,7 @@ pub(crate) fn opt_text(
 /// An event for the pipeline's log.
 pub(crate) fn event(event_type: &'static str, subject: &str, data: serde_json::Value) -> NewEvent {
     NewEvent {
-        event_type,
+        event_type: event_type.into(),
         subject_id: subject.to_owned(),
         data,
     }
