@@ -11,7 +11,8 @@ use domain::{
 };
 use proptest::prelude::*;
 
-use crate::{TRICKY, fuzz, regressions, text_like};
+use super::{TRICKY, fuzz, text_like};
+use crate::regressions;
 
 const DECIMAL: &str = "-?[0-9]{0,22}(\\.[0-9]{0,9})?";
 
@@ -353,7 +354,7 @@ fn stage_moves_follow_the_transition_table() {
         "stage_moves_follow_the_transition_table",
         regressions!("domain_parsers"),
         (prop::collection::vec(
-            (crate::enum_value(), any::<bool>()),
+            (super::enum_value(), any::<bool>()),
             1..30,
         ),),
         |(moves,)| {

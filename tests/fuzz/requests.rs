@@ -27,7 +27,8 @@ use opportunity_pipeline::model::{NewOpportunity, UpdateRequest, etag};
 use proptest::prelude::*;
 use prost::Message;
 
-use crate::{assert_names_a_field, enum_value, fuzz, regressions, text_like};
+use super::{assert_names_a_field, enum_value, fuzz, text_like};
+use crate::regressions;
 
 // ------------------------------------------------------------ field values
 

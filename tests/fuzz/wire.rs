@@ -7,7 +7,8 @@ use contracts::{page, wire};
 use proptest::prelude::*;
 use prost::Message;
 
-use crate::{assert_names_a_field, enum_value, fuzz, regressions, text_like};
+use super::{assert_names_a_field, enum_value, fuzz, text_like};
+use crate::regressions;
 
 fn money() -> BoxedStrategy<Option<common::Money>> {
     prop_oneof![
@@ -18,7 +19,7 @@ fn money() -> BoxedStrategy<Option<common::Money>> {
                 1 => text_like("[A-Z]{3}"),
             ],
             prop_oneof![
-                2 => crate::domain_parsers::decimal_of_any_scale(),
+                2 => super::domain_parsers::decimal_of_any_scale(),
                 3 => text_like("-?[0-9]{0,20}(\\.[0-9]{0,5})?"),
             ],
         )

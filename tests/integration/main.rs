@@ -17,6 +17,9 @@ mod deliveries;
 mod demo;
 mod faults;
 mod foundation;
+// The property-based fuzzing of parsers and request conversions (no server).
+#[path = "../fuzz/mod.rs"]
+mod fuzz;
 mod health;
 mod http;
 mod import;

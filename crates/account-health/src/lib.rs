@@ -12,6 +12,7 @@ pub mod error;
 pub mod model;
 pub mod outbox;
 pub mod revenue;
+pub mod start;
 pub mod store;
 
 pub use api::HealthService;

@@ -12,6 +12,7 @@ pub mod convert;
 pub mod entity;
 pub mod error;
 pub mod model;
+pub mod start;
 pub mod store;
 
 pub use api::CreditService;

@@ -94,6 +94,20 @@ impl ClientOptions {
     }
 }
 
+/// A peer service: where it is and how to call it.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    pub address: String,
+    pub options: ClientOptions,
+}
+
+impl Peer {
+    /// A lazy channel to the peer whose calls time out after `timeout`.
+    pub fn channel(&self, timeout: Duration) -> Result<AuthChannel, String> {
+        lazy(&self.address, &self.options.clone().with_timeout(timeout))
+    }
+}
+
 /// `http://` unless the address names its scheme.
 pub fn url(address: &str) -> String {
     if address.contains("://") {

@@ -231,9 +231,11 @@ pub struct ServeArgs {
     /// own address when it also serves credit.
     #[arg(long, env = "EXPANSION_CREDIT_ADDR")]
     pub credit_addr: Option<String>,
-    /// Deadline of each call the pipeline makes to the health service.
-    #[arg(long, env = "EXPANSION_HEALTH_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
-    pub health_timeout: Duration,
+    /// Deadline of each call one service makes to another (pipeline →
+    /// health and credit, health → credit). `--health-timeout` is its
+    /// former name.
+    #[arg(long, alias = "health-timeout", env = "EXPANSION_PEER_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub peer_timeout: Duration,
     /// Address of the Prometheus `/metrics` endpoint, e.g. `0.0.0.0:9464`
     /// (port 0 picks a free one, printed as `metrics on ADDR`); off when unset.
     #[arg(long, env = "EXPANSION_METRICS_LISTEN")]

@@ -12,7 +12,6 @@
 //! - `expansion_signals_accepted_total` and `expansion_signals_duplicate_total`
 //!   (what `RecordSignals`/`StreamSignals` stored and skipped).
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -21,9 +20,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::Full;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -476,30 +473,13 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<So
         .await
         .with_context(|| format!("binding the metrics listener {addr}"))?;
     let local = listener.local_addr()?;
+    let app = axum::Router::new()
+        .route("/metrics", axum::routing::get(scrape))
+        .fallback(|| async { (http::StatusCode::NOT_FOUND, "metrics are at /metrics\n") })
+        .with_state(metrics);
     tokio::spawn(async move {
-        loop {
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
-                Err(err) => {
-                    tracing::warn!(error = %err, "metrics listener: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let metrics = metrics.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request| {
-                    let metrics = metrics.clone();
-                    async move { Ok::<_, Infallible>(respond(&metrics, &request).await) }
-                });
-                let io = hyper_util::rt::TokioIo::new(stream);
-                if let Err(err) = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, service)
-                    .await
-                {
-                    tracing::debug!(error = %err, "metrics connection ended");
-                }
-            });
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::warn!(error = %err, "the metrics listener stopped");
         }
     });
     Ok(local)
@@ -507,34 +487,19 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<So
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-async fn respond<B>(metrics: &Metrics, request: &http::Request<B>) -> http::Response<Full<Bytes>> {
-    let (status, content_type, body) = match (request.method(), request.uri().path()) {
-        (&http::Method::GET, "/metrics") => match metrics.render().await {
-            Ok(text) => (http::StatusCode::OK, OPENMETRICS, text),
-            Err(_) => (
-                http::StatusCode::INTERNAL_SERVER_ERROR,
-                "text/plain; charset=utf-8",
-                "encoding the metrics failed\n".to_owned(),
-            ),
-        },
-        (_, "/metrics") => (
-            http::StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain; charset=utf-8",
-            "use GET\n".to_owned(),
-        ),
-        _ => (
-            http::StatusCode::NOT_FOUND,
-            "text/plain; charset=utf-8",
-            "metrics are at /metrics\n".to_owned(),
-        ),
-    };
-    let mut response = http::Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static(content_type),
-    );
-    response
+/// `GET /metrics`: the OpenMetrics text.
+async fn scrape(
+    axum::extract::State(metrics): axum::extract::State<Arc<Metrics>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match metrics.render().await {
+        Ok(text) => ([(http::header::CONTENT_TYPE, OPENMETRICS)], text).into_response(),
+        Err(_) => (
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "encoding the metrics failed\n",
+        )
+            .into_response(),
+    }
 }
 
 #[cfg(test)]

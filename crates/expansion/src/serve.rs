@@ -8,15 +8,14 @@ use std::time::Duration;
 use account_health::{AccountHealthServiceServer, HealthService};
 use anyhow::Context;
 use compensation_credit::{CompensationCreditServiceServer, CreditService};
-use opportunity_pipeline::{
-    GrpcHealthGateway, HealthGateway, NoHealthService, OpportunityPipelineServiceServer,
-    PipelineService,
-};
+use opportunity_pipeline::{OpportunityPipelineServiceServer, PipelineService};
 use tokio::net::TcpListener;
 use tonic::codegen::http;
 use tonic::server::NamedService;
 use tonic::transport::Server;
 use tonic::transport::server::Router;
+
+use contracts::client::Peer;
 
 use crate::auth::{Caller, Security};
 use crate::cli::{ServeArgs, ServiceName};
@@ -152,28 +151,13 @@ fn peer_target(
     security: &Security,
     caller: Caller,
     service: &str,
-) -> anyhow::Result<Option<(String, contracts::client::ClientOptions)>> {
-    match flag {
-        Some(address) => Ok(Some((
-            address.to_owned(),
-            security.to_peer(address, service)?,
-        ))),
-        None if served_here => Ok(Some(security.to_self(&own_address(local), caller)?)),
-        None => Ok(None),
-    }
-}
-
-/// A lazy channel to a peer service, if this deployment knows where it is.
-fn peer_channel(
-    target: Option<(String, contracts::client::ClientOptions)>,
-    timeout: Duration,
-) -> anyhow::Result<Option<contracts::client::AuthChannel>> {
-    target
-        .map(|(address, options)| {
-            contracts::client::lazy(&address, &options.with_timeout(timeout))
-                .map_err(anyhow::Error::msg)
-        })
-        .transpose()
+) -> anyhow::Result<Option<Peer>> {
+    let (address, options) = match flag {
+        Some(address) => (address.to_owned(), security.to_peer(address, service)?),
+        None if served_here => security.to_self(&own_address(local), caller)?,
+        None => return Ok(None),
+    };
+    Ok(Some(Peer { address, options }))
 }
 
 /// Flag combinations that cannot work, refused before anything binds a port
@@ -237,18 +221,203 @@ fn preflight(
     Ok(())
 }
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let services = args.storage.services();
-    let pipeline_config = args.pipeline.config()?;
-    if args.demo
-        && let Some(keys_file) = &args.auth.keys_file
-    {
-        // The demo's people get keys of their own, shown once, so a rep can be
-        // seen reading only their own pay.
+/// What wiring a service needs: the flags, this process's address and
+/// credentials, the metrics, the health reporter; it keeps the background
+/// tasks the services start.
+struct Wiring<'a> {
+    args: &'a ServeArgs,
+    services: &'a [ServiceName],
+    local: SocketAddr,
+    security: &'a Security,
+    metrics: Option<Arc<Metrics>>,
+    reporter: tonic_health::server::HealthReporter,
+    served_names: Vec<&'static str>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Wiring<'_> {
+    /// Where `caller` reaches `service` (`--{service}-addr`, else this process).
+    fn peer(&self, service: ServiceName, caller: Caller) -> anyhow::Result<Option<Peer>> {
+        let flag = match service {
+            ServiceName::Health => self.args.health_addr.as_deref(),
+            ServiceName::Credit => self.args.credit_addr.as_deref(),
+            ServiceName::Pipeline => None,
+        };
+        let served_here = self.services.contains(&service);
+        peer_target(
+            flag,
+            served_here,
+            self.local,
+            self.security,
+            caller,
+            service.as_str(),
+        )
+    }
+
+    /// Keeps a started service's tasks, shows its outboxes to the metrics,
+    /// and hands back its tonic server (`wrap`), marked serving.
+    async fn keep<S, T: NamedService>(
+        &mut self,
+        started: storage::Started<S>,
+        wrap: impl FnOnce(S) -> T,
+    ) -> T {
+        self.tasks.extend(started.tasks);
+        if let Some(metrics) = &self.metrics {
+            for watched in started.outboxes {
+                metrics.watch_outbox(watched.name, watched.outbox, watched.db);
+            }
+        }
+        self.reporter.set_serving::<T>().await;
+        self.served_names.push(T::NAME);
+        wrap(started.service)
+    }
+
+    async fn health(
+        &mut self,
+        db: sea_orm::DatabaseConnection,
+    ) -> anyhow::Result<AccountHealthServiceServer<HealthService>> {
+        let peers = account_health::start::Peers {
+            credit: self.peer(ServiceName::Credit, Caller::Health)?,
+            timeout: self.args.peer_timeout,
+        };
+        let started = account_health::start::start(db, self.args.webhooks.policy(), peers)
+            .map_err(anyhow::Error::msg)?;
+        if let Some(metrics) = &self.metrics {
+            metrics.watch_ingestion(started.service.ingested());
+        }
+        let limit = self.args.max_message_bytes;
+        Ok(self
+            .keep(started, |service| {
+                AccountHealthServiceServer::new(service)
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(limit)
+            })
+            .await)
+    }
+
+    async fn pipeline(
+        &mut self,
+        db: sea_orm::DatabaseConnection,
+        config: opportunity_pipeline::PipelineConfig,
+    ) -> anyhow::Result<OpportunityPipelineServiceServer<PipelineService>> {
+        let peers = opportunity_pipeline::start::Peers {
+            health: self.peer(ServiceName::Health, Caller::Pipeline)?,
+            credit: self.peer(ServiceName::Credit, Caller::Pipeline)?,
+            timeout: self.args.peer_timeout,
+        };
+        let started =
+            opportunity_pipeline::start::start(db, config, self.args.webhooks.policy(), peers)
+                .map_err(anyhow::Error::msg)?;
+        let limit = self.args.max_message_bytes;
+        Ok(self
+            .keep(started, |service| {
+                OpportunityPipelineServiceServer::new(service)
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(limit)
+            })
+            .await)
+    }
+
+    async fn credit(
+        &mut self,
+        db: sea_orm::DatabaseConnection,
+    ) -> anyhow::Result<CompensationCreditServiceServer<CreditService>> {
+        let started = compensation_credit::start::start(db, self.args.webhooks.policy())
+            .map_err(anyhow::Error::msg)?;
+        let limit = self.args.max_message_bytes;
+        Ok(self
+            .keep(started, |service| {
+                CompensationCreditServiceServer::new(service)
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(limit)
+            })
+            .await)
+    }
+}
+
+/// `serve --demo --keys-file F`: the demo's people get keys of their own,
+/// shown once, so a rep can be seen reading only their own pay.
+fn demo_keys(args: &ServeArgs) -> anyhow::Result<()> {
+    if let (true, Some(keys_file)) = (args.demo, &args.auth.keys_file) {
         for (name, role, token) in crate::demo::people_keys(keys_file)? {
             println!("demo key for {name} ({}): {token}", role.as_str());
         }
     }
+    Ok(())
+}
+
+/// The lines scripts and people read on stdout once the server listens, and
+/// the demo's load in the background.
+fn announce(
+    args: &ServeArgs,
+    security: &Security,
+    local: SocketAddr,
+    tls: bool,
+) -> anyhow::Result<()> {
+    let names: Vec<&str> = args.storage.services().iter().map(|s| s.as_str()).collect();
+    tracing::info!(address = %local, services = ?names, "listening");
+    // One plain line on stdout for scripts and tests that started us on port 0.
+    println!("listening on {local}");
+    if !args.no_console {
+        let scheme = if tls { "https" } else { "http" };
+        let path = crate::web::console::CONSOLE_PATH;
+        println!("web console on {scheme}://{}{path}", own_address(local));
+    }
+    if args.demo {
+        let (target, options) = security.to_self(&own_address(local), Caller::Demo)?;
+        tokio::spawn(async move {
+            match crate::demo::load(&target, &options).await {
+                Ok(summary) => tracing::info!("{summary}"),
+                Err(err) => tracing::error!(error = %err, "loading the demo data failed"),
+            }
+        });
+    }
+    Ok(())
+}
+
+type ServerFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(), tonic::transport::Error>> + Send>,
+>;
+
+/// Serves until SIGTERM or Ctrl-C, then refuses new calls (health checks
+/// say NOT_SERVING) and gives the calls in flight `grace` to finish.
+async fn until_stopped(
+    serve: impl FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> ServerFuture,
+    reporter: tonic_health::server::HealthReporter,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown_signal().await;
+        tracing::info!(grace = ?grace, "shutting down: refusing new calls, finishing in-flight ones");
+        reporter
+            .set_not_serving::<AccountHealthServiceServer<HealthService>>()
+            .await;
+        reporter
+            .set_not_serving::<OpportunityPipelineServiceServer<PipelineService>>()
+            .await;
+        reporter
+            .set_not_serving::<CompensationCreditServiceServer<CreditService>>()
+            .await;
+        let _ = signalled_tx.send(());
+    };
+    let mut server = serve(Box::pin(shutdown));
+    tokio::select! {
+        result = &mut server => result.context("serving")?,
+        Ok(()) = signalled_rx => {
+            match tokio::time::timeout(grace, &mut server).await {
+                Ok(result) => result.context("serving")?,
+                Err(_) => tracing::warn!("shutdown grace expired with calls still in flight"),
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let services = args.storage.services();
+    let pipeline_config = args.pipeline.config()?;
+    demo_keys(&args)?;
     let security = Security::prepare(&args.auth, &args.storage.data_dir, args.listen)?;
     preflight(&args, &services, &security)?;
     // Bound first: the pipeline's default health address is this very port.
@@ -256,15 +425,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let local = listener.local_addr()?;
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    let mut served_names: Vec<&'static str> = vec![HEALTH_SERVICE, REFLECTION_SERVICE];
-
-    let limit = args.max_message_bytes;
+    let (reporter, health_service) = tonic_health::server::health_reporter();
     let metrics = args.metrics_listen.map(|_| Arc::new(Metrics::new()));
-    let mut http_served = served_names.clone();
+    let mut http_served = vec![HEALTH_SERVICE, REFLECTION_SERVICE];
     http_served.extend(services.iter().map(|service| service_full_name(*service)));
     let http_routes = crate::web::Routes::new(&http_served)?;
-    let builder = Server::builder()
+    let limit = args.max_message_bytes;
+    let mut builder = Server::builder()
         .timeout(args.request_timeout)
         .concurrency_limit_per_connection(args.concurrency_per_connection)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -284,252 +451,78 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             args.request_timeout,
         ))
         .layer(tonic_web::GrpcWebLayer::new())
-        .layer(RpcMetricsLayer::new(metrics.clone(), args.request_timeout));
-    let tls = security.server_tls()?;
-    // Every call is counted (refusals too), then passes the API key check.
-    let mut builder = builder
+        // Every call is counted (refusals too), then passes the API key check.
+        .layer(RpcMetricsLayer::new(metrics.clone(), args.request_timeout))
         .layer(security.layer())
         // Just outside the services: tonic's refusal of a message over
         // --max-message-bytes becomes RESOURCE_EXHAUSTED with an ErrorInfo.
         .layer(crate::limits::MessageLimitLayer);
-    let mut router: Option<Router<_>> = None;
+    let tls = security.server_tls()?;
 
+    let mut wiring = Wiring {
+        args: &args,
+        services: &services,
+        local,
+        security: &security,
+        metrics: metrics.clone(),
+        reporter: reporter.clone(),
+        served_names: vec![HEALTH_SERVICE, REFLECTION_SERVICE],
+        tasks: Vec::new(),
+    };
+    let mut router: Option<Router<_>> = None;
+    // The first service starts the router; the others join it.
+    macro_rules! add {
+        ($svc:expr) => {
+            match router.take() {
+                Some(r) => r.add_service($svc),
+                None => builder.add_service($svc),
+            }
+        };
+    }
     for service in &services {
         let db = database::open(&args.storage, *service).await?;
         router = Some(match service {
-            ServiceName::Health => {
-                let outbox_db = db.clone();
-                let health = HealthService::new(db).with_webhook_policy(args.webhooks.policy());
-                let _webhooks = health.webhooks().spawn().map_err(anyhow::Error::msg)?;
-                if let Some(metrics) = &metrics {
-                    let hooks = health.webhooks();
-                    metrics.watch_outbox(
-                        "health_webhooks",
-                        hooks.outbox().clone(),
-                        hooks.db().pool().clone(),
-                    );
-                }
-                // Ends with the process: it only recomputes derived scores.
-                let _worker = health.spawn_background();
-                let credit = peer_channel(
-                    peer_target(
-                        args.credit_addr.as_deref(),
-                        services.contains(&ServiceName::Credit),
-                        local,
-                        &security,
-                        Caller::Health,
-                        "credit",
-                    )?,
-                    args.health_timeout,
-                )?;
-                let outbox =
-                    account_health::outbox::outbox(health.write_gate(), health.event_log());
-                if let Some(metrics) = &metrics {
-                    metrics.watch_outbox("health", outbox.clone(), outbox_db.clone());
-                    metrics.watch_ingestion(health.ingested());
-                }
-                let _outbox = outbox.spawn(
-                    outbox_db,
-                    Arc::new(account_health::outbox::HealthCourier::new(credit)),
-                );
-                let svc = AccountHealthServiceServer::new(health)
-                    .max_decoding_message_size(limit)
-                    .max_encoding_message_size(limit);
-                health_reporter
-                    .set_serving::<AccountHealthServiceServer<HealthService>>()
-                    .await;
-                served_names
-                    .push(<AccountHealthServiceServer<HealthService> as NamedService>::NAME);
-                match router.take() {
-                    Some(r) => r.add_service(svc),
-                    None => builder.add_service(svc),
-                }
-            }
-            ServiceName::Pipeline => {
-                let health_target = peer_target(
-                    args.health_addr.as_deref(),
-                    services.contains(&ServiceName::Health),
-                    local,
-                    &security,
-                    Caller::Pipeline,
-                    "health",
-                )?;
-                let health: Arc<dyn HealthGateway> = match health_target.clone() {
-                    Some((addr, options)) => {
-                        tracing::info!(health = %addr, "pipeline asks the health service at");
-                        Arc::new(
-                            GrpcHealthGateway::new(&addr, args.health_timeout, &options)
-                                .map_err(anyhow::Error::msg)?,
-                        )
-                    }
-                    None => {
-                        tracing::warn!(
-                            "no --health-addr: pipeline calls that need the health service answer UNAVAILABLE"
-                        );
-                        Arc::new(NoHealthService)
-                    }
-                };
-                let credit = peer_channel(
-                    peer_target(
-                        args.credit_addr.as_deref(),
-                        services.contains(&ServiceName::Credit),
-                        local,
-                        &security,
-                        Caller::Pipeline,
-                        "credit",
-                    )?,
-                    args.health_timeout,
-                )?;
-                // Who accepts a handoff is asked of the credit service's people directory.
-                let people: Arc<dyn opportunity_pipeline::PeopleDirectory> = match &credit {
-                    Some(channel) => Arc::new(opportunity_pipeline::GrpcPeopleDirectory::new(
-                        channel.clone(),
-                        args.health_timeout,
-                    )),
-                    None => Arc::new(opportunity_pipeline::NoPeopleDirectory),
-                };
-                // Won deals reach health (the subscription) and credit (the credits).
-                let courier = opportunity_pipeline::outbox::PipelineCourier::new(
-                    peer_channel(health_target, args.health_timeout)?,
-                    credit,
-                );
-                let outbox_db = db.clone();
-                let pipeline = PipelineService::new(db, health, pipeline_config.clone())
-                    .with_people(people)
-                    .with_webhook_policy(args.webhooks.policy());
-                let _webhooks = pipeline.webhooks().spawn().map_err(anyhow::Error::msg)?;
-                if let Some(metrics) = &metrics {
-                    let hooks = pipeline.webhooks();
-                    metrics.watch_outbox(
-                        "pipeline_webhooks",
-                        hooks.outbox().clone(),
-                        hooks.db().pool().clone(),
-                    );
-                }
-                let outbox = opportunity_pipeline::outbox::outbox(
-                    pipeline.write_gate(),
-                    pipeline.event_log(),
-                );
-                if let Some(metrics) = &metrics {
-                    metrics.watch_outbox("pipeline", outbox.clone(), outbox_db.clone());
-                }
-                let _outbox = outbox.spawn(outbox_db, Arc::new(courier));
-                let svc = OpportunityPipelineServiceServer::new(pipeline)
-                    .max_decoding_message_size(limit)
-                    .max_encoding_message_size(limit);
-                health_reporter
-                    .set_serving::<OpportunityPipelineServiceServer<PipelineService>>()
-                    .await;
-                served_names.push(
-                    <OpportunityPipelineServiceServer<PipelineService> as NamedService>::NAME,
-                );
-                match router.take() {
-                    Some(r) => r.add_service(svc),
-                    None => builder.add_service(svc),
-                }
-            }
-            ServiceName::Credit => {
-                let credit = CreditService::new(db).with_webhook_policy(args.webhooks.policy());
-                let _webhooks = credit.webhooks().spawn().map_err(anyhow::Error::msg)?;
-                if let Some(metrics) = &metrics {
-                    let hooks = credit.webhooks();
-                    metrics.watch_outbox(
-                        "credit_webhooks",
-                        hooks.outbox().clone(),
-                        hooks.db().pool().clone(),
-                    );
-                }
-                let svc = CompensationCreditServiceServer::new(credit)
-                    .max_decoding_message_size(limit)
-                    .max_encoding_message_size(limit);
-                health_reporter
-                    .set_serving::<CompensationCreditServiceServer<CreditService>>()
-                    .await;
-                served_names
-                    .push(<CompensationCreditServiceServer<CreditService> as NamedService>::NAME);
-                match router.take() {
-                    Some(r) => r.add_service(svc),
-                    None => builder.add_service(svc),
-                }
-            }
+            ServiceName::Health => add!(wiring.health(db).await?),
+            ServiceName::Pipeline => add!(wiring.pipeline(db, pipeline_config.clone()).await?),
+            ServiceName::Credit => add!(wiring.credit(db).await?),
         });
     }
     let router = router.context("no service selected")?;
     // v1 for current clients, v1alpha for older grpcurl releases still in use.
-    let reflection_v1 = reflection(&served_names)
+    let reflection_v1 = reflection(&wiring.served_names)
         .build_v1()
         .context("building gRPC reflection")?;
-    let reflection_v1alpha = reflection(&served_names)
+    let reflection_v1alpha = reflection(&wiring.served_names)
         .build_v1alpha()
         .context("building gRPC reflection")?;
     let router = router
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
-
-    let _reload = security.spawn_reload();
-    let names: Vec<&str> = services.iter().map(|s| s.as_str()).collect();
+    let mut tasks = std::mem::take(&mut wiring.tasks);
+    tasks.push(security.spawn_reload());
     if let (Some(addr), Some(metrics)) = (args.metrics_listen, &metrics) {
         let bound = crate::metrics::serve(addr, metrics.clone()).await?;
         tracing::info!(address = %bound, "serving /metrics");
         println!("metrics on {bound}");
     }
-    tracing::info!(address = %local, services = ?names, "listening");
-    // One plain line on stdout for scripts and tests that started us on port 0.
-    println!("listening on {local}");
-    if !args.no_console {
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let path = crate::web::console::CONSOLE_PATH;
-        println!("web console on {scheme}://{}{path}", own_address(local));
-    }
-    if args.demo {
-        let (target, options) = security.to_self(&own_address(local), Caller::Demo)?;
-        tokio::spawn(async move {
-            match crate::demo::load(&target, &options).await {
-                Ok(summary) => tracing::info!("{summary}"),
-                Err(err) => tracing::error!(error = %err, "loading the demo data failed"),
-            }
-        });
-    }
-
-    let grace = args.shutdown_grace;
-    let reporter = health_reporter.clone();
-    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-    let shutdown = async move {
-        shutdown_signal().await;
-        tracing::info!(grace = ?grace, "shutting down: refusing new calls, finishing in-flight ones");
-        reporter
-            .set_not_serving::<AccountHealthServiceServer<HealthService>>()
-            .await;
-        reporter
-            .set_not_serving::<OpportunityPipelineServiceServer<PipelineService>>()
-            .await;
-        reporter
-            .set_not_serving::<CompensationCreditServiceServer<CreditService>>()
-            .await;
-        let _ = signalled_tx.send(());
-    };
+    announce(&args, &security, local, tls.is_some())?;
     // TCP_NODELAY on every accepted connection: without it a small response
     // written after another waits for the peer's delayed ACK (~40 ms).
-    let mut server: std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<(), tonic::transport::Error>> + Send>,
-    > = match tls {
-        Some(config) => {
-            Box::pin(router.serve_with_incoming_shutdown(tls_incoming(listener, config), shutdown))
+    let serve = |shutdown| -> ServerFuture {
+        match tls {
+            Some(config) => Box::pin(
+                router.serve_with_incoming_shutdown(tls_incoming(listener, config), shutdown),
+            ),
+            None => Box::pin(router.serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                shutdown,
+            )),
         }
-        None => Box::pin(router.serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )),
     };
-    tokio::select! {
-        result = &mut server => result.context("serving")?,
-        Ok(()) = signalled_rx => {
-            match tokio::time::timeout(grace, &mut server).await {
-                Ok(result) => result.context("serving")?,
-                Err(_) => tracing::warn!("shutdown grace expired with calls still in flight"),
-            }
-        }
+    until_stopped(serve, reporter, args.shutdown_grace).await?;
+    for task in tasks {
+        task.abort();
     }
     tracing::info!("stopped");
     Ok(())
@@ -565,7 +558,7 @@ mod tests {
         let target = |flag, here| {
             peer_target(flag, here, local, &security, Caller::Pipeline, "health")
                 .unwrap()
-                .map(|(address, _)| address)
+                .map(|peer| peer.address)
         };
         assert_eq!(
             target(Some("health:50051"), true).as_deref(),

@@ -20,6 +20,7 @@ pub mod model;
 pub mod outbox;
 pub mod people;
 mod service;
+pub mod start;
 pub mod store;
 
 #[cfg(test)]

@@ -24,6 +24,23 @@ pub mod outbox;
 
 pub use db::Db;
 
+/// A service crate's `start`: the tonic service to serve and the background
+/// tasks it runs (its outbox dispatchers, webhooks, workers), which end with
+/// the process.
+pub struct Started<S> {
+    pub service: S,
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Each outbox the service runs, for the metrics to watch.
+    pub outboxes: Vec<Watched>,
+}
+
+/// An outbox by name (`health`, `health_webhooks`, …) with the pool it reads.
+pub struct Watched {
+    pub name: &'static str,
+    pub outbox: outbox::Outbox,
+    pub db: DatabaseConnection,
+}
+
 /// The SQLite URL of a service's embedded database under `data_dir`.
 pub fn sqlite_url(data_dir: &Path, service: &str) -> String {
     format!(

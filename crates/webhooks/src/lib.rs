@@ -18,6 +18,7 @@
 
 pub mod courier;
 pub mod payload;
+pub mod rpc;
 mod send;
 pub mod signature;
 pub mod target;
@@ -246,6 +247,20 @@ impl Webhooks {
     /// The deliveries' outbox (for its backlog metrics).
     pub fn outbox(&self) -> &Outbox {
         &self.outbox
+    }
+
+    /// The dispatcher, spawned, and its outbox as `name` for the metrics.
+    pub fn start(
+        &self,
+        name: &'static str,
+    ) -> Result<(tokio::task::JoinHandle<()>, storage::Watched), String> {
+        let task = self.spawn()?;
+        let watched = storage::Watched {
+            name,
+            outbox: self.outbox().clone(),
+            db: self.db().pool().clone(),
+        };
+        Ok((task, watched))
     }
 
     /// Runs the dispatcher until the process ends.

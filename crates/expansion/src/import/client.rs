@@ -7,82 +7,42 @@ use std::collections::HashMap;
 
 use std::time::Duration;
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
+use contracts::client::{AuthChannel, ClientOptions};
 use contracts::pb::credit::v1::compensation_credit_service_client::CompensationCreditServiceClient;
 use contracts::pb::health::v1 as pb;
 use contracts::pb::health::v1::account_health_service_client::AccountHealthServiceClient;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+use contracts::pb::pipeline::v1::opportunity_pipeline_service_client::OpportunityPipelineServiceClient;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
 use super::mapping::Kind;
 use super::report::RowError;
 
-/// Sends `authorization: Bearer <key>` on every call when a key is given.
-#[derive(Clone)]
-pub struct Bearer(Option<MetadataValue<Ascii>>);
+pub type Health = AccountHealthServiceClient<AuthChannel>;
+pub type Pipeline = OpportunityPipelineServiceClient<AuthChannel>;
+pub type Credit = CompensationCreditServiceClient<AuthChannel>;
 
-impl Interceptor for Bearer {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
-
-pub type Health = AccountHealthServiceClient<InterceptedService<Channel, Bearer>>;
-pub type Pipeline = contracts::pb::pipeline::v1::opportunity_pipeline_service_client::OpportunityPipelineServiceClient<
-    InterceptedService<Channel, Bearer>,
->;
-pub type Credit =
-    contracts::pb::credit::v1::compensation_credit_service_client::CompensationCreditServiceClient<
-        InterceptedService<Channel, Bearer>,
-    >;
-
-/// How long to wait for the server to accept the connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Deadline of each call: a stuck server stops the import instead of hanging it.
+/// Deadline of each call (and of connecting): a stuck server stops the
+/// import instead of hanging it.
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Largest page the list calls ask for.
 const PAGE: i32 = 1000;
 
-/// The health, credit and pipeline clients of `target`, over one connection.
+/// The health, credit and pipeline clients of `target`, over one
+/// connection (TLS for an `https://` target, the options' API key on every call).
 pub async fn connect(
     target: &str,
-    api_key: Option<&str>,
+    options: ClientOptions,
 ) -> anyhow::Result<(Health, Credit, Pipeline)> {
-    let bearer = match api_key.filter(|k| !k.is_empty()) {
-        None => None,
-        Some(key) => Some(
-            format!("Bearer {key}")
-                .parse::<MetadataValue<Ascii>>()
-                .map_err(|_| anyhow!("--api-key must be printable ASCII"))?,
-        ),
-    };
-    let url = if target.contains("://") {
-        target.to_owned()
-    } else {
-        format!("http://{target}")
-    };
-    let channel = Channel::from_shared(url)
-        .with_context(|| format!("--target {target:?} is not an address"))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(CALL_TIMEOUT)
-        .connect()
+    let channel = contracts::client::connect(target, &options.with_timeout(CALL_TIMEOUT))
         .await
-        .with_context(|| format!("connecting {target}"))?;
-    let bearer = Bearer(bearer);
+        .map_err(|e| anyhow!("connecting {target}: {e}"))?;
     Ok((
-        AccountHealthServiceClient::with_interceptor(channel.clone(), bearer.clone()),
-        CompensationCreditServiceClient::with_interceptor(channel.clone(), bearer.clone()),
-        contracts::pb::pipeline::v1::opportunity_pipeline_service_client::OpportunityPipelineServiceClient::with_interceptor(channel, bearer),
+        Health::new(channel.clone()),
+        Credit::new(channel.clone()),
+        Pipeline::new(channel),
     ))
 }
 

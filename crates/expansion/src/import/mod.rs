@@ -57,9 +57,10 @@ pub struct ImportArgs {
     /// Address of a server running the health service (scheme optional).
     #[arg(long, env = "EXPANSION_TARGET", default_value = "127.0.0.1:50051")]
     pub target: String,
-    /// API key sent as `authorization: Bearer KEY`.
-    #[arg(long, env = "EXPANSION_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
+    /// The API key (`authorization: Bearer KEY`) and, for an `https://`
+    /// target, the CA to trust.
+    #[command(flatten)]
+    pub client: crate::auth::ClientArgs,
     /// Column mapping, `HEADER=field,…`, e.g. `Account ID=external_id`;
     /// applied after --mapping. A column named after a field feeds it
     /// without being mapped.
@@ -281,7 +282,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Tally> {
     if !ignored.is_empty() {
         eprintln!("import: no field reads the columns {}", ignored.join(", "));
     }
-    let (health, credit, pipeline) = client::connect(&args.target, args.api_key.as_deref()).await?;
+    let (health, credit, pipeline) = client::connect(&args.target, args.client.options()?).await?;
     let mut report = Report::new(columns, args.rejects.as_deref(), size)?;
     let mut ctx = Ctx {
         lookup: Lookup::new(health, credit, pipeline, args.system.clone()),

@@ -288,7 +288,7 @@ impl From<Status> for Failure {
 
 async fn call<S, B, ResBody>(
     shared: &Shared,
-    mut inner: S,
+    inner: S,
     request: http::Request<B>,
     method: &MethodDescriptor,
     format: Format,
@@ -302,68 +302,9 @@ where
     ResBody: http_body::Body<Data = Bytes>,
     ResBody::Error: Into<BoxError>,
 {
-    if !is_unary(method) {
-        return Err(refusal(
-            Code::Unimplemented,
-            "STREAMING_NOT_SERVED",
-            domain,
-            format!(
-                "{} is a streaming method: HTTP/JSON serves unary methods only; call it over gRPC or gRPC-Web",
-                method.full_name()
-            ),
-        )
-        .into());
-    }
-    if let Some(encoding) = request.headers().get(header::CONTENT_ENCODING)
-        && !encoding.as_bytes().eq_ignore_ascii_case(b"identity")
-    {
-        return Err(refusal(
-            Code::Unimplemented,
-            "ENCODING_NOT_SUPPORTED",
-            domain,
-            format!(
-                "content-encoding {:?} is not supported: send the body uncompressed",
-                String::from_utf8_lossy(encoding.as_bytes())
-            ),
-        )
-        .into());
-    }
-    let caller_timeout = connect_timeout(request.headers()).map_err(|message| {
-        Failure::from(refusal(
-            Code::InvalidArgument,
-            "BAD_TIMEOUT",
-            domain,
-            message,
-        ))
-    })?;
-    if caller_timeout == Some(Duration::ZERO) {
-        return Err(Status::deadline_exceeded(
-            "the call's deadline (connect-timeout-ms: 0) had passed",
-        )
-        .into());
-    }
+    let caller_timeout = admit(request.headers(), method, domain)?;
     let (parts, body) = request.into_parts();
-    // JSON is wordier than protobuf: the body may be a few times the
-    // message limit, which the service's codec then applies to the message
-    // exactly as it does for gRPC.
-    let body_limit = shared.max_message_bytes.saturating_mul(JSON_EXPANSION);
-    let body = match Limited::new(body, body_limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
-            return Err(Failure::from(crate::limits::too_large(
-                domain,
-                "request",
-                None,
-                u64::try_from(body_limit).ok(),
-                format!(
-                    "the request body is larger than {body_limit} bytes ({JSON_EXPANSION} × --max-message-bytes)"
-                ),
-            )));
-        }
-        Err(err) => {
-            return Err(Status::cancelled(format!("reading the request body: {err}")).into());
-        }
-    };
+    let body = read_body(body, shared.max_message_bytes, domain).await?;
     let message = match format {
         Format::Json => decode_json(&method.input(), &body)
             .map_err(|violation| {
@@ -377,13 +318,105 @@ where
             .encode_to_vec(),
         Format::Proto => body.to_vec(),
     };
-
     // The caller's deadline, or the server's, whichever is sooner.
     let deadline = match caller_timeout {
         Some(timeout) if timeout < shared.default_timeout => timeout,
         _ => shared.default_timeout.saturating_sub(DEADLINE_MARGIN),
     };
     let grpc_request = grpc_request(parts, frame(&message)?, deadline);
+    let (head, collected) = exchange(inner, grpc_request, deadline).await?;
+    answer(head, collected, method, format)
+}
+
+/// What this layer refuses before reading the body: a streaming method, a
+/// compressed body, a malformed or passed deadline. The caller's timeout
+/// when it gives one.
+fn admit(
+    headers: &HeaderMap,
+    method: &MethodDescriptor,
+    domain: &str,
+) -> Result<Option<Duration>, Failure> {
+    if !is_unary(method) {
+        return Err(refusal(
+            Code::Unimplemented,
+            "STREAMING_NOT_SERVED",
+            domain,
+            format!(
+                "{} is a streaming method: HTTP/JSON serves unary methods only; call it over gRPC or gRPC-Web",
+                method.full_name()
+            ),
+        )
+        .into());
+    }
+    if let Some(encoding) = headers.get(header::CONTENT_ENCODING)
+        && !encoding.as_bytes().eq_ignore_ascii_case(b"identity")
+    {
+        return Err(refusal(
+            Code::Unimplemented,
+            "ENCODING_NOT_SUPPORTED",
+            domain,
+            format!(
+                "content-encoding {:?} is not supported: send the body uncompressed",
+                String::from_utf8_lossy(encoding.as_bytes())
+            ),
+        )
+        .into());
+    }
+    let caller_timeout = connect_timeout(headers).map_err(|message| {
+        Failure::from(refusal(
+            Code::InvalidArgument,
+            "BAD_TIMEOUT",
+            domain,
+            message,
+        ))
+    })?;
+    if caller_timeout == Some(Duration::ZERO) {
+        return Err(Status::deadline_exceeded(
+            "the call's deadline (connect-timeout-ms: 0) had passed",
+        )
+        .into());
+    }
+    Ok(caller_timeout)
+}
+
+/// The request body, up to a few times the message limit: JSON is wordier
+/// than protobuf, and the service's codec then applies the limit to the
+/// message exactly as it does for gRPC.
+async fn read_body<B>(body: B, max_message_bytes: usize, domain: &str) -> Result<Bytes, Failure>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let body_limit = max_message_bytes.saturating_mul(JSON_EXPANSION);
+    match Limited::new(body, body_limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(Failure::from(crate::limits::too_large(
+                domain,
+                "request",
+                None,
+                u64::try_from(body_limit).ok(),
+                format!(
+                    "the request body is larger than {body_limit} bytes ({JSON_EXPANSION} × --max-message-bytes)"
+                ),
+            )))
+        }
+        Err(err) => Err(Status::cancelled(format!("reading the request body: {err}")).into()),
+    }
+}
+
+/// The gRPC call made and its answer read whole, within `deadline`.
+async fn exchange<S, ResBody>(
+    mut inner: S,
+    grpc_request: http::Request<Body>,
+    deadline: Duration,
+) -> Result<(http::response::Parts, http_body_util::Collected<Bytes>), Failure>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<ResBody>>,
+    S::Error: Into<BoxError>,
+    ResBody: http_body::Body<Data = Bytes>,
+    ResBody::Error: Into<BoxError>,
+{
     let exchange = async {
         let response = inner
             .call(grpc_request)
@@ -396,15 +429,24 @@ where
             .map_err(|err| Status::from_error(err.into()))?;
         Ok::<_, Status>((head, collected))
     };
-    let (head, collected) = match tokio::time::timeout(deadline, exchange).await {
-        Ok(result) => result.map_err(Failure::downstream)?,
-        Err(_) => {
-            return Err(Failure::downstream(Status::deadline_exceeded(format!(
-                "the call did not finish within its deadline of {} ms",
-                deadline.as_millis()
-            ))));
-        }
-    };
+    match tokio::time::timeout(deadline, exchange).await {
+        Ok(result) => result.map_err(Failure::downstream),
+        Err(_) => Err(Failure::downstream(Status::deadline_exceeded(format!(
+            "the call did not finish within its deadline of {} ms",
+            deadline.as_millis()
+        )))),
+    }
+}
+
+/// The gRPC answer as the HTTP caller gets it: the status from the
+/// trailers (a failure keeps the service's metadata), the message in the
+/// caller's format, headers and trailers as `trailer-` headers.
+fn answer(
+    head: http::response::Parts,
+    collected: http_body_util::Collected<Bytes>,
+    method: &MethodDescriptor,
+    format: Format,
+) -> Result<http::Response<Body>, Failure> {
     let trailers = collected.trailers().cloned().unwrap_or_default();
     let status = Status::from_header_map(&trailers)
         .or_else(|| Status::from_header_map(&head.headers))
