@@ -11,7 +11,7 @@ use crate::error::CreditError;
 use crate::model::OverlayRule;
 use crate::model::deal::{Split, role_to_pb};
 use crate::model::ledger::{Balance, Entry, Figures, balances};
-use crate::store::{DealView, DisputeView};
+use crate::model::views::{DealView, DisputeView};
 
 /// Stored minor units of a stored currency code as wire money.
 pub fn money(currency: &str, minor: i64) -> Result<PbMoney, CreditError> {

@@ -3,15 +3,19 @@
 //! approvals, clawbacks, disputes and statements. People are paid from these
 //! numbers: amounts are exact minor units and nothing is ever rewritten.
 //!
-//! Reading order: [`api`] (the tonic trait, thin), [`model`] (validated
-//! inputs and the rules, pure), [`store`] (SeaORM queries and transactions),
-//! [`entity`] (one file per table), [`convert`] (to the wire), [`error`].
+//! Reading order: [`api`] (the tonic trait, thin), [`service`] (what each RPC
+//! does), [`model`] (validated inputs and the rules, pure: each write's planner),
+//! [`store`] (SeaORM queries and transactions), [`entity`] (one file per table),
+//! [`events`] (the events the service appends), [`convert`] (to the wire),
+//! [`error`].
 
 pub mod api;
 pub mod convert;
 pub mod entity;
 pub mod error;
+pub mod events;
 pub mod model;
+pub mod service;
 pub mod start;
 pub mod store;
 

@@ -443,7 +443,17 @@ pub fn statement(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::model::deal::{Split, allocate};
+    use crate::error::CreditError;
+    use crate::events::CreditEvent;
+    use crate::model::Terms;
+    use crate::model::clawback::{Cancellation, plan_clawbacks};
+    use crate::model::deal::Split;
+    use crate::model::disputes::{Resolution, plan_resolution};
+    use crate::model::recording::plan_recording;
+    use crate::model::release::plan_release;
+    use crate::model::splits::{SplitChange, plan_split_replacement};
+    use crate::model::test_support::{deal_input, directory, dispute_over, terms, usd};
+    use crate::model::views::DealView;
     use chrono::{Duration, TimeZone};
     use domain::Percent;
     use proptest::prelude::*;
@@ -607,11 +617,10 @@ mod tests {
             basis: i64,
             origination: u32,
             delivery: Vec<u32>,
-            hold_days: i64,
+            hold_days: i32,
         },
         Replace {
             deal: usize,
-            origination: u32,
             delivery: Vec<u32>,
         },
         Approve {
@@ -678,7 +687,7 @@ mod tests {
                 1_i64..10_000_000_000,
                 0_u32..=100,
                 weights.clone(),
-                0_i64..3
+                0_i32..3
             )
                 .prop_map(|(basis, origination, delivery, hold_days)| Op::Record {
                     basis,
@@ -686,13 +695,7 @@ mod tests {
                     delivery,
                     hold_days
                 }),
-            (0_usize..8, 0_u32..=100, weights).prop_map(|(deal, origination, delivery)| {
-                Op::Replace {
-                    deal,
-                    origination,
-                    delivery,
-                }
-            }),
+            (0_usize..8, weights).prop_map(|(deal, delivery)| Op::Replace { deal, delivery }),
             (0_usize..8).prop_map(|deal| Op::Approve { deal }),
             (0_usize..8, any::<bool>(), 0_i64..90).prop_map(|(deal, prorated, elapsed)| {
                 Op::Clawback {
@@ -707,14 +710,33 @@ mod tests {
         prop::collection::vec(op, 1..40)
     }
 
+    /// A deal as the store would hold it, apart from its entries (kept in one ledger).
     struct Deal {
-        id: String,
-        basis: i64,
-        revision: i32,
-        clawed: bool,
+        view: DealView,
+        terms: Terms,
+    }
+
+    impl Deal {
+        /// The deal as the store would load it, with its entries from `ledger`.
+        fn loaded(&self, ledger: &[Entry]) -> DealView {
+            let mut view = self.view.clone();
+            view.entries = ledger
+                .iter()
+                .filter(|e| e.deal_id == view.deal.deal_id)
+                .cloned()
+                .collect();
+            view
+        }
+    }
+
+    fn people() -> Vec<crate::entity::person::Model> {
+        directory(&["csm", "ae-0", "ae-1", "ae-2"])
     }
 
     proptest! {
+        /// A random history of recordings, split replacements, approvals, clawbacks and
+        /// dispute adjustments, each planned by the planner the store calls, keeps the
+        /// ledger's identities.
         #[test]
         fn balances_are_the_sum_of_entries_and_credits_sum_to_the_basis(ops in ops()) {
             let mut entries: Vec<Entry> = Vec::new();
@@ -726,55 +748,89 @@ mod tests {
                 let now = start + Duration::days(day);
                 match op {
                     Op::Record { basis, origination, delivery, hold_days } => {
-                        let id = format!("deal-{}", deals.len());
-                        let splits = weights_to_splits(&delivery);
-                        let credits = allocate("p", basis, Percent::from_whole(origination), &splits, false).unwrap();
-                        let c = EntryContext { deal_id: &id, ..ctx(now, 1) };
-                        entries.extend(credit_entries(&c, &credits, now + Duration::days(hold_days), "won"));
-                        deals.push(Deal { id, basis, revision: 1, clawed: false });
+                        let mut input = deal_input(basis, &[]);
+                        input.splits = weights_to_splits(&delivery);
+                        let mut terms = terms(origination);
+                        terms.hold_days = hold_days;
+                        let plan = plan_recording(&input, &terms, &people(), "revops", now).unwrap();
+                        prop_assert!(plan.entries.iter().all(|e| e.hold_until == now + Duration::days(i64::from(hold_days))));
+                        let mut view = plan.into_view();
+                        entries.append(&mut view.entries);
+                        deals.push(Deal { view, terms });
                     }
-                    Op::Replace { deal, origination, delivery } => {
+                    Op::Replace { deal, delivery } => {
                         let Some(d) = deals.get_mut(deal) else { continue };
-                        if d.clawed { continue; }
                         let splits = weights_to_splits(&delivery);
-                        let credits = allocate("p", d.basis, Percent::from_whole(origination), &splits, false).unwrap();
-                        let deal_entries: Vec<Entry> = entries.iter().filter(|e| e.deal_id == d.id).cloned().collect();
-                        let live = live_credits(&deal_entries, d.revision);
-                        d.revision += 1;
-                        let c = EntryContext { deal_id: &d.id, revision: d.revision, ..ctx(now, 0) };
-                        let reversals = split_reversals(&c, &live, "fix");
-                        let new = credit_entries(&c, &credits, now, "replaced");
-                        entries.extend(reversals);
-                        entries.extend(new);
+                        let change = SplitChange { splits: &splits, cs_led_without_handoff: false, reason: "fix" };
+                        let planned = plan_split_replacement(&d.loaded(&entries), &d.terms, &people(), change, "revops", now);
+                        if d.view.clawed_back {
+                            prop_assert!(matches!(planned, Err(CreditError::DealClawedBack(_))));
+                            continue;
+                        }
+                        let Some(plan) = planned.unwrap() else { continue };
+                        prop_assert_eq!(plan.split_set.revision, d.view.revision + 1);
+                        d.view.revision = plan.split_set.revision;
+                        d.view.splits = plan.splits;
+                        entries.extend(plan.entries);
                     }
                     Op::Approve { deal } => {
                         let Some(d) = deals.get(deal) else { continue };
-                        for e in entries.iter_mut().filter(|e| e.deal_id == d.id && !e.is_released(now)) {
-                            e.approved_at = Some(now);
+                        let Some(plan) = plan_release(d.loaded(&entries).entries, None, "revops", now).unwrap() else { continue };
+                        prop_assert_eq!(plan.rows.len(), plan.entries.len());
+                        for released in plan.entries {
+                            let e = entries.iter_mut().find(|e| e.entry_id == released.entry_id).unwrap();
+                            prop_assert!(!e.is_released(now));
+                            e.approved_at = released.approved_at;
                         }
                     }
                     Op::Clawback { deal, prorated, elapsed } => {
                         let Some(d) = deals.get_mut(deal) else { continue };
-                        if d.clawed { continue; }
-                        d.clawed = true;
-                        let deal_entries: Vec<Entry> = entries.iter().filter(|e| e.deal_id == d.id).cloned().collect();
-                        let live = live_credits(&deal_entries, d.revision);
-                        let mode = if prorated { pb::ClawbackMode::Prorated } else { pb::ClawbackMode::Full };
-                        let c = EntryContext { deal_id: &d.id, revision: d.revision, ..ctx(now, 0) };
-                        let claws = clawback_entries(&c, &live, mode, 90, elapsed, "cancelled");
-                        for claw in &claws {
+                        let mut terms = d.terms.clone();
+                        terms.clawback_mode = if prorated { pb::ClawbackMode::Prorated } else { pb::ClawbackMode::Full };
+                        let view = d.loaded(&entries);
+                        let cancellation = Cancellation {
+                            subscription_id: None,
+                            cancel_date: view.deal.close_date + Duration::days(elapsed),
+                            reason: "cancelled",
+                        };
+                        let plan = plan_clawbacks(&[(view.clone(), terms)], cancellation, "revops", now).unwrap();
+                        if d.view.clawed_back {
+                            // A repeat writes nothing and answers with the earlier entries.
+                            prop_assert!(plan.clawbacks.is_empty() && plan.entries.is_empty());
+                            let earlier: Vec<&Entry> = view.entries.iter().filter(|e| e.kind == EntryKind::Clawback).collect();
+                            prop_assert_eq!(plan.earlier.iter().collect::<Vec<_>>(), earlier);
+                            continue;
+                        }
+                        prop_assert_eq!(plan.clawbacks.len(), 1);
+                        d.view.clawed_back = true;
+                        let live = live_credits(&view.entries, view.revision);
+                        for claw in &plan.entries {
                             let original = live.iter().find(|e| Some(&e.entry_id) == claw.reverses_entry_id.as_ref()).unwrap();
                             // Never more than the credit; only released credit is recovered
                             // (held credit is forfeited in full and stays held).
                             prop_assert!(-claw.amount_minor <= original.amount_minor && claw.amount_minor < 0);
                             prop_assert_eq!(claw.is_released(now), original.is_released(now));
+                            if !prorated || !original.is_released(now) {
+                                prop_assert_eq!(-claw.amount_minor, original.amount_minor);
+                            }
                         }
-                        entries.extend(claws);
+                        // The event's totals are the released and the held clawbacks.
+                        let CreditEvent::DealClawedBack(event) = &plan.events[0] else { unreachable!() };
+                        let total = |released: bool| {
+                            let minor: i64 = plan.entries.iter().filter(|e| e.is_released(now) == released).map(|e| -e.amount_minor).sum();
+                            usd(minor).to_amount_string()
+                        };
+                        prop_assert_eq!(&event.recovered, &total(true));
+                        prop_assert_eq!(&event.forfeited, &total(false));
+                        entries.extend(plan.entries);
                     }
                     Op::Adjust { entry, amount } => {
                         let Some(target) = entries.get(entry).cloned() else { continue };
-                        let c = EntryContext { deal_id: &target.deal_id, revision: target.split_revision, ..ctx(now, 0) };
-                        entries.push(adjustment_entry(&c, &target, amount, "dispute"));
+                        let ruling = plan_resolution(&dispute_over(&target), &target, &Resolution::Adjust(usd(amount)), None, "revops", now).unwrap();
+                        let adjustment = ruling.adjustment.unwrap();
+                        prop_assert_eq!(adjustment.amount_minor, amount);
+                        prop_assert_eq!(adjustment.reverses_entry_id.as_ref(), Some(&target.entry_id));
+                        entries.push(adjustment);
                     }
                 }
             }
@@ -798,23 +854,23 @@ mod tests {
             prop_assert_eq!(figures.iter().map(|f| i128::from(f.held) + i128::from(f.released)).sum::<i128>(), total);
 
             for d in &deals {
-                let deal_entries: Vec<Entry> = entries.iter().filter(|e| e.deal_id == d.id).cloned().collect();
+                let view = d.loaded(&entries);
                 // The live revenue credits sum to the basis exactly…
-                let live: i64 = live_credits(&deal_entries, d.revision)
+                let live: i64 = live_credits(&view.entries, view.revision)
                     .iter()
                     .filter(|e| e.role.is_revenue())
                     .map(|e| e.amount_minor)
                     .sum();
-                prop_assert_eq!(live, d.basis);
+                prop_assert_eq!(live, view.deal.basis_minor);
                 // …and so do all revenue credits net of split reversals, across revisions.
-                let net: i64 = deal_entries
+                let net: i64 = view.entries
                     .iter()
                     .filter(|e| e.role.is_revenue())
                     .filter(|e| e.kind == EntryKind::Credit
                         || (e.kind == EntryKind::Adjustment && e.reason.as_deref().is_some_and(|r| r.starts_with("split replaced"))))
                     .map(|e| e.amount_minor)
                     .sum();
-                prop_assert_eq!(net, d.basis);
+                prop_assert_eq!(net, view.deal.basis_minor);
             }
         }
     }

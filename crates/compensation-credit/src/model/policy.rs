@@ -1,11 +1,14 @@
 //! Validated credit policies and the typed terms of a stored version. Pure.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use contracts::ApiError;
 use contracts::pb::credit::v1 as pb;
 use contracts::wire;
 use domain::Percent;
 use serde::{Deserialize, Serialize};
+
+use crate::error::CreditError;
+use crate::events::{CreditEvent, PolicyVersionAdded};
 
 /// Name of the policy used when a request names none.
 pub const DEFAULT_POLICY_ID: &str = "default";
@@ -210,6 +213,38 @@ impl PolicyInput {
     }
 }
 
+/// The next version of a policy (`latest` is its latest stored version, if any), and
+/// its `credit.policy.version_added` event. Earlier versions are never touched, so
+/// credits recorded under them keep their terms.
+pub fn plan_policy_version(
+    input: &PolicyInput,
+    latest: Option<&crate::entity::policy::Model>,
+    principal: &str,
+    now: DateTime<Utc>,
+) -> Result<(crate::entity::policy::Model, CreditEvent), CreditError> {
+    let row = crate::entity::policy::Model {
+        policy_id: input.policy_id.clone(),
+        version: latest.map_or(1, |p| p.version + 1),
+        effective_date: input.effective_date,
+        origination_percent: input.origination.to_decimal_string(),
+        delivery_percent: input.delivery.to_decimal_string(),
+        overlays: super::to_json(&input.overlay_rules())?,
+        basis: input.basis.as_str_name().to_owned(),
+        hold_days: input.hold_days,
+        clawback_window_days: input.clawback_window_days,
+        clawback_mode: input.clawback_mode.as_str_name().to_owned(),
+        created_at: now,
+        created_by: principal.to_owned(),
+    };
+    let event = CreditEvent::PolicyVersionAdded(PolicyVersionAdded {
+        policy_id: row.policy_id.clone(),
+        version: row.version,
+        effective_date: row.effective_date.to_string(),
+        principal: principal.to_owned(),
+    });
+    Ok((row, event))
+}
+
 /// The terms of one stored policy version, typed: what a deal is credited under.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Terms {
@@ -270,6 +305,28 @@ mod tests {
         err.field()
             .map(str::to_owned)
             .unwrap_or_else(|| panic!("not a field violation: {err:?}"))
+    }
+
+    #[test]
+    fn a_policy_gains_the_next_version() {
+        let input =
+            PolicyInput::from_request(&req(|p| p.policy_id = "emea".into()), today()).unwrap();
+        let now = chrono::Utc::now();
+        let (first, event) = plan_policy_version(&input, None, "revops", now).unwrap();
+        assert_eq!((first.policy_id.as_str(), first.version), ("emea", 1));
+        assert_eq!(first.origination_percent, "25");
+        assert_eq!(
+            event,
+            CreditEvent::PolicyVersionAdded(PolicyVersionAdded {
+                policy_id: "emea".into(),
+                version: 1,
+                effective_date: "2026-11-25".into(),
+                principal: "revops".into(),
+            })
+        );
+        let (second, _) = plan_policy_version(&input, Some(&first), "revops", now).unwrap();
+        assert_eq!(second.version, 2);
+        assert_eq!(Terms::from_row(&second).unwrap().overlays, input.overlays);
     }
 
     #[test]
