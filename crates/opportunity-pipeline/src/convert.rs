@@ -6,7 +6,7 @@ use contracts::pb::common::v1 as common;
 use contracts::pb::common::v1::Audit;
 use contracts::pb::pipeline::v1 as pb;
 use contracts::wire;
-use domain::{Currency, HealthBand, Money, Motion, Percent, Stage};
+use domain::{Currency, HealthBand, Money, Motion, Percent};
 
 use crate::entity::{handoff, history, opportunity, wallet_estimate};
 use crate::error::PipelineError;
@@ -14,8 +14,7 @@ use crate::model::config::PipelineConfig;
 use crate::model::handoff::{HandoffPackage, HandoffStatus, is_overdue};
 use crate::model::priority::{expected_value, priority_score};
 use crate::model::{
-    HealthSnapshot, Qualification, Stakeholder, days_in_stage, is_stalled, rating_from_name,
-    rating_to_pb,
+    HealthSnapshot, Stakeholder, days_in_stage, is_stalled, rating_from_name, rating_to_pb,
 };
 
 fn corrupt(what: &str, id: &str) -> PipelineError {
@@ -26,16 +25,7 @@ fn enum_value(name: &str, parse: impl Fn(&str) -> Option<i32>) -> i32 {
     parse(name).unwrap_or_default()
 }
 
-/// The typed view of a stored opportunity that the rules need.
-pub struct Parsed {
-    pub stage: Stage,
-    pub motion: Motion,
-    pub amount: Money,
-    pub probability: Percent,
-    pub stakeholders: Vec<Stakeholder>,
-    pub qualification: Qualification,
-    pub stage_entered_at: DateTime<Utc>,
-}
+pub use crate::model::Parsed;
 
 pub fn parse_row(m: &opportunity::Model) -> Result<Parsed, PipelineError> {
     let currency = Currency::parse(&m.currency).map_err(|_| corrupt("currency", &m.id))?;

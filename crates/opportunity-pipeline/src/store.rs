@@ -20,14 +20,7 @@ use crate::model::{NewOpportunity, Source};
 /// Name of the pipeline service's event log table.
 pub const EVENT_TABLE: &str = "pipeline_events";
 
-/// One history row to write: a changed field, its previous and new value, why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistoryNote {
-    pub field: &'static str,
-    pub previous: Option<String>,
-    pub new: Option<String>,
-    pub reason: Option<String>,
-}
+pub use crate::model::transition::HistoryNote;
 
 /// A guarded change to one opportunity.
 pub struct OpportunityWrite {
@@ -80,9 +73,7 @@ pub struct Store {
     writer: storage::WriteGate,
 }
 
-pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String, PipelineError> {
-    serde_json::to_string(value).map_err(|e| PipelineError::Corrupt(e.to_string()))
-}
+pub use crate::model::to_json;
 
 fn history_row(
     opportunity_id: &str,

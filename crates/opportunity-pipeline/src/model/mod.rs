@@ -11,6 +11,7 @@ pub mod performance;
 pub mod priority;
 pub mod qualification;
 pub mod routing;
+pub mod transition;
 pub mod whitespace;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -23,6 +24,22 @@ use domain::{
 
 use self::qualification::{QualificationRatings, Rating};
 use serde::{Deserialize, Serialize};
+
+/// The typed view of a stored opportunity that the rules need.
+pub struct Parsed {
+    pub stage: Stage,
+    pub motion: Motion,
+    pub amount: Money,
+    pub probability: Percent,
+    pub stakeholders: Vec<Stakeholder>,
+    pub qualification: Qualification,
+    pub stage_entered_at: DateTime<Utc>,
+}
+
+/// A record as the JSON text a row keeps.
+pub fn to_json<T: Serialize>(value: &T) -> Result<String, crate::error::PipelineError> {
+    serde_json::to_string(value).map_err(|e| crate::error::PipelineError::Corrupt(e.to_string()))
+}
 
 /// Most stakeholders kept on one opportunity.
 pub const MAX_STAKEHOLDERS: usize = 100;

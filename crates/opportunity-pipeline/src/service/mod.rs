@@ -12,18 +12,17 @@ use chrono::{DateTime, Utc};
 use contracts::pb::pipeline::v1 as pb;
 use contracts::{ApiError, FieldViolation, wire};
 use domain::{Decimal, OpportunityId, Stage};
-use storage::events::NewEvent;
 
 use crate::api::PipelineService;
 use crate::convert::opportunity_to_pb;
-use crate::entity::{handoff, opportunity};
+use crate::entity::opportunity;
 use crate::error::PipelineError;
 use crate::health::{AccountInfo, HealthError, ProductInfo};
 use crate::model::forecast::Bucket;
 use crate::model::qualification::QualificationRatings;
+pub(crate) use crate::model::transition::{event, with_source_time};
 use crate::model::{HealthSnapshot, rating};
 use crate::model::{UpsellTargetError, upsell_target};
-use crate::store::HistoryNote;
 
 /// A key that orders list results; pages resume strictly after the last key.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -69,16 +68,6 @@ pub(crate) fn occur_time(
         now,
         not_before,
     )?)
-}
-
-/// Adds `source_time` to a backdated write's event: when it happened in the
-/// source system (the event itself is written now).
-pub(crate) fn with_source_time(event: Option<&mut NewEvent>, at: Option<DateTime<Utc>>) {
-    if let (Some(event), Some(at)) = (event, at)
-        && let Some(data) = event.data.as_object_mut()
-    {
-        data.insert("source_time".into(), serde_json::json!(at.to_rfc3339()));
-    }
 }
 
 /// INVALID_ARGUMENT naming one field.
@@ -131,29 +120,6 @@ pub(crate) fn opt_text(
     Ok(wire::optional_text(field, value, max)?)
 }
 
-/// An event for the pipeline's log.
-pub(crate) fn event(event_type: &'static str, subject: &str, data: serde_json::Value) -> NewEvent {
-    NewEvent {
-        event_type: event_type.into(),
-        subject_id: subject.to_owned(),
-        data,
-    }
-}
-
-/// A history row without a reason.
-pub(crate) fn note(
-    field: &'static str,
-    previous: Option<String>,
-    new: Option<String>,
-) -> HistoryNote {
-    HistoryNote {
-        field,
-        previous,
-        new,
-        reason: None,
-    }
-}
-
 /// The four explicit ratings of a `ScoreQualification` call, each missing one named.
 pub(crate) fn ratings_request(
     req: &pb::ScoreQualificationRequest,
@@ -188,20 +154,6 @@ pub(crate) fn ratings_request(
             })
         }
         _ => Err(ApiError::InvalidArgument { violations }),
-    }
-}
-
-/// The accepted handoff as the closed_won event carries it (null without one).
-pub(crate) fn closed_won_handoff(h: Option<&handoff::Model>) -> serde_json::Value {
-    match h {
-        None => serde_json::Value::Null,
-        Some(h) => serde_json::json!({
-            "handoff_id": h.id,
-            "requested_by": h.requested_by,
-            "accepted_by": h.accepted_owner,
-            "accepted_team": h.accepted_team,
-            "accept_time": h.resolved_at.map(|t| t.to_rfc3339()),
-        }),
     }
 }
 

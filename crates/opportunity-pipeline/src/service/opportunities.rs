@@ -1,31 +1,28 @@
 //! Opportunities: create (also from a trigger), read, list, update, the
 //! stage machine with its gates, close, history, scoring and routing.
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use contracts::pb::pipeline::v1 as pb;
 use contracts::{page, wire};
 use domain::{
     AccountId, Currency, Decimal, OpportunityId, ProductId, Stage, SubscriptionId, TriggerId,
 };
-use sea_orm::Set;
 
-use super::{
-    SortKey, closed_won_handoff, event, invalid, note, opt_text, parse_id, ratings_request,
-    unavailable,
-};
+use super::{SortKey, invalid, opt_text, parse_id, ratings_request, unavailable};
 use crate::api::PipelineService;
 use crate::convert::{history_to_pb, opportunity_to_pb, parse_row};
 use crate::entity::opportunity;
 use crate::error::PipelineError;
 use crate::health::HealthError;
-use crate::model::gates::{GateFacts, check_gates};
 use crate::model::handoff::HandoffStatus;
 use crate::model::priority::{expected_value, priority_score};
 use crate::model::qualification::{QualificationPriority, score_qualification};
 use crate::model::routing::{Route, RoutingFacts, route_opportunity};
-use crate::model::{
-    HealthSnapshot, NewOpportunity, Source, UpdateRequest, deal_amount, etag, rating_from_name,
+use crate::model::transition::{
+    self, Closing, OpportunityChange, Planning, StageMove, UpdateLookups, WonFacts,
 };
+use crate::model::{NewOpportunity, Source, UpdateRequest, deal_amount, etag, rating_from_name};
+use crate::model::{OpportunityPatch, Parsed};
 use crate::store::{HandoffFilter, HistoryNote, OpportunityFilter, OpportunityWrite, to_json};
 
 impl PipelineService {
@@ -478,166 +475,53 @@ impl PipelineService {
         req: &pb::UpdateOpportunityRequest,
     ) -> Result<pb::UpdateOpportunityResponse, PipelineError> {
         let update = UpdateRequest::from_request(req).map_err(PipelineError::from)?;
-        let current = self
-            .store
-            .opportunity(&update.id)
-            .await?
-            .ok_or_else(|| PipelineError::NotFound("opportunity", update.id.to_string()))?;
-        Self::check_etag(&current, update.etag)?;
+        let current = self.load_at(&update.id, update.etag).await?;
         let p = parse_row(&current)?;
         Self::ensure_open(&current, p.stage)?;
-        let patch = update.patch;
-        // What the deal will be once patched: what its subscription must match.
-        let motion = patch.motion.unwrap_or(p.motion);
-        let product = patch
-            .product_id
-            .map_or_else(|| current.product_id.clone(), |v| v.to_string());
-        let currency = patch
-            .amount
-            .as_ref()
-            .map_or(p.amount.currency(), |a| a.currency());
-        let mut changes = opportunity::ActiveModel::default();
-        let mut history = Vec::new();
-        let mut changed: Vec<&str> = Vec::new();
-        if let Some(v) = patch.name {
-            changes.name = Set(v);
-            changed.push("name");
-        }
-        if let Some(v) = patch.product_id
-            && v.to_string() != current.product_id
-        {
-            // A product the health service knows (SPEC §3), kept with its name.
+        let looked_up = self.update_lookups(&current, &p, &update.patch).await?;
+        let at = self.planning(&principal, self.now());
+        let change = transition::plan_update(&current, &p, update.patch, looked_up, at)?;
+        let model = self
+            .persist(&current, update.etag, change, None, &principal)
+            .await?;
+        Ok(pb::UpdateOpportunityResponse {
+            opportunity: Some(self.to_pb(model)?),
+        })
+    }
+
+    /// What an update needs from health: a new product (SPEC §3: one the
+    /// health service knows, kept with its name) and the subscription a
+    /// patched upsell names, checked against the deal as it will be.
+    async fn update_lookups(
+        &self,
+        current: &opportunity::Model,
+        p: &Parsed,
+        patch: &OpportunityPatch,
+    ) -> Result<UpdateLookups, PipelineError> {
+        let mut looked_up = UpdateLookups::default();
+        if let Some(v) = transition::changed_product(current, patch) {
             let product = self
                 .health
                 .product(&v.to_string())
                 .await
                 .map_err(|e| super::reference_error("product", &v.to_string(), e))?;
-            changes.product_id = Set(v.to_string());
-            changes.product_name = Set(Some(product.name));
-            // The subscription an upsell grows is chosen again at the close.
-            changes.subscription_id = Set(None);
-            changed.push("product_id");
-        }
-        if let Some(v) = patch.source_product_id {
-            changes.source_product_id = Set(v.map(|p| p.to_string()));
-            changed.push("source_product_id");
-        }
-        if let Some(v) = patch.motion
-            && v != p.motion
-        {
-            changes.motion = Set(v.as_str().to_owned());
-            changes.subscription_id = Set(None);
-            changed.push("motion");
+            looked_up.product_name = Some(product.name);
         }
         if let Some(named) = patch.subscription_id {
+            let motion = patch.motion.unwrap_or(p.motion);
+            let product = patch
+                .product_id
+                .map_or_else(|| current.product_id.clone(), |v| v.to_string());
+            let currency = patch
+                .amount
+                .as_ref()
+                .map_or(p.amount.currency(), |a| a.currency());
             let chosen = self
                 .updated_subscription(&current.account_id, &product, motion, currency, named)
                 .await?;
-            if chosen != current.subscription_id {
-                changed.push("subscription_id");
-            }
-            changes.subscription_id = Set(chosen);
+            looked_up.subscription_id = Some(chosen);
         }
-        if let Some(amount) = patch.amount
-            && amount != p.amount
-        {
-            changes.amount_minor = Set(amount.minor());
-            changes.currency = Set(amount.currency().code().to_owned());
-            history.push(note(
-                "amount",
-                Some(p.amount.to_string()),
-                Some(amount.to_string()),
-            ));
-            changed.push("amount");
-        }
-        if let Some(probability) = patch.probability {
-            let (value, overridden) = match probability {
-                Some(v) => (v, true),
-                None => (self.config.probability(p.stage), false),
-            };
-            if value != p.probability {
-                history.push(note(
-                    "probability",
-                    Some(p.probability.to_decimal_string()),
-                    Some(value.to_decimal_string()),
-                ));
-                changed.push("probability");
-            }
-            changes.probability = Set(value.to_decimal_string());
-            changes.probability_overridden = Set(overridden);
-        }
-        if let Some(v) = patch.forecast_category {
-            changes.forecast_category = Set(v.as_str_name().to_owned());
-            changed.push("forecast_category");
-        }
-        if let Some(v) = patch.close_date
-            && v != current.close_date
-        {
-            history.push(note(
-                "close_date",
-                current.close_date.map(|d| d.to_string()),
-                v.map(|d| d.to_string()),
-            ));
-            changes.close_date = Set(v);
-            changed.push("close_date");
-        }
-        if let Some(v) = patch.owner {
-            if v != current.owner {
-                history.push(note("owner", current.owner.clone(), v.clone()));
-            }
-            changes.owner = Set(v);
-            changed.push("owner");
-        }
-        if let Some(v) = patch.owner_team {
-            changes.owner_team = Set(v);
-            changed.push("owner_team");
-        }
-        if let Some(v) = patch.originator {
-            changes.originator = Set(v);
-            changed.push("originator");
-        }
-        if let Some(v) = patch.stakeholders {
-            changes.stakeholders = Set(to_json(&v)?);
-            changed.push("stakeholders");
-        }
-        if let Some(v) = patch.discovery_notes {
-            changes.discovery_notes = Set(v);
-            changed.push("discovery_notes");
-        }
-        if let Some(v) = patch.qualification {
-            changes.qualification = Set(to_json(&v)?);
-            changed.push("qualification");
-        }
-        if let Some(v) = patch.strategic_value {
-            changes.strategic_value = Set(v.map(|r| r.as_str().to_owned()));
-            changed.push("strategic_value");
-        }
-        let events = vec![event(
-            "pipeline.opportunity.updated",
-            &current.id,
-            serde_json::json!({
-                "opportunity_id": current.id,
-                "fields": changed,
-                "principal": principal,
-            }),
-        )];
-        let model = self
-            .store
-            .update_opportunity(
-                OpportunityWrite {
-                    id: current.id.clone(),
-                    expected_version: update.etag,
-                    changes,
-                    history,
-                    events,
-                    occurred_at: None,
-                },
-                &principal,
-            )
-            .await?;
-        Ok(pb::UpdateOpportunityResponse {
-            opportunity: Some(self.to_pb(model)?),
-        })
+        Ok(looked_up)
     }
 
     /// The subscription an updated upsell names, checked with health as at
@@ -682,204 +566,40 @@ impl PipelineService {
         let override_reason =
             opt_text("override_reason", &req.override_reason, wire::MAX_NOTE_LEN)?;
         let reason = opt_text("reason", &req.reason, wire::MAX_NOTE_LEN)?;
-        if req.reopen && reason.is_none() {
-            return Err(invalid(
-                "reason",
-                "is required to reopen a closed opportunity",
-            ));
-        }
-        let to = match (req.reopen, to) {
-            (true, None | Some(Stage::Identified)) => Stage::Identified,
-            (true, Some(_)) => {
-                return Err(invalid(
-                    "to_stage",
-                    "a reopened opportunity restarts at STAGE_IDENTIFIED",
-                ));
-            }
-            (false, None) => return Err(invalid("to_stage", "is required")),
-            (false, Some(s)) if s.is_closed() => {
-                return Err(invalid(
-                    "to_stage",
-                    "close with CloseOpportunity (it records the outcome and lost reason)",
-                ));
-            }
-            (false, Some(s)) => s,
-        };
-        let current = self
-            .store
-            .opportunity(&id)
-            .await?
-            .ok_or_else(|| PipelineError::NotFound("opportunity", id.to_string()))?;
-        Self::check_etag(&current, expected)?;
+        let to = transition::requested_stage(req.reopen, to, reason.as_deref())?;
+        let current = self.load_at(&id, expected).await?;
         let p = parse_row(&current)?;
-        let from = p.stage;
         let now = self.now();
         // An import's stage change happened when the CRM says, after the
         // stage it leaves was entered.
         let occurred_at =
             super::occur_time(req.occur_time.as_ref(), now, Some(p.stage_entered_at))?;
-        let mut changes = opportunity::ActiveModel::default();
-        let mut history = Vec::new();
-        let mut events = Vec::new();
-        if req.reopen {
-            // Admin only: the API layer refused anyone else already.
-            if !from.is_closed() {
-                return Err(PipelineError::precondition(
-                    "OPPORTUNITY_NOT_CLOSED",
-                    &current.id,
-                    format!(
-                        "opportunity {} is {from}; only closed opportunities are reopened",
-                        current.id
-                    ),
-                ));
-            }
-            changes.lost_reason = Set(None);
-            changes.forecast_category =
-                Set(pb::ForecastCategory::Pipeline.as_str_name().to_owned());
-            events.push(event(
-                "pipeline.opportunity.reopened",
-                &current.id,
-                serde_json::json!({
-                    "opportunity_id": current.id,
-                    "from_stage": from.as_str(),
-                    "reason": reason,
-                    "principal": principal,
-                }),
-            ));
-        } else {
-            from.check_transition(to).map_err(|e| {
-                PipelineError::precondition("INVALID_STAGE_TRANSITION", &current.id, e.to_string())
-            })?;
-            let source = current.source_product_id.clone();
-            let facts = GateFacts {
-                opportunity_id: &current.id,
-                account_id: &current.account_id,
-                motion: p.motion,
-                source_product_id: source.as_deref(),
-                amount: p.amount,
-                qualification: &p.qualification,
-                stakeholders: &p.stakeholders,
-            };
-            let health = if crate::model::gates::needs_health_gate(from, to) {
-                match self.health.account_health(&current.account_id).await {
-                    Ok(view) => Ok(Some(view)),
-                    Err(err) if override_reason.is_some() => Err(err.to_string()),
-                    Err(err) => return Err(unavailable(err)),
-                }
-            } else {
-                Ok(None)
-            };
-            let outcome = check_gates(
-                from,
-                to,
-                &facts,
-                health.as_ref().map(Option::as_ref).map_err(String::as_str),
-                override_reason.as_deref(),
-                &self.config,
-            )
-            .map_err(|violations| PipelineError::GateRefused {
-                message: format!(
-                    "opportunity {} cannot move from {from} to {to}: {} unmet condition(s)",
-                    current.id,
-                    violations.len()
-                ),
-                violations,
-            })?;
-            if let Ok(Some(view)) = &health {
-                let snap = HealthSnapshot::capture(view, source.as_deref(), now);
-                changes.health_snapshot = Set(Some(to_json(&snap)?));
-            }
-            if !outcome.overridden.is_empty() {
-                let kinds: Vec<&str> = outcome.overridden.iter().map(|v| v.kind.as_str()).collect();
-                history.push(HistoryNote {
-                    field: "health_gate_override",
-                    previous: None,
-                    new: Some(kinds.join(",")),
-                    reason: override_reason.clone(),
-                });
-                events.push(event(
-                    "pipeline.opportunity.gate_overridden",
-                    &current.id,
-                    serde_json::json!({
-                        "opportunity_id": current.id,
-                        "from_stage": from.as_str(),
-                        "to_stage": to.as_str(),
-                        "overridden": outcome.overridden.iter().map(|v| serde_json::json!({
-                            "kind": v.kind, "subject": v.subject, "description": v.description,
-                        })).collect::<Vec<_>>(),
-                        "reason": override_reason,
-                        "principal": principal,
-                    }),
-                ));
-            }
-        }
-        let probability = self.config.probability(to);
-        changes.stage = Set(to.as_str().to_owned());
-        changes.stage_entered_at = Set(Some(now));
-        changes.probability = Set(probability.to_decimal_string());
-        changes.probability_overridden = Set(false);
-        let stage_reason = if req.reopen {
-            reason.as_ref().map(|r| format!("reopened: {r}"))
-        } else {
-            reason.clone()
+        let mv = StageMove {
+            to,
+            reopen: req.reopen,
+            reason,
+            override_reason,
+            occurred_at,
         };
-        history.insert(
-            0,
-            HistoryNote {
-                field: "stage",
-                previous: Some(from.as_str().to_owned()),
-                new: Some(to.as_str().to_owned()),
-                reason: stage_reason,
-            },
-        );
-        // A stage move sets the new stage's default probability; an override the
-        // caller had set is replaced, and the answer says so (SPEC §3).
-        let probability_reset = current.probability_overridden && probability != p.probability;
-        if probability != p.probability {
-            history.push(HistoryNote {
-                field: "probability",
-                previous: Some(p.probability.to_decimal_string()),
-                new: Some(probability.to_decimal_string()),
-                reason: probability_reset.then(|| {
-                    format!(
-                        "the {} default replaces the overridden probability",
-                        to.as_str()
-                    )
-                }),
-            });
-        }
-        events.push(event(
-            "pipeline.opportunity.stage_changed",
-            &current.id,
-            serde_json::json!({
-                "opportunity_id": current.id,
-                "account_id": current.account_id,
-                "from_stage": from.as_str(),
-                "to_stage": to.as_str(),
-                "probability": probability.to_decimal_string(),
-                "probability_reset": probability_reset,
-                "reason": reason,
-                "principal": principal,
-            }),
-        ));
-        super::with_source_time(events.last_mut(), occurred_at);
+        transition::admit_stage_move(&current, p.stage, &mv)?;
+        let health = if !mv.reopen && crate::model::gates::needs_health_gate(p.stage, to) {
+            match self.health.account_health(&current.account_id).await {
+                Ok(view) => Ok(Some(view)),
+                Err(err) if mv.override_reason.is_some() => Err(err.to_string()),
+                Err(err) => return Err(unavailable(err)),
+            }
+        } else {
+            Ok(None)
+        };
+        let health = health.as_ref().map(Option::as_ref).map_err(String::as_str);
+        let at = self.planning(&principal, now);
+        let plan = transition::plan_stage_move(&current, &p, &mv, health, at)?;
         let model = self
-            .store
-            .update_opportunity(
-                OpportunityWrite {
-                    id: current.id.clone(),
-                    expected_version: expected,
-                    changes,
-                    history,
-                    events,
-                    occurred_at,
-                },
-                &principal,
-            )
+            .persist(&current, expected, plan.change, occurred_at, &principal)
             .await?;
         Ok(pb::AdvanceStageResponse {
             opportunity: Some(self.to_pb(model)?),
-            probability_reset,
+            probability_reset: plan.probability_reset,
         })
     }
 
@@ -899,200 +619,118 @@ impl PipelineService {
         }
         let close_date =
             wire::optional_date("close_date", &req.close_date).map_err(PipelineError::from)?;
-        let current = self
-            .store
-            .opportunity(&id)
-            .await?
-            .ok_or_else(|| PipelineError::NotFound("opportunity", id.to_string()))?;
-        Self::check_etag(&current, expected)?;
+        let closing = Closing {
+            won: req.won,
+            lost_reason,
+            close_date,
+        };
+        let current = self.load_at(&id, expected).await?;
         let p = parse_row(&current)?;
-        let to = if req.won {
-            Stage::ClosedWon
-        } else {
-            Stage::ClosedLost
-        };
-        p.stage.check_transition(to).map_err(|e| {
-            PipelineError::precondition("INVALID_STAGE_TRANSITION", &current.id, e.to_string())
-        })?;
-        let now = self.now();
-        let close_date = close_date.unwrap_or_else(|| now.date_naive());
-        let probability = self.config.probability(to);
-        let mut changes = opportunity::ActiveModel {
-            stage: Set(to.as_str().to_owned()),
-            stage_entered_at: Set(Some(now)),
-            probability: Set(probability.to_decimal_string()),
-            probability_overridden: Set(false),
-            close_date: Set(Some(close_date)),
-            forecast_category: Set(if req.won {
-                pb::ForecastCategory::Closed
-            } else {
-                pb::ForecastCategory::Omitted
-            }
-            .as_str_name()
-            .to_owned()),
-            ..Default::default()
-        };
-        if !req.won {
-            changes.lost_reason = Set(lost_reason.clone());
-        }
-        let mut history = vec![HistoryNote {
-            field: "stage",
-            previous: Some(p.stage.as_str().to_owned()),
-            new: Some(to.as_str().to_owned()),
-            reason: lost_reason.clone(),
-        }];
-        if probability != p.probability {
-            history.push(note(
-                "probability",
-                Some(p.probability.to_decimal_string()),
-                Some(probability.to_decimal_string()),
-            ));
-        }
-        if current.close_date != Some(close_date) {
-            history.push(note(
-                "close_date",
-                current.close_date.map(|d| d.to_string()),
-                Some(close_date.to_string()),
-            ));
-        }
-        let mut events = vec![event(
-            "pipeline.opportunity.stage_changed",
-            &current.id,
-            serde_json::json!({
-                "opportunity_id": current.id,
-                "account_id": current.account_id,
-                "from_stage": p.stage.as_str(),
-                "to_stage": to.as_str(),
-                "probability": probability.to_decimal_string(),
-                "principal": principal,
-            }),
-        )];
-        // An upsell grows a subscription the account holds (SPEC §3): the one
-        // it names, which must still be an active one of its product (an
-        // update of the product or motion clears it: then the only one);
-        // with none, closing won is refused
-        // rather than inventing one. (Health checks it is in force on the
-        // close date.)
-        let upsell_subscription = if req.won && p.motion.is_upsell() {
-            let held = self
-                .health
-                .active_subscriptions(&current.account_id)
-                .await
-                .map_err(unavailable)?;
-            let named = current.subscription_id.as_deref();
-            let chosen = self
-                .upsell_subscription(
-                    &held,
-                    &current.account_id,
-                    &current.product_id,
-                    named,
-                    p.amount.currency(),
-                    "opportunity.subscription_id",
-                )
-                .map_err(|e| match e {
-                    PipelineError::Precondition { .. } => PipelineError::precondition(
-                        "NO_SUBSCRIPTION_TO_UPSELL",
-                        &current.id,
-                        format!(
-                            "account {} holds no active subscription of product {} for this \
-                             upsell to grow{}; close it lost, or sell the product as a cross-sell",
-                            current.account_id,
-                            current.product_id,
-                            current
-                                .subscription_id
-                                .as_deref()
-                                .map(|s| format!(" (subscription {s} is no longer active)"))
-                                .unwrap_or_default()
-                        ),
-                    ),
-                    // Several subscriptions and none named, or another
-                    // currency: the opportunity's state, not this request's
-                    // fields, stands in the way.
-                    PipelineError::Invalid(why) => PipelineError::precondition(
-                        "UPSELL_SUBSCRIPTION_UNCLEAR",
-                        &current.id,
-                        format!(
-                            "{why}; close it lost and open the upsell again naming its subscription"
-                        ),
-                    ),
-                    other => other,
-                })?;
-            Some(chosen)
-        } else {
-            None
-        };
-        if req.won {
-            // Everything the credit and health services need to act on the
-            // win without calling back (issue 6 drives them from this event).
-            let accepted = self
-                .store
+        transition::admit_close(&current, &p, &closing)?;
+        let subscription_id = self.upsell_to_close(&current, &p, &closing).await?;
+        // The accepted handoff the closed_won event carries.
+        let accepted = if closing.won {
+            self.store
                 .handoffs(&HandoffFilter {
                     statuses: vec![HandoffStatus::Accepted.as_str().to_owned()],
                     opportunity_id: Some(current.id.clone()),
                     limit: 1000,
                     ..Default::default()
                 })
-                .await?;
-            events.push(event(
-                "pipeline.opportunity.closed_won",
-                &current.id,
-                serde_json::json!({
-                    "opportunity_id": current.id,
-                    "account_id": current.account_id,
-                    "product_id": current.product_id,
-                    "source_product_id": current.source_product_id,
-                    "motion": p.motion.as_str(),
-                    "amount": p.amount.to_amount_string(),
-                    "amount_minor": p.amount.minor().to_string(),
-                    "currency_code": current.currency,
-                    "close_date": close_date.to_string(),
-                    "originator": current.originator,
-                    "owner": current.owner,
-                    "owner_team": current.owner_team,
-                    "source": current.source_kind,
-                    "trigger_id": current.source_trigger_id,
-                    "subscription_id": upsell_subscription,
-                    "account_name": current.account_name,
-                    "product_name": current.product_name,
-                    "handoff": closed_won_handoff(accepted.last()),
-                    "principal": principal,
-                }),
-            ));
+                .await?
         } else {
-            events.push(event(
-                "pipeline.opportunity.closed_lost",
-                &current.id,
-                serde_json::json!({
-                    "opportunity_id": current.id,
-                    "account_id": current.account_id,
-                    "product_id": current.product_id,
-                    "motion": p.motion.as_str(),
-                    "amount": p.amount.to_amount_string(),
-                    "currency_code": current.currency,
-                    "close_date": close_date.to_string(),
-                    "from_stage": p.stage.as_str(),
-                    "lost_reason": lost_reason,
-                    "trigger_id": current.source_trigger_id,
-                    "principal": principal,
-                }),
-            ));
-        }
+            Vec::new()
+        };
+        let won = WonFacts {
+            subscription_id,
+            handoff: accepted.last(),
+        };
+        let at = self.planning(&principal, self.now());
+        let change = transition::plan_close(&current, &p, &closing, &won, at);
         let model = self
-            .store
-            .update_opportunity(
-                OpportunityWrite {
-                    id: current.id.clone(),
-                    expected_version: expected,
-                    changes,
-                    history,
-                    events,
-                    occurred_at: None,
-                },
-                &principal,
-            )
+            .persist(&current, expected, change, None, &principal)
             .await?;
         Ok(pb::CloseOpportunityResponse {
             opportunity: Some(self.to_pb(model)?),
         })
+    }
+
+    /// The subscription a won upsell grows (SPEC §3): the one it names, which
+    /// must still be an active one of its product (an update of the product
+    /// or motion clears it: then the only one); with none, closing won is
+    /// refused rather than inventing one. (Health checks it is in force on
+    /// the close date.) `None` for anything but a won upsell.
+    async fn upsell_to_close(
+        &self,
+        current: &opportunity::Model,
+        p: &Parsed,
+        closing: &Closing,
+    ) -> Result<Option<String>, PipelineError> {
+        if !(closing.won && p.motion.is_upsell()) {
+            return Ok(None);
+        }
+        let held = self
+            .health
+            .active_subscriptions(&current.account_id)
+            .await
+            .map_err(unavailable)?;
+        self.upsell_subscription(
+            &held,
+            &current.account_id,
+            &current.product_id,
+            current.subscription_id.as_deref(),
+            p.amount.currency(),
+            "opportunity.subscription_id",
+        )
+        .map(Some)
+        .map_err(|e| transition::upsell_close_refusal(current, e))
+    }
+
+    /// The opportunity `id`, read to be changed at the caller's etag.
+    async fn load_at(
+        &self,
+        id: &OpportunityId,
+        expected: i64,
+    ) -> Result<opportunity::Model, PipelineError> {
+        let current = self
+            .store
+            .opportunity(id)
+            .await?
+            .ok_or_else(|| PipelineError::NotFound("opportunity", id.to_string()))?;
+        Self::check_etag(&current, expected)?;
+        Ok(current)
+    }
+
+    /// What a plan is made against: this service's configuration, now, the caller.
+    fn planning<'a>(&'a self, principal: &'a str, now: DateTime<Utc>) -> Planning<'a> {
+        Planning {
+            config: &self.config,
+            now,
+            principal,
+        }
+    }
+
+    /// Writes a planned change, guarded by the version it was planned from.
+    async fn persist(
+        &self,
+        current: &opportunity::Model,
+        expected: i64,
+        change: OpportunityChange,
+        occurred_at: Option<DateTime<Utc>>,
+        principal: &str,
+    ) -> Result<opportunity::Model, PipelineError> {
+        self.store
+            .update_opportunity(
+                OpportunityWrite {
+                    id: current.id.clone(),
+                    expected_version: expected,
+                    changes: change.changes,
+                    history: change.history,
+                    events: change.events,
+                    occurred_at,
+                },
+                principal,
+            )
+            .await
     }
 }
