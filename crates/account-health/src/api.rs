@@ -1563,122 +1563,54 @@ impl AccountHealthService for HealthService {
         Ok(Response::new(stream))
     }
 
-    // Webhooks: the shared methods of `webhooks::Webhooks`, on this service's endpoints.
+    // Webhooks: `webhooks::rpc`, on this service's endpoints.
 
     async fn create_webhook_endpoint(
         &self,
         request: Request<pb::CreateWebhookEndpointRequest>,
     ) -> Reply<pb::CreateWebhookEndpointResponse> {
-        let by = contracts::principal_of(&request);
-        let req = request.into_inner();
-        let endpoint = self
-            .webhooks
-            .create(&by, &req.request_id, &req, req.endpoint.clone())
-            .await
-            .map_err(|e| e.into_status(crate::DOMAIN))?;
-        Ok(Response::new(pb::CreateWebhookEndpointResponse {
-            endpoint: Some(endpoint),
-        }))
+        webhooks::rpc::create(&self.webhooks, request, crate::DOMAIN).await
     }
 
     async fn list_webhook_endpoints(
         &self,
         request: Request<pb::ListWebhookEndpointsRequest>,
     ) -> Reply<pb::ListWebhookEndpointsResponse> {
-        let req = request.into_inner();
-        let (endpoints, next_page_token) = self
-            .webhooks
-            .list(req.page_size, &req.page_token)
-            .await
-            .map_err(|e| e.into_status(crate::DOMAIN))?;
-        Ok(Response::new(pb::ListWebhookEndpointsResponse {
-            endpoints,
-            next_page_token,
-        }))
+        webhooks::rpc::list(&self.webhooks, request, crate::DOMAIN).await
     }
 
     async fn disable_webhook_endpoint(
         &self,
         request: Request<pb::DisableWebhookEndpointRequest>,
     ) -> Reply<pb::DisableWebhookEndpointResponse> {
-        let by = contracts::principal_of(&request);
-        let req = request.into_inner();
-        let endpoint = self
-            .webhooks
-            .disable(&by, &req.request_id, &req, &req.endpoint_id, &req.reason)
-            .await
-            .map_err(|e| e.into_status(crate::DOMAIN))?;
-        Ok(Response::new(pb::DisableWebhookEndpointResponse {
-            endpoint: Some(endpoint),
-        }))
+        webhooks::rpc::disable(&self.webhooks, request, crate::DOMAIN).await
     }
 
     async fn enable_webhook_endpoint(
         &self,
         request: Request<pb::EnableWebhookEndpointRequest>,
     ) -> Reply<pb::EnableWebhookEndpointResponse> {
-        let by = contracts::principal_of(&request);
-        let req = request.into_inner();
-        let endpoint = self
-            .webhooks
-            .enable(&by, &req.request_id, &req, &req.endpoint_id)
-            .await
-            .map_err(|e| e.into_status(crate::DOMAIN))?;
-        Ok(Response::new(pb::EnableWebhookEndpointResponse {
-            endpoint: Some(endpoint),
-        }))
+        webhooks::rpc::enable(&self.webhooks, request, crate::DOMAIN).await
     }
 
     async fn delete_webhook_endpoint(
         &self,
         request: Request<pb::DeleteWebhookEndpointRequest>,
     ) -> Reply<pb::DeleteWebhookEndpointResponse> {
-        let by = contracts::principal_of(&request);
-        let req = request.into_inner();
-        self.webhooks
-            .delete(&by, &req.request_id, &req, &req.endpoint_id)
-            .await
-            .map_err(|e| e.into_status(crate::DOMAIN))?;
-        Ok(Response::new(pb::DeleteWebhookEndpointResponse {}))
+        webhooks::rpc::delete(&self.webhooks, request, crate::DOMAIN).await
     }
 
     async fn list_webhook_deliveries(
         &self,
         request: Request<pb::ListWebhookDeliveriesRequest>,
     ) -> Reply<pb::ListWebhookDeliveriesResponse> {
-        let req = request.into_inner();
-        let (deliveries, next_page_token) = self
-            .webhooks
-            .deliveries(&req.endpoint_id, req.page_size, &req.page_token)
-            .await
-            .map_err(|e| e.into_status(crate::DOMAIN))?;
-        Ok(Response::new(pb::ListWebhookDeliveriesResponse {
-            deliveries,
-            next_page_token,
-        }))
+        webhooks::rpc::deliveries(&self.webhooks, request, crate::DOMAIN).await
     }
 
     async fn replay_webhook_events(
         &self,
         request: Request<pb::ReplayWebhookEventsRequest>,
     ) -> Reply<pb::ReplayWebhookEventsResponse> {
-        let by = contracts::principal_of(&request);
-        let req = request.into_inner();
-        let reply = self
-            .webhooks
-            .replay(
-                &by,
-                &req.request_id,
-                &req,
-                &req.endpoint_id,
-                &req.after_cursor,
-                |queued, next_cursor| pb::ReplayWebhookEventsResponse {
-                    queued,
-                    next_cursor,
-                },
-            )
-            .await
-            .map_err(|e| e.into_status(crate::DOMAIN))?;
-        Ok(Response::new(reply))
+        webhooks::rpc::replay(&self.webhooks, request, crate::DOMAIN).await
     }
 }
