@@ -134,3 +134,71 @@ fn the_event_catalog_lists_exactly_the_kinds_the_code_emits() {
         "in contracts::catalog but never emitted: {stale:?}"
     );
 }
+
+/// The Rust files under `dir`, with their text.
+fn sources(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(sources(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            out.push((path, text));
+        }
+    }
+    out
+}
+
+fn crates_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// ARCHITECTURE.md: the credit service's `store/` holds queries and
+/// transactions only; refusals and their field paths are the model's.
+#[test]
+fn the_credit_store_builds_no_api_errors() {
+    let store = crates_dir().join("compensation-credit/src/store");
+    for (path, text) in sources(&store) {
+        for needle in ["ApiError", "contracts::error", "field_path"] {
+            assert!(
+                !text.contains(needle),
+                "{} names {needle}: a store returns rows or a typed error",
+                path.display()
+            );
+        }
+    }
+}
+
+/// ARCHITECTURE.md: the seven webhook RPCs are written once
+/// (`webhooks::rpc`); each service's method only calls it.
+#[test]
+fn every_webhook_rpc_is_one_call_into_webhooks_rpc() {
+    let methods = [
+        ("create_webhook_endpoint", "create"),
+        ("list_webhook_endpoints", "list"),
+        ("disable_webhook_endpoint", "disable"),
+        ("enable_webhook_endpoint", "enable"),
+        ("delete_webhook_endpoint", "delete"),
+        ("list_webhook_deliveries", "deliveries"),
+        ("replay_webhook_events", "replay"),
+    ];
+    for krate in [
+        "account-health",
+        "opportunity-pipeline",
+        "compensation-credit",
+    ] {
+        let api = std::fs::read_to_string(crates_dir().join(krate).join("src/api.rs")).unwrap();
+        for (method, rpc) in methods {
+            let start = api
+                .find(&format!("async fn {method}("))
+                .unwrap_or_else(|| panic!("{krate} has no {method}"));
+            let body = &api[start..];
+            let body = &body[..body.find("\n    }\n").unwrap()];
+            assert!(
+                body.contains(&format!("webhooks::rpc::{rpc}(")) && body.lines().count() <= 6,
+                "{krate}'s {method} is more than a call into webhooks::rpc::{rpc}:\n{body}"
+            );
+        }
+    }
+}
