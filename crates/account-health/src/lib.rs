@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod cohort;
+pub mod convert;
 pub mod entity;
 pub mod error;
 pub mod model;
@@ -14,6 +15,7 @@ pub mod outbox;
 pub mod revenue;
 pub mod start;
 pub mod store;
+pub mod worker;
 
 pub use api::HealthService;
 pub use contracts::pb::health::v1::account_health_service_server::AccountHealthServiceServer;
