@@ -13,6 +13,7 @@ pub mod error;
 pub mod model;
 pub mod outbox;
 pub mod revenue;
+pub mod service;
 pub mod start;
 pub mod store;
 pub mod worker;

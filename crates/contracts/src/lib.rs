@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod client;
 pub mod codec;
 pub mod error;
+pub mod idempotent;
 pub mod page;
 pub mod principal;
 pub mod wire;
@@ -48,6 +49,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/expansion_descriptor.bin"));
 
 pub use error::{ApiError, FieldViolation, PreconditionViolation};
+pub use idempotent::Idempotent;
 pub use principal::{Principal, caller_of, principal_of};
 
 /// FNV-1a, 64 bits: a hash that stays the same across builds and Rust

@@ -20,7 +20,7 @@
 
 use std::future::Future;
 
-use contracts::ApiError;
+use contracts::{ApiError, Idempotent};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{ConnectionTrait, DbErr, SqlErr};
 
@@ -145,6 +145,40 @@ impl Requests {
                 .into()),
             },
         }
+    }
+
+    /// A mutation RPC run by [`Requests::once`]: the caller is the request's
+    /// principal and the id its `request_id`; `op` gets both and answers.
+    /// Every service's mutations go through here, so the trait methods of
+    /// its `api.rs` are one call each.
+    pub async fn call<Req, Resp, E>(
+        &self,
+        db: &Db,
+        writer: &WriteGate,
+        method: &'static str,
+        request: tonic::Request<Req>,
+        op: impl AsyncFnOnce(String, &Req) -> Result<Resp, E>,
+    ) -> Result<tonic::Response<Resp>, tonic::Status>
+    where
+        Req: Idempotent,
+        Resp: prost::Message + Default,
+        E: From<ApiError> + From<DbErr>,
+        tonic::Status: From<E>,
+    {
+        let principal = contracts::principal_of(&request);
+        let req = request.into_inner();
+        let response = self
+            .once(
+                db,
+                writer,
+                method,
+                &principal,
+                req.request_id(),
+                &req,
+                || op(principal.clone(), &req),
+            )
+            .await?;
+        Ok(tonic::Response::new(response))
     }
 
     /// The fingerprint and response recorded under `key`, if any.

@@ -1,0 +1,108 @@
+//! Subscriptions: UpsertSubscription, CancelSubscription, ApplyUpsell, ListSubscriptions.
+
+use super::{invalid, named, next_token, one_named, page_start};
+use crate::convert::{subscription_to_pb, usage_to_pb};
+use crate::error::HealthError;
+use crate::model::optional_account_id;
+use crate::model::subscription::Cancellation;
+use crate::model::subscription::SubscriptionInput;
+use crate::model::upsell::UpsellInput;
+use crate::store::Store;
+use contracts::page;
+use contracts::pb::health::v1 as pb;
+use contracts::wire;
+use domain::ProductId;
+
+pub(crate) async fn upsert_subscription(
+    store: &Store,
+    principal: String,
+    req: &pb::UpsertSubscriptionRequest,
+) -> Result<pb::UpsertSubscriptionResponse, HealthError> {
+    let input = SubscriptionInput::from_request(req, storage::now()).map_err(HealthError::from)?;
+    let (view, created) = store.upsert_subscription(&input, &principal).await?;
+    Ok(pb::UpsertSubscriptionResponse {
+        subscription: Some(one_named(store, subscription_to_pb(view)).await?),
+        created,
+    })
+}
+
+pub(crate) async fn cancel_subscription(
+    store: &Store,
+    principal: String,
+    req: &pb::CancelSubscriptionRequest,
+) -> Result<pb::CancelSubscriptionResponse, HealthError> {
+    let cancel = Cancellation::from_request(req, storage::now()).map_err(HealthError::from)?;
+    let view = store.cancel_subscription(&cancel, &principal).await?;
+    Ok(pb::CancelSubscriptionResponse {
+        subscription: Some(one_named(store, subscription_to_pb(view)).await?),
+    })
+}
+
+pub(crate) async fn apply_upsell(
+    store: &Store,
+    principal: String,
+    req: &pb::ApplyUpsellRequest,
+) -> Result<pb::ApplyUpsellResponse, HealthError> {
+    let input = UpsellInput::from_request(req).map_err(HealthError::from)?;
+    let (view, created) = store.apply_upsell(&input, &principal).await?;
+    Ok(pb::ApplyUpsellResponse {
+        subscription: Some(one_named(store, subscription_to_pb(view)).await?),
+        created,
+    })
+}
+
+pub(crate) async fn list_subscriptions(
+    store: &Store,
+    req: &pb::ListSubscriptionsRequest,
+) -> Result<pb::ListSubscriptionsResponse, HealthError> {
+    let limit = page::page_size("page_size", req.page_size).map_err(HealthError::from)?;
+    let account = optional_account_id("account_id", &req.account_id).map_err(HealthError::from)?;
+    let product = if req.product_id.is_empty() {
+        None
+    } else {
+        Some(ProductId::parse(&req.product_id).map_err(|e| invalid("product_id", e))?)
+    };
+    let status = match wire::known_enum::<pb::SubscriptionStatus>("status", req.status)
+        .map_err(HealthError::from)?
+    {
+        pb::SubscriptionStatus::Unspecified => None,
+        pb::SubscriptionStatus::Active => Some("ACTIVE"),
+        pb::SubscriptionStatus::Cancelled => Some("CANCELLED"),
+    };
+    let filter = page::fingerprint(&[&req.account_id, &req.product_id, &req.status.to_string()]);
+    let after = page_start(&req.page_token, filter)?;
+    let (account, product) = (
+        account.map(|a| a.to_string()),
+        product.map(|p| p.to_string()),
+    );
+    let rows = store
+        .list_subscriptions(
+            account.as_deref(),
+            product.as_deref(),
+            status,
+            after.as_deref(),
+            limit,
+        )
+        .await?;
+    let next_page_token = next_token(&rows, limit, |s| s.row.id.clone(), filter);
+    let pairs: Vec<(String, String)> = rows
+        .iter()
+        .map(|s| (s.row.account_id.clone(), s.row.product_id.clone()))
+        .collect();
+    let usage = store.latest_usage(&pairs).await?;
+    let mut subscriptions: Vec<pb::Subscription> = rows
+        .into_iter()
+        .map(|view| {
+            let key = (view.row.account_id.clone(), view.row.product_id.clone());
+            pb::Subscription {
+                latest_usage: usage.get(&key).map(usage_to_pb),
+                ..subscription_to_pb(view)
+            }
+        })
+        .collect();
+    named(store, &mut subscriptions).await?;
+    Ok(pb::ListSubscriptionsResponse {
+        subscriptions,
+        next_page_token,
+    })
+}

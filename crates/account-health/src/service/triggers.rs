@@ -1,0 +1,105 @@
+//! Expansion triggers: ListTriggers, GetTrigger, ConvertTrigger, CloseTrigger.
+
+use super::{invalid, named, next_token, one_named, page_start, trigger_step_ids};
+use crate::convert::trigger_to_pb;
+use crate::error::HealthError;
+use crate::model::optional_account_id;
+use crate::model::triggers::TriggerKind;
+use crate::store::Store;
+use contracts::page;
+use contracts::pb::health::v1 as pb;
+use contracts::wire;
+use domain::TriggerId;
+
+pub(crate) async fn list_triggers(
+    store: &Store,
+    req: &pb::ListTriggersRequest,
+) -> Result<pb::ListTriggersResponse, HealthError> {
+    let limit = page::page_size("page_size", req.page_size).map_err(HealthError::from)?;
+    let account = optional_account_id("account_id", &req.account_id).map_err(HealthError::from)?;
+    wire::filter_values("statuses", &req.statuses).map_err(HealthError::from)?;
+    let mut statuses = Vec::new();
+    for (i, s) in req.statuses.iter().enumerate() {
+        let field = format!("statuses[{i}]");
+        statuses.push(
+            match wire::known_enum::<pb::TriggerStatus>(&field, *s).map_err(HealthError::from)? {
+                pb::TriggerStatus::Unspecified => {
+                    return Err(invalid(&field, "is not a status"));
+                }
+                pb::TriggerStatus::Ready => "READY",
+                pb::TriggerStatus::Suppressed => "SUPPRESSED",
+                pb::TriggerStatus::Closed => "CLOSED",
+                pb::TriggerStatus::Converted => "CONVERTED",
+            },
+        );
+    }
+    let kind =
+        match wire::known_enum::<pb::TriggerKind>("kind", req.kind).map_err(HealthError::from)? {
+            pb::TriggerKind::Unspecified => None,
+            other => TriggerKind::from_pb(other).map(TriggerKind::as_str),
+        };
+    let filter = page::fingerprint(&[
+        &req.account_id,
+        &format!("{:?}", req.statuses),
+        &req.kind.to_string(),
+    ]);
+    let before = page_start(&req.page_token, filter)?;
+    let account = account.map(|a| a.to_string());
+    let rows = store
+        .list_triggers(
+            account.as_deref(),
+            &statuses,
+            kind,
+            before.as_deref(),
+            limit,
+        )
+        .await?;
+    let next_page_token = next_token(&rows, limit, |t| t.id.clone(), filter);
+    let mut triggers: Vec<pb::Trigger> = rows.into_iter().map(trigger_to_pb).collect();
+    named(store, &mut triggers).await?;
+    Ok(pb::ListTriggersResponse {
+        triggers,
+        next_page_token,
+    })
+}
+
+pub(crate) async fn get_trigger(
+    store: &Store,
+    req: &pb::GetTriggerRequest,
+) -> Result<pb::GetTriggerResponse, HealthError> {
+    let id = TriggerId::parse(&req.trigger_id).map_err(|e| invalid("trigger_id", e))?;
+    let t = store
+        .trigger(&id)
+        .await?
+        .ok_or_else(|| HealthError::TriggerNotFound(id.to_string()))?;
+    let mut trigger = trigger_to_pb(t);
+    named(store, std::slice::from_mut(&mut trigger)).await?;
+    Ok(pb::GetTriggerResponse {
+        trigger: Some(trigger),
+    })
+}
+
+pub(crate) async fn convert_trigger(
+    store: &Store,
+    _principal: String,
+    req: &pb::ConvertTriggerRequest,
+) -> Result<pb::ConvertTriggerResponse, HealthError> {
+    let (id, opportunity) = trigger_step_ids(&req.trigger_id, &req.opportunity_id)?;
+    let opportunity = opportunity.ok_or_else(|| invalid("opportunity_id", "is required"))?;
+    let t = store.convert_trigger(&id, &opportunity).await?;
+    Ok(pb::ConvertTriggerResponse {
+        trigger: Some(one_named(store, trigger_to_pb(t)).await?),
+    })
+}
+
+pub(crate) async fn close_trigger(
+    store: &Store,
+    _principal: String,
+    req: &pb::CloseTriggerRequest,
+) -> Result<pb::CloseTriggerResponse, HealthError> {
+    let (id, opportunity) = trigger_step_ids(&req.trigger_id, &req.opportunity_id)?;
+    let t = store.close_trigger(&id, opportunity.as_deref()).await?;
+    Ok(pb::CloseTriggerResponse {
+        trigger: Some(one_named(store, trigger_to_pb(t)).await?),
+    })
+}
