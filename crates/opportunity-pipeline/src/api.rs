@@ -1,12 +1,13 @@
-//! The tonic face of the pipeline service: take the principal and the
-//! request, run the matching operation of `service` (mutations through
-//! `PipelineService::once`, which honours `request_id`), wrap the answer.
+//! The tonic face of the pipeline service: each RPC runs the matching
+//! operation of [`crate::service`] (mutations through
+//! `PipelineService::mutate`, which honours `request_id`) and wraps the
+//! answer.
 
 use std::sync::Arc;
 
+use contracts::Idempotent;
 use contracts::pb::pipeline::v1 as pb;
 use contracts::pb::pipeline::v1::opportunity_pipeline_service_server::OpportunityPipelineService;
-use contracts::principal_of;
 use sea_orm::DatabaseConnection;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
@@ -84,33 +85,28 @@ const REQUESTS: storage::idempotency::Requests =
     storage::idempotency::Requests::new("pipeline_requests");
 
 impl PipelineService {
-    /// Runs a mutation at most once per `request_id` (AIP-155): a retry with
-    /// the same id and request gets the first response; the same id with
-    /// another request is INVALID_ARGUMENT; a retry while the first call
-    /// still runs is ABORTED. Without a `request_id` the call just runs.
-    async fn once<Req, Resp, F, Fut>(
+    /// Runs a mutation RPC at most once per caller and `request_id`, in one
+    /// transaction (`storage::idempotency`): a retry with the same id and
+    /// request gets the first response; the same id with another request is
+    /// INVALID_ARGUMENT. `op` gets the service, the caller's principal and
+    /// the request.
+    async fn mutate<Req, Resp>(
         &self,
         method: &'static str,
-        principal: &str,
-        request_id: &str,
-        request: &Req,
-        run: F,
-    ) -> Result<Resp, PipelineError>
+        request: Request<Req>,
+        op: impl AsyncFnOnce(&Self, String, &Req) -> Result<Resp, PipelineError>,
+    ) -> Reply<Resp>
     where
-        Req: prost::Message,
+        Req: Idempotent,
         Resp: prost::Message + Default,
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<Resp, PipelineError>>,
     {
         REQUESTS
-            .once(
+            .call(
                 self.store.db(),
                 self.store.writer(),
                 method,
-                principal,
-                request_id,
                 request,
-                run,
+                async |principal, req| op(self, principal, req).await,
             )
             .await
     }
@@ -124,18 +120,8 @@ impl OpportunityPipelineService for PipelineService {
         request: Request<pb::CreateOpportunityRequest>,
     ) -> Reply<pb::CreateOpportunityResponse> {
         crate::service::import_only(&request, request.get_ref().occur_time.is_some())?;
-        let principal = principal_of(&request);
-        let req = request.into_inner();
-        let response = self
-            .once(
-                "CreateOpportunity",
-                &principal,
-                &req.request_id,
-                &req,
-                || self.create_opportunity_once(principal.clone(), &req),
-            )
-            .await?;
-        Ok(Response::new(response))
+        self.mutate("CreateOpportunity", request, Self::create_opportunity_once)
+            .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -143,18 +129,12 @@ impl OpportunityPipelineService for PipelineService {
         &self,
         request: Request<pb::CreateOpportunityFromTriggerRequest>,
     ) -> Reply<pb::CreateOpportunityFromTriggerResponse> {
-        let principal = principal_of(&request);
-        let req = request.into_inner();
-        let response = self
-            .once(
-                "CreateOpportunityFromTrigger",
-                &principal,
-                &req.request_id,
-                &req,
-                || self.create_opportunity_from_trigger_once(principal.clone(), &req),
-            )
-            .await?;
-        Ok(Response::new(response))
+        self.mutate(
+            "CreateOpportunityFromTrigger",
+            request,
+            Self::create_opportunity_from_trigger_once,
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -190,18 +170,8 @@ impl OpportunityPipelineService for PipelineService {
         &self,
         request: Request<pb::UpdateOpportunityRequest>,
     ) -> Reply<pb::UpdateOpportunityResponse> {
-        let principal = principal_of(&request);
-        let req = request.into_inner();
-        let response = self
-            .once(
-                "UpdateOpportunity",
-                &principal,
-                &req.request_id,
-                &req,
-                || self.update_opportunity_once(principal.clone(), &req),
-            )
-            .await?;
-        Ok(Response::new(response))
+        self.mutate("UpdateOpportunity", request, Self::update_opportunity_once)
+            .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -214,14 +184,8 @@ impl OpportunityPipelineService for PipelineService {
             contracts::principal::require_admin(&request, "reopening a closed opportunity")
                 .map_err(crate::error::PipelineError::from)?;
         }
-        let principal = principal_of(&request);
-        let req = request.into_inner();
-        let response = self
-            .once("AdvanceStage", &principal, &req.request_id, &req, || {
-                self.advance_stage_once(principal.clone(), &req)
-            })
-            .await?;
-        Ok(Response::new(response))
+        self.mutate("AdvanceStage", request, Self::advance_stage_once)
+            .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -229,18 +193,8 @@ impl OpportunityPipelineService for PipelineService {
         &self,
         request: Request<pb::CloseOpportunityRequest>,
     ) -> Reply<pb::CloseOpportunityResponse> {
-        let principal = principal_of(&request);
-        let req = request.into_inner();
-        let response = self
-            .once(
-                "CloseOpportunity",
-                &principal,
-                &req.request_id,
-                &req,
-                || self.close_opportunity_once(principal.clone(), &req),
-            )
-            .await?;
-        Ok(Response::new(response))
+        self.mutate("CloseOpportunity", request, Self::close_opportunity_once)
+            .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -279,14 +233,8 @@ impl OpportunityPipelineService for PipelineService {
         request: Request<pb::RequestHandoffRequest>,
     ) -> Reply<pb::RequestHandoffResponse> {
         crate::service::import_only(&request, request.get_ref().occur_time.is_some())?;
-        let principal = principal_of(&request);
-        let req = request.into_inner();
-        let response = self
-            .once("RequestHandoff", &principal, &req.request_id, &req, || {
-                self.request_handoff_once(principal.clone(), &req)
-            })
-            .await?;
-        Ok(Response::new(response))
+        self.mutate("RequestHandoff", request, Self::request_handoff_once)
+            .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -294,14 +242,12 @@ impl OpportunityPipelineService for PipelineService {
         &self,
         request: Request<pb::AcceptHandoffRequest>,
     ) -> Reply<pb::AcceptHandoffResponse> {
+        // The caller as a whole: who may accept is the AE named or the calling one.
         let caller = contracts::caller_of(&request);
-        let req = request.into_inner();
-        let response = self
-            .once("AcceptHandoff", &caller.name, &req.request_id, &req, || {
-                self.accept_handoff_once(caller.clone(), &req)
-            })
-            .await?;
-        Ok(Response::new(response))
+        self.mutate("AcceptHandoff", request, async |service, _, req| {
+            service.accept_handoff_once(caller, req).await
+        })
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -309,14 +255,8 @@ impl OpportunityPipelineService for PipelineService {
         &self,
         request: Request<pb::RejectHandoffRequest>,
     ) -> Reply<pb::RejectHandoffResponse> {
-        let principal = principal_of(&request);
-        let req = request.into_inner();
-        let response = self
-            .once("RejectHandoff", &principal, &req.request_id, &req, || {
-                self.reject_handoff_once(principal.clone(), &req)
-            })
-            .await?;
-        Ok(Response::new(response))
+        self.mutate("RejectHandoff", request, Self::reject_handoff_once)
+            .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -334,18 +274,12 @@ impl OpportunityPipelineService for PipelineService {
         &self,
         request: Request<pb::UpsertWalletEstimateRequest>,
     ) -> Reply<pb::UpsertWalletEstimateResponse> {
-        let principal = principal_of(&request);
-        let req = request.into_inner();
-        let response = self
-            .once(
-                "UpsertWalletEstimate",
-                &principal,
-                &req.request_id,
-                &req,
-                || self.upsert_wallet_estimate_once(principal.clone(), &req),
-            )
-            .await?;
-        Ok(Response::new(response))
+        self.mutate(
+            "UpsertWalletEstimate",
+            request,
+            Self::upsert_wallet_estimate_once,
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -395,23 +329,9 @@ impl OpportunityPipelineService for PipelineService {
         &self,
         request: Request<pb::ListDeliveriesRequest>,
     ) -> Reply<pb::ListDeliveriesResponse> {
-        let req = request.get_ref();
-        let status = crate::outbox::status_filter(
-            contracts::wire::known_enum::<pb::DeliveryStatus>("status", req.status)
-                .map_err(PipelineError::from)?,
-        );
-        let (rows, next_page_token) =
-            crate::outbox::outbox(self.store.writer().clone(), self.store.events().clone())
-                .list_page(self.store.db(), status, req.page_size, &req.page_token)
-                .await
-                .map_err(PipelineError::from)?;
-        Ok(Response::new(pb::ListDeliveriesResponse {
-            deliveries: rows
-                .into_iter()
-                .map(crate::outbox::delivery_to_pb)
-                .collect(),
-            next_page_token,
-        }))
+        Ok(Response::new(
+            self.list_deliveries_op(request.get_ref()).await?,
+        ))
     }
 
     #[tracing::instrument(skip_all)]
@@ -419,35 +339,8 @@ impl OpportunityPipelineService for PipelineService {
         &self,
         request: Request<pb::RetryDeliveryRequest>,
     ) -> Reply<pb::RetryDeliveryResponse> {
-        let principal = principal_of(&request);
-        let req = request.into_inner();
-        let response = self
-            .once(
-                "RetryDelivery",
-                &principal,
-                &req.request_id,
-                &req,
-                || async {
-                    use contracts::wire;
-                    let event_id = wire::text("event_id", &req.event_id, wire::MAX_NAME_LEN)
-                        .map_err(PipelineError::from)?;
-                    let target = wire::text("target", &req.target, wire::MAX_NAME_LEN)
-                        .map_err(PipelineError::from)?;
-                    let delivery = crate::outbox::outbox(
-                        self.store.writer().clone(),
-                        self.store.events().clone(),
-                    )
-                    .retry_parked(self.store.db(), &event_id, &target)
-                    .await
-                    .map_err(PipelineError::from)?;
-                    tracing::info!(%principal, %event_id, %target, "parked delivery retried");
-                    Ok(pb::RetryDeliveryResponse {
-                        delivery: Some(crate::outbox::delivery_to_pb(delivery)),
-                    })
-                },
-            )
-            .await?;
-        Ok(Response::new(response))
+        self.mutate("RetryDelivery", request, Self::retry_delivery_once)
+            .await
     }
 
     type WatchEventsStream = BoxStream<pb::WatchEventsResponse>;

@@ -18,21 +18,14 @@ pub async fn record(
     req: pb::RecordDealCreditsRequest,
 ) -> Result<pb::RecordDealCreditsResponse, CreditError> {
     let input = DealInput::from_request(&req).map_err(invalid)?;
-    once(
-        store,
-        "RecordDealCredits",
-        principal,
-        &req.request_id,
-        &req,
-        async {
-            let (view, created) = store.record_deal(&input, principal).await?;
-            tracing::info!(deal_id = %view.deal.deal_id, created, "deal credits recorded");
-            Ok(pb::RecordDealCreditsResponse {
-                credits: Some(deal_to_pb(&view, storage::now())?),
-                created,
-            })
-        },
-    )
+    once(store, "RecordDealCredits", principal, &req, async {
+        let (view, created) = store.record_deal(&input, principal).await?;
+        tracing::info!(deal_id = %view.deal.deal_id, created, "deal credits recorded");
+        Ok(pb::RecordDealCreditsResponse {
+            credits: Some(deal_to_pb(&view, storage::now())?),
+            created,
+        })
+    })
     .await
 }
 
@@ -55,21 +48,14 @@ pub async fn replace_splits(
         cs_led_without_handoff: req.cs_led_without_handoff,
         reason: &reason,
     };
-    once(
-        store,
-        "ReplaceDealSplits",
-        principal,
-        &req.request_id,
-        &req,
-        async {
-            let view = store
-                .replace_splits(&deal.to_string(), change, principal)
-                .await?;
-            Ok(pb::ReplaceDealSplitsResponse {
-                credits: Some(deal_to_pb(&view, storage::now())?),
-            })
-        },
-    )
+    once(store, "ReplaceDealSplits", principal, &req, async {
+        let view = store
+            .replace_splits(&deal.to_string(), change, principal)
+            .await?;
+        Ok(pb::ReplaceDealSplitsResponse {
+            credits: Some(deal_to_pb(&view, storage::now())?),
+        })
+    })
     .await
 }
 

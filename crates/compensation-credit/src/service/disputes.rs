@@ -18,19 +18,12 @@ pub async fn open(
     req: pb::OpenDisputeRequest,
 ) -> Result<pb::OpenDisputeResponse, CreditError> {
     let (entry_id, reason) = open_dispute(&req).map_err(invalid)?;
-    once(
-        store,
-        "OpenDispute",
-        &caller.name,
-        &req.request_id,
-        &req,
-        async {
-            let view = store.open_dispute(&entry_id, &reason, caller).await?;
-            Ok(pb::OpenDisputeResponse {
-                dispute: Some(dispute_to_pb(&view)),
-            })
-        },
-    )
+    once(store, "OpenDispute", &caller.name, &req, async {
+        let view = store.open_dispute(&entry_id, &reason, caller).await?;
+        Ok(pb::OpenDisputeResponse {
+            dispute: Some(dispute_to_pb(&view)),
+        })
+    })
     .await
 }
 
@@ -45,24 +38,17 @@ pub async fn resolve(
         Some(money) => Resolution::Adjust(money),
         None => Resolution::Reject,
     };
-    once(
-        store,
-        "ResolveDispute",
-        principal,
-        &req.request_id,
-        &req,
-        async {
-            let (view, adjustment) = store
-                .resolve_dispute(&input.dispute_id, resolution, input.note.clone(), principal)
-                .await?;
-            Ok(pb::ResolveDisputeResponse {
-                dispute: Some(dispute_to_pb(&view)),
-                adjustment: adjustment
-                    .map(|e| entry_to_pb(&e, storage::now()))
-                    .transpose()?,
-            })
-        },
-    )
+    once(store, "ResolveDispute", principal, &req, async {
+        let (view, adjustment) = store
+            .resolve_dispute(&input.dispute_id, resolution, input.note.clone(), principal)
+            .await?;
+        Ok(pb::ResolveDisputeResponse {
+            dispute: Some(dispute_to_pb(&view)),
+            adjustment: adjustment
+                .map(|e| entry_to_pb(&e, storage::now()))
+                .transpose()?,
+        })
+    })
     .await
 }
 

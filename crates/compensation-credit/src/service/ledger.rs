@@ -18,26 +18,19 @@ pub async fn approve(
     req: pb::ApproveCreditsRequest,
 ) -> Result<pb::ApproveCreditsResponse, CreditError> {
     let input = ApproveInput::from_request(&req).map_err(invalid)?;
-    once(
-        store,
-        "ApproveCredits",
-        principal,
-        &req.request_id,
-        &req,
-        async {
-            let released = store
-                .approve(
-                    &input.entry_ids,
-                    input.deal_id.as_deref(),
-                    input.note.clone(),
-                    principal,
-                )
-                .await?;
-            Ok(pb::ApproveCreditsResponse {
-                released: entries_to_pb(&released, storage::now())?,
-            })
-        },
-    )
+    once(store, "ApproveCredits", principal, &req, async {
+        let released = store
+            .approve(
+                &input.entry_ids,
+                input.deal_id.as_deref(),
+                input.note.clone(),
+                principal,
+            )
+            .await?;
+        Ok(pb::ApproveCreditsResponse {
+            released: entries_to_pb(&released, storage::now())?,
+        })
+    })
     .await
 }
 
@@ -63,21 +56,14 @@ pub async fn clawback(
         cancel_date: input.cancel_date,
         reason: &input.reason,
     };
-    once(
-        store,
-        "ApplyClawback",
-        principal,
-        &req.request_id,
-        &req,
-        async {
-            let outcome = store.apply_clawback(scope, cancellation, principal).await?;
-            Ok(pb::ApplyClawbackResponse {
-                entries: entries_to_pb(&outcome.entries, storage::now())?,
-                created: outcome.created,
-                outside_window_deal_ids: outcome.outside_window,
-            })
-        },
-    )
+    once(store, "ApplyClawback", principal, &req, async {
+        let outcome = store.apply_clawback(scope, cancellation, principal).await?;
+        Ok(pb::ApplyClawbackResponse {
+            entries: entries_to_pb(&outcome.entries, storage::now())?,
+            created: outcome.created,
+            outside_window_deal_ids: outcome.outside_window,
+        })
+    })
     .await
 }
 

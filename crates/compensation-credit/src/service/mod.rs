@@ -20,7 +20,7 @@ pub mod statements;
 
 use std::collections::BTreeSet;
 
-use contracts::{ApiError, Principal, page};
+use contracts::{ApiError, Idempotent, Principal, page};
 use prost::Message;
 
 use crate::error::CreditError;
@@ -54,12 +54,11 @@ async fn once<Req, T, F>(
     store: &Store,
     method: &'static str,
     principal: &str,
-    request_id: &str,
     request: &Req,
     run: F,
 ) -> Result<T, CreditError>
 where
-    Req: Message,
+    Req: Idempotent,
     T: Message + Default,
     F: Future<Output = Result<T, CreditError>>,
 {
@@ -69,7 +68,7 @@ where
             &store.write_gate(),
             method,
             principal,
-            request_id,
+            request.request_id(),
             request,
             || run,
         )

@@ -16,7 +16,7 @@ pub async fn upsert(
     req: pb::UpsertPersonRequest,
 ) -> Result<pb::UpsertPersonResponse, CreditError> {
     let input = PersonInput::from_request(&req).map_err(invalid)?;
-    once(store, "UpsertPerson", principal, &req.request_id, &req, async {
+    once(store, "UpsertPerson", principal, &req, async {
         let (model, changed) = store.upsert_person(&input, principal).await?;
         tracing::info!(person_id = %model.person_id, version = model.version, changed, "person upserted");
         Ok(pb::UpsertPersonResponse {

@@ -17,7 +17,7 @@ pub async fn upsert(
 ) -> Result<pb::UpsertCreditPolicyResponse, CreditError> {
     let today = storage::now().date_naive();
     let input = PolicyInput::from_request(&req, today).map_err(invalid)?;
-    once(store, "UpsertCreditPolicy", principal, &req.request_id, &req, async {
+    once(store, "UpsertCreditPolicy", principal, &req, async {
         let model = store.add_policy_version(&input, principal).await?;
         tracing::info!(policy_id = %model.policy_id, version = model.version, "credit policy version added");
         Ok(pb::UpsertCreditPolicyResponse {

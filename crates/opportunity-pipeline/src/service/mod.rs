@@ -3,6 +3,7 @@
 //! [`opportunities`], [`handoffs`], [`insights`] (wallet, whitespace, forecast),
 //! [`performance`] (team performance).
 
+mod deliveries;
 mod handoffs;
 mod insights;
 mod opportunities;
