@@ -5,6 +5,8 @@
 pub mod account;
 pub mod history;
 pub mod product;
+pub mod recompute;
+pub mod reconcile;
 pub mod scorecard;
 pub mod signal;
 pub mod subscription;
