@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod history;
+pub mod portfolio;
 pub mod product;
 pub mod recompute;
 pub mod reconcile;
