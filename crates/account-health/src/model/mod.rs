@@ -4,7 +4,10 @@
 
 pub mod account;
 pub mod history;
+pub mod portfolio;
 pub mod product;
+pub mod recompute;
+pub mod reconcile;
 pub mod scorecard;
 pub mod signal;
 pub mod subscription;

@@ -156,9 +156,22 @@ pub fn candidates(
         .iter()
         .filter(|s| s.occurred_at > since && s.occurred_at <= now)
         .collect();
-    let mut out = Vec::new();
+    let today = now.date_naive();
+    let mut out = usage_capacity(config, &recent);
+    out.extend(presence(config, &recent));
+    out.extend(power_users(config, &recent));
+    out.extend(renewal_windows(config, subscriptions, today));
+    out.extend(fiscal_year_window(
+        config,
+        subscriptions,
+        fiscal_year_start_month,
+        today,
+    ));
+    one_per_target(out)
+}
 
-    // Latest USAGE per product against its limit.
+/// The latest USAGE per product against its limit.
+fn usage_capacity(config: &TriggerConfig, recent: &[&TriggerSignal]) -> Vec<Candidate> {
     let mut latest_usage: BTreeMap<Option<String>, &TriggerSignal> = BTreeMap::new();
     for s in recent.iter().filter(|s| s.kind == SignalKind::Usage) {
         let slot = latest_usage.entry(s.product_id.clone()).or_insert(s);
@@ -166,6 +179,7 @@ pub fn candidates(
             *slot = s;
         }
     }
+    let mut out = Vec::new();
     for (product, s) in latest_usage {
         let Some(limit) = s.limit.filter(|l| !l.is_zero()) else {
             continue;
@@ -180,48 +194,55 @@ pub fn candidates(
             });
         }
     }
+    out
+}
 
-    // Signals whose mere presence in the lookback is the moment of need.
-    let presence = [
-        (
-            SignalKind::PremiumWorkaround,
-            TriggerKind::PremiumWorkaround,
-            "premium workaround",
-        ),
-        (
-            SignalKind::DataExport,
-            TriggerKind::DataExport,
-            "data exported to another tool",
-        ),
-        (
-            SignalKind::ValueMilestone,
-            TriggerKind::ValueMilestone,
-            "value milestone reached",
-        ),
-        (
-            SignalKind::FeatureRequest,
-            TriggerKind::FeatureRequest,
-            "premium feature requested",
-        ),
-        (
-            SignalKind::UpgradePageVisit,
-            TriggerKind::UpgradeInterest,
-            "upgrade page visited",
-        ),
-        (
-            SignalKind::WebinarAttended,
-            TriggerKind::UpgradeInterest,
-            "advanced-use webinar attended",
-        ),
-        (
-            SignalKind::OrgInitiative,
-            TriggerKind::OrgInitiative,
-            "organisational initiative",
-        ),
-    ];
+/// Signals whose mere presence in the lookback is the moment of need, with
+/// what they say.
+const PRESENCE: [(SignalKind, TriggerKind, &str); 7] = [
+    (
+        SignalKind::PremiumWorkaround,
+        TriggerKind::PremiumWorkaround,
+        "premium workaround",
+    ),
+    (
+        SignalKind::DataExport,
+        TriggerKind::DataExport,
+        "data exported to another tool",
+    ),
+    (
+        SignalKind::ValueMilestone,
+        TriggerKind::ValueMilestone,
+        "value milestone reached",
+    ),
+    (
+        SignalKind::FeatureRequest,
+        TriggerKind::FeatureRequest,
+        "premium feature requested",
+    ),
+    (
+        SignalKind::UpgradePageVisit,
+        TriggerKind::UpgradeInterest,
+        "upgrade page visited",
+    ),
+    (
+        SignalKind::WebinarAttended,
+        TriggerKind::UpgradeInterest,
+        "advanced-use webinar attended",
+    ),
+    (
+        SignalKind::OrgInitiative,
+        TriggerKind::OrgInitiative,
+        "organisational initiative",
+    ),
+];
+
+/// One candidate per (kind, product) that a [`PRESENCE`] signal fired,
+/// counting them and quoting up to three distinct notes.
+fn presence(config: &TriggerConfig, recent: &[&TriggerSignal]) -> Vec<Candidate> {
     let mut seen: BTreeMap<(TriggerKind, Option<String>), (usize, Vec<String>)> = BTreeMap::new();
-    for s in &recent {
-        for (signal_kind, trigger_kind, what) in presence {
+    for s in recent {
+        for (signal_kind, trigger_kind, what) in PRESENCE {
             if s.kind == signal_kind {
                 let entry = seen
                     .entry((trigger_kind, s.product_id.clone()))
@@ -237,8 +258,8 @@ pub fn candidates(
             }
         }
     }
-    for ((kind, product), (count, notes)) in seen {
-        out.push(Candidate {
+    seen.into_iter()
+        .map(|((kind, product), (count, notes))| Candidate {
             kind,
             product_id: product,
             high_priority: false,
@@ -247,61 +268,81 @@ pub fn candidates(
                 notes.join("; "),
                 config.lookback_days
             ),
-        });
-    }
+        })
+        .collect()
+}
 
-    // Power users: heavy login activity on a product.
+/// Power users: heavy login activity on a product.
+fn power_users(config: &TriggerConfig, recent: &[&TriggerSignal]) -> Vec<Candidate> {
     let mut logins: BTreeMap<Option<String>, Decimal> = BTreeMap::new();
     for s in recent.iter().filter(|s| s.kind == SignalKind::Login) {
         *logins.entry(s.product_id.clone()).or_default() += s.value;
     }
-    for (product, total) in logins {
-        if total >= config.power_user_logins {
-            out.push(Candidate {
-                kind: TriggerKind::PowerUsers,
-                product_id: product,
-                high_priority: false,
-                reason: format!(
-                    "{} logins in the last {} days",
-                    total.normalize(),
-                    config.lookback_days
-                ),
-            });
-        }
-    }
+    logins
+        .into_iter()
+        .filter(|(_, total)| *total >= config.power_user_logins)
+        .map(|(product, total)| Candidate {
+            kind: TriggerKind::PowerUsers,
+            product_id: product,
+            high_priority: false,
+            reason: format!(
+                "{} logins in the last {} days",
+                total.normalize(),
+                config.lookback_days
+            ),
+        })
+        .collect()
+}
 
-    // Time: renewals and the fiscal year's start.
-    let today = now.date_naive();
-    for sub in subscriptions {
-        if let Some(end) = sub.end_date {
+/// Subscriptions ending within the renewal window.
+fn renewal_windows(
+    config: &TriggerConfig,
+    subscriptions: &[TriggerSubscription],
+    today: NaiveDate,
+) -> Vec<Candidate> {
+    subscriptions
+        .iter()
+        .filter_map(|sub| {
+            let end = sub.end_date?;
             let days = (end - today).num_days();
-            if (0..=config.renewal_window_days).contains(&days) {
-                out.push(Candidate {
+            (0..=config.renewal_window_days)
+                .contains(&days)
+                .then(|| Candidate {
                     kind: TriggerKind::RenewalWindow,
                     product_id: Some(sub.product_id.clone()),
                     high_priority: false,
                     reason: format!("renewal on {end}, in {days} days"),
-                });
-            }
-        }
+                })
+        })
+        .collect()
+}
+
+/// The fiscal year's start within its window, for an account with a
+/// subscription.
+fn fiscal_year_window(
+    config: &TriggerConfig,
+    subscriptions: &[TriggerSubscription],
+    fiscal_year_start_month: u32,
+    today: NaiveDate,
+) -> Option<Candidate> {
+    if subscriptions.is_empty() {
+        return None;
     }
-    if !subscriptions.is_empty()
-        && let Some(start) = next_fiscal_year_start(today, fiscal_year_start_month)
-    {
-        let days = (start - today).num_days();
-        if days <= config.fiscal_year_window_days {
-            out.push(Candidate {
-                kind: TriggerKind::FiscalYearWindow,
-                product_id: None,
-                high_priority: false,
-                reason: format!("fiscal year starts on {start}, in {days} days"),
-            });
-        }
-    }
-    // One candidate per (kind, product): keep the first (the rules above
-    // already group, but renewals of two subscriptions of one product merge).
-    let mut unique: Vec<Candidate> = Vec::with_capacity(out.len());
-    for c in out {
+    let start = next_fiscal_year_start(today, fiscal_year_start_month)?;
+    let days = (start - today).num_days();
+    (days <= config.fiscal_year_window_days).then(|| Candidate {
+        kind: TriggerKind::FiscalYearWindow,
+        product_id: None,
+        high_priority: false,
+        reason: format!("fiscal year starts on {start}, in {days} days"),
+    })
+}
+
+/// One candidate per (kind, product): the first (the rules group already,
+/// but renewals of two subscriptions of one product merge).
+fn one_per_target(all: Vec<Candidate>) -> Vec<Candidate> {
+    let mut unique: Vec<Candidate> = Vec::with_capacity(all.len());
+    for c in all {
         if !unique
             .iter()
             .any(|u| u.kind == c.kind && u.product_id == c.product_id)

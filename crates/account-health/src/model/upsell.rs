@@ -1,14 +1,22 @@
 //! A won upsell booked as an amendment (SPEC §3 "Closing won"): which subscription it
-//! grows, to what MRR and tier. Pure: the store loads the account's subscriptions of the
-//! product and writes what [`plan_upsell`] returns.
+//! grows, to what MRR and tier ([`plan_upsell`]), and what booking it writes
+//! ([`plan_upsell_booking`]). Pure: the store loads the account's subscriptions of the
+//! product and writes what [`plan_upsell_booking`] returns.
 
-use chrono::NaiveDate;
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
 use contracts::ApiError;
 use contracts::pb::health::v1 as pb;
 use contracts::wire;
 use domain::{AccountId, Money, OpportunityId, ProductId, SubscriptionId};
 
+use storage::events::NewEvent;
+
+use super::portfolio::{Amendment, CANCELLED, SubscriptionView, amended};
 use super::subscription::mrr_on;
+use crate::entity::{subscription, upsell};
+use crate::error::HealthError;
 
 /// A validated `ApplyUpsell`.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,6 +146,99 @@ pub fn plan_upsell(
     })
 }
 
+/// What booking a won upsell writes: the MRR movement, the subscription
+/// (updated only when its tier changes), the upsell's own row, the event,
+/// and the account to recompute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpsellBooking {
+    pub amendment: Amendment,
+    /// The subscription as it stands after the upsell, with its MRR history.
+    pub view: SubscriptionView,
+    pub tier_changed: bool,
+    pub upsell: upsell::Model,
+    pub event: NewEvent,
+    pub dirty_account: String,
+}
+
+/// Plans booking `input` on one of `rows` — the account's subscriptions of
+/// the product, each with its MRR history in `histories` — by [`plan_upsell`].
+pub fn plan_upsell_booking(
+    input: &UpsellInput,
+    rows: Vec<subscription::Model>,
+    mut histories: HashMap<String, Vec<(NaiveDate, i64)>>,
+    tiers: &[String],
+    principal: &str,
+    now: DateTime<Utc>,
+) -> Result<UpsellBooking, HealthError> {
+    let candidates: Vec<Candidate> = rows
+        .iter()
+        .map(|r| Candidate {
+            subscription_id: r.id.clone(),
+            currency: r.currency.clone(),
+            tier: r.tier.clone(),
+            start_date: r.start_date,
+            cancel_date: r.cancel_date.filter(|_| r.status == CANCELLED),
+            amendments: histories.remove(&r.id).unwrap_or_default(),
+        })
+        .collect();
+    let plan = plan_upsell(&candidates, input, tiers)?;
+    let (current, history) = rows
+        .into_iter()
+        .zip(candidates)
+        .find(|(r, _)| r.id == plan.subscription_id)
+        .ok_or_else(|| HealthError::SubscriptionNotFound(plan.subscription_id.clone()))?;
+    let amendment = Amendment {
+        subscription_id: plan.subscription_id.clone(),
+        effective: input.effective_date,
+        mrr_minor: plan.mrr_minor,
+    };
+    let previous_tier = current.tier.clone();
+    let tier_changed = plan.tier != current.tier;
+    let mut row = current;
+    if tier_changed {
+        row.tier = plan.tier.clone();
+        row.updated_at = now;
+        row.updated_by = principal.to_owned();
+    }
+    let upsell = upsell::Model {
+        opportunity_id: input.opportunity_id.to_string(),
+        subscription_id: row.id.clone(),
+        effective_date: input.effective_date,
+        mrr_increase_minor: input.mrr_increase.minor(),
+        created_at: now,
+        created_by: principal.to_owned(),
+    };
+    let mrr = Money::from_minor(input.mrr_increase.currency(), plan.mrr_minor);
+    let event = NewEvent {
+        event_type: "health.subscription.upsold".into(),
+        subject_id: row.id.clone(),
+        data: serde_json::json!({
+            "subscription_id": row.id,
+            "account_id": input.account_id.to_string(),
+            "product_id": row.product_id,
+            "opportunity_id": upsell.opportunity_id,
+            "effective_date": input.effective_date.to_string(),
+            "mrr_increase": input.mrr_increase.to_amount_string(),
+            "mrr": mrr.to_amount_string(),
+            "currency_code": row.currency,
+            "previous_tier": previous_tier,
+            "tier": row.tier,
+            "principal": principal,
+        }),
+    };
+    Ok(UpsellBooking {
+        view: SubscriptionView {
+            amendments: amended(&history.amendments, &amendment),
+            row,
+        },
+        amendment,
+        tier_changed,
+        upsell,
+        event,
+        dirty_account: input.account_id.to_string(),
+    })
+}
+
 /// The tier above `current` on the ladder (the lowest when none is set); `None` at the top
 /// or when the product has no tiers.
 pub fn next_tier(tiers: &[String], current: Option<&str>) -> Option<String> {
@@ -261,6 +362,92 @@ mod tests {
         assert!(matches!(
             plan_upsell(&[sub], &input(1, "2026-01-10", false), &ladder()),
             Err(UpsellRefusal::Currency(..))
+        ));
+    }
+
+    fn stored(id: &str, mrr: i64) -> (subscription::Model, Vec<(NaiveDate, i64)>) {
+        let at = chrono::DateTime::<Utc>::from_timestamp(1_760_000_000, 0).unwrap();
+        let row = subscription::Model {
+            id: id.into(),
+            account_id: "a1".into(),
+            product_id: "p1".into(),
+            tier: Some("STARTER".into()),
+            currency: "USD".into(),
+            start_date: date("2025-02-01"),
+            end_date: None,
+            quantity: 1,
+            quota_limit: 0,
+            status: "ACTIVE".into(),
+            cancel_date: None,
+            cancel_reason: None,
+            source_opportunity_id: None,
+            external_system: None,
+            external_id: None,
+            created_at: at,
+            created_by: "revops".into(),
+            updated_at: at,
+            updated_by: "revops".into(),
+        };
+        (row, vec![(date("2025-02-01"), mrr)])
+    }
+
+    fn book(on: &str, increase: i64, next_tier: bool) -> UpsellBooking {
+        let (row, history) = stored("s1", 250_000);
+        let histories = HashMap::from([(row.id.clone(), history)]);
+        let input = input(increase, on, next_tier);
+        plan_upsell_booking(&input, vec![row], histories, &ladder(), "ae", Utc::now()).unwrap()
+    }
+
+    #[test]
+    fn an_upsell_raises_the_mrr_by_exactly_the_increase_in_one_movement() {
+        let booking = book("2026-06-30", 500_000, false);
+        assert_eq!(
+            booking.amendment,
+            Amendment {
+                subscription_id: "s1".into(),
+                effective: date("2026-06-30"),
+                mrr_minor: 750_000,
+            }
+        );
+        assert_eq!(
+            booking.view.amendments,
+            [(date("2025-02-01"), 250_000), (date("2026-06-30"), 750_000)]
+        );
+        assert_eq!(booking.upsell.mrr_increase_minor, 500_000);
+        assert_eq!(booking.upsell.subscription_id, "s1");
+        assert!(!booking.tier_changed, "a capacity upsell leaves the row");
+        assert_eq!(booking.view.row.updated_by, "revops");
+        assert_eq!(booking.event.event_type, "health.subscription.upsold");
+        assert_eq!(booking.event.data["mrr_increase"], "5000.00");
+        assert_eq!(booking.event.data["mrr"], "7500.00");
+    }
+
+    #[test]
+    fn a_tier_upsell_moves_the_subscription_one_tier_up() {
+        let booking = book("2026-06-30", 1, true);
+        assert!(booking.tier_changed);
+        assert_eq!(booking.view.row.tier.as_deref(), Some("PROFESSIONAL"));
+        assert_eq!(booking.view.row.updated_by, "ae");
+        assert_eq!(booking.event.data["previous_tier"], "STARTER");
+        assert_eq!(booking.event.data["tier"], "PROFESSIONAL");
+    }
+
+    #[test]
+    fn booking_is_refused_without_a_subscription_in_force() {
+        let (row, history) = stored("s1", 100);
+        let histories = HashMap::from([(row.id.clone(), history)]);
+        let before_start = input(1, "2025-01-01", false);
+        let refused = plan_upsell_booking(
+            &before_start,
+            vec![row],
+            histories,
+            &ladder(),
+            "ae",
+            Utc::now(),
+        );
+        assert!(matches!(
+            refused,
+            Err(HealthError::Upsell(UpsellRefusal::NoneInForce(_)))
         ));
     }
 

@@ -2,14 +2,14 @@
 //! keeping their history, overrides, and the dirty-account queue that keeps
 //! computation off the ingestion path.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
-use domain::{Decimal, HealthBand};
+use domain::HealthBand;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
-    Set, TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
 };
 use storage::events::NewEvent;
 
@@ -20,9 +20,9 @@ use crate::entity::{
     subscription,
 };
 use crate::error::HealthError;
-use crate::model::scorecard::{Computed, DEFAULT_SCORECARD_ID, Scorecard, SignalPoint, compute};
-use crate::model::signal::{SignalKind, unscale};
-use crate::model::triggers::{self, TriggerSignal, TriggerSubscription};
+use crate::model::recompute::{Recompute, RecomputePlan, plan_recompute, score_account};
+use crate::model::reconcile::with_suppression;
+use crate::model::scorecard::{DEFAULT_SCORECARD_ID, Scorecard};
 
 pub type HealthRow = health_current::Model;
 
@@ -54,13 +54,7 @@ pub struct AccountHealthView {
     pub scorecard: Scorecard,
 }
 
-pub(super) fn e2(d: Decimal) -> i64 {
-    (d * Decimal::ONE_HUNDRED)
-        .round()
-        .to_string()
-        .parse()
-        .unwrap_or(0)
-}
+pub(super) use crate::model::recompute::e2;
 
 /// Accounts recomputed per pass of the background worker.
 const REFRESH_BATCH: u64 = 200;
@@ -540,6 +534,10 @@ impl Store {
         Ok(())
     }
 
+    /// Recomputes the account: loads its signals, subscriptions in force
+    /// and overrides, scores them ([`score_account`]), and in one
+    /// transaction writes what [`plan_recompute`] returns and what trigger
+    /// reconciliation calls for; then fills in months of history.
     async fn recompute_now(&self, account_id: &str) -> Result<(), HealthError> {
         let now = storage::now();
         let Some(account) = account::Entity::find_by_id(account_id.to_owned())
@@ -552,204 +550,41 @@ impl Store {
         let window = card
             .longest_window()
             .max(Duration::days(self.triggers.lookback_days));
-        let rows = signal::Entity::find()
+        let signals = signal::Entity::find()
             .filter(signal::Column::AccountId.eq(account_id))
             .filter(signal::Column::OccurredAt.gt(now - window))
             .all(&self.db)
             .await?;
-        let today = now.date_naive();
-        let subs: Vec<subscription::Model> = subscription::Entity::find()
-            .filter(subscription::Column::AccountId.eq(account_id))
-            .filter(subscription::Column::StartDate.lte(today))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .filter(|s| {
-                s.status == ACTIVE
-                    || (s.status == CANCELLED && s.cancel_date.is_some_and(|d| d > today))
-            })
-            .collect();
-
-        let mut points: Vec<(Option<String>, SignalPoint)> = Vec::with_capacity(rows.len());
-        let mut trigger_signals = Vec::with_capacity(rows.len());
-        let mut sentiment: Option<(DateTime<Utc>, Decimal)> = None;
-        for r in &rows {
-            let Ok(kind) = r.kind.parse::<SignalKind>() else {
-                continue;
-            };
-            let value = unscale(r.value_e4);
-            let limit = r.limit_e4.map(unscale);
-            if kind == SignalKind::CsmSentiment && sentiment.is_none_or(|(t, _)| r.occurred_at > t)
-            {
-                sentiment = Some((r.occurred_at, value));
-            }
-            points.push((
-                r.product_id.clone(),
-                SignalPoint {
-                    kind,
-                    value,
-                    limit,
-                    occurred_at: r.occurred_at,
-                },
-            ));
-            trigger_signals.push(TriggerSignal {
-                kind,
-                product_id: r.product_id.clone(),
-                value,
-                limit,
-                occurred_at: r.occurred_at,
-                detail: r.detail.clone(),
-            });
-        }
-        let mut targets: BTreeMap<String, Computed> = BTreeMap::new();
-        let all: Vec<SignalPoint> = points.iter().map(|(_, p)| p.clone()).collect();
-        targets.insert(String::new(), compute(&card, &all, now));
-        let products: BTreeSet<String> = subs
-            .iter()
-            .map(|s| s.product_id.clone())
-            .chain(points.iter().filter_map(|(p, _)| p.clone()))
-            .collect();
-        for p in &products {
-            let mine: Vec<SignalPoint> = points
-                .iter()
-                .filter(|(sp, _)| sp.is_none() || sp.as_deref() == Some(p.as_str()))
-                .map(|(_, point)| point.clone())
-                .collect();
-            targets.insert(p.clone(), compute(&card, &mine, now));
-        }
+        let in_force = subscriptions_in_force(&self.db, account_id, now.date_naive()).await?;
+        let scored = score_account(&card, &signals, &in_force, now);
         let overrides = active_overrides(&self.db, account_id, now).await?;
 
         let _write = self.writer.enter().await;
         let txn = self.db.begin().await?;
-        let current: HashMap<String, health_current::Model> = health_current::Entity::find()
-            .filter(health_current::Column::AccountId.eq(account_id))
-            .all(&txn)
-            .await?
-            .into_iter()
-            .map(|r| (r.product_id.clone(), r))
-            .collect();
-        let mut events = Vec::new();
-        let mut effective_bands: HashMap<String, Option<HealthBand>> = HashMap::new();
-        for (product_id, computed) in &targets {
-            let score_e2 = computed.score.map(e2);
-            let band = computed.band.map(|b| b.as_str().to_owned());
-            let coverage_e2 = e2(computed.coverage);
-            let breakdown = serde_json::to_string(&computed.breakdown)
-                .map_err(|e| HealthError::Corrupt(e.to_string()))?;
-            let sentiment_text = sentiment.map(|(_, v)| v.normalize().to_string());
-            let before = current.get(product_id);
-            let changed = before.is_none_or(|b| {
-                b.score_e2 != score_e2 || b.band != band || b.coverage_e2 != coverage_e2
-            });
-            if changed {
-                health_score::Entity::insert(health_score::ActiveModel {
-                    id: Set(domain::EventId::new().to_string()),
-                    account_id: Set(account_id.to_owned()),
-                    product_id: Set(product_id.clone()),
-                    score_e2: Set(score_e2),
-                    band: Set(band.clone()),
-                    coverage_e2: Set(coverage_e2),
-                    breakdown: Set(breakdown.clone()),
-                    csm_sentiment: Set(sentiment_text.clone()),
-                    scorecard_version: Set(card.version),
-                    computed_at: Set(now),
-                })
-                .exec_without_returning(&txn)
-                .await?;
-                let old_band = before.and_then(|b| b.band.clone());
-                if old_band != band {
-                    events.push(NewEvent {
-                        event_type: "health.band.changed".into(),
-                        subject_id: account_id.to_owned(),
-                        data: serde_json::json!({
-                            "account_id": account_id,
-                            "product_id": product_id,
-                            "previous_band": old_band,
-                            "band": band,
-                            "score": computed.score.map(|s| s.to_string()),
-                        }),
-                    });
-                }
-            }
-            health_current::Entity::insert(health_current::ActiveModel {
-                account_id: Set(account_id.to_owned()),
-                product_id: Set(product_id.clone()),
-                score_e2: Set(score_e2),
-                band: Set(band),
-                coverage_e2: Set(coverage_e2),
-                breakdown: Set(breakdown),
-                csm_sentiment: Set(sentiment_text),
-                scorecard_version: Set(card.version),
-                computed_at: Set(now),
-            })
-            .on_conflict(
-                OnConflict::columns([
-                    health_current::Column::AccountId,
-                    health_current::Column::ProductId,
-                ])
-                .update_columns([
-                    health_current::Column::ScoreE2,
-                    health_current::Column::Band,
-                    health_current::Column::CoverageE2,
-                    health_current::Column::Breakdown,
-                    health_current::Column::CsmSentiment,
-                    health_current::Column::ScorecardVersion,
-                    health_current::Column::ComputedAt,
-                ])
-                .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
-            let effective = match overrides.get(product_id) {
-                Some(o) => card.bands.band_of(Decimal::from(o.score)),
-                None => computed.band,
-            };
-            effective_bands.insert(product_id.clone(), effective);
-        }
-
+        let current = current_scores(&txn, account_id).await?;
+        let plan = plan_recompute(
+            Recompute {
+                account: &account,
+                card: &card,
+                triggers: &self.triggers,
+                in_force: &in_force,
+                current: &current,
+                overrides: &overrides,
+                now,
+            },
+            &scored,
+        )?;
+        write_scores(&txn, &plan).await?;
         // Triggers follow the fresh scores.
-        let trigger_subs: Vec<TriggerSubscription> = subs
-            .iter()
-            .map(|s| TriggerSubscription {
-                product_id: s.product_id.clone(),
-                end_date: s.end_date,
-            })
-            .collect();
-        let fiscal_month = u32::try_from(account.fiscal_year_start_month).unwrap_or(1);
-        let candidates = triggers::candidates(
-            &self.triggers,
-            &trigger_signals,
-            &trigger_subs,
-            fiscal_month,
-            now,
-        );
-        let names: HashMap<String, String> = if candidates.is_empty() {
+        let names = if plan.candidates.is_empty() {
             HashMap::new()
         } else {
-            product::Entity::find()
-                .filter(product::Column::Id.is_in(products.iter().cloned()))
-                .all(&txn)
-                .await?
-                .into_iter()
-                .map(|p| (p.id, p.name))
-                .collect()
+            product_names(&txn, &scored.products).await?
         };
-        let account_band = effective_bands.get("").copied().flatten();
-        let decided: Vec<_> = candidates
-            .into_iter()
-            .map(|c| {
-                let product = c.product_id.as_ref().map(|p| {
-                    (
-                        names.get(p).map_or(p.as_str(), String::as_str),
-                        effective_bands.get(p).copied().flatten(),
-                    )
-                });
-                let suppressed = triggers::suppression(account_band, product);
-                (c, suppressed)
-            })
-            .collect();
+        let wanted = with_suppression(plan.candidates, &plan.effective_bands, &names);
+        let mut events = plan.events;
         events.extend(
-            self.reconcile_triggers(&txn, account_id, decided, now)
+            self.reconcile_triggers(&txn, account_id, wanted, now)
                 .await?,
         );
         self.events.append(&txn, &events).await?;
@@ -1104,4 +939,83 @@ async fn renew_dirty(
         .exec(db)
         .await?;
     Ok((renewed.rows_affected == 1).then_some(until))
+}
+
+/// The account's subscriptions in force on `today`: started, and active or
+/// cancelled from a later day.
+async fn subscriptions_in_force<C: ConnectionTrait>(
+    db: &C,
+    account_id: &str,
+    today: chrono::NaiveDate,
+) -> Result<Vec<subscription::Model>, HealthError> {
+    Ok(subscription::Entity::find()
+        .filter(subscription::Column::AccountId.eq(account_id))
+        .filter(subscription::Column::StartDate.lte(today))
+        .all(db)
+        .await?
+        .into_iter()
+        .filter(|s| {
+            s.status == ACTIVE
+                || (s.status == CANCELLED && s.cancel_date.is_some_and(|d| d > today))
+        })
+        .collect())
+}
+
+/// The account's stored current scores, by target.
+async fn current_scores<C: ConnectionTrait>(
+    db: &C,
+    account_id: &str,
+) -> Result<HashMap<String, health_current::Model>, HealthError> {
+    Ok(health_current::Entity::find()
+        .filter(health_current::Column::AccountId.eq(account_id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| (r.product_id.clone(), r))
+        .collect())
+}
+
+/// The names of `products`, by id.
+async fn product_names<C: ConnectionTrait>(
+    db: &C,
+    products: &BTreeSet<String>,
+) -> Result<HashMap<String, String>, HealthError> {
+    Ok(product::Entity::find()
+        .filter(product::Column::Id.is_in(products.iter().cloned()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p.name))
+        .collect())
+}
+
+/// Writes a recompute's history rows and upserts its current scores.
+async fn write_scores<C: ConnectionTrait>(db: &C, plan: &RecomputePlan) -> Result<(), HealthError> {
+    for row in &plan.history {
+        health_score::Entity::insert(row.clone().into_active_model())
+            .exec_without_returning(db)
+            .await?;
+    }
+    for row in &plan.current {
+        health_current::Entity::insert(row.clone().into_active_model())
+            .on_conflict(
+                OnConflict::columns([
+                    health_current::Column::AccountId,
+                    health_current::Column::ProductId,
+                ])
+                .update_columns([
+                    health_current::Column::ScoreE2,
+                    health_current::Column::Band,
+                    health_current::Column::CoverageE2,
+                    health_current::Column::Breakdown,
+                    health_current::Column::CsmSentiment,
+                    health_current::Column::ScorecardVersion,
+                    health_current::Column::ComputedAt,
+                ])
+                .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
 }

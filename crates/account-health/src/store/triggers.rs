@@ -1,163 +1,63 @@
-//! Triggers: reconciling what the rules call for with what is open, and
+//! Triggers: reconciling what the rules call for with what is stored (the
+//! plan is [`crate::model::reconcile`]'s), their lifecycle steps, and
 //! reading them back.
 
 use chrono::{DateTime, Duration, Utc};
 use domain::TriggerId;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use storage::events::NewEvent;
 
 use super::Store;
 use crate::entity::trigger;
 use crate::error::HealthError;
-use crate::model::triggers::{Candidate, LifecycleStep, plan_close, plan_conversion};
+use crate::model::reconcile::{StoredTriggers, Wanted, plan_reconciliation, trigger_event};
+use crate::model::triggers::{LifecycleStep, plan_close, plan_conversion};
 
-pub use crate::model::triggers::{CLOSED, CONVERTED, READY, SUPPRESSED};
-
-fn priority(c: &Candidate) -> &'static str {
-    if c.high_priority { "HIGH" } else { "NORMAL" }
-}
-
-fn trigger_event(event_type: &'static str, t: &trigger::Model) -> NewEvent {
-    NewEvent {
-        event_type: event_type.into(),
-        subject_id: t.id.clone(),
-        data: serde_json::json!({
-            "trigger_id": t.id,
-            "account_id": t.account_id,
-            "product_id": t.product_id,
-            "kind": t.kind,
-            "motion": t.motion,
-            "status": t.status,
-            "priority": t.priority,
-            "reason": t.reason,
-            "suppression_reason": t.suppression_reason,
-            "opportunity_id": t.opportunity_id,
-        }),
-    }
-}
+pub use crate::model::triggers::{CONVERTED, READY, SUPPRESSED};
 
 impl Store {
-    /// Opens, updates and closes the account's triggers so that exactly the
-    /// wanted ones are open: one per (account, product, kind), none inside
-    /// the cooldown after a close, auto-closed when the condition clears.
-    /// Returns the events to append.
+    /// Writes what [`plan_reconciliation`] makes of the account's stored
+    /// triggers and the `wanted` ones; returns the events to append.
     pub(crate) async fn reconcile_triggers<C: ConnectionTrait>(
         &self,
         txn: &C,
         account_id: &str,
-        wanted: Vec<(Candidate, Option<String>)>,
+        wanted: Vec<Wanted>,
         now: DateTime<Utc>,
     ) -> Result<Vec<NewEvent>, HealthError> {
-        // CONVERTED triggers are open (nothing of their kind fires) but belong to
-        // their opportunity now: reconciling leaves them as they are.
-        let (open, converted): (Vec<trigger::Model>, Vec<trigger::Model>) = trigger::Entity::find()
+        let open = trigger::Entity::find()
             .filter(trigger::Column::AccountId.eq(account_id))
             .filter(trigger::Column::Status.is_in([READY, SUPPRESSED, CONVERTED]))
             .all(txn)
-            .await?
-            .into_iter()
-            .partition(|t| t.status != CONVERTED);
-        let key = |c: &Candidate| {
-            (
-                c.kind.as_str().to_owned(),
-                c.product_id.clone().unwrap_or_default(),
-            )
-        };
-        let mut events = Vec::new();
-        for t in &open {
-            let still = wanted
-                .iter()
-                .find(|(c, _)| key(c) == (t.kind.clone(), t.product_id.clone()));
-            let mut row: trigger::ActiveModel = t.clone().into();
-            match still {
-                None => {
-                    row.status = Set(CLOSED.to_owned());
-                    row.closed_at = Set(Some(now));
-                    row.updated_at = Set(now);
-                    let closed = row.update(txn).await?;
-                    events.push(trigger_event("health.trigger.closed", &closed));
-                }
-                Some((c, suppressed)) => {
-                    let status = if suppressed.is_some() {
-                        SUPPRESSED
-                    } else {
-                        READY
-                    };
-                    if t.status != status
-                        || t.priority != priority(c)
-                        || t.reason != c.reason
-                        || t.suppression_reason != *suppressed
-                    {
-                        row.status = Set(status.to_owned());
-                        row.priority = Set(priority(c).to_owned());
-                        row.reason = Set(c.reason.clone());
-                        row.suppression_reason = Set(suppressed.clone());
-                        row.updated_at = Set(now);
-                        let updated = row.update(txn).await?;
-                        if t.status != status {
-                            events.push(trigger_event(
-                                if status == READY {
-                                    "health.trigger.ready"
-                                } else {
-                                    "health.trigger.suppressed"
-                                },
-                                &updated,
-                            ));
-                        }
-                    }
-                }
-            }
-        }
-        for (c, suppressed) in wanted {
-            let (kind, product) = key(&c);
-            if open
-                .iter()
-                .chain(&converted)
-                .any(|t| t.kind == kind && t.product_id == product)
-            {
-                continue;
-            }
-            let cooling = trigger::Entity::find()
+            .await?;
+        let cooldown = Duration::days(self.triggers.cooldown_days);
+        let recently_closed = if wanted.is_empty() {
+            Vec::new()
+        } else {
+            trigger::Entity::find()
                 .filter(trigger::Column::AccountId.eq(account_id))
-                .filter(trigger::Column::ProductId.eq(product.as_str()))
-                .filter(trigger::Column::Kind.eq(kind.as_str()))
-                .filter(
-                    trigger::Column::ClosedAt.gt(now - Duration::days(self.triggers.cooldown_days)),
-                )
-                .limit(1)
-                .one(txn)
+                .filter(trigger::Column::ClosedAt.gt(now - cooldown))
+                .all(txn)
                 .await?
-                .is_some();
-            if cooling {
-                continue;
-            }
-            let row = trigger::ActiveModel {
-                id: Set(TriggerId::new().to_string()),
-                account_id: Set(account_id.to_owned()),
-                product_id: Set(product),
-                kind: Set(kind),
-                motion: Set(c.kind.motion().as_str().to_owned()),
-                status: Set(if suppressed.is_some() {
-                    SUPPRESSED
-                } else {
-                    READY
-                }
-                .to_owned()),
-                priority: Set(priority(&c).to_owned()),
-                reason: Set(c.reason.clone()),
-                suppression_reason: Set(suppressed),
-                fired_at: Set(now),
-                updated_at: Set(now),
-                closed_at: Set(None),
-                opportunity_id: Set(None),
-            };
-            let fired = row.insert(txn).await?;
-            events.push(trigger_event("health.trigger.fired", &fired));
+        };
+        let stored = StoredTriggers {
+            open: &open,
+            recently_closed: &recently_closed,
+            cooldown,
+        };
+        let plan = plan_reconciliation(account_id, stored, wanted, now);
+        for row in plan.updates {
+            row.into_active_model().reset_all().update(txn).await?;
         }
-        Ok(events)
+        for row in plan.inserts {
+            trigger::Entity::insert(row.into_active_model())
+                .exec_without_returning(txn)
+                .await?;
+        }
+        Ok(plan.events)
     }
 
     /// Marks a trigger as the opportunity it became (see `plan_conversion`).
