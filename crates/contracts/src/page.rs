@@ -70,10 +70,49 @@ pub fn decode_token(field: &str, token: &str, filter: u64) -> Result<Option<Stri
     Ok(Some(key.to_owned()))
 }
 
+/// The rows of a page fetched with one row more than `limit` (ask the
+/// database for `limit + 1`): trims the extra row and returns the token of
+/// the next page — the last kept row's key — or an empty token when there is
+/// none, so the last page never points at an empty one.
+pub fn next_page<T>(
+    rows: &mut Vec<T>,
+    limit: u64,
+    filter: u64,
+    key: impl Fn(&T) -> String,
+) -> String {
+    let size = usize::try_from(limit).unwrap_or(usize::MAX);
+    if rows.len() <= size {
+        return String::new();
+    }
+    rows.truncate(size);
+    rows.last()
+        .map(|row| encode_token(&key(row), filter))
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_fetched_one_row_long_has_a_next_page_and_loses_the_extra_row() {
+        let mut rows = vec!["a", "b", "c"];
+        let token = next_page(&mut rows, 2, 7, |r| r.to_string());
+        assert_eq!(rows, ["a", "b"]);
+        assert_eq!(
+            decode_token("page_token", &token, 7).unwrap().as_deref(),
+            Some("b")
+        );
+
+        let mut last = vec!["d", "e"];
+        assert_eq!(next_page(&mut last, 2, 7, |r| r.to_string()), "");
+        assert_eq!(last, ["d", "e"]);
+        assert_eq!(
+            next_page(&mut Vec::<&str>::new(), 2, 7, |r| r.to_string()),
+            ""
+        );
+    }
 
     #[test]
     fn filter_fingerprints_are_the_same_in_every_build() {

@@ -775,14 +775,9 @@ impl Outbox {
             )
             .await
             .map_err(crate::db_error)?;
-        let more = u64::try_from(rows.len()).unwrap_or(u64::MAX) > limit;
-        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        let next = match rows.last() {
-            Some(last) if more => {
-                page::encode_token(&format!("{}/{}", last.event_seq, last.target), filter)
-            }
-            _ => String::new(),
-        };
+        let next = page::next_page(&mut rows, limit, filter, |last| {
+            format!("{}/{}", last.event_seq, last.target)
+        });
         Ok((rows, next))
     }
 

@@ -548,14 +548,7 @@ impl Webhooks {
                 query.and_where(Expr::col(col("endpoint_id")).gt(after));
             }
             let mut rows = self.query(query).await?;
-            let next = if rows.len() as u64 > size {
-                rows.truncate(usize::try_from(size).unwrap_or(usize::MAX));
-                rows.last()
-                    .map(|e| contracts::page::encode_token(&e.id, filter))
-                    .unwrap_or_default()
-            } else {
-                String::new()
-            };
+            let next = contracts::page::next_page(&mut rows, size, filter, |e| e.id.clone());
             Ok::<_, Error>((rows.iter().map(Endpoint::to_pb).collect(), next))
         };
         run.await.map_err(|e| e.0)

@@ -3,7 +3,9 @@
 use contracts::Principal;
 use contracts::pb::credit::v1 as pb;
 
-use super::{invalid, next_page, once, reader};
+use contracts::page;
+
+use super::{invalid, once, reader};
 use crate::convert::{dispute_to_pb, entry_to_pb};
 use crate::error::CreditError;
 use crate::model::disputes::{RESOLVED_ADJUSTED, RESOLVED_REJECTED, Resolution};
@@ -80,8 +82,8 @@ pub async fn list(
     let mut disputes = store
         .list_disputes(&filter, input.after.as_deref(), input.page_size)
         .await?;
-    let next_page_token = next_page(&mut disputes, input.page_size, input.fingerprint, |d| {
-        &d.dispute.dispute_id
+    let next_page_token = page::next_page(&mut disputes, input.page_size, input.fingerprint, |d| {
+        d.dispute.dispute_id.clone()
     });
     Ok(pb::ListDisputesResponse {
         disputes: disputes.iter().map(dispute_to_pb).collect(),

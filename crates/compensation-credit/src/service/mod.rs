@@ -75,26 +75,7 @@ where
         .await
 }
 
-/// Trims a page fetched with one extra row and returns the token for the next page
-/// (empty at the end).
-fn next_page<T>(
-    rows: &mut Vec<T>,
-    page_size: u64,
-    fingerprint: u64,
-    key: impl Fn(&T) -> &str,
-) -> String {
-    let size = usize::try_from(page_size).unwrap_or(usize::MAX);
-    if rows.len() > size {
-        rows.truncate(size);
-        rows.last()
-            .map(|row| page::encode_token(key(row), fingerprint))
-            .unwrap_or_default()
-    } else {
-        String::new()
-    }
-}
-
-/// [`next_page`] of ledger entries, by entry id.
+/// [`page::next_page`] of ledger entries, by entry id.
 fn next_token(entries: &mut Vec<Entry>, page_size: u64, fingerprint: u64) -> String {
-    next_page(entries, page_size, fingerprint, |e| &e.entry_id)
+    page::next_page(entries, page_size, fingerprint, |e| e.entry_id.clone())
 }

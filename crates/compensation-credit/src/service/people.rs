@@ -2,7 +2,9 @@
 
 use contracts::pb::credit::v1 as pb;
 
-use super::{invalid, next_page, once};
+use contracts::page;
+
+use super::{invalid, once};
 use crate::convert::person_to_pb;
 use crate::error::CreditError;
 use crate::model::deal::participant_id;
@@ -49,8 +51,8 @@ pub async fn list(
 ) -> Result<pb::ListPeopleResponse, CreditError> {
     let input = ListPeopleInput::from_request(req).map_err(invalid)?;
     let mut people = store.list_people(&input).await?;
-    let next_page_token = next_page(&mut people, input.page_size, input.fingerprint, |p| {
-        &p.person_id
+    let next_page_token = page::next_page(&mut people, input.page_size, input.fingerprint, |p| {
+        p.person_id.clone()
     });
     Ok(pb::ListPeopleResponse {
         people: people.iter().map(person_to_pb).collect(),
