@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 
 use domain::{Currency, DateRange, Decimal, Money, Month, NaiveDate};
 
-use crate::revenue::{AccountFacts, SubscriptionFacts, first_subscription_start, revenue_metrics};
+use crate::revenue::{
+    AccountFacts, CurrencyMetrics, SubscriptionFacts, first_subscription_start, revenue_metrics,
+};
 
 /// Cohorts and periods are months or quarters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +113,19 @@ pub fn cohort_revenue(
     grain: Grain,
     periods: &[Period],
 ) -> Vec<CohortRevenue> {
+    let by_account = subscriptions_by_account(subscriptions);
+    let mut out = Vec::new();
+    for (cohort, members) in cohorts(&by_account, grain) {
+        let book = CohortBook::of(accounts, &by_account, &members);
+        out.extend(book.revenue(&cohort, periods));
+    }
+    out
+}
+
+/// Each account's subscriptions, by account id.
+fn subscriptions_by_account(
+    subscriptions: &[SubscriptionFacts],
+) -> BTreeMap<&str, Vec<&SubscriptionFacts>> {
     let mut by_account: BTreeMap<&str, Vec<&SubscriptionFacts>> = BTreeMap::new();
     for sub in subscriptions {
         by_account
@@ -118,9 +133,18 @@ pub fn cohort_revenue(
             .or_default()
             .push(sub);
     }
+    by_account
+}
+
+/// The cohorts in order, each with its accounts: an account belongs to the
+/// period of its first subscription's start.
+fn cohorts<'a>(
+    by_account: &BTreeMap<&'a str, Vec<&SubscriptionFacts>>,
+    grain: Grain,
+) -> Vec<(Period, Vec<&'a str>)> {
     // Cohort (by its first day) → its accounts.
     let mut cohorts: BTreeMap<NaiveDate, (Period, Vec<&str>)> = BTreeMap::new();
-    for (account, subs) in &by_account {
+    for (account, subs) in by_account {
         let Some(first) = first_subscription_start(subs.iter().copied()) else {
             continue;
         };
@@ -133,8 +157,22 @@ pub fn cohort_revenue(
             .1
             .push(account);
     }
-    let mut out = Vec::new();
-    for (cohort, members) in cohorts.into_values() {
+    cohorts.into_values().collect()
+}
+
+/// One cohort's facts: all of them, and each member account's alone.
+struct CohortBook {
+    facts: Vec<AccountFacts>,
+    subs: Vec<SubscriptionFacts>,
+    per_account: Vec<(Vec<AccountFacts>, Vec<SubscriptionFacts>)>,
+}
+
+impl CohortBook {
+    fn of(
+        accounts: &[AccountFacts],
+        by_account: &BTreeMap<&str, Vec<&SubscriptionFacts>>,
+        members: &[&str],
+    ) -> CohortBook {
         let facts: Vec<AccountFacts> = accounts
             .iter()
             .filter(|a| members.contains(&a.account_id.as_str()))
@@ -145,7 +183,7 @@ pub fn cohort_revenue(
             .flat_map(|a| by_account.get(a).into_iter().flatten())
             .map(|s| (*s).clone())
             .collect();
-        let per_account: Vec<(Vec<AccountFacts>, Vec<SubscriptionFacts>)> = members
+        let per_account = members
             .iter()
             .map(|a| {
                 (
@@ -161,40 +199,29 @@ pub fn cohort_revenue(
                 )
             })
             .collect();
-        let acquired: BTreeMap<&'static str, Money> = revenue_metrics(&facts, &subs, &cohort.range)
-            .into_iter()
-            .map(|m| (m.currency.code(), m.closing_mrr))
-            .collect();
+        CohortBook {
+            facts,
+            subs,
+            per_account,
+        }
+    }
+
+    /// The cohort's rows, one per currency, over the `periods` that do not
+    /// end before the cohort's own period starts.
+    fn revenue(&self, cohort: &Period, periods: &[Period]) -> Vec<CohortRevenue> {
+        let acquired = self.closing_mrr(&cohort.range);
         let mut rows: BTreeMap<&'static str, CohortRevenue> = BTreeMap::new();
         for period in periods
             .iter()
             .filter(|p| p.range.end() > cohort.range.start())
         {
-            let mut accounts_with_mrr: BTreeMap<&'static str, i64> = BTreeMap::new();
-            for (own_facts, own_subs) in &per_account {
-                for m in revenue_metrics(own_facts, own_subs, &period.range) {
-                    if m.closing_mrr.minor() > 0 {
-                        *accounts_with_mrr.entry(m.currency.code()).or_default() += 1;
-                    }
-                }
-            }
-            for m in revenue_metrics(&facts, &subs, &period.range) {
+            let accounts_with_mrr = self.accounts_with_mrr(&period.range);
+            for m in revenue_metrics(&self.facts, &self.subs, &period.range) {
                 let accounts = accounts_with_mrr
                     .get(m.currency.code())
                     .copied()
                     .unwrap_or(0);
-                let average_mrr = (accounts > 0)
-                    .then(|| {
-                        Money::from_decimal_rounded(
-                            m.currency,
-                            m.closing_mrr.amount() / Decimal::from(accounts),
-                        )
-                        .ok()
-                    })
-                    .flatten();
-                let since = acquired
-                    .get(m.currency.code())
-                    .and_then(|base| ratio(m.closing_mrr, *base));
+                let row = cohort_period(period, &m, accounts, acquired.get(m.currency.code()));
                 rows.entry(m.currency.code())
                     .or_insert_with(|| CohortRevenue {
                         cohort: cohort.clone(),
@@ -202,20 +229,60 @@ pub fn cohort_revenue(
                         periods: Vec::new(),
                     })
                     .periods
-                    .push(CohortPeriod {
-                        period: period.clone(),
-                        accounts,
-                        mrr: m.closing_mrr,
-                        average_mrr,
-                        opening_mrr: m.opening_mrr,
-                        nrr: m.nrr,
-                        mrr_since_acquisition: since,
-                    });
+                    .push(row);
             }
         }
-        out.extend(rows.into_values());
+        rows.into_values().collect()
     }
-    out
+
+    /// The cohort's closing MRR of `range`, per currency.
+    fn closing_mrr(&self, range: &DateRange) -> BTreeMap<&'static str, Money> {
+        revenue_metrics(&self.facts, &self.subs, range)
+            .into_iter()
+            .map(|m| (m.currency.code(), m.closing_mrr))
+            .collect()
+    }
+
+    /// How many member accounts close `range` with MRR, per currency.
+    fn accounts_with_mrr(&self, range: &DateRange) -> BTreeMap<&'static str, i64> {
+        let mut accounts_with_mrr: BTreeMap<&'static str, i64> = BTreeMap::new();
+        for (own_facts, own_subs) in &self.per_account {
+            for m in revenue_metrics(own_facts, own_subs, range) {
+                if m.closing_mrr.minor() > 0 {
+                    *accounts_with_mrr.entry(m.currency.code()).or_default() += 1;
+                }
+            }
+        }
+        accounts_with_mrr
+    }
+}
+
+/// A cohort's figures for `period` from its metrics `m`, the `accounts` with
+/// MRR then, and its closing MRR of its own first period (`acquired`).
+fn cohort_period(
+    period: &Period,
+    m: &CurrencyMetrics,
+    accounts: i64,
+    acquired: Option<&Money>,
+) -> CohortPeriod {
+    CohortPeriod {
+        period: period.clone(),
+        accounts,
+        mrr: m.closing_mrr,
+        average_mrr: average_mrr(m.closing_mrr, accounts),
+        opening_mrr: m.opening_mrr,
+        nrr: m.nrr,
+        mrr_since_acquisition: acquired.and_then(|base| ratio(m.closing_mrr, *base)),
+    }
+}
+
+/// `mrr / accounts`, half-even to the minor unit; `None` without accounts.
+fn average_mrr(mrr: Money, accounts: i64) -> Option<Money> {
+    (accounts > 0)
+        .then(|| {
+            Money::from_decimal_rounded(mrr.currency(), mrr.amount() / Decimal::from(accounts)).ok()
+        })
+        .flatten()
 }
 
 #[cfg(test)]
@@ -358,6 +425,56 @@ mod tests {
             Grain::Quarter.period_of(date("2026-11-30")).unwrap().label,
             "2026-Q4"
         );
+    }
+
+    #[test]
+    fn the_average_is_the_mrr_shared_by_the_accounts_half_even() {
+        let usd = |minor| Money::from_minor(Currency::USD, minor);
+        assert_eq!(average_mrr(usd(150_000), 2), Some(usd(75_000)));
+        // $1,000.00 over 3 accounts: $333.33 each.
+        assert_eq!(average_mrr(usd(100_000), 3), Some(usd(33_333)));
+        // $0.05 over 2: $0.025 rounds to the even cent.
+        assert_eq!(average_mrr(usd(5), 2), Some(usd(2)));
+        assert_eq!(average_mrr(usd(100_000), 0), None);
+    }
+
+    #[test]
+    fn an_account_joins_the_cohort_of_its_first_subscription() {
+        let (_, subs) = book();
+        let by_account = subscriptions_by_account(&subs);
+        let found: Vec<(String, Vec<&str>)> = cohorts(&by_account, Grain::Month)
+            .into_iter()
+            .map(|(period, members)| (period.label, members))
+            .collect();
+        // A's module of 2026-03 does not move it out of 2025-01.
+        assert_eq!(
+            found,
+            vec![
+                ("2025-01".to_owned(), vec!["A", "B"]),
+                ("2025-04".to_owned(), vec!["C"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cohorts_mrr_is_the_sum_of_its_accounts_and_only_accounts_with_mrr_count() {
+        let (accounts, subs) = book();
+        let by_account = subscriptions_by_account(&subs);
+        let cohort = CohortBook::of(&accounts, &by_account, &["A", "B"]);
+        let march = Grain::Month.period_of(date("2026-03-01")).unwrap().range;
+        let january = Grain::Month.period_of(date("2026-01-01")).unwrap().range;
+        let total = cohort.closing_mrr(&march)["USD"].minor();
+        let each: i64 = cohort
+            .per_account
+            .iter()
+            .flat_map(|(facts, subs)| revenue_metrics(facts, subs, &march))
+            .map(|m| m.closing_mrr.minor())
+            .sum();
+        assert_eq!(total, each);
+        assert_eq!(total, 180_000);
+        // B churned in February: only A has MRR in March; both in January.
+        assert_eq!(cohort.accounts_with_mrr(&march)["USD"], 1);
+        assert_eq!(cohort.accounts_with_mrr(&january)["USD"], 2);
     }
 
     fn month_first(m: u32) -> NaiveDate {

@@ -396,6 +396,140 @@ struct AccountMrr {
     closing: i128,
 }
 
+/// When an account began: registration (or, unknown, its first
+/// subscription's start) and its first subscription's start.
+#[derive(Debug, Clone, Copy)]
+struct AccountStart {
+    registered_on: NaiveDate,
+    first_start: NaiveDate,
+}
+
+/// One subscription's part of the MRR bridge for a period:
+/// closing = opening + new + cross-sell + upsell − contraction − churned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct SubscriptionBridge {
+    /// MRR at the close of the day before the period.
+    opening: i128,
+    /// Initial MRR of a subscription starting in the period, by the rule for
+    /// its own start month.
+    cross_sell: i128,
+    new: i128,
+    upsell: i128,
+    contraction: i128,
+    /// MRR in force the day before a cancellation inside the period.
+    churned: i128,
+    /// MRR on the period's last day.
+    closing: i128,
+}
+
+impl SubscriptionBridge {
+    fn of(sub: &Prepared<'_>, account: AccountStart, period: &DateRange) -> SubscriptionBridge {
+        let facts = sub.facts;
+        let mut bridge = SubscriptionBridge::default();
+        if period.contains(facts.start_date) {
+            let initial = i128::from(sub.initial_mrr());
+            let own_month = first_day_of_month(facts.start_date);
+            if conexa_rule(
+                facts.start_date,
+                account.registered_on,
+                account.first_start,
+                own_month,
+            ) {
+                bridge.cross_sell = initial;
+            } else {
+                bridge.new = initial;
+            }
+        }
+        for (_, delta) in sub.deltas_in(period) {
+            match delta.cmp(&0) {
+                Ordering::Greater => bridge.upsell = bridge.upsell.saturating_add(delta),
+                Ordering::Less => bridge.contraction = bridge.contraction.saturating_sub(delta),
+                Ordering::Equal => {}
+            }
+        }
+        if let Some(cancel) = facts.cancel_date.filter(|&cancel| period.contains(cancel)) {
+            // Not void, so cancel > start and the day before exists.
+            bridge.churned = i128::from(cancel.pred_opt().map_or(0, |day| sub.mrr_on(day)));
+        }
+        // The close of the day before the period; a period starting on chrono's first
+        // representable day opens with nothing.
+        bridge.opening = i128::from(period.start().pred_opt().map_or(0, |day| sub.mrr_on(day)));
+        bridge.closing = i128::from(sub.mrr_on(period.last_day()));
+        bridge
+    }
+}
+
+impl Totals {
+    /// Adds a subscription's movements (not its opening and closing: those
+    /// count per account, see [`Totals::add_account_mrr`]).
+    fn add_movements(&mut self, bridge: &SubscriptionBridge) {
+        self.cross_sell = self.cross_sell.saturating_add(bridge.cross_sell);
+        self.new = self.new.saturating_add(bridge.new);
+        self.upsell = self.upsell.saturating_add(bridge.upsell);
+        self.contraction = self.contraction.saturating_add(bridge.contraction);
+        self.churned = self.churned.saturating_add(bridge.churned);
+    }
+
+    /// Adds an account's opening and closing MRR; only an account that
+    /// opened with MRR is in the cohort NRR and GRR look at, and GRR counts
+    /// at most what it opened with.
+    fn add_account_mrr(&mut self, mrr: &AccountMrr) {
+        self.closing = self.closing.saturating_add(mrr.closing);
+        if mrr.opening > 0 {
+            self.opening = self.opening.saturating_add(mrr.opening);
+            self.cohort_closing = self.cohort_closing.saturating_add(mrr.closing);
+            self.cohort_retained = self
+                .cohort_retained
+                .saturating_add(mrr.closing.min(mrr.opening));
+        }
+    }
+
+    /// Adds an account holding `products` distinct products in this currency.
+    fn add_portfolio(&mut self, products: usize) {
+        let products = i128::try_from(products).unwrap_or(i128::MAX);
+        self.accounts_with_products += 1;
+        self.active_products = self.active_products.saturating_add(products);
+        if products >= 2 {
+            self.accounts_with_two_or_more += 1;
+        }
+    }
+}
+
+/// Sums subscriptions' (currency, opening, closing) per currency.
+fn mrr_by_currency(bridges: impl IntoIterator<Item = (Currency, i128, i128)>) -> Vec<AccountMrr> {
+    let mut by_currency: Vec<AccountMrr> = Vec::with_capacity(1);
+    for (currency, opening, closing) in bridges {
+        match by_currency
+            .iter_mut()
+            .find(|entry| entry.currency == currency)
+        {
+            Some(entry) => {
+                entry.opening = entry.opening.saturating_add(opening);
+                entry.closing = entry.closing.saturating_add(closing);
+            }
+            None => by_currency.push(AccountMrr {
+                currency,
+                opening,
+                closing,
+            }),
+        }
+    }
+    by_currency
+}
+
+/// The distinct (currency, product) pairs of subscriptions active on `day`,
+/// sorted, so each currency's products are one run.
+fn active_products<'a>(subs: &[&Prepared<'a>], day: NaiveDate) -> Vec<(&'static str, &'a str)> {
+    let mut active: Vec<(&'static str, &str)> = subs
+        .iter()
+        .filter(|sub| sub.is_active_on(day))
+        .map(|sub| (sub.facts.currency.code(), sub.facts.product_id.as_str()))
+        .collect();
+    active.sort_unstable();
+    active.dedup();
+    active
+}
+
 /// Adds one account (its non-void subscriptions, at least one) to the currency totals.
 fn add_account(
     totals: &mut BTreeMap<&'static str, Totals>,
@@ -407,90 +541,33 @@ fn add_account(
         return;
     };
     let registered_on = registered_on.unwrap_or(first_start);
-    // The close of the day before the period; a period starting on chrono's first
-    // representable day opens with nothing.
-    let opening_day = period.start().pred_opt();
-    let last_day = period.last_day();
+    let account = AccountStart {
+        registered_on,
+        first_start,
+    };
+    // Only currencies with totals count (every input currency has them).
+    let counted: Vec<&Prepared<'_>> = subs
+        .iter()
+        .copied()
+        .filter(|sub| totals.contains_key(sub.facts.currency.code()))
+        .collect();
 
-    let mut mrr_by_currency: Vec<AccountMrr> = Vec::with_capacity(1);
-    let mut active_products: Vec<(&'static str, &str)> = Vec::new();
-
-    for sub in subs {
-        let facts = sub.facts;
-        let Some(total) = totals.get_mut(facts.currency.code()) else {
-            continue;
-        };
-
-        if period.contains(facts.start_date) {
-            let initial = i128::from(sub.initial_mrr());
-            let own_month = first_day_of_month(facts.start_date);
-            if conexa_rule(facts.start_date, registered_on, first_start, own_month) {
-                total.cross_sell = total.cross_sell.saturating_add(initial);
-            } else {
-                total.new = total.new.saturating_add(initial);
-            }
+    let mut mrr = Vec::with_capacity(counted.len());
+    for sub in &counted {
+        let bridge = SubscriptionBridge::of(sub, account, period);
+        if let Some(total) = totals.get_mut(sub.facts.currency.code()) {
+            total.add_movements(&bridge);
         }
-
-        for (_, delta) in sub.deltas_in(period) {
-            match delta.cmp(&0) {
-                Ordering::Greater => total.upsell = total.upsell.saturating_add(delta),
-                Ordering::Less => total.contraction = total.contraction.saturating_sub(delta),
-                Ordering::Equal => {}
-            }
-        }
-
-        if let Some(cancel) = facts.cancel_date.filter(|&cancel| period.contains(cancel)) {
-            // Not void, so cancel > start and the day before exists.
-            let in_force = cancel.pred_opt().map_or(0, |day| sub.mrr_on(day));
-            total.churned = total.churned.saturating_add(i128::from(in_force));
-        }
-
-        let opening = i128::from(opening_day.map_or(0, |day| sub.mrr_on(day)));
-        let closing = i128::from(sub.mrr_on(last_day));
-        match mrr_by_currency
-            .iter_mut()
-            .find(|entry| entry.currency == facts.currency)
-        {
-            Some(entry) => {
-                entry.opening = entry.opening.saturating_add(opening);
-                entry.closing = entry.closing.saturating_add(closing);
-            }
-            None => mrr_by_currency.push(AccountMrr {
-                currency: facts.currency,
-                opening,
-                closing,
-            }),
-        }
-        if sub.is_active_on(last_day) {
-            active_products.push((facts.currency.code(), facts.product_id.as_str()));
+        mrr.push((sub.facts.currency, bridge.opening, bridge.closing));
+    }
+    for entry in &mrr_by_currency(mrr) {
+        if let Some(total) = totals.get_mut(entry.currency.code()) {
+            total.add_account_mrr(entry);
         }
     }
-
-    for entry in &mrr_by_currency {
-        let Some(total) = totals.get_mut(entry.currency.code()) else {
-            continue;
-        };
-        total.closing = total.closing.saturating_add(entry.closing);
-        if entry.opening > 0 {
-            total.opening = total.opening.saturating_add(entry.opening);
-            total.cohort_closing = total.cohort_closing.saturating_add(entry.closing);
-            total.cohort_retained = total
-                .cohort_retained
-                .saturating_add(entry.closing.min(entry.opening));
-        }
-    }
-
-    active_products.sort_unstable();
-    active_products.dedup();
-    for run in active_products.chunk_by(|a, b| a.0 == b.0) {
-        let Some(total) = totals.get_mut(run[0].0) else {
-            continue;
-        };
-        let products = i128::try_from(run.len()).unwrap_or(i128::MAX);
-        total.accounts_with_products += 1;
-        total.active_products = total.active_products.saturating_add(products);
-        if products >= 2 {
-            total.accounts_with_two_or_more += 1;
+    for run in active_products(&counted, period.last_day()).chunk_by(|a, b| a.0 == b.0) {
+        if let Some(total) = totals.get_mut(run[0].0) {
+            total.add_portfolio(run.len());
         }
     }
 
@@ -1284,6 +1361,118 @@ mod tests {
         assert_eq!(
             ratio(i128::from(i64::MAX) * 3, i128::from(i64::MAX)),
             Some(dec("3"))
+        );
+    }
+
+    #[test]
+    fn each_subscriptions_bridge_ties() {
+        let march = month("2026-03");
+        let account = AccountStart {
+            registered_on: date("2026-01-01"),
+            first_start: date("2026-01-10"),
+        };
+        let subs = [
+            // Opened with 100, upsold to 150, then contracted to 120, still in force.
+            sub_in(
+                Currency::BRL,
+                "a",
+                "A",
+                "erp",
+                "2026-01-10",
+                None,
+                &[
+                    ("2026-01-10", "100.00"),
+                    ("2026-03-05", "150.00"),
+                    ("2026-03-20", "120.00"),
+                ],
+            ),
+            // Upsold, then cancelled inside the period: it churns what it had.
+            sub_in(
+                Currency::BRL,
+                "b",
+                "A",
+                "tax",
+                "2026-02-01",
+                Some("2026-03-25"),
+                &[("2026-02-01", "80.00"), ("2026-03-02", "90.00")],
+            ),
+            // Starts in the period: a cross-sell (registered in January, not the first
+            // subscription), later contracted.
+            sub_in(
+                Currency::BRL,
+                "c",
+                "A",
+                "payroll",
+                "2026-03-10",
+                None,
+                &[("2026-03-10", "60.00"), ("2026-03-15", "40.00")],
+            ),
+        ];
+        let bridges: Vec<SubscriptionBridge> = subs
+            .iter()
+            .map(|facts| SubscriptionBridge::of(&Prepared::new(facts), account, &march))
+            .collect();
+        for b in &bridges {
+            assert_eq!(
+                b.opening + b.new + b.cross_sell + b.upsell - b.contraction - b.churned,
+                b.closing,
+                "{b:?}"
+            );
+        }
+        let minor = |s: &str| i128::from(Money::parse_amount(Currency::BRL, s).unwrap().minor());
+        assert_eq!(
+            (
+                bridges[0].opening,
+                bridges[0].upsell,
+                bridges[0].contraction
+            ),
+            (minor("100.00"), minor("50.00"), minor("30.00"))
+        );
+        assert_eq!(
+            (bridges[1].churned, bridges[1].closing),
+            (minor("90.00"), 0)
+        );
+        assert_eq!(
+            (bridges[2].cross_sell, bridges[2].new, bridges[2].opening),
+            (minor("60.00"), 0, 0)
+        );
+    }
+
+    #[test]
+    fn an_accounts_mrr_is_the_sum_of_its_subscriptions_per_currency() {
+        let mrr = mrr_by_currency([
+            (Currency::BRL, 10, 20),
+            (Currency::USD, 5, 0),
+            (Currency::BRL, 1, 2),
+        ]);
+        let sums: Vec<(&str, i128, i128)> = mrr
+            .iter()
+            .map(|m| (m.currency.code(), m.opening, m.closing))
+            .collect();
+        assert_eq!(sums, vec![("BRL", 11, 22), ("USD", 5, 0)]);
+    }
+
+    #[test]
+    fn active_products_are_distinct_per_currency_on_the_day() {
+        let subs = [
+            brl("a", "A", "erp", "2026-01-01", "10.00"),
+            brl("b", "A", "erp", "2026-02-01", "10.00"),
+            brl("c", "A", "tax", "2026-04-01", "10.00"),
+            sub_in(
+                Currency::USD,
+                "d",
+                "A",
+                "erp",
+                "2026-01-01",
+                None,
+                &[("2026-01-01", "10.00")],
+            ),
+        ];
+        let prepared: Vec<Prepared<'_>> = subs.iter().map(Prepared::new).collect();
+        let refs: Vec<&Prepared<'_>> = prepared.iter().collect();
+        assert_eq!(
+            active_products(&refs, date("2026-03-31")),
+            vec![("BRL", "erp"), ("USD", "erp")]
         );
     }
 

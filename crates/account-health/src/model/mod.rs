@@ -3,6 +3,8 @@
 //! numbers.
 
 pub mod account;
+pub mod account_links;
+pub mod backfill;
 pub mod history;
 pub mod portfolio;
 pub mod product;

@@ -41,105 +41,22 @@ pub struct ProductInput {
 
 impl ProductInput {
     pub fn from_request(req: &pb::UpsertProductRequest) -> Result<Self, ApiError> {
-        const F: &str = "product";
         let p = req
             .product
             .as_ref()
             .ok_or_else(|| ApiError::invalid(F, "is required"))?;
-        let f = |name: &str| format!("{F}.{name}");
-        let id = if p.product_id.is_empty() {
-            None
-        } else {
-            Some(
-                ProductId::parse(&p.product_id)
-                    .map_err(|e| ApiError::invalid(f("product_id"), e))?,
-            )
-        };
-        if p.tiers.len() > MAX_TIERS {
-            return Err(ApiError::invalid(
-                f("tiers"),
-                format!("at most {MAX_TIERS} tiers"),
-            ));
-        }
-        let mut tiers: Vec<String> = Vec::with_capacity(p.tiers.len());
-        for (i, tier) in p.tiers.iter().enumerate() {
-            let tier = wire::text(&format!("{F}.tiers[{i}]"), tier, 64)?;
-            if tiers.contains(&tier) {
-                return Err(ApiError::invalid(
-                    format!("{F}.tiers[{i}]"),
-                    "appears twice",
-                ));
-            }
-            tiers.push(tier);
-        }
+        let id = optional_product_id(&p.product_id)?;
+        let tiers = tiers_from_pb(&p.tiers)?;
         if p.adjacencies.len() > MAX_LINKS || p.wallet_estimates.len() > MAX_LINKS {
             return Err(ApiError::invalid(
                 f("adjacencies"),
                 format!("at most {MAX_LINKS} entries"),
             ));
         }
-        let mut adjacencies = Vec::with_capacity(p.adjacencies.len());
-        for (i, a) in p.adjacencies.iter().enumerate() {
-            let at = |name: &str| format!("{F}.adjacencies[{i}].{name}");
-            let other = ProductId::parse(&a.product_id)
-                .map_err(|e| ApiError::invalid(at("product_id"), e))?;
-            if Some(other) == id {
-                return Err(ApiError::invalid(
-                    at("product_id"),
-                    "a product is not adjacent to itself",
-                ));
-            }
-            let adjacency = match wire::known_enum::<pb::Adjacency>(&at("adjacency"), a.adjacency)?
-            {
-                pb::Adjacency::Unspecified => {
-                    return Err(ApiError::invalid(at("adjacency"), "is required"));
-                }
-                pb::Adjacency::Adjacent => "ADJACENT",
-                pb::Adjacency::Complementary => "COMPLEMENTARY",
-                pb::Adjacency::Platform => "PLATFORM",
-            };
-            adjacencies.push(AdjacencyLink {
-                product_id: other.to_string(),
-                adjacency: adjacency.to_owned(),
-            });
-        }
-        let mut fits_segments = Vec::new();
-        for (i, s) in p.fits_segments.iter().enumerate() {
-            let at = format!("{F}.fits_segments[{i}]");
-            let segment =
-                wire::segment(&at, *s)?.ok_or_else(|| ApiError::invalid(&at, "is required"))?;
-            if !fits_segments.contains(&segment.as_str().to_owned()) {
-                fits_segments.push(segment.as_str().to_owned());
-            }
-        }
-        let mut wallet_estimates: Vec<WalletEstimate> = Vec::new();
-        for (i, w) in p.wallet_estimates.iter().enumerate() {
-            let at = |name: &str| format!("{F}.wallet_estimates[{i}].{name}");
-            let segment = wire::segment(&at("segment"), w.segment)?
-                .ok_or_else(|| ApiError::invalid(at("segment"), "is required"))?;
-            let money = wire::money(&at("annual_wallet"), w.annual_wallet.as_ref())?;
-            if money.is_negative() {
-                return Err(ApiError::invalid(
-                    at("annual_wallet.amount"),
-                    "must not be negative",
-                ));
-            }
-            if wallet_estimates
-                .iter()
-                .any(|x| x.segment == segment.as_str())
-            {
-                return Err(ApiError::invalid(at("segment"), "appears twice"));
-            }
-            wallet_estimates.push(WalletEstimate {
-                segment: segment.as_str().to_owned(),
-                currency: money.currency().code().to_owned(),
-                minor: money.minor(),
-            });
-        }
-        let margin = wire::optional_percent(&f("margin_percent"), &p.margin_percent)?
-            .map(|m| m.ensure_between(Percent::ZERO, Percent::ONE_HUNDRED))
-            .transpose()
-            .map_err(|e| ApiError::invalid(f("margin_percent"), e))?;
+        let adjacencies = adjacencies_from_pb(&p.adjacencies, id)?;
+        let fits_segments = fits_segments_from_pb(&p.fits_segments)?;
+        let wallet_estimates = wallet_estimates_from_pb(&p.wallet_estimates)?;
+        let margin = margin_from_pb(&p.margin_percent)?;
         Ok(Self {
             id,
             name: wire::text(&f("name"), &p.name, wire::MAX_NAME_LEN)?,
@@ -151,6 +68,133 @@ impl ProductInput {
             margin,
         })
     }
+}
+
+/// The request field the product is validated under.
+const F: &str = "product";
+
+fn f(name: &str) -> String {
+    format!("{F}.{name}")
+}
+
+/// Empty: a new product; otherwise the product to update.
+fn optional_product_id(product_id: &str) -> Result<Option<ProductId>, ApiError> {
+    if product_id.is_empty() {
+        return Ok(None);
+    }
+    ProductId::parse(product_id)
+        .map(Some)
+        .map_err(|e| ApiError::invalid(f("product_id"), e))
+}
+
+/// At most [`MAX_TIERS`] tier names, each once.
+fn tiers_from_pb(wire_tiers: &[String]) -> Result<Vec<String>, ApiError> {
+    if wire_tiers.len() > MAX_TIERS {
+        return Err(ApiError::invalid(
+            f("tiers"),
+            format!("at most {MAX_TIERS} tiers"),
+        ));
+    }
+    let mut tiers: Vec<String> = Vec::with_capacity(wire_tiers.len());
+    for (i, tier) in wire_tiers.iter().enumerate() {
+        let tier = wire::text(&format!("{F}.tiers[{i}]"), tier, 64)?;
+        if tiers.contains(&tier) {
+            return Err(ApiError::invalid(
+                format!("{F}.tiers[{i}]"),
+                "appears twice",
+            ));
+        }
+        tiers.push(tier);
+    }
+    Ok(tiers)
+}
+
+/// Links to other products (never to `id` itself), each with its kind.
+fn adjacencies_from_pb(
+    wire_links: &[pb::ProductAdjacency],
+    id: Option<ProductId>,
+) -> Result<Vec<AdjacencyLink>, ApiError> {
+    let mut adjacencies = Vec::with_capacity(wire_links.len());
+    for (i, a) in wire_links.iter().enumerate() {
+        let at = |name: &str| format!("{F}.adjacencies[{i}].{name}");
+        let other =
+            ProductId::parse(&a.product_id).map_err(|e| ApiError::invalid(at("product_id"), e))?;
+        if Some(other) == id {
+            return Err(ApiError::invalid(
+                at("product_id"),
+                "a product is not adjacent to itself",
+            ));
+        }
+        adjacencies.push(AdjacencyLink {
+            product_id: other.to_string(),
+            adjacency: adjacency_from_pb(&at("adjacency"), a.adjacency)?.to_owned(),
+        });
+    }
+    Ok(adjacencies)
+}
+
+fn adjacency_from_pb(field: &str, adjacency: i32) -> Result<&'static str, ApiError> {
+    Ok(match wire::known_enum::<pb::Adjacency>(field, adjacency)? {
+        pb::Adjacency::Unspecified => {
+            return Err(ApiError::invalid(field, "is required"));
+        }
+        pb::Adjacency::Adjacent => "ADJACENT",
+        pb::Adjacency::Complementary => "COMPLEMENTARY",
+        pb::Adjacency::Platform => "PLATFORM",
+    })
+}
+
+/// The segments the product fits, each kept once in the order given.
+fn fits_segments_from_pb(wire_segments: &[i32]) -> Result<Vec<String>, ApiError> {
+    let mut fits_segments = Vec::new();
+    for (i, s) in wire_segments.iter().enumerate() {
+        let at = format!("{F}.fits_segments[{i}]");
+        let segment =
+            wire::segment(&at, *s)?.ok_or_else(|| ApiError::invalid(&at, "is required"))?;
+        if !fits_segments.contains(&segment.as_str().to_owned()) {
+            fits_segments.push(segment.as_str().to_owned());
+        }
+    }
+    Ok(fits_segments)
+}
+
+/// One non-negative annual wallet per segment.
+fn wallet_estimates_from_pb(
+    wire_wallets: &[pb::SegmentWallet],
+) -> Result<Vec<WalletEstimate>, ApiError> {
+    let mut wallet_estimates: Vec<WalletEstimate> = Vec::new();
+    for (i, w) in wire_wallets.iter().enumerate() {
+        let at = |name: &str| format!("{F}.wallet_estimates[{i}].{name}");
+        let segment = wire::segment(&at("segment"), w.segment)?
+            .ok_or_else(|| ApiError::invalid(at("segment"), "is required"))?;
+        let money = wire::money(&at("annual_wallet"), w.annual_wallet.as_ref())?;
+        if money.is_negative() {
+            return Err(ApiError::invalid(
+                at("annual_wallet.amount"),
+                "must not be negative",
+            ));
+        }
+        if wallet_estimates
+            .iter()
+            .any(|x| x.segment == segment.as_str())
+        {
+            return Err(ApiError::invalid(at("segment"), "appears twice"));
+        }
+        wallet_estimates.push(WalletEstimate {
+            segment: segment.as_str().to_owned(),
+            currency: money.currency().code().to_owned(),
+            minor: money.minor(),
+        });
+    }
+    Ok(wallet_estimates)
+}
+
+/// An optional margin, 0–100 %.
+fn margin_from_pb(margin_percent: &str) -> Result<Option<Percent>, ApiError> {
+    wire::optional_percent(&f("margin_percent"), margin_percent)?
+        .map(|m| m.ensure_between(Percent::ZERO, Percent::ONE_HUNDRED))
+        .transpose()
+        .map_err(|e| ApiError::invalid(f("margin_percent"), e))
 }
 
 /// Wire form of stored adjacency / segment / wallet lists.

@@ -212,134 +212,9 @@ impl Scorecard {
         };
         let name =
             wire::optional_text(&f("name"), &s.name, wire::MAX_NAME_LEN)?.unwrap_or_default();
-        if s.measures.is_empty() || s.measures.len() > MAX_MEASURES {
-            return Err(ApiError::invalid(
-                f("measures"),
-                format!("needs 1 to {MAX_MEASURES} measures"),
-            ));
-        }
-        let mut measures = Vec::with_capacity(s.measures.len());
-        for (i, m) in s.measures.iter().enumerate() {
-            let at = |name: &str| format!("{field}.measures[{i}].{name}");
-            let name = wire::text(&at("name"), &m.name, wire::MAX_NAME_LEN)?;
-            if measures.iter().any(|x: &Measure| x.name == name) {
-                return Err(ApiError::invalid(
-                    at("name"),
-                    format!("{name:?} appears twice"),
-                ));
-            }
-            let kind = SignalKind::from_pb(&at("signal_kind"), m.signal_kind)?
-                .ok_or_else(|| ApiError::invalid(at("signal_kind"), "is required"))?;
-            if kind == SignalKind::CsmSentiment {
-                return Err(ApiError::invalid(
-                    at("signal_kind"),
-                    "CSM_SENTIMENT can't be a measure: the CSM's sentiment is shown beside the computed score, never mixed into it",
-                ));
-            }
-            let aggregation =
-                match wire::known_enum::<pb::Aggregation>(&at("aggregation"), m.aggregation)? {
-                    pb::Aggregation::Unspecified => {
-                        return Err(ApiError::invalid(at("aggregation"), "is required"));
-                    }
-                    pb::Aggregation::Latest => Aggregation::Latest,
-                    pb::Aggregation::Average => Aggregation::Average,
-                    pb::Aggregation::Sum => Aggregation::Sum,
-                    pb::Aggregation::Count => Aggregation::Count,
-                    pb::Aggregation::RatioToLimit => Aggregation::RatioToLimit,
-                };
-            let window_days = u32::try_from(m.window_days)
-                .ok()
-                .filter(|d| (1..=MAX_WINDOW_DAYS).contains(d))
-                .ok_or_else(|| {
-                    ApiError::invalid(at("window_days"), format!("must be 1-{MAX_WINDOW_DAYS}"))
-                })?;
-            let weight = domain::parse_decimal(&m.weight)
-                .filter(|w| {
-                    !w.is_sign_negative() && w.scale() <= 6 && *w <= Decimal::from(1_000_000)
-                })
-                .ok_or_else(|| {
-                    ApiError::invalid(at("weight"), "must be a non-negative decimal like \"25\"")
-                })?;
-            if m.thresholds.is_empty() || m.thresholds.len() > MAX_THRESHOLDS {
-                return Err(ApiError::invalid(
-                    at("thresholds"),
-                    format!("needs 1 to {MAX_THRESHOLDS} thresholds"),
-                ));
-            }
-            let mut thresholds = Vec::with_capacity(m.thresholds.len());
-            for (j, t) in m.thresholds.iter().enumerate() {
-                let tf = |name: &str| format!("{field}.measures[{i}].thresholds[{j}].{name}");
-                let min_value = domain::parse_decimal(&t.min_value)
-                    .filter(|v| v.scale() <= 6)
-                    .ok_or_else(|| ApiError::invalid(tf("min_value"), "must be a decimal"))?;
-                let score = u8::try_from(t.score)
-                    .ok()
-                    .filter(|s| *s <= 100)
-                    .ok_or_else(|| ApiError::invalid(tf("score"), "must be 0-100"))?;
-                thresholds.push(Threshold { min_value, score });
-            }
-            thresholds.sort_by_key(|t| std::cmp::Reverse(t.min_value));
-            measures.push(Measure {
-                name,
-                group: wire::optional_text(&at("group"), &m.group, wire::MAX_NAME_LEN)?
-                    .unwrap_or_default(),
-                kind: kind.as_str().into(),
-                aggregation,
-                window_days,
-                weight,
-                thresholds,
-            });
-        }
-        if measures.iter().all(|m| m.weight.is_zero()) {
-            return Err(ApiError::invalid(
-                f("measures"),
-                "at least one weight must be positive",
-            ));
-        }
-        let missing_data = match wire::known_enum::<pb::MissingDataPolicy>(
-            &f("missing_data_policy"),
-            s.missing_data_policy,
-        )? {
-            pb::MissingDataPolicy::Unspecified | pb::MissingDataPolicy::Renormalize => {
-                MissingDataPolicy::Renormalize
-            }
-            pb::MissingDataPolicy::TreatAsZero => MissingDataPolicy::TreatAsZero,
-        };
-        let bands = if s.bands.is_empty() {
-            Bands::default()
-        } else {
-            let mut bands = Vec::new();
-            let mut last: Option<i32> = None;
-            for (i, b) in s.bands.iter().enumerate() {
-                let at = |name: &str| format!("{field}.bands[{i}].{name}");
-                let band = match wire::known_enum::<common::HealthBand>(&at("band"), b.band)? {
-                    common::HealthBand::Unspecified => {
-                        return Err(ApiError::invalid(at("band"), "is required"));
-                    }
-                    common::HealthBand::Red => "RED",
-                    common::HealthBand::Yellow => "YELLOW",
-                    common::HealthBand::Green => "GREEN",
-                };
-                if !(0..=100).contains(&b.upper) || last.is_some_and(|l| b.upper <= l) {
-                    return Err(ApiError::invalid(
-                        at("upper"),
-                        "upper bounds must rise strictly within 0-100",
-                    ));
-                }
-                if bands.iter().any(|(name, _): &(String, u8)| name == band) {
-                    return Err(ApiError::invalid(at("band"), "each band may appear once"));
-                }
-                last = Some(b.upper);
-                bands.push((band.to_owned(), u8::try_from(b.upper).unwrap_or(100)));
-            }
-            if last != Some(100) {
-                return Err(ApiError::invalid(
-                    f("bands"),
-                    "the last band must end at 100",
-                ));
-            }
-            Bands(bands)
-        };
+        let measures = measures_from_pb(field, &s.measures)?;
+        let missing_data = missing_data_from_pb(&f("missing_data_policy"), s.missing_data_policy)?;
+        let bands = Bands::from_pb(field, &s.bands)?;
         Ok(Scorecard {
             scorecard_id,
             name,
@@ -406,6 +281,192 @@ impl Scorecard {
             audit: None,
         }
     }
+}
+
+/// The measures of a scorecard at `field`: 1 to [`MAX_MEASURES`], names
+/// unique, at least one weight positive.
+fn measures_from_pb(field: &str, wire_measures: &[pb::Measure]) -> Result<Vec<Measure>, ApiError> {
+    if wire_measures.is_empty() || wire_measures.len() > MAX_MEASURES {
+        return Err(ApiError::invalid(
+            format!("{field}.measures"),
+            format!("needs 1 to {MAX_MEASURES} measures"),
+        ));
+    }
+    let mut measures = Vec::with_capacity(wire_measures.len());
+    for (i, m) in wire_measures.iter().enumerate() {
+        let measure = Measure::from_pb(&format!("{field}.measures[{i}]"), m, &measures)?;
+        measures.push(measure);
+    }
+    if measures.iter().all(|m| m.weight.is_zero()) {
+        return Err(ApiError::invalid(
+            format!("{field}.measures"),
+            "at least one weight must be positive",
+        ));
+    }
+    Ok(measures)
+}
+
+impl Measure {
+    /// Validates one measure at `path`; `earlier` are the measures before it,
+    /// whose names it may not repeat.
+    fn from_pb(path: &str, m: &pb::Measure, earlier: &[Measure]) -> Result<Self, ApiError> {
+        let at = |name: &str| format!("{path}.{name}");
+        let name = wire::text(&at("name"), &m.name, wire::MAX_NAME_LEN)?;
+        if earlier.iter().any(|x| x.name == name) {
+            return Err(ApiError::invalid(
+                at("name"),
+                format!("{name:?} appears twice"),
+            ));
+        }
+        let kind = measure_kind_from_pb(&at("signal_kind"), m.signal_kind)?;
+        let aggregation = aggregation_from_pb(&at("aggregation"), m.aggregation)?;
+        let window_days = window_days_from_pb(&at("window_days"), m.window_days)?;
+        let weight = weight_from_pb(&at("weight"), &m.weight)?;
+        let thresholds = thresholds_from_pb(path, &m.thresholds)?;
+        Ok(Measure {
+            name,
+            group: wire::optional_text(&at("group"), &m.group, wire::MAX_NAME_LEN)?
+                .unwrap_or_default(),
+            kind: kind.as_str().into(),
+            aggregation,
+            window_days,
+            weight,
+            thresholds,
+        })
+    }
+}
+
+/// A measure's signal kind: required, and never CSM_SENTIMENT.
+fn measure_kind_from_pb(field: &str, signal_kind: i32) -> Result<SignalKind, ApiError> {
+    let kind = SignalKind::from_pb(field, signal_kind)?
+        .ok_or_else(|| ApiError::invalid(field, "is required"))?;
+    if kind == SignalKind::CsmSentiment {
+        return Err(ApiError::invalid(
+            field,
+            "CSM_SENTIMENT can't be a measure: the CSM's sentiment is shown beside the computed score, never mixed into it",
+        ));
+    }
+    Ok(kind)
+}
+
+fn aggregation_from_pb(field: &str, aggregation: i32) -> Result<Aggregation, ApiError> {
+    Ok(
+        match wire::known_enum::<pb::Aggregation>(field, aggregation)? {
+            pb::Aggregation::Unspecified => {
+                return Err(ApiError::invalid(field, "is required"));
+            }
+            pb::Aggregation::Latest => Aggregation::Latest,
+            pb::Aggregation::Average => Aggregation::Average,
+            pb::Aggregation::Sum => Aggregation::Sum,
+            pb::Aggregation::Count => Aggregation::Count,
+            pb::Aggregation::RatioToLimit => Aggregation::RatioToLimit,
+        },
+    )
+}
+
+fn window_days_from_pb(field: &str, window_days: i32) -> Result<u32, ApiError> {
+    u32::try_from(window_days)
+        .ok()
+        .filter(|d| (1..=MAX_WINDOW_DAYS).contains(d))
+        .ok_or_else(|| ApiError::invalid(field, format!("must be 1-{MAX_WINDOW_DAYS}")))
+}
+
+/// A weight: a non-negative decimal of at most 6 places, at most 1,000,000.
+fn weight_from_pb(field: &str, weight: &str) -> Result<Decimal, ApiError> {
+    domain::parse_decimal(weight)
+        .filter(|w| !w.is_sign_negative() && w.scale() <= 6 && *w <= Decimal::from(1_000_000))
+        .ok_or_else(|| ApiError::invalid(field, "must be a non-negative decimal like \"25\""))
+}
+
+/// The thresholds of the measure at `path`: 1 to [`MAX_THRESHOLDS`], sorted
+/// highest `min_value` first.
+fn thresholds_from_pb(
+    path: &str,
+    wire_thresholds: &[pb::Threshold],
+) -> Result<Vec<Threshold>, ApiError> {
+    if wire_thresholds.is_empty() || wire_thresholds.len() > MAX_THRESHOLDS {
+        return Err(ApiError::invalid(
+            format!("{path}.thresholds"),
+            format!("needs 1 to {MAX_THRESHOLDS} thresholds"),
+        ));
+    }
+    let mut thresholds = wire_thresholds
+        .iter()
+        .enumerate()
+        .map(|(j, t)| Threshold::from_pb(&format!("{path}.thresholds[{j}]"), t))
+        .collect::<Result<Vec<_>, _>>()?;
+    thresholds.sort_by_key(|t| std::cmp::Reverse(t.min_value));
+    Ok(thresholds)
+}
+
+impl Threshold {
+    fn from_pb(path: &str, t: &pb::Threshold) -> Result<Self, ApiError> {
+        let min_value = domain::parse_decimal(&t.min_value)
+            .filter(|v| v.scale() <= 6)
+            .ok_or_else(|| ApiError::invalid(format!("{path}.min_value"), "must be a decimal"))?;
+        let score = u8::try_from(t.score)
+            .ok()
+            .filter(|s| *s <= 100)
+            .ok_or_else(|| ApiError::invalid(format!("{path}.score"), "must be 0-100"))?;
+        Ok(Threshold { min_value, score })
+    }
+}
+
+/// The missing-data policy; unspecified means RENORMALIZE.
+fn missing_data_from_pb(field: &str, policy: i32) -> Result<MissingDataPolicy, ApiError> {
+    Ok(
+        match wire::known_enum::<pb::MissingDataPolicy>(field, policy)? {
+            pb::MissingDataPolicy::Unspecified | pb::MissingDataPolicy::Renormalize => {
+                MissingDataPolicy::Renormalize
+            }
+            pb::MissingDataPolicy::TreatAsZero => MissingDataPolicy::TreatAsZero,
+        },
+    )
+}
+
+impl Bands {
+    /// The bands of a scorecard at `field`: none given means the default;
+    /// otherwise each band once, upper bounds rising strictly to 100.
+    fn from_pb(field: &str, wire_bands: &[pb::BandBound]) -> Result<Self, ApiError> {
+        if wire_bands.is_empty() {
+            return Ok(Bands::default());
+        }
+        let mut bands = Vec::new();
+        let mut last: Option<i32> = None;
+        for (i, b) in wire_bands.iter().enumerate() {
+            let at = |name: &str| format!("{field}.bands[{i}].{name}");
+            let band = band_name_from_pb(&at("band"), b.band)?;
+            if !(0..=100).contains(&b.upper) || last.is_some_and(|l| b.upper <= l) {
+                return Err(ApiError::invalid(
+                    at("upper"),
+                    "upper bounds must rise strictly within 0-100",
+                ));
+            }
+            if bands.iter().any(|(name, _): &(String, u8)| name == band) {
+                return Err(ApiError::invalid(at("band"), "each band may appear once"));
+            }
+            last = Some(b.upper);
+            bands.push((band.to_owned(), u8::try_from(b.upper).unwrap_or(100)));
+        }
+        if last != Some(100) {
+            return Err(ApiError::invalid(
+                format!("{field}.bands"),
+                "the last band must end at 100",
+            ));
+        }
+        Ok(Bands(bands))
+    }
+}
+
+fn band_name_from_pb(field: &str, band: i32) -> Result<&'static str, ApiError> {
+    Ok(match wire::known_enum::<common::HealthBand>(field, band)? {
+        common::HealthBand::Unspecified => {
+            return Err(ApiError::invalid(field, "is required"));
+        }
+        common::HealthBand::Red => "RED",
+        common::HealthBand::Yellow => "YELLOW",
+        common::HealthBand::Green => "GREEN",
+    })
 }
 
 /// One signal as the scorer sees it.

@@ -45,13 +45,59 @@ impl SubscriptionInput {
         req: &pb::UpsertSubscriptionRequest,
         now: DateTime<Utc>,
     ) -> Result<Self, ApiError> {
-        const F: &str = "subscription";
         let today = caller_today(&req.time_zone, now)?;
         let s = req
             .subscription
             .as_ref()
             .ok_or_else(|| ApiError::invalid(F, "is required"))?;
-        let f = |name: &str| format!("{F}.{name}");
+        let WireKey {
+            key,
+            external,
+            source_opportunity,
+        } = WireKey::from_pb(s)?;
+        let account_id =
+            AccountId::parse(&s.account_id).map_err(|e| ApiError::invalid(f("account_id"), e))?;
+        let product_id =
+            ProductId::parse(&s.product_id).map_err(|e| ApiError::invalid(f("product_id"), e))?;
+        let mrr = mrr_from_pb(s.mrr.as_ref())?;
+        let (start_date, end_date) = term_from_pb(s)?;
+        check_counts(s)?;
+        let mrr_effective_date = mrr_effective_date_from_pb(&req.mrr_effective_date, start_date)?;
+        Ok(Self {
+            key,
+            external,
+            source_opportunity,
+            account_id,
+            product_id,
+            tier: wire::optional_text(&f("tier"), &s.tier, 64)?,
+            mrr,
+            start_date,
+            end_date,
+            quantity: if s.quantity == 0 { 1 } else { s.quantity },
+            quota_limit: s.quota_limit,
+            mrr_effective_date,
+            today,
+        })
+    }
+}
+
+/// The request field the subscription is validated under.
+const F: &str = "subscription";
+
+fn f(name: &str) -> String {
+    format!("{F}.{name}")
+}
+
+/// The identifying fields of an upsert and the key they make: the id first,
+/// then the external ref, then the source opportunity.
+struct WireKey {
+    key: SubscriptionKey,
+    external: Option<ExternalId>,
+    source_opportunity: Option<OpportunityId>,
+}
+
+impl WireKey {
+    fn from_pb(s: &pb::Subscription) -> Result<Self, ApiError> {
         let id = if s.subscription_id.is_empty() {
             None
         } else {
@@ -75,55 +121,62 @@ impl SubscriptionInput {
             (None, None, Some(opp)) => SubscriptionKey::Opportunity(*opp),
             (None, None, None) => SubscriptionKey::New,
         };
-        let account_id =
-            AccountId::parse(&s.account_id).map_err(|e| ApiError::invalid(f("account_id"), e))?;
-        let product_id =
-            ProductId::parse(&s.product_id).map_err(|e| ApiError::invalid(f("product_id"), e))?;
-        let mrr = wire::money(&f("mrr"), s.mrr.as_ref())?;
-        if mrr.is_negative() {
-            return Err(ApiError::invalid(
-                f("mrr.amount"),
-                "MRR must not be negative",
-            ));
-        }
-        let start_date = wire::date(&f("start_date"), &s.start_date)?;
-        let end_date = wire::optional_date(&f("end_date"), &s.end_date)?;
-        if end_date.is_some_and(|end| end < start_date) {
-            return Err(ApiError::invalid(
-                f("end_date"),
-                "must not be before start_date",
-            ));
-        }
-        if s.quantity < 0 {
-            return Err(ApiError::invalid(f("quantity"), "must not be negative"));
-        }
-        if s.quota_limit < 0 {
-            return Err(ApiError::invalid(f("quota_limit"), "must not be negative"));
-        }
-        let mrr_effective_date =
-            wire::optional_date("mrr_effective_date", &req.mrr_effective_date)?;
-        if mrr_effective_date.is_some_and(|d| d < start_date) {
-            return Err(ApiError::invalid(
-                "mrr_effective_date",
-                "an MRR change cannot take effect before the subscription starts",
-            ));
-        }
-        Ok(Self {
+        Ok(WireKey {
             key,
             external,
             source_opportunity,
-            account_id,
-            product_id,
-            tier: wire::optional_text(&f("tier"), &s.tier, 64)?,
-            mrr,
-            start_date,
-            end_date,
-            quantity: if s.quantity == 0 { 1 } else { s.quantity },
-            quota_limit: s.quota_limit,
-            mrr_effective_date,
-            today,
         })
     }
+}
+
+fn mrr_from_pb(mrr: Option<&contracts::pb::common::v1::Money>) -> Result<Money, ApiError> {
+    let mrr = wire::money(&f("mrr"), mrr)?;
+    if mrr.is_negative() {
+        return Err(ApiError::invalid(
+            f("mrr.amount"),
+            "MRR must not be negative",
+        ));
+    }
+    Ok(mrr)
+}
+
+/// The start date and the optional end date, not before it.
+fn term_from_pb(s: &pb::Subscription) -> Result<(NaiveDate, Option<NaiveDate>), ApiError> {
+    let start_date = wire::date(&f("start_date"), &s.start_date)?;
+    let end_date = wire::optional_date(&f("end_date"), &s.end_date)?;
+    if end_date.is_some_and(|end| end < start_date) {
+        return Err(ApiError::invalid(
+            f("end_date"),
+            "must not be before start_date",
+        ));
+    }
+    Ok((start_date, end_date))
+}
+
+/// Quantity and quota limit are never negative.
+fn check_counts(s: &pb::Subscription) -> Result<(), ApiError> {
+    if s.quantity < 0 {
+        return Err(ApiError::invalid(f("quantity"), "must not be negative"));
+    }
+    if s.quota_limit < 0 {
+        return Err(ApiError::invalid(f("quota_limit"), "must not be negative"));
+    }
+    Ok(())
+}
+
+/// The request's `mrr_effective_date`, never before the subscription starts.
+fn mrr_effective_date_from_pb(
+    mrr_effective_date: &str,
+    start_date: NaiveDate,
+) -> Result<Option<NaiveDate>, ApiError> {
+    let mrr_effective_date = wire::optional_date("mrr_effective_date", mrr_effective_date)?;
+    if mrr_effective_date.is_some_and(|d| d < start_date) {
+        return Err(ApiError::invalid(
+            "mrr_effective_date",
+            "an MRR change cannot take effect before the subscription starts",
+        ));
+    }
+    Ok(mrr_effective_date)
 }
 
 /// Which day `now` is in the IANA zone `time_zone` (empty: UTC): SPEC §2

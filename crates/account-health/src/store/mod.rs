@@ -14,7 +14,6 @@ pub use names::Names;
 pub use portfolio::SubscriptionView;
 pub use signals::IngestTotals;
 
-use contracts::ApiError;
 use domain::{AccountId, ExternalId};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
@@ -24,12 +23,12 @@ use storage::events::{EventLog, NewEvent};
 
 use crate::entity::account;
 use crate::error::HealthError;
+use crate::model::account_links::{
+    MAX_PARENT_DEPTH, ParentChain, check_external_ref_free, check_parent_chain,
+};
 use crate::model::scorecard::Scorecard;
 use crate::model::triggers::TriggerConfig;
 use crate::model::{AccountInput, AccountKey};
-
-/// Deepest parent chain walked when checking for cycles.
-const MAX_PARENT_DEPTH: usize = 64;
 
 /// Name of the health service's event log table.
 pub const EVENT_TABLE: &str = "health_events";
@@ -151,32 +150,18 @@ impl Store {
     ) -> Result<(account::Model, bool), HealthError> {
         let _write = self.writer.enter().await;
         let txn = self.db.begin().await?;
-        let existing = match &input.key {
-            AccountKey::Id(id) => Some(
-                account::Entity::find_by_id(id.to_string())
-                    .one(&txn)
-                    .await?
-                    .ok_or_else(|| HealthError::AccountNotFound(id.to_string()))?,
-            ),
-            AccountKey::External(ext) => find_by_external(&txn, ext).await?,
-            AccountKey::New => None,
-        };
+        let existing = find_keyed_account(&txn, &input.key).await?;
         let id = existing
             .as_ref()
             .map(|m| m.id.clone())
             .unwrap_or_else(|| AccountId::new().to_string());
         if let Some(parent) = &input.parent {
-            check_parent(&txn, &id, parent).await?;
+            let chain = parent_chain(&txn, parent, &id).await?;
+            check_parent_chain(&id, &chain)?;
         }
-        if let (Some(ext), Some(current)) = (&input.external, &existing)
-            && let Some(other) = find_by_external(&txn, ext).await?
-            && other.id != current.id
-        {
-            return Err(ApiError::invalid(
-                "external_ref",
-                format!("{ext} already belongs to account {}", other.id),
-            )
-            .into());
+        if let (Some(ext), Some(current)) = (&input.external, &existing) {
+            let holder = find_by_external(&txn, ext).await?;
+            check_external_ref_free(ext, &current.id, holder.as_ref().map(|h| h.id.as_str()))?;
         }
         // A connector re-sending what is stored changes nothing: no write, no
         // `health.account.updated` event for watchers and outboxes to chase.
@@ -186,72 +171,104 @@ impl Store {
             return Ok((current.clone(), false));
         }
 
-        let now = storage::now();
-        let mut row = account::ActiveModel {
-            id: Set(id),
-            name: Set(input.name.clone()),
-            segment: Set(input.segment.map(|s| s.as_str().to_owned())),
-            customer_since: Set(input.customer_since),
-            fiscal_year_start_month: Set(i32::try_from(input.fiscal_year_start_month).unwrap_or(1)),
-            owner_csm: Set(input.owner_csm.clone()),
-            parent_account_id: Set(input.parent.map(|p| p.to_string())),
-            updated_at: Set(now),
-            updated_by: Set(principal.to_owned()),
-            ..Default::default()
-        };
-        if let Some(ext) = &input.external {
-            row.external_system = Set(Some(ext.source().to_owned()));
-            row.external_id = Set(Some(ext.id().to_owned()));
-        }
         let created = existing.is_none();
         // A changed fiscal year moves FISCAL_YEAR_WINDOW: the account is recomputed
         // (its time-based triggers re-evaluated) before anyone reads it again.
         let fiscal_year_moved = existing.as_ref().is_some_and(|current| {
             i64::from(current.fiscal_year_start_month) != i64::from(input.fiscal_year_start_month)
         });
-        let model = if let Some(current) = existing {
-            row.created_at = Set(current.created_at);
-            row.created_by = Set(current.created_by);
-            if input.external.is_none() {
-                row.external_system = Set(current.external_system);
-                row.external_id = Set(current.external_id);
-            }
-            row.update(&txn).await?
-        } else {
-            row.created_at = Set(now);
-            row.created_by = Set(principal.to_owned());
-            if input.external.is_none() {
-                row.external_system = Set(None);
-                row.external_id = Set(None);
-            }
-            row.insert(&txn).await?
-        };
+        let model = write_account(&txn, id, input, existing, principal).await?;
         if fiscal_year_moved {
             mark_dirty(&txn, std::slice::from_ref(&model.id)).await?;
         }
         self.events
-            .append(
-                &txn,
-                &[NewEvent {
-                    event_type: if created {
-                        "health.account.created"
-                    } else {
-                        "health.account.updated"
-                    }
-                    .into(),
-                    subject_id: model.id.clone(),
-                    data: serde_json::json!({
-                        "account_id": model.id,
-                        "name": model.name,
-                        "owner_csm": model.owner_csm,
-                        "principal": principal,
-                    }),
-                }],
-            )
+            .append(&txn, &[account_event(&model, created, principal)])
             .await?;
         txn.commit().await?;
         self.events.committed();
         Ok((model, created))
+    }
+}
+
+/// The account an upsert's key names: by id it must exist; by CRM
+/// reference it may not yet.
+async fn find_keyed_account<C: ConnectionTrait>(
+    db: &C,
+    key: &AccountKey,
+) -> Result<Option<account::Model>, HealthError> {
+    Ok(match key {
+        AccountKey::Id(id) => Some(
+            account::Entity::find_by_id(id.to_string())
+                .one(db)
+                .await?
+                .ok_or_else(|| HealthError::AccountNotFound(id.to_string()))?,
+        ),
+        AccountKey::External(ext) => find_by_external(db, ext).await?,
+        AccountKey::New => None,
+    })
+}
+
+/// Inserts the account (`existing` is `None`) or updates it, keeping its
+/// creation and, when the input names none, its CRM reference.
+async fn write_account<C: ConnectionTrait>(
+    db: &C,
+    id: String,
+    input: &AccountInput,
+    existing: Option<account::Model>,
+    principal: &str,
+) -> Result<account::Model, DbErr> {
+    let now = storage::now();
+    let mut row = account::ActiveModel {
+        id: Set(id),
+        name: Set(input.name.clone()),
+        segment: Set(input.segment.map(|s| s.as_str().to_owned())),
+        customer_since: Set(input.customer_since),
+        fiscal_year_start_month: Set(i32::try_from(input.fiscal_year_start_month).unwrap_or(1)),
+        owner_csm: Set(input.owner_csm.clone()),
+        parent_account_id: Set(input.parent.map(|p| p.to_string())),
+        updated_at: Set(now),
+        updated_by: Set(principal.to_owned()),
+        ..Default::default()
+    };
+    if let Some(ext) = &input.external {
+        row.external_system = Set(Some(ext.source().to_owned()));
+        row.external_id = Set(Some(ext.id().to_owned()));
+    }
+    if let Some(current) = existing {
+        row.created_at = Set(current.created_at);
+        row.created_by = Set(current.created_by);
+        if input.external.is_none() {
+            row.external_system = Set(current.external_system);
+            row.external_id = Set(current.external_id);
+        }
+        row.update(db).await
+    } else {
+        row.created_at = Set(now);
+        row.created_by = Set(principal.to_owned());
+        if input.external.is_none() {
+            row.external_system = Set(None);
+            row.external_id = Set(None);
+        }
+        row.insert(db).await
+    }
+}
+
+/// `health.account.created` or `health.account.updated` for `model`.
+fn account_event(model: &account::Model, created: bool, principal: &str) -> NewEvent {
+    NewEvent {
+        event_type: if created {
+            "health.account.created"
+        } else {
+            "health.account.updated"
+        }
+        .into(),
+        subject_id: model.id.clone(),
+        data: serde_json::json!({
+            "account_id": model.id,
+            "name": model.name,
+            "owner_csm": model.owner_csm,
+            "principal": principal,
+        }),
     }
 }
 
@@ -327,40 +344,27 @@ async fn find_by_external<C: ConnectionTrait>(
         .await
 }
 
-/// The parent must exist and must not have `id` among its ancestors.
-async fn check_parent<C: ConnectionTrait>(
+/// The parent chain from `parent` up, as [`ParentChain`] describes it; the
+/// walk stops early at `id`, the account being written.
+async fn parent_chain<C: ConnectionTrait>(
     db: &C,
-    id: &str,
     parent: &AccountId,
-) -> Result<(), HealthError> {
+    id: &str,
+) -> Result<ParentChain, DbErr> {
+    let mut chain = ParentChain::default();
     let mut cursor = Some(parent.to_string());
-    for depth in 0..MAX_PARENT_DEPTH {
-        let Some(current) = cursor else {
-            return Ok(());
-        };
-        if current == id {
-            return Err(ApiError::invalid(
-                "parent_account_id",
-                "the parent chain would form a cycle",
-            )
-            .into());
+    while let Some(current) = cursor.take() {
+        if chain.ids.len() == MAX_PARENT_DEPTH {
+            break;
         }
-        let row = account::Entity::find_by_id(current.clone()).one(db).await?;
-        match row {
+        chain.ids.push(current.clone());
+        if current == id {
+            break;
+        }
+        match account::Entity::find_by_id(current).one(db).await? {
             Some(row) => cursor = row.parent_account_id,
-            None if depth == 0 => {
-                return Err(ApiError::invalid(
-                    "parent_account_id",
-                    format!("no account has id {current}"),
-                )
-                .into());
-            }
-            None => return Ok(()),
+            None => chain.last_missing = true,
         }
     }
-    Err(ApiError::invalid(
-        "parent_account_id",
-        format!("the parent chain is deeper than {MAX_PARENT_DEPTH} accounts"),
-    )
-    .into())
+    Ok(chain)
 }
