@@ -357,23 +357,27 @@ mod tests {
         assert!(!unchanged(&stored, &changed));
     }
 
-    #[test]
-    fn a_dry_run_counts_what_would_be_written_or_cancelled() {
-        let mut row = parse_row(
-            &["S1", "001A", "Analytics", "100", "USD", "2026-01-01", ""],
-            None,
-        )
-        .unwrap();
-        let external_ref = pb::ExternalRef {
+    /// Subscription S1's cells, at an MRR of 100 USD.
+    const S1: [&str; 7] = ["S1", "001A", "Analytics", "100", "USD", "2026-01-01", ""];
+
+    fn s1_ref() -> pb::ExternalRef {
+        pb::ExternalRef {
             system: "salesforce".into(),
             id: "S1".into(),
-        };
-        let first = wanted(&row, None, "a".into(), "p".into(), external_ref.clone());
+        }
+    }
+
+    #[test]
+    fn a_dry_run_counts_what_would_be_written_or_cancelled() {
+        let mut row = parse_row(&S1, None).unwrap();
+        let first = wanted(&row, None, "a".into(), "p".into(), s1_ref());
         assert_eq!(dry_run_landing(&row, None, &first), Landed::Created);
-        let mut stored = first.clone();
-        stored.quantity = 1;
-        stored.status = pb::SubscriptionStatus::Active as i32;
-        let again = wanted(&row, Some(&stored), "a".into(), "p".into(), external_ref);
+        let mut stored = pb::Subscription {
+            quantity: 1,
+            status: pb::SubscriptionStatus::Active as i32,
+            ..first
+        };
+        let again = wanted(&row, Some(&stored), "a".into(), "p".into(), s1_ref());
         assert_eq!(
             dry_run_landing(&row, Some(&stored), &again),
             Landed::Unchanged
