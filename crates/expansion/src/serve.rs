@@ -333,6 +333,64 @@ impl Wiring<'_> {
             })
             .await)
     }
+
+    /// Opens each selected service's database, starts the service and routes it (the
+    /// first one starts the router, the others join it), then routes the health
+    /// checks and the reflection of what is served.
+    async fn route<L: Clone, H: tonic_health::pb::health_server::Health>(
+        &mut self,
+        builder: &mut Server<L>,
+        pipeline_config: opportunity_pipeline::PipelineConfig,
+        health_service: tonic_health::pb::health_server::HealthServer<H>,
+    ) -> anyhow::Result<Router<L>> {
+        let mut router: Option<Router<L>> = None;
+        macro_rules! add {
+            ($svc:expr) => {
+                match router.take() {
+                    Some(r) => r.add_service($svc),
+                    None => builder.add_service($svc),
+                }
+            };
+        }
+        for service in self.services {
+            let db = database::open(&self.args.storage, *service).await?;
+            router = Some(match service {
+                ServiceName::Health => add!(self.health(db).await?),
+                ServiceName::Pipeline => add!(self.pipeline(db, pipeline_config.clone()).await?),
+                ServiceName::Credit => add!(self.credit(db).await?),
+            });
+        }
+        let router = router.context("no service selected")?;
+        // v1 for current clients, v1alpha for older grpcurl releases still in use.
+        let reflection_v1 = reflection(&self.served_names)
+            .build_v1()
+            .context("building gRPC reflection")?;
+        let reflection_v1alpha = reflection(&self.served_names)
+            .build_v1alpha()
+            .context("building gRPC reflection")?;
+        Ok(router
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha))
+    }
+}
+
+/// The HTTP/JSON routes: every unary method of the health checks, the reflection
+/// and the services served.
+fn http_routes(services: &[ServiceName]) -> anyhow::Result<crate::web::Routes> {
+    let mut http_served = vec![HEALTH_SERVICE, REFLECTION_SERVICE];
+    http_served.extend(services.iter().map(|service| service_full_name(*service)));
+    crate::web::Routes::new(&http_served)
+}
+
+/// `--metrics-listen`: `/metrics` served on its own port, said on stdout.
+async fn serve_metrics(args: &ServeArgs, metrics: Option<&Arc<Metrics>>) -> anyhow::Result<()> {
+    if let (Some(addr), Some(metrics)) = (args.metrics_listen, metrics) {
+        let bound = crate::metrics::serve(addr, metrics.clone()).await?;
+        tracing::info!(address = %bound, "serving /metrics");
+        println!("metrics on {bound}");
+    }
+    Ok(())
 }
 
 /// `serve --demo --keys-file F`: the demo's people get keys of their own,
@@ -427,9 +485,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let metrics = args.metrics_listen.map(|_| Arc::new(Metrics::new()));
-    let mut http_served = vec![HEALTH_SERVICE, REFLECTION_SERVICE];
-    http_served.extend(services.iter().map(|service| service_full_name(*service)));
-    let http_routes = crate::web::Routes::new(&http_served)?;
+    let http_routes = http_routes(&services)?;
     let limit = args.max_message_bytes;
     let mut builder = Server::builder()
         .timeout(args.request_timeout)
@@ -469,43 +525,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         served_names: vec![HEALTH_SERVICE, REFLECTION_SERVICE],
         tasks: Vec::new(),
     };
-    let mut router: Option<Router<_>> = None;
-    // The first service starts the router; the others join it.
-    macro_rules! add {
-        ($svc:expr) => {
-            match router.take() {
-                Some(r) => r.add_service($svc),
-                None => builder.add_service($svc),
-            }
-        };
-    }
-    for service in &services {
-        let db = database::open(&args.storage, *service).await?;
-        router = Some(match service {
-            ServiceName::Health => add!(wiring.health(db).await?),
-            ServiceName::Pipeline => add!(wiring.pipeline(db, pipeline_config.clone()).await?),
-            ServiceName::Credit => add!(wiring.credit(db).await?),
-        });
-    }
-    let router = router.context("no service selected")?;
-    // v1 for current clients, v1alpha for older grpcurl releases still in use.
-    let reflection_v1 = reflection(&wiring.served_names)
-        .build_v1()
-        .context("building gRPC reflection")?;
-    let reflection_v1alpha = reflection(&wiring.served_names)
-        .build_v1alpha()
-        .context("building gRPC reflection")?;
-    let router = router
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha);
+    let router = wiring
+        .route(&mut builder, pipeline_config, health_service)
+        .await?;
     let mut tasks = std::mem::take(&mut wiring.tasks);
     tasks.push(security.spawn_reload());
-    if let (Some(addr), Some(metrics)) = (args.metrics_listen, &metrics) {
-        let bound = crate::metrics::serve(addr, metrics.clone()).await?;
-        tracing::info!(address = %bound, "serving /metrics");
-        println!("metrics on {bound}");
-    }
+    serve_metrics(&args, metrics.as_ref()).await?;
     announce(&args, &security, local, tls.is_some())?;
     // TCP_NODELAY on every accepted connection: without it a small response
     // written after another waits for the peer's delayed ACK (~40 ms).

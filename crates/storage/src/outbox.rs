@@ -182,6 +182,55 @@ impl Retry {
     }
 }
 
+/// What one attempt settles a delivery to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Outcome {
+    /// DELIVERED, PARKED or PENDING.
+    status: &'static str,
+    /// Attempts so far, this one included.
+    attempts: i32,
+    last_error: Option<String>,
+    next_attempt_at: DateTime<Utc>,
+}
+
+impl Retry {
+    /// What an attempt answered with `result` settles its delivery to, `attempts`
+    /// counting it, decided at `done`: DELIVERED; PARKED when refused for good or out
+    /// of attempts; else PENDING again after the backoff.
+    fn outcome(&self, result: Result<(), Failure>, attempts: i32, done: DateTime<Utc>) -> Outcome {
+        let (status, last_error, next_attempt_at) = match result {
+            Ok(()) => (DELIVERED, None, done),
+            Err(Failure::Park(e)) => (PARKED, Some(e), done),
+            Err(Failure::Retry(e)) if attempts >= self.max_attempts => (PARKED, Some(e), done),
+            Err(Failure::Retry(e)) => (PENDING, Some(e), done + self.delay(attempts)),
+        };
+        Outcome {
+            status,
+            attempts,
+            last_error,
+            next_attempt_at,
+        }
+    }
+}
+
+impl Outcome {
+    /// Logs the outcome: delivered as info, parked as an error, a retry as a warning.
+    fn log(&self, delivery: &Delivery) {
+        let (attempts, error) = (self.attempts, &self.last_error);
+        match self.status {
+            DELIVERED => {
+                tracing::info!(target = %delivery.target, event = %delivery.event_id, "outbox delivered")
+            }
+            PARKED => {
+                tracing::error!(target = %delivery.target, event = %delivery.event_id, error = ?error, "outbox parked")
+            }
+            _ => {
+                tracing::warn!(target = %delivery.target, event = %delivery.event_id, attempts, error = ?error, "outbox retry")
+            }
+        }
+    }
+}
+
 fn col(name: &str) -> Alias {
     Alias::new(name)
 }
@@ -405,57 +454,66 @@ impl Outbox {
         claim: Claim,
     ) -> Result<(), DbErr> {
         let Claim { delivery, until } = claim;
-        let renewal = {
-            let (outbox, db, delivery) = (self.clone(), db.clone(), delivery.clone());
-            crate::lease::Renewal::start(
-                crate::lease::renewal_interval(self.retry.lease),
-                until,
-                move |held| {
-                    let (outbox, db, delivery) = (outbox.clone(), db.clone(), delivery.clone());
-                    async move { outbox.renew(&db, &delivery, held).await }
-                },
-            )
-        };
-        let event = match self.log.read_after(db, delivery.event_seq - 1, 1).await {
-            Ok(events) => events.into_iter().find(|e| e.event_id == delivery.event_id),
-            Err(err) => {
-                // Left claimed: the lease lapses and the delivery is tried again.
-                drop(renewal);
-                return Err(err);
-            }
-        };
-        let result = match &event {
-            Some(event) => courier.deliver(&delivery.target, event).await,
-            None => Err(Failure::Park("the event is gone from the log".into())),
-        };
+        let renewal = self.renew_while_sending(db, &delivery, until);
+        // On a read error the delivery is left claimed: the lease lapses and it is
+        // tried again.
+        let result = self.send(db, courier, &delivery).await?;
         let Some(held) = renewal.finish().await else {
             tracing::warn!(target = %delivery.target, event = %delivery.event_id, "outbox claim lost during the attempt; its outcome is not recorded");
             return Ok(());
         };
-        let attempts = delivery.attempts + 1;
-        let done = crate::now();
-        let (status, error, next) = match result {
-            Ok(()) => (DELIVERED, None, done),
-            Err(Failure::Park(e)) => (PARKED, Some(e), done),
-            Err(Failure::Retry(e)) if attempts >= self.retry.max_attempts => {
-                (PARKED, Some(e), done)
-            }
-            Err(Failure::Retry(e)) => (PENDING, Some(e), done + self.retry.delay(attempts)),
-        };
-        match status {
-            DELIVERED => {
-                tracing::info!(target = %delivery.target, event = %delivery.event_id, "outbox delivered")
-            }
-            PARKED => {
-                tracing::error!(target = %delivery.target, event = %delivery.event_id, error = ?error, "outbox parked")
-            }
-            _ => {
-                tracing::warn!(target = %delivery.target, event = %delivery.event_id, attempts, error = ?error, "outbox retry")
-            }
-        }
-        // Only while the row carries our lease: a requeue or another
-        // replica's claim since then wins. A target parked meanwhile (its
-        // endpoint disabled) stays parked unless this attempt settled it.
+        let outcome = self
+            .retry
+            .outcome(result, delivery.attempts + 1, crate::now());
+        outcome.log(&delivery);
+        self.record(db, &delivery, held, outcome).await
+    }
+
+    /// Keeps a claim (its lease ending at `until`) ours while its delivery is sent.
+    fn renew_while_sending(
+        &self,
+        db: &DatabaseConnection,
+        delivery: &Delivery,
+        until: DateTime<Utc>,
+    ) -> crate::lease::Renewal {
+        let (outbox, db, delivery) = (self.clone(), db.clone(), delivery.clone());
+        crate::lease::Renewal::start(
+            crate::lease::renewal_interval(self.retry.lease),
+            until,
+            move |held| {
+                let (outbox, db, delivery) = (outbox.clone(), db.clone(), delivery.clone());
+                async move { outbox.renew(&db, &delivery, held).await }
+            },
+        )
+    }
+
+    /// Reads the delivery's event from the log and hands it to the courier: the
+    /// courier's answer, or a park when the event is gone from the log.
+    async fn send(
+        &self,
+        db: &DatabaseConnection,
+        courier: &dyn Courier,
+        delivery: &Delivery,
+    ) -> Result<Result<(), Failure>, DbErr> {
+        let events = self.log.read_after(db, delivery.event_seq - 1, 1).await?;
+        let event = events.into_iter().find(|e| e.event_id == delivery.event_id);
+        Ok(match &event {
+            Some(event) => courier.deliver(&delivery.target, event).await,
+            None => Err(Failure::Park("the event is gone from the log".into())),
+        })
+    }
+
+    /// Writes an attempt's outcome, only while the row carries our lease `held`: a
+    /// requeue or another replica's claim since then wins. A target parked meanwhile
+    /// (its endpoint disabled) stays parked unless this attempt settled it; its
+    /// attempts and last error are still counted.
+    async fn record(
+        &self,
+        db: &DatabaseConnection,
+        delivery: &Delivery,
+        held: DateTime<Utc>,
+        outcome: Outcome,
+    ) -> Result<(), DbErr> {
         let key = |update: &mut sea_orm::sea_query::UpdateStatement| {
             update
                 .table(col(self.deliveries))
@@ -463,25 +521,25 @@ impl Outbox {
                 .and_where(Expr::col(col("target")).eq(delivery.target.clone()))
                 .and_where(Expr::col(col("next_attempt_at")).eq(held));
         };
-        let mut outcome = Query::update();
-        key(&mut outcome);
-        outcome
-            .value(col("status"), status)
-            .value(col("attempts"), attempts)
-            .value(col("last_error"), error.clone())
-            .value(col("next_attempt_at"), next);
-        if status == PENDING {
-            outcome.and_where(Expr::col(col("status")).eq(PENDING));
+        let mut settled = Query::update();
+        key(&mut settled);
+        settled
+            .value(col("status"), outcome.status)
+            .value(col("attempts"), outcome.attempts)
+            .value(col("last_error"), outcome.last_error.clone())
+            .value(col("next_attempt_at"), outcome.next_attempt_at);
+        if outcome.status == PENDING {
+            settled.and_where(Expr::col(col("status")).eq(PENDING));
         }
         let _write = self.writer.enter().await;
-        if db.execute(&outcome).await?.rows_affected() == 1 {
+        if db.execute(&settled).await?.rows_affected() == 1 {
             return Ok(());
         }
         let mut counted = Query::update();
         key(&mut counted);
         counted
-            .value(col("attempts"), attempts)
-            .value(col("last_error"), error);
+            .value(col("attempts"), outcome.attempts)
+            .value(col("last_error"), outcome.last_error);
         if db.execute(&counted).await?.rows_affected() == 0 {
             tracing::info!(target = %delivery.target, event = %delivery.event_id, "outbox delivery requeued or claimed again during the attempt; its outcome is not recorded");
         }
@@ -857,6 +915,32 @@ mod tests {
         assert_eq!(backoff(4).num_milliseconds(), 8000);
         assert_eq!(backoff(5).num_milliseconds(), 10_000);
         assert_eq!(backoff(40).num_milliseconds(), 10_000);
+    }
+
+    #[test]
+    fn an_attempt_delivers_parks_or_retries_after_the_backoff() {
+        let retry = Retry::default();
+        let done = crate::now();
+        let delivered = retry.outcome(Ok(()), 1, done);
+        assert_eq!((delivered.status, delivered.last_error), (DELIVERED, None));
+        assert_eq!(delivered.next_attempt_at, done);
+
+        let refused = retry.outcome(Err(Failure::Park("no such account".into())), 1, done);
+        assert_eq!(refused.status, PARKED);
+        assert_eq!(refused.last_error.as_deref(), Some("no such account"));
+        assert_eq!(refused.next_attempt_at, done);
+
+        let down = retry.outcome(Err(Failure::Retry("unavailable".into())), 3, done);
+        assert_eq!((down.status, down.attempts), (PENDING, 3));
+        assert_eq!(down.next_attempt_at, done + chrono::Duration::seconds(4));
+
+        let last = retry.outcome(
+            Err(Failure::Retry("unavailable".into())),
+            MAX_ATTEMPTS,
+            done,
+        );
+        assert_eq!(last.status, PARKED);
+        assert_eq!(last.next_attempt_at, done);
     }
 
     #[test]

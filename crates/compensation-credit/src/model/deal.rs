@@ -149,69 +149,92 @@ pub fn parse_splits(
     participants: &[pb::Participant],
     cs_led_without_handoff: bool,
 ) -> Result<Vec<Split>, ApiError> {
-    if participants.is_empty() {
+    check_participant_count(field, participants.len())?;
+    let mut splits: Vec<Split> = Vec::with_capacity(participants.len());
+    for (index, p) in participants.iter().enumerate() {
+        let split = parse_participant(&format!("{field}[{index}]"), p, &splits)?;
+        splits.push(split);
+    }
+    check_roles_present(field, &splits, cs_led_without_handoff)?;
+    for role in [CreditRole::Originator, CreditRole::Delivery] {
+        complete_sub_splits(field, role, &mut splits)?;
+    }
+    Ok(splits)
+}
+
+/// A split set lists 1–[`MAX_PARTICIPANTS`] participants.
+fn check_participant_count(field: &str, count: usize) -> Result<(), ApiError> {
+    if count == 0 {
         return Err(ApiError::invalid(
             field,
             "at least one participant is required",
         ));
     }
-    if participants.len() > MAX_PARTICIPANTS {
+    if count > MAX_PARTICIPANTS {
         return Err(ApiError::invalid(
             field,
-            format!(
-                "{} participants; at most {MAX_PARTICIPANTS} are allowed",
-                participants.len()
-            ),
+            format!("{count} participants; at most {MAX_PARTICIPANTS} are allowed"),
         ));
     }
-    let mut splits: Vec<Split> = Vec::with_capacity(participants.len());
-    for (index, p) in participants.iter().enumerate() {
-        let at = |name: &str| format!("{field}[{index}].{name}");
-        let participant_id = participant_id(&at("participant_id"), &p.participant_id)?;
-        let role = role_of(&at("role"), p.role)?;
-        let percent = wire::optional_percent(&at("percent"), &p.percent)?;
-        if let Some(pct) = percent {
-            let max = if role.is_revenue() {
-                Percent::ONE_HUNDRED
-            } else {
-                MAX_OVERLAY_TOTAL
-            };
-            pct.ensure_between(Percent::ZERO, max)
-                .map_err(|e| ApiError::invalid(at("percent"), e))?;
-        }
-        let team = wire::optional_text(&at("team"), &p.team, MAX_ID_LEN)?;
-        let overlay_rule = wire::optional_text(&at("overlay_rule"), &p.overlay_rule, MAX_ID_LEN)?;
-        if overlay_rule.is_some() && role != CreditRole::Overlay {
-            return Err(ApiError::invalid(
-                at("overlay_rule"),
-                "only OVERLAY participants take an overlay rule",
-            ));
-        }
-        if splits
-            .iter()
-            .any(|s| s.role == role && s.participant_id == participant_id)
-        {
-            return Err(ApiError::invalid(
-                at("participant_id"),
-                format!("{participant_id:?} is listed twice as {role}"),
-            ));
-        }
-        if p.owner && splits.iter().any(|s| s.owner) {
-            return Err(ApiError::invalid(
-                at("owner"),
-                "only one participant may be the owner",
-            ));
-        }
-        splits.push(Split {
-            participant_id,
-            role,
-            percent,
-            team,
-            owner: p.owner,
-            overlay_rule,
-        });
-    }
+    Ok(())
+}
 
+/// One participant (at path `item`, e.g. `participants[2]`) as a split, checked against
+/// the splits `before` it: no participant twice in one role, at most one owner.
+fn parse_participant(item: &str, p: &pb::Participant, before: &[Split]) -> Result<Split, ApiError> {
+    let at = |name: &str| format!("{item}.{name}");
+    let participant_id = participant_id(&at("participant_id"), &p.participant_id)?;
+    let role = role_of(&at("role"), p.role)?;
+    let percent = wire::optional_percent(&at("percent"), &p.percent)?;
+    if let Some(pct) = percent {
+        let max = if role.is_revenue() {
+            Percent::ONE_HUNDRED
+        } else {
+            MAX_OVERLAY_TOTAL
+        };
+        pct.ensure_between(Percent::ZERO, max)
+            .map_err(|e| ApiError::invalid(at("percent"), e))?;
+    }
+    let team = wire::optional_text(&at("team"), &p.team, MAX_ID_LEN)?;
+    let overlay_rule = wire::optional_text(&at("overlay_rule"), &p.overlay_rule, MAX_ID_LEN)?;
+    if overlay_rule.is_some() && role != CreditRole::Overlay {
+        return Err(ApiError::invalid(
+            at("overlay_rule"),
+            "only OVERLAY participants take an overlay rule",
+        ));
+    }
+    if before
+        .iter()
+        .any(|s| s.role == role && s.participant_id == participant_id)
+    {
+        return Err(ApiError::invalid(
+            at("participant_id"),
+            format!("{participant_id:?} is listed twice as {role}"),
+        ));
+    }
+    if p.owner && before.iter().any(|s| s.owner) {
+        return Err(ApiError::invalid(
+            at("owner"),
+            "only one participant may be the owner",
+        ));
+    }
+    Ok(Split {
+        participant_id,
+        role,
+        percent,
+        team,
+        owner: p.owner,
+        overlay_rule,
+    })
+}
+
+/// The revenue roles a deal must list: a CS-led deal without handoff at least one
+/// ORIGINATOR and no DELIVERY participant, any other deal at least one DELIVERY.
+fn check_roles_present(
+    field: &str,
+    splits: &[Split],
+    cs_led_without_handoff: bool,
+) -> Result<(), ApiError> {
     let count = |role| splits.iter().filter(|s| s.role == role).count();
     if cs_led_without_handoff {
         if let Some(index) = splits.iter().position(|s| s.role == CreditRole::Delivery) {
@@ -233,37 +256,44 @@ pub fn parse_splits(
             "at least one DELIVERY participant is required",
         ));
     }
+    Ok(())
+}
 
-    for role in [CreditRole::Originator, CreditRole::Delivery] {
-        let members: Vec<usize> = (0..splits.len())
-            .filter(|&i| splits[i].role == role)
-            .collect();
-        if members.len() == 1 {
-            let only = &mut splits[members[0]];
-            only.percent.get_or_insert(Percent::ONE_HUNDRED);
-        }
-        let mut total = Percent::ZERO;
-        for &index in &members {
-            let share = splits[index].percent.ok_or_else(|| {
-                ApiError::invalid(
-                    format!("{field}[{index}].percent"),
-                    format!("is required when {role} has several participants"),
-                )
-            })?;
-            total = total.checked_add(share).ok_or_else(|| {
-                ApiError::invalid(format!("{field}[{index}].percent"), "is out of range")
-            })?;
-        }
-        if let Some(&last) = members.last()
-            && total != Percent::ONE_HUNDRED
-        {
-            return Err(ApiError::invalid(
-                format!("{field}[{last}].percent"),
-                format!("{role} sub-splits total {total}; they must total exactly 100%"),
-            ));
-        }
+/// One revenue role's sub-splits: a lone participant without a percent takes 100%;
+/// several each need one, and together they must total exactly 100%.
+fn complete_sub_splits(
+    field: &str,
+    role: CreditRole,
+    splits: &mut [Split],
+) -> Result<(), ApiError> {
+    let members: Vec<usize> = (0..splits.len())
+        .filter(|&i| splits[i].role == role)
+        .collect();
+    if members.len() == 1 {
+        let only = &mut splits[members[0]];
+        only.percent.get_or_insert(Percent::ONE_HUNDRED);
     }
-    Ok(splits)
+    let mut total = Percent::ZERO;
+    for &index in &members {
+        let share = splits[index].percent.ok_or_else(|| {
+            ApiError::invalid(
+                format!("{field}[{index}].percent"),
+                format!("is required when {role} has several participants"),
+            )
+        })?;
+        total = total.checked_add(share).ok_or_else(|| {
+            ApiError::invalid(format!("{field}[{index}].percent"), "is out of range")
+        })?;
+    }
+    if let Some(&last) = members.last()
+        && total != Percent::ONE_HUNDRED
+    {
+        return Err(ApiError::invalid(
+            format!("{field}[{last}].percent"),
+            format!("{role} sub-splits total {total}; they must total exactly 100%"),
+        ));
+    }
+    Ok(())
 }
 
 /// Fills each OVERLAY participant's percent from the policy's overlay rule when the
@@ -897,6 +927,62 @@ mod tests {
                 "{participants:?}: expected {field}, got {got}"
             );
         }
+    }
+
+    #[test]
+    fn a_lone_revenue_participant_takes_the_whole_role() {
+        let splits = parse_splits(
+            "participants",
+            &[part("csm", O, ""), part("ae", D, "")],
+            false,
+        )
+        .unwrap();
+        assert_eq!(splits[0].percent, Some(Percent::ONE_HUNDRED));
+        assert_eq!(splits[1].percent, Some(Percent::ONE_HUNDRED));
+    }
+
+    #[test]
+    fn sub_splits_must_total_exactly_one_hundred() {
+        let mut splits = parse_splits(
+            "participants",
+            &[part("a", D, "30"), part("b", D, "70"), part("c", O, "")],
+            false,
+        )
+        .unwrap();
+        splits[1].percent = Some(pct("69.99"));
+        let err = complete_sub_splits("participants", CreditRole::Delivery, &mut splits);
+        assert_eq!(field_of(err.unwrap_err()), "participants[1].percent");
+        splits[1].percent = None;
+        let err = complete_sub_splits("participants", CreditRole::Delivery, &mut splits);
+        assert_eq!(field_of(err.unwrap_err()), "participants[1].percent");
+    }
+
+    #[test]
+    fn cs_led_without_handoff_lists_originators_only() {
+        let originator_only = parse_splits("participants", &[part("csm", O, "")], true).unwrap();
+        assert!(check_roles_present("participants", &originator_only, true).is_ok());
+        assert_eq!(
+            field_of(check_roles_present("participants", &originator_only, false).unwrap_err()),
+            "participants"
+        );
+        let with_delivery = parse_splits(
+            "participants",
+            &[part("csm", O, ""), part("ae", D, "")],
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            field_of(check_roles_present("participants", &with_delivery, true).unwrap_err()),
+            "participants[1].role"
+        );
+    }
+
+    #[test]
+    fn participant_count_is_one_to_sixty_four() {
+        assert!(check_participant_count("participants", 0).is_err());
+        assert!(check_participant_count("participants", 1).is_ok());
+        assert!(check_participant_count("participants", MAX_PARTICIPANTS).is_ok());
+        assert!(check_participant_count("participants", MAX_PARTICIPANTS + 1).is_err());
     }
 
     #[test]

@@ -102,6 +102,79 @@ fn days(field: &str, value: i32, default: i32) -> Result<i32, ApiError> {
     }
 }
 
+/// A percent at `field` between 0 and `max`, or `None` when empty.
+fn bounded_percent(field: &str, value: &str, max: Percent) -> Result<Option<Percent>, ApiError> {
+    wire::optional_percent(field, value)?
+        .map(|v| v.ensure_between(Percent::ZERO, max))
+        .transpose()
+        .map_err(|e| ApiError::invalid(field, e))
+}
+
+/// The policy's origination and delivery shares (policy at path `f`): origination
+/// defaults to [`DEFAULT_ORIGINATION`], delivery to the rest, and together they total
+/// exactly 100%.
+fn revenue_shares(f: &str, p: &pb::CreditPolicy) -> Result<(Percent, Percent), ApiError> {
+    let origination_field = format!("{f}.origination_percent");
+    let delivery_field = format!("{f}.delivery_percent");
+    let origination = bounded_percent(
+        &origination_field,
+        &p.origination_percent,
+        Percent::ONE_HUNDRED,
+    )?
+    .unwrap_or(DEFAULT_ORIGINATION);
+    let rest = Percent::ONE_HUNDRED
+        .checked_sub(origination)
+        .ok_or_else(|| ApiError::invalid(&origination_field, "must be at most 100%"))?;
+    let delivery = bounded_percent(&delivery_field, &p.delivery_percent, Percent::ONE_HUNDRED)?
+        .unwrap_or(rest);
+    if delivery != rest {
+        return Err(ApiError::invalid(
+            delivery_field,
+            format!("origination {origination} + delivery {delivery} must total exactly 100%"),
+        ));
+    }
+    Ok((origination, delivery))
+}
+
+/// The policy's overlay rules (policy at path `f`): at most [`MAX_OVERLAYS`], names
+/// distinct, each 0–1000% and 1000% at most in total; none given is the account-team
+/// overlay at [`DEFAULT_ACCOUNT_TEAM_OVERLAY`].
+fn overlays(f: &str, given: &[pb::OverlayRule]) -> Result<Vec<(String, Percent)>, ApiError> {
+    if given.len() > MAX_OVERLAYS {
+        return Err(ApiError::invalid(
+            format!("{f}.overlays"),
+            format!("at most {MAX_OVERLAYS} overlays"),
+        ));
+    }
+    let mut overlays: Vec<(String, Percent)> = Vec::with_capacity(given.len());
+    for (i, o) in given.iter().enumerate() {
+        let at = |name: &str| format!("{f}.overlays[{i}].{name}");
+        let name = wire::text(&at("name"), &o.name, wire::MAX_NAME_LEN)?;
+        if overlays.iter().any(|(n, _)| n == &name) {
+            return Err(ApiError::invalid(
+                at("name"),
+                format!("{name:?} appears twice"),
+            ));
+        }
+        let percent = wire::optional_percent(&at("percent"), &o.percent)?
+            .ok_or_else(|| ApiError::invalid(at("percent"), "is required"))?
+            .ensure_between(Percent::ZERO, MAX_OVERLAY_TOTAL)
+            .map_err(|e| ApiError::invalid(at("percent"), e))?;
+        overlays.push((name, percent));
+    }
+    let total = Percent::checked_sum(overlays.iter().map(|(_, p)| *p));
+    if total.is_none_or(|t| t > MAX_OVERLAY_TOTAL) {
+        return Err(ApiError::invalid(
+            format!("{f}.overlays"),
+            format!("overlays may total at most {MAX_OVERLAY_TOTAL}"),
+        ));
+    }
+    if overlays.is_empty() {
+        overlays.push(("account_team".to_owned(), DEFAULT_ACCOUNT_TEAM_OVERLAY));
+    }
+    Ok(overlays)
+}
+
 impl PolicyInput {
     /// `today` fills in a missing effective date.
     pub fn from_request(
@@ -114,67 +187,8 @@ impl PolicyInput {
             .as_ref()
             .ok_or_else(|| ApiError::invalid(F, "is required"))?;
         let f = |name: &str| format!("{F}.{name}");
-        let pct = |name: &str, value: &str, max: Percent| -> Result<Option<Percent>, ApiError> {
-            wire::optional_percent(&f(name), value)?
-                .map(|v| v.ensure_between(Percent::ZERO, max))
-                .transpose()
-                .map_err(|e| ApiError::invalid(f(name), e))
-        };
-        let origination = pct(
-            "origination_percent",
-            &p.origination_percent,
-            Percent::ONE_HUNDRED,
-        )?
-        .unwrap_or(DEFAULT_ORIGINATION);
-        let rest = Percent::ONE_HUNDRED
-            .checked_sub(origination)
-            .ok_or_else(|| ApiError::invalid(f("origination_percent"), "must be at most 100%"))?;
-        let delivery = pct(
-            "delivery_percent",
-            &p.delivery_percent,
-            Percent::ONE_HUNDRED,
-        )?
-        .unwrap_or(rest);
-        if delivery != rest {
-            return Err(ApiError::invalid(
-                f("delivery_percent"),
-                format!("origination {origination} + delivery {delivery} must total exactly 100%"),
-            ));
-        }
-
-        if p.overlays.len() > MAX_OVERLAYS {
-            return Err(ApiError::invalid(
-                f("overlays"),
-                format!("at most {MAX_OVERLAYS} overlays"),
-            ));
-        }
-        let mut overlays = Vec::with_capacity(p.overlays.len());
-        for (i, o) in p.overlays.iter().enumerate() {
-            let at = |name: &str| format!("{F}.overlays[{i}].{name}");
-            let name = wire::text(&at("name"), &o.name, wire::MAX_NAME_LEN)?;
-            if overlays.iter().any(|(n, _)| n == &name) {
-                return Err(ApiError::invalid(
-                    at("name"),
-                    format!("{name:?} appears twice"),
-                ));
-            }
-            let percent = wire::optional_percent(&at("percent"), &o.percent)?
-                .ok_or_else(|| ApiError::invalid(at("percent"), "is required"))?
-                .ensure_between(Percent::ZERO, MAX_OVERLAY_TOTAL)
-                .map_err(|e| ApiError::invalid(at("percent"), e))?;
-            overlays.push((name, percent));
-        }
-        let total = Percent::checked_sum(overlays.iter().map(|(_, p)| *p));
-        if total.is_none_or(|t| t > MAX_OVERLAY_TOTAL) {
-            return Err(ApiError::invalid(
-                f("overlays"),
-                format!("overlays may total at most {MAX_OVERLAY_TOTAL}"),
-            ));
-        }
-        if overlays.is_empty() {
-            overlays.push(("account_team".to_owned(), DEFAULT_ACCOUNT_TEAM_OVERLAY));
-        }
-
+        let (origination, delivery) = revenue_shares(F, p)?;
+        let overlays = overlays(F, &p.overlays)?;
         let basis = match wire::known_enum::<pb::CreditBasis>(&f("basis"), p.basis)? {
             pb::CreditBasis::Unspecified => pb::CreditBasis::Amount,
             other => other,
@@ -380,6 +394,45 @@ mod tests {
             field_of(PolicyInput::from_request(&bad, today()).unwrap_err()),
             "policy.delivery_percent"
         );
+    }
+
+    #[test]
+    fn delivery_defaults_to_what_origination_leaves() {
+        let policy = pb::CreditPolicy {
+            origination_percent: "20".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            revenue_shares("policy", &policy).unwrap(),
+            (Percent::from_whole(20), Percent::from_whole(80))
+        );
+        let empty = pb::CreditPolicy::default();
+        assert_eq!(
+            revenue_shares("policy", &empty).unwrap(),
+            (DEFAULT_ORIGINATION, Percent::from_whole(75))
+        );
+    }
+
+    #[test]
+    fn overlay_rules_are_distinct_and_total_at_most_1000() {
+        let rule = |name: &str, percent: &str| pb::OverlayRule {
+            name: name.into(),
+            percent: percent.into(),
+        };
+        assert_eq!(
+            overlays("policy", &[]).unwrap(),
+            vec![("account_team".into(), DEFAULT_ACCOUNT_TEAM_OVERLAY)]
+        );
+        assert_eq!(
+            overlays("policy", &[rule("se", "2.5")]).unwrap(),
+            vec![("se".into(), Percent::parse("2.5").unwrap())]
+        );
+        let twice = overlays("policy", &[rule("se", "1"), rule("se", "2")]).unwrap_err();
+        assert_eq!(field_of(twice), "policy.overlays[1].name");
+        let too_much = overlays("policy", &[rule("a", "600"), rule("b", "400.01")]).unwrap_err();
+        assert_eq!(field_of(too_much), "policy.overlays");
+        let missing = overlays("policy", &[rule("a", "")]).unwrap_err();
+        assert_eq!(field_of(missing), "policy.overlays[0].percent");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::entity::{person, split_set};
 use crate::error::CreditError;
 use crate::events::{CreditEvent, SplitsReplaced};
 use crate::model::Terms;
-use crate::model::deal::{Split, allocate, resolve_splits};
+use crate::model::deal::{PlannedCredit, Split, allocate, resolve_splits};
 use crate::model::ledger::{Entry, EntryContext, credit_entries, live_credits, split_reversals};
 use crate::model::people::check_participants;
 use crate::model::privacy;
@@ -86,18 +86,7 @@ pub fn plan_split_replacement(
     now: DateTime<Utc>,
 ) -> Result<Option<SplitReplacement>, CreditError> {
     let deal_id = view.deal.deal_id.as_str();
-    if view.clawed_back {
-        return Err(CreditError::DealClawedBack(deal_id.to_owned()));
-    }
-    privacy::check_split_change(
-        principal,
-        deal_id,
-        view.splits
-            .iter()
-            .chain(change.splits)
-            .map(|s| s.participant_id.as_str())
-            .chain(view.entries.iter().map(|e| e.participant_id.as_str())),
-    )?;
+    check_may_replace(view, change.splits, principal)?;
     let new_splits = keep_owner(deal_id, &view.splits, change.splits)?;
     check_participants("participants", &new_splits, directory)?;
     let resolved = resolve_splits("participants", &new_splits, terms)?;
@@ -111,13 +100,6 @@ pub fn plan_split_replacement(
         &resolved,
         change.cs_led_without_handoff,
     )?;
-    let live = live_credits(&view.entries, view.revision);
-    // Money already released stays released: the corrected credits are not held again.
-    let hold_until = if live.iter().any(|e| e.is_released(now)) {
-        now
-    } else {
-        view.deal.hold_until
-    };
     let revision = view.revision + 1;
     let ctx = EntryContext {
         deal_id,
@@ -128,13 +110,7 @@ pub fn plan_split_replacement(
         now,
         revision,
     };
-    let mut entries = split_reversals(&ctx, &live, change.reason);
-    entries.extend(credit_entries(
-        &ctx,
-        &credits,
-        hold_until,
-        &format!("split replaced: {}", change.reason),
-    ));
+    let entries = replacement_entries(view, &ctx, &credits, change.reason);
     let split_set = split_set_row(
         deal_id,
         revision,
@@ -157,6 +133,54 @@ pub fn plan_split_replacement(
         entries,
         event,
     }))
+}
+
+/// A deal's splits may change unless it was clawed back, and only by someone not
+/// credited on it (neither in its current or new splits nor in its ledger).
+fn check_may_replace(
+    view: &DealView,
+    new_splits: &[Split],
+    principal: &str,
+) -> Result<(), CreditError> {
+    let deal_id = view.deal.deal_id.as_str();
+    if view.clawed_back {
+        return Err(CreditError::DealClawedBack(deal_id.to_owned()));
+    }
+    privacy::check_split_change(
+        principal,
+        deal_id,
+        view.splits
+            .iter()
+            .chain(new_splits)
+            .map(|s| s.participant_id.as_str())
+            .chain(view.entries.iter().map(|e| e.participant_id.as_str())),
+    )?;
+    Ok(())
+}
+
+/// The replacement's ledger entries: ADJUSTMENT reversals of the credits live at the
+/// deal's current revision, then the new `credits`. Money already released stays
+/// released: the corrected credits are not held again.
+fn replacement_entries(
+    view: &DealView,
+    ctx: &EntryContext<'_>,
+    credits: &[PlannedCredit],
+    reason: &str,
+) -> Vec<Entry> {
+    let live = live_credits(&view.entries, view.revision);
+    let hold_until = if live.iter().any(|e| e.is_released(ctx.now)) {
+        ctx.now
+    } else {
+        view.deal.hold_until
+    };
+    let mut entries = split_reversals(ctx, &live, reason);
+    entries.extend(credit_entries(
+        ctx,
+        credits,
+        hold_until,
+        &format!("split replaced: {reason}"),
+    ));
+    entries
 }
 
 #[cfg(test)]
@@ -273,5 +297,62 @@ mod tests {
         let err = plan_split_replacement(&clawed, &terms(25), &dir, change(&same), "revops", now)
             .unwrap_err();
         assert!(matches!(err, CreditError::DealClawedBack(_)));
+    }
+
+    #[test]
+    fn only_someone_not_credited_replaces_a_live_deal() {
+        let view = recorded();
+        let new = [split("csm", Originator), split("bo", Delivery)];
+        assert!(check_may_replace(&view, &new, "revops").is_ok());
+        for credited in ["csm", "ae", "bo"] {
+            let err = check_may_replace(&view, &new, credited).unwrap_err();
+            assert!(matches!(err, CreditError::Refused(_)), "{credited}");
+        }
+        let mut clawed = view.clone();
+        clawed.clawed_back = true;
+        let err = check_may_replace(&clawed, &new, "revops").unwrap_err();
+        assert!(matches!(err, CreditError::DealClawedBack(_)));
+    }
+
+    #[test]
+    fn replacement_entries_reverse_then_credit_and_keep_the_hold() {
+        let view = recorded();
+        let now = chrono::Utc::now();
+        let ctx = EntryContext {
+            deal_id: &view.deal.deal_id,
+            currency: &view.deal.currency,
+            policy_id: &view.deal.policy_id,
+            policy_version: view.deal.policy_version,
+            principal: "revops",
+            now,
+            revision: view.revision + 1,
+        };
+        let splits = resolve_splits("participants", &view.splits, &terms(25)).unwrap();
+        let credits = allocate(
+            "participants",
+            view.deal.basis_minor,
+            Percent::from_whole(25),
+            &splits,
+            false,
+        )
+        .unwrap();
+        let entries = replacement_entries(&view, &ctx, &credits, "fix");
+        let kinds: Vec<EntryKind> = entries.iter().map(|e| e.kind).collect();
+        let first_credit = kinds.iter().position(|k| *k == EntryKind::Credit).unwrap();
+        assert!(
+            kinds[..first_credit]
+                .iter()
+                .all(|k| *k == EntryKind::Adjustment)
+        );
+        assert!(first_credit > 0);
+        assert_eq!(entries.iter().map(|e| e.amount_minor).sum::<i64>(), 0);
+        let released = live_credits(&view.entries, view.revision)
+            .iter()
+            .any(|e| e.is_released(now));
+        let hold = if released { now } else { view.deal.hold_until };
+        for credit in &entries[first_credit..] {
+            assert_eq!(credit.hold_until, hold);
+            assert_eq!(credit.reason.as_deref(), Some("split replaced: fix"));
+        }
     }
 }

@@ -13,7 +13,8 @@ use sea_orm::DatabaseConnection;
 use sea_orm::sqlx::QueryBuilder;
 
 use super::{
-    Sql, databases, drop_databases, generated_id, seed_accounts_sql, start_server, summary,
+    ServerProcess, Sql, databases, drop_databases, generated_id, seed_accounts_sql, start_server,
+    summary,
 };
 use crate::cli::IngestBenchArgs;
 
@@ -100,13 +101,25 @@ pub async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
         "signal ingestion on {backend}: {} signals over {} accounts, batches of {}",
         args.signals, args.accounts, args.batch
     );
+    let raw_rate = raw_baseline(&dbs.urls[0], &args).await?;
+    let (service_rate, server) = through_the_service(&dbs.urls[1], &args).await?;
+    println!("ratio service / raw: {:.2}", service_rate / raw_rate);
+    if let Some(mib) = server.peak_rss_mib() {
+        println!("server peak RSS: {mib:.1} MiB");
+    }
+    drop(server);
 
-    // Baseline: raw sqlx into a fresh copy of the same schema.
-    let raw_db = storage::connect(&dbs.urls[0]).await?;
+    drop_databases(dbs).await?;
+    Ok(())
+}
+
+/// Baseline: raw sqlx into a fresh copy of the same schema at `url`; rows per second.
+async fn raw_baseline(url: &str, args: &IngestBenchArgs) -> anyhow::Result<f64> {
+    let raw_db = storage::connect(url).await?;
     let raw_accounts = seed_accounts(&raw_db, args.accounts).await?;
     let raw_rows = rows(&raw_accounts, args.signals);
     let started = Instant::now();
-    let raw_latencies = if dbs.urls[0].starts_with("postgres") {
+    let raw_latencies = if url.starts_with("postgres") {
         let pool = raw_db.get_postgres_connection_pool();
         raw_insert!(pool, raw_rows, args.batch)
     } else {
@@ -120,39 +133,23 @@ pub async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
         raw_latencies,
     );
     raw_db.close().await.ok();
+    Ok(raw_rate)
+}
 
-    // The service: the real binary over gRPC.
-    let svc_db = storage::connect(&dbs.urls[1]).await?;
+/// The service: the real binary over gRPC on the database at `url`, every batch
+/// accepted; signals per second, and the server (still running, for its RSS).
+async fn through_the_service(
+    url: &str,
+    args: &IngestBenchArgs,
+) -> anyhow::Result<(f64, ServerProcess)> {
+    let svc_db = storage::connect(url).await?;
     let accounts = seed_accounts(&svc_db, args.accounts).await?;
     svc_db.close().await.ok();
-    let (server, addr) = start_server(&dbs.urls[1], &["--service", "health"])?;
+    let (server, addr) = start_server(url, &["--service", "health"])?;
     let mut client = AccountHealthServiceClient::connect(format!("http://{addr}"))
         .await?
         .max_encoding_message_size(64 << 20);
-    let batches: Vec<pb::RecordSignalsRequest> = rows(&accounts, args.signals)
-        .chunks(args.batch)
-        .map(|chunk| pb::RecordSignalsRequest {
-            request_id: String::new(),
-            signals: chunk
-                .iter()
-                .map(|r| pb::Signal {
-                    account_id: r.account_id.clone(),
-                    kind: KINDS
-                        .iter()
-                        .find(|(k, _)| *k == r.kind)
-                        .map_or(0, |(_, p)| *p as i32),
-                    value: (r.value_e4 / 10_000).to_string(),
-                    limit: r
-                        .limit_e4
-                        .map(|l| (l / 10_000).to_string())
-                        .unwrap_or_default(),
-                    source: "bench".into(),
-                    external_id: r.external_id.clone(),
-                    ..Default::default()
-                })
-                .collect(),
-        })
-        .collect();
+    let batches = signal_batches(&rows(&accounts, args.signals), args.batch);
     let started = Instant::now();
     let mut latencies = Vec::with_capacity(batches.len());
     let mut accepted = 0;
@@ -174,12 +171,62 @@ pub async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
             args.signals
         );
     }
-    println!("ratio service / raw: {:.2}", service_rate / raw_rate);
-    if let Some(mib) = server.peak_rss_mib() {
-        println!("server peak RSS: {mib:.1} MiB");
-    }
-    drop(server);
+    Ok((service_rate, server))
+}
 
-    drop_databases(dbs).await?;
-    Ok(())
+/// The rows as `RecordSignals` calls of `batch` signals each.
+fn signal_batches(rows: &[Row], batch: usize) -> Vec<pb::RecordSignalsRequest> {
+    rows.chunks(batch)
+        .map(|chunk| pb::RecordSignalsRequest {
+            request_id: String::new(),
+            signals: chunk.iter().map(signal_of).collect(),
+        })
+        .collect()
+}
+
+/// A row as the signal the service is sent: its kind, and value and limit in whole
+/// units.
+fn signal_of(r: &Row) -> pb::Signal {
+    pb::Signal {
+        account_id: r.account_id.clone(),
+        kind: KINDS
+            .iter()
+            .find(|(k, _)| *k == r.kind)
+            .map_or(0, |(_, p)| *p as i32),
+        value: (r.value_e4 / 10_000).to_string(),
+        limit: r
+            .limit_e4
+            .map(|l| (l / 10_000).to_string())
+            .unwrap_or_default(),
+        source: "bench".into(),
+        external_id: r.external_id.clone(),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_contenders_get_the_same_signals() {
+        let accounts = vec!["a1".to_owned(), "a2".to_owned()];
+        let rows = rows(&accounts, 5);
+        let batches = signal_batches(&rows, 2);
+        assert_eq!(
+            batches.iter().map(|b| b.signals.len()).collect::<Vec<_>>(),
+            vec![2, 2, 1]
+        );
+        let first = &batches[0].signals[0];
+        assert_eq!(first.account_id, "a1");
+        assert_eq!(first.kind, pb::SignalKind::Usage as i32);
+        assert_eq!((first.value.as_str(), first.limit.as_str()), ("0", "100"));
+        assert_eq!(first.external_id, "bench-0");
+        let second = &batches[0].signals[1];
+        assert_eq!(second.account_id, "a2");
+        assert_eq!(second.kind, pb::SignalKind::Login as i32);
+        assert_eq!((second.value.as_str(), second.limit.as_str()), ("1", ""));
+        assert_eq!(batches[2].signals[0].kind, pb::SignalKind::Usage as i32);
+    }
 }

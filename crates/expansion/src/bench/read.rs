@@ -18,8 +18,8 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
 use super::{
-    Load, Sql, closed_loop, databases, drop_databases, generated_id, ms, seed_accounts_sql,
-    start_server,
+    Databases, Load, ServerProcess, Sql, closed_loop, databases, drop_databases, generated_id, ms,
+    seed_accounts_sql, start_server,
 };
 use crate::cli::ReadBenchArgs;
 
@@ -192,6 +192,11 @@ where
     .await
 }
 
+/// How a `GetAccountHealth` reply over HTTP/JSON starts.
+const HEALTH_REPLY: &[u8] = br#"{"health""#;
+/// The echo's reply over HTTP/JSON.
+const SERVING_REPLY: &[u8] = br#"{"status":"SERVING"}"#;
+
 /// The same reads as [`get_health_load`], over HTTP/JSON.
 async fn json_health_load(
     channels: &[Channel],
@@ -208,7 +213,7 @@ async fn json_health_load(
             let n = (task * 1_000_003 + i * 7919) % accounts + 1;
             format!(r#"{{"accountId":"{}"}}"#, generated_id(1, n))
         },
-        br#"{"health""#,
+        HEALTH_REPLY,
     )
     .await
 }
@@ -221,7 +226,7 @@ async fn json_echo_load(channels: &[Channel], concurrency: usize, duration: Dura
         duration,
         "/grpc.health.v1.Health/Check",
         |_, _| r#"{"service":"expansion.health.v1.AccountHealthService"}"#.to_owned(),
-        br#"{"status":"SERVING"}"#,
+        SERVING_REPLY,
     )
     .await
 }
@@ -302,82 +307,110 @@ fn h2load(addr: &str, account: &str, concurrency: usize, requests: usize) -> Opt
 }
 
 pub async fn read(args: ReadBenchArgs) -> anyhow::Result<()> {
-    let duration = Duration::from_secs(args.seconds);
     let mut p99_by_size: Vec<(usize, Duration)> = Vec::new();
     for &size in &args.accounts {
-        let dbs = databases(args.postgres_admin_url.as_deref(), &["read"]).await?;
-        let sql = Sql {
-            postgres: dbs.is_postgres(),
-        };
-        println!(
-            "\nGetAccountHealth on {} with {size} scored accounts, concurrency {}, {} s per contender",
-            dbs.backend(),
-            args.concurrency,
-            args.seconds
-        );
-        let db = storage::connect(&dbs.urls[0]).await?;
-        migrations::health::Migrator::up(&db, None).await?;
-        seed_accounts_sql(&db, &sql, size, "2024-01-01").await?;
-        let template = generated_id(1, 1);
-        let (server, addr) = start_server(&dbs.urls[0], &["--service", "health"])?;
-        score_template(&addr, &template).await?;
-        copy_scores(&db, &template).await?;
-        db.close().await.ok();
-
-        let channels = channels(&addr, args.connections).await?;
-        // Warm both paths (connections, caches, the query planner).
-        echo_load(&channels, args.concurrency, Duration::from_secs(1)).await;
-        get_health_load(&channels, size, args.concurrency, Duration::from_secs(1)).await;
-        json_health_load(&channels, size, args.concurrency, Duration::from_secs(1)).await;
-
-        let echo = echo_load(&channels, args.concurrency, duration).await;
-        echo.print("echo (grpc.health.v1 Check, same stack)");
-        let get = get_health_load(&channels, size, args.concurrency, duration).await;
-        get.print("GetAccountHealth");
-        println!(
-            "throughput ratio GetAccountHealth / echo: {:.2} (goal >= 0.5); p99 {:.2} ms (goal <= 5 ms)",
-            get.rate() / echo.rate(),
-            ms(get.p99())
-        );
-        let json_echo = json_echo_load(&channels, args.concurrency, duration).await;
-        json_echo.print("echo over HTTP/JSON (Connect unary, same connections)");
-        println!(
-            "HTTP/JSON / gRPC echo req/s: {:.0} vs {:.0} ({:.2})",
-            json_echo.rate(),
-            echo.rate(),
-            json_echo.rate() / echo.rate()
-        );
-        let json = json_health_load(&channels, size, args.concurrency, duration).await;
-        json.print("GetAccountHealth over HTTP/JSON (Connect unary, same connections)");
-        println!(
-            "HTTP/JSON / gRPC GetAccountHealth req/s: {:.0} vs {:.0} ({:.2}); p99 {:.2} ms vs {:.2} ms",
-            json.rate(),
-            get.rate(),
-            json.rate() / get.rate(),
-            ms(json.p99()),
-            ms(get.p99())
-        );
-        if args.h2load
-            && let Some(rate) = h2load(
-                &addr,
-                &generated_id(1, size / 2 + 1),
-                args.concurrency,
-                (get.rate() * args.seconds as f64) as usize,
-            )
-        {
-            println!(
-                "h2load req/s beside the built-in client's: {rate:.0} vs {:.0} ({:.2})",
-                get.rate(),
-                rate / get.rate()
-            );
-        }
-        if let Some(mib) = server.peak_rss_mib() {
-            println!("server peak RSS: {mib:.1} MiB");
-        }
-        p99_by_size.push((size, get.p99()));
-        drop(server);
-        drop_databases(dbs).await?;
+        p99_by_size.push((size, read_at_size(&args, size).await?));
     }
+    print_growth(&p99_by_size);
+    Ok(())
+}
+
+/// One portfolio size: seeds it, runs every contender and reports them; the p99 of
+/// `GetAccountHealth`.
+async fn read_at_size(args: &ReadBenchArgs, size: usize) -> anyhow::Result<Duration> {
+    let dbs = databases(args.postgres_admin_url.as_deref(), &["read"]).await?;
+    println!(
+        "\nGetAccountHealth on {} with {size} scored accounts, concurrency {}, {} s per contender",
+        dbs.backend(),
+        args.concurrency,
+        args.seconds
+    );
+    let (server, addr) = seed_scored_portfolio(&dbs, size).await?;
+    let channels = channels(&addr, args.connections).await?;
+    let get = run_contenders(&channels, size, args).await;
+    if args.h2load
+        && let Some(rate) = h2load(
+            &addr,
+            &generated_id(1, size / 2 + 1),
+            args.concurrency,
+            (get.rate() * args.seconds as f64) as usize,
+        )
+    {
+        println!(
+            "h2load req/s beside the built-in client's: {rate:.0} vs {:.0} ({:.2})",
+            get.rate(),
+            rate / get.rate()
+        );
+    }
+    if let Some(mib) = server.peak_rss_mib() {
+        println!("server peak RSS: {mib:.1} MiB");
+    }
+    drop(server);
+    drop_databases(dbs).await?;
+    Ok(get.p99())
+}
+
+/// `size` accounts, each reading like the scored template, behind a health server;
+/// the server and its address.
+async fn seed_scored_portfolio(
+    dbs: &Databases,
+    size: usize,
+) -> anyhow::Result<(ServerProcess, String)> {
+    let sql = Sql {
+        postgres: dbs.is_postgres(),
+    };
+    let db = storage::connect(&dbs.urls[0]).await?;
+    migrations::health::Migrator::up(&db, None).await?;
+    seed_accounts_sql(&db, &sql, size, "2024-01-01").await?;
+    let template = generated_id(1, 1);
+    let (server, addr) = start_server(&dbs.urls[0], &["--service", "health"])?;
+    score_template(&addr, &template).await?;
+    copy_scores(&db, &template).await?;
+    db.close().await.ok();
+    Ok((server, addr))
+}
+
+/// Warms every path, then runs the echo, `GetAccountHealth` and both over HTTP/JSON
+/// for `args.seconds` each, printing each beside its goal; the `GetAccountHealth` load.
+async fn run_contenders(channels: &[Channel], size: usize, args: &ReadBenchArgs) -> Load {
+    let duration = Duration::from_secs(args.seconds);
+    // Warm both paths (connections, caches, the query planner).
+    echo_load(channels, args.concurrency, Duration::from_secs(1)).await;
+    get_health_load(channels, size, args.concurrency, Duration::from_secs(1)).await;
+    json_health_load(channels, size, args.concurrency, Duration::from_secs(1)).await;
+
+    let echo = echo_load(channels, args.concurrency, duration).await;
+    echo.print("echo (grpc.health.v1 Check, same stack)");
+    let get = get_health_load(channels, size, args.concurrency, duration).await;
+    get.print("GetAccountHealth");
+    println!(
+        "throughput ratio GetAccountHealth / echo: {:.2} (goal >= 0.5); p99 {:.2} ms (goal <= 5 ms)",
+        get.rate() / echo.rate(),
+        ms(get.p99())
+    );
+    let json_echo = json_echo_load(channels, args.concurrency, duration).await;
+    json_echo.print("echo over HTTP/JSON (Connect unary, same connections)");
+    println!(
+        "HTTP/JSON / gRPC echo req/s: {:.0} vs {:.0} ({:.2})",
+        json_echo.rate(),
+        echo.rate(),
+        json_echo.rate() / echo.rate()
+    );
+    let json = json_health_load(channels, size, args.concurrency, duration).await;
+    json.print("GetAccountHealth over HTTP/JSON (Connect unary, same connections)");
+    println!(
+        "HTTP/JSON / gRPC GetAccountHealth req/s: {:.0} vs {:.0} ({:.2}); p99 {:.2} ms vs {:.2} ms",
+        json.rate(),
+        get.rate(),
+        json.rate() / get.rate(),
+        ms(json.p99()),
+        ms(get.p99())
+    );
+    get
+}
+
+/// How p99 grew from the smallest portfolio to the largest.
+fn print_growth(p99_by_size: &[(usize, Duration)]) {
     if let (Some((small, p_small)), Some((large, p_large))) =
         (p99_by_size.first(), p99_by_size.last())
         && small != large
@@ -387,5 +420,4 @@ pub async fn read(args: ReadBenchArgs) -> anyhow::Result<()> {
             p_large.as_secs_f64() / p_small.as_secs_f64()
         );
     }
-    Ok(())
 }

@@ -153,16 +153,7 @@ pub async fn revenue(args: RevenueBenchArgs) -> anyhow::Result<()> {
     let seeding = Instant::now();
     seed_book(&db, &sql, args.accounts, args.subscriptions).await?;
     println!("seeded in {:.1} s", seeding.elapsed().as_secs_f64());
-
-    let period = domain::Month::parse(&args.month)
-        .map_err(|e| anyhow::anyhow!("--month: {e}"))?
-        .date_range();
-    let last_day = period.last_day();
-    let query = aggregate_sql(
-        &period.start().to_string(),
-        &period.end().to_string(),
-        &last_day.to_string(),
-    );
+    let query = month_aggregate_sql(&args.month)?;
 
     let (server, addr) = start_server(&dbs.urls[0], &["--service", "health"])?;
     let mut client = AccountHealthServiceClient::connect(format!("http://{addr}"))
@@ -172,11 +163,49 @@ pub async fn revenue(args: RevenueBenchArgs) -> anyhow::Result<()> {
         month: args.month.clone(),
         ..Default::default()
     };
-
     // One warm-up each (page cache, query plans), then alternate the two so
     // the machine's load hits both alike.
-    let expected = run_aggregate(&db, &query).await?;
-    let first = client.get_revenue_metrics(request()).await?.into_inner();
+    check_figures_agree(&db, &query, &mut client, request()).await?;
+    let (mut service_runs, mut baseline_runs) = (Vec::new(), Vec::new());
+    for _ in 0..args.runs {
+        let t = Instant::now();
+        run_aggregate(&db, &query).await?;
+        baseline_runs.push(t.elapsed());
+        let t = Instant::now();
+        client.get_revenue_metrics(request()).await?;
+        service_runs.push(t.elapsed());
+    }
+    print_medians(median(service_runs), median(baseline_runs));
+    if let Some(mib) = server.peak_rss_mib() {
+        println!("server peak RSS: {mib:.1} MiB");
+    }
+    drop(server);
+    db.close().await.ok();
+    drop_databases(dbs).await
+}
+
+/// The hand-written aggregate of `month` (`YYYY-MM`, as `--month` takes it).
+fn month_aggregate_sql(month: &str) -> anyhow::Result<String> {
+    let period = domain::Month::parse(month)
+        .map_err(|e| anyhow::anyhow!("--month: {e}"))?
+        .date_range();
+    let last_day = period.last_day();
+    Ok(aggregate_sql(
+        &period.start().to_string(),
+        &period.end().to_string(),
+        &last_day.to_string(),
+    ))
+}
+
+/// Runs the aggregate and the service once each and fails unless their figures agree.
+async fn check_figures_agree(
+    db: &sea_orm::DatabaseConnection,
+    query: &str,
+    client: &mut AccountHealthServiceClient<tonic::transport::Channel>,
+    request: pb::GetRevenueMetricsRequest,
+) -> anyhow::Result<()> {
+    let expected = run_aggregate(db, query).await?;
+    let first = client.get_revenue_metrics(request).await?.into_inner();
     let got = service_figures(&first)?;
     if got != expected {
         bail!(
@@ -187,16 +216,11 @@ pub async fn revenue(args: RevenueBenchArgs) -> anyhow::Result<()> {
         "figures agree: cross-sell {}, new {}, churned {}, starting {}, ending {} (minor units)",
         got[0], got[1], got[2], got[3], got[4]
     );
-    let (mut service_runs, mut baseline_runs) = (Vec::new(), Vec::new());
-    for _ in 0..args.runs {
-        let t = Instant::now();
-        run_aggregate(&db, &query).await?;
-        baseline_runs.push(t.elapsed());
-        let t = Instant::now();
-        client.get_revenue_metrics(request()).await?;
-        service_runs.push(t.elapsed());
-    }
-    let (service, baseline) = (median(service_runs), median(baseline_runs));
+    Ok(())
+}
+
+/// The two medians beside each other, and their ratio against its goal.
+fn print_medians(service: Duration, baseline: Duration) {
     println!(
         "hand-written SQL aggregate (median)         {:>9.1} ms",
         ms(baseline)
@@ -209,12 +233,6 @@ pub async fn revenue(args: RevenueBenchArgs) -> anyhow::Result<()> {
         "ratio service / aggregate: {:.2} (goal <= 1.5)",
         service.as_secs_f64() / baseline.as_secs_f64()
     );
-    if let Some(mib) = server.peak_rss_mib() {
-        println!("server peak RSS: {mib:.1} MiB");
-    }
-    drop(server);
-    db.close().await.ok();
-    drop_databases(dbs).await
 }
 
 #[cfg(test)]
@@ -227,5 +245,14 @@ mod tests {
         let q = aggregate_sql("2025-06-01", "2025-07-01", "2025-06-30");
         assert!(q.contains("sub.start_date < '2025-07-01'"));
         assert!(q.contains("cancel_date > '2025-06-30'"));
+    }
+
+    #[test]
+    fn the_month_gives_the_aggregate_its_days() {
+        let q = month_aggregate_sql("2024-02").unwrap();
+        assert!(q.contains("start_date >= '2024-02-01'"));
+        assert!(q.contains("sub.start_date < '2024-03-01'"));
+        assert!(q.contains("cancel_date > '2024-02-29'"));
+        assert!(month_aggregate_sql("2024-13").is_err());
     }
 }

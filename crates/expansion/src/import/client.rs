@@ -17,7 +17,7 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
 use super::mapping::Kind;
-use super::report::RowError;
+use super::report::{Halt, RowError};
 
 pub type Health = AccountHealthServiceClient<AuthChannel>;
 pub type Pipeline = OpportunityPipelineServiceClient<AuthChannel>;
@@ -55,6 +55,15 @@ pub enum Refusal {
     },
     /// Nothing more can be imported (server down, not allowed, …).
     Fatal(anyhow::Error),
+}
+
+impl From<Refusal> for Halt {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Row { error, .. } => Halt::Reject(error),
+            Refusal::Fatal(err) => Halt::Stop(err),
+        }
+    }
 }
 
 /// Sorts a failed call into a row problem or a reason to stop.
@@ -166,6 +175,20 @@ impl Lookup {
         Ok(found)
     }
 
+    /// The account with this CRM id; none is the row's rejection.
+    pub async fn known_account(&mut self, external_id: &str) -> Result<pb::Account, Halt> {
+        match self.account(external_id).await? {
+            Some(account) => Ok(account),
+            None => {
+                let message = format!(
+                    "no account has {} id {external_id:?}; import the accounts first",
+                    self.system
+                );
+                Err(RowError::field("account_external_id", message).into())
+            }
+        }
+    }
+
     pub fn remember_account(&mut self, external_id: &str, account: pb::Account) {
         self.accounts.insert(external_id.to_owned(), Some(account));
     }
@@ -206,6 +229,18 @@ impl Lookup {
             .or_else(|| products.iter().find(|p| p.name == text))
             .or_else(|| products.iter().find(|p| p.name.eq_ignore_ascii_case(text)))
             .map(|p| p.product_id.clone()))
+    }
+
+    /// The id of the product named `text` (or whose id is `text`); none is the row's
+    /// rejection.
+    pub async fn known_product(&mut self, text: &str) -> Result<String, Halt> {
+        match self.product_id(text).await? {
+            Some(id) => Ok(id),
+            None => {
+                let message = format!("no product is named {text:?}");
+                Err(RowError::field("product", message).into())
+            }
+        }
     }
 
     /// An account's subscriptions, read once per account.

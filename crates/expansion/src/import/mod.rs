@@ -266,6 +266,32 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Tally> {
         .context("--delimiter must be one ASCII character")?;
     let mapping = mapping_of(&args)?;
     let (mut reader, size) = open(&args.file, delimiter)?;
+    let columns = columns_of(&args, &mut reader, &mapping)?;
+    let (health, credit, pipeline) = client::connect(&args.target, args.client.options()?).await?;
+    let mut report = Report::new(columns, args.rejects.as_deref(), size)?;
+    let mut ctx = Ctx {
+        lookup: Lookup::new(health, credit, pipeline, args.system.clone()),
+        currency: args.currency.clone(),
+        date_format: args.date_format.clone(),
+        time_format: args.time_format.clone(),
+        batch: usize::from(args.batch),
+        dry_run: args.dry_run,
+        started: chrono::Utc::now(),
+    };
+    let result = drive_kind(args.kind, &mut ctx, &mut reader, &mut report).await;
+    report.finish()?;
+    summarise(&args, &mut report);
+    result?;
+    Ok(report.tally)
+}
+
+/// The file's columns: its header row read with the mapping (a column no field reads
+/// is said on stderr).
+fn columns_of(
+    args: &ImportArgs,
+    reader: &mut Input,
+    mapping: &mapping::Mapping,
+) -> anyhow::Result<Columns> {
     let headers: Vec<String> = reader
         .headers()
         .with_context(|| format!("reading the header row of {}", args.file.display()))?
@@ -282,66 +308,29 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Tally> {
     if !ignored.is_empty() {
         eprintln!("import: no field reads the columns {}", ignored.join(", "));
     }
-    let (health, credit, pipeline) = client::connect(&args.target, args.client.options()?).await?;
-    let mut report = Report::new(columns, args.rejects.as_deref(), size)?;
-    let mut ctx = Ctx {
-        lookup: Lookup::new(health, credit, pipeline, args.system.clone()),
-        currency: args.currency.clone(),
-        date_format: args.date_format.clone(),
-        time_format: args.time_format.clone(),
-        batch: usize::from(args.batch),
-        dry_run: args.dry_run,
-        started: chrono::Utc::now(),
-    };
-    let result = match args.kind {
-        Kind::Accounts => {
-            drive(
-                &mut accounts::Accounts::default(),
-                &mut ctx,
-                &mut reader,
-                &mut report,
-            )
-            .await
-        }
-        Kind::Products => drive(&mut products::Products, &mut ctx, &mut reader, &mut report).await,
-        Kind::Subscriptions => {
-            drive(
-                &mut subscriptions::Subscriptions,
-                &mut ctx,
-                &mut reader,
-                &mut report,
-            )
-            .await
-        }
-        Kind::Signals => {
-            drive(
-                &mut signals::Signals::default(),
-                &mut ctx,
-                &mut reader,
-                &mut report,
-            )
-            .await
-        }
-        Kind::People => {
-            drive(
-                &mut people::People::default(),
-                &mut ctx,
-                &mut reader,
-                &mut report,
-            )
-            .await
-        }
-        Kind::Opportunities => {
-            drive(
-                &mut opportunities::Opportunities,
-                &mut ctx,
-                &mut reader,
-                &mut report,
-            )
-            .await
-        }
-    };
-    report.finish()?;
+    Ok(columns)
+}
+
+/// Feeds every row of the file to the importer of its `kind`.
+async fn drive_kind(
+    kind: Kind,
+    ctx: &mut Ctx,
+    reader: &mut Input,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    match kind {
+        Kind::Accounts => drive(&mut accounts::Accounts::default(), ctx, reader, report).await,
+        Kind::Products => drive(&mut products::Products, ctx, reader, report).await,
+        Kind::Subscriptions => drive(&mut subscriptions::Subscriptions, ctx, reader, report).await,
+        Kind::Signals => drive(&mut signals::Signals::default(), ctx, reader, report).await,
+        Kind::People => drive(&mut people::People::default(), ctx, reader, report).await,
+        Kind::Opportunities => drive(&mut opportunities::Opportunities, ctx, reader, report).await,
+    }
+}
+
+/// Prints the summary: the tally, the first rejected rows in file order, and where
+/// the rest are.
+fn summarise(args: &ImportArgs, report: &mut Report) {
     say(format_args!(
         "{} from {}{}: {}",
         args.kind.as_str(),
@@ -373,8 +362,6 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Tally> {
     {
         say(format_args!("rejected rows written to {}", path.display()));
     }
-    result?;
-    Ok(report.tally)
 }
 
 /// The next data row of the file, with how far into the file it ends.

@@ -21,9 +21,9 @@ use contracts::pb::pipeline::v1 as pb;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use super::client::{Refusal, refusal};
+use super::client::refusal;
 use super::mapping::Kind;
-use super::report::{Report, Row, RowError};
+use super::report::{Halt, Landed, Report, Row, RowError};
 use super::{Cells, Ctx, Importer, values};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -141,14 +141,7 @@ pub fn parse(
         None => pb::BudgetStatus::Unspecified,
         Some(text) => budget(text).map_err(|m| RowError::field("budget_status", m))?,
     };
-    let relationship_strength = match cells.optional("relationship_strength") {
-        None => 0,
-        Some(text) => i32::try_from(
-            values::integer(text, 0, 10)
-                .map_err(|m| RowError::field("relationship_strength", m))?,
-        )
-        .unwrap_or(0),
-    };
+    let relationship_strength = relationship_strength(cells)?;
     let time = |field: &'static str| {
         cells
             .optional(field)
@@ -158,29 +151,12 @@ pub fn parse(
             })
             .transpose()
     };
-    let mut created = time("create_time")?;
-    let stage_entered = time("stage_enter_time")?;
-    match (created, stage_entered) {
-        // At IDENTIFIED, entering the stage is the creation.
-        (None, Some(entered)) if stage == pb::Stage::Identified => created = Some(entered),
-        (None, Some(_)) => {
-            return Err(RowError::field(
-                "stage_enter_time",
-                "needs create_time too: a deal enters its stage after it is created",
-            ));
-        }
-        (Some(c), Some(e)) if e < c => {
-            return Err(RowError::field(
-                "stage_enter_time",
-                format!("is before create_time ({})", c.to_rfc3339()),
-            ));
-        }
-        _ => {}
-    }
+    let (created, stage_entered) =
+        crm_history(stage, time("create_time")?, time("stage_enter_time")?)?;
     let text = |field| cells.optional(field).unwrap_or_default().to_owned();
     Ok(OpportunityRow {
         created,
-        stage_entered: stage_entered.filter(|_| stage != pb::Stage::Identified),
+        stage_entered,
         external_id: cells.required("external_id")?.to_owned(),
         account: cells.required("account_external_id")?.to_owned(),
         product: cells.required("product")?.to_owned(),
@@ -203,6 +179,49 @@ pub fn parse(
             ..Default::default()
         },
     })
+}
+
+/// The relationship strength, 0–10 (empty: 0).
+fn relationship_strength(cells: &Cells<'_>) -> Result<i32, RowError> {
+    match cells.optional("relationship_strength") {
+        None => Ok(0),
+        Some(text) => Ok(i32::try_from(
+            values::integer(text, 0, 10)
+                .map_err(|m| RowError::field("relationship_strength", m))?,
+        )
+        .unwrap_or(0)),
+    }
+}
+
+/// A moment of the CRM's history, when the file has it.
+type When = Option<chrono::DateTime<chrono::Utc>>;
+
+/// When the CRM created the deal and when it entered its `stage`, as the import dates
+/// them. At IDENTIFIED, entering the stage is the creation (and no move is dated);
+/// past it, a stage enter time needs a create time no later than it.
+fn crm_history(
+    stage: pb::Stage,
+    created: When,
+    stage_entered: When,
+) -> Result<(When, When), RowError> {
+    let identified = stage == pb::Stage::Identified;
+    match (created, stage_entered) {
+        (None, Some(entered)) if identified => return Ok((Some(entered), None)),
+        (None, Some(_)) => {
+            return Err(RowError::field(
+                "stage_enter_time",
+                "needs create_time too: a deal enters its stage after it is created",
+            ));
+        }
+        (Some(c), Some(e)) if e < c => {
+            return Err(RowError::field(
+                "stage_enter_time",
+                format!("is before create_time ({})", c.to_rfc3339()),
+            ));
+        }
+        _ => {}
+    }
+    Ok((created, stage_entered.filter(|_| !identified)))
 }
 
 /// The open stages in order, IDENTIFIED first.
@@ -261,145 +280,180 @@ impl Importer for Opportunities {
             &ctx.date_format,
             ctx.time_format.as_deref(),
         );
-        let mut opp = match parsed {
-            Ok(opp) => opp,
-            Err(error) => return out.reject(&row, error),
+        let landed = match parsed {
+            Ok(opp) => import(ctx, opp).await,
+            Err(error) => Err(error.into()),
         };
-        let Some(account) = ctx.lookup.account(&opp.account).await? else {
-            let message = format!(
-                "no account has {} id {:?}; import the accounts first",
-                ctx.lookup.system, opp.account
-            );
-            return out.reject(&row, RowError::field("account_external_id", message));
-        };
-        let Some(product_id) = ctx.lookup.product_id(&opp.product).await? else {
-            let message = format!("no product is named {:?}", opp.product);
-            return out.reject(&row, RowError::field("product", message));
-        };
-        if ctx.dry_run {
-            out.created(1);
-            return Ok(());
-        }
-        opp.opportunity.account_id = account.account_id;
-        opp.opportunity.product_id = product_id;
-        let request_id = format!(
-            "import:{}:Opportunity/{}",
-            ctx.lookup.system, opp.external_id
-        );
-        let created = ctx
-            .lookup
-            .pipeline
-            .create_opportunity(pb::CreateOpportunityRequest {
-                request_id: request_id.clone(),
-                opportunity: Some(opp.opportunity.clone()),
-                occur_time: opp.created.map(contracts::wire::timestamp),
-            })
-            .await;
-        let first = match created {
-            Ok(reply) => reply.into_inner().opportunity.unwrap_or_default(),
-            Err(status) => {
-                if let Some(why) = time_refused(&status) {
-                    return out.reject(&row, RowError::field("create_time", why));
-                }
-                let reused = status.code() == Code::InvalidArgument
-                    && status
-                        .get_details_bad_request()
-                        .and_then(|b| b.field_violations.into_iter().next())
-                        .is_some_and(|v| v.field == "request_id");
-                if reused {
-                    let message = format!(
-                        "was imported before with other values (request id {request_id:?}); \
-                         change it in Expansion with UpdateOpportunity"
-                    );
-                    return out.reject(&row, RowError::row(message));
-                }
-                return match refusal(Kind::Opportunities, status) {
-                    Refusal::Row { error, .. } => out.reject(&row, error),
-                    Refusal::Fatal(err) => Err(err),
-                };
-            }
-        };
-        let first_written = first.audit.as_ref().and_then(|a| a.update_time);
-        // A replay answers the opportunity as first created: read where it is now.
-        let mut current = match ctx
-            .lookup
-            .pipeline
-            .get_opportunity(pb::GetOpportunityRequest {
-                opportunity_id: first.opportunity_id.clone(),
-            })
-            .await
-        {
-            Ok(reply) => reply.into_inner().opportunity.unwrap_or(first),
-            Err(status) => return Err(super::client::fatal(status, "reading an opportunity")),
-        };
-        // A replay answers the first response: an opportunity written before
-        // this run began was there already. (Its update time, not its create
-        // time: that is the CRM's when the file dates it.)
-        let was_new = first_written
-            .and_then(|t| {
-                chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
-            })
-            .is_some_and(|created| created >= ctx.started);
-        let Some(from) = order(current.stage) else {
-            // Closed in Expansion since: it is no longer the CRM's to move.
-            out.unchanged(1);
-            return Ok(());
-        };
-        let Some(to) = order(opp.stage as i32) else {
-            return out.reject(&row, RowError::field("stage", "not an open stage"));
-        };
-        let mut moved = false;
-        for next in OPEN.iter().take(to + 1).skip(from + 1) {
-            let reached = OPEN[order(current.stage).unwrap_or(0)];
-            let reply = ctx
-                .lookup
-                .pipeline
-                .advance_stage(pb::AdvanceStageRequest {
-                    request_id: format!("{request_id}:{}", next.as_str_name()),
-                    opportunity_id: current.opportunity_id.clone(),
-                    etag: current.etag.clone(),
-                    to_stage: *next as i32,
-                    override_reason: format!(
-                        "imported from {} at {}",
-                        ctx.lookup.system,
-                        opp.stage.as_str_name().trim_start_matches("STAGE_")
-                    ),
-                    occur_time: opp.stage_entered.map(contracts::wire::timestamp),
-                    ..Default::default()
-                })
-                .await;
-            match reply {
-                Ok(reply) => {
-                    moved = true;
-                    if let Some(now) = reply.into_inner().opportunity {
-                        current = now;
-                    }
-                }
-                Err(status) if status.code() == Code::FailedPrecondition => {
-                    return out.reject(&row, gate_refusal(&status, reached, *next));
-                }
-                Err(status) => {
-                    if let Some(why) = time_refused(&status) {
-                        return out.reject(&row, RowError::field("stage_enter_time", why));
-                    }
-                    return match refusal(Kind::Opportunities, status) {
-                        Refusal::Row { error, .. } => out.reject(&row, error),
-                        Refusal::Fatal(err) => Err(err),
-                    };
-                }
-            }
-        }
-        match (was_new, moved) {
-            (true, _) => out.created(1),
-            (false, true) => out.updated(),
-            (false, false) => out.unchanged(1),
-        }
-        Ok(())
+        out.settle(&row, landed)
     }
 
     async fn finish(&mut self, _: &mut Ctx, _: &mut Report) -> anyhow::Result<()> {
         Ok(())
     }
+}
+
+/// Creates the row's opportunity (a re-run finds the one it created) and moves it on
+/// to the row's stage.
+async fn import(ctx: &mut Ctx, mut opp: OpportunityRow) -> Result<Landed, Halt> {
+    let account = ctx.lookup.known_account(&opp.account).await?;
+    let product_id = ctx.lookup.known_product(&opp.product).await?;
+    if ctx.dry_run {
+        return Ok(Landed::Created);
+    }
+    opp.opportunity.account_id = account.account_id;
+    opp.opportunity.product_id = product_id;
+    let request_id = format!(
+        "import:{}:Opportunity/{}",
+        ctx.lookup.system, opp.external_id
+    );
+    let first = create(ctx, &opp, &request_id).await?;
+    let first_written = first.audit.as_ref().and_then(|a| a.update_time);
+    let current = read_current(ctx, first).await?;
+    let was_new = written_since(first_written, ctx.started);
+    let Some(from) = order(current.stage) else {
+        // Closed in Expansion since: it is no longer the CRM's to move.
+        return Ok(Landed::Unchanged);
+    };
+    let Some(to) = order(opp.stage as i32) else {
+        return Err(RowError::field("stage", "not an open stage").into());
+    };
+    let moved = advance(ctx, &opp, current, &request_id, (from, to)).await?;
+    Ok(Landed::of(was_new, moved))
+}
+
+/// Creates the opportunity at IDENTIFIED, keyed by `request_id` and dated by the CRM's
+/// create time; a replay answers the opportunity as first created.
+async fn create(
+    ctx: &mut Ctx,
+    opp: &OpportunityRow,
+    request_id: &str,
+) -> Result<pb::Opportunity, Halt> {
+    let created = ctx
+        .lookup
+        .pipeline
+        .create_opportunity(pb::CreateOpportunityRequest {
+            request_id: request_id.to_owned(),
+            opportunity: Some(opp.opportunity.clone()),
+            occur_time: opp.created.map(contracts::wire::timestamp),
+        })
+        .await;
+    match created {
+        Ok(reply) => Ok(reply.into_inner().opportunity.unwrap_or_default()),
+        Err(status) => Err(creation_refused(status, request_id)),
+    }
+}
+
+/// A refused creation: the CRM's create time refused, the request id imported before
+/// with other values, or the server's refusal as such.
+fn creation_refused(status: tonic::Status, request_id: &str) -> Halt {
+    if let Some(why) = time_refused(&status) {
+        return RowError::field("create_time", why).into();
+    }
+    let reused = status.code() == Code::InvalidArgument
+        && status
+            .get_details_bad_request()
+            .and_then(|b| b.field_violations.into_iter().next())
+            .is_some_and(|v| v.field == "request_id");
+    if reused {
+        let message = format!(
+            "was imported before with other values (request id {request_id:?}); \
+             change it in Expansion with UpdateOpportunity"
+        );
+        return RowError::row(message).into();
+    }
+    refusal(Kind::Opportunities, status).into()
+}
+
+/// Where the opportunity stands now: a replay answered it as first created.
+async fn read_current(ctx: &mut Ctx, first: pb::Opportunity) -> Result<pb::Opportunity, Halt> {
+    match ctx
+        .lookup
+        .pipeline
+        .get_opportunity(pb::GetOpportunityRequest {
+            opportunity_id: first.opportunity_id.clone(),
+        })
+        .await
+    {
+        Ok(reply) => Ok(reply.into_inner().opportunity.unwrap_or(first)),
+        Err(status) => Err(super::client::fatal(status, "reading an opportunity").into()),
+    }
+}
+
+/// Whether an opportunity first written at `written` was written by this run, begun
+/// at `started`: a replay answers the first response, so one written before was there
+/// already. (Its update time, not its create time: that is the CRM's when the file
+/// dates it.)
+fn written_since(
+    written: Option<prost_types::Timestamp>,
+    started: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    written
+        .and_then(|t| {
+            chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+        })
+        .is_some_and(|created| created >= started)
+}
+
+/// Moves `current` from open stage `from` up to `to` (positions in [`OPEN`]), one
+/// stage at a time; whether it moved.
+async fn advance(
+    ctx: &mut Ctx,
+    opp: &OpportunityRow,
+    mut current: pb::Opportunity,
+    request_id: &str,
+    (from, to): (usize, usize),
+) -> Result<bool, Halt> {
+    let mut moved = false;
+    for next in OPEN.iter().take(to + 1).skip(from + 1) {
+        let reached = OPEN[order(current.stage).unwrap_or(0)];
+        let request = advance_request(&ctx.lookup.system, opp, &current, request_id, *next);
+        match ctx.lookup.pipeline.advance_stage(request).await {
+            Ok(reply) => {
+                moved = true;
+                if let Some(now) = reply.into_inner().opportunity {
+                    current = now;
+                }
+            }
+            Err(status) => return Err(advance_refused(status, reached, *next)),
+        }
+    }
+    Ok(moved)
+}
+
+/// The move of `current` to `next`: keyed by the creation's request id and the stage,
+/// past the health gates with an override naming the import, dated by the CRM's stage
+/// enter time.
+fn advance_request(
+    system: &str,
+    opp: &OpportunityRow,
+    current: &pb::Opportunity,
+    request_id: &str,
+    next: pb::Stage,
+) -> pb::AdvanceStageRequest {
+    pb::AdvanceStageRequest {
+        request_id: format!("{request_id}:{}", next.as_str_name()),
+        opportunity_id: current.opportunity_id.clone(),
+        etag: current.etag.clone(),
+        to_stage: next as i32,
+        override_reason: format!(
+            "imported from {system} at {}",
+            opp.stage.as_str_name().trim_start_matches("STAGE_")
+        ),
+        occur_time: opp.stage_entered.map(contracts::wire::timestamp),
+        ..Default::default()
+    }
+}
+
+/// A refused move from `reached` to `to`: a gate's refusal with its conditions, the
+/// CRM's stage enter time refused, or the server's refusal as such.
+fn advance_refused(status: tonic::Status, reached: pb::Stage, to: pb::Stage) -> Halt {
+    if status.code() == Code::FailedPrecondition {
+        return gate_refusal(&status, reached, to).into();
+    }
+    if let Some(why) = time_refused(&status) {
+        return RowError::field("stage_enter_time", why).into();
+    }
+    refusal(Kind::Opportunities, status).into()
 }
 
 #[cfg(test)]
@@ -533,5 +587,125 @@ mod tests {
             row("Exploring", "soon", "").unwrap_err().field,
             Some("create_time")
         );
+    }
+
+    fn bad_request(field: &str, description: &str) -> tonic::Status {
+        tonic::Status::with_error_details(
+            Code::InvalidArgument,
+            "invalid",
+            tonic_types::ErrorDetails::with_bad_request(vec![tonic_types::FieldViolation::new(
+                field,
+                description,
+            )]),
+        )
+    }
+
+    fn rejected(halt: Halt) -> RowError {
+        match halt {
+            Halt::Reject(error) => error,
+            Halt::Stop(err) => panic!("stopped: {err}"),
+        }
+    }
+
+    #[test]
+    fn a_refused_creation_names_what_the_row_got_wrong() {
+        let future = rejected(creation_refused(
+            bad_request("occur_time", "is in the future"),
+            "r",
+        ));
+        assert_eq!(future.field, Some("create_time"));
+        assert_eq!(future.message, "is in the future");
+        let reused = rejected(creation_refused(
+            bad_request("request_id", "was used with another request"),
+            "import:crm:Opportunity/006A",
+        ));
+        assert_eq!(reused.field, None);
+        assert!(
+            reused.message.contains("\"import:crm:Opportunity/006A\""),
+            "{reused:?}"
+        );
+        assert!(reused.message.contains("UpdateOpportunity"), "{reused:?}");
+        assert!(matches!(
+            creation_refused(tonic::Status::unavailable("down"), "r"),
+            Halt::Stop(_)
+        ));
+    }
+
+    #[test]
+    fn a_refused_move_names_the_gate_or_the_stage_time() {
+        let gate = tonic::Status::with_error_details(
+            Code::FailedPrecondition,
+            "gate",
+            tonic_types::ErrorDetails::with_precondition_failure(vec![
+                tonic_types::PreconditionViolation::new("GATE", "health", "health is 40"),
+            ]),
+        );
+        let refused = rejected(advance_refused(
+            gate,
+            pb::Stage::Exploring,
+            pb::Stage::Qualified,
+        ));
+        assert_eq!(refused.field, Some("stage"));
+        assert_eq!(
+            refused.message,
+            "stopped at EXPLORING: QUALIFIED refused: health is 40"
+        );
+        let early = rejected(advance_refused(
+            bad_request("occur_time", "is before the stage was entered"),
+            pb::Stage::Identified,
+            pb::Stage::Exploring,
+        ));
+        assert_eq!(early.field, Some("stage_enter_time"));
+    }
+
+    #[test]
+    fn a_move_is_keyed_by_its_stage_and_names_the_import() {
+        let row = parse_row(
+            &HEADERS,
+            &[
+                "006A",
+                "001A",
+                "Analytics",
+                "UPSELL_TIER",
+                "Proposed",
+                "100",
+                "",
+                "",
+                "",
+            ],
+        )
+        .unwrap();
+        let current = pb::Opportunity {
+            opportunity_id: "opp-1".into(),
+            etag: "e1".into(),
+            ..Default::default()
+        };
+        let request = advance_request(
+            "salesforce",
+            &row,
+            &current,
+            "import:x",
+            pb::Stage::Exploring,
+        );
+        assert_eq!(request.request_id, "import:x:STAGE_EXPLORING");
+        assert_eq!(
+            (request.opportunity_id.as_str(), request.etag.as_str()),
+            ("opp-1", "e1")
+        );
+        assert_eq!(request.to_stage, pb::Stage::Exploring as i32);
+        assert_eq!(
+            request.override_reason,
+            "imported from salesforce at PROPOSED"
+        );
+    }
+
+    #[test]
+    fn only_what_this_run_wrote_counts_as_created() {
+        let started = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let at = |seconds| Some(prost_types::Timestamp { seconds, nanos: 0 });
+        assert!(written_since(at(1_800_000_000), started));
+        assert!(written_since(at(1_800_000_100), started));
+        assert!(!written_since(at(1_799_999_999), started));
+        assert!(!written_since(None, started));
     }
 }

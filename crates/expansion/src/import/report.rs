@@ -43,6 +43,45 @@ impl RowError {
     }
 }
 
+/// How a row landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Landed {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+impl Landed {
+    /// Created when the row's record is new, else updated when it changed.
+    pub fn of(created: bool, changed: bool) -> Self {
+        match (created, changed) {
+            (true, _) => Self::Created,
+            (false, true) => Self::Updated,
+            (false, false) => Self::Unchanged,
+        }
+    }
+}
+
+/// Why a row went no further: it is rejected (the rest of the file goes on), or the
+/// import stops.
+#[derive(Debug)]
+pub enum Halt {
+    Reject(RowError),
+    Stop(anyhow::Error),
+}
+
+impl From<RowError> for Halt {
+    fn from(error: RowError) -> Self {
+        Self::Reject(error)
+    }
+}
+
+impl From<anyhow::Error> for Halt {
+    fn from(err: anyhow::Error) -> Self {
+        Self::Stop(err)
+    }
+}
+
 /// A rejected row, as reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
@@ -195,6 +234,19 @@ impl Report {
         self.tally.unchanged += n;
     }
 
+    /// Counts a row by how it landed, or records its rejection; a stop is the
+    /// import's error.
+    pub fn settle(&mut self, row: &Row, result: Result<Landed, Halt>) -> anyhow::Result<()> {
+        match result {
+            Ok(Landed::Created) => self.created(1),
+            Ok(Landed::Updated) => self.updated(),
+            Ok(Landed::Unchanged) => self.unchanged(1),
+            Err(Halt::Reject(error)) => return self.reject(row, error),
+            Err(Halt::Stop(err)) => return Err(err),
+        }
+        Ok(())
+    }
+
     /// Records a refused row; the rest of the file goes on.
     pub fn reject(&mut self, row: &Row, error: RowError) -> anyhow::Result<()> {
         let rejection = Rejection {
@@ -225,5 +277,18 @@ impl Report {
             writer.flush()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_record_is_created_and_a_changed_one_updated() {
+        assert_eq!(Landed::of(true, false), Landed::Created);
+        assert_eq!(Landed::of(true, true), Landed::Created);
+        assert_eq!(Landed::of(false, true), Landed::Updated);
+        assert_eq!(Landed::of(false, false), Landed::Unchanged);
     }
 }

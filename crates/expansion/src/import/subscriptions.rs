@@ -6,9 +6,9 @@ use contracts::pb::health::v1 as pb;
 use contracts::wire;
 use domain::Money;
 
-use super::client::{Refusal, refusal};
+use super::client::refusal;
 use super::mapping::Kind;
-use super::report::{Report, Row, RowError};
+use super::report::{Halt, Landed, Report, Row, RowError};
 use super::{Cells, Ctx, Importer, values};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,124 +139,132 @@ impl Importer for Subscriptions {
             ctx.currency.as_deref(),
             &ctx.date_format,
         );
-        let sub = match parsed {
-            Ok(sub) => sub,
-            Err(error) => return out.reject(&row, error),
+        let landed = match parsed {
+            Ok(sub) => import(ctx, &sub).await,
+            Err(error) => Err(error.into()),
         };
-        let Some(account) = ctx.lookup.account(&sub.account).await? else {
-            let message = format!(
-                "no account has {} id {:?}; import the accounts first",
-                ctx.lookup.system, sub.account
-            );
-            return out.reject(&row, RowError::field("account_external_id", message));
-        };
-        let Some(product_id) = ctx.lookup.product_id(&sub.product).await? else {
-            let message = format!("no product is named {:?}", sub.product);
-            return out.reject(&row, RowError::field("product", message));
-        };
-        let external_ref = ctx.lookup.external_ref(&sub.external_id);
-        let existing = ctx
-            .lookup
-            .subscriptions(&account.account_id)
-            .await?
-            .iter()
-            .find(|s| s.external_ref.as_ref() == Some(&external_ref))
-            .cloned();
-        let wanted = wanted(
-            &sub,
-            existing.as_ref(),
-            account.account_id,
-            product_id,
-            external_ref,
-        );
-        let mut current = existing.clone();
-        let mut created = false;
-        let mut changed = false;
-        if ctx.dry_run {
-            let upsert = !existing.as_ref().is_some_and(|s| unchanged(s, &wanted));
-            let cancel = sub.cancel_date.is_some()
-                && existing
-                    .as_ref()
-                    .is_none_or(|s| s.status == pb::SubscriptionStatus::Active as i32);
-            match (existing.is_none(), upsert || cancel) {
-                (true, _) => out.created(1),
-                (false, true) => out.updated(),
-                (false, false) => out.unchanged(1),
-            }
-            return Ok(());
-        }
-        if !existing.as_ref().is_some_and(|s| unchanged(s, &wanted)) {
-            let reply = ctx
-                .lookup
-                .health
-                .upsert_subscription(pb::UpsertSubscriptionRequest {
-                    request_id: String::new(),
-                    subscription: Some(wanted),
-                    mrr_effective_date: sub.mrr_effective_date.clone().unwrap_or_default(),
-                    time_zone: String::new(),
-                })
-                .await;
-            match reply {
-                Ok(reply) => {
-                    let reply = reply.into_inner();
-                    created = reply.created;
-                    changed = true;
-                    current = reply.subscription;
-                }
-                Err(status) => {
-                    return match refusal(Kind::Subscriptions, status) {
-                        Refusal::Row { error, .. } => out.reject(&row, error),
-                        Refusal::Fatal(err) => Err(err),
-                    };
-                }
-            }
-        }
-        if let (Some(cancel_date), Some(stored)) = (&sub.cancel_date, &current)
-            && stored.status == pb::SubscriptionStatus::Active as i32
-        {
-            let reply = ctx
-                .lookup
-                .health
-                .cancel_subscription(pb::CancelSubscriptionRequest {
-                    request_id: String::new(),
-                    subscription_id: stored.subscription_id.clone(),
-                    cancel_date: cancel_date.clone(),
-                    reason: sub
-                        .cancel_reason
-                        .clone()
-                        .unwrap_or_else(|| format!("cancelled in {}", ctx.lookup.system)),
-                    time_zone: String::new(),
-                })
-                .await;
-            match reply {
-                Ok(reply) => {
-                    changed = true;
-                    current = reply.into_inner().subscription;
-                }
-                Err(status) => {
-                    if let Some(stored) = current {
-                        remember(ctx, stored).await?;
-                    }
-                    return match refusal(Kind::Subscriptions, status) {
-                        Refusal::Row { error, .. } => out.reject(&row, error),
-                        Refusal::Fatal(err) => Err(err),
-                    };
-                }
-            }
-        }
-        if changed && let Some(stored) = current {
-            remember(ctx, stored).await?;
-        }
-        match (created, changed) {
-            (true, _) => out.created(1),
-            (false, true) => out.updated(),
-            (false, false) => out.unchanged(1),
-        }
-        Ok(())
+        out.settle(&row, landed)
     }
 
     async fn finish(&mut self, _ctx: &mut Ctx, _out: &mut Report) -> anyhow::Result<()> {
         Ok(())
+    }
+}
+
+/// Writes the row's subscription unless it is stored as the row has it, then cancels
+/// it when the row has a cancel date and it is active.
+async fn import(ctx: &mut Ctx, sub: &SubscriptionRow) -> Result<Landed, Halt> {
+    let account = ctx.lookup.known_account(&sub.account).await?;
+    let product_id = ctx.lookup.known_product(&sub.product).await?;
+    let external_ref = ctx.lookup.external_ref(&sub.external_id);
+    let existing = ctx
+        .lookup
+        .subscriptions(&account.account_id)
+        .await?
+        .iter()
+        .find(|s| s.external_ref.as_ref() == Some(&external_ref))
+        .cloned();
+    let wanted = wanted(
+        sub,
+        existing.as_ref(),
+        account.account_id,
+        product_id,
+        external_ref,
+    );
+    if ctx.dry_run {
+        return Ok(dry_run_landing(sub, existing.as_ref(), &wanted));
+    }
+    let mut current = existing.clone();
+    let mut created = false;
+    let mut changed = false;
+    if !existing.as_ref().is_some_and(|s| unchanged(s, &wanted)) {
+        let reply = upsert(ctx, sub, wanted).await?;
+        created = reply.created;
+        changed = true;
+        current = reply.subscription;
+    }
+    if let (Some(cancel_date), Some(stored)) = (&sub.cancel_date, &current)
+        && stored.status == pb::SubscriptionStatus::Active as i32
+    {
+        match cancel(ctx, sub, stored, cancel_date).await {
+            Ok(cancelled) => {
+                changed = true;
+                current = cancelled;
+            }
+            Err(halt) => {
+                if let Some(stored) = current {
+                    remember(ctx, stored).await?;
+                }
+                return Err(halt);
+            }
+        }
+    }
+    if changed && let Some(stored) = current {
+        remember(ctx, stored).await?;
+    }
+    Ok(Landed::of(created, changed))
+}
+
+/// How a dry run counts the row: created when no subscription has its id, updated when
+/// it would be written or cancelled.
+fn dry_run_landing(
+    sub: &SubscriptionRow,
+    existing: Option<&pb::Subscription>,
+    wanted: &pb::Subscription,
+) -> Landed {
+    let upsert = !existing.is_some_and(|s| unchanged(s, wanted));
+    let cancel = sub.cancel_date.is_some()
+        && existing.is_none_or(|s| s.status == pb::SubscriptionStatus::Active as i32);
+    Landed::of(existing.is_none(), upsert || cancel)
+}
+
+/// Writes the subscription as `wanted`, its MRR change effective from the row's date.
+async fn upsert(
+    ctx: &mut Ctx,
+    sub: &SubscriptionRow,
+    wanted: pb::Subscription,
+) -> Result<pb::UpsertSubscriptionResponse, Halt> {
+    let reply = ctx
+        .lookup
+        .health
+        .upsert_subscription(pb::UpsertSubscriptionRequest {
+            request_id: String::new(),
+            subscription: Some(wanted),
+            mrr_effective_date: sub.mrr_effective_date.clone().unwrap_or_default(),
+            time_zone: String::new(),
+        })
+        .await;
+    match reply {
+        Ok(reply) => Ok(reply.into_inner()),
+        Err(status) => Err(refusal(Kind::Subscriptions, status).into()),
+    }
+}
+
+/// Cancels the stored subscription on `cancel_date`, for the row's reason (else the
+/// CRM's cancellation); the subscription as cancelled.
+async fn cancel(
+    ctx: &mut Ctx,
+    sub: &SubscriptionRow,
+    stored: &pb::Subscription,
+    cancel_date: &str,
+) -> Result<Option<pb::Subscription>, Halt> {
+    let reply = ctx
+        .lookup
+        .health
+        .cancel_subscription(pb::CancelSubscriptionRequest {
+            request_id: String::new(),
+            subscription_id: stored.subscription_id.clone(),
+            cancel_date: cancel_date.to_owned(),
+            reason: sub
+                .cancel_reason
+                .clone()
+                .unwrap_or_else(|| format!("cancelled in {}", ctx.lookup.system)),
+            time_zone: String::new(),
+        })
+        .await;
+    match reply {
+        Ok(reply) => Ok(reply.into_inner().subscription),
+        Err(status) => Err(refusal(Kind::Subscriptions, status).into()),
     }
 }
 
@@ -347,5 +355,42 @@ mod tests {
         .unwrap();
         let changed = wanted(&raised, Some(&stored), "a".into(), "p".into(), external_ref);
         assert!(!unchanged(&stored, &changed));
+    }
+
+    /// Subscription S1's cells, at an MRR of 100 USD.
+    const S1: [&str; 7] = ["S1", "001A", "Analytics", "100", "USD", "2026-01-01", ""];
+
+    fn s1_ref() -> pb::ExternalRef {
+        pb::ExternalRef {
+            system: "salesforce".into(),
+            id: "S1".into(),
+        }
+    }
+
+    #[test]
+    fn a_dry_run_counts_what_would_be_written_or_cancelled() {
+        let mut row = parse_row(&S1, None).unwrap();
+        let first = wanted(&row, None, "a".into(), "p".into(), s1_ref());
+        assert_eq!(dry_run_landing(&row, None, &first), Landed::Created);
+        let mut stored = pb::Subscription {
+            quantity: 1,
+            status: pb::SubscriptionStatus::Active as i32,
+            ..first
+        };
+        let again = wanted(&row, Some(&stored), "a".into(), "p".into(), s1_ref());
+        assert_eq!(
+            dry_run_landing(&row, Some(&stored), &again),
+            Landed::Unchanged
+        );
+        row.cancel_date = Some("2026-06-30".into());
+        assert_eq!(
+            dry_run_landing(&row, Some(&stored), &again),
+            Landed::Updated
+        );
+        stored.status = pb::SubscriptionStatus::Cancelled as i32;
+        assert_eq!(
+            dry_run_landing(&row, Some(&stored), &again),
+            Landed::Unchanged
+        );
     }
 }

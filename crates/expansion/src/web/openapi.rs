@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use prost_reflect::{EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
+use prost_reflect::{EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor};
 use serde_json::{Value, json};
 
 use super::routes::Routes;
@@ -23,68 +23,11 @@ pub fn document(routes: &Routes) -> Value {
     let mut schemas = Schemas::default();
     let mut paths = serde_json::Map::new();
     for (path, method) in routes.unary() {
-        let service = method.parent_service();
-        let input = method.input();
-        let output = method.output();
-        let security = if contracts::access::is_open(path) {
-            json!([])
-        } else {
-            json!([{ "bearerAuth": [] }])
-        };
-        let operation = json!({
-            "operationId": format!("{}_{}", service.name(), method.name()),
-            "tags": [service.full_name()],
-            "summary": format!("{} (Connect unary, protobuf JSON mapping)", method.name()),
-            "description": comment(service.parent_file().file_descriptor_proto(), method.path())
-                .unwrap_or_default(),
-            "security": security,
-            "requestBody": {
-                "required": true,
-                "content": { "application/json": { "schema": schemas.message(&input) } }
-            },
-            "responses": {
-                "200": {
-                    "description": format!("{}", output.full_name()),
-                    "content": { "application/json": { "schema": schemas.message(&output) } }
-                },
-                "default": {
-                    "description": "an error, in the Connect protocol's JSON form",
-                    "content": { "application/json": { "schema": reference(ERROR_SCHEMA) } }
-                }
-            }
-        });
+        let operation = operation(&mut schemas, path, method);
         paths.insert(path.to_owned(), json!({ "post": operation }));
     }
     let mut components = schemas.done();
-    components.insert(
-        ERROR_SCHEMA.to_owned(),
-        json!({
-            "type": "object",
-            "description": "Connect's error: a code, a message, and the rich error details (ErrorInfo, BadRequest, PreconditionFailure, ResourceInfo), each as base64 protobuf `value` with its JSON `debug` form.",
-            "properties": {
-                "code": {
-                    "type": "string",
-                    "enum": ["canceled", "unknown", "invalid_argument", "deadline_exceeded",
-                        "not_found", "already_exists", "permission_denied", "resource_exhausted",
-                        "failed_precondition", "aborted", "out_of_range", "unimplemented",
-                        "internal", "unavailable", "data_loss", "unauthenticated"]
-                },
-                "message": { "type": "string" },
-                "details": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "type": { "type": "string", "example": "google.rpc.BadRequest" },
-                            "value": { "type": "string", "format": "byte" },
-                            "debug": { "type": "object", "additionalProperties": true }
-                        }
-                    }
-                }
-            },
-            "required": ["code"]
-        }),
-    );
+    components.insert(ERROR_SCHEMA.to_owned(), error_schema());
     json!({
         "openapi": "3.0.3",
         "info": {
@@ -99,6 +42,71 @@ pub fn document(routes: &Routes) -> Value {
                 "bearerAuth": { "type": "http", "scheme": "bearer", "description": "an Expansion API key, exp_<id>_<secret>" }
             }
         }
+    })
+}
+
+/// The `POST` operation of one unary method: its request and response schemas, the
+/// Connect error body otherwise, and a bearer key unless the method is open.
+fn operation(schemas: &mut Schemas, path: &str, method: &MethodDescriptor) -> Value {
+    let service = method.parent_service();
+    let input = method.input();
+    let output = method.output();
+    let security = if contracts::access::is_open(path) {
+        json!([])
+    } else {
+        json!([{ "bearerAuth": [] }])
+    };
+    json!({
+        "operationId": format!("{}_{}", service.name(), method.name()),
+        "tags": [service.full_name()],
+        "summary": format!("{} (Connect unary, protobuf JSON mapping)", method.name()),
+        "description": comment(service.parent_file().file_descriptor_proto(), method.path())
+            .unwrap_or_default(),
+        "security": security,
+        "requestBody": {
+            "required": true,
+            "content": { "application/json": { "schema": schemas.message(&input) } }
+        },
+        "responses": {
+            "200": {
+                "description": format!("{}", output.full_name()),
+                "content": { "application/json": { "schema": schemas.message(&output) } }
+            },
+            "default": {
+                "description": "an error, in the Connect protocol's JSON form",
+                "content": { "application/json": { "schema": reference(ERROR_SCHEMA) } }
+            }
+        }
+    })
+}
+
+/// Connect's error body, as a schema.
+fn error_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "Connect's error: a code, a message, and the rich error details (ErrorInfo, BadRequest, PreconditionFailure, ResourceInfo), each as base64 protobuf `value` with its JSON `debug` form.",
+        "properties": {
+            "code": {
+                "type": "string",
+                "enum": ["canceled", "unknown", "invalid_argument", "deadline_exceeded",
+                    "not_found", "already_exists", "permission_denied", "resource_exhausted",
+                    "failed_precondition", "aborted", "out_of_range", "unimplemented",
+                    "internal", "unavailable", "data_loss", "unauthenticated"]
+            },
+            "message": { "type": "string" },
+            "details": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "type": { "type": "string", "example": "google.rpc.BadRequest" },
+                        "value": { "type": "string", "format": "byte" },
+                        "debug": { "type": "object", "additionalProperties": true }
+                    }
+                }
+            }
+        },
+        "required": ["code"]
     })
 }
 
