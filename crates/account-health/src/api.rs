@@ -386,54 +386,7 @@ impl AccountHealthService for HealthService {
         Ok(Response::new(stream))
     }
 
-    // Webhooks: `webhooks::rpc`, on this service's endpoints.
-
-    async fn create_webhook_endpoint(
-        &self,
-        request: Request<pb::CreateWebhookEndpointRequest>,
-    ) -> Reply<pb::CreateWebhookEndpointResponse> {
-        webhooks::rpc::create(&self.webhooks, request, crate::DOMAIN).await
-    }
-
-    async fn list_webhook_endpoints(
-        &self,
-        request: Request<pb::ListWebhookEndpointsRequest>,
-    ) -> Reply<pb::ListWebhookEndpointsResponse> {
-        webhooks::rpc::list(&self.webhooks, request, crate::DOMAIN).await
-    }
-
-    async fn disable_webhook_endpoint(
-        &self,
-        request: Request<pb::DisableWebhookEndpointRequest>,
-    ) -> Reply<pb::DisableWebhookEndpointResponse> {
-        webhooks::rpc::disable(&self.webhooks, request, crate::DOMAIN).await
-    }
-
-    async fn enable_webhook_endpoint(
-        &self,
-        request: Request<pb::EnableWebhookEndpointRequest>,
-    ) -> Reply<pb::EnableWebhookEndpointResponse> {
-        webhooks::rpc::enable(&self.webhooks, request, crate::DOMAIN).await
-    }
-
-    async fn delete_webhook_endpoint(
-        &self,
-        request: Request<pb::DeleteWebhookEndpointRequest>,
-    ) -> Reply<pb::DeleteWebhookEndpointResponse> {
-        webhooks::rpc::delete(&self.webhooks, request, crate::DOMAIN).await
-    }
-
-    async fn list_webhook_deliveries(
-        &self,
-        request: Request<pb::ListWebhookDeliveriesRequest>,
-    ) -> Reply<pb::ListWebhookDeliveriesResponse> {
-        webhooks::rpc::deliveries(&self.webhooks, request, crate::DOMAIN).await
-    }
-
-    async fn replay_webhook_events(
-        &self,
-        request: Request<pb::ReplayWebhookEventsRequest>,
-    ) -> Reply<pb::ReplayWebhookEventsResponse> {
-        webhooks::rpc::replay(&self.webhooks, request, crate::DOMAIN).await
-    }
+    // The seven webhook RPCs, each one call into `webhooks::rpc` on this
+    // service's endpoints.
+    webhooks::rpc::webhook_rpcs!(webhooks, crate::DOMAIN);
 }

@@ -270,3 +270,42 @@ macro_rules! messages {
 messages!(contracts::pb::health::v1);
 messages!(contracts::pb::pipeline::v1);
 messages!(contracts::pb::credit::v1);
+
+/// The seven webhook RPCs of a service's tonic trait, each one call into this
+/// module on the service's [`Webhooks`] field, written inside the service's
+/// `#[tonic::async_trait]` impl: `webhooks::rpc::webhook_rpcs!(webhooks, crate::DOMAIN);`.
+/// The methods come out in the form `async_trait` gives the trait's own
+/// (it passes a macro through untouched); the service's messages are named
+/// through `pb`, its proto package's module in scope where this is used.
+#[macro_export]
+macro_rules! webhook_rpcs {
+    ($hooks:ident, $domain:expr) => {
+        $crate::webhook_rpcs!(@rpc $hooks, $domain, create_webhook_endpoint, create, pb::CreateWebhookEndpointRequest, pb::CreateWebhookEndpointResponse);
+        $crate::webhook_rpcs!(@rpc $hooks, $domain, list_webhook_endpoints, list, pb::ListWebhookEndpointsRequest, pb::ListWebhookEndpointsResponse);
+        $crate::webhook_rpcs!(@rpc $hooks, $domain, disable_webhook_endpoint, disable, pb::DisableWebhookEndpointRequest, pb::DisableWebhookEndpointResponse);
+        $crate::webhook_rpcs!(@rpc $hooks, $domain, enable_webhook_endpoint, enable, pb::EnableWebhookEndpointRequest, pb::EnableWebhookEndpointResponse);
+        $crate::webhook_rpcs!(@rpc $hooks, $domain, delete_webhook_endpoint, delete, pb::DeleteWebhookEndpointRequest, pb::DeleteWebhookEndpointResponse);
+        $crate::webhook_rpcs!(@rpc $hooks, $domain, list_webhook_deliveries, deliveries, pb::ListWebhookDeliveriesRequest, pb::ListWebhookDeliveriesResponse);
+        $crate::webhook_rpcs!(@rpc $hooks, $domain, replay_webhook_events, replay, pb::ReplayWebhookEventsRequest, pb::ReplayWebhookEventsResponse);
+    };
+    (@rpc $hooks:ident, $domain:expr, $method:ident, $call:ident, $request:ty, $response:ty) => {
+        fn $method<'life0, 'async_trait>(
+            &'life0 self,
+            request: ::tonic::Request<$request>,
+        ) -> ::std::pin::Pin<
+            Box<
+                dyn ::std::future::Future<
+                        Output = ::std::result::Result<::tonic::Response<$response>, ::tonic::Status>,
+                    > + ::std::marker::Send
+                    + 'async_trait,
+            >,
+        >
+        where
+            'life0: 'async_trait,
+            Self: 'async_trait,
+        {
+            Box::pin(async move { $crate::rpc::$call(&self.$hooks, request, $domain).await })
+        }
+    };
+}
+pub use crate::webhook_rpcs;
