@@ -5,7 +5,6 @@ use contracts::pb::health::v1 as pb;
 use contracts::pb::health::v1::account_health_service_server::AccountHealthService;
 use sea_orm::DatabaseConnection;
 use tokio_stream::StreamExt;
-use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::error::HealthError;
@@ -370,21 +369,8 @@ impl AccountHealthService for HealthService {
         .await
     }
 
-    type WatchEventsStream = BoxStream<pb::WatchEventsResponse>;
-
-    async fn watch_events(
-        &self,
-        request: Request<pb::WatchEventsRequest>,
-    ) -> Reply<Self::WatchEventsStream> {
-        let stream = storage::events::watch_response(
-            self.store.events(),
-            self.store.db().pool().clone(),
-            request.into_inner().options,
-            crate::DOMAIN,
-            |event| pb::WatchEventsResponse { event: Some(event) },
-        )?;
-        Ok(Response::new(stream))
-    }
+    // WatchEvents: every event of the service, to every reader.
+    storage::events::watch_events_rpc!(store, crate::DOMAIN);
 
     // The seven webhook RPCs, each one call into `webhooks::rpc` on this
     // service's endpoints.

@@ -9,7 +9,6 @@ use contracts::Idempotent;
 use contracts::pb::pipeline::v1 as pb;
 use contracts::pb::pipeline::v1::opportunity_pipeline_service_server::OpportunityPipelineService;
 use sea_orm::DatabaseConnection;
-use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
 use crate::error::PipelineError;
@@ -343,21 +342,8 @@ impl OpportunityPipelineService for PipelineService {
             .await
     }
 
-    type WatchEventsStream = BoxStream<pb::WatchEventsResponse>;
-
-    async fn watch_events(
-        &self,
-        request: Request<pb::WatchEventsRequest>,
-    ) -> Reply<Self::WatchEventsStream> {
-        let stream = storage::events::watch_response(
-            self.store.events(),
-            self.store.db().pool().clone(),
-            request.into_inner().options,
-            crate::DOMAIN,
-            |event| pb::WatchEventsResponse { event: Some(event) },
-        )?;
-        Ok(Response::new(stream))
-    }
+    // WatchEvents: every event of the service, to every reader.
+    storage::events::watch_events_rpc!(store, crate::DOMAIN);
 
     // The seven webhook RPCs, each one call into `webhooks::rpc` on this
     // service's endpoints.

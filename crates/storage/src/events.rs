@@ -399,6 +399,52 @@ pub fn watch_response<T: Send + 'static>(
     Ok(Box::pin(stream))
 }
 
+/// A service's `WatchEvents` RPC over its store's event log, unfiltered:
+/// every event of the service reaches every reader (credit, whose readers see
+/// only their own entries' events, filters [`watch_response`] itself).
+/// Written inside the service's `#[tonic::async_trait]` impl as
+/// `storage::events::watch_events_rpc!(store, crate::DOMAIN);`, where `store`
+/// is the field holding the service's store; the method comes out in the form
+/// `async_trait` gives the trait's own, and its messages are named through
+/// `pb`, the service's proto package's module in scope there.
+#[macro_export]
+macro_rules! watch_events_rpc {
+    ($store:ident, $domain:expr) => {
+        type WatchEventsStream = ::tonic::codegen::BoxStream<pb::WatchEventsResponse>;
+
+        fn watch_events<'life0, 'async_trait>(
+            &'life0 self,
+            request: ::tonic::Request<pb::WatchEventsRequest>,
+        ) -> ::std::pin::Pin<
+            Box<
+                dyn ::std::future::Future<
+                        Output = ::std::result::Result<
+                            ::tonic::Response<Self::WatchEventsStream>,
+                            ::tonic::Status,
+                        >,
+                    > + ::std::marker::Send
+                    + 'async_trait,
+            >,
+        >
+        where
+            'life0: 'async_trait,
+            Self: 'async_trait,
+        {
+            Box::pin(async move {
+                let stream = $crate::events::watch_response(
+                    self.$store.events(),
+                    self.$store.db().pool().clone(),
+                    request.into_inner().options,
+                    $domain,
+                    |event| pb::WatchEventsResponse { event: Some(event) },
+                )?;
+                Ok(::tonic::Response::new(stream))
+            })
+        }
+    };
+}
+pub use crate::watch_events_rpc;
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
