@@ -32,8 +32,8 @@ pub use crate::model::Parsed;
 pub fn parse_row(m: &opportunity::Model) -> Result<Parsed, PipelineError> {
     let currency = Currency::parse(&m.currency).map_err(|_| corrupt("currency", &m.id))?;
     Ok(Parsed {
-        stage: m.stage.parse().map_err(|_| corrupt("stage", &m.id))?,
-        motion: m.motion.parse().map_err(|_| corrupt("motion", &m.id))?,
+        stage: m.stage.into(),
+        motion: m.motion.into(),
         amount: Money::from_minor(currency, m.amount_minor),
         probability: Percent::parse(&m.probability).map_err(|_| corrupt("probability", &m.id))?,
         stakeholders: serde_json::from_str(&m.stakeholders)
@@ -214,16 +214,15 @@ pub fn whitespace_line_to_pb(w: &WhitespaceLine) -> pb::WhitespaceProduct {
 }
 
 pub fn handoff_to_pb(h: handoff::Model, now: DateTime<Utc>) -> Result<pb::Handoff, PipelineError> {
-    let status = HandoffStatus::parse(&h.status).ok_or_else(|| corrupt("status", &h.id))?;
     let package: HandoffPackage =
         serde_json::from_str(&h.package).map_err(|_| corrupt("package", &h.id))?;
     let snapshot: HandoffSnapshot =
         serde_json::from_str(&h.snapshot).map_err(|_| corrupt("snapshot", &h.id))?;
     Ok(pb::Handoff {
-        overdue: is_overdue(status, h.due_at, now),
+        overdue: is_overdue(h.status, h.due_at, now),
         handoff_id: h.id,
         opportunity_id: h.opportunity_id,
-        status: handoff_status_to_pb(status) as i32,
+        status: handoff_status_to_pb(h.status) as i32,
         requested_by: h.requested_by,
         accepted_by: h.accepted_owner.unwrap_or_default(),
         accepted_team: h.accepted_team.unwrap_or_default(),

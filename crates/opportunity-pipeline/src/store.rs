@@ -5,14 +5,16 @@
 //! its history rows and its events, in one transaction.
 
 use chrono::{DateTime, Utc};
-use domain::{OpportunityId, Stage};
+use domain::{Motion, OpportunityId, Stage};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveEnum, ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use storage::events::{EventLog, NewEvent};
 
+use crate::entity::handoff::HandoffStatus;
+use crate::entity::opportunity::{StoredMotion, StoredStage};
 use crate::entity::{handoff, history, opportunity, wallet_estimate};
 use crate::error::PipelineError;
 use crate::model::creation::OpportunityCreation;
@@ -42,7 +44,7 @@ pub struct OpportunityWrite {
 pub struct OpportunityFilter {
     pub account_id: Option<String>,
     pub stages: Vec<Stage>,
-    pub motion: Option<String>,
+    pub motion: Option<Motion>,
     pub owner: Option<String>,
     pub owner_team: Option<String>,
     pub currency: Option<String>,
@@ -57,7 +59,7 @@ pub struct OpportunityFilter {
 /// Filters of `ListHandoffs`.
 #[derive(Debug, Clone, Default)]
 pub struct HandoffFilter {
-    pub statuses: Vec<String>,
+    pub statuses: Vec<HandoffStatus>,
     pub opportunity_id: Option<String>,
     /// Overdue only: REQUESTED and due before this instant.
     pub overdue_at: Option<DateTime<Utc>>,
@@ -304,10 +306,11 @@ impl Store {
             query = query.filter(C::AccountId.eq(a.as_str()));
         }
         if !filter.stages.is_empty() {
-            query = query.filter(C::Stage.is_in(filter.stages.iter().map(|s| s.as_str())));
+            query =
+                query.filter(C::Stage.is_in(filter.stages.iter().map(|s| StoredStage::from(*s))));
         }
-        if let Some(m) = &filter.motion {
-            query = query.filter(C::Motion.eq(m.as_str()));
+        if let Some(m) = filter.motion {
+            query = query.filter(C::Motion.eq(StoredMotion::from(m)));
         }
         if let Some(o) = &filter.owner {
             query = query.filter(C::Owner.eq(o.as_str()));
@@ -322,13 +325,15 @@ impl Store {
             let mut any = Condition::any();
             for (stage, before) in cutoffs {
                 any = any.add(
-                    Condition::all().add(C::Stage.eq(stage.as_str())).add(
-                        Condition::any().add(C::StageEnteredAt.lt(*before)).add(
-                            Condition::all()
-                                .add(C::StageEnteredAt.is_null())
-                                .add(C::UpdatedAt.lt(*before)),
+                    Condition::all()
+                        .add(C::Stage.eq(StoredStage::from(*stage)))
+                        .add(
+                            Condition::any().add(C::StageEnteredAt.lt(*before)).add(
+                                Condition::all()
+                                    .add(C::StageEnteredAt.is_null())
+                                    .add(C::UpdatedAt.lt(*before)),
+                            ),
                         ),
-                    ),
                 );
             }
             // No stage can stall: nothing matches.
@@ -423,7 +428,7 @@ impl Store {
         let result = handoff::Entity::update_many()
             .set(changes)
             .filter(handoff::Column::Id.eq(handoff_id))
-            .filter(handoff::Column::Status.eq("REQUESTED"))
+            .filter(handoff::Column::Status.eq(HandoffStatus::Requested))
             .exec(&txn)
             .await?;
         if result.rows_affected == 0 {
@@ -436,7 +441,7 @@ impl Store {
                 Some(status) => PipelineError::precondition(
                     "HANDOFF_NOT_OPEN",
                     handoff_id,
-                    format!("handoff {handoff_id} is already {status}"),
+                    format!("handoff {handoff_id} is already {}", status.to_value()),
                 ),
             });
         }
@@ -461,14 +466,14 @@ impl Store {
         use handoff::Column as C;
         let mut query = handoff::Entity::find();
         if !filter.statuses.is_empty() {
-            query = query.filter(C::Status.is_in(filter.statuses.iter().map(String::as_str)));
+            query = query.filter(C::Status.is_in(filter.statuses.iter().copied()));
         }
         if let Some(o) = &filter.opportunity_id {
             query = query.filter(C::OpportunityId.eq(o.as_str()));
         }
         if let Some(at) = filter.overdue_at {
             query = query
-                .filter(C::Status.eq("REQUESTED"))
+                .filter(C::Status.eq(HandoffStatus::Requested))
                 .filter(C::DueAt.lt(at));
         }
         if let Some(after) = &filter.after_id {

@@ -108,10 +108,10 @@ fn creation_row(
         product_id: Set(new.product_id.to_string()),
         source_product_id: Set(new.source_product_id.map(|p| p.to_string())),
         name: Set(new.name.clone()),
-        motion: Set(new.motion.as_str().to_owned()),
+        motion: Set(new.motion.into()),
         amount_minor: Set(new.amount.minor()),
         currency: Set(new.amount.currency().code().to_owned()),
-        stage: Set(new.stage.as_str().to_owned()),
+        stage: Set(new.stage.into()),
         probability: Set(new.probability.to_decimal_string()),
         probability_overridden: Set(new.probability_overridden),
         forecast_category: Set(new.forecast_category.as_str_name().to_owned()),
@@ -341,6 +341,7 @@ fn trigger_context(trigger: &TriggerInfo, req: &FromTrigger) -> CreationContext 
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::entity::opportunity::StoredStage;
     use crate::model::test_support::{now, opportunity_row};
     use contracts::pb::common::v1 as common;
 
@@ -484,7 +485,7 @@ mod tests {
         assert_eq!(plan.row.stage_entered_at, Set(Some(imported)));
         assert_eq!(plan.row.updated_at, Set(now()));
         assert_eq!(plan.row.version, Set(1));
-        assert_eq!(plan.row.stage, Set("IDENTIFIED".to_owned()));
+        assert_eq!(plan.row.stage, Set(StoredStage::Identified));
         assert_eq!(plan.row.source_trigger_id, Set(new.source.trigger_id()));
         let fields: Vec<&str> = plan.history.iter().map(|h| h.field).collect();
         assert_eq!(fields, ["stage", "owner"]);

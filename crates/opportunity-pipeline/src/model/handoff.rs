@@ -16,6 +16,7 @@ use storage::events::NewEvent;
 use super::transition::{HistoryNote, OpportunityChange, Planning, event, with_source_time};
 use super::whitespace::WhitespaceItem;
 use super::{HealthSnapshot, Stakeholder, to_json};
+pub use crate::entity::handoff::HandoffStatus;
 use crate::entity::{handoff, opportunity};
 use crate::error::PipelineError;
 use crate::health::SubscriptionInfo;
@@ -106,35 +107,6 @@ impl WhitespaceLine {
             family: w.family.clone(),
             motion: w.motion.map(|m| m.as_str().to_owned()),
             wallet: w.estimated_annual_wallet.as_ref().map(money_pair),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HandoffStatus {
-    Requested,
-    Accepted,
-    Rejected,
-    Withdrawn,
-}
-
-impl HandoffStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HandoffStatus::Requested => "REQUESTED",
-            HandoffStatus::Accepted => "ACCEPTED",
-            HandoffStatus::Rejected => "REJECTED",
-            HandoffStatus::Withdrawn => "WITHDRAWN",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "REQUESTED" => Some(HandoffStatus::Requested),
-            "ACCEPTED" => Some(HandoffStatus::Accepted),
-            "REJECTED" => Some(HandoffStatus::Rejected),
-            "WITHDRAWN" => Some(HandoffStatus::Withdrawn),
-            _ => None,
         }
     }
 }
@@ -397,7 +369,7 @@ pub fn plan_request(
     let row = handoff::ActiveModel {
         id: Set(handoff_id.clone()),
         opportunity_id: Set(current.id.clone()),
-        status: Set(HandoffStatus::Requested.as_str().to_owned()),
+        status: Set(HandoffStatus::Requested),
         open_key: Set(Some(current.id.clone())),
         requested_by: Set(at.principal.to_owned()),
         package: Set(to_json(package)?),
@@ -522,7 +494,7 @@ pub fn plan_acceptance(
     ];
     HandoffResolution {
         changes: handoff::ActiveModel {
-            status: Set(HandoffStatus::Accepted.as_str().to_owned()),
+            status: Set(HandoffStatus::Accepted),
             accepted_owner: Set(Some(owner)),
             accepted_team: Set(owner_team),
             ..Default::default()
@@ -558,7 +530,7 @@ pub fn plan_rejection(
     );
     HandoffResolution {
         changes: handoff::ActiveModel {
-            status: Set(status.as_str().to_owned()),
+            status: Set(status),
             reason: Set(reason),
             ..Default::default()
         },
@@ -656,7 +628,7 @@ mod tests {
         handoff::Model {
             id: "h1".into(),
             opportunity_id: opportunity.id.clone(),
-            status: HandoffStatus::Requested.as_str().into(),
+            status: HandoffStatus::Requested,
             open_key: Some(opportunity.id.clone()),
             requested_by: "carla.csm".into(),
             package: "{}".into(),
@@ -689,7 +661,7 @@ mod tests {
         let id = HandoffId::new();
         let (row, event) = plan_request(&current, id, &package, &snapshot, None, at).unwrap();
         assert_eq!(row.id, Set(id.to_string()));
-        assert_eq!(row.status, Set("REQUESTED".to_owned()));
+        assert_eq!(row.status, Set(HandoffStatus::Requested));
         assert_eq!(row.open_key, Set(Some(current.id.clone())));
         assert_eq!(row.requested_at, Set(now()));
         assert_eq!(
@@ -741,7 +713,7 @@ mod tests {
         current.originator = None;
         let h = requested(&current);
         let plan = plan_acceptance(&h, &current, "ana.ae".into(), Some("emea".into()), "ana.ae");
-        assert_eq!(plan.changes.status, Set("ACCEPTED".to_owned()));
+        assert_eq!(plan.changes.status, Set(HandoffStatus::Accepted));
         assert_eq!(plan.changes.accepted_owner, Set(Some("ana.ae".to_owned())));
         let change = plan.opportunity.unwrap();
         assert_eq!(change.changes.owner, Set(Some("ana.ae".to_owned())));
@@ -769,7 +741,7 @@ mod tests {
         let current = crate::model::test_support::opportunity_row(domain::Stage::Qualified);
         let h = requested(&current);
         let rejected = plan_rejection(&h, false, Some("no budget yet".into()), "ana.ae");
-        assert_eq!(rejected.changes.status, Set("REJECTED".to_owned()));
+        assert_eq!(rejected.changes.status, Set(HandoffStatus::Rejected));
         assert_eq!(
             rejected.changes.reason,
             Set(Some("no budget yet".to_owned()))
@@ -777,7 +749,7 @@ mod tests {
         assert!(rejected.opportunity.is_none());
         assert_eq!(rejected.events[0].event_type, "pipeline.handoff.rejected");
         let withdrawn = plan_rejection(&h, true, None, "carla.csm");
-        assert_eq!(withdrawn.changes.status, Set("WITHDRAWN".to_owned()));
+        assert_eq!(withdrawn.changes.status, Set(HandoffStatus::Withdrawn));
         assert_eq!(withdrawn.events[0].event_type, "pipeline.handoff.withdrawn");
         assert_eq!(withdrawn.events[0].data["principal"], "carla.csm");
     }

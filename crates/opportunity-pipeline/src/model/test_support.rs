@@ -20,10 +20,10 @@ pub fn opportunity_row(stage: Stage) -> opportunity::Model {
         product_id: "prod-2".into(),
         source_product_id: None,
         name: "Analytics".into(),
-        motion: "CROSS_SELL_ADJACENT".into(),
+        motion: opportunity::StoredMotion::CrossSellAdjacent,
         amount_minor: 1_200_000,
         currency: "USD".into(),
-        stage: stage.as_str().into(),
+        stage: stage.into(),
         probability: PipelineConfig::default()
             .probability(stage)
             .to_decimal_string(),

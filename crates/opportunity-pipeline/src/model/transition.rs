@@ -294,7 +294,7 @@ fn plan_stage_entry(
 ) -> bool {
     let (from, to) = (p.stage, mv.to);
     let probability = at.config.probability(to);
-    change.changes.stage = Set(to.as_str().to_owned());
+    change.changes.stage = Set(to.into());
     change.changes.stage_entered_at = Set(Some(at.now));
     change.changes.probability = Set(probability.to_decimal_string());
     change.changes.probability_overridden = Set(false);
@@ -434,7 +434,7 @@ pub fn plan_close(
         pb::ForecastCategory::Omitted
     };
     let mut changes = opportunity::ActiveModel {
-        stage: Set(to.as_str().to_owned()),
+        stage: Set(to.into()),
         stage_entered_at: Set(Some(at.now)),
         probability: Set(probability.to_decimal_string()),
         probability_overridden: Set(false),
@@ -652,7 +652,7 @@ impl UpdatePlan<'_> {
         if let Some(v) = patch.motion
             && v != p.motion
         {
-            c.motion = Set(v.as_str().to_owned());
+            c.motion = Set(v.into());
             c.subscription_id = Set(None);
             self.changed.push("motion");
         }
@@ -854,7 +854,7 @@ mod tests {
         .unwrap();
         assert!(plan.probability_reset);
         let c = &plan.change;
-        assert_eq!(field(&c.changes.stage), Some("IDENTIFIED"));
+        assert_eq!(c.changes.stage, Set(Stage::Identified.into()));
         assert_eq!(c.history[0].field, "stage");
         assert_eq!(c.history[0].reason.as_deref(), Some("why"));
         assert_eq!(c.history[1].field, "probability");
@@ -922,7 +922,7 @@ mod tests {
         };
         assert!(admit_close(&current, &p, &closing).is_ok());
         let c = plan_close(&current, &p, &closing, &WonFacts::default(), at(&config));
-        assert_eq!(field(&c.changes.stage), Some("CLOSED_WON"));
+        assert_eq!(c.changes.stage, Set(Stage::ClosedWon.into()));
         assert_eq!(
             field(&c.changes.forecast_category),
             Some("FORECAST_CATEGORY_CLOSED")

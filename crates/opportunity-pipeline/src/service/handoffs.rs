@@ -4,6 +4,7 @@
 use contracts::pb::pipeline::v1 as pb;
 use contracts::{page, wire};
 use domain::{HandoffId, OpportunityId};
+use sea_orm::ActiveEnum;
 
 use super::{invalid, opt_text, page_of, parse_id};
 use crate::api::PipelineService;
@@ -38,7 +39,7 @@ impl PipelineService {
                 pb::HandoffStatus::Rejected => HandoffStatus::Rejected,
                 pb::HandoffStatus::Withdrawn => HandoffStatus::Withdrawn,
             };
-            statuses.push(name.as_str().to_owned());
+            statuses.push(name);
         }
         let opportunity_id = if req.opportunity_id.is_empty() {
             None
@@ -46,7 +47,11 @@ impl PipelineService {
             Some(parse_id("opportunity_id", &req.opportunity_id, OpportunityId::parse)?.to_string())
         };
         let fingerprint = page::fingerprint(&[
-            &format!("{statuses:?}"),
+            // By the stored names, as the tokens issued so far were.
+            &format!(
+                "{:?}",
+                statuses.iter().map(|s| s.to_value()).collect::<Vec<_>>()
+            ),
             &req.overdue_only.to_string(),
             &req.opportunity_id,
         ]);

@@ -110,9 +110,7 @@ impl PipelineService {
                 filter.stages.push(stage);
             }
         }
-        filter.motion = wire::motion("motion", req.motion)
-            .map_err(PipelineError::from)?
-            .map(|m| m.as_str().to_owned());
+        filter.motion = wire::motion("motion", req.motion).map_err(PipelineError::from)?;
         filter.owner = opt_text("owner", &req.owner, wire::MAX_NAME_LEN)?;
         filter.owner_team = opt_text("owner_team", &req.owner_team, wire::MAX_NAME_LEN)?;
         filter.currency = currency_filter("currency_code", &req.currency_code)?;
@@ -456,7 +454,7 @@ impl PipelineService {
         let accepted = if closing.won {
             self.store
                 .handoffs(&HandoffFilter {
-                    statuses: vec![HandoffStatus::Accepted.as_str().to_owned()],
+                    statuses: vec![HandoffStatus::Accepted],
                     opportunity_id: Some(current.id.clone()),
                     limit: 1000,
                     ..Default::default()

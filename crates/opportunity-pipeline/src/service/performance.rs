@@ -12,6 +12,7 @@ use crate::api::PipelineService;
 use crate::convert::parse_row;
 use crate::error::PipelineError;
 use crate::model::forecast::StageHistory;
+use crate::model::handoff::HandoffStatus;
 use crate::model::performance::{
     Figures, PerformanceDeal, PerformanceHandoff, Scope, TeamFigures, figures, participant_figures,
     select, team_figures, teams_of,
@@ -197,7 +198,7 @@ impl PipelineService {
             .await?
             .into_iter()
             .map(|h| PerformanceHandoff {
-                accepted: (h.status == crate::model::handoff::HandoffStatus::Accepted.as_str())
+                accepted: (h.status == HandoffStatus::Accepted)
                     .then(|| h.resolved_at.zip(h.accepted_owner.clone()))
                     .flatten(),
                 opportunity_id: h.opportunity_id,
