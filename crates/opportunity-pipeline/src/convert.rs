@@ -13,8 +13,10 @@ use crate::error::PipelineError;
 use crate::model::config::PipelineConfig;
 use crate::model::handoff::{HandoffPackage, HandoffStatus, is_overdue};
 use crate::model::priority::{expected_value, priority_score};
+use crate::model::qualification::Rating;
 use crate::model::{
-    HealthSnapshot, Stakeholder, days_in_stage, is_stalled, rating_from_name, rating_to_pb,
+    HealthSnapshot, Qualification, Stakeholder, days_in_stage, is_stalled, rating_from_name,
+    rating_to_pb,
 };
 
 fn corrupt(what: &str, id: &str) -> PipelineError {
@@ -30,8 +32,8 @@ pub use crate::model::Parsed;
 pub fn parse_row(m: &opportunity::Model) -> Result<Parsed, PipelineError> {
     let currency = Currency::parse(&m.currency).map_err(|_| corrupt("currency", &m.id))?;
     Ok(Parsed {
-        stage: m.stage.parse().map_err(|_| corrupt("stage", &m.id))?,
-        motion: m.motion.parse().map_err(|_| corrupt("motion", &m.id))?,
+        stage: m.stage.into(),
+        motion: m.motion.into(),
         amount: Money::from_minor(currency, m.amount_minor),
         probability: Percent::parse(&m.probability).map_err(|_| corrupt("probability", &m.id))?,
         stakeholders: serde_json::from_str(&m.stakeholders)
@@ -88,14 +90,7 @@ pub fn opportunity_to_pb(
     now: DateTime<Utc>,
 ) -> Result<pb::Opportunity, PipelineError> {
     let p = parse_row(&m)?;
-    let q = p.qualification;
-    let rating = |name: &str| rating_to_pb(rating_from_name(name)) as i32;
-    let strategic = m.strategic_value.as_deref().and_then(|s| match s {
-        "LOW" => Some(crate::model::qualification::Rating::Low),
-        "MEDIUM" => Some(crate::model::qualification::Rating::Medium),
-        "HIGH" => Some(crate::model::qualification::Rating::High),
-        _ => None,
-    });
+    let strategic = m.strategic_value.as_deref().and_then(Rating::parse);
     let snapshot: Option<HealthSnapshot> = match &m.health_snapshot {
         Some(text) => Some(serde_json::from_str(text).map_err(|_| corrupt("snapshot", &m.id))?),
         None => None,
@@ -127,28 +122,17 @@ pub fn opportunity_to_pb(
         originator: m.originator.unwrap_or_default(),
         stakeholders: p.stakeholders.into_iter().map(stakeholder_to_pb).collect(),
         discovery_notes: m.discovery_notes.unwrap_or_default(),
-        qualification: Some(pb::Qualification {
-            need_confirmed: q.need_confirmed,
-            budget_status: enum_value(&q.budget_status, |n| {
-                pb::BudgetStatus::from_str_name(n).map(|b| b as i32)
-            }),
-            decision_process_known: q.decision_process_known,
-            relationship_strength: q.relationship_strength,
-            fit: rating(&q.fit),
-            applicability: rating(&q.applicability),
-            capability: rating(&q.capability),
-            competitive_position: rating(&q.competitive_position),
-        }),
+        qualification: Some(qualification_to_pb(p.qualification)),
         health_snapshot: snapshot.as_ref().map(snapshot_to_pb),
         lost_reason: m.lost_reason.unwrap_or_default(),
         name: m.name,
         deliveries: Vec::new(),
-        audit: Some(Audit {
-            create_time: Some(wire::timestamp(m.created_at)),
-            created_by: m.created_by,
-            update_time: Some(wire::timestamp(m.updated_at)),
-            updated_by: m.updated_by,
-        }),
+        audit: Some(audit(
+            m.created_at,
+            m.created_by,
+            m.updated_at,
+            m.updated_by,
+        )),
         strategic_value: rating_to_pb(strategic) as i32,
         expected_value: Some(wire::money_to_pb(&expected_value(p.amount, p.probability))),
         priority_score: Some(wire::money_to_pb(&priority_score(
@@ -167,6 +151,40 @@ pub fn opportunity_to_pb(
     })
 }
 
+fn budget_status_to_pb(name: &str) -> i32 {
+    enum_value(name, |n| {
+        pb::BudgetStatus::from_str_name(n).map(|b| b as i32)
+    })
+}
+
+pub fn qualification_to_pb(q: Qualification) -> pb::Qualification {
+    let rating = |name: &str| rating_to_pb(rating_from_name(name)) as i32;
+    pb::Qualification {
+        need_confirmed: q.need_confirmed,
+        budget_status: budget_status_to_pb(&q.budget_status),
+        decision_process_known: q.decision_process_known,
+        relationship_strength: q.relationship_strength,
+        fit: rating(&q.fit),
+        applicability: rating(&q.applicability),
+        capability: rating(&q.capability),
+        competitive_position: rating(&q.competitive_position),
+    }
+}
+
+fn audit(
+    created_at: DateTime<Utc>,
+    created_by: String,
+    updated_at: DateTime<Utc>,
+    updated_by: String,
+) -> Audit {
+    Audit {
+        create_time: Some(wire::timestamp(created_at)),
+        created_by,
+        update_time: Some(wire::timestamp(updated_at)),
+        updated_by,
+    }
+}
+
 pub fn history_to_pb(h: history::Model) -> pb::HistoryEntry {
     pb::HistoryEntry {
         field: h.field,
@@ -178,48 +196,7 @@ pub fn history_to_pb(h: history::Model) -> pb::HistoryEntry {
     }
 }
 
-/// What a handoff captured when it was requested (JSON in `handoffs.snapshot`).
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct HandoffSnapshot {
-    pub health: Option<HealthSnapshot>,
-    /// Active subscriptions: what the account owns and how much of it it uses.
-    pub usage: Vec<UsageLine>,
-    pub whitespace: Vec<WhitespaceLine>,
-    pub gaps: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct UsageLine {
-    pub subscription_id: String,
-    pub product_id: String,
-    pub tier: String,
-    pub quantity: i64,
-    pub quota_limit: i64,
-    pub mrr: Option<(String, String)>,
-    /// The latest USAGE signal of the product (absent in snapshots taken
-    /// before it was kept).
-    #[serde(default)]
-    pub usage: Option<UsageReading>,
-}
-
-/// A USAGE signal against its limit, as the health service read it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct UsageReading {
-    pub value: String,
-    pub limit: String,
-    pub percent_of_limit: String,
-    /// Seconds since the epoch.
-    pub unix: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct WhitespaceLine {
-    pub product_id: String,
-    pub name: String,
-    pub family: String,
-    pub motion: Option<String>,
-    pub wallet: Option<(String, String)>,
-}
+pub use crate::model::handoff::{HandoffSnapshot, UsageLine, UsageReading, WhitespaceLine};
 
 pub fn whitespace_line_to_pb(w: &WhitespaceLine) -> pb::WhitespaceProduct {
     pb::WhitespaceProduct {
@@ -231,94 +208,32 @@ pub fn whitespace_line_to_pb(w: &WhitespaceLine) -> pb::WhitespaceProduct {
             .and_then(|m| m.parse::<Motion>().ok())
             .map(|m| wire::motion_to_pb(m) as i32)
             .unwrap_or_default(),
-        estimated_annual_wallet: w.wallet.as_ref().map(|(c, a)| common::Money {
-            currency_code: c.clone(),
-            amount: a.clone(),
-        }),
+        estimated_annual_wallet: w.wallet.as_ref().map(money_pair_to_pb),
         family: w.family.clone(),
     }
 }
 
 pub fn handoff_to_pb(h: handoff::Model, now: DateTime<Utc>) -> Result<pb::Handoff, PipelineError> {
-    let status = HandoffStatus::parse(&h.status).ok_or_else(|| corrupt("status", &h.id))?;
     let package: HandoffPackage =
         serde_json::from_str(&h.package).map_err(|_| corrupt("package", &h.id))?;
     let snapshot: HandoffSnapshot =
         serde_json::from_str(&h.snapshot).map_err(|_| corrupt("snapshot", &h.id))?;
-    let pb_status = match status {
-        HandoffStatus::Requested => pb::HandoffStatus::Requested,
-        HandoffStatus::Accepted => pb::HandoffStatus::Accepted,
-        HandoffStatus::Rejected => pb::HandoffStatus::Rejected,
-        HandoffStatus::Withdrawn => pb::HandoffStatus::Withdrawn,
-    };
     Ok(pb::Handoff {
-        overdue: is_overdue(status, h.due_at, now),
+        overdue: is_overdue(h.status, h.due_at, now),
         handoff_id: h.id,
         opportunity_id: h.opportunity_id,
-        status: pb_status as i32,
+        status: handoff_status_to_pb(h.status) as i32,
         requested_by: h.requested_by,
         accepted_by: h.accepted_owner.unwrap_or_default(),
         accepted_team: h.accepted_team.unwrap_or_default(),
         reject_reason: h.reason.unwrap_or_default(),
-        package: Some(pb::HandoffPackage {
-            discovery_summary: package.discovery_summary,
-            pain_points: package.pain_points,
-            stakeholders: package
-                .stakeholders
-                .into_iter()
-                .map(stakeholder_to_pb)
-                .collect(),
-            decision_process: package.decision_process,
-            budget_status: enum_value(&package.budget_status, |n| {
-                pb::BudgetStatus::from_str_name(n).map(|b| b as i32)
-            }),
-            timing: package.timing,
-            competitive_landscape: package.competitive_landscape,
-            joint_call_time: package
-                .joint_call_unix
-                .and_then(|s| DateTime::<Utc>::from_timestamp(s, 0))
-                .map(wire::timestamp),
-        }),
+        package: Some(package_to_pb(package)),
         health_snapshot: snapshot.health.as_ref().map(snapshot_to_pb),
         request_time: Some(wire::timestamp(h.requested_at)),
         resolve_time: h.resolved_at.map(wire::timestamp),
         due_time: Some(wire::timestamp(h.due_at)),
         resolved_by: h.resolved_by.unwrap_or_default(),
-        usage: snapshot
-            .usage
-            .iter()
-            .map(|u| pb::SubscriptionUsage {
-                subscription_id: u.subscription_id.clone(),
-                product_id: u.product_id.clone(),
-                tier: u.tier.clone(),
-                quantity: u.quantity,
-                quota_limit: u.quota_limit,
-                mrr: u.mrr.as_ref().map(|(c, a)| common::Money {
-                    currency_code: c.clone(),
-                    amount: a.clone(),
-                }),
-                usage_value: u
-                    .usage
-                    .as_ref()
-                    .map(|r| r.value.clone())
-                    .unwrap_or_default(),
-                usage_limit: u
-                    .usage
-                    .as_ref()
-                    .map(|r| r.limit.clone())
-                    .unwrap_or_default(),
-                usage_percent_of_limit: u
-                    .usage
-                    .as_ref()
-                    .map(|r| r.percent_of_limit.clone())
-                    .unwrap_or_default(),
-                usage_time: u
-                    .usage
-                    .as_ref()
-                    .and_then(|r| DateTime::<Utc>::from_timestamp(r.unix, 0))
-                    .map(wire::timestamp),
-            })
-            .collect(),
+        usage: snapshot.usage.iter().map(usage_line_to_pb).collect(),
         whitespace: snapshot
             .whitespace
             .iter()
@@ -329,6 +244,63 @@ pub fn handoff_to_pb(h: handoff::Model, now: DateTime<Utc>) -> Result<pb::Handof
         account_name: String::new(),
         product_name: String::new(),
     })
+}
+
+pub fn handoff_status_to_pb(status: HandoffStatus) -> pb::HandoffStatus {
+    match status {
+        HandoffStatus::Requested => pb::HandoffStatus::Requested,
+        HandoffStatus::Accepted => pb::HandoffStatus::Accepted,
+        HandoffStatus::Rejected => pb::HandoffStatus::Rejected,
+        HandoffStatus::Withdrawn => pb::HandoffStatus::Withdrawn,
+    }
+}
+
+pub fn package_to_pb(package: HandoffPackage) -> pb::HandoffPackage {
+    pb::HandoffPackage {
+        discovery_summary: package.discovery_summary,
+        pain_points: package.pain_points,
+        stakeholders: package
+            .stakeholders
+            .into_iter()
+            .map(stakeholder_to_pb)
+            .collect(),
+        decision_process: package.decision_process,
+        budget_status: budget_status_to_pb(&package.budget_status),
+        timing: package.timing,
+        competitive_landscape: package.competitive_landscape,
+        joint_call_time: package
+            .joint_call_unix
+            .and_then(|s| DateTime::<Utc>::from_timestamp(s, 0))
+            .map(wire::timestamp),
+    }
+}
+
+fn money_pair_to_pb((currency_code, amount): &(String, String)) -> common::Money {
+    common::Money {
+        currency_code: currency_code.clone(),
+        amount: amount.clone(),
+    }
+}
+
+/// A subscription in a handoff's snapshot, with its latest usage if any.
+pub fn usage_line_to_pb(u: &UsageLine) -> pb::SubscriptionUsage {
+    let reading = u.usage.as_ref();
+    pb::SubscriptionUsage {
+        subscription_id: u.subscription_id.clone(),
+        product_id: u.product_id.clone(),
+        tier: u.tier.clone(),
+        quantity: u.quantity,
+        quota_limit: u.quota_limit,
+        mrr: u.mrr.as_ref().map(money_pair_to_pb),
+        usage_value: reading.map(|r| r.value.clone()).unwrap_or_default(),
+        usage_limit: reading.map(|r| r.limit.clone()).unwrap_or_default(),
+        usage_percent_of_limit: reading
+            .map(|r| r.percent_of_limit.clone())
+            .unwrap_or_default(),
+        usage_time: reading
+            .and_then(|r| DateTime::<Utc>::from_timestamp(r.unix, 0))
+            .map(wire::timestamp),
+    }
 }
 
 pub fn served_by_to_pb(name: &str) -> i32 {
@@ -349,12 +321,12 @@ pub fn wallet_to_pb(w: wallet_estimate::Model) -> Result<pb::WalletEstimate, Pip
         served_by: served_by_to_pb(&w.served_by),
         competitor: w.competitor.unwrap_or_default(),
         notes: w.notes.unwrap_or_default(),
-        audit: Some(Audit {
-            create_time: Some(wire::timestamp(w.created_at)),
-            created_by: w.created_by,
-            update_time: Some(wire::timestamp(w.updated_at)),
-            updated_by: w.updated_by,
-        }),
+        audit: Some(audit(
+            w.created_at,
+            w.created_by,
+            w.updated_at,
+            w.updated_by,
+        )),
         effective_date: w.effective_date.to_string(),
     })
 }

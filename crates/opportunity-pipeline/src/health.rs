@@ -58,6 +58,19 @@ pub enum TriggerStatus {
     Unknown,
 }
 
+impl TriggerStatus {
+    /// The status as events name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerStatus::Ready => "READY",
+            TriggerStatus::Suppressed => "SUPPRESSED",
+            TriggerStatus::Closed => "CLOSED",
+            TriggerStatus::Converted => "CONVERTED",
+            TriggerStatus::Unknown => "UNKNOWN",
+        }
+    }
+}
+
 /// An expansion trigger as the pipeline needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TriggerInfo {

@@ -5,8 +5,9 @@
 //!
 //! Reading order: [`api`] (the tonic trait, thin), `service` (what each RPC
 //! does: validate, ask health, apply the rules, store), [`model`]
-//! (validated inputs and the pure rules: `gates`, `qualification`,
-//! `priority`, `routing`, `handoff`, `whitespace`, `forecast`, `config`),
+//! (validated inputs, the pure rules — `gates`, `qualification`,
+//! `priority`, `routing`, `handoff`, `whitespace`, `forecast`, `performance`,
+//! `config` — and the plans of the writes: `transition`, `creation`, `handoff`),
 //! [`health`] (what is asked of the health service, behind a trait),
 //! [`store`] (SeaORM queries and transactions), [`entity`], [`convert`]
 //! (rows to wire messages).

@@ -5,17 +5,19 @@
 //! its history rows and its events, in one transaction.
 
 use chrono::{DateTime, Utc};
-use domain::{OpportunityId, Stage};
+use domain::{Motion, OpportunityId, Stage};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveEnum, ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use storage::events::{EventLog, NewEvent};
 
+use crate::entity::handoff::HandoffStatus;
+use crate::entity::opportunity::{StoredMotion, StoredStage};
 use crate::entity::{handoff, history, opportunity, wallet_estimate};
 use crate::error::PipelineError;
-use crate::model::{NewOpportunity, Source};
+use crate::model::creation::OpportunityCreation;
 
 /// Name of the pipeline service's event log table.
 pub const EVENT_TABLE: &str = "pipeline_events";
@@ -42,7 +44,7 @@ pub struct OpportunityWrite {
 pub struct OpportunityFilter {
     pub account_id: Option<String>,
     pub stages: Vec<Stage>,
-    pub motion: Option<String>,
+    pub motion: Option<Motion>,
     pub owner: Option<String>,
     pub owner_team: Option<String>,
     pub currency: Option<String>,
@@ -57,7 +59,7 @@ pub struct OpportunityFilter {
 /// Filters of `ListHandoffs`.
 #[derive(Debug, Clone, Default)]
 pub struct HandoffFilter {
-    pub statuses: Vec<String>,
+    pub statuses: Vec<HandoffStatus>,
     pub opportunity_id: Option<String>,
     /// Overdue only: REQUESTED and due before this instant.
     pub overdue_at: Option<DateTime<Utc>>,
@@ -204,105 +206,22 @@ impl Store {
             .await?)
     }
 
-    /// Inserts the opportunity, its first history row (the stage it starts
-    /// in) plus `notes`, and its `created` event, in one transaction. It is
-    /// created, and enters its stage, at `occurred_at` (an import's
-    /// `occur_time`) or now.
+    /// Inserts a planned opportunity (`model::creation::plan_creation`), its
+    /// history rows and its `created` event, in one transaction.
     pub async fn create_opportunity(
         &self,
-        new: &NewOpportunity,
-        occurred_at: Option<DateTime<Utc>>,
-        health_snapshot: Option<String>,
-        notes: &[HistoryNote],
-        event_extra: serde_json::Value,
+        creation: OpportunityCreation,
         principal: &str,
     ) -> Result<opportunity::Model, PipelineError> {
-        // Written now; created (and in its first stage) when it happened.
-        let recorded = storage::now();
-        let now = occurred_at.unwrap_or(recorded);
-        let id = OpportunityId::new().to_string();
-        let row = opportunity::ActiveModel {
-            id: Set(id.clone()),
-            account_id: Set(new.account_id.to_string()),
-            product_id: Set(new.product_id.to_string()),
-            source_product_id: Set(new.source_product_id.map(|p| p.to_string())),
-            name: Set(new.name.clone()),
-            motion: Set(new.motion.as_str().to_owned()),
-            amount_minor: Set(new.amount.minor()),
-            currency: Set(new.amount.currency().code().to_owned()),
-            stage: Set(new.stage.as_str().to_owned()),
-            probability: Set(new.probability.to_decimal_string()),
-            probability_overridden: Set(new.probability_overridden),
-            forecast_category: Set(new.forecast_category.as_str_name().to_owned()),
-            close_date: Set(new.close_date),
-            source_kind: Set(new.source.kind().as_str_name().to_owned()),
-            source_trigger_id: Set(match &new.source {
-                crate::model::Source::Trigger(t) => Some(t.to_string()),
-                _ => None,
-            }),
-            owner: Set(new.owner.clone()),
-            owner_team: Set(new.owner_team.clone()),
-            originator: Set(new.originator.clone()),
-            stakeholders: Set(to_json(&new.stakeholders)?),
-            discovery_notes: Set(new.discovery_notes.clone()),
-            qualification: Set(to_json(&new.qualification)?),
-            health_snapshot: Set(health_snapshot),
-            lost_reason: Set(None),
-            version: Set(1),
-            created_at: Set(now),
-            created_by: Set(principal.to_owned()),
-            updated_at: Set(recorded),
-            updated_by: Set(principal.to_owned()),
-            stage_entered_at: Set(Some(now)),
-            strategic_value: Set(new.strategic_value.map(|r| r.as_str().to_owned())),
-            subscription_id: Set(new.subscription_id.map(|s| s.to_string())),
-            account_name: Set(new.account_name.clone()),
-            product_name: Set(new.product_name.clone()),
-        };
-        let first_stage = HistoryNote {
-            field: "stage",
-            previous: None,
-            new: Some(new.stage.as_str().to_owned()),
-            reason: Some("created".to_owned()),
-        };
-        let mut data = serde_json::json!({
-            "opportunity_id": id,
-            "account_id": new.account_id.to_string(),
-            "product_id": new.product_id.to_string(),
-            "motion": new.motion.as_str(),
-            "stage": new.stage.as_str(),
-            "amount": new.amount.to_amount_string(),
-            "currency_code": new.amount.currency().code(),
-            "source": new.source.kind().as_str_name(),
-            "trigger_id": match &new.source {
-                Source::Trigger(t) => Some(t.to_string()),
-                _ => None,
-            },
-            "principal": principal,
-        });
-        if let (Some(obj), serde_json::Value::Object(extra)) = (data.as_object_mut(), event_extra) {
-            obj.extend(extra);
-        }
-        // A backdated creation says when it happened (the event is written now).
-        if let (Some(obj), Some(at)) = (data.as_object_mut(), occurred_at) {
-            obj.insert("source_time".into(), serde_json::json!(at.to_rfc3339()));
-        }
         let _write = self.writer.enter().await;
         let txn = self.db.begin().await?;
-        let model = row.insert(&txn).await?;
-        for note in std::iter::once(&first_stage).chain(notes) {
-            history_row(&id, note, principal, now).insert(&txn).await?;
+        let model = creation.row.insert(&txn).await?;
+        for note in &creation.history {
+            history_row(&model.id, note, principal, creation.created_at)
+                .insert(&txn)
+                .await?;
         }
-        self.events
-            .append(
-                &txn,
-                &[NewEvent {
-                    event_type: "pipeline.opportunity.created".into(),
-                    subject_id: id.clone(),
-                    data,
-                }],
-            )
-            .await?;
+        self.events.append(&txn, &[creation.event]).await?;
         txn.commit().await?;
         self.events.committed();
         Ok(model)
@@ -387,10 +306,11 @@ impl Store {
             query = query.filter(C::AccountId.eq(a.as_str()));
         }
         if !filter.stages.is_empty() {
-            query = query.filter(C::Stage.is_in(filter.stages.iter().map(|s| s.as_str())));
+            query =
+                query.filter(C::Stage.is_in(filter.stages.iter().map(|s| StoredStage::from(*s))));
         }
-        if let Some(m) = &filter.motion {
-            query = query.filter(C::Motion.eq(m.as_str()));
+        if let Some(m) = filter.motion {
+            query = query.filter(C::Motion.eq(StoredMotion::from(m)));
         }
         if let Some(o) = &filter.owner {
             query = query.filter(C::Owner.eq(o.as_str()));
@@ -405,13 +325,15 @@ impl Store {
             let mut any = Condition::any();
             for (stage, before) in cutoffs {
                 any = any.add(
-                    Condition::all().add(C::Stage.eq(stage.as_str())).add(
-                        Condition::any().add(C::StageEnteredAt.lt(*before)).add(
-                            Condition::all()
-                                .add(C::StageEnteredAt.is_null())
-                                .add(C::UpdatedAt.lt(*before)),
+                    Condition::all()
+                        .add(C::Stage.eq(StoredStage::from(*stage)))
+                        .add(
+                            Condition::any().add(C::StageEnteredAt.lt(*before)).add(
+                                Condition::all()
+                                    .add(C::StageEnteredAt.is_null())
+                                    .add(C::UpdatedAt.lt(*before)),
+                            ),
                         ),
-                    ),
                 );
             }
             // No stage can stall: nothing matches.
@@ -506,7 +428,7 @@ impl Store {
         let result = handoff::Entity::update_many()
             .set(changes)
             .filter(handoff::Column::Id.eq(handoff_id))
-            .filter(handoff::Column::Status.eq("REQUESTED"))
+            .filter(handoff::Column::Status.eq(HandoffStatus::Requested))
             .exec(&txn)
             .await?;
         if result.rows_affected == 0 {
@@ -519,7 +441,7 @@ impl Store {
                 Some(status) => PipelineError::precondition(
                     "HANDOFF_NOT_OPEN",
                     handoff_id,
-                    format!("handoff {handoff_id} is already {status}"),
+                    format!("handoff {handoff_id} is already {}", status.to_value()),
                 ),
             });
         }
@@ -544,14 +466,14 @@ impl Store {
         use handoff::Column as C;
         let mut query = handoff::Entity::find();
         if !filter.statuses.is_empty() {
-            query = query.filter(C::Status.is_in(filter.statuses.iter().map(String::as_str)));
+            query = query.filter(C::Status.is_in(filter.statuses.iter().copied()));
         }
         if let Some(o) = &filter.opportunity_id {
             query = query.filter(C::OpportunityId.eq(o.as_str()));
         }
         if let Some(at) = filter.overdue_at {
             query = query
-                .filter(C::Status.eq("REQUESTED"))
+                .filter(C::Status.eq(HandoffStatus::Requested))
                 .filter(C::DueAt.lt(at));
         }
         if let Some(after) = &filter.after_id {

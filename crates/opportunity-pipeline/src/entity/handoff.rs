@@ -1,6 +1,7 @@
 //! `handoffs`: CS→Sales handoff requests. `open_key` holds the opportunity id
 //! while REQUESTED (NULL after), so its unique index allows one open handoff
-//! per opportunity. `package` and `snapshot` are JSON text.
+//! per opportunity. `package` and `snapshot` are JSON text; `status` is a
+//! text column read as [`HandoffStatus`].
 
 use chrono::{DateTime, Utc};
 use sea_orm::entity::prelude::*;
@@ -11,7 +12,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
     pub opportunity_id: String,
-    pub status: String,
+    pub status: HandoffStatus,
     pub open_key: Option<String>,
     pub requested_by: String,
     pub package: String,
@@ -29,3 +30,17 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// Where a handoff stands (`handoffs.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum HandoffStatus {
+    #[sea_orm(string_value = "REQUESTED")]
+    Requested,
+    #[sea_orm(string_value = "ACCEPTED")]
+    Accepted,
+    #[sea_orm(string_value = "REJECTED")]
+    Rejected,
+    #[sea_orm(string_value = "WITHDRAWN")]
+    Withdrawn,
+}

@@ -1,7 +1,11 @@
 //! `opportunities`: one row per cross-sell or upsell opportunity.
-//! `version` backs the etag; stakeholders and qualification are JSON text.
+//! `version` backs the etag; stakeholders and qualification are JSON text;
+//! `motion` and `stage` are text columns read as [`StoredMotion`] and
+//! [`StoredStage`], whose values are the domain's names (`Motion::as_str`,
+//! `Stage::as_str`) — the one place the two are converted.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use domain::{Motion, Stage};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -13,10 +17,10 @@ pub struct Model {
     pub product_id: String,
     pub source_product_id: Option<String>,
     pub name: String,
-    pub motion: String,
+    pub motion: StoredMotion,
     pub amount_minor: i64,
     pub currency: String,
-    pub stage: String,
+    pub stage: StoredStage,
     pub probability: String,
     pub probability_overridden: bool,
     pub forecast_category: String,
@@ -52,3 +56,114 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// `opportunities.motion`: a [`Motion`] by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum StoredMotion {
+    #[sea_orm(string_value = "UPSELL_TIER")]
+    UpsellTier,
+    #[sea_orm(string_value = "UPSELL_FEATURE")]
+    UpsellFeature,
+    #[sea_orm(string_value = "UPSELL_CAPACITY")]
+    UpsellCapacity,
+    #[sea_orm(string_value = "CROSS_SELL_ADJACENT")]
+    CrossSellAdjacent,
+    #[sea_orm(string_value = "CROSS_SELL_COMPLEMENTARY")]
+    CrossSellComplementary,
+    #[sea_orm(string_value = "CROSS_SELL_PLATFORM")]
+    CrossSellPlatform,
+}
+
+impl From<Motion> for StoredMotion {
+    fn from(m: Motion) -> Self {
+        match m {
+            Motion::UpsellTier => StoredMotion::UpsellTier,
+            Motion::UpsellFeature => StoredMotion::UpsellFeature,
+            Motion::UpsellCapacity => StoredMotion::UpsellCapacity,
+            Motion::CrossSellAdjacent => StoredMotion::CrossSellAdjacent,
+            Motion::CrossSellComplementary => StoredMotion::CrossSellComplementary,
+            Motion::CrossSellPlatform => StoredMotion::CrossSellPlatform,
+        }
+    }
+}
+
+impl From<StoredMotion> for Motion {
+    fn from(m: StoredMotion) -> Self {
+        match m {
+            StoredMotion::UpsellTier => Motion::UpsellTier,
+            StoredMotion::UpsellFeature => Motion::UpsellFeature,
+            StoredMotion::UpsellCapacity => Motion::UpsellCapacity,
+            StoredMotion::CrossSellAdjacent => Motion::CrossSellAdjacent,
+            StoredMotion::CrossSellComplementary => Motion::CrossSellComplementary,
+            StoredMotion::CrossSellPlatform => Motion::CrossSellPlatform,
+        }
+    }
+}
+
+/// `opportunities.stage`: a [`Stage`] by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum StoredStage {
+    #[sea_orm(string_value = "IDENTIFIED")]
+    Identified,
+    #[sea_orm(string_value = "EXPLORING")]
+    Exploring,
+    #[sea_orm(string_value = "QUALIFIED")]
+    Qualified,
+    #[sea_orm(string_value = "PROPOSED")]
+    Proposed,
+    #[sea_orm(string_value = "NEGOTIATING")]
+    Negotiating,
+    #[sea_orm(string_value = "CLOSED_WON")]
+    ClosedWon,
+    #[sea_orm(string_value = "CLOSED_LOST")]
+    ClosedLost,
+}
+
+impl From<Stage> for StoredStage {
+    fn from(s: Stage) -> Self {
+        match s {
+            Stage::Identified => StoredStage::Identified,
+            Stage::Exploring => StoredStage::Exploring,
+            Stage::Qualified => StoredStage::Qualified,
+            Stage::Proposed => StoredStage::Proposed,
+            Stage::Negotiating => StoredStage::Negotiating,
+            Stage::ClosedWon => StoredStage::ClosedWon,
+            Stage::ClosedLost => StoredStage::ClosedLost,
+        }
+    }
+}
+
+impl From<StoredStage> for Stage {
+    fn from(s: StoredStage) -> Self {
+        match s {
+            StoredStage::Identified => Stage::Identified,
+            StoredStage::Exploring => Stage::Exploring,
+            StoredStage::Qualified => Stage::Qualified,
+            StoredStage::Proposed => Stage::Proposed,
+            StoredStage::Negotiating => Stage::Negotiating,
+            StoredStage::ClosedWon => Stage::ClosedWon,
+            StoredStage::ClosedLost => Stage::ClosedLost,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stored text is the domain's name, as rows written before the
+    /// enums hold it, and it reads back as the same domain value.
+    #[test]
+    fn stored_values_are_the_domain_names() {
+        for m in Motion::ALL {
+            assert_eq!(StoredMotion::from(*m).to_value(), m.as_str());
+            assert_eq!(Motion::from(StoredMotion::from(*m)), *m);
+        }
+        for s in Stage::ALL {
+            assert_eq!(StoredStage::from(*s).to_value(), s.as_str());
+            assert_eq!(Stage::from(StoredStage::from(*s)), *s);
+        }
+    }
+}

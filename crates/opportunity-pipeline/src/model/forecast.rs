@@ -2,13 +2,14 @@
 //! win rate by motion beside the seed's benchmark bands, stage conversion,
 //! cycle time and deal size. Per currency, never mixed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use domain::{BenchmarkVerdict, Currency, Decimal, Money, Motion, Percent, Stage};
 use rust_decimal::RoundingStrategy;
 
 use super::whitespace::ratio;
+use crate::entity::history;
 
 /// One opportunity as the forecast sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +26,51 @@ pub struct ForecastDeal {
     pub closed_at: Option<DateTime<Utc>>,
     /// Every stage it ever entered (from its history).
     pub stages_reached: BTreeSet<Stage>,
+}
+
+/// What the stage history says of each opportunity, by id: every stage it
+/// entered, and when it entered its closed stage (a reopen since cancels it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageHistory {
+    pub reached: HashMap<String, BTreeSet<Stage>>,
+    pub closed_at: HashMap<String, DateTime<Utc>>,
+}
+
+impl StageHistory {
+    /// From the stage rows of the history, oldest first.
+    pub fn from_rows(rows: impl IntoIterator<Item = history::Model>) -> Self {
+        let mut facts = StageHistory::default();
+        for h in rows {
+            let Some(stage) = h.new_value.as_deref().and_then(|v| v.parse::<Stage>().ok()) else {
+                continue;
+            };
+            facts
+                .reached
+                .entry(h.opportunity_id.clone())
+                .or_default()
+                .insert(stage);
+            if stage.is_closed() {
+                facts.closed_at.insert(h.opportunity_id, h.changed_at);
+            } else {
+                // Reopened: the earlier close no longer counts.
+                facts.closed_at.remove(&h.opportunity_id);
+            }
+        }
+        facts
+    }
+}
+
+/// Whether a deal closing on `close_date` is in the range [start, end] (each
+/// end open when `None`); a deal without a close date only when neither is set.
+pub fn closes_within(
+    close_date: Option<NaiveDate>,
+    start: Option<NaiveDate>,
+    end: Option<NaiveDate>,
+) -> bool {
+    match close_date {
+        Some(d) => start.is_none_or(|s| d >= s) && end.is_none_or(|e| d <= e),
+        None => start.is_none() && end.is_none(),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -164,74 +210,6 @@ fn currency_forecast(currency: Currency, deals: &[&ForecastDeal]) -> CurrencyFor
         .copied()
         .filter(|d| d.stage.is_open())
         .collect();
-    let by_motion = Motion::ALL
-        .iter()
-        .filter(|m| open.iter().any(|d| d.motion == **m))
-        .map(|m| {
-            (
-                m.as_str().to_owned(),
-                bucket(currency, open.iter().copied().filter(|d| d.motion == *m)),
-            )
-        })
-        .collect();
-    let teams: BTreeSet<String> = open
-        .iter()
-        .map(|d| d.owner_team.clone().unwrap_or_default())
-        .collect();
-    let by_owner_team = teams
-        .into_iter()
-        .map(|t| {
-            let b = bucket(
-                currency,
-                open.iter()
-                    .copied()
-                    .filter(|d| d.owner_team.as_deref().unwrap_or_default() == t),
-            );
-            (t, b)
-        })
-        .collect();
-    let win_rates = Motion::ALL
-        .iter()
-        .map(|m| {
-            let won = deals
-                .iter()
-                .filter(|d| d.motion == *m && d.stage == Stage::ClosedWon)
-                .count() as i64;
-            let lost = deals
-                .iter()
-                .filter(|d| d.motion == *m && d.stage == Stage::ClosedLost)
-                .count() as i64;
-            motion_win_rate(*m, won, lost)
-        })
-        .collect();
-    let mut by_product: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
-    for d in deals {
-        let counts = by_product.entry(d.product_id.as_str()).or_default();
-        match d.stage {
-            Stage::ClosedWon => counts.0 += 1,
-            Stage::ClosedLost => counts.1 += 1,
-            _ => {}
-        }
-    }
-    let win_rates_by_product = by_product
-        .into_iter()
-        .filter(|(_, (won, lost))| won + lost > 0)
-        .map(|(product_id, (won, lost))| ProductWinRate {
-            product_id: product_id.to_owned(),
-            won,
-            lost,
-            rate: ratio(Decimal::from(won), Decimal::from(won + lost)),
-        })
-        .collect();
-    let cycles: Vec<Decimal> = deals
-        .iter()
-        .filter_map(|d| d.closed_at.map(|c| c - d.created_at))
-        .map(|span| Decimal::from(span.num_seconds()) / Decimal::from(86_400))
-        .collect();
-    let avg_cycle_days = (!cycles.is_empty()).then(|| {
-        (cycles.iter().sum::<Decimal>() / Decimal::from(cycles.len()))
-            .round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven)
-    });
     let won: Vec<Decimal> = deals
         .iter()
         .filter(|d| d.stage == Stage::ClosedWon)
@@ -246,14 +224,102 @@ fn currency_forecast(currency: Currency, deals: &[&ForecastDeal]) -> CurrencyFor
     CurrencyForecast {
         currency,
         stages,
-        by_motion,
-        by_owner_team,
-        win_rates,
-        win_rates_by_product,
-        avg_cycle_days,
+        by_motion: by_motion(currency, &open),
+        by_owner_team: by_owner_team(currency, &open),
+        win_rates: win_rates(deals),
+        win_rates_by_product: win_rates_by_product(deals),
+        avg_cycle_days: mean_days(
+            deals
+                .iter()
+                .filter_map(|d| d.closed_at.map(|c| c - d.created_at)),
+        ),
         avg_deal_size,
         open: bucket(currency, open.iter().copied()),
     }
+}
+
+/// Open deals per motion, in motion order, for the motions that have one.
+fn by_motion(currency: Currency, open: &[&ForecastDeal]) -> Vec<(String, Bucket)> {
+    Motion::ALL
+        .iter()
+        .filter(|m| open.iter().any(|d| d.motion == **m))
+        .map(|m| {
+            (
+                m.as_str().to_owned(),
+                bucket(currency, open.iter().copied().filter(|d| d.motion == *m)),
+            )
+        })
+        .collect()
+}
+
+/// Open deals per owner team (no team: ""), in team order.
+fn by_owner_team(currency: Currency, open: &[&ForecastDeal]) -> Vec<(String, Bucket)> {
+    let teams: BTreeSet<String> = open
+        .iter()
+        .map(|d| d.owner_team.clone().unwrap_or_default())
+        .collect();
+    teams
+        .into_iter()
+        .map(|t| {
+            let b = bucket(
+                currency,
+                open.iter()
+                    .copied()
+                    .filter(|d| d.owner_team.as_deref().unwrap_or_default() == t),
+            );
+            (t, b)
+        })
+        .collect()
+}
+
+/// The win rate of every motion, in motion order.
+fn win_rates(deals: &[&ForecastDeal]) -> Vec<WinRate> {
+    Motion::ALL
+        .iter()
+        .map(|m| {
+            let count = |stage: Stage| {
+                deals
+                    .iter()
+                    .filter(|d| d.motion == *m && d.stage == stage)
+                    .count() as i64
+            };
+            motion_win_rate(*m, count(Stage::ClosedWon), count(Stage::ClosedLost))
+        })
+        .collect()
+}
+
+/// The win rate of every product with a closed deal, in product id order.
+fn win_rates_by_product(deals: &[&ForecastDeal]) -> Vec<ProductWinRate> {
+    let mut by_product: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    for d in deals {
+        let counts = by_product.entry(d.product_id.as_str()).or_default();
+        match d.stage {
+            Stage::ClosedWon => counts.0 += 1,
+            Stage::ClosedLost => counts.1 += 1,
+            _ => {}
+        }
+    }
+    by_product
+        .into_iter()
+        .filter(|(_, (won, lost))| won + lost > 0)
+        .map(|(product_id, (won, lost))| ProductWinRate {
+            product_id: product_id.to_owned(),
+            won,
+            lost,
+            rate: ratio(Decimal::from(won), Decimal::from(won + lost)),
+        })
+        .collect()
+}
+
+/// The mean of `spans` in days, 2 places half-even; `None` without one.
+pub fn mean_days(spans: impl Iterator<Item = chrono::Duration>) -> Option<Decimal> {
+    let days: Vec<Decimal> = spans
+        .map(|span| Decimal::from(span.num_seconds()) / Decimal::from(86_400))
+        .collect();
+    (!days.is_empty()).then(|| {
+        (days.iter().sum::<Decimal>() / Decimal::from(days.len()))
+            .round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven)
+    })
 }
 
 #[cfg(test)]
@@ -377,6 +443,49 @@ mod tests {
         assert_eq!(core.rate, Some(Decimal::new(2500, 4)));
         assert_eq!(f.by_motion.len(), 1);
         assert_eq!(f.by_owner_team[0].0, "emea-ae");
+    }
+
+    #[test]
+    fn the_stage_history_keeps_the_stages_reached_and_the_last_close() {
+        let row = |id: &str, opportunity: &str, stage: &str, day: u32| history::Model {
+            id: id.into(),
+            opportunity_id: opportunity.into(),
+            field: "stage".into(),
+            previous_value: None,
+            new_value: Some(stage.into()),
+            principal: "p".into(),
+            reason: None,
+            changed_at: Utc.with_ymd_and_hms(2026, 1, day, 0, 0, 0).unwrap(),
+        };
+        let facts = StageHistory::from_rows([
+            row("1", "a", "IDENTIFIED", 1),
+            row("2", "a", "CLOSED_LOST", 2),
+            row("3", "b", "IDENTIFIED", 1),
+            row("4", "b", "CLOSED_WON", 3),
+            // Reopened: a's close no longer counts.
+            row("5", "a", "IDENTIFIED", 4),
+            row("6", "b", "not a stage", 5),
+        ]);
+        assert_eq!(
+            facts.reached["a"],
+            BTreeSet::from([Stage::Identified, Stage::ClosedLost])
+        );
+        assert_eq!(facts.closed_at.get("a"), None);
+        assert_eq!(
+            facts.closed_at.get("b"),
+            Some(&Utc.with_ymd_and_hms(2026, 1, 3, 0, 0, 0).unwrap())
+        );
+    }
+
+    #[test]
+    fn close_dates_in_range() {
+        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 3, d);
+        assert!(closes_within(day(5), None, None));
+        assert!(closes_within(day(5), day(5), day(5)));
+        assert!(!closes_within(day(4), day(5), None));
+        assert!(!closes_within(day(6), None, day(5)));
+        assert!(closes_within(None, None, None));
+        assert!(!closes_within(None, day(1), None));
     }
 
     #[test]

@@ -3,14 +3,19 @@
 //! database, no network.
 
 pub mod config;
+pub mod creation;
 pub mod forecast;
 pub mod gates;
 pub mod handoff;
+pub mod listing;
 pub mod occur_time;
 pub mod performance;
 pub mod priority;
 pub mod qualification;
 pub mod routing;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod test_support;
 pub mod transition;
 pub mod whitespace;
 
@@ -188,6 +193,14 @@ impl Source {
             Source::Discovery => pb::SourceKind::Discovery,
         }
     }
+
+    /// The trigger it came from, as stored.
+    pub fn trigger_id(&self) -> Option<String> {
+        match self {
+            Source::Trigger(t) => Some(t.to_string()),
+            _ => None,
+        }
+    }
 }
 
 /// A new opportunity that passed validation.
@@ -328,6 +341,53 @@ pub fn qualification(
     })
 }
 
+/// The motion under `field`, which must be set.
+fn required_motion(field: &str, value: i32) -> Result<Motion, ApiError> {
+    wire::motion(field, value)?.ok_or_else(|| ApiError::invalid(field, "is required"))
+}
+
+/// An overridden probability under `field` (`None`: the stage default), 0-100.
+fn probability_override(field: &str, value: &str) -> Result<Option<Percent>, ApiError> {
+    let overridden = wire::optional_percent(field, value)?;
+    if let Some(p) = overridden {
+        p.ensure_between(Percent::ZERO, Percent::ONE_HUNDRED)
+            .map_err(|e| ApiError::invalid(field, e))?;
+    }
+    Ok(overridden)
+}
+
+/// A forecast category under `field`; UNSPECIFIED is PIPELINE.
+fn forecast_category(field: &str, value: i32) -> Result<pb::ForecastCategory, ApiError> {
+    Ok(match wire::known_enum(field, value)? {
+        pb::ForecastCategory::Unspecified => pb::ForecastCategory::Pipeline,
+        other => other,
+    })
+}
+
+/// Where a new opportunity came from (`field` is the source's path); none
+/// given is discovery.
+fn source(field: &str, value: Option<&pb::Source>) -> Result<Source, ApiError> {
+    let Some(s) = value else {
+        return Ok(Source::Discovery);
+    };
+    Ok(
+        match wire::known_enum::<pb::SourceKind>(&format!("{field}.kind"), s.kind)? {
+            pb::SourceKind::Unspecified | pb::SourceKind::Discovery => Source::Discovery,
+            pb::SourceKind::Whitespace => Source::Whitespace,
+            pb::SourceKind::Trigger => Source::Trigger(id(
+                &format!("{field}.trigger_id"),
+                &s.trigger_id,
+                TriggerId::parse,
+            )?),
+        },
+    )
+}
+
+/// Optional free text of a name's length.
+fn optional_name(field: &str, value: &str) -> Result<Option<String>, ApiError> {
+    wire::optional_text(field, value, wire::MAX_NAME_LEN)
+}
+
 impl NewOpportunity {
     pub fn from_request(
         req: &pb::CreateOpportunityRequest,
@@ -346,8 +406,7 @@ impl NewOpportunity {
             &o.source_product_id,
             ProductId::parse,
         )?;
-        let motion = wire::motion(&f("motion"), o.motion)?
-            .ok_or_else(|| ApiError::invalid(f("motion"), "is required"))?;
+        let motion = required_motion(&f("motion"), o.motion)?;
         let amount = deal_amount(&f("amount"), o.amount.as_ref())?;
         let stage = wire::stage(&f("stage"), o.stage)?.unwrap_or(Stage::Identified);
         if stage != Stage::Identified {
@@ -356,30 +415,10 @@ impl NewOpportunity {
                 "a new opportunity starts at STAGE_IDENTIFIED; move it with AdvanceStage",
             ));
         }
-        let overridden = wire::optional_percent(&f("probability"), &o.probability)?;
-        if let Some(p) = overridden {
-            p.ensure_between(Percent::ZERO, Percent::ONE_HUNDRED)
-                .map_err(|e| ApiError::invalid(f("probability"), e))?;
-        }
-        let forecast_category: pb::ForecastCategory =
-            wire::known_enum(&f("forecast_category"), o.forecast_category)?;
-        let forecast_category = match forecast_category {
-            pb::ForecastCategory::Unspecified => pb::ForecastCategory::Pipeline,
-            other => other,
-        };
-        let source = match o.source.as_ref() {
-            None => Source::Discovery,
-            Some(s) => match wire::known_enum::<pb::SourceKind>(&f("source.kind"), s.kind)? {
-                pb::SourceKind::Unspecified | pb::SourceKind::Discovery => Source::Discovery,
-                pb::SourceKind::Whitespace => Source::Whitespace,
-                pb::SourceKind::Trigger => Source::Trigger(id(
-                    &f("source.trigger_id"),
-                    &s.trigger_id,
-                    TriggerId::parse,
-                )?),
-            },
-        };
-        let name = wire::optional_text(&f("name"), &o.name, wire::MAX_NAME_LEN)?
+        let overridden = probability_override(&f("probability"), &o.probability)?;
+        let forecast_category = forecast_category(&f("forecast_category"), o.forecast_category)?;
+        let source = source(&f("source"), o.source.as_ref())?;
+        let name = optional_name(&f("name"), &o.name)?
             .unwrap_or_else(|| format!("{} opportunity", motion.as_str()));
         Ok(Self {
             account_id,
@@ -394,9 +433,9 @@ impl NewOpportunity {
             forecast_category,
             close_date: wire::optional_date(&f("close_date"), &o.close_date)?,
             source,
-            owner: wire::optional_text(&f("owner"), &o.owner, wire::MAX_NAME_LEN)?,
-            owner_team: wire::optional_text(&f("owner_team"), &o.owner_team, wire::MAX_NAME_LEN)?,
-            originator: wire::optional_text(&f("originator"), &o.originator, wire::MAX_NAME_LEN)?,
+            owner: optional_name(&f("owner"), &o.owner)?,
+            owner_team: optional_name(&f("owner_team"), &o.owner_team)?,
+            originator: optional_name(&f("originator"), &o.originator)?,
             stakeholders: stakeholders(&f("stakeholders"), &o.stakeholders)?,
             discovery_notes: wire::optional_text(
                 &f("discovery_notes"),
@@ -485,6 +524,31 @@ pub fn etag(field: &str, value: &str) -> Result<i64, ApiError> {
     })
 }
 
+/// The fields an update mask names (`opportunity.` prefixes allowed);
+/// empty: every updatable field.
+fn update_mask(paths: &[String]) -> Result<Vec<&'static str>, ApiError> {
+    if paths.is_empty() {
+        return Ok(UPDATABLE_FIELDS.to_vec());
+    }
+    let mut mask = Vec::new();
+    for (i, path) in paths.iter().enumerate() {
+        let path = path.strip_prefix("opportunity.").unwrap_or(path);
+        match UPDATABLE_FIELDS.iter().find(|f| **f == path) {
+            Some(known) => mask.push(*known),
+            None => {
+                return Err(ApiError::invalid(
+                    format!("update_mask[{i}]"),
+                    format!(
+                        "{path:?} cannot be updated; updatable fields: {}",
+                        UPDATABLE_FIELDS.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(mask)
+}
+
 impl UpdateRequest {
     pub fn from_request(req: &pb::UpdateOpportunityRequest) -> Result<Self, ApiError> {
         const F: &str = "opportunity";
@@ -492,128 +556,103 @@ impl UpdateRequest {
             .opportunity
             .as_ref()
             .ok_or_else(|| ApiError::invalid(F, "is required"))?;
-        let f = |name: &str| format!("{F}.{name}");
         let id = id(
-            &f("opportunity_id"),
+            &format!("{F}.opportunity_id"),
             &o.opportunity_id,
             OpportunityId::parse,
         )?;
-        let etag = etag(&f("etag"), &o.etag)?;
-        let mask: Vec<&str> = if req.update_mask.is_empty() {
-            UPDATABLE_FIELDS.to_vec()
-        } else {
-            let mut mask = Vec::new();
-            for (i, path) in req.update_mask.iter().enumerate() {
-                let path = path.strip_prefix("opportunity.").unwrap_or(path);
-                match UPDATABLE_FIELDS.iter().find(|f| **f == path) {
-                    Some(known) => mask.push(*known),
-                    None => {
-                        return Err(ApiError::invalid(
-                            format!("update_mask[{i}]"),
-                            format!(
-                                "{path:?} cannot be updated; updatable fields: {}",
-                                UPDATABLE_FIELDS.join(", ")
-                            ),
-                        ));
-                    }
-                }
-            }
-            mask
-        };
-        let mut p = OpportunityPatch::default();
-        for field in mask {
-            match field {
-                "name" => p.name = Some(wire::text(&f("name"), &o.name, wire::MAX_NAME_LEN)?),
-                "product_id" => {
-                    p.product_id =
-                        Some(self::id(&f("product_id"), &o.product_id, ProductId::parse)?)
-                }
-                "source_product_id" => {
-                    p.source_product_id = Some(optional_id(
-                        &f("source_product_id"),
-                        &o.source_product_id,
-                        ProductId::parse,
-                    )?)
-                }
-                "subscription_id" => {
-                    p.subscription_id = Some(optional_id(
-                        &f("subscription_id"),
-                        &o.subscription_id,
-                        SubscriptionId::parse,
-                    )?)
-                }
-                "motion" => {
-                    p.motion = Some(
-                        wire::motion(&f("motion"), o.motion)?
-                            .ok_or_else(|| ApiError::invalid(f("motion"), "is required"))?,
-                    )
-                }
-                "amount" => {
-                    p.amount = Some(deal_amount(&f("amount"), o.amount.as_ref())?);
-                }
-                "probability" => {
-                    let value = wire::optional_percent(&f("probability"), &o.probability)?;
-                    if let Some(v) = value {
-                        v.ensure_between(Percent::ZERO, Percent::ONE_HUNDRED)
-                            .map_err(|e| ApiError::invalid(f("probability"), e))?;
-                    }
-                    p.probability = Some(value);
-                }
-                "forecast_category" => {
-                    let c: pb::ForecastCategory =
-                        wire::known_enum(&f("forecast_category"), o.forecast_category)?;
-                    p.forecast_category = Some(match c {
-                        pb::ForecastCategory::Unspecified => pb::ForecastCategory::Pipeline,
-                        other => other,
-                    });
-                }
-                "close_date" => {
-                    p.close_date = Some(wire::optional_date(&f("close_date"), &o.close_date)?)
-                }
-                "owner" => {
-                    p.owner = Some(wire::optional_text(
-                        &f("owner"),
-                        &o.owner,
-                        wire::MAX_NAME_LEN,
-                    )?)
-                }
-                "owner_team" => {
-                    p.owner_team = Some(wire::optional_text(
-                        &f("owner_team"),
-                        &o.owner_team,
-                        wire::MAX_NAME_LEN,
-                    )?)
-                }
-                "originator" => {
-                    p.originator = Some(wire::optional_text(
-                        &f("originator"),
-                        &o.originator,
-                        wire::MAX_NAME_LEN,
-                    )?)
-                }
-                "stakeholders" => {
-                    p.stakeholders = Some(stakeholders(&f("stakeholders"), &o.stakeholders)?)
-                }
-                "discovery_notes" => {
-                    p.discovery_notes = Some(wire::optional_text(
-                        &f("discovery_notes"),
-                        &o.discovery_notes,
-                        wire::MAX_NOTE_LEN,
-                    )?)
-                }
-                "qualification" => {
-                    p.qualification = Some(qualification(
-                        &f("qualification"),
-                        o.qualification.as_ref(),
-                    )?)
-                }
-                "strategic_value" => {
-                    p.strategic_value = Some(rating(&f("strategic_value"), o.strategic_value)?)
-                }
-                _ => {}
-            }
+        let etag = etag(&format!("{F}.etag"), &o.etag)?;
+        let mut patch = OpportunityPatch::default();
+        for field in update_mask(&req.update_mask)? {
+            patch.set(field, o)?;
         }
-        Ok(Self { id, etag, patch: p })
+        Ok(Self { id, etag, patch })
+    }
+}
+
+impl OpportunityPatch {
+    /// Validates one updatable `field` of `o` into the patch.
+    fn set(&mut self, field: &str, o: &pb::Opportunity) -> Result<(), ApiError> {
+        let path = format!("opportunity.{field}");
+        match field {
+            "name" | "product_id" | "source_product_id" | "subscription_id" | "motion" => {
+                self.set_product(field, &path, o)
+            }
+            "amount" | "probability" | "forecast_category" | "close_date" => {
+                self.set_money(field, &path, o)
+            }
+            _ => self.set_people_and_notes(field, &path, o),
+        }
+    }
+
+    /// Name, product, source product, subscription and motion.
+    fn set_product(
+        &mut self,
+        field: &str,
+        path: &str,
+        o: &pb::Opportunity,
+    ) -> Result<(), ApiError> {
+        match field {
+            "name" => self.name = Some(wire::text(path, &o.name, wire::MAX_NAME_LEN)?),
+            "product_id" => self.product_id = Some(id(path, &o.product_id, ProductId::parse)?),
+            "source_product_id" => {
+                self.source_product_id =
+                    Some(optional_id(path, &o.source_product_id, ProductId::parse)?)
+            }
+            "subscription_id" => {
+                self.subscription_id = Some(optional_id(
+                    path,
+                    &o.subscription_id,
+                    SubscriptionId::parse,
+                )?)
+            }
+            "motion" => self.motion = Some(required_motion(path, o.motion)?),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Amount, probability, forecast category and close date.
+    fn set_money(&mut self, field: &str, path: &str, o: &pb::Opportunity) -> Result<(), ApiError> {
+        match field {
+            "amount" => self.amount = Some(deal_amount(path, o.amount.as_ref())?),
+            "probability" => self.probability = Some(probability_override(path, &o.probability)?),
+            "forecast_category" => {
+                self.forecast_category = Some(forecast_category(path, o.forecast_category)?)
+            }
+            "close_date" => self.close_date = Some(wire::optional_date(path, &o.close_date)?),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Owner, team, originator, stakeholders, notes, qualification and
+    /// strategic value.
+    fn set_people_and_notes(
+        &mut self,
+        field: &str,
+        path: &str,
+        o: &pb::Opportunity,
+    ) -> Result<(), ApiError> {
+        match field {
+            "owner" => self.owner = Some(optional_name(path, &o.owner)?),
+            "owner_team" => self.owner_team = Some(optional_name(path, &o.owner_team)?),
+            "originator" => self.originator = Some(optional_name(path, &o.originator)?),
+            "stakeholders" => self.stakeholders = Some(stakeholders(path, &o.stakeholders)?),
+            "discovery_notes" => {
+                self.discovery_notes = Some(wire::optional_text(
+                    path,
+                    &o.discovery_notes,
+                    wire::MAX_NOTE_LEN,
+                )?)
+            }
+            "qualification" => {
+                self.qualification = Some(qualification(path, o.qualification.as_ref())?)
+            }
+            "strategic_value" => self.strategic_value = Some(rating(path, o.strategic_value)?),
+            _ => {}
+        }
+        Ok(())
     }
 }
 
@@ -696,6 +735,54 @@ mod tests {
         assert_eq!(cleared.patch.subscription_id, Some(None));
         let bad = UpdateRequest::from_request(&request("nope")).unwrap_err();
         assert_eq!(bad.field(), Some("opportunity.subscription_id"));
+    }
+
+    #[test]
+    fn an_update_validates_the_masked_fields_each_under_its_path() {
+        let request = |mask: &[&str], edit: fn(&mut pb::Opportunity)| {
+            let mut o = pb::Opportunity {
+                opportunity_id: OpportunityId::new().to_string(),
+                etag: "3".into(),
+                name: "Analytics".into(),
+                probability: "40".into(),
+                forecast_category: pb::ForecastCategory::Unspecified as i32,
+                ..Default::default()
+            };
+            edit(&mut o);
+            pb::UpdateOpportunityRequest {
+                opportunity: Some(o),
+                update_mask: mask.iter().map(|m| m.to_string()).collect(),
+                ..Default::default()
+            }
+        };
+        let ok = UpdateRequest::from_request(&request(
+            &["opportunity.probability", "forecast_category", "owner"],
+            |_| {},
+        ))
+        .unwrap();
+        assert_eq!(ok.patch.probability, Some(Some(Percent::from_whole(40))));
+        assert_eq!(
+            ok.patch.forecast_category,
+            Some(pb::ForecastCategory::Pipeline)
+        );
+        assert_eq!(ok.patch.owner, Some(None));
+        assert_eq!(ok.patch.name, None);
+        type Edit = fn(&mut pb::Opportunity);
+        let cases: [(&[&str], Edit, &str); 4] = [
+            (&["stage"], |_| {}, "update_mask[0]"),
+            (
+                &["probability"],
+                |o| o.probability = "101".into(),
+                "opportunity.probability",
+            ),
+            (&["motion"], |_| {}, "opportunity.motion"),
+            // An empty mask is every field: the first one wrong is named.
+            (&[], |o| o.name.clear(), "opportunity.name"),
+        ];
+        for (mask, edit, field) in cases {
+            let err = UpdateRequest::from_request(&request(mask, edit)).unwrap_err();
+            assert_eq!(err.field(), Some(field), "{mask:?}");
+        }
     }
 
     #[test]

@@ -15,9 +15,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use contracts::Principal;
 use contracts::access::Role;
 use domain::{Currency, DateRange, Decimal, Money, Motion, Stage};
-use rust_decimal::RoundingStrategy;
 
-use super::forecast::{WinRate, motion_win_rate};
+use super::forecast::{WinRate, mean_days, motion_win_rate};
 use super::whitespace::ratio;
 
 /// An opportunity as the performance figures see it.
@@ -177,15 +176,11 @@ pub fn handoffs_taken(
 /// Mean days from creation to close (the instant the closed stage was
 /// entered), 2 places; `None` when no deal has both.
 pub fn avg_cycle_days<'a>(deals: impl IntoIterator<Item = &'a PerformanceDeal>) -> Option<Decimal> {
-    let cycles: Vec<Decimal> = deals
-        .into_iter()
-        .filter_map(|d| d.closed_at.map(|c| c - d.created_at))
-        .map(|span| Decimal::from(span.num_seconds()) / Decimal::from(86_400))
-        .collect();
-    (!cycles.is_empty()).then(|| {
-        (cycles.iter().sum::<Decimal>() / Decimal::from(cycles.len()))
-            .round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven)
-    })
+    mean_days(
+        deals
+            .into_iter()
+            .filter_map(|d| d.closed_at.map(|c| c - d.created_at)),
+    )
 }
 
 /// Originated, won and lost amounts per currency, never mixed.
@@ -297,6 +292,71 @@ pub fn is_active(f: &Figures) -> bool {
     f.originated + f.handed_off + f.handoffs_accepted + f.handoffs_taken + f.won + f.lost > 0
 }
 
+/// Each participant's figures: those `asked` for, even when idle (`None`:
+/// everyone who did something in the period), in name order.
+pub fn participant_figures(
+    deals: &[PerformanceDeal],
+    handoffs: &[PerformanceHandoff],
+    period: &DateRange,
+    asked: Option<BTreeSet<String>>,
+) -> Vec<(String, Figures)> {
+    let of = |p: String| {
+        let one = BTreeSet::from([p.clone()]);
+        let f = figures(deals, handoffs, period, Scope::People(&one));
+        (p, f)
+    };
+    match asked {
+        None => participants(deals, handoffs)
+            .into_iter()
+            .map(of)
+            .filter(|(_, f)| is_active(f))
+            .collect(),
+        Some(names) => names.into_iter().map(of).collect(),
+    }
+}
+
+/// One team's row: its members (by `teams_of`) and their figures together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TeamFigures {
+    pub team: String,
+    pub members: BTreeSet<String>,
+    pub figures: Figures,
+}
+
+/// The figures of the teams `asked` for (`None`: every team a participant
+/// is in), in team order; `teams` is each participant's team.
+pub fn team_figures(
+    deals: &[PerformanceDeal],
+    handoffs: &[PerformanceHandoff],
+    period: &DateRange,
+    teams: &BTreeMap<String, String>,
+    asked: Option<BTreeSet<String>>,
+) -> Vec<TeamFigures> {
+    let mut members: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for (person, t) in teams {
+        members
+            .entry(t.as_str())
+            .or_default()
+            .insert(person.clone());
+    }
+    let team_names: BTreeSet<String> = match asked {
+        None => members.keys().map(|t| (*t).to_owned()).collect(),
+        Some(names) => names,
+    };
+    team_names
+        .into_iter()
+        .map(|team| {
+            let people = members.get(team.as_str()).cloned().unwrap_or_default();
+            let figures = figures(deals, handoffs, period, Scope::People(&people));
+            TeamFigures {
+                team,
+                members: people,
+                figures,
+            }
+        })
+        .collect()
+}
+
 // ---------------------------------------------------------------------------------------
 // Who reads which rows
 
@@ -335,90 +395,115 @@ pub fn select(
     team: Option<&str>,
     teams: &BTreeMap<String, String>,
 ) -> Result<Selection, Refusal> {
-    let members_of = |t: &str| -> BTreeSet<String> {
-        teams
-            .iter()
-            .filter(|(_, team)| team.as_str() == t)
-            .map(|(person, _)| person.clone())
-            .collect()
-    };
-    let one = |s: &str| Some(BTreeSet::from([s.to_owned()]));
-    let named =
-        |t: Option<&str>| -> BTreeSet<String> { t.into_iter().map(str::to_owned).collect() };
     match caller.role {
-        Role::Admin | Role::Revops | Role::Connector => Ok(match (participant, team) {
-            (Some(p), _) => Selection {
-                participants: one(p),
-                teams: Some(named(team)),
-            },
-            (None, Some(t)) => Selection {
-                participants: Some(members_of(t)),
-                teams: one(t),
-            },
-            (None, None) => Selection {
-                participants: None,
-                teams: None,
-            },
-        }),
-        Role::Viewer => match participant {
-            Some(_) => Err(Refusal {
-                reason: TOTALS_ONLY_FOR_VIEWER,
-                message: "a viewer key reads team and organisation totals, never a person's \
-                          performance"
-                    .into(),
-            }),
-            None => Ok(Selection {
-                participants: Some(BTreeSet::new()),
-                teams: team.and_then(one),
-            }),
+        Role::Admin | Role::Revops | Role::Connector => Ok(select_any(participant, team, teams)),
+        Role::Viewer => select_totals(participant, team),
+        Role::Csm | Role::Ae => select_own(caller, participant, team, teams),
+    }
+}
+
+/// The people `teams` puts in team `t`.
+fn members_of(teams: &BTreeMap<String, String>, t: &str) -> BTreeSet<String> {
+    teams
+        .iter()
+        .filter(|(_, team)| team.as_str() == t)
+        .map(|(person, _)| person.clone())
+        .collect()
+}
+
+fn one(s: &str) -> Option<BTreeSet<String>> {
+    Some(BTreeSet::from([s.to_owned()]))
+}
+
+fn named(t: Option<&str>) -> BTreeSet<String> {
+    t.into_iter().map(str::to_owned).collect()
+}
+
+/// Admin, revops, connector: what they ask for, everyone by default.
+fn select_any(
+    participant: Option<&str>,
+    team: Option<&str>,
+    teams: &BTreeMap<String, String>,
+) -> Selection {
+    match (participant, team) {
+        (Some(p), _) => Selection {
+            participants: one(p),
+            teams: Some(named(team)),
         },
-        Role::Csm | Role::Ae => {
-            let me = caller.person();
-            let managed = caller.manages.as_deref();
-            let members = managed.map(members_of).unwrap_or_default();
-            let managing = |t: &str| -> Result<(), Refusal> {
-                if managed == Some(t) {
-                    Ok(())
-                } else {
-                    Err(Refusal {
-                        reason: TEAM_NOT_MANAGED,
-                        message: format!(
-                            "the key {me:?} does not manage team {t:?}{}",
-                            managed
-                                .map(|own| format!(" (it manages {own:?})"))
-                                .unwrap_or_default()
-                        ),
-                    })
-                }
-            };
-            if let Some(t) = team {
-                managing(t)?;
+        (None, Some(t)) => Selection {
+            participants: Some(members_of(teams, t)),
+            teams: one(t),
+        },
+        (None, None) => Selection {
+            participants: None,
+            teams: None,
+        },
+    }
+}
+
+/// Viewer: team rows only; naming a person is refused.
+fn select_totals(participant: Option<&str>, team: Option<&str>) -> Result<Selection, Refusal> {
+    match participant {
+        Some(_) => Err(Refusal {
+            reason: TOTALS_ONLY_FOR_VIEWER,
+            message: "a viewer key reads team and organisation totals, never a person's \
+                      performance"
+                .into(),
+        }),
+        None => Ok(Selection {
+            participants: Some(BTreeSet::new()),
+            teams: team.and_then(one),
+        }),
+    }
+}
+
+/// Csm, ae: their own row, and the team they manage (its row and its
+/// members'); naming anyone or any team else is refused.
+fn select_own(
+    caller: &Principal,
+    participant: Option<&str>,
+    team: Option<&str>,
+    teams: &BTreeMap<String, String>,
+) -> Result<Selection, Refusal> {
+    let me = caller.person();
+    let managed = caller.manages.as_deref();
+    let members = managed.map(|t| members_of(teams, t)).unwrap_or_default();
+    if let Some(t) = team
+        && managed != Some(t)
+    {
+        return Err(Refusal {
+            reason: TEAM_NOT_MANAGED,
+            message: format!(
+                "the key {me:?} does not manage team {t:?}{}",
+                managed
+                    .map(|own| format!(" (it manages {own:?})"))
+                    .unwrap_or_default()
+            ),
+        });
+    }
+    match participant {
+        Some(p) if p == me || members.contains(p) => Ok(Selection {
+            participants: one(p),
+            teams: Some(named(team)),
+        }),
+        Some(p) => Err(Refusal {
+            reason: PERFORMANCE_OF_ANOTHER_PERSON,
+            message: format!(
+                "the key {me:?} reads its own performance{}, not {p:?}'s",
+                managed
+                    .map(|t| format!(" and team {t:?}'s"))
+                    .unwrap_or_default()
+            ),
+        }),
+        None => {
+            let mut people = members;
+            if team.is_none() {
+                people.insert(me.to_owned());
             }
-            match participant {
-                Some(p) if p == me || members.contains(p) => Ok(Selection {
-                    participants: one(p),
-                    teams: Some(named(team)),
-                }),
-                Some(p) => Err(Refusal {
-                    reason: PERFORMANCE_OF_ANOTHER_PERSON,
-                    message: format!(
-                        "the key {me:?} reads its own performance{}, not {p:?}'s",
-                        managed
-                            .map(|t| format!(" and team {t:?}'s"))
-                            .unwrap_or_default()
-                    ),
-                }),
-                None => {
-                    let mut people = members;
-                    if team.is_none() {
-                        people.insert(me.to_owned());
-                    }
-                    Ok(Selection {
-                        participants: Some(people),
-                        teams: Some(managed.map(str::to_owned).into_iter().collect()),
-                    })
-                }
-            }
+            Ok(Selection {
+                participants: Some(people),
+                teams: Some(managed.map(str::to_owned).into_iter().collect()),
+            })
         }
     }
 }
@@ -656,6 +741,32 @@ mod tests {
         let cs: BTreeSet<String> = ["carla", "mei"].map(String::from).into();
         let f = figures(&deals, &handoffs, &march(), Scope::People(&cs));
         assert_eq!((f.originated, f.won, f.lost), (5, 1, 1));
+    }
+
+    #[test]
+    fn rows_are_the_active_participants_or_those_asked_for_and_the_teams() {
+        let (deals, handoffs) = book();
+        let teams = teams_of(&deals);
+        let april = domain::Month::parse("2026-04").unwrap().date_range();
+        let names = |rows: &[(String, Figures)]| -> Vec<String> {
+            rows.iter().map(|(p, _)| p.clone()).collect()
+        };
+        let everyone = participant_figures(&deals, &handoffs, &march(), None);
+        assert_eq!(names(&everyone), ["alex", "carla", "mei"]);
+        // Nobody did anything in April; someone asked for is shown anyway.
+        assert!(participant_figures(&deals, &handoffs, &april, None).is_empty());
+        let asked = participant_figures(&deals, &handoffs, &april, Some(person("mei")));
+        assert_eq!(names(&asked), ["mei"]);
+        assert!(!is_active(&asked[0].1));
+        let rows = team_figures(&deals, &handoffs, &march(), &teams, None);
+        let team_names: Vec<&str> = rows.iter().map(|t| t.team.as_str()).collect();
+        assert_eq!(team_names, ["cs", "sales"]);
+        assert_eq!(rows[0].members, ["carla", "mei"].map(String::from).into());
+        assert_eq!((rows[0].figures.originated, rows[0].figures.won), (5, 1));
+        // A team nobody is in: its row, empty.
+        let ops = team_figures(&deals, &handoffs, &march(), &teams, Some(person("ops")));
+        assert!(ops[0].members.is_empty());
+        assert!(!is_active(&ops[0].figures));
     }
 
     #[test]

@@ -18,6 +18,16 @@ impl Rating {
             Rating::High => "HIGH",
         }
     }
+
+    /// The rating [`Rating::as_str`] names; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "LOW" => Some(Rating::Low),
+            "MEDIUM" => Some(Rating::Medium),
+            "HIGH" => Some(Rating::High),
+            _ => None,
+        }
+    }
 }
 
 /// The four dimensions of seed 001's evaluation framework.

@@ -294,7 +294,7 @@ fn plan_stage_entry(
 ) -> bool {
     let (from, to) = (p.stage, mv.to);
     let probability = at.config.probability(to);
-    change.changes.stage = Set(to.as_str().to_owned());
+    change.changes.stage = Set(to.into());
     change.changes.stage_entered_at = Set(Some(at.now));
     change.changes.probability = Set(probability.to_decimal_string());
     change.changes.probability_overridden = Set(false);
@@ -434,7 +434,7 @@ pub fn plan_close(
         pb::ForecastCategory::Omitted
     };
     let mut changes = opportunity::ActiveModel {
-        stage: Set(to.as_str().to_owned()),
+        stage: Set(to.into()),
         stage_entered_at: Set(Some(at.now)),
         probability: Set(probability.to_decimal_string()),
         probability_overridden: Set(false),
@@ -652,7 +652,7 @@ impl UpdatePlan<'_> {
         if let Some(v) = patch.motion
             && v != p.motion
         {
-            c.motion = Set(v.as_str().to_owned());
+            c.motion = Set(v.into());
             c.subscription_id = Set(None);
             self.changed.push("motion");
         }
@@ -757,52 +757,13 @@ impl UpdatePlan<'_> {
 mod tests {
     use super::*;
     use crate::convert::parse_row;
-    use chrono::TimeZone;
     use domain::{Currency, Money, Percent};
     use sea_orm::ActiveValue;
 
-    fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap()
-    }
+    use crate::model::test_support::now;
 
     fn row(stage: Stage) -> opportunity::Model {
-        opportunity::Model {
-            id: "01opp".into(),
-            account_id: "acc-1".into(),
-            product_id: "prod-2".into(),
-            source_product_id: None,
-            name: "Analytics".into(),
-            motion: "CROSS_SELL_ADJACENT".into(),
-            amount_minor: 1_200_000,
-            currency: "USD".into(),
-            stage: stage.as_str().into(),
-            probability: PipelineConfig::default()
-                .probability(stage)
-                .to_decimal_string(),
-            probability_overridden: false,
-            forecast_category: "FORECAST_CATEGORY_PIPELINE".into(),
-            close_date: None,
-            source_kind: "SOURCE_KIND_DISCOVERY".into(),
-            source_trigger_id: None,
-            owner: Some("ae@x".into()),
-            owner_team: None,
-            originator: Some("csm@x".into()),
-            stakeholders: "[]".into(),
-            discovery_notes: None,
-            qualification: to_json(&super::super::Qualification::default()).unwrap(),
-            health_snapshot: None,
-            lost_reason: None,
-            version: 3,
-            created_at: now(),
-            created_by: "csm@x".into(),
-            updated_at: now(),
-            updated_by: "csm@x".into(),
-            stage_entered_at: Some(now()),
-            strategic_value: None,
-            subscription_id: None,
-            account_name: Some("Acme".into()),
-            product_name: Some("Analytics".into()),
-        }
+        crate::model::test_support::opportunity_row(stage)
     }
 
     fn at(config: &PipelineConfig) -> Planning<'_> {
@@ -893,7 +854,7 @@ mod tests {
         .unwrap();
         assert!(plan.probability_reset);
         let c = &plan.change;
-        assert_eq!(field(&c.changes.stage), Some("IDENTIFIED"));
+        assert_eq!(c.changes.stage, Set(Stage::Identified.into()));
         assert_eq!(c.history[0].field, "stage");
         assert_eq!(c.history[0].reason.as_deref(), Some("why"));
         assert_eq!(c.history[1].field, "probability");
@@ -961,7 +922,7 @@ mod tests {
         };
         assert!(admit_close(&current, &p, &closing).is_ok());
         let c = plan_close(&current, &p, &closing, &WonFacts::default(), at(&config));
-        assert_eq!(field(&c.changes.stage), Some("CLOSED_WON"));
+        assert_eq!(c.changes.stage, Set(Stage::ClosedWon.into()));
         assert_eq!(
             field(&c.changes.forecast_category),
             Some("FORECAST_CATEGORY_CLOSED")

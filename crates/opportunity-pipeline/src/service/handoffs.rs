@@ -4,18 +4,22 @@
 use contracts::pb::pipeline::v1 as pb;
 use contracts::{page, wire};
 use domain::{HandoffId, OpportunityId};
-use sea_orm::Set;
+use sea_orm::ActiveEnum;
 
-use super::{event, invalid, opt_text, parse_id};
+use super::{invalid, opt_text, page_of, parse_id};
 use crate::api::PipelineService;
-use crate::convert::{HandoffSnapshot, UsageLine, WhitespaceLine, handoff_to_pb, parse_row};
+use crate::convert::{handoff_to_pb, parse_row};
 use crate::entity::{handoff, opportunity};
 use crate::error::PipelineError;
 use crate::health::owned_products;
 use crate::model::HealthSnapshot;
-use crate::model::handoff::{Acceptor, HandoffStatus, acceptor, due_at, handoff_package};
+use crate::model::handoff::{
+    Acceptor, HandoffResolution, HandoffSnapshot, HandoffStatus, UsageLine, WhitespaceLine,
+    acceptor, handoff_package, named_owner_team, plan_acceptance, plan_rejection, plan_request,
+};
+use crate::model::transition::Planning;
 use crate::model::whitespace::whitespace;
-use crate::store::{HandoffFilter, HistoryNote, OpportunityWrite, to_json};
+use crate::store::{HandoffFilter, OpportunityWrite};
 
 impl PipelineService {
     pub(crate) async fn list_handoffs_op(
@@ -35,7 +39,7 @@ impl PipelineService {
                 pb::HandoffStatus::Rejected => HandoffStatus::Rejected,
                 pb::HandoffStatus::Withdrawn => HandoffStatus::Withdrawn,
             };
-            statuses.push(name.as_str().to_owned());
+            statuses.push(name);
         }
         let opportunity_id = if req.opportunity_id.is_empty() {
             None
@@ -43,14 +47,18 @@ impl PipelineService {
             Some(parse_id("opportunity_id", &req.opportunity_id, OpportunityId::parse)?.to_string())
         };
         let fingerprint = page::fingerprint(&[
-            &format!("{statuses:?}"),
+            // By the stored names, as the tokens issued so far were.
+            &format!(
+                "{:?}",
+                statuses.iter().map(|s| s.to_value()).collect::<Vec<_>>()
+            ),
             &req.overdue_only.to_string(),
             &req.opportunity_id,
         ]);
         let after = page::decode_token("page_token", &req.page_token, fingerprint)
             .map_err(PipelineError::from)?;
         let now = self.now();
-        let mut rows = self
+        let rows = self
             .store
             .handoffs(&HandoffFilter {
                 statuses,
@@ -60,12 +68,7 @@ impl PipelineService {
                 limit: size + 1,
             })
             .await?;
-        let more = rows.len() as u64 > size;
-        rows.truncate(usize::try_from(size).unwrap_or(usize::MAX));
-        let next_page_token = match (more, rows.last()) {
-            (true, Some(last)) => page::encode_token(&last.id, fingerprint),
-            _ => String::new(),
-        };
+        let (rows, next_page_token) = page_of(rows, size, |h| h.id.clone(), fingerprint);
         let handoffs = rows
             .into_iter()
             .map(|h| handoff_to_pb(h, now))
@@ -93,7 +96,7 @@ impl PipelineService {
         Self::ensure_open(&current, p.stage)?;
         // An import's handoff was requested when the CRM says (its SLA runs
         // from then), while the opportunity stood in its current stage.
-        let requested_at = super::occur_time(
+        let backdated = super::occur_time(
             req.occur_time.as_ref(),
             self.now(),
             Some(p.stage_entered_at),
@@ -113,37 +116,19 @@ impl PipelineService {
             .await?;
         let snapshot = self.handoff_snapshot(&current).await;
         let now = self.now();
-        let backdated = requested_at;
-        let requested_at = requested_at.unwrap_or(now);
-        let handoff_id = HandoffId::new().to_string();
-        let row = handoff::ActiveModel {
-            id: Set(handoff_id.clone()),
-            opportunity_id: Set(current.id.clone()),
-            status: Set(HandoffStatus::Requested.as_str().to_owned()),
-            open_key: Set(Some(current.id.clone())),
-            requested_by: Set(principal.clone()),
-            package: Set(to_json(&package)?),
-            snapshot: Set(to_json(&snapshot)?),
-            requested_at: Set(requested_at),
-            due_at: Set(due_at(requested_at, self.config.handoff_sla_hours)),
-            resolved_at: Set(None),
-            resolved_by: Set(None),
-            accepted_owner: Set(None),
-            accepted_team: Set(None),
-            reason: Set(None),
+        let at = Planning {
+            config: &self.config,
+            now,
+            principal: &principal,
         };
-        let mut requested = event(
-            "pipeline.handoff.requested",
-            &handoff_id,
-            serde_json::json!({
-                "handoff_id": handoff_id,
-                "opportunity_id": current.id,
-                "account_id": current.account_id,
-                "requested_by": principal,
-                "snapshot_gaps": snapshot.gaps,
-            }),
-        );
-        super::with_source_time(Some(&mut requested), backdated);
+        let (row, requested) = plan_request(
+            &current,
+            HandoffId::new(),
+            &package,
+            &snapshot,
+            backdated,
+            at,
+        )?;
         let model = self
             .store
             .insert_handoff(row, requested)
@@ -170,119 +155,27 @@ impl PipelineService {
         let handoff_id = parse_id("handoff_id", &req.handoff_id, HandoffId::parse)?.to_string();
         let named = opt_text("owner", &req.owner, wire::MAX_NAME_LEN)?;
         let acceptor = acceptor(&caller, named).map_err(PipelineError::from)?;
-        let mut owner_team = opt_text("owner_team", &req.owner_team, wire::MAX_NAME_LEN)?;
-        let principal = caller.name.clone();
-        let h = self
-            .store
-            .handoff(&handoff_id)
-            .await?
-            .ok_or_else(|| PipelineError::NotFound("handoff", handoff_id.clone()))?;
+        let owner_team = opt_text("owner_team", &req.owner_team, wire::MAX_NAME_LEN)?;
+        let h = self.load_handoff(&handoff_id).await?;
         let current = self.load("opportunity_id", &h.opportunity_id).await?;
         let p = parse_row(&current)?;
         Self::ensure_open(&current, p.stage)?;
-        // DELIVERY credit follows the owner: a named owner must be an AE of
-        // the people directory (SPEC §6), whose team is the default one.
-        if let Acceptor::Named(name) = &acceptor {
-            let person = self
-                .people
-                .person(name)
-                .await
-                .map_err(|e| PipelineError::PeopleUnavailable(e.to_string()))?;
-            match person {
-                Some(person) if person.is_ae => {
-                    if owner_team.is_none() && !person.team.is_empty() {
-                        owner_team = Some(person.team);
-                    }
-                }
-                Some(_) => {
-                    return Err(PipelineError::precondition(
-                        "OWNER_NOT_AN_AE",
-                        name.clone(),
-                        format!(
-                            "{name} is in the people directory but not as an AE; a handoff \
-                             goes to an AE, who becomes the owner credited with DELIVERY"
-                        ),
-                    ));
-                }
-                None => {
-                    return Err(PipelineError::precondition(
-                        "OWNER_NOT_A_KNOWN_AE",
-                        name.clone(),
-                        format!(
-                            "{name} is not in the people directory; add them as an AE \
-                             (UpsertPerson, role PERSON_ROLE_AE) or accept with the AE's own key"
-                        ),
-                    ));
-                }
+        let owner_team = match &acceptor {
+            Acceptor::CallingAe(_) => owner_team,
+            Acceptor::Named(name) => {
+                let person = self
+                    .people
+                    .person(name)
+                    .await
+                    .map_err(|e| PipelineError::PeopleUnavailable(e.to_string()))?;
+                named_owner_team(name, person, owner_team)?
             }
-        }
-        let owner = acceptor.owner().to_owned();
-        // The CSM who asked stays the originator; the AE becomes the owner.
-        let originator = current
-            .originator
-            .clone()
-            .unwrap_or_else(|| h.requested_by.clone());
-        let changes = opportunity::ActiveModel {
-            owner: Set(Some(owner.clone())),
-            owner_team: Set(owner_team.clone()),
-            originator: Set(Some(originator.clone())),
-            ..Default::default()
         };
-        let history = vec![HistoryNote {
-            field: "owner",
-            previous: current.owner.clone(),
-            new: Some(owner.clone()),
-            reason: Some(format!("handoff {handoff_id} accepted")),
-        }];
-        let events = vec![
-            event(
-                "pipeline.handoff.accepted",
-                &handoff_id,
-                serde_json::json!({
-                    "handoff_id": handoff_id,
-                    "opportunity_id": current.id,
-                    "requested_by": h.requested_by,
-                    "owner": owner,
-                    "owner_team": owner_team,
-                    "originator": originator,
-                    "principal": principal,
-                }),
-            ),
-            event(
-                "pipeline.opportunity.updated",
-                &current.id,
-                serde_json::json!({
-                    "opportunity_id": current.id,
-                    "fields": ["owner", "owner_team", "originator"],
-                    "principal": principal,
-                }),
-            ),
-        ];
-        let (h, opp) = self
-            .store
-            .resolve_handoff(
-                &handoff_id,
-                handoff::ActiveModel {
-                    status: Set(HandoffStatus::Accepted.as_str().to_owned()),
-                    accepted_owner: Set(Some(owner)),
-                    accepted_team: Set(owner_team),
-                    ..Default::default()
-                },
-                Some(OpportunityWrite {
-                    id: current.id.clone(),
-                    expected_version: current.version,
-                    changes,
-                    history,
-                    events: Vec::new(),
-                    occurred_at: None,
-                }),
-                events,
-                &principal,
-            )
-            .await?;
-        let now = self.now();
+        let owner = acceptor.owner().to_owned();
+        let plan = plan_acceptance(&h, &current, owner, owner_team, &caller.name);
+        let (h, opp) = self.resolve(&h, Some(&current), plan, &caller.name).await?;
         Ok(pb::AcceptHandoffResponse {
-            handoff: self.named(vec![handoff_to_pb(h, now)?]).await?.pop(),
+            handoff: self.named(vec![handoff_to_pb(h, self.now())?]).await?.pop(),
             opportunity: opp.map(|o| self.to_pb(o)).transpose()?,
         })
     }
@@ -300,45 +193,43 @@ impl PipelineService {
                 "is required to reject a handoff: tell CS what is missing",
             ));
         }
-        let h = self
-            .store
-            .handoff(&handoff_id)
-            .await?
-            .ok_or_else(|| PipelineError::NotFound("handoff", handoff_id.clone()))?;
-        let (status, event_type) = if req.withdraw {
-            (HandoffStatus::Withdrawn, "pipeline.handoff.withdrawn")
-        } else {
-            (HandoffStatus::Rejected, "pipeline.handoff.rejected")
-        };
-        // A rejected handoff leaves the opportunity with CS: its owner only
-        // ever changes on acceptance.
-        let (h, _) = self
-            .store
-            .resolve_handoff(
-                &handoff_id,
-                handoff::ActiveModel {
-                    status: Set(status.as_str().to_owned()),
-                    reason: Set(reason.clone()),
-                    ..Default::default()
-                },
-                None,
-                vec![event(
-                    event_type,
-                    &handoff_id,
-                    serde_json::json!({
-                        "handoff_id": handoff_id,
-                        "opportunity_id": h.opportunity_id,
-                        "requested_by": h.requested_by,
-                        "reason": reason,
-                        "principal": principal,
-                    }),
-                )],
-                &principal,
-            )
-            .await?;
+        let h = self.load_handoff(&handoff_id).await?;
+        let plan = plan_rejection(&h, req.withdraw, reason, &principal);
+        let (h, _) = self.resolve(&h, None, plan, &principal).await?;
         Ok(pb::RejectHandoffResponse {
             handoff: self.named(vec![handoff_to_pb(h, self.now())?]).await?.pop(),
         })
+    }
+
+    async fn load_handoff(&self, handoff_id: &str) -> Result<handoff::Model, PipelineError> {
+        self.store
+            .handoff(handoff_id)
+            .await?
+            .ok_or_else(|| PipelineError::NotFound("handoff", handoff_id.to_owned()))
+    }
+
+    /// Writes a planned resolution of `h`; the opportunity's change is
+    /// guarded by the version of `current` it was planned from.
+    async fn resolve(
+        &self,
+        h: &handoff::Model,
+        current: Option<&opportunity::Model>,
+        plan: HandoffResolution,
+        principal: &str,
+    ) -> Result<(handoff::Model, Option<opportunity::Model>), PipelineError> {
+        let write = current
+            .zip(plan.opportunity)
+            .map(|(current, change)| OpportunityWrite {
+                id: current.id.clone(),
+                expected_version: current.version,
+                changes: change.changes,
+                history: change.history,
+                events: change.events,
+                occurred_at: None,
+            });
+        self.store
+            .resolve_handoff(&h.id, plan.changes, write, plan.events, principal)
+            .await
     }
 
     /// Handoffs with the names their opportunities keep beside the ids.
@@ -385,36 +276,15 @@ impl PipelineService {
         }
         match &subscriptions {
             Ok(subs) => {
-                snap.usage = subs
-                    .iter()
-                    .map(|s| UsageLine {
-                        subscription_id: s.subscription_id.clone(),
-                        product_id: s.product_id.clone(),
-                        tier: s.tier.clone(),
-                        quantity: s.quantity,
-                        quota_limit: s.quota_limit,
-                        mrr: s
-                            .mrr
-                            .map(|m| (m.currency().code().to_owned(), m.to_amount_string())),
-                        usage: s.usage.clone(),
-                    })
-                    .collect();
+                snap.usage = subs.iter().map(UsageLine::of).collect();
             }
             Err(e) => snap.gaps.push(format!("usage: {e}")),
         }
         match (&subscriptions, account, portfolio) {
             (Ok(subs), Ok(account), Ok(portfolio)) => {
                 snap.whitespace = whitespace(&portfolio, &owned_products(subs), account.segment)
-                    .into_iter()
-                    .map(|w| WhitespaceLine {
-                        product_id: w.product_id,
-                        name: w.name,
-                        family: w.family,
-                        motion: w.motion.map(|m| m.as_str().to_owned()),
-                        wallet: w
-                            .estimated_annual_wallet
-                            .map(|m| (m.currency().code().to_owned(), m.to_amount_string())),
-                    })
+                    .iter()
+                    .map(WhitespaceLine::of)
                     .collect();
             }
             (_, Err(e), _) | (_, _, Err(e)) => snap.gaps.push(format!("whitespace: {e}")),

@@ -1,19 +1,21 @@
 //! Wallet estimates, whitespace and share of wallet, and the forecast.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::HashSet;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use contracts::pb::pipeline::v1 as pb;
 use contracts::wire;
-use domain::{AccountId, BenchmarkVerdict, Currency, Money, Month, Stage};
+use domain::{AccountId, BenchmarkVerdict, Currency, Money, Month};
 
-use super::{bucket_pb, invalid, opt_text, parse_id, unavailable};
+use super::{bucket_pb, currency_filter, invalid, opt_text, parse_id, unavailable};
 use crate::api::PipelineService;
 use crate::convert::{WhitespaceLine, parse_row, wallet_to_pb, whitespace_line_to_pb};
-use crate::entity::wallet_estimate;
+use crate::entity::{opportunity, wallet_estimate};
 use crate::error::PipelineError;
 use crate::health::{HealthError, owned_products};
-use crate::model::forecast::{ForecastDeal, WinRate, forecast};
+use crate::model::forecast::{
+    Bucket, CurrencyForecast, ForecastDeal, StageHistory, WinRate, closes_within, forecast,
+};
 use crate::model::whitespace::{
     ServedBy, WalletLine, WalletSummary, WalletVersion, ratio_text, share_series, summarize_wallet,
     wallet_in_force, whitespace,
@@ -71,17 +73,7 @@ impl PipelineService {
             account_id,
             whitespace: items
                 .iter()
-                .map(|w| {
-                    whitespace_line_to_pb(&WhitespaceLine {
-                        product_id: w.product_id.clone(),
-                        name: w.name.clone(),
-                        family: w.family.clone(),
-                        motion: w.motion.map(|m| m.as_str().to_owned()),
-                        wallet: w
-                            .estimated_annual_wallet
-                            .map(|m| (m.currency().code().to_owned(), m.to_amount_string())),
-                    })
-                })
+                .map(|w| whitespace_line_to_pb(&WhitespaceLine::of(w)))
                 .collect(),
             wallet: rows
                 .into_iter()
@@ -99,16 +91,11 @@ impl PipelineService {
         &self,
         req: &pb::GetPipelineForecastRequest,
     ) -> Result<pb::GetPipelineForecastResponse, PipelineError> {
-        let mut filter = OpportunityFilter::default();
-        if !req.currency_code.is_empty() {
-            filter.currency = Some(
-                Currency::parse(&req.currency_code)
-                    .map_err(|e| invalid("currency_code", e))?
-                    .code()
-                    .to_owned(),
-            );
-        }
-        filter.owner_team = opt_text("owner_team", &req.owner_team, wire::MAX_NAME_LEN)?;
+        let filter = OpportunityFilter {
+            currency: currency_filter("currency_code", &req.currency_code)?,
+            owner_team: opt_text("owner_team", &req.owner_team, wire::MAX_NAME_LEN)?,
+            ..Default::default()
+        };
         let start = wire::optional_date("close_date_start", &req.close_date_start)
             .map_err(PipelineError::from)?;
         let end = wire::optional_date("close_date_end", &req.close_date_end)
@@ -119,94 +106,18 @@ impl PipelineService {
             return Err(invalid("close_date_end", "is before close_date_start"));
         }
         let rows = self.store.opportunities(&filter).await?;
-        let mut reached: HashMap<String, BTreeSet<Stage>> = HashMap::new();
-        let mut closed_at: HashMap<String, DateTime<Utc>> = HashMap::new();
-        for h in self.store.stage_history().await? {
-            if let Some(stage) = h.new_value.as_deref().and_then(|v| v.parse::<Stage>().ok()) {
-                reached
-                    .entry(h.opportunity_id.clone())
-                    .or_default()
-                    .insert(stage);
-                if stage.is_closed() {
-                    closed_at.insert(h.opportunity_id, h.changed_at);
-                } else {
-                    // Reopened: the earlier close no longer counts.
-                    closed_at.remove(&h.opportunity_id);
-                }
-            }
-        }
-        let mut deals = Vec::new();
-        for m in rows {
-            let in_range = match m.close_date {
-                Some(d) => start.is_none_or(|s| d >= s) && end.is_none_or(|e| d <= e),
-                None => start.is_none() && end.is_none(),
-            };
-            if !in_range {
-                continue;
-            }
-            let p = parse_row(&m)?;
-            deals.push(ForecastDeal {
-                motion: p.motion,
-                product_id: m.product_id.clone(),
-                stage: p.stage,
-                amount: p.amount,
-                probability: p.probability,
-                owner_team: m.owner_team.clone(),
-                created_at: m.created_at,
-                closed_at: p
-                    .stage
-                    .is_closed()
-                    .then(|| closed_at.get(&m.id).copied())
-                    .flatten(),
-                stages_reached: reached.remove(&m.id).unwrap_or_default(),
-            });
-        }
-        let forecasts = forecast(&deals)
-            .into_iter()
-            .map(|f| pb::CurrencyForecast {
-                currency_code: f.currency.code().to_owned(),
-                stages: f
-                    .stages
-                    .iter()
-                    .map(|s| pb::StageForecast {
-                        stage: wire::stage_to_pb(s.stage) as i32,
-                        count: s.bucket.count,
-                        amount: Some(wire::money_to_pb(&s.bucket.amount)),
-                        weighted_amount: Some(wire::money_to_pb(&s.bucket.weighted)),
-                        conversion_rate: ratio_text(s.conversion),
-                    })
-                    .collect(),
-                by_motion: f
-                    .by_motion
-                    .iter()
-                    .map(|(k, b)| bucket_pb(k.clone(), b))
-                    .collect(),
-                by_owner_team: f
-                    .by_owner_team
-                    .iter()
-                    .map(|(k, b)| bucket_pb(k.clone(), b))
-                    .collect(),
-                win_rates: f.win_rates.iter().map(win_rate_to_pb).collect(),
-                win_rates_by_product: f
-                    .win_rates_by_product
-                    .iter()
-                    .map(|w| pb::ProductWinRate {
-                        product_id: w.product_id.clone(),
-                        won: w.won,
-                        lost: w.lost,
-                        win_rate: ratio_text(w.rate),
-                    })
-                    .collect(),
-                avg_cycle_days: f
-                    .avg_cycle_days
-                    .map(|d| format!("{d:.2}"))
-                    .unwrap_or_default(),
-                avg_deal_size: f.avg_deal_size.as_ref().map(wire::money_to_pb),
-                open_amount: Some(wire::money_to_pb(&f.open.amount)),
-                open_weighted_amount: Some(wire::money_to_pb(&f.open.weighted)),
-            })
-            .collect();
-        Ok(pb::GetPipelineForecastResponse { forecasts })
+        let mut history = StageHistory::from_rows(self.store.stage_history().await?);
+        let deals = rows
+            .iter()
+            .filter(|m| closes_within(m.close_date, start, end))
+            .map(|m| forecast_deal(m, &mut history))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(pb::GetPipelineForecastResponse {
+            forecasts: forecast(&deals)
+                .iter()
+                .map(currency_forecast_to_pb)
+                .collect(),
+        })
     }
 
     pub(crate) async fn upsert_wallet_estimate_once(
@@ -285,6 +196,72 @@ impl PipelineService {
         Ok(pb::UpsertWalletEstimateResponse {
             estimate: Some(wallet_to_pb(model)?),
         })
+    }
+}
+
+/// An opportunity as the forecast sees it, with what its stage history says.
+fn forecast_deal(
+    m: &opportunity::Model,
+    history: &mut StageHistory,
+) -> Result<ForecastDeal, PipelineError> {
+    let p = parse_row(m)?;
+    Ok(ForecastDeal {
+        motion: p.motion,
+        product_id: m.product_id.clone(),
+        stage: p.stage,
+        amount: p.amount,
+        probability: p.probability,
+        owner_team: m.owner_team.clone(),
+        created_at: m.created_at,
+        closed_at: p
+            .stage
+            .is_closed()
+            .then(|| history.closed_at.get(&m.id).copied())
+            .flatten(),
+        stages_reached: history.reached.remove(&m.id).unwrap_or_default(),
+    })
+}
+
+fn currency_forecast_to_pb(f: &CurrencyForecast) -> pb::CurrencyForecast {
+    let buckets = |groups: &[(String, Bucket)]| -> Vec<pb::GroupForecast> {
+        groups
+            .iter()
+            .map(|(k, b)| bucket_pb(k.clone(), b))
+            .collect()
+    };
+    pb::CurrencyForecast {
+        currency_code: f.currency.code().to_owned(),
+        stages: f
+            .stages
+            .iter()
+            .map(|s| pb::StageForecast {
+                stage: wire::stage_to_pb(s.stage) as i32,
+                count: s.bucket.count,
+                amount: Some(wire::money_to_pb(&s.bucket.amount)),
+                weighted_amount: Some(wire::money_to_pb(&s.bucket.weighted)),
+                conversion_rate: ratio_text(s.conversion),
+            })
+            .collect(),
+        by_motion: buckets(&f.by_motion),
+        by_owner_team: buckets(&f.by_owner_team),
+        win_rates: f.win_rates.iter().map(win_rate_to_pb).collect(),
+        win_rates_by_product: f
+            .win_rates_by_product
+            .iter()
+            .map(|w| pb::ProductWinRate {
+                product_id: w.product_id.clone(),
+                won: w.won,
+                lost: w.lost,
+                win_rate: ratio_text(w.rate),
+            })
+            .collect(),
+        avg_cycle_days: f
+            .avg_cycle_days
+            .map(|d| format!("{d:.2}"))
+            .unwrap_or_default(),
+        avg_deal_size: f.avg_deal_size.as_ref().map(wire::money_to_pb),
+        open_amount: Some(wire::money_to_pb(&f.open.amount)),
+        open_weighted_amount: Some(wire::money_to_pb(&f.open.weighted)),
     }
 }
 

@@ -11,8 +11,8 @@ mod performance;
 
 use chrono::{DateTime, Utc};
 use contracts::pb::pipeline::v1 as pb;
-use contracts::{ApiError, FieldViolation, wire};
-use domain::{Decimal, OpportunityId, Stage};
+use contracts::{ApiError, FieldViolation, page, wire};
+use domain::{OpportunityId, Stage};
 
 use crate::api::PipelineService;
 use crate::convert::opportunity_to_pb;
@@ -21,31 +21,8 @@ use crate::error::PipelineError;
 use crate::health::{AccountInfo, HealthError, ProductInfo};
 use crate::model::forecast::Bucket;
 use crate::model::qualification::QualificationRatings;
-pub(crate) use crate::model::transition::{event, with_source_time};
 use crate::model::{HealthSnapshot, rating};
 use crate::model::{UpsellTargetError, upsell_target};
-
-/// A key that orders list results; pages resume strictly after the last key.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct SortKey {
-    pub(crate) group: String,
-    pub(crate) value: Decimal,
-    pub(crate) id: String,
-}
-
-impl SortKey {
-    pub(crate) fn token_text(&self) -> String {
-        format!("{}\u{1}{}\u{1}{}", self.group, self.value, self.id)
-    }
-
-    pub(crate) fn from_token_text(text: &str) -> Option<SortKey> {
-        let mut parts = text.splitn(3, '\u{1}');
-        let group = parts.next()?.to_owned();
-        let value = parts.next()?.parse().ok()?;
-        let id = parts.next()?.to_owned();
-        Some(SortKey { group, value, id })
-    }
-}
 
 /// `occur_time` (when a write happened in the source system) is for the
 /// import roles only: PERMISSION_DENIED to anyone else who sets it.
@@ -156,6 +133,32 @@ pub(crate) fn ratings_request(
         }
         _ => Err(ApiError::InvalidArgument { violations }),
     }
+}
+
+/// The page of `rows` (fetched one beyond the page size, `size`) and the
+/// token of the next page, made of its last row's key: empty at the end.
+pub(crate) fn page_of<T>(
+    mut rows: Vec<T>,
+    size: u64,
+    key: impl Fn(&T) -> String,
+    fingerprint: u64,
+) -> (Vec<T>, String) {
+    let more = rows.len() as u64 > size;
+    rows.truncate(usize::try_from(size).unwrap_or(usize::MAX));
+    let next_page_token = match (more, rows.last()) {
+        (true, Some(last)) => page::encode_token(&key(last), fingerprint),
+        _ => String::new(),
+    };
+    (rows, next_page_token)
+}
+
+/// A currency filter: empty is none, else an ISO 4217 code.
+pub(crate) fn currency_filter(field: &str, code: &str) -> Result<Option<String>, PipelineError> {
+    if code.is_empty() {
+        return Ok(None);
+    }
+    let currency = domain::Currency::parse(code).map_err(|e| invalid(field, e))?;
+    Ok(Some(currency.code().to_owned()))
 }
 
 /// A forecast bucket on the wire.
@@ -381,22 +384,5 @@ impl PipelineService {
                 None
             }
         }
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sort_keys_round_trip_through_tokens() {
-        let key = SortKey {
-            group: "USD".into(),
-            value: Decimal::new(-35_000_000, 2),
-            id: "01a2".into(),
-        };
-        assert_eq!(SortKey::from_token_text(&key.token_text()), Some(key));
-        assert_eq!(SortKey::from_token_text("junk"), None);
     }
 }

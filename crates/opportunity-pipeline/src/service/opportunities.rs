@@ -4,26 +4,25 @@
 use chrono::{DateTime, Duration, Utc};
 use contracts::pb::pipeline::v1 as pb;
 use contracts::{page, wire};
-use domain::{
-    AccountId, Currency, Decimal, OpportunityId, ProductId, Stage, SubscriptionId, TriggerId,
-};
+use domain::{AccountId, OpportunityId, Stage, SubscriptionId};
 
-use super::{SortKey, invalid, opt_text, parse_id, ratings_request, unavailable};
+use super::{currency_filter, invalid, opt_text, page_of, parse_id, ratings_request, unavailable};
 use crate::api::PipelineService;
 use crate::convert::{history_to_pb, opportunity_to_pb, parse_row};
 use crate::entity::opportunity;
 use crate::error::PipelineError;
 use crate::health::HealthError;
+use crate::model::creation::{self, CreationContext, FromTrigger};
 use crate::model::handoff::HandoffStatus;
-use crate::model::priority::{expected_value, priority_score};
+use crate::model::listing::{SortKey, in_creation_order, sort_key};
 use crate::model::qualification::{QualificationPriority, score_qualification};
 use crate::model::routing::{Route, RoutingFacts, route_opportunity};
 use crate::model::transition::{
     self, Closing, OpportunityChange, Planning, StageMove, UpdateLookups, WonFacts,
 };
-use crate::model::{NewOpportunity, Source, UpdateRequest, deal_amount, etag, rating_from_name};
+use crate::model::{NewOpportunity, UpdateRequest, etag};
 use crate::model::{OpportunityPatch, Parsed};
-use crate::store::{HandoffFilter, HistoryNote, OpportunityFilter, OpportunityWrite, to_json};
+use crate::store::{HandoffFilter, OpportunityFilter, OpportunityWrite, to_json};
 
 impl PipelineService {
     pub(crate) async fn get_opportunity_op(
@@ -41,47 +40,10 @@ impl PipelineService {
         req: &pb::ListOpportunitiesRequest,
     ) -> Result<pb::ListOpportunitiesResponse, PipelineError> {
         let size = page::page_size("page_size", req.page_size).map_err(PipelineError::from)?;
-        let mut filter = OpportunityFilter::default();
-        if !req.account_id.is_empty() {
-            filter.account_id =
-                Some(parse_id("account_id", &req.account_id, AccountId::parse)?.to_string());
-        }
-        wire::filter_values("stages", &req.stages).map_err(PipelineError::from)?;
-        for (i, s) in req.stages.iter().enumerate() {
-            if let Some(stage) =
-                wire::stage(&format!("stages[{i}]"), *s).map_err(PipelineError::from)?
-            {
-                filter.stages.push(stage);
-            }
-        }
-        filter.motion = wire::motion("motion", req.motion)
-            .map_err(PipelineError::from)?
-            .map(|m| m.as_str().to_owned());
-        filter.owner = opt_text("owner", &req.owner, wire::MAX_NAME_LEN)?;
-        filter.owner_team = opt_text("owner_team", &req.owner_team, wire::MAX_NAME_LEN)?;
-        if !req.currency_code.is_empty() {
-            filter.currency = Some(
-                Currency::parse(&req.currency_code)
-                    .map_err(|e| invalid("currency_code", e))?
-                    .code()
-                    .to_owned(),
-            );
-        }
+        let now = self.now();
+        let mut filter = self.list_filter(req, now)?;
         let sort: pb::OpportunitySortOrder =
             wire::known_enum("sort", req.sort).map_err(PipelineError::from)?;
-        let now = self.now();
-        if req.stalled_only {
-            filter.stalled_before = Some(
-                Stage::OPEN
-                    .iter()
-                    .filter_map(|s| {
-                        self.config
-                            .max_days(*s)
-                            .map(|days| (*s, now - Duration::days(days)))
-                    })
-                    .collect(),
-            );
-        }
         let fingerprint = page::fingerprint(&[
             &req.account_id,
             &format!("{:?}", req.stages),
@@ -100,68 +62,24 @@ impl PipelineService {
                 })
             })
             .transpose()?;
-        // Creation order is id order (UUIDv7): the database pages it. The
-        // value sorts rank every matching row in memory first.
-        if matches!(
-            sort,
-            pb::OpportunitySortOrder::Unspecified | pb::OpportunitySortOrder::CreateTime
-        ) {
+        if in_creation_order(sort) {
             filter.after_id = after.as_ref().map(|k| k.id.clone());
             filter.limit = Some(size + 1);
         }
         let rows = self.store.opportunities(&filter).await?;
         let today = now.date_naive();
-        let mut keyed = Vec::with_capacity(rows.len());
-        for m in rows {
-            let p = parse_row(&m)?;
-            let strategic = m
-                .strategic_value
-                .as_deref()
-                .and_then(|s| rating_from_name(&format!("RATING_{s}")));
-            let key = match sort {
-                pb::OpportunitySortOrder::Unspecified | pb::OpportunitySortOrder::CreateTime => {
-                    SortKey {
-                        group: String::new(),
-                        value: Decimal::ZERO,
-                        id: m.id.clone(),
-                    }
-                }
-                pb::OpportunitySortOrder::CloseDate => SortKey {
-                    // Deals without a close date go last.
-                    group: m
-                        .close_date
-                        .map_or_else(|| "~".to_owned(), |d| d.to_string()),
-                    value: Decimal::ZERO,
-                    id: m.id.clone(),
-                },
-                // Highest first: the value is negated so every key sorts ascending.
-                // Grouped by currency: amounts in different currencies never compare.
-                pb::OpportunitySortOrder::ExpectedValue => SortKey {
-                    group: m.currency.clone(),
-                    value: -expected_value(p.amount, p.probability).amount(),
-                    id: m.id.clone(),
-                },
-                pb::OpportunitySortOrder::Priority => SortKey {
-                    group: m.currency.clone(),
-                    value: -priority_score(p.amount, p.probability, strategic, m.close_date, today)
-                        .amount(),
-                    id: m.id.clone(),
-                },
-            };
-            keyed.push((key, m));
-        }
+        let mut keyed = rows
+            .into_iter()
+            .map(|m| Ok((sort_key(sort, &m, &parse_row(&m)?, today), m)))
+            .collect::<Result<Vec<_>, PipelineError>>()?;
         keyed.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut page_rows: Vec<(SortKey, opportunity::Model)> = keyed
+        let keyed: Vec<(SortKey, opportunity::Model)> = keyed
             .into_iter()
             .filter(|(k, _)| after.as_ref().is_none_or(|a| k > a))
             .take(usize::try_from(size + 1).unwrap_or(usize::MAX))
             .collect();
-        let more = page_rows.len() as u64 > size;
-        page_rows.truncate(usize::try_from(size).unwrap_or(usize::MAX));
-        let next_page_token = match (more, page_rows.last()) {
-            (true, Some((k, _))) => page::encode_token(&k.token_text(), fingerprint),
-            _ => String::new(),
-        };
+        let (page_rows, next_page_token) =
+            page_of(keyed, size, |(k, _)| k.token_text(), fingerprint);
         let opportunities = page_rows
             .into_iter()
             .map(|(_, m)| opportunity_to_pb(m, &self.config, now))
@@ -170,6 +88,45 @@ impl PipelineService {
             opportunities,
             next_page_token,
         })
+    }
+
+    /// The filters of a `ListOpportunities` that SQL applies; stalled only:
+    /// each open stage with a maximum, entered longer ago than it.
+    fn list_filter(
+        &self,
+        req: &pb::ListOpportunitiesRequest,
+        now: DateTime<Utc>,
+    ) -> Result<OpportunityFilter, PipelineError> {
+        let mut filter = OpportunityFilter::default();
+        if !req.account_id.is_empty() {
+            filter.account_id =
+                Some(parse_id("account_id", &req.account_id, AccountId::parse)?.to_string());
+        }
+        wire::filter_values("stages", &req.stages).map_err(PipelineError::from)?;
+        for (i, s) in req.stages.iter().enumerate() {
+            if let Some(stage) =
+                wire::stage(&format!("stages[{i}]"), *s).map_err(PipelineError::from)?
+            {
+                filter.stages.push(stage);
+            }
+        }
+        filter.motion = wire::motion("motion", req.motion).map_err(PipelineError::from)?;
+        filter.owner = opt_text("owner", &req.owner, wire::MAX_NAME_LEN)?;
+        filter.owner_team = opt_text("owner_team", &req.owner_team, wire::MAX_NAME_LEN)?;
+        filter.currency = currency_filter("currency_code", &req.currency_code)?;
+        if req.stalled_only {
+            filter.stalled_before = Some(
+                Stage::OPEN
+                    .iter()
+                    .filter_map(|s| {
+                        self.config
+                            .max_days(*s)
+                            .map(|days| (*s, now - Duration::days(days)))
+                    })
+                    .collect(),
+            );
+        }
+        Ok(filter)
     }
 
     pub(crate) async fn get_opportunity_history_op(
@@ -181,16 +138,11 @@ impl PipelineService {
         let fingerprint = page::fingerprint(&[&current.id]);
         let after = page::decode_token("page_token", &req.page_token, fingerprint)
             .map_err(PipelineError::from)?;
-        let mut rows = self
+        let rows = self
             .store
             .history(&current.id, after.as_deref(), size + 1)
             .await?;
-        let more = rows.len() as u64 > size;
-        rows.truncate(usize::try_from(size).unwrap_or(usize::MAX));
-        let next_page_token = match (more, rows.last()) {
-            (true, Some(last)) => page::encode_token(&last.id, fingerprint),
-            _ => String::new(),
-        };
+        let (rows, next_page_token) = page_of(rows, size, |h| h.id.clone(), fingerprint);
         Ok(pb::GetOpportunityHistoryResponse {
             entries: rows.into_iter().map(history_to_pb).collect(),
             next_page_token,
@@ -276,22 +228,12 @@ impl PipelineService {
         let occurred_at = super::occur_time(req.occur_time.as_ref(), self.now(), None)?;
         self.resolve_references(&mut new, "opportunity.subscription_id")
             .await?;
-        let source = new.source_product_id.map(|p| p.to_string());
-        let snapshot = self
-            .snapshot(&new.account_id.to_string(), source.as_deref())
-            .await;
-        let snapshot = snapshot.as_ref().map(to_json).transpose()?;
-        let model = self
-            .store
-            .create_opportunity(
-                &new,
-                occurred_at,
-                snapshot,
-                &[],
-                serde_json::json!({}),
-                &principal,
-            )
-            .await?;
+        let context = CreationContext {
+            occurred_at,
+            health_snapshot: self.creation_snapshot(&new).await?,
+            ..Default::default()
+        };
+        let model = self.create(&new, context, &principal).await?;
         tracing::info!(opportunity_id = %model.id, "opportunity created");
         Ok(pb::CreateOpportunityResponse {
             opportunity: Some(self.to_pb(model)?),
@@ -303,170 +245,50 @@ impl PipelineService {
         principal: String,
         req: &pb::CreateOpportunityFromTriggerRequest,
     ) -> Result<pb::CreateOpportunityFromTriggerResponse, PipelineError> {
-        let trigger_id = parse_id("trigger_id", &req.trigger_id, TriggerId::parse)?;
-        let amount = deal_amount("amount", req.amount.as_ref()).map_err(PipelineError::from)?;
-        let close_date =
-            wire::optional_date("close_date", &req.close_date).map_err(PipelineError::from)?;
-        let override_reason =
-            opt_text("override_reason", &req.override_reason, wire::MAX_NOTE_LEN)?;
-        let requested_product = if req.product_id.is_empty() {
-            None
-        } else {
-            Some(parse_id("product_id", &req.product_id, ProductId::parse)?)
-        };
-        let owner = opt_text("owner", &req.owner, wire::MAX_NAME_LEN)?;
-        let owner_team = opt_text("owner_team", &req.owner_team, wire::MAX_NAME_LEN)?;
-        let originator = opt_text("originator", &req.originator, wire::MAX_NAME_LEN)?
-            .unwrap_or_else(|| principal.clone());
-        let name = opt_text("name", &req.name, wire::MAX_NAME_LEN)?;
-        let requested_subscription = if req.subscription_id.is_empty() {
-            None
-        } else {
-            Some(parse_id(
-                "subscription_id",
-                &req.subscription_id,
-                SubscriptionId::parse,
-            )?)
-        };
-
-        let trigger = match self.health.trigger(&trigger_id.to_string()).await {
+        let request = FromTrigger::from_request(req).map_err(PipelineError::from)?;
+        let trigger_id = request.trigger_id.to_string();
+        let trigger = match self.health.trigger(&trigger_id).await {
             Ok(t) => t,
             Err(HealthError::NotFound(_)) => {
-                return Err(PipelineError::NotFound("trigger", trigger_id.to_string()));
+                return Err(PipelineError::NotFound("trigger", trigger_id));
             }
             Err(e) => return Err(unavailable(e)),
         };
-        if let Some(existing) = self
-            .store
-            .opportunity_from_trigger(&trigger_id.to_string())
-            .await?
-        {
-            return Err(PipelineError::precondition(
-                "TRIGGER_ALREADY_CONVERTED",
-                trigger_id.to_string(),
-                format!(
-                    "trigger {trigger_id} already became opportunity {}",
-                    existing.id
-                ),
-            ));
-        }
-        use crate::health::TriggerStatus as T;
-        match (trigger.status, &override_reason) {
-            (T::Ready, _) | (T::Suppressed, Some(_)) => {}
-            (T::Suppressed, None) => {
-                return Err(PipelineError::precondition(
-                    "TRIGGER_SUPPRESSED",
-                    trigger_id.to_string(),
-                    format!(
-                        "trigger {trigger_id} is SUPPRESSED ({}); pass override_reason to create from it anyway",
-                        if trigger.suppression_reason.is_empty() {
-                            "no reason given"
-                        } else {
-                            trigger.suppression_reason.as_str()
-                        }
-                    ),
-                ));
-            }
-            (status, _) => {
-                return Err(PipelineError::precondition(
-                    "TRIGGER_NOT_OPEN",
-                    trigger_id.to_string(),
-                    format!(
-                        "trigger {trigger_id} is {status:?}; only READY (or overridden SUPPRESSED) triggers become opportunities"
-                    ),
-                ));
-            }
-        }
-        let motion = trigger.motion.ok_or_else(|| {
-            PipelineError::precondition(
-                "TRIGGER_WITHOUT_MOTION",
-                trigger_id.to_string(),
-                format!("trigger {trigger_id} suggests no motion"),
-            )
-        })?;
-        let account_id = AccountId::parse(&trigger.account_id).map_err(|_| {
-            PipelineError::HealthUnavailable(format!(
-                "trigger {trigger_id} has an unreadable account id"
-            ))
-        })?;
-        let trigger_product = ProductId::parse(&trigger.product_id).ok();
-        let (product_id, source_product_id) = if motion.is_cross_sell() {
-            // The trigger fired on the product the account uses; the
-            // cross-sell sells another one, which only the caller knows.
-            let product = requested_product.ok_or_else(|| {
-                invalid(
-                    "product_id",
-                    "is required for a cross-sell trigger: the trigger's product is the one the account grows from",
-                )
-            })?;
-            (product, trigger_product)
-        } else {
-            let product = requested_product.or(trigger_product).ok_or_else(|| {
-                invalid("product_id", "is required: the trigger names no product")
-            })?;
-            (product, None)
-        };
-        let stage = Stage::Identified;
-        let new = NewOpportunity {
-            account_id,
-            product_id,
-            source_product_id,
-            name: name.unwrap_or_else(|| format!("{} from trigger", motion.as_str())),
-            motion,
-            amount,
-            stage,
-            probability: self.config.probability(stage),
-            probability_overridden: false,
-            forecast_category: pb::ForecastCategory::Pipeline,
-            close_date,
-            source: Source::Trigger(trigger_id),
-            owner: owner.or_else(|| Some(principal.clone())),
-            owner_team,
-            originator: Some(originator),
-            stakeholders: Vec::new(),
-            discovery_notes: (!trigger.reason.is_empty()).then(|| trigger.reason.clone()),
-            qualification: Default::default(),
-            strategic_value: None,
-            subscription_id: requested_subscription,
-            account_name: None,
-            product_name: None,
-        };
-        let mut new = new;
+        let existing = self.store.opportunity_from_trigger(&trigger_id).await?;
+        creation::admit_trigger(&trigger, &request, existing.as_ref())?;
+        let (mut new, mut context) =
+            creation::plan_from_trigger(&trigger, request, &principal, &self.config)?;
         self.resolve_references(&mut new, "subscription_id").await?;
-        let source = source_product_id.map(|p| p.to_string());
-        let snapshot = self
-            .snapshot(&account_id.to_string(), source.as_deref())
-            .await;
-        let snapshot = snapshot.as_ref().map(to_json).transpose()?;
-        let overridden = trigger.status == T::Suppressed;
-        let notes: Vec<HistoryNote> = if overridden {
-            vec![HistoryNote {
-                field: "trigger_override",
-                previous: Some("SUPPRESSED".to_owned()),
-                new: Some(trigger.suppression_reason.clone()),
-                reason: override_reason.clone(),
-            }]
-        } else {
-            Vec::new()
-        };
-        let model = self
-            .store
-            .create_opportunity(
-                &new,
-                None,
-                snapshot,
-                &notes,
-                serde_json::json!({
-                    "trigger_id": trigger_id.to_string(),
-                    "trigger_status": format!("{:?}", trigger.status).to_uppercase(),
-                    "override_reason": if overridden { override_reason.clone() } else { None },
-                }),
-                &principal,
-            )
-            .await?;
+        context.health_snapshot = self.creation_snapshot(&new).await?;
+        let model = self.create(&new, context, &principal).await?;
         Ok(pb::CreateOpportunityFromTriggerResponse {
             opportunity: Some(self.to_pb(model)?),
         })
+    }
+
+    /// What health says of a new opportunity's account, as the row keeps it
+    /// (best effort: `None` when health cannot answer).
+    async fn creation_snapshot(
+        &self,
+        new: &NewOpportunity,
+    ) -> Result<Option<String>, PipelineError> {
+        let source = new.source_product_id.map(|p| p.to_string());
+        let snapshot = self
+            .snapshot(&new.account_id.to_string(), source.as_deref())
+            .await;
+        snapshot.as_ref().map(to_json).transpose()
+    }
+
+    /// Plans a new opportunity and inserts it.
+    async fn create(
+        &self,
+        new: &NewOpportunity,
+        context: CreationContext,
+        principal: &str,
+    ) -> Result<opportunity::Model, PipelineError> {
+        let at = self.planning(principal, self.now());
+        let creation = creation::plan_creation(new, OpportunityId::new(), context, at)?;
+        self.store.create_opportunity(creation, principal).await
     }
 
     pub(crate) async fn update_opportunity_once(
@@ -632,7 +454,7 @@ impl PipelineService {
         let accepted = if closing.won {
             self.store
                 .handoffs(&HandoffFilter {
-                    statuses: vec![HandoffStatus::Accepted.as_str().to_owned()],
+                    statuses: vec![HandoffStatus::Accepted],
                     opportunity_id: Some(current.id.clone()),
                     limit: 1000,
                     ..Default::default()

@@ -2,21 +2,20 @@
 //! handoffs, read once, then the pure figures of `model::performance` for
 //! each row the caller may read.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-
-use chrono::{DateTime, Utc};
 use contracts::pb::pipeline::v1 as pb;
 use contracts::{Principal, page, wire};
-use domain::{DateRange, Month, Stage};
+use domain::{DateRange, Month};
 
 use super::insights::win_rate_to_pb;
-use super::invalid;
+use super::{invalid, page_of};
 use crate::api::PipelineService;
 use crate::convert::parse_row;
 use crate::error::PipelineError;
+use crate::model::forecast::StageHistory;
+use crate::model::handoff::HandoffStatus;
 use crate::model::performance::{
-    Figures, PerformanceDeal, PerformanceHandoff, Scope, figures, is_active, participants, select,
-    teams_of,
+    Figures, PerformanceDeal, PerformanceHandoff, Scope, TeamFigures, figures, participant_figures,
+    select, team_figures, teams_of,
 };
 use crate::model::whitespace::ratio_text;
 use crate::store::OpportunityFilter;
@@ -81,106 +80,87 @@ fn figures_to_pb(f: &Figures) -> pb::PerformanceFigures {
     }
 }
 
+/// A validated `GetTeamPerformance`: the period, the participant and team
+/// asked for, and the page.
+struct PerformanceQuery {
+    period: DateRange,
+    participant: Option<String>,
+    team: Option<String>,
+    size: u64,
+    fingerprint: u64,
+    after: Option<String>,
+}
+
+fn performance_query(
+    req: &pb::GetTeamPerformanceRequest,
+    today: chrono::NaiveDate,
+) -> Result<PerformanceQuery, PipelineError> {
+    let period = period_of(req, today)?;
+    let participant = wire::optional_text("participant", &req.participant, wire::MAX_NAME_LEN)
+        .map_err(PipelineError::from)?;
+    let team =
+        wire::optional_text("team", &req.team, wire::MAX_NAME_LEN).map_err(PipelineError::from)?;
+    let size = page::page_size("page_size", req.page_size).map_err(PipelineError::from)?;
+    let fingerprint = page::fingerprint(&[
+        "performance",
+        &period.start().to_string(),
+        &period.end().to_string(),
+        participant.as_deref().unwrap_or_default(),
+        team.as_deref().unwrap_or_default(),
+    ]);
+    let after = page::decode_token("page_token", &req.page_token, fingerprint)
+        .map_err(PipelineError::from)?;
+    Ok(PerformanceQuery {
+        period,
+        participant,
+        team,
+        size,
+        fingerprint,
+        after,
+    })
+}
+
+fn team_to_pb(t: TeamFigures) -> pb::TeamPerformance {
+    pb::TeamPerformance {
+        team: t.team,
+        members: t.members.into_iter().collect(),
+        figures: Some(figures_to_pb(&t.figures)),
+    }
+}
+
 impl PipelineService {
     pub(crate) async fn get_team_performance_op(
         &self,
         caller: &Principal,
         req: &pb::GetTeamPerformanceRequest,
     ) -> Result<pb::GetTeamPerformanceResponse, PipelineError> {
-        let period = period_of(req, self.now().date_naive())?;
-        let participant = wire::optional_text("participant", &req.participant, wire::MAX_NAME_LEN)
-            .map_err(PipelineError::from)?;
-        let team = wire::optional_text("team", &req.team, wire::MAX_NAME_LEN)
-            .map_err(PipelineError::from)?;
-        let size = page::page_size("page_size", req.page_size).map_err(PipelineError::from)?;
-        let start_text = period.start().to_string();
-        let end_text = period.end().to_string();
-        let fingerprint = page::fingerprint(&[
-            "performance",
-            &start_text,
-            &end_text,
-            participant.as_deref().unwrap_or_default(),
-            team.as_deref().unwrap_or_default(),
-        ]);
-        let after = page::decode_token("page_token", &req.page_token, fingerprint)
-            .map_err(PipelineError::from)?;
-
+        let q = performance_query(req, self.now().date_naive())?;
         let (deals, handoffs) = self.performance_facts().await?;
         let teams = teams_of(&deals);
-        let selection =
-            select(caller, participant.as_deref(), team.as_deref(), &teams).map_err(|r| {
-                PipelineError::Refused {
-                    reason: r.reason,
-                    message: r.message,
-                }
+        let selection = select(caller, q.participant.as_deref(), q.team.as_deref(), &teams)
+            .map_err(|r| PipelineError::Refused {
+                reason: r.reason,
+                message: r.message,
             })?;
-
-        let people: Vec<(String, Figures)> = match selection.participants {
-            // Everyone who did something in the period.
-            None => participants(&deals, &handoffs)
+        let rows: Vec<pb::ParticipantPerformance> =
+            participant_figures(&deals, &handoffs, &q.period, selection.participants)
                 .into_iter()
-                .map(|p| {
-                    let one = BTreeSet::from([p.clone()]);
-                    let f = figures(&deals, &handoffs, &period, Scope::People(&one));
-                    (p, f)
-                })
-                .filter(|(_, f)| is_active(f))
-                .collect(),
-            // Those asked for (or the caller's own), even when idle.
-            Some(names) => names
-                .into_iter()
-                .map(|p| {
-                    let one = BTreeSet::from([p.clone()]);
-                    let f = figures(&deals, &handoffs, &period, Scope::People(&one));
-                    (p, f)
-                })
-                .collect(),
-        };
-        let mut rows: Vec<pb::ParticipantPerformance> = people
-            .into_iter()
-            .filter(|(p, _)| after.as_deref().is_none_or(|a| p.as_str() > a))
-            .map(|(p, f)| pb::ParticipantPerformance {
-                team: teams.get(&p).cloned().unwrap_or_default(),
-                participant: p,
-                figures: Some(figures_to_pb(&f)),
-            })
-            .collect();
-        let more = rows.len() as u64 > size;
-        rows.truncate(usize::try_from(size).unwrap_or(usize::MAX));
-        let next_page_token = match (more, rows.last()) {
-            (true, Some(last)) => page::encode_token(&last.participant, fingerprint),
-            _ => String::new(),
-        };
-
-        let mut members: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
-        for (person, t) in &teams {
-            members
-                .entry(t.as_str())
-                .or_default()
-                .insert(person.clone());
-        }
-        let team_names: BTreeSet<String> = match selection.teams {
-            None => members.keys().map(|t| (*t).to_owned()).collect(),
-            Some(names) => names,
-        };
-        let team_rows = team_names
-            .into_iter()
-            .map(|t| {
-                let people = members.get(t.as_str()).cloned().unwrap_or_default();
-                let f = figures(&deals, &handoffs, &period, Scope::People(&people));
-                pb::TeamPerformance {
-                    team: t,
-                    members: people.into_iter().collect(),
+                .filter(|(p, _)| q.after.as_deref().is_none_or(|a| p.as_str() > a))
+                .map(|(p, f)| pb::ParticipantPerformance {
+                    team: teams.get(&p).cloned().unwrap_or_default(),
+                    participant: p,
                     figures: Some(figures_to_pb(&f)),
-                }
-            })
-            .collect();
-        let total = figures(&deals, &handoffs, &period, Scope::Everyone);
+                })
+                .collect();
+        let (participants, next_page_token) =
+            page_of(rows, q.size, |r| r.participant.clone(), q.fingerprint);
+        let team_rows = team_figures(&deals, &handoffs, &q.period, &teams, selection.teams);
+        let total = figures(&deals, &handoffs, &q.period, Scope::Everyone);
         Ok(pb::GetTeamPerformanceResponse {
-            start_date: start_text,
-            end_date: end_text,
-            participants: rows,
-            teams: team_rows,
+            start_date: q.period.start().to_string(),
+            end_date: q.period.end().to_string(),
+            participants,
+            teams: team_rows.into_iter().map(team_to_pb).collect(),
             total: Some(figures_to_pb(&total)),
             next_page_token,
         })
@@ -195,17 +175,7 @@ impl PipelineService {
             .store
             .opportunities(&OpportunityFilter::default())
             .await?;
-        let mut closed_at: HashMap<String, DateTime<Utc>> = HashMap::new();
-        for h in self.store.stage_history().await? {
-            if let Some(stage) = h.new_value.as_deref().and_then(|v| v.parse::<Stage>().ok()) {
-                if stage.is_closed() {
-                    closed_at.insert(h.opportunity_id, h.changed_at);
-                } else {
-                    // Reopened: the earlier close no longer counts.
-                    closed_at.remove(&h.opportunity_id);
-                }
-            }
-        }
+        let mut closed_at = StageHistory::from_rows(self.store.stage_history().await?).closed_at;
         let mut deals = Vec::with_capacity(rows.len());
         for m in rows {
             let p = parse_row(&m)?;
@@ -228,7 +198,7 @@ impl PipelineService {
             .await?
             .into_iter()
             .map(|h| PerformanceHandoff {
-                accepted: (h.status == crate::model::handoff::HandoffStatus::Accepted.as_str())
+                accepted: (h.status == HandoffStatus::Accepted)
                     .then(|| h.resolved_at.zip(h.accepted_owner.clone()))
                     .flatten(),
                 opportunity_id: h.opportunity_id,
