@@ -1,10 +1,10 @@
 //! Rows and views of the health service as wire messages.
 
 use chrono::{DateTime, Utc};
-use contracts::pb::common::v1::{self as common, Audit};
+use contracts::pb::common::v1::Audit;
 use contracts::pb::health::v1 as pb;
 use contracts::wire;
-use domain::{Currency, Decimal, HealthBand, Money};
+use domain::{Currency, Decimal, Money};
 
 use crate::entity::{account, health_override, health_score, product, signal, trigger};
 use crate::model::product::{
@@ -128,16 +128,6 @@ pub(crate) fn usage_to_pb(s: &signal::Model) -> pb::UsageReading {
     }
 }
 
-pub(crate) fn band_to_pb(band: Option<HealthBand>) -> i32 {
-    let band = match band {
-        None => common::HealthBand::Unspecified,
-        Some(HealthBand::Red) => common::HealthBand::Red,
-        Some(HealthBand::Yellow) => common::HealthBand::Yellow,
-        Some(HealthBand::Green) => common::HealthBand::Green,
-    };
-    band as i32
-}
-
 pub(crate) fn score_text(e2: Option<i64>) -> String {
     e2.map(|v| Decimal::new(v, 2).normalize().to_string())
         .unwrap_or_default()
@@ -175,7 +165,7 @@ pub(crate) fn score_to_pb(view: &ScoreView, bands: &Bands) -> pb::HealthScore {
         account_id: view.row.account_id.clone(),
         product_id: view.row.product_id.clone(),
         score: score_text(effective),
-        band: band_to_pb(effective.and_then(|e| bands.band_of(Decimal::new(e, 2)))),
+        band: wire::band_to_pb(effective.and_then(|e| bands.band_of(Decimal::new(e, 2)))) as i32,
         trend_vs_previous: trend(view.row.score_e2, view.previous_e2),
         trend_vs_30_days: trend(view.row.score_e2, view.month_ago_e2),
         coverage_percent: Decimal::new(view.row.coverage_e2, 2)
@@ -219,7 +209,7 @@ pub(crate) fn history_to_pb(m: health_score::Model, bands: &Bands) -> pb::Health
         account_id: m.account_id,
         product_id: m.product_id,
         score: score_text(m.score_e2),
-        band: band_to_pb(m.score_e2.and_then(|e| bands.band_of(Decimal::new(e, 2)))),
+        band: wire::band_to_pb(m.score_e2.and_then(|e| bands.band_of(Decimal::new(e, 2)))) as i32,
         coverage_percent: Decimal::new(m.coverage_e2, 2).normalize().to_string(),
         breakdown: breakdown_to_pb(&m.breakdown),
         csm_sentiment: m.csm_sentiment.unwrap_or_default(),

@@ -4,7 +4,7 @@
 //! exact field (`opportunity.amount.amount`) in its `BadRequest` violation.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use domain::{Currency, Money, Motion, Percent, Segment, Stage};
+use domain::{Currency, HealthBand, Money, Motion, Percent, Segment, Stage};
 
 use crate::error::ApiError;
 use crate::pb::common::v1 as common;
@@ -78,6 +78,23 @@ pub fn timestamp(value: DateTime<Utc>) -> prost_types::Timestamp {
         seconds: value.timestamp(),
         nanos: i32::try_from(value.timestamp_subsec_nanos()).unwrap_or(0),
     }
+}
+
+/// A wire timestamp as the instant it names; INVALID_ARGUMENT on `field`
+/// when it names none (nanos out of range, seconds beyond chrono's years).
+pub fn instant(field: &str, value: &prost_types::Timestamp) -> Result<DateTime<Utc>, ApiError> {
+    u32::try_from(value.nanos)
+        .ok()
+        .and_then(|nanos| DateTime::from_timestamp(value.seconds, nanos))
+        .ok_or_else(|| ApiError::invalid(field, "is not a valid timestamp"))
+}
+
+/// [`instant`] of an optional field: absent is `None`.
+pub fn optional_instant(
+    field: &str,
+    value: Option<&prost_types::Timestamp>,
+) -> Result<Option<DateTime<Utc>>, ApiError> {
+    value.map(|t| instant(field, t)).transpose()
 }
 
 /// A JSON object as a `google.protobuf.Struct` (non-objects are wrapped
@@ -239,6 +256,27 @@ pub fn stage_to_pb(value: Stage) -> pipeline::Stage {
     }
 }
 
+/// A health band on the wire; no band is UNSPECIFIED.
+pub fn band_to_pb(value: Option<HealthBand>) -> common::HealthBand {
+    match value {
+        None => common::HealthBand::Unspecified,
+        Some(HealthBand::Red) => common::HealthBand::Red,
+        Some(HealthBand::Yellow) => common::HealthBand::Yellow,
+        Some(HealthBand::Green) => common::HealthBand::Green,
+    }
+}
+
+/// The band a wire value names: UNSPECIFIED, or a value this build does
+/// not know, is none.
+pub fn band_from_pb(value: i32) -> Option<HealthBand> {
+    match common::HealthBand::try_from(value).ok()? {
+        common::HealthBand::Unspecified => None,
+        common::HealthBand::Red => Some(HealthBand::Red),
+        common::HealthBand::Yellow => Some(HealthBand::Yellow),
+        common::HealthBand::Green => Some(HealthBand::Green),
+    }
+}
+
 /// Checks a proto enum value is known, returning it typed.
 pub fn known_enum<E: TryFrom<i32>>(field: &str, value: i32) -> Result<E, ApiError> {
     E::try_from(value).map_err(|_| unknown_enum(field, value))
@@ -269,6 +307,34 @@ pub fn filter_values<T>(field: &str, values: &[T]) -> Result<(), ApiError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timestamp_round_trips_and_a_bad_one_names_its_field() {
+        let at = DateTime::from_timestamp(1_760_000_000, 123_000).unwrap();
+        assert_eq!(instant("t", &timestamp(at)).unwrap(), at);
+        assert_eq!(optional_instant("t", None).unwrap(), None);
+        let bad = prost_types::Timestamp {
+            seconds: 0,
+            nanos: -1,
+        };
+        match optional_instant("expire_time", Some(&bad)).unwrap_err() {
+            ApiError::InvalidArgument { violations } => {
+                assert_eq!(violations[0].field, "expire_time");
+                assert_eq!(violations[0].description, "is not a valid timestamp");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_band_round_trips_and_unspecified_is_none() {
+        for band in [HealthBand::Red, HealthBand::Yellow, HealthBand::Green] {
+            assert_eq!(band_from_pb(band_to_pb(Some(band)) as i32), Some(band));
+        }
+        assert_eq!(band_to_pb(None), common::HealthBand::Unspecified);
+        assert_eq!(band_from_pb(0), None);
+        assert_eq!(band_from_pb(99), None);
+    }
 
     #[test]
     fn repeated_filters_are_capped_on_their_field() {

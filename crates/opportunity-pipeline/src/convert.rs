@@ -6,7 +6,7 @@ use contracts::pb::common::v1 as common;
 use contracts::pb::common::v1::Audit;
 use contracts::pb::pipeline::v1 as pb;
 use contracts::wire;
-use domain::{Currency, HealthBand, Money, Motion, Percent};
+use domain::{Currency, Money, Motion, Percent};
 
 use crate::entity::{handoff, history, opportunity, wallet_estimate};
 use crate::error::PipelineError;
@@ -55,20 +55,16 @@ pub fn stakeholder_to_pb(s: Stakeholder) -> pb::Stakeholder {
     }
 }
 
-fn band_to_pb(name: Option<&str>) -> i32 {
-    match name.and_then(|n| n.parse::<HealthBand>().ok()) {
-        Some(HealthBand::Red) => common::HealthBand::Red as i32,
-        Some(HealthBand::Yellow) => common::HealthBand::Yellow as i32,
-        Some(HealthBand::Green) => common::HealthBand::Green as i32,
-        None => common::HealthBand::Unspecified as i32,
-    }
-}
-
 pub fn snapshot_to_pb(s: &HealthSnapshot) -> pb::HealthSnapshot {
     pb::HealthSnapshot {
-        account_band: band_to_pb(s.account_band.as_deref()),
+        account_band: wire::band_to_pb(s.account_band.as_deref().and_then(|name| name.parse().ok()))
+            as i32,
         account_score: s.account_score.clone().unwrap_or_default(),
-        source_product_band: band_to_pb(s.source_product_band.as_deref()),
+        source_product_band: wire::band_to_pb(
+            s.source_product_band
+                .as_deref()
+                .and_then(|name| name.parse().ok()),
+        ) as i32,
         capture_time: DateTime::<Utc>::from_timestamp_micros(s.captured_unix_micros)
             .map(wire::timestamp),
         source_product_id: s.source_product_id.clone().unwrap_or_default(),
@@ -77,7 +73,7 @@ pub fn snapshot_to_pb(s: &HealthSnapshot) -> pb::HealthSnapshot {
             .iter()
             .map(|(id, band, score)| pb::ProductBand {
                 product_id: id.clone(),
-                band: band_to_pb(band.as_deref()),
+                band: wire::band_to_pb(band.as_deref().and_then(|name| name.parse().ok())) as i32,
                 score: score.clone().unwrap_or_default(),
             })
             .collect(),

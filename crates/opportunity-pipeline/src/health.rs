@@ -10,7 +10,7 @@ use contracts::client::{AuthChannel, ClientOptions};
 use contracts::pb::common::v1 as common;
 use contracts::pb::health::v1 as pb;
 use contracts::pb::health::v1::account_health_service_client::AccountHealthServiceClient;
-use domain::{HealthBand, Money, Motion, Segment};
+use domain::{Money, Motion, Segment};
 use tonic::{Code, Status};
 
 use crate::convert::UsageReading;
@@ -216,15 +216,6 @@ impl GrpcHealthGateway {
     }
 }
 
-fn band(value: i32) -> Option<HealthBand> {
-    match common::HealthBand::try_from(value).ok()? {
-        common::HealthBand::Unspecified => None,
-        common::HealthBand::Red => Some(HealthBand::Red),
-        common::HealthBand::Yellow => Some(HealthBand::Yellow),
-        common::HealthBand::Green => Some(HealthBand::Green),
-    }
-}
-
 fn non_empty(text: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_owned())
 }
@@ -232,14 +223,17 @@ fn non_empty(text: &str) -> Option<String> {
 /// The health view of a `GetAccountHealth` answer.
 pub fn health_view(health: &pb::AccountHealth) -> HealthView {
     HealthView {
-        account_band: health.overall.as_ref().and_then(|o| band(o.band)),
+        account_band: health
+            .overall
+            .as_ref()
+            .and_then(|o| contracts::wire::band_from_pb(o.band)),
         account_score: health.overall.as_ref().and_then(|o| non_empty(&o.score)),
         products: health
             .products
             .iter()
             .map(|p| ProductHealth {
                 product_id: p.product_id.clone(),
-                band: band(p.band),
+                band: contracts::wire::band_from_pb(p.band),
                 score: non_empty(&p.score),
             })
             .collect(),

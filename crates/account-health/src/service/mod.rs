@@ -20,7 +20,6 @@ pub mod signals;
 pub mod subscriptions;
 pub mod triggers;
 
-use chrono::{DateTime, Utc};
 use contracts::pb::health::v1 as pb;
 use contracts::{ApiError, Idempotent, page, wire};
 use domain::{OpportunityId, TriggerId};
@@ -186,19 +185,6 @@ pub(crate) fn next_token<T>(
         .last()
         .map(|last| page::encode_token(&key(last), filter))
         .unwrap_or_default()
-}
-
-pub(crate) fn optional_timestamp(
-    field: &str,
-    ts: Option<&prost_types::Timestamp>,
-) -> Result<Option<DateTime<Utc>>, HealthError> {
-    ts.map(|t| {
-        u32::try_from(t.nanos)
-            .ok()
-            .and_then(|n| DateTime::from_timestamp(t.seconds, n))
-            .ok_or_else(|| invalid(field, "is not a valid timestamp"))
-    })
-    .transpose()
 }
 
 pub(crate) async fn require_account(

@@ -1,8 +1,7 @@
 //! Scorecards and health: UpsertScorecard, GetScorecard, ListScorecards, GetAccountHealth, ListAccountHealth, GetHealthHistory, OverrideHealth.
 
 use super::{
-    invalid, named, named_health, next_token, offset_of, optional_timestamp, page_start,
-    require_account, scorecard_id,
+    invalid, named, named_health, next_token, offset_of, page_start, require_account, scorecard_id,
 };
 use crate::convert::{account_health_to_pb, history_to_pb, score_to_pb};
 use crate::entity::health_override;
@@ -15,7 +14,6 @@ use contracts::page;
 use contracts::pb::common::v1 as common;
 use contracts::pb::health::v1 as pb;
 use contracts::wire;
-use domain::HealthBand;
 use domain::ProductId;
 
 pub(crate) async fn upsert_scorecard(
@@ -105,16 +103,8 @@ pub(crate) async fn list_account_health(
     let mut bands = Vec::new();
     for (i, b) in req.bands.iter().enumerate() {
         let field = format!("bands[{i}]");
-        bands.push(
-            match wire::known_enum::<common::HealthBand>(&field, *b).map_err(HealthError::from)? {
-                common::HealthBand::Unspecified => {
-                    return Err(invalid(&field, "is not a band"));
-                }
-                common::HealthBand::Red => HealthBand::Red,
-                common::HealthBand::Yellow => HealthBand::Yellow,
-                common::HealthBand::Green => HealthBand::Green,
-            },
-        );
+        wire::known_enum::<common::HealthBand>(&field, *b).map_err(HealthError::from)?;
+        bands.push(wire::band_from_pb(*b).ok_or_else(|| invalid(&field, "is not a band"))?);
     }
     let descending = match wire::known_enum::<pb::HealthSortOrder>("sort", req.sort)
         .map_err(HealthError::from)?
@@ -174,8 +164,8 @@ pub(crate) async fn get_health_history(
             .to_string()
     };
     let limit = page::page_size("page_size", req.page_size).map_err(HealthError::from)?;
-    let start = optional_timestamp("start_time", req.start_time.as_ref())?;
-    let end = optional_timestamp("end_time", req.end_time.as_ref())?;
+    let start = wire::optional_instant("start_time", req.start_time.as_ref())?;
+    let end = wire::optional_instant("end_time", req.end_time.as_ref())?;
     if let (Some(s), Some(e)) = (start, end)
         && e <= s
     {
@@ -232,7 +222,7 @@ pub(crate) async fn override_health(
     let reason =
         wire::text("reason", &req.reason, wire::MAX_NOTE_LEN).map_err(HealthError::from)?;
     let now = storage::now();
-    let expires_at = optional_timestamp("expire_time", req.expire_time.as_ref())?;
+    let expires_at = wire::optional_instant("expire_time", req.expire_time.as_ref())?;
     if expires_at.is_some_and(|t| t <= now) {
         return Err(invalid("expire_time", "must be in the future"));
     }

@@ -117,20 +117,6 @@ impl ClawbackInput {
     }
 }
 
-fn timestamp(
-    field: &str,
-    value: Option<&prost_types::Timestamp>,
-) -> Result<Option<DateTime<Utc>>, ApiError> {
-    value
-        .map(|t| {
-            u32::try_from(t.nanos)
-                .ok()
-                .and_then(|nanos| DateTime::from_timestamp(t.seconds, nanos))
-                .ok_or_else(|| ApiError::invalid(field, "is not a valid timestamp"))
-        })
-        .transpose()
-}
-
 /// A validated ListLedgerEntries request: filters, page size and the key to resume after.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListInput {
@@ -155,8 +141,8 @@ impl ListInput {
         })?;
         let kind = EntryKind::from_pb("kind", req.kind)?;
         let role = optional_role("role", req.role)?;
-        let start = timestamp("start_time", req.start_time.as_ref())?;
-        let end = timestamp("end_time", req.end_time.as_ref())?;
+        let start = wire::optional_instant("start_time", req.start_time.as_ref())?;
+        let end = wire::optional_instant("end_time", req.end_time.as_ref())?;
         if let (Some(s), Some(e)) = (start, end)
             && e < s
         {

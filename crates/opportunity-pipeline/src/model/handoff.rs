@@ -302,9 +302,7 @@ fn package_joint_call(
     time: Option<&prost_types::Timestamp>,
 ) -> Option<i64> {
     time.and_then(|t| {
-        let parsed = u32::try_from(t.nanos)
-            .ok()
-            .and_then(|nanos| DateTime::<Utc>::from_timestamp(t.seconds, nanos));
+        let parsed = contracts::wire::instant("joint_call_time", t).ok();
         if parsed.is_none() {
             v.push(FieldViolation::new(
                 format!("{field}.joint_call_time"),

@@ -24,11 +24,7 @@ pub fn occur_time(
     let Some(ts) = value else {
         return Ok(None);
     };
-    let at = u32::try_from(ts.nanos)
-        .ok()
-        .and_then(|nanos| DateTime::<Utc>::from_timestamp(ts.seconds, nanos))
-        .ok_or_else(|| ApiError::invalid(field, "is not a valid timestamp"))?
-        .trunc_subsecs(6);
+    let at = contracts::wire::instant(field, ts)?.trunc_subsecs(6);
     if at > now + CLOCK_SKEW {
         return Err(ApiError::invalid(
             field,
