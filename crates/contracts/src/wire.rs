@@ -4,7 +4,7 @@
 //! exact field (`opportunity.amount.amount`) in its `BadRequest` violation.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use domain::{Currency, HealthBand, Money, Motion, Percent, Segment, Stage};
+use domain::{Currency, DateRange, HealthBand, Money, Month, Motion, Percent, Segment, Stage};
 
 use crate::error::ApiError;
 use crate::pb::common::v1 as common;
@@ -256,6 +256,47 @@ pub fn stage_to_pb(value: Stage) -> pipeline::Stage {
     }
 }
 
+/// A report's period from a request's `month` or `start_date`/`end_date`
+/// (a range [start, end)); neither is the month containing `today`; both is
+/// INVALID_ARGUMENT, as is a period over ten years.
+pub fn period(
+    month: &str,
+    start_date: &str,
+    end_date: &str,
+    today: NaiveDate,
+) -> Result<DateRange, ApiError> {
+    let invalid = |field: &str, why: &dyn std::fmt::Display| ApiError::invalid(field, why);
+    let period = match (
+        month.is_empty(),
+        start_date.is_empty() && end_date.is_empty(),
+    ) {
+        (false, true) => Month::parse(month)
+            .map_err(|e| invalid("month", &e))?
+            .date_range(),
+        (true, false) => {
+            let start = date("start_date", start_date)?;
+            let end = date("end_date", end_date)?;
+            DateRange::new(start, end).map_err(|e| invalid("end_date", &e))?
+        }
+        (false, false) => {
+            return Err(ApiError::invalid(
+                "month",
+                "give either month or start_date/end_date, not both",
+            ));
+        }
+        (true, true) => Month::containing(today)
+            .map_err(|e| invalid("month", &e))?
+            .date_range(),
+    };
+    if period.days() > 3700 {
+        return Err(ApiError::invalid(
+            "end_date",
+            "a period may span at most ten years",
+        ));
+    }
+    Ok(period)
+}
+
 /// A health band on the wire; no band is UNSPECIFIED.
 pub fn band_to_pb(value: Option<HealthBand>) -> common::HealthBand {
     match value {
@@ -324,6 +365,32 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_period_is_a_month_a_range_or_the_current_month() {
+        let today = NaiveDate::from_ymd_opt(2026, 3, 14).unwrap();
+        let march = period("", "", "", today).unwrap();
+        assert_eq!(march, period("2026-03", "", "", today).unwrap());
+        assert_eq!(march.start(), NaiveDate::from_ymd_opt(2026, 3, 1).unwrap());
+        let range = period("", "2026-01-01", "2026-04-01", today).unwrap();
+        assert_eq!(range.days(), 90);
+        let field = |e: ApiError| match e {
+            ApiError::InvalidArgument { violations } => violations[0].field.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            field(period("2026-03", "2026-01-01", "", today).unwrap_err()),
+            "month"
+        );
+        assert_eq!(
+            field(period("", "2010-01-01", "2026-01-01", today).unwrap_err()),
+            "end_date"
+        );
+        assert_eq!(
+            field(period("", "2026-01-01", "", today).unwrap_err()),
+            "end_date"
+        );
     }
 
     #[test]

@@ -7,7 +7,6 @@ use crate::error::HealthError;
 use crate::store::Store;
 use contracts::pb::health::v1 as pb;
 use contracts::wire;
-use domain::DateRange;
 use domain::Month;
 use domain::TimeZoneName;
 
@@ -16,32 +15,9 @@ pub(crate) async fn get_revenue_metrics(
     req: &pb::GetRevenueMetricsRequest,
 ) -> Result<pb::GetRevenueMetricsResponse, HealthError> {
     let tz = TimeZoneName::parse_or_utc(&req.time_zone).map_err(|e| invalid("time_zone", e))?;
-    let period = match (
-        req.month.is_empty(),
-        req.start_date.is_empty() && req.end_date.is_empty(),
-    ) {
-        (false, true) => Month::parse(&req.month)
-            .map_err(|e| invalid("month", e))?
-            .date_range(),
-        (true, false) => {
-            let start = wire::date("start_date", &req.start_date).map_err(HealthError::from)?;
-            let end = wire::date("end_date", &req.end_date).map_err(HealthError::from)?;
-            DateRange::new(start, end).map_err(|e| invalid("end_date", e))?
-        }
-        (false, false) => {
-            return Err(invalid(
-                "month",
-                "give either month or start_date/end_date, not both",
-            ));
-        }
-        // No period: the current month where the caller is (SPEC §2 `time_zone`).
-        (true, true) => Month::containing(tz.date_of(storage::now()))
-            .map_err(|e| invalid("month", e))?
-            .date_range(),
-    };
-    if period.days() > 3700 {
-        return Err(invalid("end_date", "a period may span at most ten years"));
-    }
+    // No period: the current month where the caller is (SPEC §2 `time_zone`).
+    let today = tz.date_of(storage::now());
+    let period = wire::period(&req.month, &req.start_date, &req.end_date, today)?;
     let metrics = store.revenue_metrics(&period).await?;
     Ok(pb::GetRevenueMetricsResponse {
         start_date: wire::date_to_pb(Some(period.start())),

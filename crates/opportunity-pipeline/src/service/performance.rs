@@ -4,10 +4,10 @@
 
 use contracts::pb::pipeline::v1 as pb;
 use contracts::{Principal, page, wire};
-use domain::{DateRange, Month};
+use domain::DateRange;
 
 use super::insights::win_rate_to_pb;
-use super::{invalid, page_of};
+use super::page_of;
 use crate::api::PipelineService;
 use crate::convert::parse_row;
 use crate::error::PipelineError;
@@ -19,39 +19,6 @@ use crate::model::performance::{
 };
 use crate::model::whitespace::ratio_text;
 use crate::store::OpportunityFilter;
-
-/// The period of a request: a month, a range [start, end), or the current month.
-fn period_of(
-    req: &pb::GetTeamPerformanceRequest,
-    today: chrono::NaiveDate,
-) -> Result<DateRange, PipelineError> {
-    let period = match (
-        req.month.is_empty(),
-        req.start_date.is_empty() && req.end_date.is_empty(),
-    ) {
-        (false, true) => Month::parse(&req.month)
-            .map_err(|e| invalid("month", e))?
-            .date_range(),
-        (true, false) => {
-            let start = wire::date("start_date", &req.start_date).map_err(PipelineError::from)?;
-            let end = wire::date("end_date", &req.end_date).map_err(PipelineError::from)?;
-            DateRange::new(start, end).map_err(|e| invalid("end_date", e))?
-        }
-        (false, false) => {
-            return Err(invalid(
-                "month",
-                "give either month or start_date/end_date, not both",
-            ));
-        }
-        (true, true) => Month::containing(today)
-            .map_err(|e| invalid("month", e))?
-            .date_range(),
-    };
-    if period.days() > 3700 {
-        return Err(invalid("end_date", "a period may span at most ten years"));
-    }
-    Ok(period)
-}
 
 fn figures_to_pb(f: &Figures) -> pb::PerformanceFigures {
     pb::PerformanceFigures {
@@ -95,7 +62,7 @@ fn performance_query(
     req: &pb::GetTeamPerformanceRequest,
     today: chrono::NaiveDate,
 ) -> Result<PerformanceQuery, PipelineError> {
-    let period = period_of(req, today)?;
+    let period = wire::period(&req.month, &req.start_date, &req.end_date, today)?;
     let participant = wire::optional_text("participant", &req.participant, wire::MAX_NAME_LEN)
         .map_err(PipelineError::from)?;
     let team =
