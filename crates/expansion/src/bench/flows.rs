@@ -398,8 +398,9 @@ async fn whitespace_beside_echo(
     Ok(())
 }
 
-/// Close-won → credits in the ledger, one deal at a time under the default policy:
-/// each deal's time from the close's reply to its credits, sorted.
+/// Close-won → credits in the ledger, one deal at a time under the default policy
+/// with the deals' CSM and AE in the people directory: each deal's time from the
+/// close's reply to its credits, sorted.
 async fn close_won_to_credits(
     channel: &Channel,
     account: &str,
@@ -415,6 +416,7 @@ async fn close_won_to_credits(
             }),
         })
         .await?;
+    register_people(channel).await?;
     let mut p = OpportunityPipelineServiceClient::new(channel.clone());
     let mut c = CompensationCreditServiceClient::new(channel.clone());
     let mut delays = Vec::with_capacity(deals);
@@ -424,6 +426,30 @@ async fn close_won_to_credits(
     }
     delays.sort();
     Ok(delays)
+}
+
+/// The people directory of the credit service, as a deployment has it before
+/// its first handoff: the CSM who originates the deals and the AE who accepts
+/// them (the pipeline asks it who may accept).
+async fn register_people(channel: &Channel) -> anyhow::Result<()> {
+    let mut c = CompensationCreditServiceClient::new(channel.clone());
+    for (person, role, team) in [
+        ("carla.csm", credit::PersonRole::Csm, "customer-success"),
+        ("alex.ae", credit::PersonRole::Ae, "enterprise-sales"),
+    ] {
+        c.upsert_person(credit::UpsertPersonRequest {
+            request_id: String::new(),
+            person: Some(credit::Person {
+                person_id: person.into(),
+                display_name: person.into(),
+                role: role as i32,
+                team: team.into(),
+                ..Default::default()
+            }),
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 /// How long after now the deal's three credits show in the ledger (polled every

@@ -74,8 +74,14 @@ async fn seed_book(
 type Figures = [i64; 5];
 
 /// The month's figures by hand-written SQL, for this dataset's shape (one
-/// MRR row per subscription, none void, every account registered before
-/// its first subscription).
+/// MRR row per subscription, effective on its start date; every account
+/// registered before its first subscription), by SPEC §2's rules: a
+/// subscription is in force on day d when it started on or before d and is not
+/// cancelled on or before d (one cancelled on its start date never was, and
+/// is not the account's first); opening MRR is what is in force on the day
+/// before the period, closing MRR what is in force on its last day; a
+/// subscription starting in the period is cross-sell by the seed's rule,
+/// otherwise new.
 fn aggregate_sql(start: &str, end: &str, last_day: &str) -> String {
     format!(
         "WITH s AS (
@@ -85,12 +91,13 @@ fn aggregate_sql(start: &str, end: &str, last_day: &str) -> String {
             JOIN subscription_amendments am ON am.subscription_id = sub.id
             JOIN accounts acc ON acc.id = sub.account_id
             WHERE sub.start_date < '{end}'
+              AND (sub.cancel_date IS NULL OR sub.cancel_date > sub.start_date)
         )
         SELECT
           CAST(COALESCE(SUM(CASE WHEN start_date >= '{start}' AND reg < '{start}' AND start_date <> first_start THEN m ELSE 0 END), 0) AS BIGINT),
-          CAST(COALESCE(SUM(CASE WHEN start_date >= '{start}' AND first_start >= '{start}' AND NOT (reg < '{start}' AND start_date <> first_start) THEN m ELSE 0 END), 0) AS BIGINT),
+          CAST(COALESCE(SUM(CASE WHEN start_date >= '{start}' AND NOT (reg < '{start}' AND start_date <> first_start) THEN m ELSE 0 END), 0) AS BIGINT),
           CAST(COALESCE(SUM(CASE WHEN cancel_date >= '{start}' AND cancel_date < '{end}' THEN m ELSE 0 END), 0) AS BIGINT),
-          CAST(COALESCE(SUM(CASE WHEN start_date <= '{start}' AND (cancel_date IS NULL OR cancel_date > '{start}') THEN m ELSE 0 END), 0) AS BIGINT),
+          CAST(COALESCE(SUM(CASE WHEN start_date < '{start}' AND (cancel_date IS NULL OR cancel_date >= '{start}') THEN m ELSE 0 END), 0) AS BIGINT),
           CAST(COALESCE(SUM(CASE WHEN start_date <= '{last_day}' AND (cancel_date IS NULL OR cancel_date > '{last_day}') THEN m ELSE 0 END), 0) AS BIGINT)
         FROM s"
     )
@@ -245,6 +252,17 @@ mod tests {
         let q = aggregate_sql("2025-06-01", "2025-07-01", "2025-06-30");
         assert!(q.contains("sub.start_date < '2025-07-01'"));
         assert!(q.contains("cancel_date > '2025-06-30'"));
+    }
+
+    #[test]
+    fn the_aggregate_opens_with_the_close_of_the_day_before() {
+        let q = aggregate_sql("2025-06-01", "2025-07-01", "2025-06-30");
+        // A subscription starting on the 1st is new in the month, not opening
+        // MRR; one cancelled on the 1st was in force the day before.
+        assert!(q.contains(
+            "start_date < '2025-06-01' AND (cancel_date IS NULL OR cancel_date >= '2025-06-01')"
+        ));
+        assert!(!q.contains("start_date <= '2025-06-01'"));
     }
 
     #[test]
