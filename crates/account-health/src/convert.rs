@@ -12,7 +12,6 @@ use crate::model::product::{
 };
 use crate::model::scorecard::{Bands, MeasureResult};
 use crate::model::signal::unscale;
-use crate::model::triggers::TriggerKind;
 use crate::revenue::CurrencyMetrics;
 use crate::store::{AccountHealthView, ScoreView, SubscriptionView};
 
@@ -93,8 +92,7 @@ pub(crate) fn subscription_to_pb(view: SubscriptionView) -> pb::Subscription {
         end_date: wire::date_to_pb(m.end_date),
         quantity: m.quantity,
         quota_limit: m.quota_limit,
-        status: pb::SubscriptionStatus::from_str_name(&format!("SUBSCRIPTION_STATUS_{}", m.status))
-            .unwrap_or_default() as i32,
+        status: m.status.to_pb() as i32,
         cancel_date: wire::date_to_pb(m.cancel_date),
         cancel_reason: m.cancel_reason.unwrap_or_default(),
         source_opportunity_id: m.source_opportunity_id.unwrap_or_default(),
@@ -226,16 +224,9 @@ pub(crate) fn trigger_to_pb(t: trigger::Model) -> pb::Trigger {
         trigger_id: t.id,
         account_id: t.account_id,
         product_id: t.product_id,
-        kind: TriggerKind::parse(&t.kind)
-            .map(|k| k.to_pb() as i32)
-            .unwrap_or_default(),
-        suggested_motion: t
-            .motion
-            .parse::<domain::Motion>()
-            .map(|m| wire::motion_to_pb(m) as i32)
-            .unwrap_or_default(),
-        status: pb::TriggerStatus::from_str_name(&format!("TRIGGER_STATUS_{}", t.status))
-            .unwrap_or_default() as i32,
+        kind: t.kind.to_pb() as i32,
+        suggested_motion: wire::motion_to_pb(t.motion.into()) as i32,
+        status: t.status.to_pb() as i32,
         priority: pb::TriggerPriority::from_str_name(&format!("TRIGGER_PRIORITY_{}", t.priority))
             .unwrap_or_default() as i32,
         reason: t.reason,

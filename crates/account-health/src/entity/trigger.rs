@@ -1,8 +1,15 @@
 //! `triggers`: expansion triggers; at most one open (READY, SUPPRESSED or CONVERTED) per
-//! (account, product, kind).
+//! (account, product, kind). `kind`, `motion` and `status` are text columns read as
+//! [`TriggerKind`], [`StoredMotion`] and [`TriggerStatus`]; their values are the
+//! names rows have always held, and the conversions to the domain's [`Motion`] and
+//! the wire's enums sit beside them.
 
 use chrono::{DateTime, Utc};
+use contracts::pb::health::v1 as pb;
+use domain::Motion;
 use sea_orm::entity::prelude::*;
+
+pub use crate::model::triggers::TriggerKind;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "triggers")]
@@ -11,9 +18,9 @@ pub struct Model {
     pub id: String,
     pub account_id: String,
     pub product_id: String,
-    pub kind: String,
-    pub motion: String,
-    pub status: String,
+    pub kind: TriggerKind,
+    pub motion: StoredMotion,
+    pub status: TriggerStatus,
     pub priority: String,
     pub reason: String,
     pub suppression_reason: Option<String>,
@@ -28,3 +35,119 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// Where a trigger stands (`triggers.status`). READY / SUPPRESSED → CONVERTED (it
+/// became an opportunity) → CLOSED (that opportunity closed); READY / SUPPRESSED →
+/// CLOSED (the condition cleared). CONVERTED counts as open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum TriggerStatus {
+    #[sea_orm(string_value = "READY")]
+    Ready,
+    #[sea_orm(string_value = "SUPPRESSED")]
+    Suppressed,
+    #[sea_orm(string_value = "CONVERTED")]
+    Converted,
+    #[sea_orm(string_value = "CLOSED")]
+    Closed,
+}
+
+impl TriggerStatus {
+    /// The statuses that count as open: one per (account, product, kind).
+    pub const OPEN: [TriggerStatus; 3] = [Self::Ready, Self::Suppressed, Self::Converted];
+
+    pub fn to_pb(self) -> pb::TriggerStatus {
+        match self {
+            Self::Ready => pb::TriggerStatus::Ready,
+            Self::Suppressed => pb::TriggerStatus::Suppressed,
+            Self::Converted => pb::TriggerStatus::Converted,
+            Self::Closed => pb::TriggerStatus::Closed,
+        }
+    }
+
+    /// The status a wire filter names; `None` for `Unspecified`.
+    pub fn from_pb(status: pb::TriggerStatus) -> Option<Self> {
+        match status {
+            pb::TriggerStatus::Unspecified => None,
+            pb::TriggerStatus::Ready => Some(Self::Ready),
+            pb::TriggerStatus::Suppressed => Some(Self::Suppressed),
+            pb::TriggerStatus::Converted => Some(Self::Converted),
+            pb::TriggerStatus::Closed => Some(Self::Closed),
+        }
+    }
+}
+
+/// `triggers.motion`: the [`Motion`] a trigger suggests, by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum StoredMotion {
+    #[sea_orm(string_value = "UPSELL_TIER")]
+    UpsellTier,
+    #[sea_orm(string_value = "UPSELL_FEATURE")]
+    UpsellFeature,
+    #[sea_orm(string_value = "UPSELL_CAPACITY")]
+    UpsellCapacity,
+    #[sea_orm(string_value = "CROSS_SELL_ADJACENT")]
+    CrossSellAdjacent,
+    #[sea_orm(string_value = "CROSS_SELL_COMPLEMENTARY")]
+    CrossSellComplementary,
+    #[sea_orm(string_value = "CROSS_SELL_PLATFORM")]
+    CrossSellPlatform,
+}
+
+impl From<Motion> for StoredMotion {
+    fn from(m: Motion) -> Self {
+        match m {
+            Motion::UpsellTier => StoredMotion::UpsellTier,
+            Motion::UpsellFeature => StoredMotion::UpsellFeature,
+            Motion::UpsellCapacity => StoredMotion::UpsellCapacity,
+            Motion::CrossSellAdjacent => StoredMotion::CrossSellAdjacent,
+            Motion::CrossSellComplementary => StoredMotion::CrossSellComplementary,
+            Motion::CrossSellPlatform => StoredMotion::CrossSellPlatform,
+        }
+    }
+}
+
+impl From<StoredMotion> for Motion {
+    fn from(m: StoredMotion) -> Self {
+        match m {
+            StoredMotion::UpsellTier => Motion::UpsellTier,
+            StoredMotion::UpsellFeature => Motion::UpsellFeature,
+            StoredMotion::UpsellCapacity => Motion::UpsellCapacity,
+            StoredMotion::CrossSellAdjacent => Motion::CrossSellAdjacent,
+            StoredMotion::CrossSellComplementary => Motion::CrossSellComplementary,
+            StoredMotion::CrossSellPlatform => Motion::CrossSellPlatform,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::Iterable;
+
+    use super::*;
+
+    /// The stored text is what rows written before the enums hold: the domain's
+    /// motion names, the kinds' names and the wire statuses without their prefix.
+    #[test]
+    fn stored_values_are_the_names_rows_hold() {
+        for m in Motion::ALL {
+            assert_eq!(StoredMotion::from(*m).to_value(), m.as_str());
+            assert_eq!(Motion::from(StoredMotion::from(*m)), *m);
+        }
+        for k in TriggerKind::ALL {
+            assert_eq!(k.to_value(), k.as_str());
+            assert_eq!(TriggerKind::try_from_value(&k.to_value()).ok(), Some(k));
+        }
+        let names: Vec<String> = TriggerStatus::iter().map(|s| s.to_value()).collect();
+        assert_eq!(names, ["READY", "SUPPRESSED", "CONVERTED", "CLOSED"]);
+        for s in TriggerStatus::iter() {
+            assert_eq!(
+                format!("TRIGGER_STATUS_{}", s.to_value()),
+                s.to_pb().as_str_name()
+            );
+            assert_eq!(TriggerStatus::from_pb(s.to_pb()), Some(s));
+        }
+        assert_eq!(TriggerStatus::from_pb(pb::TriggerStatus::Unspecified), None);
+    }
+}

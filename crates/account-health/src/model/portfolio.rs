@@ -13,8 +13,7 @@ use super::subscription::{Cancellation, SubscriptionInput, SubscriptionKey, mrr_
 use crate::entity::{product, subscription};
 use crate::error::HealthError;
 
-pub const ACTIVE: &str = "ACTIVE";
-pub const CANCELLED: &str = "CANCELLED";
+pub use crate::entity::subscription::SubscriptionStatus;
 
 /// A subscription with its MRR history, oldest amendment first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,7 +211,7 @@ fn upserted_row(
         end_date: input.end_date,
         quantity: input.quantity,
         quota_limit: input.quota_limit,
-        status: ACTIVE.to_owned(),
+        status: SubscriptionStatus::Active,
         cancel_date: None,
         cancel_reason: None,
         source_opportunity_id,
@@ -307,7 +306,7 @@ pub fn plan_cancellation(
     principal: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<CancelPlan>, HealthError> {
-    if current.status == CANCELLED {
+    if current.status == SubscriptionStatus::Cancelled {
         if current.cancel_date != Some(cancel.cancel_date) {
             return Err(HealthError::AlreadyCancelled(
                 current.id.clone(),
@@ -334,7 +333,7 @@ pub fn plan_cancellation(
     let currency = domain::Currency::parse(&current.currency)
         .map_err(|e| HealthError::Corrupt(e.to_string()))?;
     let mut row = current.clone();
-    row.status = CANCELLED.to_owned();
+    row.status = SubscriptionStatus::Cancelled;
     row.cancel_date = Some(cancel.cancel_date);
     row.cancel_reason = Some(cancel.reason.clone());
     row.updated_at = now;
@@ -447,7 +446,7 @@ mod tests {
     fn a_new_subscription_is_active_with_its_first_mrr_from_the_start() {
         let (input, write) = created();
         assert!(write.created);
-        assert_eq!(write.view.row.status, ACTIVE);
+        assert_eq!(write.view.row.status, SubscriptionStatus::Active);
         assert_eq!(write.view.amendments, [(date("2026-01-01"), 20_000)]);
         assert_eq!(write.dirty_account, input.account_id.to_string());
         assert_eq!(write.event.event_type, "health.subscription.created");
@@ -560,7 +559,7 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(plan.row.status, CANCELLED);
+        assert_eq!(plan.row.status, SubscriptionStatus::Cancelled);
         assert_eq!(plan.row.cancel_date, Some(date("2026-06-30")));
         assert_eq!(plan.event.data["mrr"], "250.00");
         assert_eq!(plan.event.data["upsell_opportunity_ids"][0], "o1");
@@ -571,7 +570,7 @@ mod tests {
     fn cancelling_again_on_the_same_date_is_a_no_op_and_on_another_refused() {
         let (_, write) = created();
         let mut cancelled = write.view.row.clone();
-        cancelled.status = CANCELLED.into();
+        cancelled.status = SubscriptionStatus::Cancelled;
         cancelled.cancel_date = Some(date("2026-06-30"));
         let same = plan_cancellation(
             &cancelled,

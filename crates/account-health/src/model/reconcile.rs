@@ -9,9 +9,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 use domain::{HealthBand, TriggerId};
+use sea_orm::ActiveEnum;
 use storage::events::NewEvent;
 
-use super::triggers::{CLOSED, CONVERTED, Candidate, READY, SUPPRESSED, suppression};
+use super::triggers::{Candidate, TriggerStatus, suppression};
 use crate::entity::trigger;
 
 /// A trigger the rules call for, with why it is suppressed (`None`: READY).
@@ -68,12 +69,16 @@ pub fn plan_reconciliation(
     now: DateTime<Utc>,
 ) -> TriggerPlan {
     let mut plan = TriggerPlan::default();
-    for t in stored.open.iter().filter(|t| t.status != CONVERTED) {
+    for t in stored
+        .open
+        .iter()
+        .filter(|t| t.status != TriggerStatus::Converted)
+    {
         let still = wanted.iter().find(|(c, _)| same_target(t, c));
         match still {
             None => {
                 let mut closed = t.clone();
-                closed.status = CLOSED.to_owned();
+                closed.status = TriggerStatus::Closed;
                 closed.closed_at = Some(now);
                 closed.updated_at = now;
                 plan.events
@@ -107,18 +112,18 @@ pub fn plan_reconciliation(
 }
 
 fn same_target(t: &trigger::Model, c: &Candidate) -> bool {
-    t.kind == c.kind.as_str() && t.product_id == c.product_id.as_deref().unwrap_or_default()
+    t.kind == c.kind && t.product_id == c.product_id.as_deref().unwrap_or_default()
 }
 
 fn priority(c: &Candidate) -> &'static str {
     if c.high_priority { "HIGH" } else { "NORMAL" }
 }
 
-fn status_of(suppressed: &Option<String>) -> &'static str {
+fn status_of(suppressed: &Option<String>) -> TriggerStatus {
     if suppressed.is_some() {
-        SUPPRESSED
+        TriggerStatus::Suppressed
     } else {
-        READY
+        TriggerStatus::Ready
     }
 }
 
@@ -139,13 +144,13 @@ fn restated(
         return None;
     }
     let mut updated = t.clone();
-    updated.status = status.to_owned();
+    updated.status = status;
     updated.priority = priority(c).to_owned();
     updated.reason = c.reason.clone();
     updated.suppression_reason = suppressed.clone();
     updated.updated_at = now;
     let event = (t.status != status).then(|| {
-        let event_type = if status == READY {
+        let event_type = if status == TriggerStatus::Ready {
             "health.trigger.ready"
         } else {
             "health.trigger.suppressed"
@@ -165,9 +170,9 @@ fn fired(
         id: TriggerId::new().to_string(),
         account_id: account_id.to_owned(),
         product_id: c.product_id.clone().unwrap_or_default(),
-        kind: c.kind.as_str().to_owned(),
-        motion: c.kind.motion().as_str().to_owned(),
-        status: status_of(&suppressed).to_owned(),
+        kind: c.kind,
+        motion: c.kind.motion().into(),
+        status: status_of(&suppressed),
         priority: priority(c).to_owned(),
         reason: c.reason.clone(),
         suppression_reason: suppressed,
@@ -187,9 +192,9 @@ pub fn trigger_event(event_type: &'static str, t: &trigger::Model) -> NewEvent {
             "trigger_id": t.id,
             "account_id": t.account_id,
             "product_id": t.product_id,
-            "kind": t.kind,
-            "motion": t.motion,
-            "status": t.status,
+            "kind": t.kind.to_value(),
+            "motion": t.motion.to_value(),
+            "status": t.status.to_value(),
             "priority": t.priority,
             "reason": t.reason,
             "suppression_reason": t.suppression_reason,
@@ -219,9 +224,9 @@ mod tests {
         }
     }
 
-    fn stored(status: &str) -> trigger::Model {
+    fn stored(status: TriggerStatus) -> trigger::Model {
         let mut t = fired("a1", &usage(false), None, now() - Duration::days(3));
-        t.status = status.to_owned();
+        t.status = status;
         t
     }
 
@@ -248,8 +253,8 @@ mod tests {
         assert_eq!(types(&plan), ["health.trigger.fired"]);
         let t = &plan.inserts[0];
         assert_eq!(
-            (t.status.as_str(), t.motion.as_str(), t.product_id.as_str()),
-            (READY, "UPSELL_CAPACITY", "p")
+            (t.status, t.motion.to_value(), t.product_id.as_str()),
+            (TriggerStatus::Ready, "UPSELL_CAPACITY".to_owned(), "p")
         );
         assert_eq!(plan.events[0].data["trigger_id"], t.id.as_str());
     }
@@ -258,30 +263,30 @@ mod tests {
     fn a_suppressed_condition_fires_suppressed_with_the_reason() {
         let why = Some("the account is RED".to_owned());
         let plan = reconcile(&[], &[], vec![(usage(false), why.clone())]);
-        assert_eq!(plan.inserts[0].status, SUPPRESSED);
+        assert_eq!(plan.inserts[0].status, TriggerStatus::Suppressed);
         assert_eq!(plan.inserts[0].suppression_reason, why);
     }
 
     #[test]
     fn an_open_trigger_still_called_for_is_kept_as_it_is() {
-        let open = [stored(READY)];
+        let open = [stored(TriggerStatus::Ready)];
         let plan = reconcile(&open, &[], vec![(usage(false), None)]);
         assert_eq!(plan, TriggerPlan::default());
     }
 
     #[test]
     fn a_cleared_condition_closes_the_trigger() {
-        let open = [stored(READY)];
+        let open = [stored(TriggerStatus::Ready)];
         let plan = reconcile(&open, &[], vec![]);
         assert_eq!(types(&plan), ["health.trigger.closed"]);
-        assert_eq!(plan.updates[0].status, CLOSED);
+        assert_eq!(plan.updates[0].status, TriggerStatus::Closed);
         assert_eq!(plan.updates[0].closed_at, Some(now()));
         assert!(plan.inserts.is_empty());
     }
 
     #[test]
     fn a_closed_trigger_is_not_reopened_by_the_same_signal_within_the_cooldown() {
-        let mut closed = stored(CLOSED);
+        let mut closed = stored(TriggerStatus::Closed);
         closed.closed_at = Some(now() - Duration::days(2));
         let plan = reconcile(
             &[],
@@ -297,7 +302,7 @@ mod tests {
 
     #[test]
     fn a_converted_trigger_is_left_to_its_opportunity() {
-        let open = [stored(CONVERTED)];
+        let open = [stored(TriggerStatus::Converted)];
         assert_eq!(reconcile(&open, &[], vec![]), TriggerPlan::default());
         assert_eq!(
             reconcile(&open, &[], vec![(usage(true), None)]),
@@ -307,7 +312,7 @@ mod tests {
 
     #[test]
     fn a_status_change_is_an_event_and_a_new_priority_only_an_update() {
-        let open = [stored(READY)];
+        let open = [stored(TriggerStatus::Ready)];
         let red = Some("the account is RED".to_owned());
         let plan = reconcile(&open, &[], vec![(usage(false), red)]);
         assert_eq!(types(&plan), ["health.trigger.suppressed"]);
@@ -315,7 +320,7 @@ mod tests {
         let plan = reconcile(&open, &[], vec![(usage(true), None)]);
         assert!(plan.events.is_empty());
         assert_eq!(plan.updates[0].priority, "HIGH");
-        let suppressed = [stored(SUPPRESSED)];
+        let suppressed = [stored(TriggerStatus::Suppressed)];
         let plan = reconcile(&suppressed, &[], vec![(usage(false), None)]);
         assert_eq!(types(&plan), ["health.trigger.ready"]);
     }

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use contracts::pb::health::v1 as pb;
 use domain::{Decimal, HealthBand, Motion};
+use sea_orm::sea_query::StringLen;
+use sea_orm::{DeriveActiveEnum, EnumIter};
 
 use super::signal::SignalKind;
 
@@ -41,17 +43,29 @@ impl Default for TriggerConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// The moment of need a trigger names; stored as its name in `triggers.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
 pub enum TriggerKind {
+    #[sea_orm(string_value = "USAGE_CAPACITY")]
     UsageCapacity,
+    #[sea_orm(string_value = "PREMIUM_WORKAROUND")]
     PremiumWorkaround,
+    #[sea_orm(string_value = "DATA_EXPORT")]
     DataExport,
+    #[sea_orm(string_value = "VALUE_MILESTONE")]
     ValueMilestone,
+    #[sea_orm(string_value = "RENEWAL_WINDOW")]
     RenewalWindow,
+    #[sea_orm(string_value = "FISCAL_YEAR_WINDOW")]
     FiscalYearWindow,
+    #[sea_orm(string_value = "FEATURE_REQUEST")]
     FeatureRequest,
+    #[sea_orm(string_value = "UPGRADE_INTEREST")]
     UpgradeInterest,
+    #[sea_orm(string_value = "POWER_USERS")]
     PowerUsers,
+    #[sea_orm(string_value = "ORG_INITIATIVE")]
     OrgInitiative,
 }
 
@@ -380,14 +394,10 @@ pub fn suppression(
 }
 
 // ---------------------------------------------------------------------------------------
-// Lifecycle: READY / SUPPRESSED → CONVERTED (it became an opportunity) → CLOSED (that
-// opportunity closed); READY / SUPPRESSED → CLOSED (the condition cleared). CONVERTED
-// counts as open: no trigger of its (account, product, kind) fires while it is.
+// Lifecycle (see [`TriggerStatus`]): CONVERTED counts as open, so no trigger of its
+// (account, product, kind) fires while it is.
 
-pub const READY: &str = "READY";
-pub const SUPPRESSED: &str = "SUPPRESSED";
-pub const CONVERTED: &str = "CONVERTED";
-pub const CLOSED: &str = "CLOSED";
+pub use crate::entity::trigger::TriggerStatus;
 
 /// What a conversion or a close does to a stored trigger.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -396,7 +406,7 @@ pub enum LifecycleStep {
     Unchanged,
     /// Write this status and opportunity; `closes` stamps the close time.
     Write {
-        status: &'static str,
+        status: TriggerStatus,
         opportunity_id: Option<String>,
         closes: bool,
     },
@@ -417,7 +427,7 @@ pub enum LifecycleRefusal {
 /// repeat changes nothing; another opportunity is refused.
 pub fn plan_conversion(
     trigger: &str,
-    status: &str,
+    status: TriggerStatus,
     current: Option<&str>,
     opportunity: &str,
 ) -> Result<LifecycleStep, LifecycleRefusal> {
@@ -427,13 +437,13 @@ pub fn plan_conversion(
             trigger: trigger.to_owned(),
             opportunity: existing.to_owned(),
         }),
-        None if status == CLOSED => Ok(LifecycleStep::Write {
-            status: CLOSED,
+        None if status == TriggerStatus::Closed => Ok(LifecycleStep::Write {
+            status: TriggerStatus::Closed,
             opportunity_id: Some(opportunity.to_owned()),
             closes: false,
         }),
         None => Ok(LifecycleStep::Write {
-            status: CONVERTED,
+            status: TriggerStatus::Converted,
             opportunity_id: Some(opportunity.to_owned()),
             closes: false,
         }),
@@ -444,14 +454,14 @@ pub fn plan_conversion(
 /// closed); an open one whatever is named (it is dismissed); a closed one is unchanged.
 pub fn plan_close(
     trigger: &str,
-    status: &str,
+    status: TriggerStatus,
     current: Option<&str>,
     opportunity: Option<&str>,
 ) -> Result<LifecycleStep, LifecycleRefusal> {
-    if status == CLOSED {
+    if status == TriggerStatus::Closed {
         return Ok(LifecycleStep::Unchanged);
     }
-    if status == CONVERTED
+    if status == TriggerStatus::Converted
         && let (Some(existing), Some(named)) = (current, opportunity)
         && existing != named
     {
@@ -461,7 +471,7 @@ pub fn plan_close(
         });
     }
     Ok(LifecycleStep::Write {
-        status: CLOSED,
+        status: TriggerStatus::Closed,
         opportunity_id: current.map(str::to_owned),
         closes: true,
     })
@@ -474,41 +484,44 @@ mod tests {
     fn a_trigger_converts_once_and_closes_with_its_opportunity() {
         let convert = |status, current| plan_conversion("t1", status, current, "o1");
         assert_eq!(
-            convert(READY, None),
+            convert(TriggerStatus::Ready, None),
             Ok(LifecycleStep::Write {
-                status: CONVERTED,
+                status: TriggerStatus::Converted,
                 opportunity_id: Some("o1".into()),
                 closes: false
             })
         );
-        assert_eq!(convert(CONVERTED, Some("o1")), Ok(LifecycleStep::Unchanged));
-        assert!(convert(CONVERTED, Some("o2")).is_err());
+        assert_eq!(
+            convert(TriggerStatus::Converted, Some("o1")),
+            Ok(LifecycleStep::Unchanged)
+        );
+        assert!(convert(TriggerStatus::Converted, Some("o2")).is_err());
         // Auto-closed before the conversion arrived: it stays closed, naming the deal.
         assert_eq!(
-            convert(CLOSED, None),
+            convert(TriggerStatus::Closed, None),
             Ok(LifecycleStep::Write {
-                status: CLOSED,
+                status: TriggerStatus::Closed,
                 opportunity_id: Some("o1".into()),
                 closes: false
             })
         );
         assert_eq!(
-            plan_close("t1", CONVERTED, Some("o1"), Some("o1")),
+            plan_close("t1", TriggerStatus::Converted, Some("o1"), Some("o1")),
             Ok(LifecycleStep::Write {
-                status: CLOSED,
+                status: TriggerStatus::Closed,
                 opportunity_id: Some("o1".into()),
                 closes: true
             })
         );
-        assert!(plan_close("t1", CONVERTED, Some("o1"), Some("o2")).is_err());
+        assert!(plan_close("t1", TriggerStatus::Converted, Some("o1"), Some("o2")).is_err());
         assert_eq!(
-            plan_close("t1", CLOSED, Some("o1"), Some("o1")),
+            plan_close("t1", TriggerStatus::Closed, Some("o1"), Some("o1")),
             Ok(LifecycleStep::Unchanged)
         );
         assert_eq!(
-            plan_close("t1", READY, None, None),
+            plan_close("t1", TriggerStatus::Ready, None, None),
             Ok(LifecycleStep::Write {
-                status: CLOSED,
+                status: TriggerStatus::Closed,
                 opportunity_id: None,
                 closes: true
             })

@@ -13,7 +13,7 @@ use domain::{AccountId, Money, OpportunityId, ProductId, SubscriptionId};
 
 use storage::events::NewEvent;
 
-use super::portfolio::{Amendment, CANCELLED, SubscriptionView, amended};
+use super::portfolio::{Amendment, SubscriptionStatus, SubscriptionView, amended};
 use super::subscription::mrr_on;
 use crate::entity::{subscription, upsell};
 use crate::error::HealthError;
@@ -177,7 +177,9 @@ pub fn plan_upsell_booking(
             currency: r.currency.clone(),
             tier: r.tier.clone(),
             start_date: r.start_date,
-            cancel_date: r.cancel_date.filter(|_| r.status == CANCELLED),
+            cancel_date: r
+                .cancel_date
+                .filter(|_| r.status == SubscriptionStatus::Cancelled),
             amendments: histories.remove(&r.id).unwrap_or_default(),
         })
         .collect();
@@ -377,7 +379,7 @@ mod tests {
             end_date: None,
             quantity: 1,
             quota_limit: 0,
-            status: "ACTIVE".into(),
+            status: SubscriptionStatus::Active,
             cancel_date: None,
             cancel_reason: None,
             source_opportunity_id: None,

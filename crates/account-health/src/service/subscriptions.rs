@@ -4,6 +4,7 @@ use super::{invalid, named, next_token, one_named, page_start};
 use crate::convert::{subscription_to_pb, usage_to_pb};
 use crate::error::HealthError;
 use crate::model::optional_account_id;
+use crate::model::portfolio::SubscriptionStatus;
 use crate::model::subscription::Cancellation;
 use crate::model::subscription::SubscriptionInput;
 use crate::model::upsell::UpsellInput;
@@ -62,13 +63,10 @@ pub(crate) async fn list_subscriptions(
     } else {
         Some(ProductId::parse(&req.product_id).map_err(|e| invalid("product_id", e))?)
     };
-    let status = match wire::known_enum::<pb::SubscriptionStatus>("status", req.status)
-        .map_err(HealthError::from)?
-    {
-        pb::SubscriptionStatus::Unspecified => None,
-        pb::SubscriptionStatus::Active => Some("ACTIVE"),
-        pb::SubscriptionStatus::Cancelled => Some("CANCELLED"),
-    };
+    let status = SubscriptionStatus::from_pb(
+        wire::known_enum::<pb::SubscriptionStatus>("status", req.status)
+            .map_err(HealthError::from)?,
+    );
     let filter = page::fingerprint(&[&req.account_id, &req.product_id, &req.status.to_string()]);
     let after = page_start(&req.page_token, filter)?;
     let (account, product) = (

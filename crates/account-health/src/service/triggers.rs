@@ -4,7 +4,7 @@ use super::{invalid, named, next_token, one_named, page_start, trigger_step_ids}
 use crate::convert::trigger_to_pb;
 use crate::error::HealthError;
 use crate::model::optional_account_id;
-use crate::model::triggers::TriggerKind;
+use crate::model::triggers::{TriggerKind, TriggerStatus};
 use crate::store::Store;
 use contracts::page;
 use contracts::pb::health::v1 as pb;
@@ -22,21 +22,16 @@ pub(crate) async fn list_triggers(
     for (i, s) in req.statuses.iter().enumerate() {
         let field = format!("statuses[{i}]");
         statuses.push(
-            match wire::known_enum::<pb::TriggerStatus>(&field, *s).map_err(HealthError::from)? {
-                pb::TriggerStatus::Unspecified => {
-                    return Err(invalid(&field, "is not a status"));
-                }
-                pb::TriggerStatus::Ready => "READY",
-                pb::TriggerStatus::Suppressed => "SUPPRESSED",
-                pb::TriggerStatus::Closed => "CLOSED",
-                pb::TriggerStatus::Converted => "CONVERTED",
-            },
+            TriggerStatus::from_pb(
+                wire::known_enum::<pb::TriggerStatus>(&field, *s).map_err(HealthError::from)?,
+            )
+            .ok_or_else(|| invalid(&field, "is not a status"))?,
         );
     }
     let kind =
         match wire::known_enum::<pb::TriggerKind>("kind", req.kind).map_err(HealthError::from)? {
             pb::TriggerKind::Unspecified => None,
-            other => TriggerKind::from_pb(other).map(TriggerKind::as_str),
+            other => TriggerKind::from_pb(other),
         };
     let filter = page::fingerprint(&[
         &req.account_id,

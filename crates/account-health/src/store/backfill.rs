@@ -17,7 +17,7 @@ use sea_orm::{
 
 use super::Store;
 use super::health::e2;
-use super::portfolio::{ACTIVE, CANCELLED};
+use super::portfolio::SubscriptionStatus;
 use crate::entity::{health_score, signal, subscription};
 use crate::error::HealthError;
 use crate::model::backfill::{PastPoint, PastSignals, PastTerm, StoredSignal, past_points};
@@ -97,12 +97,9 @@ impl Store {
         Ok(subs
             .into_iter()
             .filter_map(|s| {
-                let ends = if s.status == ACTIVE {
-                    None
-                } else if s.status == CANCELLED {
-                    Some(s.cancel_date?)
-                } else {
-                    return None;
+                let ends = match s.status {
+                    SubscriptionStatus::Active => None,
+                    SubscriptionStatus::Cancelled => Some(s.cancel_date?),
                 };
                 Some(PastTerm {
                     product_id: s.product_id,

@@ -14,7 +14,7 @@ use sea_orm::{
 use storage::events::NewEvent;
 
 use super::Store;
-use super::portfolio::{ACTIVE, CANCELLED};
+use super::portfolio::SubscriptionStatus;
 use crate::entity::{
     account, dirty, health_current, health_override, health_score, product, scorecard, signal,
     subscription,
@@ -955,8 +955,9 @@ async fn subscriptions_in_force<C: ConnectionTrait>(
         .await?
         .into_iter()
         .filter(|s| {
-            s.status == ACTIVE
-                || (s.status == CANCELLED && s.cancel_date.is_some_and(|d| d > today))
+            s.status == SubscriptionStatus::Active
+                || (s.status == SubscriptionStatus::Cancelled
+                    && s.cancel_date.is_some_and(|d| d > today))
         })
         .collect())
 }

@@ -21,7 +21,7 @@ use crate::model::product::ProductInput;
 use crate::model::subscription::{Cancellation, SubscriptionInput, SubscriptionKey};
 use crate::model::upsell::{UpsellInput, plan_upsell_booking};
 
-pub use crate::model::portfolio::{ACTIVE, CANCELLED, SubscriptionView};
+pub use crate::model::portfolio::{SubscriptionStatus, SubscriptionView};
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, HealthError> {
     serde_json::to_string(value).map_err(|e| HealthError::Corrupt(e.to_string()))
@@ -376,7 +376,7 @@ impl Store {
         &self,
         account_id: Option<&str>,
         product_id: Option<&str>,
-        status: Option<&str>,
+        status: Option<SubscriptionStatus>,
         after: Option<&str>,
         limit: u64,
     ) -> Result<Vec<SubscriptionView>, HealthError> {

@@ -9,6 +9,7 @@ use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySel
 use tokio_stream::{Stream, StreamExt};
 
 use super::Store;
+use super::portfolio::SubscriptionStatus;
 use crate::cohort::{CohortRevenue, Grain, Period, cohort_revenue};
 use crate::entity::{account, amendment, subscription};
 use crate::error::HealthError;
@@ -21,7 +22,7 @@ type SubscriptionRow = (
     String,
     NaiveDate,
     Option<NaiveDate>,
-    String,
+    SubscriptionStatus,
 );
 
 /// (subscription id, effective date, MRR in minor units).
@@ -206,7 +207,7 @@ fn subscription_facts(
         product_id,
         currency,
         start_date,
-        cancel_date: if status == super::portfolio::CANCELLED {
+        cancel_date: if status == SubscriptionStatus::Cancelled {
             cancel_date
         } else {
             None

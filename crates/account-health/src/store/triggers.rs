@@ -14,9 +14,9 @@ use super::Store;
 use crate::entity::trigger;
 use crate::error::HealthError;
 use crate::model::reconcile::{StoredTriggers, Wanted, plan_reconciliation, trigger_event};
-use crate::model::triggers::{LifecycleStep, plan_close, plan_conversion};
-
-pub use crate::model::triggers::{CONVERTED, READY, SUPPRESSED};
+use crate::model::triggers::{
+    LifecycleStep, TriggerKind, TriggerStatus, plan_close, plan_conversion,
+};
 
 impl Store {
     /// Writes what [`plan_reconciliation`] makes of the account's stored
@@ -30,7 +30,7 @@ impl Store {
     ) -> Result<Vec<NewEvent>, HealthError> {
         let open = trigger::Entity::find()
             .filter(trigger::Column::AccountId.eq(account_id))
-            .filter(trigger::Column::Status.is_in([READY, SUPPRESSED, CONVERTED]))
+            .filter(trigger::Column::Status.is_in(TriggerStatus::OPEN))
             .all(txn)
             .await?;
         let cooldown = Duration::days(self.triggers.cooldown_days);
@@ -67,12 +67,7 @@ impl Store {
         opportunity_id: &str,
     ) -> Result<trigger::Model, HealthError> {
         self.trigger_step(id, |t| {
-            plan_conversion(
-                &t.id,
-                &t.status,
-                t.opportunity_id.as_deref(),
-                opportunity_id,
-            )
+            plan_conversion(&t.id, t.status, t.opportunity_id.as_deref(), opportunity_id)
         })
         .await
     }
@@ -84,12 +79,7 @@ impl Store {
         opportunity_id: Option<&str>,
     ) -> Result<trigger::Model, HealthError> {
         self.trigger_step(id, |t| {
-            plan_close(
-                &t.id,
-                &t.status,
-                t.opportunity_id.as_deref(),
-                opportunity_id,
-            )
+            plan_close(&t.id, t.status, t.opportunity_id.as_deref(), opportunity_id)
         })
         .await
     }
@@ -117,14 +107,14 @@ impl Store {
         };
         let now = storage::now();
         let mut row: trigger::ActiveModel = current.into();
-        row.status = Set(status.to_owned());
+        row.status = Set(status);
         row.opportunity_id = Set(opportunity_id);
         row.updated_at = Set(now);
         if closes {
             row.closed_at = Set(Some(now));
         }
         let updated = row.update(&txn).await?;
-        let event = if status == CONVERTED {
+        let event = if status == TriggerStatus::Converted {
             "health.trigger.converted"
         } else {
             "health.trigger.closed"
@@ -155,8 +145,8 @@ impl Store {
     pub async fn list_triggers(
         &self,
         account_id: Option<&str>,
-        statuses: &[&'static str],
-        kind: Option<&str>,
+        statuses: &[TriggerStatus],
+        kind: Option<TriggerKind>,
         before: Option<&str>,
         limit: u64,
     ) -> Result<Vec<trigger::Model>, HealthError> {

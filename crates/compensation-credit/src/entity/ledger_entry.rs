@@ -1,16 +1,19 @@
 //! `credit_ledger_entries`: the append-only credit ledger. Amounts are signed
 //! minor units beside the currency code. `hold_until` is fixed at insert;
 //! whether an entry is released is derived from it and `credit_releases`.
+//! `kind` is a text column read as the model's [`EntryKind`].
 
 use chrono::{DateTime, Utc};
 use sea_orm::entity::prelude::*;
+
+pub use crate::model::ledger::EntryKind;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "credit_ledger_entries")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub entry_id: String,
-    pub kind: String,
+    pub kind: EntryKind,
     pub deal_id: String,
     pub participant_id: String,
     pub role: String,
@@ -31,3 +34,22 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::Iterable;
+
+    use super::*;
+
+    /// The stored text is the kind's name, as rows written before the enum
+    /// hold it, and it reads back as the same kind.
+    #[test]
+    fn stored_values_are_the_kind_names() {
+        let names: Vec<String> = EntryKind::iter().map(|k| k.to_value()).collect();
+        assert_eq!(names, ["CREDIT", "CLAWBACK", "ADJUSTMENT"]);
+        for k in EntryKind::iter() {
+            assert_eq!(k.to_value(), k.as_str());
+            assert_eq!(EntryKind::try_from_value(&k.to_value()).ok(), Some(k));
+        }
+    }
+}

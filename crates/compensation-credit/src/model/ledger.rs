@@ -16,14 +16,20 @@ use chrono::{DateTime, NaiveDate, Utc};
 use contracts::pb::credit::v1 as pb;
 use contracts::{ApiError, wire};
 use domain::{CreditRole, LedgerEntryId};
+use sea_orm::sea_query::StringLen;
+use sea_orm::{DeriveActiveEnum, EnumIter};
 
 use super::deal::PlannedCredit;
 
-/// What an entry records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// What an entry records; stored as its name in `credit_ledger_entries.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
 pub enum EntryKind {
+    #[sea_orm(string_value = "CREDIT")]
     Credit,
+    #[sea_orm(string_value = "CLAWBACK")]
     Clawback,
+    #[sea_orm(string_value = "ADJUSTMENT")]
     Adjustment,
 }
 
@@ -33,15 +39,6 @@ impl EntryKind {
             EntryKind::Credit => "CREDIT",
             EntryKind::Clawback => "CLAWBACK",
             EntryKind::Adjustment => "ADJUSTMENT",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<EntryKind> {
-        match text {
-            "CREDIT" => Some(EntryKind::Credit),
-            "CLAWBACK" => Some(EntryKind::Clawback),
-            "ADJUSTMENT" => Some(EntryKind::Adjustment),
-            _ => None,
         }
     }
 

@@ -241,7 +241,7 @@ impl Store {
             cond = cond.add(C::DealId.eq(d.as_str()));
         }
         if let Some(k) = filter.kind {
-            cond = cond.add(C::Kind.eq(k.as_str()));
+            cond = cond.add(C::Kind.eq(k));
         }
         if let Some(r) = filter.role {
             cond = cond.add(C::Role.eq(r.as_str()));

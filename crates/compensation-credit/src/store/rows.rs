@@ -15,7 +15,7 @@ use crate::entity::{
 };
 use crate::error::CreditError;
 use crate::model::deal::Split;
-use crate::model::ledger::{Entry, EntryKind};
+use crate::model::ledger::Entry;
 use crate::model::policy::{BUILT_IN_VERSION, built_in_default};
 use crate::model::views::{DealView, DisputeView};
 use crate::model::{corrupt, to_json};
@@ -25,8 +25,7 @@ pub(super) fn entry_from_row(
     approved_at: Option<DateTime<Utc>>,
 ) -> Result<Entry, CreditError> {
     Ok(Entry {
-        kind: EntryKind::parse(&row.kind)
-            .ok_or_else(|| corrupt(format!("entry {}: kind {:?}", row.entry_id, row.kind)))?,
+        kind: row.kind,
         role: row
             .role
             .parse()
@@ -55,7 +54,7 @@ pub(super) fn entry_from_row(
 pub(super) fn entry_to_row(e: &Entry) -> ledger_entry::ActiveModel {
     ledger_entry::ActiveModel {
         entry_id: Set(e.entry_id.clone()),
-        kind: Set(e.kind.as_str().to_owned()),
+        kind: Set(e.kind),
         deal_id: Set(e.deal_id.clone()),
         participant_id: Set(e.participant_id.clone()),
         role: Set(e.role.as_str().to_owned()),
