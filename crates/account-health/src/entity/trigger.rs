@@ -1,12 +1,11 @@
 //! `triggers`: expansion triggers; at most one open (READY, SUPPRESSED or CONVERTED) per
 //! (account, product, kind). `kind`, `motion` and `status` are text columns read as
 //! [`TriggerKind`], [`StoredMotion`] and [`TriggerStatus`]; their values are the
-//! names rows have always held, and the conversions to the domain's [`Motion`] and
-//! the wire's enums sit beside them.
+//! names rows have always held. The conversions to the wire's enums sit beside
+//! them; [`StoredMotion`], shared with the pipeline, is `storage::columns`'s.
 
 use chrono::{DateTime, Utc};
 use contracts::pb::health::v1 as pb;
-use domain::Motion;
 use sea_orm::entity::prelude::*;
 
 pub use crate::model::triggers::TriggerKind;
@@ -77,49 +76,7 @@ impl TriggerStatus {
     }
 }
 
-/// `triggers.motion`: the [`Motion`] a trigger suggests, by its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
-pub enum StoredMotion {
-    #[sea_orm(string_value = "UPSELL_TIER")]
-    UpsellTier,
-    #[sea_orm(string_value = "UPSELL_FEATURE")]
-    UpsellFeature,
-    #[sea_orm(string_value = "UPSELL_CAPACITY")]
-    UpsellCapacity,
-    #[sea_orm(string_value = "CROSS_SELL_ADJACENT")]
-    CrossSellAdjacent,
-    #[sea_orm(string_value = "CROSS_SELL_COMPLEMENTARY")]
-    CrossSellComplementary,
-    #[sea_orm(string_value = "CROSS_SELL_PLATFORM")]
-    CrossSellPlatform,
-}
-
-impl From<Motion> for StoredMotion {
-    fn from(m: Motion) -> Self {
-        match m {
-            Motion::UpsellTier => StoredMotion::UpsellTier,
-            Motion::UpsellFeature => StoredMotion::UpsellFeature,
-            Motion::UpsellCapacity => StoredMotion::UpsellCapacity,
-            Motion::CrossSellAdjacent => StoredMotion::CrossSellAdjacent,
-            Motion::CrossSellComplementary => StoredMotion::CrossSellComplementary,
-            Motion::CrossSellPlatform => StoredMotion::CrossSellPlatform,
-        }
-    }
-}
-
-impl From<StoredMotion> for Motion {
-    fn from(m: StoredMotion) -> Self {
-        match m {
-            StoredMotion::UpsellTier => Motion::UpsellTier,
-            StoredMotion::UpsellFeature => Motion::UpsellFeature,
-            StoredMotion::UpsellCapacity => Motion::UpsellCapacity,
-            StoredMotion::CrossSellAdjacent => Motion::CrossSellAdjacent,
-            StoredMotion::CrossSellComplementary => Motion::CrossSellComplementary,
-            StoredMotion::CrossSellPlatform => Motion::CrossSellPlatform,
-        }
-    }
-}
+pub use storage::columns::StoredMotion;
 
 #[cfg(test)]
 mod tests {
@@ -131,10 +88,6 @@ mod tests {
     /// motion names, the kinds' names and the wire statuses without their prefix.
     #[test]
     fn stored_values_are_the_names_rows_hold() {
-        for m in Motion::ALL {
-            assert_eq!(StoredMotion::from(*m).to_value(), m.as_str());
-            assert_eq!(Motion::from(StoredMotion::from(*m)), *m);
-        }
         for k in TriggerKind::ALL {
             assert_eq!(k.to_value(), k.as_str());
             assert_eq!(TriggerKind::try_from_value(&k.to_value()).ok(), Some(k));

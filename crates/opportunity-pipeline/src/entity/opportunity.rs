@@ -2,10 +2,11 @@
 //! `version` backs the etag; stakeholders and qualification are JSON text;
 //! `motion` and `stage` are text columns read as [`StoredMotion`] and
 //! [`StoredStage`], whose values are the domain's names (`Motion::as_str`,
-//! `Stage::as_str`) — the one place the two are converted.
+//! `Stage::as_str`) — converted to the domain in one place each (`StoredMotion` in
+//! `storage::columns`, shared with health).
 
 use chrono::{DateTime, NaiveDate, Utc};
-use domain::{Motion, Stage};
+use domain::Stage;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -57,49 +58,7 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
-/// `opportunities.motion`: a [`Motion`] by its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
-pub enum StoredMotion {
-    #[sea_orm(string_value = "UPSELL_TIER")]
-    UpsellTier,
-    #[sea_orm(string_value = "UPSELL_FEATURE")]
-    UpsellFeature,
-    #[sea_orm(string_value = "UPSELL_CAPACITY")]
-    UpsellCapacity,
-    #[sea_orm(string_value = "CROSS_SELL_ADJACENT")]
-    CrossSellAdjacent,
-    #[sea_orm(string_value = "CROSS_SELL_COMPLEMENTARY")]
-    CrossSellComplementary,
-    #[sea_orm(string_value = "CROSS_SELL_PLATFORM")]
-    CrossSellPlatform,
-}
-
-impl From<Motion> for StoredMotion {
-    fn from(m: Motion) -> Self {
-        match m {
-            Motion::UpsellTier => StoredMotion::UpsellTier,
-            Motion::UpsellFeature => StoredMotion::UpsellFeature,
-            Motion::UpsellCapacity => StoredMotion::UpsellCapacity,
-            Motion::CrossSellAdjacent => StoredMotion::CrossSellAdjacent,
-            Motion::CrossSellComplementary => StoredMotion::CrossSellComplementary,
-            Motion::CrossSellPlatform => StoredMotion::CrossSellPlatform,
-        }
-    }
-}
-
-impl From<StoredMotion> for Motion {
-    fn from(m: StoredMotion) -> Self {
-        match m {
-            StoredMotion::UpsellTier => Motion::UpsellTier,
-            StoredMotion::UpsellFeature => Motion::UpsellFeature,
-            StoredMotion::UpsellCapacity => Motion::UpsellCapacity,
-            StoredMotion::CrossSellAdjacent => Motion::CrossSellAdjacent,
-            StoredMotion::CrossSellComplementary => Motion::CrossSellComplementary,
-            StoredMotion::CrossSellPlatform => Motion::CrossSellPlatform,
-        }
-    }
-}
+pub use storage::columns::StoredMotion;
 
 /// `opportunities.stage`: a [`Stage`] by its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
@@ -157,10 +116,6 @@ mod tests {
     /// enums hold it, and it reads back as the same domain value.
     #[test]
     fn stored_values_are_the_domain_names() {
-        for m in Motion::ALL {
-            assert_eq!(StoredMotion::from(*m).to_value(), m.as_str());
-            assert_eq!(Motion::from(StoredMotion::from(*m)), *m);
-        }
         for s in Stage::ALL {
             assert_eq!(StoredStage::from(*s).to_value(), s.as_str());
             assert_eq!(Stage::from(StoredStage::from(*s)), *s);
