@@ -170,6 +170,34 @@ fn the_credit_store_builds_no_api_errors() {
     }
 }
 
+/// ARCHITECTURE.md: stores keep queries and transactions; the field paths
+/// of a refusal are built by the model, in every service.
+#[test]
+fn no_store_builds_a_field_violation() {
+    let stores = [
+        crates_dir().join("account-health/src/store"),
+        crates_dir().join("opportunity-pipeline/src/store.rs"),
+        crates_dir().join("compensation-credit/src/store"),
+    ];
+    for store in stores {
+        let files = if store.is_dir() {
+            sources(&store)
+        } else {
+            vec![(store.clone(), std::fs::read_to_string(&store).unwrap())]
+        };
+        assert!(!files.is_empty(), "{} holds no source", store.display());
+        for (path, text) in files {
+            for needle in ["ApiError::invalid", "FieldViolation"] {
+                assert!(
+                    !text.contains(needle),
+                    "{} names {needle}: field paths are the model's",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
 /// ARCHITECTURE.md: the seven webhook RPCs are written once
 /// (`webhooks::rpc`); each service's trait impl adds them with
 /// `webhook_rpcs!`, which makes each method one call into its function.

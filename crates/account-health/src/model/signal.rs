@@ -289,10 +289,62 @@ pub fn batch_from_pb(
         .collect()
 }
 
+/// Refuses a batch naming an account or a product that does not exist:
+/// the first signal that does, by its path under `field` (e.g.
+/// `signals[3].account_id`). `known_*` are the ids the store found.
+pub fn check_references(
+    field: &str,
+    batch: &[NewSignal],
+    known_accounts: &std::collections::BTreeSet<String>,
+    known_products: &std::collections::BTreeSet<String>,
+) -> Result<(), ApiError> {
+    for (i, s) in batch.iter().enumerate() {
+        let account = s.account_id.to_string();
+        if !known_accounts.contains(&account) {
+            return Err(ApiError::invalid(
+                format!("{field}[{i}].account_id"),
+                format!("no account has id {account}"),
+            ));
+        }
+        if let Some(p) = s.product_id.map(|p| p.to_string())
+            && !known_products.contains(&p)
+        {
+            return Err(ApiError::invalid(
+                format!("{field}[{i}].product_id"),
+                format!("no product has id {p}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_naming_an_unknown_account_or_product_names_the_first_such_signal() {
+        let now = Utc::now();
+        let known = signal(pb::SignalKind::Login, "1", "");
+        let account = known.account_id.clone();
+        let product = ProductId::new();
+        let with_product = pb::Signal {
+            product_id: product.to_string(),
+            ..known.clone()
+        };
+        let batch = batch_from_pb("signals", &[known, with_product], now).unwrap();
+        let accounts = [account].into_iter().collect();
+        let products = [product.to_string()].into_iter().collect();
+        assert!(check_references("signals", &batch, &accounts, &products).is_ok());
+        let err = check_references("signals", &batch, &accounts, &Default::default());
+        assert_eq!(field_of(err.unwrap_err()), "signals[1].product_id");
+        let err = check_references("batches[2].signals", &batch, &Default::default(), &products);
+        assert_eq!(
+            field_of(err.unwrap_err()),
+            "batches[2].signals[0].account_id"
+        );
+    }
 
     fn signal(kind: pb::SignalKind, value: &str, limit: &str) -> pb::Signal {
         pb::Signal {

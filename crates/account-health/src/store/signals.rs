@@ -5,7 +5,6 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 
-use contracts::ApiError;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait};
 
@@ -59,25 +58,7 @@ impl Store {
             .collect();
         let known_accounts = existing_ids(&self.db, &accounts, IdTable::Account).await?;
         let known_products = existing_ids(&self.db, &products, IdTable::Product).await?;
-        for (i, s) in batch.iter().enumerate() {
-            let account = s.account_id.to_string();
-            if !known_accounts.contains(&account) {
-                return Err(ApiError::invalid(
-                    format!("{field}[{i}].account_id"),
-                    format!("no account has id {account}"),
-                )
-                .into());
-            }
-            if let Some(p) = s.product_id.map(|p| p.to_string())
-                && !known_products.contains(&p)
-            {
-                return Err(ApiError::invalid(
-                    format!("{field}[{i}].product_id"),
-                    format!("no product has id {p}"),
-                )
-                .into());
-            }
-        }
+        crate::model::signal::check_references(field, batch, &known_accounts, &known_products)?;
 
         let recorded_at = storage::now();
         let _write = self.writer.enter().await;
