@@ -1,6 +1,11 @@
 //! Accounts and products: UpsertAccount, GetAccount, ListAccounts, UpsertProduct, GetProduct, ListProducts.
 
-use super::{invalid, next_token, page_start};
+use contracts::page;
+use contracts::pb::health::v1 as pb;
+use contracts::wire;
+use domain::ProductId;
+
+use super::{invalid, page_start};
 use crate::convert::{account_to_pb, product_to_pb};
 use crate::error::HealthError;
 use crate::model::AccountInput;
@@ -8,10 +13,6 @@ use crate::model::optional_account_id;
 use crate::model::optional_external_ref;
 use crate::model::product::ProductInput;
 use crate::store::Store;
-use contracts::page;
-use contracts::pb::health::v1 as pb;
-use contracts::wire;
-use domain::ProductId;
 
 pub(crate) async fn upsert_account(
     store: &Store,
@@ -68,16 +69,16 @@ pub(crate) async fn list_accounts(
     ]);
     let after = page_start(&req.page_token, filter)?;
     let parent = parent.map(|p| p.to_string());
-    let rows = store
+    let mut rows = store
         .list_accounts(
             segment.map(|s| s.as_str()),
             owner.as_deref(),
             parent.as_deref(),
             after.as_deref(),
-            limit,
+            limit + 1,
         )
         .await?;
-    let next_page_token = next_token(&rows, limit, |a| a.id.clone(), filter);
+    let next_page_token = page::next_page(&mut rows, limit, filter, |a| a.id.clone());
     Ok(pb::ListAccountsResponse {
         accounts: rows.into_iter().map(account_to_pb).collect(),
         next_page_token,
@@ -107,31 +108,29 @@ pub(crate) async fn list_products(
     let segment = wire::segment("fits_segment", req.fits_segment).map_err(HealthError::from)?;
     let filter = page::fingerprint(&[&req.family, &req.fits_segment.to_string()]);
     let mut after = page_start(&req.page_token, filter)?;
-    // The segment filter reads the stored JSON list; keep paging until
-    // the page is full or the products run out.
+    // The segment filter reads the stored JSON list; keep paging until the
+    // page is full and one more fits (so a token means more products), or
+    // the products run out.
+    let wanted = usize::try_from(limit)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
     let mut out = Vec::new();
     loop {
         let rows = store
-            .list_products(family.as_deref(), after.as_deref(), limit)
+            .list_products(family.as_deref(), after.as_deref(), limit + 1)
             .await?;
-        let exhausted = u64::try_from(rows.len()).unwrap_or(u64::MAX) < limit;
+        let exhausted = u64::try_from(rows.len()).unwrap_or(u64::MAX) <= limit;
         after = rows.last().map(|p| p.id.clone());
         for row in rows {
-            let fits = segment.is_none_or(|s| {
-                serde_json::from_str::<Vec<String>>(&row.fits_segments)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|x| x == s.as_str())
-            });
-            if fits && u64::try_from(out.len()).unwrap_or(u64::MAX) < limit {
+            if out.len() < wanted && fits_segment(&row, segment) {
                 out.push(row);
             }
         }
-        if exhausted || u64::try_from(out.len()).unwrap_or(u64::MAX) >= limit {
+        if exhausted || out.len() >= wanted {
             break;
         }
     }
-    let next_page_token = next_token(&out, limit, |p| p.id.clone(), filter);
+    let next_page_token = page::next_page(&mut out, limit, filter, |p| p.id.clone());
     Ok(pb::ListProductsResponse {
         products: out.into_iter().map(product_to_pb).collect(),
         next_page_token,
@@ -150,5 +149,16 @@ pub(crate) async fn get_product(
         .ok_or_else(|| HealthError::ProductNotFound(id.to_string()))?;
     Ok(pb::GetProductResponse {
         product: Some(product_to_pb(product)),
+    })
+}
+
+/// Whether a product fits `segment` (any product fits no segment): its
+/// stored JSON list of segments names it.
+fn fits_segment(product: &crate::entity::product::Model, segment: Option<domain::Segment>) -> bool {
+    segment.is_none_or(|s| {
+        serde_json::from_str::<Vec<String>>(&product.fits_segments)
+            .unwrap_or_default()
+            .iter()
+            .any(|x| x == s.as_str())
     })
 }

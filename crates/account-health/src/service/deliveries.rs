@@ -1,9 +1,10 @@
 //! The outbox's deliveries to the other services: ListDeliveries, RetryDelivery.
 
-use crate::error::HealthError;
-use crate::store::Store;
 use contracts::pb::health::v1 as pb;
 use contracts::wire;
+
+use crate::error::HealthError;
+use crate::store::Store;
 
 pub(crate) async fn list_deliveries(
     store: &Store,

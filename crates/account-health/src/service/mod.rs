@@ -172,21 +172,6 @@ pub(crate) fn offset_of(token: &str, filter: u64) -> Result<u64, HealthError> {
     }
 }
 
-pub(crate) fn next_token<T>(
-    items: &[T],
-    limit: u64,
-    key: impl Fn(&T) -> String,
-    filter: u64,
-) -> String {
-    if u64::try_from(items.len()).unwrap_or(u64::MAX) < limit {
-        return String::new();
-    }
-    items
-        .last()
-        .map(|last| page::encode_token(&key(last), filter))
-        .unwrap_or_default()
-}
-
 pub(crate) async fn require_account(
     store: &Store,
     field: &str,

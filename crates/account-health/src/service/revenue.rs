@@ -1,14 +1,15 @@
 //! Revenue: GetRevenueMetrics (the MRR bridge) and GetCohortRevenue.
 
+use contracts::pb::health::v1 as pb;
+use contracts::wire;
+use domain::Month;
+use domain::TimeZoneName;
+
 use super::invalid;
 use crate::cohort::Grain;
 use crate::convert::{metrics_to_pb, ratio};
 use crate::error::HealthError;
 use crate::store::Store;
-use contracts::pb::health::v1 as pb;
-use contracts::wire;
-use domain::Month;
-use domain::TimeZoneName;
 
 pub(crate) async fn get_revenue_metrics(
     store: &Store,

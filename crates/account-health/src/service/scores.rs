@@ -1,8 +1,12 @@
 //! Scorecards and health: UpsertScorecard, GetScorecard, ListScorecards, GetAccountHealth, ListAccountHealth, GetHealthHistory, OverrideHealth.
 
-use super::{
-    invalid, named, named_health, next_token, offset_of, page_start, require_account, scorecard_id,
-};
+use contracts::page;
+use contracts::pb::common::v1 as common;
+use contracts::pb::health::v1 as pb;
+use contracts::wire;
+use domain::ProductId;
+
+use super::{invalid, named, named_health, offset_of, page_start, require_account, scorecard_id};
 use crate::convert::{account_health_to_pb, history_to_pb, score_to_pb};
 use crate::entity::health_override;
 use crate::error::HealthError;
@@ -10,11 +14,6 @@ use crate::model::optional_account_id;
 use crate::model::scorecard::Scorecard;
 use crate::store::ScoreView;
 use crate::store::Store;
-use contracts::page;
-use contracts::pb::common::v1 as common;
-use contracts::pb::health::v1 as pb;
-use contracts::wire;
-use domain::ProductId;
 
 pub(crate) async fn upsert_scorecard(
     store: &Store,
@@ -63,10 +62,10 @@ pub(crate) async fn list_scorecards(
                 .map_err(|_| invalid("page_token", "is not a token this list gave out"))
         })
         .transpose()?;
-    let (cards, in_force_version) = store
-        .scorecard_versions(&scorecard_id, before, limit)
+    let (mut cards, in_force_version) = store
+        .scorecard_versions(&scorecard_id, before, limit + 1)
         .await?;
-    let next_page_token = next_token(&cards, limit, |c| c.version.to_string(), filter);
+    let next_page_token = page::next_page(&mut cards, limit, filter, |c| c.version.to_string());
     Ok(pb::ListScorecardsResponse {
         scorecards: cards.iter().map(Scorecard::to_pb).collect(),
         next_page_token,
@@ -120,16 +119,11 @@ pub(crate) async fn list_account_health(
         &req.owner_csm,
     ]);
     let offset = offset_of(&req.page_token, filter)?;
-    let rows = store
-        .list_account_health(&bands, descending, owner.as_deref(), offset, limit)
+    let mut rows = store
+        .list_account_health(&bands, descending, owner.as_deref(), offset, limit + 1)
         .await?;
     let card = store.active_scorecard().await?;
-    let count = u64::try_from(rows.len()).unwrap_or(u64::MAX);
-    let next_page_token = if count < limit {
-        String::new()
-    } else {
-        page::encode_token(&(offset + count).to_string(), filter)
-    };
+    let next_page_token = page::next_offset_page(&mut rows, limit, filter, offset);
     let mut scores: Vec<pb::HealthScore> = rows
         .into_iter()
         .map(|row| {
@@ -177,16 +171,11 @@ pub(crate) async fn get_health_history(
         &format!("{start:?}{end:?}"),
     ]);
     let offset = offset_of(&req.page_token, filter)?;
-    let rows = store
-        .health_history(&account.id, &product_id, (start, end), offset, limit)
+    let mut rows = store
+        .health_history(&account.id, &product_id, (start, end), offset, limit + 1)
         .await?;
     let card = store.active_scorecard().await?;
-    let count = u64::try_from(rows.len()).unwrap_or(u64::MAX);
-    let next_page_token = if count < limit {
-        String::new()
-    } else {
-        page::encode_token(&(offset + count).to_string(), filter)
-    };
+    let next_page_token = page::next_offset_page(&mut rows, limit, filter, offset);
     let mut points: Vec<pb::HealthScore> = rows
         .into_iter()
         .map(|r| history_to_pb(r, &card.bands))

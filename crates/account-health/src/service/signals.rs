@@ -1,9 +1,10 @@
 //! RecordSignals: a batch of usage and engagement signals.
 
+use contracts::pb::health::v1 as pb;
+
 use crate::error::HealthError;
 use crate::model::signal::batch_from_pb;
 use crate::store::Store;
-use contracts::pb::health::v1 as pb;
 
 pub(crate) async fn record_signals(
     store: &Store,

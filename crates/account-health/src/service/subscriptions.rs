@@ -1,6 +1,11 @@
 //! Subscriptions: UpsertSubscription, CancelSubscription, ApplyUpsell, ListSubscriptions.
 
-use super::{invalid, named, next_token, one_named, page_start};
+use contracts::page;
+use contracts::pb::health::v1 as pb;
+use contracts::wire;
+use domain::ProductId;
+
+use super::{invalid, named, one_named, page_start};
 use crate::convert::{subscription_to_pb, usage_to_pb};
 use crate::error::HealthError;
 use crate::model::optional_account_id;
@@ -9,10 +14,6 @@ use crate::model::subscription::Cancellation;
 use crate::model::subscription::SubscriptionInput;
 use crate::model::upsell::UpsellInput;
 use crate::store::Store;
-use contracts::page;
-use contracts::pb::health::v1 as pb;
-use contracts::wire;
-use domain::ProductId;
 
 pub(crate) async fn upsert_subscription(
     store: &Store,
@@ -73,16 +74,16 @@ pub(crate) async fn list_subscriptions(
         account.map(|a| a.to_string()),
         product.map(|p| p.to_string()),
     );
-    let rows = store
+    let mut rows = store
         .list_subscriptions(
             account.as_deref(),
             product.as_deref(),
             status,
             after.as_deref(),
-            limit,
+            limit + 1,
         )
         .await?;
-    let next_page_token = next_token(&rows, limit, |s| s.row.id.clone(), filter);
+    let next_page_token = page::next_page(&mut rows, limit, filter, |s| s.row.id.clone());
     let pairs: Vec<(String, String)> = rows
         .iter()
         .map(|s| (s.row.account_id.clone(), s.row.product_id.clone()))

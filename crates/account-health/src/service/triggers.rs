@@ -1,15 +1,16 @@
 //! Expansion triggers: ListTriggers, GetTrigger, ConvertTrigger, CloseTrigger.
 
-use super::{invalid, named, next_token, one_named, page_start, trigger_step_ids};
+use contracts::page;
+use contracts::pb::health::v1 as pb;
+use contracts::wire;
+use domain::TriggerId;
+
+use super::{invalid, named, one_named, page_start, trigger_step_ids};
 use crate::convert::trigger_to_pb;
 use crate::error::HealthError;
 use crate::model::optional_account_id;
 use crate::model::triggers::{TriggerKind, TriggerStatus};
 use crate::store::Store;
-use contracts::page;
-use contracts::pb::health::v1 as pb;
-use contracts::wire;
-use domain::TriggerId;
 
 pub(crate) async fn list_triggers(
     store: &Store,
@@ -40,16 +41,16 @@ pub(crate) async fn list_triggers(
     ]);
     let before = page_start(&req.page_token, filter)?;
     let account = account.map(|a| a.to_string());
-    let rows = store
+    let mut rows = store
         .list_triggers(
             account.as_deref(),
             &statuses,
             kind,
             before.as_deref(),
-            limit,
+            limit + 1,
         )
         .await?;
-    let next_page_token = next_token(&rows, limit, |t| t.id.clone(), filter);
+    let next_page_token = page::next_page(&mut rows, limit, filter, |t| t.id.clone());
     let mut triggers: Vec<pb::Trigger> = rows.into_iter().map(trigger_to_pb).collect();
     named(store, &mut triggers).await?;
     Ok(pb::ListTriggersResponse {
