@@ -25,6 +25,7 @@ on_both_databases!(
     a_moved_fiscal_year_opens_and_closes_its_trigger_at_once,
     scorecards_keep_their_name_and_versions,
     time_zone_decides_the_default_day_of_a_change,
+    a_read_after_an_acknowledged_write_shows_it,
 );
 
 type Client = AccountHealthServiceClient<Channel>;
@@ -1177,4 +1178,121 @@ async fn time_zone_decides_the_default_day_of_a_change(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(field_of(&err), "time_zone");
+}
+
+/// Reads are answered from memory between writes on SQLite (and from the
+/// database on PostgreSQL): either way a read that follows an acknowledged
+/// write shows it — with other callers reading all the while — and an
+/// override stops showing when it expires, with no write in between.
+async fn a_read_after_an_acknowledged_write_shows_it(backend: Backend) {
+    let server = Server::start(&backend, &[]);
+    let mut c = server.health().await;
+    let acme = account(&mut c, "acme-fresh", "2025-03-01").await;
+    let storage = product(&mut c, "Storage").await;
+    subscribe(&mut c, &acme, &storage, money("USD", "800"), "2025-03-01").await;
+    record(
+        &mut c,
+        vec![signal(
+            &acme,
+            &storage,
+            pb::SignalKind::Usage,
+            "50",
+            "100",
+            "u-0",
+        )],
+    )
+    .await;
+    let first = health(&mut c, &acme).await;
+    assert_eq!(health(&mut c, &acme).await, first, "a read changes nothing");
+
+    // Other callers read the account without pause while it is written.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, acme) = (stop.clone(), acme.clone());
+            let mut reader = c.clone();
+            tokio::spawn(async move {
+                let mut reads = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    health(&mut reader, &acme).await;
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    for (i, sentiment) in [3, 5, 1, 4, 2, 5, 3, 1, 2, 4]
+        .iter()
+        .cycle()
+        .take(30)
+        .enumerate()
+    {
+        record(
+            &mut c,
+            vec![signal(
+                &acme,
+                "",
+                pb::SignalKind::CsmSentiment,
+                &sentiment.to_string(),
+                "",
+                &format!("s-{i}"),
+            )],
+        )
+        .await;
+        let overall = health(&mut c, &acme).await.overall.unwrap();
+        assert_eq!(
+            overall.csm_sentiment,
+            sentiment.to_string(),
+            "after signal s-{i}"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        assert!(reader.await.unwrap() > 0);
+    }
+
+    // A product renamed: its name in the next read.
+    c.upsert_product(pb::UpsertProductRequest {
+        request_id: String::new(),
+        product: Some(pb::Product {
+            product_id: storage.clone(),
+            name: "Object Storage".into(),
+            family: "core".into(),
+            tiers: vec!["STARTER".into()],
+            fits_segments: vec![Segment::MidMarket as i32],
+            margin_percent: "70".into(),
+            ..Default::default()
+        }),
+    })
+    .await
+    .unwrap();
+    let renamed = health(&mut c, &acme).await;
+    assert_eq!(renamed.products[0].product_name, "Object Storage");
+
+    // An override for two seconds: shown at once, gone when it expires.
+    let computed = renamed.overall.unwrap().computed_score;
+    let expires = chrono::Utc::now() + chrono::Duration::seconds(2);
+    c.override_health(pb::OverrideHealthRequest {
+        account_id: acme.clone(),
+        score: 7,
+        reason: "escalation open".into(),
+        expire_time: Some(prost_types::Timestamp {
+            seconds: expires.timestamp(),
+            nanos: i32::try_from(expires.timestamp_subsec_nanos()).unwrap(),
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let overridden = health(&mut c, &acme).await.overall.unwrap();
+    assert_eq!(
+        (overridden.score.as_str(), overridden.r#override.is_some()),
+        ("7", true)
+    );
+    assert_eq!(health(&mut c, &acme).await.overall.unwrap(), overridden);
+    let left = expires - chrono::Utc::now();
+    tokio::time::sleep(left.to_std().unwrap_or_default() + Duration::from_millis(50)).await;
+    let expired = health(&mut c, &acme).await.overall.unwrap();
+    assert!(expired.r#override.is_none(), "{expired:?}");
+    assert_eq!(expired.score, computed);
 }

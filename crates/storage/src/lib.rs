@@ -22,6 +22,7 @@ pub mod events;
 pub mod idempotency;
 pub mod lease;
 pub mod outbox;
+pub mod read_cache;
 
 pub use db::Db;
 
@@ -80,8 +81,38 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 /// time: a transaction that reads and then writes while another commits
 /// fails with "database is locked" instead of waiting. PostgreSQL has no
 /// such limit, so there the gate is open.
+///
+/// Every turn also counts a write epoch, once when it is taken and once
+/// when it ends (after its commit): on SQLite, where this process is the
+/// only writer, an unchanged epoch proves nothing was written in between,
+/// which is what [`read_cache::ReadCache`] relies on.
 #[derive(Clone, Default)]
-pub struct WriteGate(Option<std::sync::Arc<tokio::sync::Mutex<()>>>);
+pub struct WriteGate(Option<std::sync::Arc<Gate>>);
+
+#[derive(Default)]
+struct Gate {
+    turn: tokio::sync::Mutex<()>,
+    epoch: std::sync::atomic::AtomicU64,
+}
+
+impl Gate {
+    fn bump(&self) {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// One write's turn at the gate (see [`WriteGate::enter`]); the write epoch
+/// moves on when it ends.
+pub struct WriteTurn<'a> {
+    gate: &'a Gate,
+    _turn: tokio::sync::MutexGuard<'a, ()>,
+}
+
+impl Drop for WriteTurn<'_> {
+    fn drop(&mut self) {
+        self.gate.bump();
+    }
+}
 
 impl WriteGate {
     pub fn for_db(db: &impl sea_orm::ConnectionTrait) -> Self {
@@ -93,12 +124,33 @@ impl WriteGate {
 
     /// Held for the length of one write transaction. Inside a mutation
     /// ([`Db::atomically`]) that already holds it, this does not wait.
-    pub async fn enter(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    pub async fn enter(&self) -> Option<WriteTurn<'_>> {
         match &self.0 {
             Some(_) if self.identity().is_some_and(db::holds_gate) => None,
-            Some(mutex) => Some(mutex.lock().await),
+            Some(gate) => {
+                let turn = gate.turn.lock().await;
+                gate.bump();
+                Some(WriteTurn { gate, _turn: turn })
+            }
             None => None,
         }
+    }
+
+    /// The write epoch now, if the gate is closed (SQLite); `None` on an
+    /// open gate, where writes are not counted.
+    pub fn epoch(&self) -> Option<u64> {
+        self.0
+            .as_ref()
+            .map(|gate| gate.epoch.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// The write epoch, if no write holds the gate right now: what a read
+    /// begun now may be cached under.
+    pub fn quiet_epoch(&self) -> Option<u64> {
+        let gate = self.0.as_ref()?;
+        let epoch = gate.epoch.load(std::sync::atomic::Ordering::SeqCst);
+        let quiet = gate.turn.try_lock().is_ok();
+        quiet.then_some(epoch)
     }
 
     /// Identity shared by the clones of one gate (none when open).

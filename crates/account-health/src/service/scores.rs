@@ -82,15 +82,22 @@ pub(crate) async fn get_account_health(
         .map_err(HealthError::from)?
         .ok_or_else(|| invalid("account_id", "is required"))?
         .to_string();
+    let cache = store.health_reads();
+    if let Some(answer) = cache.get(&id, storage::now()) {
+        return Ok(answer);
+    }
+    let ticket = cache.ticket();
     let view = store
         .checked_account_health(&id)
         .await?
-        .ok_or(HealthError::AccountNotFound(id))?;
+        .ok_or_else(|| HealthError::AccountNotFound(id.clone()))?;
     let mut health = account_health_to_pb(&view);
     named_health(store, &mut health).await?;
-    Ok(pb::GetAccountHealthResponse {
+    let answer = pb::GetAccountHealthResponse {
         health: Some(health),
-    })
+    };
+    cache.fill(ticket, id, answer.clone(), view.changes_at);
+    Ok(answer)
 }
 
 pub(crate) async fn list_account_health(

@@ -47,11 +47,25 @@ impl ScoreView {
     }
 }
 
+/// One product's score history as a read shows it (see `trends`).
+#[derive(Debug, Default)]
+struct Trend {
+    previous_e2: Option<i64>,
+    month_ago_e2: Option<i64>,
+    /// The first score computed after a month ago: the month-ago figure
+    /// becomes it thirty days after it was computed.
+    next_after_month_ago: Option<DateTime<Utc>>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccountHealthView {
     pub overall: ScoreView,
     pub products: Vec<ScoreView>,
     pub scorecard: Scorecard,
+    /// When this view stops being true with no write in between: an
+    /// override in it expires, or a month-ago figure moves on to a newer
+    /// score. `None`: only a write changes it.
+    pub changes_at: Option<DateTime<Utc>>,
 }
 
 pub(super) use crate::model::recompute::e2;
@@ -628,10 +642,15 @@ impl Store {
             return Ok(None);
         };
         let dirty: Option<String> = state.try_get("", "dirty")?;
-        if dirty.is_some() {
-            self.recompute_or_keep_last(account_id).await;
+        if dirty.is_none() {
+            return self.read_account_health(account_id).await.map(Some);
         }
-        self.read_account_health(account_id).await.map(Some)
+        self.recompute_or_keep_last(account_id).await;
+        let mut view = self.read_account_health(account_id).await?;
+        // Recomputed just now (a write), or the last score while another
+        // recomputation runs: true now, not to be kept.
+        view.changes_at = Some(storage::now());
+        Ok(Some(view))
     }
 
     /// The account's scores (computing them first if they are stale).
@@ -658,14 +677,22 @@ impl Store {
         };
         let overrides = active_overrides(&self.db, account_id, now).await?;
         let products: Vec<&str> = rows.iter().map(|r| r.product_id.as_str()).collect();
-        let mut trends = self
-            .trends(account_id, &products, now - Duration::days(30))
-            .await?;
+        let month_ago = now - Duration::days(30);
+        let mut trends = self.trends(account_id, &products, month_ago).await?;
+        let changes_at = trends
+            .values()
+            .filter_map(|t| t.next_after_month_ago)
+            .map(|at| at + Duration::days(30))
+            .chain(overrides.values().filter_map(|o| o.expires_at))
+            .min();
         let mut views: Vec<ScoreView> = rows
             .into_iter()
             .map(|row| {
-                let (previous_e2, month_ago_e2) =
-                    trends.remove(&row.product_id).unwrap_or_default();
+                let Trend {
+                    previous_e2,
+                    month_ago_e2,
+                    ..
+                } = trends.remove(&row.product_id).unwrap_or_default();
                 ScoreView {
                     override_: overrides.get(&row.product_id).cloned(),
                     row,
@@ -674,6 +701,7 @@ impl Store {
                 }
             })
             .collect();
+        let computed = !views.is_empty();
         let overall = match views.iter().position(|v| v.row.product_id.is_empty()) {
             Some(i) => views.remove(i),
             // Never computed (an account created a moment ago): no data yet.
@@ -698,20 +726,23 @@ impl Store {
             overall,
             products: views,
             scorecard: card,
+            // A view never computed shows "now" as its compute time.
+            changes_at: if computed { changes_at } else { Some(now) },
         })
     }
 
-    /// Per product of the account: the score before the latest change and
-    /// the score in force at `month_ago` (each ×100), in one round trip —
-    /// two index-ordered lookups per product joined by UNION ALL.
+    /// Per product of the account: the score before the latest change, the
+    /// score in force at `month_ago` (each ×100) and when the next score
+    /// after `month_ago` was computed, in one round trip — three
+    /// index-ordered lookups per product joined by UNION ALL.
     async fn trends(
         &self,
         account_id: &str,
         products: &[&str],
         month_ago: DateTime<Utc>,
-    ) -> Result<HashMap<String, (Option<i64>, Option<i64>)>, HealthError> {
+    ) -> Result<HashMap<String, Trend>, HealthError> {
         use sea_orm::{Statement, Value};
-        let mut out: HashMap<String, (Option<i64>, Option<i64>)> = HashMap::new();
+        let mut out: HashMap<String, Trend> = HashMap::new();
         if products.is_empty() {
             return Ok(out);
         }
@@ -738,6 +769,16 @@ impl Store {
                  WHERE account_id = {a} AND product_id = {p} AND computed_at <= {t} \
                  ORDER BY computed_at DESC LIMIT 1) aged_{i}"
             ));
+            let (a, p, t) = (
+                param(account_id.into()),
+                param((*product).into()),
+                param(month_ago.into()),
+            );
+            parts.push(format!(
+                "SELECT * FROM (SELECT product_id, score_e2, computed_at, 2 AS aged FROM health_scores \
+                 WHERE account_id = {a} AND product_id = {p} AND computed_at > {t} \
+                 ORDER BY computed_at ASC LIMIT 1) next_{i}"
+            ));
         }
         let sql = parts.join(" UNION ALL ");
         let rows = self
@@ -752,16 +793,16 @@ impl Store {
             let score: Option<i64> = row.try_get("", "score_e2")?;
             let at: DateTime<Utc> = row.try_get("", "computed_at")?;
             let aged: i32 = row.try_get("", "aged")?;
-            if aged == 1 {
-                out.entry(product).or_default().1 = score;
-            } else {
-                recent.entry(product).or_default().push((at, score));
+            match aged {
+                0 => recent.entry(product).or_default().push((at, score)),
+                1 => out.entry(product).or_default().month_ago_e2 = score,
+                _ => out.entry(product).or_default().next_after_month_ago = Some(at),
             }
         }
         for (product, mut scores) in recent {
             if scores.len() == 2 {
                 scores.sort_by_key(|(at, _)| *at);
-                out.entry(product).or_default().0 = scores[0].1;
+                out.entry(product).or_default().previous_e2 = scores[0].1;
             }
         }
         Ok(out)

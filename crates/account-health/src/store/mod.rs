@@ -46,12 +46,28 @@ pub struct Store {
     /// Scorecard versions read so far. A version never changes once
     /// written, so this can never be stale, in any replica.
     cards: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<i32, Scorecard>>>,
+    /// `GetAccountHealth` answers by account id, until the next write (on
+    /// SQLite only: see [`storage::read_cache`]).
+    health_reads: std::sync::Arc<HealthReads>,
 }
+
+/// The health answers kept in memory.
+pub type HealthReads =
+    storage::read_cache::ReadCache<String, contracts::pb::health::v1::GetAccountHealthResponse>;
+
+/// How many `GetAccountHealth` answers are kept by default (a few hundred
+/// bytes each).
+pub const HEALTH_READ_CACHE_ENTRIES: usize = 100_000;
 
 impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
+        let writer = storage::WriteGate::for_db(&db);
         Self {
-            writer: storage::WriteGate::for_db(&db),
+            health_reads: std::sync::Arc::new(HealthReads::new(
+                writer.clone(),
+                HEALTH_READ_CACHE_ENTRIES,
+            )),
+            writer,
             db: storage::Db::new(db),
             // Health events name accounts: each with its CRM reference.
             events: EventLog::new(EVENT_TABLE).with_account_refs(storage::events::AccountRefs {
@@ -77,6 +93,17 @@ impl Store {
 
     pub fn writer(&self) -> &storage::WriteGate {
         &self.writer
+    }
+
+    /// The same store, keeping at most `entries` health answers in memory
+    /// (0: none).
+    pub fn with_health_reads(mut self, entries: usize) -> Self {
+        self.health_reads = std::sync::Arc::new(HealthReads::new(self.writer.clone(), entries));
+        self
+    }
+
+    pub fn health_reads(&self) -> &HealthReads {
+        &self.health_reads
     }
 
     /// Signals ingested by this process so far.

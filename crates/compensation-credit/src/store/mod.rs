@@ -24,7 +24,6 @@ use sea_orm::{
     QuerySelect, SqlErr, TransactionTrait,
 };
 use storage::events::{EventLog, NewEvent};
-use tokio::sync::MutexGuard;
 
 use crate::entity::deal;
 use crate::error::CreditError;
@@ -78,14 +77,14 @@ impl Store {
     }
 
     /// This process's turn to write, on SQLite; nothing to wait for on PostgreSQL.
-    async fn sqlite_turn(&self) -> Option<MutexGuard<'_, ()>> {
+    async fn sqlite_turn(&self) -> Option<storage::WriteTurn<'_>> {
         self.writer.enter().await
     }
 
     /// Begins a write transaction, in this process's turn on SQLite.
     async fn begin_write(
         &self,
-    ) -> Result<(DatabaseTransaction, Option<MutexGuard<'_, ()>>), CreditError> {
+    ) -> Result<(DatabaseTransaction, Option<storage::WriteTurn<'_>>), CreditError> {
         let turn = self.sqlite_turn().await;
         Ok((self.db.begin().await?, turn))
     }
@@ -97,7 +96,7 @@ impl Store {
     async fn begin_deal_write(
         &self,
         deal_ids: &[String],
-    ) -> Result<(DatabaseTransaction, Option<MutexGuard<'_, ()>>), CreditError> {
+    ) -> Result<(DatabaseTransaction, Option<storage::WriteTurn<'_>>), CreditError> {
         let postgres = self.db.get_database_backend() == DatabaseBackend::Postgres;
         let (txn, guard) = self.begin_write().await?;
         if postgres {
