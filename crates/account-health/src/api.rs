@@ -36,6 +36,13 @@ impl HealthService {
         self
     }
 
+    /// The same service, keeping at most `entries` `GetAccountHealth`
+    /// answers in memory between writes (SQLite only; 0: none).
+    pub fn with_read_cache(mut self, entries: usize) -> Self {
+        self.store = self.store.with_health_reads(entries);
+        self
+    }
+
     /// The service's webhooks, for their dispatcher.
     pub fn webhooks(&self) -> &webhooks::Webhooks {
         &self.webhooks

@@ -19,13 +19,17 @@ pub struct Peers {
 
 /// The health service over `db` with its background work running: the
 /// webhooks dispatcher, the recompute worker (scores and triggers of dirty
-/// accounts, the daily sweep) and the outbox to credit.
+/// accounts, the daily sweep) and the outbox to credit; at most
+/// `read_cache` health answers kept in memory between writes (SQLite only).
 pub fn start(
     db: DatabaseConnection,
     webhooks: webhooks::Policy,
     peers: Peers,
+    read_cache: usize,
 ) -> Result<storage::Started<HealthService>, String> {
-    let health = HealthService::new(db.clone()).with_webhook_policy(webhooks);
+    let health = HealthService::new(db.clone())
+        .with_webhook_policy(webhooks)
+        .with_read_cache(read_cache);
     let (webhooks_task, webhooks_outbox) = health.webhooks().start("health_webhooks")?;
     let credit = peers
         .credit

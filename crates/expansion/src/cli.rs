@@ -236,6 +236,11 @@ pub struct ServeArgs {
     /// former name.
     #[arg(long, alias = "health-timeout", env = "EXPANSION_PEER_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub peer_timeout: Duration,
+    /// `GetAccountHealth` answers kept in memory between writes, on SQLite
+    /// (where this process is the only writer; a few hundred bytes each); 0
+    /// turns it off. On PostgreSQL nothing is kept: other replicas write too.
+    #[arg(long, env = "EXPANSION_HEALTH_READ_CACHE", default_value_t = account_health::store::HEALTH_READ_CACHE_ENTRIES)]
+    pub health_read_cache: usize,
     /// Address of the Prometheus `/metrics` endpoint, e.g. `0.0.0.0:9464`
     /// (port 0 picks a free one, printed as `metrics on ADDR`); off when unset.
     #[arg(long, env = "EXPANSION_METRICS_LISTEN")]

@@ -280,8 +280,13 @@ impl Wiring<'_> {
             credit: self.peer(ServiceName::Credit, Caller::Health)?,
             timeout: self.args.peer_timeout,
         };
-        let started = account_health::start::start(db, self.args.webhooks.policy(), peers)
-            .map_err(anyhow::Error::msg)?;
+        let started = account_health::start::start(
+            db,
+            self.args.webhooks.policy(),
+            peers,
+            self.args.health_read_cache,
+        )
+        .map_err(anyhow::Error::msg)?;
         if let Some(metrics) = &self.metrics {
             metrics.watch_ingestion(started.service.ingested());
         }

@@ -308,16 +308,23 @@ fn h2load(addr: &str, account: &str, concurrency: usize, requests: usize) -> Opt
 
 pub async fn read(args: ReadBenchArgs) -> anyhow::Result<()> {
     let mut p99_by_size: Vec<(usize, Duration)> = Vec::new();
+    let mut uncached_by_size: Vec<(usize, Duration)> = Vec::new();
     for &size in &args.accounts {
-        p99_by_size.push((size, read_at_size(&args, size).await?));
+        let (p99, uncached) = read_at_size(&args, size).await?;
+        p99_by_size.push((size, p99));
+        uncached_by_size.extend(uncached.map(|p99| (size, p99)));
     }
-    print_growth(&p99_by_size);
+    print_growth("", &p99_by_size);
+    print_growth(" without the read cache", &uncached_by_size);
     Ok(())
 }
 
 /// One portfolio size: seeds it, runs every contender and reports them; the p99 of
-/// `GetAccountHealth`.
-async fn read_at_size(args: &ReadBenchArgs, size: usize) -> anyhow::Result<Duration> {
+/// `GetAccountHealth`, and without the read cache (SQLite).
+async fn read_at_size(
+    args: &ReadBenchArgs,
+    size: usize,
+) -> anyhow::Result<(Duration, Option<Duration>)> {
     let dbs = databases(args.postgres_admin_url.as_deref(), &["read"]).await?;
     println!(
         "\nGetAccountHealth on {} with {size} scored accounts, concurrency {}, {} s per contender",
@@ -325,7 +332,14 @@ async fn read_at_size(args: &ReadBenchArgs, size: usize) -> anyhow::Result<Durat
         args.concurrency,
         args.seconds
     );
-    let (server, addr) = seed_scored_portfolio(&dbs, size).await?;
+    let (seeding, _) = seed_scored_portfolio(&dbs, size).await?;
+    drop(seeding);
+    let uncached = if dbs.is_postgres() {
+        None
+    } else {
+        Some(uncached_reads(&dbs.urls[0], size, args).await?)
+    };
+    let (server, addr) = start_server(&dbs.urls[0], &["--service", "health"])?;
     let channels = channels(&addr, args.connections).await?;
     let get = run_contenders(&channels, size, args).await;
     if args.h2load
@@ -347,6 +361,28 @@ async fn read_at_size(args: &ReadBenchArgs, size: usize) -> anyhow::Result<Durat
     }
     drop(server);
     drop_databases(dbs).await?;
+    Ok((get.p99(), uncached))
+}
+
+/// On SQLite, where answers are kept in memory between writes: the same
+/// reads with nothing kept (`--health-read-cache 0`), beside the echo, so
+/// the database's own cost per read stays in view.
+async fn uncached_reads(url: &str, size: usize, args: &ReadBenchArgs) -> anyhow::Result<Duration> {
+    let (server, addr) = start_server(url, &["--service", "health", "--health-read-cache", "0"])?;
+    let channels = channels(&addr, args.connections).await?;
+    let duration = Duration::from_secs(args.seconds);
+    echo_load(&channels, args.concurrency, Duration::from_secs(1)).await;
+    get_health_load(&channels, size, args.concurrency, Duration::from_secs(1)).await;
+    let echo = echo_load(&channels, args.concurrency, duration).await;
+    echo.print("echo (grpc.health.v1 Check, same stack; server without read cache)");
+    let get = get_health_load(&channels, size, args.concurrency, duration).await;
+    get.print("GetAccountHealth without the read cache");
+    println!(
+        "throughput ratio uncached GetAccountHealth / echo: {:.2}; p99 {:.2} ms",
+        get.rate() / echo.rate(),
+        ms(get.p99())
+    );
+    drop(server);
     Ok(get.p99())
 }
 
@@ -410,13 +446,13 @@ async fn run_contenders(channels: &[Channel], size: usize, args: &ReadBenchArgs)
 }
 
 /// How p99 grew from the smallest portfolio to the largest.
-fn print_growth(p99_by_size: &[(usize, Duration)]) {
+fn print_growth(what: &str, p99_by_size: &[(usize, Duration)]) {
     if let (Some((small, p_small)), Some((large, p_large))) =
         (p99_by_size.first(), p99_by_size.last())
         && small != large
     {
         println!(
-            "\ngrowth: p99 at {large} accounts / p99 at {small}: {:.2} (goal <= 1.5)",
+            "\ngrowth{what}: p99 at {large} accounts / p99 at {small}: {:.2} (goal <= 1.5)",
             p_large.as_secs_f64() / p_small.as_secs_f64()
         );
     }
