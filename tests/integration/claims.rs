@@ -429,9 +429,9 @@ async fn two_recomputers_write_one_history_row_per_change(backend: Backend) {
         }
         for (n, account) in accounts.iter().enumerate() {
             let store = if n % 2 == 0 { one.clone() } else { two.clone() };
-            let id = account.to_string();
+            let id = *account;
             racers.push(tokio::spawn(async move {
-                store.account_health(&id).await.unwrap();
+                store.account_health(id).await.unwrap();
             }));
         }
         for racer in racers {
@@ -584,7 +584,10 @@ async fn a_mark_on_a_claimed_account_counts_and_a_dead_claim_lapses(backend: Bac
     );
 
     let asked = Instant::now();
-    let view = store.account_health(&account.id).await.unwrap();
+    let view = store
+        .account_health(domain::AccountId::parse(&account.id).unwrap())
+        .await
+        .unwrap();
     let waited = asked.elapsed();
     assert!(
         waited >= Duration::from_millis(2500),

@@ -5,7 +5,7 @@
 //! its history rows and its events, in one transaction.
 
 use chrono::{DateTime, Utc};
-use domain::{Motion, OpportunityId, Stage};
+use domain::{AccountId, HandoffId, Motion, OpportunityId, Stage, TriggerId};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveEnum, ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
@@ -188,7 +188,7 @@ impl Store {
 
     pub async fn opportunity(
         &self,
-        id: &OpportunityId,
+        id: OpportunityId,
     ) -> Result<Option<opportunity::Model>, PipelineError> {
         Ok(opportunity::Entity::find_by_id(id.to_string())
             .one(&self.db)
@@ -198,10 +198,10 @@ impl Store {
     /// The opportunity created from a trigger, if any.
     pub async fn opportunity_from_trigger(
         &self,
-        trigger_id: &str,
+        trigger_id: TriggerId,
     ) -> Result<Option<opportunity::Model>, PipelineError> {
         Ok(opportunity::Entity::find()
-            .filter(opportunity::Column::SourceTriggerId.eq(trigger_id))
+            .filter(opportunity::Column::SourceTriggerId.eq(trigger_id.to_string()))
             .one(&self.db)
             .await?)
     }
@@ -354,12 +354,13 @@ impl Store {
     /// A page of an opportunity's history, oldest first.
     pub async fn history(
         &self,
-        opportunity_id: &str,
+        opportunity_id: OpportunityId,
         after_id: Option<&str>,
         limit: u64,
     ) -> Result<Vec<history::Model>, PipelineError> {
         use history::Column as C;
-        let mut query = history::Entity::find().filter(C::OpportunityId.eq(opportunity_id));
+        let mut query =
+            history::Entity::find().filter(C::OpportunityId.eq(opportunity_id.to_string()));
         if let Some(after) = after_id {
             query = query.filter(C::Id.gt(after));
         }
@@ -376,18 +377,18 @@ impl Store {
             .await?)
     }
 
-    pub async fn handoff(&self, id: &str) -> Result<Option<handoff::Model>, PipelineError> {
-        Ok(handoff::Entity::find_by_id(id.to_owned())
+    pub async fn handoff(&self, id: HandoffId) -> Result<Option<handoff::Model>, PipelineError> {
+        Ok(handoff::Entity::find_by_id(id.to_string())
             .one(&self.db)
             .await?)
     }
 
     pub async fn open_handoff(
         &self,
-        opportunity_id: &str,
+        opportunity_id: OpportunityId,
     ) -> Result<Option<handoff::Model>, PipelineError> {
         Ok(handoff::Entity::find()
-            .filter(handoff::Column::OpenKey.eq(opportunity_id))
+            .filter(handoff::Column::OpenKey.eq(opportunity_id.to_string()))
             .one(&self.db)
             .await?)
     }
@@ -412,12 +413,13 @@ impl Store {
     /// one transaction.
     pub async fn resolve_handoff(
         &self,
-        handoff_id: &str,
+        handoff_id: HandoffId,
         changes: handoff::ActiveModel,
         opportunity: Option<OpportunityWrite>,
         events: Vec<NewEvent>,
         principal: &str,
     ) -> Result<(handoff::Model, Option<opportunity::Model>), PipelineError> {
+        let handoff_id = handoff_id.to_string();
         let now = storage::now();
         let _write = self.writer.enter().await;
         let txn = self.db.begin().await?;
@@ -427,20 +429,20 @@ impl Store {
         changes.resolved_by = Set(Some(principal.to_owned()));
         let result = handoff::Entity::update_many()
             .set(changes)
-            .filter(handoff::Column::Id.eq(handoff_id))
+            .filter(handoff::Column::Id.eq(handoff_id.as_str()))
             .filter(handoff::Column::Status.eq(HandoffStatus::Requested))
             .exec(&txn)
             .await?;
         if result.rows_affected == 0 {
-            let status = handoff::Entity::find_by_id(handoff_id.to_owned())
+            let status = handoff::Entity::find_by_id(handoff_id.clone())
                 .one(&txn)
                 .await?
                 .map(|h| h.status);
             return Err(match status {
-                None => PipelineError::NotFound("handoff", handoff_id.to_owned()),
+                None => PipelineError::NotFound("handoff", handoff_id),
                 Some(status) => PipelineError::precondition(
                     "HANDOFF_NOT_OPEN",
-                    handoff_id,
+                    &handoff_id,
                     format!("handoff {handoff_id} is already {}", status.to_value()),
                 ),
             });
@@ -450,10 +452,10 @@ impl Store {
             None => None,
         };
         self.events.append(&txn, &events).await?;
-        let handoff = handoff::Entity::find_by_id(handoff_id.to_owned())
+        let handoff = handoff::Entity::find_by_id(handoff_id.clone())
             .one(&txn)
             .await?
-            .ok_or_else(|| PipelineError::NotFound("handoff", handoff_id.to_owned()))?;
+            .ok_or(PipelineError::NotFound("handoff", handoff_id))?;
         txn.commit().await?;
         self.events.committed();
         Ok((handoff, opportunity))
@@ -540,12 +542,12 @@ impl Store {
     /// account), in record order.
     pub async fn wallet(
         &self,
-        account_id: Option<&str>,
+        account_id: Option<AccountId>,
     ) -> Result<Vec<wallet_estimate::Model>, PipelineError> {
         use wallet_estimate::Column as C;
         let mut query = wallet_estimate::Entity::find();
         if let Some(account_id) = account_id {
-            query = query.filter(C::AccountId.eq(account_id));
+            query = query.filter(C::AccountId.eq(account_id.to_string()));
         }
         Ok(query.order_by_asc(C::Id).all(&self.db).await?)
     }

@@ -37,7 +37,7 @@ pub(crate) async fn get_account(
     let external = optional_external_ref("external_ref", req.external_ref.as_ref())
         .map_err(HealthError::from)?;
     let (found, name) = match (id, external) {
-        (Some(id), _) => (store.account(&id).await?, id.to_string()),
+        (Some(id), _) => (store.account(id).await?, id.to_string()),
         (None, Some(ext)) => (store.account_by_external(&ext).await?, ext.to_string()),
         (None, None) => {
             return Err(invalid(
@@ -68,12 +68,11 @@ pub(crate) async fn list_accounts(
         &req.parent_account_id,
     ]);
     let after = page_start(&req.page_token, filter)?;
-    let parent = parent.map(|p| p.to_string());
     let mut rows = store
         .list_accounts(
             segment.map(|s| s.as_str()),
             owner.as_deref(),
-            parent.as_deref(),
+            parent,
             after.as_deref(),
             limit + 1,
         )
@@ -144,7 +143,7 @@ pub(crate) async fn get_product(
     let raw = &req.product_id;
     let id = ProductId::parse(raw).map_err(|e| invalid("product_id", e))?;
     let product = store
-        .product(&id)
+        .product(id)
         .await?
         .ok_or_else(|| HealthError::ProductNotFound(id.to_string()))?;
     Ok(pb::GetProductResponse {

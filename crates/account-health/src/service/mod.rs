@@ -22,7 +22,7 @@ pub mod triggers;
 
 use contracts::pb::health::v1 as pb;
 use contracts::{ApiError, Idempotent, page, wire};
-use domain::{OpportunityId, TriggerId};
+use domain::{AccountId, OpportunityId, TriggerId};
 use tonic::{Request, Response, Status};
 
 use crate::entity::account;
@@ -132,16 +132,12 @@ pub(crate) fn invalid(field: &str, why: impl std::fmt::Display) -> HealthError {
 pub(crate) fn trigger_step_ids(
     trigger_id: &str,
     opportunity_id: &str,
-) -> Result<(TriggerId, Option<String>), HealthError> {
+) -> Result<(TriggerId, Option<OpportunityId>), HealthError> {
     let id = TriggerId::parse(trigger_id).map_err(|e| invalid("trigger_id", e))?;
     let opportunity = if opportunity_id.is_empty() {
         None
     } else {
-        Some(
-            OpportunityId::parse(opportunity_id)
-                .map_err(|e| invalid("opportunity_id", e))?
-                .to_string(),
-        )
+        Some(OpportunityId::parse(opportunity_id).map_err(|e| invalid("opportunity_id", e))?)
     };
     Ok((id, opportunity))
 }
@@ -176,10 +172,11 @@ pub(crate) async fn require_account(
     store: &Store,
     field: &str,
     raw: &str,
-) -> Result<account::Model, HealthError> {
+) -> Result<(AccountId, account::Model), HealthError> {
     let id = optional_account_id(field, raw)?.ok_or_else(|| invalid(field, "is required"))?;
-    store
-        .account(&id)
+    let account = store
+        .account(id)
         .await?
-        .ok_or_else(|| HealthError::AccountNotFound(id.to_string()))
+        .ok_or_else(|| HealthError::AccountNotFound(id.to_string()))?;
+    Ok((id, account))
 }

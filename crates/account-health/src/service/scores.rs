@@ -80,17 +80,16 @@ pub(crate) async fn get_account_health(
     let raw = &req.account_id;
     let id = optional_account_id("account_id", raw)
         .map_err(HealthError::from)?
-        .ok_or_else(|| invalid("account_id", "is required"))?
-        .to_string();
+        .ok_or_else(|| invalid("account_id", "is required"))?;
     let cache = store.health_reads();
     if let Some(answer) = cache.get(&id, storage::now()) {
         return Ok(answer);
     }
     let ticket = cache.ticket();
     let view = store
-        .checked_account_health(&id)
+        .checked_account_health(id)
         .await?
-        .ok_or_else(|| HealthError::AccountNotFound(id.clone()))?;
+        .ok_or_else(|| HealthError::AccountNotFound(id.to_string()))?;
     let mut health = account_health_to_pb(&view);
     named_health(store, &mut health).await?;
     let answer = pb::GetAccountHealthResponse {
@@ -156,13 +155,11 @@ pub(crate) async fn get_health_history(
     store: &Store,
     req: &pb::GetHealthHistoryRequest,
 ) -> Result<pb::GetHealthHistoryResponse, HealthError> {
-    let account = require_account(store, "account_id", &req.account_id).await?;
+    let (account_id, _) = require_account(store, "account_id", &req.account_id).await?;
     let product_id = if req.product_id.is_empty() {
-        String::new()
+        None
     } else {
-        ProductId::parse(&req.product_id)
-            .map_err(|e| invalid("product_id", e))?
-            .to_string()
+        Some(ProductId::parse(&req.product_id).map_err(|e| invalid("product_id", e))?)
     };
     let limit = page::page_size("page_size", req.page_size).map_err(HealthError::from)?;
     let start = wire::optional_instant("start_time", req.start_time.as_ref())?;
@@ -179,7 +176,7 @@ pub(crate) async fn get_health_history(
     ]);
     let offset = offset_of(&req.page_token, filter)?;
     let mut rows = store
-        .health_history(&account.id, &product_id, (start, end), offset, limit + 1)
+        .health_history(account_id, product_id, (start, end), offset, limit + 1)
         .await?;
     let card = store.active_scorecard().await?;
     let next_page_token = page::next_offset_page(&mut rows, limit, filter, offset);
@@ -199,12 +196,12 @@ pub(crate) async fn override_health(
     principal: String,
     req: &pb::OverrideHealthRequest,
 ) -> Result<pb::OverrideHealthResponse, HealthError> {
-    let account = require_account(store, "account_id", &req.account_id).await?;
+    let (account_id, account) = require_account(store, "account_id", &req.account_id).await?;
     // Stored in its canonical spelling: an id may arrive upper-case or unhyphenated.
     let mut product_id = String::new();
     if !req.product_id.is_empty() {
         let product = ProductId::parse(&req.product_id).map_err(|e| invalid("product_id", e))?;
-        if store.product(&product).await?.is_none() {
+        if store.product(product).await?.is_none() {
             return Err(invalid(
                 "product_id",
                 format!("no product has id {product}"),
@@ -234,7 +231,7 @@ pub(crate) async fn override_health(
             expires_at,
         })
         .await?;
-    let view = store.account_health(&account.id).await?;
+    let view = store.account_health(account_id).await?;
     Ok(pb::OverrideHealthResponse {
         health: Some(account_health_to_pb(&view)),
     })

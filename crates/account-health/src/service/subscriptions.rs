@@ -70,18 +70,8 @@ pub(crate) async fn list_subscriptions(
     );
     let filter = page::fingerprint(&[&req.account_id, &req.product_id, &req.status.to_string()]);
     let after = page_start(&req.page_token, filter)?;
-    let (account, product) = (
-        account.map(|a| a.to_string()),
-        product.map(|p| p.to_string()),
-    );
     let mut rows = store
-        .list_subscriptions(
-            account.as_deref(),
-            product.as_deref(),
-            status,
-            after.as_deref(),
-            limit + 1,
-        )
+        .list_subscriptions(account, product, status, after.as_deref(), limit + 1)
         .await?;
     let next_page_token = page::next_page(&mut rows, limit, filter, |s| s.row.id.clone());
     let pairs: Vec<(String, String)> = rows

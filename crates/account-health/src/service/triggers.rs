@@ -40,15 +40,8 @@ pub(crate) async fn list_triggers(
         &req.kind.to_string(),
     ]);
     let before = page_start(&req.page_token, filter)?;
-    let account = account.map(|a| a.to_string());
     let mut rows = store
-        .list_triggers(
-            account.as_deref(),
-            &statuses,
-            kind,
-            before.as_deref(),
-            limit + 1,
-        )
+        .list_triggers(account, &statuses, kind, before.as_deref(), limit + 1)
         .await?;
     let next_page_token = page::next_page(&mut rows, limit, filter, |t| t.id.clone());
     let mut triggers: Vec<pb::Trigger> = rows.into_iter().map(trigger_to_pb).collect();
@@ -65,7 +58,7 @@ pub(crate) async fn get_trigger(
 ) -> Result<pb::GetTriggerResponse, HealthError> {
     let id = TriggerId::parse(&req.trigger_id).map_err(|e| invalid("trigger_id", e))?;
     let t = store
-        .trigger(&id)
+        .trigger(id)
         .await?
         .ok_or_else(|| HealthError::TriggerNotFound(id.to_string()))?;
     let mut trigger = trigger_to_pb(t);
@@ -82,7 +75,7 @@ pub(crate) async fn convert_trigger(
 ) -> Result<pb::ConvertTriggerResponse, HealthError> {
     let (id, opportunity) = trigger_step_ids(&req.trigger_id, &req.opportunity_id)?;
     let opportunity = opportunity.ok_or_else(|| invalid("opportunity_id", "is required"))?;
-    let t = store.convert_trigger(&id, &opportunity).await?;
+    let t = store.convert_trigger(id, opportunity).await?;
     Ok(pb::ConvertTriggerResponse {
         trigger: Some(one_named(store, trigger_to_pb(t)).await?),
     })
@@ -94,7 +87,7 @@ pub(crate) async fn close_trigger(
     req: &pb::CloseTriggerRequest,
 ) -> Result<pb::CloseTriggerResponse, HealthError> {
     let (id, opportunity) = trigger_step_ids(&req.trigger_id, &req.opportunity_id)?;
-    let t = store.close_trigger(&id, opportunity.as_deref()).await?;
+    let t = store.close_trigger(id, opportunity).await?;
     Ok(pb::CloseTriggerResponse {
         trigger: Some(one_named(store, trigger_to_pb(t)).await?),
     })

@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
-use domain::HealthBand;
+use domain::{AccountId, HealthBand, ProductId};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, IntoActiveModel, QueryFilter, QueryOrder,
@@ -387,7 +387,7 @@ impl Store {
 
     /// Recomputes `account_id` now if signals or contracts changed since
     /// its last computation.
-    pub async fn ensure_fresh(&self, account_id: &str) -> Result<(), HealthError> {
+    pub(super) async fn ensure_fresh(&self, account_id: &str) -> Result<(), HealthError> {
         if self.is_dirty(account_id).await? {
             self.recompute_or_keep_last(account_id).await;
         }
@@ -438,7 +438,7 @@ impl Store {
     /// changes, and reconciles its triggers, in one transaction; then
     /// clears the mark unless the account was marked again meanwhile.
     /// `false` when it is not queued or another recomputation holds it.
-    pub async fn recompute(&self, account_id: &str) -> Result<bool, HealthError> {
+    async fn recompute(&self, account_id: &str) -> Result<bool, HealthError> {
         let Some(claim) = self.claim_dirty(account_id).await? else {
             return Ok(false);
         };
@@ -621,9 +621,10 @@ impl Store {
     /// it waits for a recomputation are read in one round trip.
     pub async fn checked_account_health(
         &self,
-        account_id: &str,
+        account_id: AccountId,
     ) -> Result<Option<AccountHealthView>, HealthError> {
         use sea_orm::Statement;
+        let account_id = account_id.to_string();
         let backend = self.db.get_database_backend();
         let param = placeholder(backend, 1);
         let sql = format!(
@@ -635,7 +636,7 @@ impl Store {
             .query_one_raw(Statement::from_sql_and_values(
                 backend,
                 sql,
-                [account_id.into()],
+                [account_id.as_str().into()],
             ))
             .await?;
         let Some(state) = state else {
@@ -643,10 +644,10 @@ impl Store {
         };
         let dirty: Option<String> = state.try_get("", "dirty")?;
         if dirty.is_none() {
-            return self.read_account_health(account_id).await.map(Some);
+            return self.read_account_health(&account_id).await.map(Some);
         }
-        self.recompute_or_keep_last(account_id).await;
-        let mut view = self.read_account_health(account_id).await?;
+        self.recompute_or_keep_last(&account_id).await;
+        let mut view = self.read_account_health(&account_id).await?;
         // Recomputed just now (a write), or the last score while another
         // recomputation runs: true now, not to be kept.
         view.changes_at = Some(storage::now());
@@ -654,9 +655,13 @@ impl Store {
     }
 
     /// The account's scores (computing them first if they are stale).
-    pub async fn account_health(&self, account_id: &str) -> Result<AccountHealthView, HealthError> {
-        self.ensure_fresh(account_id).await?;
-        self.read_account_health(account_id).await
+    pub async fn account_health(
+        &self,
+        account_id: AccountId,
+    ) -> Result<AccountHealthView, HealthError> {
+        let account_id = account_id.to_string();
+        self.ensure_fresh(&account_id).await?;
+        self.read_account_health(&account_id).await
     }
 
     async fn read_account_health(
@@ -850,16 +855,20 @@ impl Store {
             .await?)
     }
 
-    /// Score history of one target, newest first.
+    /// Score history of one target (the account itself when `product_id`
+    /// is `None`), newest first.
     pub async fn health_history(
         &self,
-        account_id: &str,
-        product_id: &str,
+        account_id: AccountId,
+        product_id: Option<ProductId>,
         range: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
         offset: u64,
         limit: u64,
     ) -> Result<Vec<health_score::Model>, HealthError> {
-        self.ensure_fresh(account_id).await?;
+        let account_id = account_id.to_string();
+        // The account-level score is stored under the empty product id.
+        let product_id = product_id.map(|p| p.to_string()).unwrap_or_default();
+        self.ensure_fresh(&account_id).await?;
         let mut q = health_score::Entity::find()
             .filter(health_score::Column::AccountId.eq(account_id))
             .filter(health_score::Column::ProductId.eq(product_id));

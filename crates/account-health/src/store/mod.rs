@@ -53,7 +53,7 @@ pub struct Store {
 
 /// The health answers kept in memory.
 pub type HealthReads =
-    storage::read_cache::ReadCache<String, contracts::pb::health::v1::GetAccountHealthResponse>;
+    storage::read_cache::ReadCache<AccountId, contracts::pb::health::v1::GetAccountHealthResponse>;
 
 /// How many `GetAccountHealth` answers are kept by default (a few hundred
 /// bytes each).
@@ -111,7 +111,7 @@ impl Store {
         self.ingested.clone()
     }
 
-    pub async fn account(&self, id: &AccountId) -> Result<Option<account::Model>, HealthError> {
+    pub async fn account(&self, id: AccountId) -> Result<Option<account::Model>, HealthError> {
         Ok(account::Entity::find_by_id(id.to_string())
             .one(&self.db)
             .await?)
@@ -129,7 +129,7 @@ impl Store {
         &self,
         segment: Option<&str>,
         owner_csm: Option<&str>,
-        parent: Option<&str>,
+        parent: Option<AccountId>,
         after: Option<&str>,
         limit: u64,
     ) -> Result<Vec<account::Model>, HealthError> {
@@ -142,7 +142,7 @@ impl Store {
             q = q.filter(account::Column::OwnerCsm.eq(c));
         }
         if let Some(p) = parent {
-            q = q.filter(account::Column::ParentAccountId.eq(p));
+            q = q.filter(account::Column::ParentAccountId.eq(p.to_string()));
         }
         if let Some(after) = after {
             q = q.filter(account::Column::Id.gt(after));

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
-use domain::ProductId;
+use domain::{AccountId, ProductId};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
@@ -121,7 +121,7 @@ async fn amendments_of<C: ConnectionTrait>(
 }
 
 impl Store {
-    pub async fn product(&self, id: &ProductId) -> Result<Option<product::Model>, HealthError> {
+    pub async fn product(&self, id: ProductId) -> Result<Option<product::Model>, HealthError> {
         Ok(product::Entity::find_by_id(id.to_string())
             .one(&self.db)
             .await?)
@@ -374,18 +374,18 @@ impl Store {
     /// Subscriptions ordered by id, with their MRR history.
     pub async fn list_subscriptions(
         &self,
-        account_id: Option<&str>,
-        product_id: Option<&str>,
+        account_id: Option<AccountId>,
+        product_id: Option<ProductId>,
         status: Option<SubscriptionStatus>,
         after: Option<&str>,
         limit: u64,
     ) -> Result<Vec<SubscriptionView>, HealthError> {
         let mut query = subscription::Entity::find().order_by_asc(subscription::Column::Id);
         if let Some(a) = account_id {
-            query = query.filter(subscription::Column::AccountId.eq(a));
+            query = query.filter(subscription::Column::AccountId.eq(a.to_string()));
         }
         if let Some(p) = product_id {
-            query = query.filter(subscription::Column::ProductId.eq(p));
+            query = query.filter(subscription::Column::ProductId.eq(p.to_string()));
         }
         if let Some(s) = status {
             query = query.filter(subscription::Column::Status.eq(s));

@@ -3,7 +3,7 @@
 //! reading them back.
 
 use chrono::{DateTime, Duration, Utc};
-use domain::TriggerId;
+use domain::{AccountId, OpportunityId, TriggerId};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, QuerySelect, Set, TransactionTrait,
@@ -21,7 +21,7 @@ use crate::model::triggers::{
 impl Store {
     /// Writes what [`plan_reconciliation`] makes of the account's stored
     /// triggers and the `wanted` ones; returns the events to append.
-    pub(crate) async fn reconcile_triggers<C: ConnectionTrait>(
+    pub(super) async fn reconcile_triggers<C: ConnectionTrait>(
         &self,
         txn: &C,
         account_id: &str,
@@ -63,11 +63,17 @@ impl Store {
     /// Marks a trigger as the opportunity it became (see `plan_conversion`).
     pub async fn convert_trigger(
         &self,
-        id: &TriggerId,
-        opportunity_id: &str,
+        id: TriggerId,
+        opportunity_id: OpportunityId,
     ) -> Result<trigger::Model, HealthError> {
+        let opportunity_id = opportunity_id.to_string();
         self.trigger_step(id, |t| {
-            plan_conversion(&t.id, t.status, t.opportunity_id.as_deref(), opportunity_id)
+            plan_conversion(
+                &t.id,
+                t.status,
+                t.opportunity_id.as_deref(),
+                &opportunity_id,
+            )
         })
         .await
     }
@@ -75,18 +81,24 @@ impl Store {
     /// Closes a trigger (see `plan_close`); the cooldown runs from now.
     pub async fn close_trigger(
         &self,
-        id: &TriggerId,
-        opportunity_id: Option<&str>,
+        id: TriggerId,
+        opportunity_id: Option<OpportunityId>,
     ) -> Result<trigger::Model, HealthError> {
+        let opportunity_id = opportunity_id.map(|o| o.to_string());
         self.trigger_step(id, |t| {
-            plan_close(&t.id, t.status, t.opportunity_id.as_deref(), opportunity_id)
+            plan_close(
+                &t.id,
+                t.status,
+                t.opportunity_id.as_deref(),
+                opportunity_id.as_deref(),
+            )
         })
         .await
     }
 
     async fn trigger_step(
         &self,
-        id: &TriggerId,
+        id: TriggerId,
         plan: impl FnOnce(
             &trigger::Model,
         ) -> Result<LifecycleStep, crate::model::triggers::LifecycleRefusal>,
@@ -127,7 +139,7 @@ impl Store {
         Ok(updated)
     }
 
-    pub async fn trigger(&self, id: &TriggerId) -> Result<Option<trigger::Model>, HealthError> {
+    pub async fn trigger(&self, id: TriggerId) -> Result<Option<trigger::Model>, HealthError> {
         let found = trigger::Entity::find_by_id(id.to_string())
             .one(&self.db)
             .await?;
@@ -144,13 +156,14 @@ impl Store {
     /// of the previous page.
     pub async fn list_triggers(
         &self,
-        account_id: Option<&str>,
+        account_id: Option<AccountId>,
         statuses: &[TriggerStatus],
         kind: Option<TriggerKind>,
         before: Option<&str>,
         limit: u64,
     ) -> Result<Vec<trigger::Model>, HealthError> {
-        match account_id {
+        let account_id = account_id.map(|a| a.to_string());
+        match &account_id {
             Some(a) => self.ensure_fresh(a).await?,
             None => self.refresh_all_dirty().await?,
         }

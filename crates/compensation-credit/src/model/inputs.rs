@@ -176,9 +176,9 @@ impl ListInput {
 }
 
 /// An OpenDispute request.
-pub fn open_dispute(req: &pb::OpenDisputeRequest) -> Result<(String, String), ApiError> {
+pub fn open_dispute(req: &pb::OpenDisputeRequest) -> Result<(LedgerEntryId, String), ApiError> {
     Ok((
-        entry_id("entry_id", &req.entry_id)?,
+        LedgerEntryId::parse(&req.entry_id).map_err(|e| ApiError::invalid("entry_id", e))?,
         wire::text("reason", &req.reason, wire::MAX_NOTE_LEN)?,
     ))
 }
@@ -186,7 +186,7 @@ pub fn open_dispute(req: &pb::OpenDisputeRequest) -> Result<(String, String), Ap
 /// How a dispute is to be resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResolveInput {
-    pub dispute_id: String,
+    pub dispute_id: DisputeId,
     /// `Some` to adjust by this signed amount; `None` to reject.
     pub adjustment: Option<Money>,
     pub note: Option<String>,
@@ -194,9 +194,8 @@ pub struct ResolveInput {
 
 impl ResolveInput {
     pub fn from_request(req: &pb::ResolveDisputeRequest) -> Result<Self, ApiError> {
-        let dispute_id = DisputeId::parse(&req.dispute_id)
-            .map(|d| d.to_string())
-            .map_err(|e| ApiError::invalid("dispute_id", e))?;
+        let dispute_id =
+            DisputeId::parse(&req.dispute_id).map_err(|e| ApiError::invalid("dispute_id", e))?;
         let adjustment =
             match wire::known_enum::<pb::DisputeResolution>("resolution", req.resolution)? {
                 pb::DisputeResolution::Unspecified => {

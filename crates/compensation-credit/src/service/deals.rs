@@ -49,9 +49,7 @@ pub async fn replace_splits(
         reason: &reason,
     };
     once(store, "ReplaceDealSplits", principal, &req, async {
-        let view = store
-            .replace_splits(&deal.to_string(), change, principal)
-            .await?;
+        let view = store.replace_splits(deal, change, principal).await?;
         Ok(pb::ReplaceDealSplitsResponse {
             credits: Some(deal_to_pb(&view, storage::now())?),
         })
@@ -68,7 +66,7 @@ pub async fn get(
 ) -> Result<pb::GetDealCreditsResponse, CreditError> {
     let deal = deal_id("deal_id", &req.deal_id).map_err(invalid)?;
     let reader = reader(store, caller).await?;
-    let mut view = store.deal(&deal.to_string()).await?;
+    let mut view = store.deal(deal).await?;
     privacy::check_deal_read(
         &reader,
         &view.deal.deal_id,

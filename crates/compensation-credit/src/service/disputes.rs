@@ -21,7 +21,7 @@ pub async fn open(
 ) -> Result<pb::OpenDisputeResponse, CreditError> {
     let (entry_id, reason) = open_dispute(&req).map_err(invalid)?;
     once(store, "OpenDispute", &caller.name, &req, async {
-        let view = store.open_dispute(&entry_id, &reason, caller).await?;
+        let view = store.open_dispute(entry_id, &reason, caller).await?;
         Ok(pb::OpenDisputeResponse {
             dispute: Some(dispute_to_pb(&view)),
         })
@@ -42,7 +42,7 @@ pub async fn resolve(
     };
     once(store, "ResolveDispute", principal, &req, async {
         let (view, adjustment) = store
-            .resolve_dispute(&input.dispute_id, resolution, input.note.clone(), principal)
+            .resolve_dispute(input.dispute_id, resolution, input.note.clone(), principal)
             .await?;
         Ok(pb::ResolveDisputeResponse {
             dispute: Some(dispute_to_pb(&view)),

@@ -1,5 +1,6 @@
 //! Recording a won deal and replacing its split set.
 
+use domain::OpportunityId;
 use sea_orm::{EntityTrait, IntoActiveModel};
 
 use super::rows::{insert_entries, load_deal};
@@ -13,7 +14,12 @@ use crate::model::views::DealView;
 use crate::model::{Terms, corrupt};
 
 impl Store {
-    pub async fn deal(&self, deal_id: &str) -> Result<DealView, CreditError> {
+    pub async fn deal(&self, deal_id: OpportunityId) -> Result<DealView, CreditError> {
+        self.deal_view(&deal_id.to_string()).await
+    }
+
+    /// The deal whose rows are keyed `deal_id`.
+    pub(super) async fn deal_view(&self, deal_id: &str) -> Result<DealView, CreditError> {
         load_deal(&self.db, deal_id)
             .await?
             .ok_or_else(|| CreditError::not_found("deal", deal_id))
@@ -28,7 +34,7 @@ impl Store {
         let recorded: Recording = serde_json::from_str(&existing.recording).map_err(corrupt)?;
         let differences = recorded.differences(recording);
         if differences.is_empty() {
-            Ok((self.deal(&existing.deal_id).await?, false))
+            Ok((self.deal_view(&existing.deal_id).await?, false))
         } else {
             Err(CreditError::DealAlreadyCredited {
                 deal_id: existing.deal_id.clone(),
@@ -91,14 +97,17 @@ impl Store {
     /// the set already in force writes nothing.
     pub async fn replace_splits(
         &self,
-        deal_id: &str,
+        deal_id: OpportunityId,
         change: SplitChange<'_>,
         principal: &str,
     ) -> Result<DealView, CreditError> {
-        let (txn, _guard) = self.begin_deal_write(&[deal_id.to_owned()]).await?;
-        let view = load_deal(&txn, deal_id)
+        let deal_id = deal_id.to_string();
+        let (txn, _guard) = self
+            .begin_deal_write(std::slice::from_ref(&deal_id))
+            .await?;
+        let view = load_deal(&txn, &deal_id)
             .await?
-            .ok_or_else(|| CreditError::not_found("deal", deal_id))?;
+            .ok_or_else(|| CreditError::not_found("deal", &deal_id))?;
         let terms = self.deal_terms(&view.deal).await?;
         let directory = self.people_like(change.splits).await?;
         let Some(plan) =
@@ -113,6 +122,6 @@ impl Store {
         insert_entries(&txn, &plan.entries).await?;
         self.append(&txn, &[plan.event]).await?;
         self.commit(txn).await?;
-        self.deal(deal_id).await
+        self.deal_view(&deal_id).await
     }
 }

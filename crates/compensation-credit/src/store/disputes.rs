@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use contracts::Principal;
-use domain::DisputeId;
+use domain::{DisputeId, LedgerEntryId};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
     QuerySelect,
@@ -35,11 +35,12 @@ impl Store {
     /// Opens a dispute over an entry; one open dispute per entry at a time.
     pub async fn open_dispute(
         &self,
-        entry_id: &str,
+        entry_id: LedgerEntryId,
         reason: &str,
         opener: &Principal,
     ) -> Result<DisputeView, CreditError> {
-        let entry = entry_by_id(&self.db, entry_id).await?;
+        let entry_id = entry_id.to_string();
+        let entry = entry_by_id(&self.db, &entry_id).await?;
         let plan = plan_dispute_opening(
             &entry,
             reason,
@@ -55,11 +56,11 @@ impl Store {
                 return Err(err.into());
             }
             drop(txn);
-            let open = open_dispute::Entity::find_by_id(entry_id.to_owned())
+            let open = open_dispute::Entity::find_by_id(entry_id.clone())
                 .one(&self.db)
                 .await?;
             return Err(CreditError::DisputeAlreadyOpen {
-                entry_id: entry_id.to_owned(),
+                entry_id,
                 dispute_id: open.map(|o| o.dispute_id).unwrap_or_default(),
             });
         }
@@ -81,12 +82,13 @@ impl Store {
     /// entry, in its currency) or rejected (no entry).
     pub async fn resolve_dispute(
         &self,
-        dispute_id: &str,
+        dispute_id: DisputeId,
         resolution: Resolution,
         note: Option<String>,
         principal: &str,
     ) -> Result<(DisputeView, Option<Entry>), CreditError> {
-        let view = dispute_view(&self.db, dispute_id).await?;
+        let dispute_id = dispute_id.to_string();
+        let view = dispute_view(&self.db, &dispute_id).await?;
         let disputed = entry_by_id(&self.db, &view.dispute.entry_id).await?;
         let plan = plan_resolution(
             &view,
@@ -104,7 +106,7 @@ impl Store {
         {
             Ok(_) => {}
             Err(err) if is_unique_violation(&err) => {
-                return Err(CreditError::DisputeAlreadyResolved(dispute_id.to_owned()));
+                return Err(CreditError::DisputeAlreadyResolved(dispute_id));
             }
             Err(err) => return Err(err.into()),
         }
@@ -114,7 +116,7 @@ impl Store {
         // Resolved: the entry may be disputed again.
         open_dispute::Entity::delete_many()
             .filter(open_dispute::Column::EntryId.eq(disputed.entry_id.as_str()))
-            .filter(open_dispute::Column::DisputeId.eq(dispute_id))
+            .filter(open_dispute::Column::DisputeId.eq(dispute_id.as_str()))
             .exec(&txn)
             .await?;
         self.append(&txn, &[plan.event]).await?;

@@ -100,7 +100,7 @@ impl Store {
     ) -> Result<Vec<Entry>, CreditError> {
         let deals: Vec<String> = if entry_ids.is_empty() {
             let deal_id = deal_id.unwrap_or_default();
-            vec![self.deal(deal_id).await?.deal.deal_id]
+            vec![self.deal_view(deal_id).await?.deal.deal_id]
         } else {
             let mut deals = Vec::new();
             for id in entry_ids {

@@ -89,7 +89,7 @@ impl PipelineService {
             handoff_package("package", req.package.as_ref()).map_err(PipelineError::from)?;
         let current = self
             .store
-            .opportunity(&id)
+            .opportunity(id)
             .await?
             .ok_or_else(|| PipelineError::NotFound("opportunity", id.to_string()))?;
         let p = parse_row(&current)?;
@@ -101,7 +101,7 @@ impl PipelineService {
             self.now(),
             Some(p.stage_entered_at),
         )?;
-        if let Some(open) = self.store.open_handoff(&current.id).await? {
+        if let Some(open) = self.store.open_handoff(id).await? {
             return Err(PipelineError::precondition(
                 "HANDOFF_ALREADY_OPEN",
                 &current.id,
@@ -152,11 +152,11 @@ impl PipelineService {
         caller: contracts::Principal,
         req: &pb::AcceptHandoffRequest,
     ) -> Result<pb::AcceptHandoffResponse, PipelineError> {
-        let handoff_id = parse_id("handoff_id", &req.handoff_id, HandoffId::parse)?.to_string();
+        let handoff_id = parse_id("handoff_id", &req.handoff_id, HandoffId::parse)?;
         let named = opt_text("owner", &req.owner, wire::MAX_NAME_LEN)?;
         let acceptor = acceptor(&caller, named).map_err(PipelineError::from)?;
         let owner_team = opt_text("owner_team", &req.owner_team, wire::MAX_NAME_LEN)?;
-        let h = self.load_handoff(&handoff_id).await?;
+        let h = self.load_handoff(handoff_id).await?;
         let current = self.load("opportunity_id", &h.opportunity_id).await?;
         let p = parse_row(&current)?;
         Self::ensure_open(&current, p.stage)?;
@@ -173,7 +173,9 @@ impl PipelineService {
         };
         let owner = acceptor.owner().to_owned();
         let plan = plan_acceptance(&h, &current, owner, owner_team, &caller.name);
-        let (h, opp) = self.resolve(&h, Some(&current), plan, &caller.name).await?;
+        let (h, opp) = self
+            .resolve(handoff_id, Some(&current), plan, &caller.name)
+            .await?;
         Ok(pb::AcceptHandoffResponse {
             handoff: self.named(vec![handoff_to_pb(h, self.now())?]).await?.pop(),
             opportunity: opp.map(|o| self.to_pb(o)).transpose()?,
@@ -185,7 +187,7 @@ impl PipelineService {
         principal: String,
         req: &pb::RejectHandoffRequest,
     ) -> Result<pb::RejectHandoffResponse, PipelineError> {
-        let handoff_id = parse_id("handoff_id", &req.handoff_id, HandoffId::parse)?.to_string();
+        let handoff_id = parse_id("handoff_id", &req.handoff_id, HandoffId::parse)?;
         let reason = opt_text("reason", &req.reason, wire::MAX_NOTE_LEN)?;
         if !req.withdraw && reason.is_none() {
             return Err(invalid(
@@ -193,26 +195,26 @@ impl PipelineService {
                 "is required to reject a handoff: tell CS what is missing",
             ));
         }
-        let h = self.load_handoff(&handoff_id).await?;
+        let h = self.load_handoff(handoff_id).await?;
         let plan = plan_rejection(&h, req.withdraw, reason, &principal);
-        let (h, _) = self.resolve(&h, None, plan, &principal).await?;
+        let (h, _) = self.resolve(handoff_id, None, plan, &principal).await?;
         Ok(pb::RejectHandoffResponse {
             handoff: self.named(vec![handoff_to_pb(h, self.now())?]).await?.pop(),
         })
     }
 
-    async fn load_handoff(&self, handoff_id: &str) -> Result<handoff::Model, PipelineError> {
+    async fn load_handoff(&self, handoff_id: HandoffId) -> Result<handoff::Model, PipelineError> {
         self.store
             .handoff(handoff_id)
             .await?
-            .ok_or_else(|| PipelineError::NotFound("handoff", handoff_id.to_owned()))
+            .ok_or_else(|| PipelineError::NotFound("handoff", handoff_id.to_string()))
     }
 
-    /// Writes a planned resolution of `h`; the opportunity's change is
-    /// guarded by the version of `current` it was planned from.
+    /// Writes a planned resolution of handoff `id`; the opportunity's change
+    /// is guarded by the version of `current` it was planned from.
     async fn resolve(
         &self,
-        h: &handoff::Model,
+        id: HandoffId,
         current: Option<&opportunity::Model>,
         plan: HandoffResolution,
         principal: &str,
@@ -228,7 +230,7 @@ impl PipelineService {
                 occurred_at: None,
             });
         self.store
-            .resolve_handoff(&h.id, plan.changes, write, plan.events, principal)
+            .resolve_handoff(id, plan.changes, write, plan.events, principal)
             .await
     }
 

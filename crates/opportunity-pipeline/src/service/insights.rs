@@ -27,7 +27,8 @@ impl PipelineService {
         &self,
         req: &pb::GetWhitespaceRequest,
     ) -> Result<pb::GetWhitespaceResponse, PipelineError> {
-        let account_id = parse_id("account_id", &req.account_id, AccountId::parse)?.to_string();
+        let id = parse_id("account_id", &req.account_id, AccountId::parse)?;
+        let account_id = id.to_string();
         let (account, portfolio, subscriptions) = tokio::join!(
             self.health.account(&account_id),
             self.health.portfolio(),
@@ -49,7 +50,7 @@ impl PipelineService {
             Some(day) => day,
             None => self.now().date_naive(),
         };
-        let rows = self.store.wallet(Some(&account_id)).await?;
+        let rows = self.store.wallet(Some(id)).await?;
         let versions = wallet_versions(&rows)?;
         let in_force: HashSet<&str> = wallet_in_force(&versions, as_of)
             .into_iter()
@@ -331,7 +332,7 @@ impl PipelineService {
         let account_id = if req.account_id.is_empty() {
             None
         } else {
-            Some(parse_id("account_id", &req.account_id, AccountId::parse)?.to_string())
+            Some(parse_id("account_id", &req.account_id, AccountId::parse)?)
         };
         let today = self.now().date_naive();
         let month = |field: &str, text: &str| -> Result<Option<Month>, PipelineError> {
@@ -374,12 +375,12 @@ impl PipelineService {
             .iter()
             .map(|m| if *m == current { today } else { m.last_day() })
             .collect();
-        let rows = self.store.wallet(account_id.as_deref()).await?;
+        let rows = self.store.wallet(account_id).await?;
         let versions = wallet_versions(&rows)?;
         let series = share_series(&versions, &days)
             .map_err(|e| PipelineError::Corrupt(format!("wallet sum: {e}")))?;
         Ok(pb::GetWalletShareHistoryResponse {
-            account_id: account_id.unwrap_or_default(),
+            account_id: account_id.map(|a| a.to_string()).unwrap_or_default(),
             points: months
                 .iter()
                 .zip(&days)

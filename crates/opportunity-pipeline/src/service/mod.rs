@@ -186,8 +186,16 @@ impl PipelineService {
         raw: &str,
     ) -> Result<opportunity::Model, PipelineError> {
         let id = parse_id(field, raw, OpportunityId::parse)?;
+        self.load_id(id).await
+    }
+
+    /// The opportunity `id`.
+    pub(crate) async fn load_id(
+        &self,
+        id: OpportunityId,
+    ) -> Result<opportunity::Model, PipelineError> {
         self.store
-            .opportunity(&id)
+            .opportunity(id)
             .await?
             .ok_or_else(|| PipelineError::NotFound("opportunity", id.to_string()))
     }

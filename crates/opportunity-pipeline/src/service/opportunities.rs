@@ -134,14 +134,12 @@ impl PipelineService {
         req: &pb::GetOpportunityHistoryRequest,
     ) -> Result<pb::GetOpportunityHistoryResponse, PipelineError> {
         let size = page::page_size("page_size", req.page_size).map_err(PipelineError::from)?;
-        let current = self.load("opportunity_id", &req.opportunity_id).await?;
+        let id = parse_id("opportunity_id", &req.opportunity_id, OpportunityId::parse)?;
+        let current = self.load_id(id).await?;
         let fingerprint = page::fingerprint(&[&current.id]);
         let after = page::decode_token("page_token", &req.page_token, fingerprint)
             .map_err(PipelineError::from)?;
-        let rows = self
-            .store
-            .history(&current.id, after.as_deref(), size + 1)
-            .await?;
+        let rows = self.store.history(id, after.as_deref(), size + 1).await?;
         let (rows, next_page_token) = page_of(rows, size, |h| h.id.clone(), fingerprint);
         Ok(pb::GetOpportunityHistoryResponse {
             entries: rows.into_iter().map(history_to_pb).collect(),
@@ -254,7 +252,10 @@ impl PipelineService {
             }
             Err(e) => return Err(unavailable(e)),
         };
-        let existing = self.store.opportunity_from_trigger(&trigger_id).await?;
+        let existing = self
+            .store
+            .opportunity_from_trigger(request.trigger_id)
+            .await?;
         creation::admit_trigger(&trigger, &request, existing.as_ref())?;
         let (mut new, mut context) =
             creation::plan_from_trigger(&trigger, request, &principal, &self.config)?;
@@ -516,7 +517,7 @@ impl PipelineService {
     ) -> Result<opportunity::Model, PipelineError> {
         let current = self
             .store
-            .opportunity(id)
+            .opportunity(*id)
             .await?
             .ok_or_else(|| PipelineError::NotFound("opportunity", id.to_string()))?;
         Self::check_etag(&current, expected)?;
