@@ -757,33 +757,26 @@ impl Store {
             values.push(value);
             placeholder(backend, values.len())
         };
-        let mut parts = Vec::with_capacity(products.len() * 2);
+        // Per product: the two latest scores (0), the one in force a month
+        // ago (1), the first one after it (2).
+        let lookups = [
+            (0, None, "DESC LIMIT 2", "recent"),
+            (1, Some("<="), "DESC LIMIT 1", "aged"),
+            (2, Some(">"), "ASC LIMIT 1", "next"),
+        ];
+        let mut parts = Vec::with_capacity(products.len() * lookups.len());
         for (i, product) in products.iter().enumerate() {
-            let (a, p) = (param(account_id.into()), param((*product).into()));
-            parts.push(format!(
-                "SELECT * FROM (SELECT product_id, score_e2, computed_at, 0 AS aged FROM health_scores \
-                 WHERE account_id = {a} AND product_id = {p} ORDER BY computed_at DESC LIMIT 2) recent_{i}"
-            ));
-            let (a, p, t) = (
-                param(account_id.into()),
-                param((*product).into()),
-                param(month_ago.into()),
-            );
-            parts.push(format!(
-                "SELECT * FROM (SELECT product_id, score_e2, computed_at, 1 AS aged FROM health_scores \
-                 WHERE account_id = {a} AND product_id = {p} AND computed_at <= {t} \
-                 ORDER BY computed_at DESC LIMIT 1) aged_{i}"
-            ));
-            let (a, p, t) = (
-                param(account_id.into()),
-                param((*product).into()),
-                param(month_ago.into()),
-            );
-            parts.push(format!(
-                "SELECT * FROM (SELECT product_id, score_e2, computed_at, 2 AS aged FROM health_scores \
-                 WHERE account_id = {a} AND product_id = {p} AND computed_at > {t} \
-                 ORDER BY computed_at ASC LIMIT 1) next_{i}"
-            ));
+            for (aged, since, order, name) in lookups {
+                let (a, p) = (param(account_id.into()), param((*product).into()));
+                let since = since
+                    .map(|op| format!(" AND computed_at {op} {}", param(month_ago.into())))
+                    .unwrap_or_default();
+                parts.push(format!(
+                    "SELECT * FROM (SELECT product_id, score_e2, computed_at, {aged} AS aged \
+                     FROM health_scores WHERE account_id = {a} AND product_id = {p}{since} \
+                     ORDER BY computed_at {order}) {name}_{i}"
+                ));
+            }
         }
         let sql = parts.join(" UNION ALL ");
         let rows = self
