@@ -28,6 +28,7 @@ on_both_databases!(
     concurrent_writers_never_make_a_watcher_skip,
     two_recomputers_write_one_history_row_per_change,
     a_mark_on_a_claimed_account_counts_and_a_dead_claim_lapses,
+    an_idle_dispatcher_takes_no_turn_at_the_write_gate,
 );
 
 const EVENTS: &str = "health_events";
@@ -136,7 +137,12 @@ impl Courier for Recorder {
 
 async fn delivered(db: &DatabaseConnection, outbox: &Outbox) -> usize {
     outbox
-        .page(db, Some(storage::outbox::DELIVERED), None, 1000)
+        .page(
+            db,
+            Some(storage::outbox::DeliveryStatus::Delivered),
+            None,
+            1000,
+        )
         .await
         .unwrap()
         .len()
@@ -243,6 +249,37 @@ async fn a_dead_dispatchers_claim_lapses_within_its_lease(backend: Backend) {
         "a dead dispatcher's claim: sent again {} ms after it was claimed",
         sent_after.as_millis()
     );
+}
+
+/// A dispatcher with nothing due writes nothing: on SQLite its passes
+/// leave the write epoch alone, so answers kept in memory between writes
+/// stay valid while the process idles; a due delivery still takes its turn.
+async fn an_idle_dispatcher_takes_no_turn_at_the_write_gate(backend: Backend) {
+    let db = health_db(&backend).await;
+    let log = EventLog::new(EVENTS);
+    let gate = WriteGate::for_db(&db);
+    let courier = Recorder::default();
+    let idle = outbox(&log, &gate, storage::outbox::LEASE);
+    let before = gate.epoch();
+    for _ in 0..5 {
+        assert_eq!(idle.stage(&db, &courier).await.unwrap(), 0);
+        assert_eq!(idle.dispatch(&db, &courier).await.unwrap(), 0);
+    }
+    assert_eq!(gate.epoch(), before, "an idle pass moved the write epoch");
+
+    append(&db, &gate, &log, 1).await;
+    idle.stage(&db, &courier).await.unwrap();
+    let staged = gate.epoch();
+    assert_eq!(idle.dispatch(&db, &courier).await.unwrap(), 1);
+    assert_eq!(delivered(&db, &idle).await, 1);
+    if backend.is_postgres() {
+        assert_eq!(gate.epoch(), None, "PostgreSQL's gate is open");
+    } else {
+        assert!(gate.epoch() > staged, "a delivery's writes took no turn");
+        let settled = gate.epoch();
+        assert_eq!(idle.dispatch(&db, &courier).await.unwrap(), 0);
+        assert_eq!(gate.epoch(), settled);
+    }
 }
 
 /// The case that makes cursors skip elsewhere: the later-numbered event

@@ -227,8 +227,7 @@ pub(crate) fn trigger_to_pb(t: trigger::Model) -> pb::Trigger {
         kind: t.kind.to_pb() as i32,
         suggested_motion: wire::motion_to_pb(t.motion.into()) as i32,
         status: t.status.to_pb() as i32,
-        priority: pb::TriggerPriority::from_str_name(&format!("TRIGGER_PRIORITY_{}", t.priority))
-            .unwrap_or_default() as i32,
+        priority: t.priority.to_pb() as i32,
         reason: t.reason,
         suppression_reason: t.suppression_reason.unwrap_or_default(),
         fire_time: Some(wire::timestamp(t.fired_at)),

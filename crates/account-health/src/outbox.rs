@@ -7,7 +7,7 @@ use contracts::pb::credit::v1 as credit;
 use contracts::pb::credit::v1::compensation_credit_service_client::CompensationCreditServiceClient;
 use serde_json::Value;
 use storage::events::StoredEvent;
-use storage::outbox::{Courier, Failure, Outbox};
+use storage::outbox::{Courier, DeliveryStatus, Failure, Outbox};
 
 pub const CREDIT: &str = "credit";
 const CANCELLED: &str = "health.subscription.cancelled";
@@ -23,28 +23,28 @@ pub fn delivery_to_pb(d: storage::outbox::Delivery) -> contracts::pb::health::v1
     use contracts::pb::health::v1 as pb;
     pb::OutboxDelivery {
         target: d.target,
-        status: match d.status.as_str() {
-            storage::outbox::DELIVERED => pb::DeliveryStatus::Delivered,
-            storage::outbox::PARKED => pb::DeliveryStatus::Parked,
-            _ => pb::DeliveryStatus::Pending,
+        status: match d.status {
+            DeliveryStatus::Pending => pb::DeliveryStatus::Pending,
+            DeliveryStatus::Delivered => pb::DeliveryStatus::Delivered,
+            DeliveryStatus::Parked => pb::DeliveryStatus::Parked,
         } as i32,
         attempts: d.attempts,
         last_error: d.last_error.unwrap_or_default(),
         event_id: d.event_id,
         subject_id: d.subject_id,
-        next_attempt_time: (d.status == storage::outbox::PENDING)
+        next_attempt_time: (d.status == DeliveryStatus::Pending)
             .then(|| contracts::wire::timestamp(d.next_attempt_at)),
     }
 }
 
 /// The stored status a `ListDeliveries` filter names; `None` for all.
-pub fn status_filter(status: contracts::pb::health::v1::DeliveryStatus) -> Option<&'static str> {
-    use contracts::pb::health::v1::DeliveryStatus;
+pub fn status_filter(status: contracts::pb::health::v1::DeliveryStatus) -> Option<DeliveryStatus> {
+    use contracts::pb::health::v1::DeliveryStatus as Wire;
     match status {
-        DeliveryStatus::Unspecified => None,
-        DeliveryStatus::Pending => Some(storage::outbox::PENDING),
-        DeliveryStatus::Delivered => Some(storage::outbox::DELIVERED),
-        DeliveryStatus::Parked => Some(storage::outbox::PARKED),
+        Wire::Unspecified => None,
+        Wire::Pending => Some(DeliveryStatus::Pending),
+        Wire::Delivered => Some(DeliveryStatus::Delivered),
+        Wire::Parked => Some(DeliveryStatus::Parked),
     }
 }
 

@@ -46,9 +46,47 @@ pub const MAX_ATTEMPTS: i32 = 60;
 /// Pause between passes when there is nothing to do.
 const IDLE: Duration = Duration::from_millis(250);
 
-pub const PENDING: &str = "PENDING";
-pub const DELIVERED: &str = "DELIVERED";
-pub const PARKED: &str = "PARKED";
+/// Where a delivery stands (`*_deliveries.status`, stored by name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryStatus {
+    /// Not delivered yet: due at `next_attempt_at` (retries included).
+    Pending,
+    Delivered,
+    /// Refused for good or out of attempts: waits for a person.
+    Parked,
+}
+
+use DeliveryStatus::{Delivered as DELIVERED, Parked as PARKED, Pending as PENDING};
+
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 3] = [PENDING, DELIVERED, PARKED];
+
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PENDING => "PENDING",
+            DELIVERED => "DELIVERED",
+            PARKED => "PARKED",
+        }
+    }
+
+    /// The status a stored name means.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for DeliveryStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<DeliveryStatus> for sea_orm::Value {
+    fn from(status: DeliveryStatus) -> Self {
+        status.as_str().into()
+    }
+}
 
 /// Why a delivery did not happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +135,7 @@ pub struct Delivery {
     pub event_seq: i64,
     pub subject_id: String,
     pub target: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub next_attempt_at: DateTime<Utc>,
@@ -186,7 +224,7 @@ impl Retry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Outcome {
     /// DELIVERED, PARKED or PENDING.
-    status: &'static str,
+    status: DeliveryStatus,
     /// Attempts so far, this one included.
     attempts: i32,
     last_error: Option<String>,
@@ -332,7 +370,7 @@ impl Outbox {
                         target.into(),
                         event.seq.into(),
                         event.subject_id.clone().into(),
-                        PENDING.into(),
+                        PENDING.as_str().into(),
                         0_i32.into(),
                         now.into(),
                         now.into(),
@@ -398,14 +436,19 @@ impl Outbox {
     pub async fn claim(&self, db: &DatabaseConnection) -> Result<Option<Claim>, DbErr> {
         let now = crate::now();
         let until = now + self.retry.lease;
-        let _write = self.writer.enter().await;
-        let txn = db.begin().await?;
         let mut pick = Self::select(self.deliveries);
         pick.and_where(Expr::col(col("status")).eq(PENDING))
             .and_where(Expr::col(col("next_attempt_at")).lte(now))
-            .limit(1)
-            // PostgreSQL only; SQLite has no row locks (and one writer).
-            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+            .limit(1);
+        // On SQLite an idle pass must not take a turn at the gate: every
+        // turn moves the write epoch on, which empties the read caches.
+        if self.writer.epoch().is_some() && Self::read(db, &pick).await?.is_empty() {
+            return Ok(None);
+        }
+        // PostgreSQL only; SQLite has no row locks (and one writer).
+        pick.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        let _write = self.writer.enter().await;
+        let txn = db.begin().await?;
         let Some(delivery) = Self::read(&txn, &pick).await?.into_iter().next() else {
             return Ok(None);
         };
@@ -576,7 +619,7 @@ impl Outbox {
                     target.into(),
                     event.seq.into(),
                     event.subject_id.clone().into(),
-                    PENDING.into(),
+                    PENDING.as_str().into(),
                     0_i32.into(),
                     now.into(),
                     now.into(),
@@ -682,7 +725,7 @@ impl Outbox {
         for row in db.query_all(&query).await? {
             let status: String = row.try_get("", "status")?;
             let n = u64::try_from(row.try_get::<i64>("", "n")?).unwrap_or(0);
-            if status == PENDING {
+            if status == PENDING.as_str() {
                 backlog.pending = n;
                 backlog.oldest_pending = row.try_get("", "oldest")?;
             } else {
@@ -697,7 +740,7 @@ impl Outbox {
     pub async fn page<C: ConnectionTrait>(
         &self,
         db: &C,
-        status: Option<&str>,
+        status: Option<DeliveryStatus>,
         after: Option<(i64, &str)>,
         limit: u64,
     ) -> Result<Vec<Delivery>, DbErr> {
@@ -804,13 +847,13 @@ impl Outbox {
     pub async fn list_page<C: ConnectionTrait>(
         &self,
         db: &C,
-        status: Option<&'static str>,
+        status: Option<DeliveryStatus>,
         page_size: i32,
         page_token: &str,
     ) -> Result<(Vec<Delivery>, String), contracts::ApiError> {
         use contracts::page;
         let limit = page::page_size("page_size", page_size)?;
-        let filter = page::fingerprint(&["deliveries", status.unwrap_or("")]);
+        let filter = page::fingerprint(&["deliveries", status.map_or("", DeliveryStatus::as_str)]);
         let after = match page::decode_token("page_token", page_token, filter)? {
             None => None,
             Some(key) => Some(
@@ -897,7 +940,14 @@ fn delivery_of(row: &sea_orm::QueryResult) -> Result<Delivery, DbErr> {
         event_seq: row.try_get("", "event_seq")?,
         subject_id: row.try_get("", "subject_id")?,
         target: row.try_get("", "target")?,
-        status: row.try_get("", "status")?,
+        status: {
+            let name: String = row.try_get("", "status")?;
+            DeliveryStatus::from_name(&name).ok_or_else(|| {
+                DbErr::Custom(format!(
+                    "delivery status {name:?} is not one this version knows"
+                ))
+            })?
+        },
         attempts: row.try_get("", "attempts")?,
         last_error: row.try_get("", "last_error")?,
         next_attempt_at: row.try_get("", "next_attempt_at")?,

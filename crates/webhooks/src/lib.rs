@@ -653,11 +653,11 @@ impl Webhooks {
                 .into_iter()
                 .map(|d| {
                     use common::WebhookDeliveryStatus as S;
-                    let status = match d.status.as_str() {
-                        storage::outbox::PENDING => S::Pending,
-                        storage::outbox::DELIVERED => S::Delivered,
-                        storage::outbox::PARKED => S::Parked,
-                        _ => S::Unspecified,
+                    use storage::outbox::DeliveryStatus as D;
+                    let status = match d.status {
+                        D::Pending => S::Pending,
+                        D::Delivered => S::Delivered,
+                        D::Parked => S::Parked,
                     };
                     common::WebhookDelivery {
                         event_id: d.event_id,

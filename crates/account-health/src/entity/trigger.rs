@@ -1,6 +1,7 @@
 //! `triggers`: expansion triggers; at most one open (READY, SUPPRESSED or CONVERTED) per
-//! (account, product, kind). `kind`, `motion` and `status` are text columns read as
-//! [`TriggerKind`], [`StoredMotion`] and [`TriggerStatus`]; their values are the
+//! (account, product, kind). `kind`, `motion`, `status` and `priority` are text columns
+//! read as [`TriggerKind`], [`StoredMotion`], [`TriggerStatus`] and [`TriggerPriority`];
+//! their values are the
 //! names rows have always held. The conversions to the wire's enums sit beside
 //! them; [`StoredMotion`], shared with the pipeline, is `storage::columns`'s.
 
@@ -20,7 +21,7 @@ pub struct Model {
     pub kind: TriggerKind,
     pub motion: StoredMotion,
     pub status: TriggerStatus,
-    pub priority: String,
+    pub priority: TriggerPriority,
     pub reason: String,
     pub suppression_reason: Option<String>,
     pub fired_at: DateTime<Utc>,
@@ -76,6 +77,30 @@ impl TriggerStatus {
     }
 }
 
+/// How urgent a trigger is (`triggers.priority`): HIGH when its rule's
+/// high-priority threshold is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum TriggerPriority {
+    #[sea_orm(string_value = "NORMAL")]
+    Normal,
+    #[sea_orm(string_value = "HIGH")]
+    High,
+}
+
+impl TriggerPriority {
+    pub fn of(high: bool) -> Self {
+        if high { Self::High } else { Self::Normal }
+    }
+
+    pub fn to_pb(self) -> pb::TriggerPriority {
+        match self {
+            Self::Normal => pb::TriggerPriority::Normal,
+            Self::High => pb::TriggerPriority::High,
+        }
+    }
+}
+
 pub use storage::columns::StoredMotion;
 
 #[cfg(test)]
@@ -102,5 +127,13 @@ mod tests {
             assert_eq!(TriggerStatus::from_pb(s.to_pb()), Some(s));
         }
         assert_eq!(TriggerStatus::from_pb(pb::TriggerStatus::Unspecified), None);
+        let names: Vec<String> = TriggerPriority::iter().map(|p| p.to_value()).collect();
+        assert_eq!(names, ["NORMAL", "HIGH"]);
+        for p in TriggerPriority::iter() {
+            assert_eq!(
+                format!("TRIGGER_PRIORITY_{}", p.to_value()),
+                p.to_pb().as_str_name()
+            );
+        }
     }
 }

@@ -13,7 +13,7 @@ use sea_orm::ActiveEnum;
 use storage::events::NewEvent;
 
 use super::triggers::{Candidate, TriggerStatus, suppression};
-use crate::entity::trigger;
+use crate::entity::trigger::{self, TriggerPriority};
 
 /// A trigger the rules call for, with why it is suppressed (`None`: READY).
 pub type Wanted = (Candidate, Option<String>);
@@ -115,8 +115,8 @@ fn same_target(t: &trigger::Model, c: &Candidate) -> bool {
     t.kind == c.kind && t.product_id == c.product_id.as_deref().unwrap_or_default()
 }
 
-fn priority(c: &Candidate) -> &'static str {
-    if c.high_priority { "HIGH" } else { "NORMAL" }
+fn priority(c: &Candidate) -> TriggerPriority {
+    TriggerPriority::of(c.high_priority)
 }
 
 fn status_of(suppressed: &Option<String>) -> TriggerStatus {
@@ -145,7 +145,7 @@ fn restated(
     }
     let mut updated = t.clone();
     updated.status = status;
-    updated.priority = priority(c).to_owned();
+    updated.priority = priority(c);
     updated.reason = c.reason.clone();
     updated.suppression_reason = suppressed.clone();
     updated.updated_at = now;
@@ -173,7 +173,7 @@ fn fired(
         kind: c.kind,
         motion: c.kind.motion().into(),
         status: status_of(&suppressed),
-        priority: priority(c).to_owned(),
+        priority: priority(c),
         reason: c.reason.clone(),
         suppression_reason: suppressed,
         fired_at: now,
@@ -195,7 +195,7 @@ pub fn trigger_event(event_type: &'static str, t: &trigger::Model) -> NewEvent {
             "kind": t.kind.to_value(),
             "motion": t.motion.to_value(),
             "status": t.status.to_value(),
-            "priority": t.priority,
+            "priority": t.priority.to_value(),
             "reason": t.reason,
             "suppression_reason": t.suppression_reason,
             "opportunity_id": t.opportunity_id,
@@ -319,7 +319,7 @@ mod tests {
         assert_eq!(plan.updates[0].updated_at, now());
         let plan = reconcile(&open, &[], vec![(usage(true), None)]);
         assert!(plan.events.is_empty());
-        assert_eq!(plan.updates[0].priority, "HIGH");
+        assert_eq!(plan.updates[0].priority, TriggerPriority::High);
         let suppressed = [stored(TriggerStatus::Suppressed)];
         let plan = reconcile(&suppressed, &[], vec![(usage(false), None)]);
         assert_eq!(types(&plan), ["health.trigger.ready"]);

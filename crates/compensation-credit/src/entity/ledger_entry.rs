@@ -1,9 +1,11 @@
 //! `credit_ledger_entries`: the append-only credit ledger. Amounts are signed
 //! minor units beside the currency code. `hold_until` is fixed at insert;
 //! whether an entry is released is derived from it and `credit_releases`.
-//! `kind` is a text column read as the model's [`EntryKind`].
+//! `kind` and `role` are text columns read as the model's [`EntryKind`] and
+//! as [`StoredRole`], the domain's [`CreditRole`] by its name.
 
 use chrono::{DateTime, Utc};
+use domain::CreditRole;
 use sea_orm::entity::prelude::*;
 
 pub use crate::model::ledger::EntryKind;
@@ -16,7 +18,7 @@ pub struct Model {
     pub kind: EntryKind,
     pub deal_id: String,
     pub participant_id: String,
-    pub role: String,
+    pub role: StoredRole,
     pub team: Option<String>,
     pub amount_minor: i64,
     pub currency: String,
@@ -35,6 +37,38 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
+/// A [`CreditRole`] as `credit_ledger_entries.role` stores it: by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum StoredRole {
+    #[sea_orm(string_value = "ORIGINATOR")]
+    Originator,
+    #[sea_orm(string_value = "DELIVERY")]
+    Delivery,
+    #[sea_orm(string_value = "OVERLAY")]
+    Overlay,
+}
+
+impl From<CreditRole> for StoredRole {
+    fn from(r: CreditRole) -> Self {
+        match r {
+            CreditRole::Originator => Self::Originator,
+            CreditRole::Delivery => Self::Delivery,
+            CreditRole::Overlay => Self::Overlay,
+        }
+    }
+}
+
+impl From<StoredRole> for CreditRole {
+    fn from(r: StoredRole) -> Self {
+        match r {
+            StoredRole::Originator => Self::Originator,
+            StoredRole::Delivery => Self::Delivery,
+            StoredRole::Overlay => Self::Overlay,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use sea_orm::Iterable;
@@ -51,5 +85,16 @@ mod tests {
             assert_eq!(k.to_value(), k.as_str());
             assert_eq!(EntryKind::try_from_value(&k.to_value()).ok(), Some(k));
         }
+    }
+
+    /// A stored role is the domain's name and reads back as the same role.
+    #[test]
+    fn a_stored_role_is_the_role_name() {
+        for r in StoredRole::iter() {
+            let role = CreditRole::from(r);
+            assert_eq!(r.to_value(), role.as_str());
+            assert_eq!(StoredRole::from(role), r);
+        }
+        assert_eq!(StoredRole::iter().count(), 3);
     }
 }

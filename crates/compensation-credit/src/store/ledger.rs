@@ -244,7 +244,7 @@ impl Store {
             cond = cond.add(C::Kind.eq(k));
         }
         if let Some(r) = filter.role {
-            cond = cond.add(C::Role.eq(r.as_str()));
+            cond = cond.add(C::Role.eq(ledger_entry::StoredRole::from(r)));
         }
         if let Some(start) = filter.start {
             cond = cond.add(C::CreatedAt.gte(start));

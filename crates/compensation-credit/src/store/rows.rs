@@ -26,10 +26,7 @@ pub(super) fn entry_from_row(
 ) -> Result<Entry, CreditError> {
     Ok(Entry {
         kind: row.kind,
-        role: row
-            .role
-            .parse()
-            .map_err(|_| corrupt(format!("entry {}: role {:?}", row.entry_id, row.role)))?,
+        role: row.role.into(),
         entry_id: row.entry_id,
         deal_id: row.deal_id,
         participant_id: row.participant_id,
@@ -57,7 +54,7 @@ pub(super) fn entry_to_row(e: &Entry) -> ledger_entry::ActiveModel {
         kind: Set(e.kind),
         deal_id: Set(e.deal_id.clone()),
         participant_id: Set(e.participant_id.clone()),
-        role: Set(e.role.as_str().to_owned()),
+        role: Set(e.role.into()),
         team: Set(e.team.clone()),
         amount_minor: Set(e.amount_minor),
         currency: Set(e.currency.clone()),
