@@ -28,7 +28,7 @@ use tonic::{Request, Response, Status};
 use crate::entity::account;
 use crate::error::HealthError;
 use crate::model::optional_account_id;
-use crate::store::Store;
+use crate::store::{Names, Store};
 
 /// Answers a read RPC: `op` gets the store and the request.
 pub(crate) async fn read<Req, Resp>(
@@ -96,12 +96,17 @@ pub(crate) async fn named<T: Named>(store: &Store, items: &mut [T]) -> Result<()
             items.iter().map(|i| i.ids().1),
         )
         .await?;
+    with_names(&names, items);
+    Ok(())
+}
+
+/// Puts the names known in `names` beside the ids (empty when unknown).
+pub(crate) fn with_names<T: Named>(names: &Names, items: &mut [T]) {
     for item in items.iter_mut() {
         let (account, product) = item.ids();
         let (account, product) = (names.account(account), names.product(product));
         item.set_names(account, product);
     }
-    Ok(())
 }
 
 /// One item with its names.
@@ -110,14 +115,12 @@ pub(crate) async fn one_named<T: Named>(store: &Store, mut item: T) -> Result<T,
     Ok(item)
 }
 
-pub(crate) async fn named_health(
-    store: &Store,
-    health: &mut pb::AccountHealth,
-) -> Result<(), HealthError> {
+/// The account's and its products' names beside each score of `health`.
+pub(crate) fn named_health(names: &Names, health: &mut pb::AccountHealth) {
     if let Some(overall) = health.overall.as_mut() {
-        named(store, std::slice::from_mut(overall)).await?;
+        with_names(names, std::slice::from_mut(overall));
     }
-    named(store, &mut health.products).await
+    with_names(names, &mut health.products);
 }
 
 /// Where this service keeps its `request_id` records.

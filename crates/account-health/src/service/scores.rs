@@ -91,7 +91,7 @@ pub(crate) async fn get_account_health(
         .await?
         .ok_or_else(|| HealthError::AccountNotFound(id.to_string()))?;
     let mut health = account_health_to_pb(&view);
-    named_health(store, &mut health).await?;
+    named_health(&view.names, &mut health);
     let answer = pb::GetAccountHealthResponse {
         health: Some(health),
     };

@@ -47,16 +47,6 @@ impl ScoreView {
     }
 }
 
-/// One product's score history as a read shows it (see `trends`).
-#[derive(Debug, Default)]
-struct Trend {
-    previous_e2: Option<i64>,
-    month_ago_e2: Option<i64>,
-    /// The first score computed after a month ago: the month-ago figure
-    /// becomes it thirty days after it was computed.
-    next_after_month_ago: Option<DateTime<Utc>>,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccountHealthView {
     pub overall: ScoreView,
@@ -66,6 +56,8 @@ pub struct AccountHealthView {
     /// override in it expires, or a month-ago figure moves on to a newer
     /// score. `None`: only a write changes it.
     pub changes_at: Option<DateTime<Utc>>,
+    /// The names of the account and of its scored products.
+    pub names: super::Names,
 }
 
 pub(super) use crate::model::recompute::e2;
@@ -617,37 +609,21 @@ impl Store {
     }
 
     /// The account's scores (computing them first if they are stale), or
-    /// `None` when there is no such account. Whether it exists and whether
-    /// it waits for a recomputation are read in one round trip.
+    /// `None` when there is no such account: one round trip when nothing
+    /// waits for a recomputation (see `health_read`).
     pub async fn checked_account_health(
         &self,
         account_id: AccountId,
     ) -> Result<Option<AccountHealthView>, HealthError> {
-        use sea_orm::Statement;
         let account_id = account_id.to_string();
-        let backend = self.db.get_database_backend();
-        let param = placeholder(backend, 1);
-        let sql = format!(
-            "SELECT d.account_id AS dirty FROM accounts a \
-             LEFT JOIN health_dirty d ON d.account_id = a.id WHERE a.id = {param}"
-        );
-        let state = self
-            .db
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                [account_id.as_str().into()],
-            ))
-            .await?;
-        let Some(state) = state else {
+        let Some(read) = self.read_account_health(&account_id).await? else {
             return Ok(None);
         };
-        let dirty: Option<String> = state.try_get("", "dirty")?;
-        if dirty.is_none() {
-            return self.read_account_health(&account_id).await.map(Some);
+        if !read.dirty {
+            return Ok(Some(read.view));
         }
         self.recompute_or_keep_last(&account_id).await;
-        let mut view = self.read_account_health(&account_id).await?;
+        let mut view = self.stored_account_health(&account_id).await?;
         // Recomputed just now (a write), or the last score while another
         // recomputation runs: true now, not to be kept.
         view.changes_at = Some(storage::now());
@@ -661,149 +637,18 @@ impl Store {
     ) -> Result<AccountHealthView, HealthError> {
         let account_id = account_id.to_string();
         self.ensure_fresh(&account_id).await?;
-        self.read_account_health(&account_id).await
+        self.stored_account_health(&account_id).await
     }
 
-    async fn read_account_health(
+    /// The account's health as stored, for an account that exists.
+    async fn stored_account_health(
         &self,
         account_id: &str,
     ) -> Result<AccountHealthView, HealthError> {
-        let now = storage::now();
-        let rows = health_current::Entity::find()
-            .filter(health_current::Column::AccountId.eq(account_id))
-            .order_by_asc(health_current::Column::ProductId)
-            .all(&self.db)
-            .await?;
-        // The bands of the version that computed these scores (the active
-        // one once the account is fresh); the active one when there are none.
-        let card = match rows.first() {
-            Some(row) => self.scorecard_version(row.scorecard_version).await?,
-            None => self.active_scorecard().await?,
-        };
-        let overrides = active_overrides(&self.db, account_id, now).await?;
-        let products: Vec<&str> = rows.iter().map(|r| r.product_id.as_str()).collect();
-        let month_ago = now - Duration::days(30);
-        let mut trends = self.trends(account_id, &products, month_ago).await?;
-        let changes_at = trends
-            .values()
-            .filter_map(|t| t.next_after_month_ago)
-            .map(|at| at + Duration::days(30))
-            .chain(overrides.values().filter_map(|o| o.expires_at))
-            .min();
-        let mut views: Vec<ScoreView> = rows
-            .into_iter()
-            .map(|row| {
-                let Trend {
-                    previous_e2,
-                    month_ago_e2,
-                    ..
-                } = trends.remove(&row.product_id).unwrap_or_default();
-                ScoreView {
-                    override_: overrides.get(&row.product_id).cloned(),
-                    row,
-                    previous_e2,
-                    month_ago_e2,
-                }
-            })
-            .collect();
-        let computed = !views.is_empty();
-        let overall = match views.iter().position(|v| v.row.product_id.is_empty()) {
-            Some(i) => views.remove(i),
-            // Never computed (an account created a moment ago): no data yet.
-            None => ScoreView {
-                row: health_current::Model {
-                    account_id: account_id.to_owned(),
-                    product_id: String::new(),
-                    score_e2: None,
-                    band: None,
-                    coverage_e2: 0,
-                    breakdown: "[]".to_owned(),
-                    csm_sentiment: None,
-                    scorecard_version: card.version,
-                    computed_at: now,
-                },
-                previous_e2: None,
-                month_ago_e2: None,
-                override_: overrides.get("").cloned(),
-            },
-        };
-        Ok(AccountHealthView {
-            overall,
-            products: views,
-            scorecard: card,
-            // A view never computed shows "now" as its compute time.
-            changes_at: if computed { changes_at } else { Some(now) },
-        })
-    }
-
-    /// Per product of the account: the score before the latest change, the
-    /// score in force at `month_ago` (each ×100) and when the next score
-    /// after `month_ago` was computed, in one round trip — three
-    /// index-ordered lookups per product joined by UNION ALL.
-    async fn trends(
-        &self,
-        account_id: &str,
-        products: &[&str],
-        month_ago: DateTime<Utc>,
-    ) -> Result<HashMap<String, Trend>, HealthError> {
-        use sea_orm::{Statement, Value};
-        let mut out: HashMap<String, Trend> = HashMap::new();
-        if products.is_empty() {
-            return Ok(out);
-        }
-        let backend = self.db.get_database_backend();
-        let mut values: Vec<Value> = Vec::with_capacity(products.len() * 5);
-        let mut param = |value: Value| {
-            values.push(value);
-            placeholder(backend, values.len())
-        };
-        // Per product: the two latest scores (0), the one in force a month
-        // ago (1), the first one after it (2).
-        let lookups = [
-            (0, None, "DESC LIMIT 2", "recent"),
-            (1, Some("<="), "DESC LIMIT 1", "aged"),
-            (2, Some(">"), "ASC LIMIT 1", "next"),
-        ];
-        let mut parts = Vec::with_capacity(products.len() * lookups.len());
-        for (i, product) in products.iter().enumerate() {
-            for (aged, since, order, name) in lookups {
-                let (a, p) = (param(account_id.into()), param((*product).into()));
-                let since = since
-                    .map(|op| format!(" AND computed_at {op} {}", param(month_ago.into())))
-                    .unwrap_or_default();
-                parts.push(format!(
-                    "SELECT * FROM (SELECT product_id, score_e2, computed_at, {aged} AS aged \
-                     FROM health_scores WHERE account_id = {a} AND product_id = {p}{since} \
-                     ORDER BY computed_at {order}) {name}_{i}"
-                ));
-            }
-        }
-        let sql = parts.join(" UNION ALL ");
-        let rows = self
-            .db
-            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
-        // The two most recent of each product, to find the older of them.
-        type Dated = (DateTime<Utc>, Option<i64>);
-        let mut recent: HashMap<String, Vec<Dated>> = HashMap::new();
-        for row in rows {
-            let product: String = row.try_get("", "product_id")?;
-            let score: Option<i64> = row.try_get("", "score_e2")?;
-            let at: DateTime<Utc> = row.try_get("", "computed_at")?;
-            let aged: i32 = row.try_get("", "aged")?;
-            match aged {
-                0 => recent.entry(product).or_default().push((at, score)),
-                1 => out.entry(product).or_default().month_ago_e2 = score,
-                _ => out.entry(product).or_default().next_after_month_ago = Some(at),
-            }
-        }
-        for (product, mut scores) in recent {
-            if scores.len() == 2 {
-                scores.sort_by_key(|(at, _)| *at);
-                out.entry(product).or_default().previous_e2 = scores[0].1;
-            }
-        }
-        Ok(out)
+        self.read_account_health(account_id)
+            .await?
+            .map(|read| read.view)
+            .ok_or_else(|| HealthError::AccountNotFound(account_id.to_owned()))
     }
 
     /// Accounts' overall scores, optionally by band, sorted by score.
@@ -927,14 +772,6 @@ fn card_of(row: &scorecard::Model) -> Result<Scorecard, HealthError> {
         .map_err(|e| HealthError::Corrupt(format!("scorecard v{}: {e}", row.version)))?;
     card.version = row.version;
     Ok(card)
-}
-
-/// The `n`-th (1-based) bind parameter of a hand-written statement.
-fn placeholder(backend: sea_orm::DatabaseBackend, n: usize) -> String {
-    match backend {
-        sea_orm::DatabaseBackend::Postgres => format!("${n}"),
-        _ => "?".to_owned(),
-    }
 }
 
 async fn active_overrides<C: ConnectionTrait>(

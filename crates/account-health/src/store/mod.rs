@@ -3,6 +3,7 @@
 
 mod backfill;
 mod health;
+mod health_read;
 mod names;
 mod portfolio;
 mod revenue;

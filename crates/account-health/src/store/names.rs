@@ -12,13 +12,24 @@ use super::Store;
 
 /// Names by id; an id with no row (a product deleted from a CRM, say) has
 /// none, and its name is left empty.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Names {
     accounts: HashMap<String, String>,
     products: HashMap<String, String>,
 }
 
 impl Names {
+    /// These accounts' and products' names, by id.
+    pub fn of(
+        accounts: impl IntoIterator<Item = (String, String)>,
+        products: impl IntoIterator<Item = (String, String)>,
+    ) -> Self {
+        Self {
+            accounts: accounts.into_iter().collect(),
+            products: products.into_iter().collect(),
+        }
+    }
+
     pub fn account(&self, id: &str) -> String {
         self.accounts.get(id).cloned().unwrap_or_default()
     }
