@@ -207,4 +207,33 @@ async fn metrics_count_calls_signals_and_the_outbox_backlog(backend: Backend) {
 
     let (status, _) = http_get(&metrics, "/other");
     assert_eq!(status, "HTTP/1.1 404 Not Found");
+
+    // A health read of an account nothing changed is one statement on
+    // PostgreSQL, and none on SQLite, where it is answered from memory; the
+    // idle server's own polling adds a few in between.
+    const READS: u32 = 50;
+    let read = health::GetAccountHealthRequest {
+        account_id: account.clone(),
+    };
+    h.get_account_health(read.clone()).await.unwrap();
+    let statements = || {
+        let (_, text) = http_get(&metrics, "/metrics");
+        sample(&text, r#"expansion_db_statements_total{service="health"}"#).unwrap()
+    };
+    let before = statements();
+    for _ in 0..READS {
+        h.get_account_health(read.clone()).await.unwrap();
+    }
+    let sent = statements() - before;
+    let reads = f64::from(READS);
+    println!("{READS} health reads: {sent} statements");
+    let (least, most) = if backend.is_postgres() {
+        (reads, reads + 25.0)
+    } else {
+        (0.0, 25.0)
+    };
+    assert!(
+        (least..=most).contains(&sent),
+        "{READS} reads sent {sent} statements"
+    );
 }

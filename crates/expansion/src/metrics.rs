@@ -10,7 +10,10 @@
 //!   `expansion_outbox_oldest_pending_age_seconds` per outbox, read from the
 //!   deliveries table when scraped;
 //! - `expansion_signals_accepted_total` and `expansion_signals_duplicate_total`
-//!   (what `RecordSignals`/`StreamSignals` stored and skipped).
+//!   (what `RecordSignals`/`StreamSignals` stored and skipped);
+//! - `expansion_db_statements_total{service}`: statements each service sent
+//!   to its database (those inside transactions included), so the round
+//!   trips a call costs are its increase divided by the calls.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -62,6 +65,11 @@ struct MethodLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabels {
+    service: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutboxLabels {
     outbox: &'static str,
 }
@@ -88,6 +96,7 @@ pub struct Metrics {
     outbox_oldest_age: Family<OutboxLabels, Gauge<f64, AtomicU64>>,
     outboxes: Mutex<Vec<WatchedOutbox>>,
     ingestion: Arc<Ingestion>,
+    statements: Family<ServiceLabels, Counter>,
 }
 
 /// Signal totals, kept by the health service and read when scraped.
@@ -162,6 +171,12 @@ impl Metrics {
         );
         let ingestion = Arc::new(Ingestion::default());
         registry.register_collector(Box::new(ingestion.clone()));
+        let statements = Family::<ServiceLabels, Counter>::default();
+        registry.register(
+            "expansion_db_statements",
+            "Statements sent to the database, by service (those in transactions included)",
+            statements.clone(),
+        );
         Self {
             registry,
             handled,
@@ -171,6 +186,7 @@ impl Metrics {
             outbox_oldest_age,
             outboxes: Mutex::new(Vec::new()),
             ingestion,
+            statements,
         }
     }
 
@@ -184,6 +200,17 @@ impl Metrics {
         if let Ok(mut outboxes) = self.outboxes.lock() {
             outboxes.push(WatchedOutbox { name, outbox, db });
         }
+    }
+
+    /// Counts the statements `db` sends under `service`.
+    pub fn count_statements(&self, db: &mut DatabaseConnection, service: &'static str) {
+        let counter = self
+            .statements
+            .get_or_create(&ServiceLabels { service })
+            .clone();
+        db.set_metric_callback(move |_| {
+            counter.inc();
+        });
     }
 
     /// Reports the health service's signal totals.

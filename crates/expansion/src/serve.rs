@@ -358,7 +358,10 @@ impl Wiring<'_> {
             };
         }
         for service in self.services {
-            let db = database::open(&self.args.storage, *service).await?;
+            let mut db = database::open(&self.args.storage, *service).await?;
+            if let Some(metrics) = &self.metrics {
+                metrics.count_statements(&mut db, service.as_str());
+            }
             router = Some(match service {
                 ServiceName::Health => add!(self.health(db).await?),
                 ServiceName::Pipeline => add!(self.pipeline(db, pipeline_config.clone()).await?),

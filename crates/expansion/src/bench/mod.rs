@@ -95,22 +95,39 @@ async fn drop_databases(dbs: Databases) -> anyhow::Result<()> {
 }
 
 /// The server under test, killed when dropped.
-struct ServerProcess(Child);
+struct ServerProcess {
+    child: Child,
+    /// Where it serves `/metrics`, when started with `--metrics-listen`.
+    metrics: Option<String>,
+}
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 impl ServerProcess {
     /// Peak resident memory so far (VmHWM), in MiB.
     fn peak_rss_mib(&self) -> Option<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).ok()?;
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
         let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
         let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kib / 1024.0)
+    }
+
+    /// The statements `service` has sent to its database so far, read from
+    /// `/metrics` with curl; `None` without metrics (or curl).
+    fn statements(&self, service: &str) -> Option<f64> {
+        let out = Command::new("curl")
+            .args(["-sf", &format!("http://{}/metrics", self.metrics.as_ref()?)])
+            .output()
+            .ok()?;
+        let series = format!("expansion_db_statements_total{{service=\"{service}\"}} ");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix(&series)?.trim().parse().ok())
     }
 }
 
@@ -131,9 +148,16 @@ fn start_server(database_url: &str, extra: &[&str]) -> anyhow::Result<(ServerPro
         .spawn()?;
     let stdout = child.stdout.take().context("server stdout")?;
     let mut lines = BufReader::new(stdout).lines();
-    let process = ServerProcess(child);
+    let mut process = ServerProcess {
+        child,
+        metrics: None,
+    };
     for line in lines.by_ref() {
-        if let Some(addr) = line?.strip_prefix("listening on ") {
+        let line = line?;
+        if let Some(addr) = line.strip_prefix("metrics on ") {
+            process.metrics = Some(addr.trim().to_owned());
+        }
+        if let Some(addr) = line.strip_prefix("listening on ") {
             let addr = addr.trim().to_owned();
             std::thread::spawn(move || for _ in lines {});
             return Ok((process, addr));

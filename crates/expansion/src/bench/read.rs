@@ -339,9 +339,10 @@ async fn read_at_size(
     } else {
         Some(uncached_reads(&dbs.urls[0], size, args).await?)
     };
-    let (server, addr) = start_server(&dbs.urls[0], &["--service", "health"])?;
+    let (server, addr) = start_server(&dbs.urls[0], &HEALTH_WITH_METRICS)?;
     let channels = channels(&addr, args.connections).await?;
     let get = run_contenders(&channels, size, args).await;
+    print_statements_per_read(&server, &channels, size, args.concurrency).await;
     if args.h2load
         && let Some(rate) = h2load(
             &addr,
@@ -364,11 +365,44 @@ async fn read_at_size(
     Ok((get.p99(), uncached))
 }
 
+/// The health server of the read benchmark, counting its statements.
+const HEALTH_WITH_METRICS: [&str; 4] = ["--service", "health", "--metrics-listen", "127.0.0.1:0"];
+
+/// Prints the statements the server sent per `GetAccountHealth`: its
+/// counter's increase over two seconds of reads, less what two idle seconds
+/// send (the dispatchers' and the worker's polling).
+async fn print_statements_per_read(
+    server: &ServerProcess,
+    channels: &[Channel],
+    size: usize,
+    concurrency: usize,
+) {
+    let window = Duration::from_secs(2);
+    let count = || server.statements("health");
+    let Some(start) = count() else {
+        println!("statements per read: unknown (no /metrics or no curl)");
+        return;
+    };
+    tokio::time::sleep(window).await;
+    let Some(idle_end) = count() else { return };
+    let load = get_health_load(channels, size, concurrency, window).await;
+    let Some(end) = count() else { return };
+    let idle = (idle_end - start) * load.elapsed.as_secs_f64() / window.as_secs_f64();
+    let per_read = (end - idle_end - idle) / load.calls.max(1) as f64;
+    println!(
+        "statements per read: {per_read:.2} ({} reads; {:.0} statements in 2 idle seconds)",
+        load.calls,
+        idle_end - start
+    );
+}
+
 /// On SQLite, where answers are kept in memory between writes: the same
 /// reads with nothing kept (`--health-read-cache 0`), beside the echo, so
 /// the database's own cost per read stays in view.
 async fn uncached_reads(url: &str, size: usize, args: &ReadBenchArgs) -> anyhow::Result<Duration> {
-    let (server, addr) = start_server(url, &["--service", "health", "--health-read-cache", "0"])?;
+    let mut flags = HEALTH_WITH_METRICS.to_vec();
+    flags.extend(["--health-read-cache", "0"]);
+    let (server, addr) = start_server(url, &flags)?;
     let channels = channels(&addr, args.connections).await?;
     let duration = Duration::from_secs(args.seconds);
     echo_load(&channels, args.concurrency, Duration::from_secs(1)).await;
@@ -382,6 +416,7 @@ async fn uncached_reads(url: &str, size: usize, args: &ReadBenchArgs) -> anyhow:
         get.rate() / echo.rate(),
         ms(get.p99())
     );
+    print_statements_per_read(&server, &channels, size, args.concurrency).await;
     drop(server);
     Ok(get.p99())
 }
