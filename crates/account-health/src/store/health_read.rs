@@ -54,6 +54,28 @@ const READ: &str = "SELECT a.name AS account_name, \
      WHERE a.id = {1} \
      ORDER BY c.product_id";
 
+/// The read of `account_id` as of `now` on `backend` (public so the read
+/// benchmark can time the database answering it alone).
+pub fn read_statement(
+    backend: sea_orm::DatabaseBackend,
+    account_id: &str,
+    now: DateTime<Utc>,
+) -> Statement {
+    let mark = match backend {
+        sea_orm::DatabaseBackend::Postgres => "$",
+        _ => "?",
+    };
+    let sql = ["1", "2", "3"].iter().fold(READ.to_owned(), |sql, n| {
+        sql.replace(&format!("{{{n}}}"), &format!("{mark}{n}"))
+    });
+    let values: [Value; 3] = [
+        account_id.into(),
+        (now - Duration::days(30)).into(),
+        now.into(),
+    ];
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
 /// One row of [`READ`], parsed.
 struct Read {
     row: Option<health_current::Model>,
@@ -91,23 +113,8 @@ impl Store {
         account_id: &str,
     ) -> Result<Option<HealthRead>, HealthError> {
         let now = storage::now();
-        let backend = self.db.get_database_backend();
-        let mark = match backend {
-            sea_orm::DatabaseBackend::Postgres => "$",
-            _ => "?",
-        };
-        let sql = ["1", "2", "3"].iter().fold(READ.to_owned(), |sql, n| {
-            sql.replace(&format!("{{{n}}}"), &format!("{mark}{n}"))
-        });
-        let values: [Value; 3] = [
-            account_id.into(),
-            (now - Duration::days(30)).into(),
-            now.into(),
-        ];
-        let rows = self
-            .db
-            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
+        let statement = read_statement(self.db.get_database_backend(), account_id, now);
+        let rows = self.db.query_all_raw(statement).await?;
         let Some(first) = rows.first() else {
             return Ok(None);
         };

@@ -11,6 +11,7 @@ mod signals;
 mod triggers;
 
 pub use health::{AccountHealthView, HealthRow, ScoreView};
+pub use health_read::read_statement;
 pub use names::Names;
 pub use portfolio::SubscriptionView;
 pub use signals::IngestTotals;

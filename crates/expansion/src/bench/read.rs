@@ -343,6 +343,16 @@ async fn read_at_size(
     let channels = channels(&addr, args.connections).await?;
     let get = run_contenders(&channels, size, args).await;
     print_statements_per_read(&server, &channels, size, args.concurrency).await;
+    if dbs.is_postgres() {
+        let alone = statement_alone(&dbs.urls[0], size, args).await?;
+        alone.print("its statement alone (same pool size, this process)");
+        println!(
+            "GetAccountHealth / its statement alone req/s: {:.0} vs {:.0} ({:.2})",
+            get.rate(),
+            alone.rate(),
+            get.rate() / alone.rate()
+        );
+    }
     if args.h2load
         && let Some(rate) = h2load(
             &addr,
@@ -363,6 +373,35 @@ async fn read_at_size(
     drop(server);
     drop_databases(dbs).await?;
     Ok((get.p99(), uncached))
+}
+
+/// The database answering `GetAccountHealth`'s one statement with nothing
+/// around it: the same accounts, concurrency and pool size, sent from this
+/// process — the ceiling a clean read on PostgreSQL can reach.
+async fn statement_alone(url: &str, size: usize, args: &ReadBenchArgs) -> anyhow::Result<Load> {
+    let db = storage::connect(url).await?;
+    let backend = db.get_database_backend();
+    let run = |duration| {
+        let db = db.clone();
+        closed_loop(args.concurrency, duration, move |task, i| {
+            let db = db.clone();
+            let n = (task * 1_000_003 + i * 7919) % size + 1;
+            async move {
+                let read = account_health::store::read_statement(
+                    backend,
+                    &generated_id(1, n),
+                    chrono::Utc::now(),
+                );
+                db.query_all_raw(read)
+                    .await
+                    .is_ok_and(|rows| !rows.is_empty())
+            }
+        })
+    };
+    run(Duration::from_secs(1)).await;
+    let load = run(Duration::from_secs(args.seconds)).await;
+    db.close().await.ok();
+    Ok(load)
 }
 
 /// The health server of the read benchmark, counting its statements.
@@ -441,12 +480,45 @@ async fn seed_scored_portfolio(
     Ok((server, addr))
 }
 
-/// Warms every path, then runs the echo, `GetAccountHealth` and both over HTTP/JSON
+/// Reads each of the `size` accounts once, as a day of dashboards does, so
+/// what follows measures the steady state (on SQLite, a read cache holding
+/// every account); prints how long the pass took.
+async fn read_every_account(channels: &[Channel], size: usize, concurrency: usize) {
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..concurrency.max(1))
+        .map(|task| {
+            let mut client =
+                AccountHealthServiceClient::new(channels[task % channels.len()].clone());
+            tokio::spawn(async move {
+                let mut failed = 0usize;
+                for n in (task + 1..=size).step_by(concurrency.max(1)) {
+                    let request = pb::GetAccountHealthRequest {
+                        account_id: generated_id(1, n),
+                    };
+                    failed += usize::from(client.get_account_health(request).await.is_err());
+                }
+                failed
+            })
+        })
+        .collect();
+    let mut failed = 0;
+    for task in tasks {
+        failed += task.await.unwrap_or(0);
+    }
+    let took = started.elapsed().as_secs_f64();
+    println!(
+        "first read of every account: {size} reads in {took:.1} s ({:.0} req/s, {failed} errors)",
+        size as f64 / took
+    );
+}
+
+/// Warms every path (every account read once), then runs the echo, `GetAccountHealth` and both over HTTP/JSON
 /// for `args.seconds` each, printing each beside its goal; the `GetAccountHealth` load.
 async fn run_contenders(channels: &[Channel], size: usize, args: &ReadBenchArgs) -> Load {
     let duration = Duration::from_secs(args.seconds);
     // Warm both paths (connections, caches, the query planner).
     echo_load(channels, args.concurrency, Duration::from_secs(1)).await;
+    read_every_account(channels, size, args.concurrency).await;
     get_health_load(channels, size, args.concurrency, Duration::from_secs(1)).await;
     json_health_load(channels, size, args.concurrency, Duration::from_secs(1)).await;
 
