@@ -1269,6 +1269,64 @@ async fn a_read_after_an_acknowledged_write_shows_it(backend: Backend) {
     let renamed = health(&mut c, &acme).await;
     assert_eq!(renamed.products[0].product_name, "Object Storage");
 
+    // The lists GetWhitespace reads: a page read before a write, then again.
+    let products = pb::ListProductsRequest {
+        page_size: 10,
+        ..Default::default()
+    };
+    let subscriptions = pb::ListSubscriptionsRequest {
+        account_id: acme.clone(),
+        page_size: 10,
+        ..Default::default()
+    };
+    let listed = |c: &mut Client| {
+        let (mut c, products, subscriptions) = (c.clone(), products.clone(), subscriptions.clone());
+        async move {
+            let p = c.list_products(products).await.unwrap().into_inner();
+            let s = c
+                .list_subscriptions(subscriptions)
+                .await
+                .unwrap()
+                .into_inner();
+            (p.products[0].name.clone(), s.subscriptions[0].clone())
+        }
+    };
+    let (name, subscription) = listed(&mut c).await;
+    assert_eq!(name, "Object Storage");
+    assert_eq!(subscription.product_name, "Object Storage");
+    c.upsert_product(pb::UpsertProductRequest {
+        request_id: String::new(),
+        product: Some(pb::Product {
+            product_id: storage.clone(),
+            name: "Block Storage".into(),
+            family: "core".into(),
+            tiers: vec!["STARTER".into()],
+            fits_segments: vec![Segment::MidMarket as i32],
+            margin_percent: "70".into(),
+            ..Default::default()
+        }),
+    })
+    .await
+    .unwrap();
+    let (name, subscription) = listed(&mut c).await;
+    assert_eq!(name, "Block Storage");
+    assert_eq!(subscription.product_name, "Block Storage");
+    record(
+        &mut c,
+        vec![signal(
+            &acme,
+            &storage,
+            pb::SignalKind::Usage,
+            "75",
+            "100",
+            "u-1",
+        )],
+    )
+    .await;
+    let (_, subscription) = listed(&mut c).await;
+    assert_eq!(subscription.latest_usage.unwrap().value, "75");
+    let renamed = health(&mut c, &acme).await;
+
     // An override for two seconds: shown at once, gone when it expires.
     let computed = renamed.overall.unwrap().computed_score;
     let expires = chrono::Utc::now() + chrono::Duration::seconds(2);

@@ -5,7 +5,7 @@ use contracts::pb::health::v1 as pb;
 use contracts::wire;
 use domain::ProductId;
 
-use super::{invalid, page_start};
+use super::{invalid, kept, page_start};
 use crate::convert::{account_to_pb, product_to_pb};
 use crate::error::HealthError;
 use crate::model::AccountInput;
@@ -98,6 +98,20 @@ pub(crate) async fn upsert_product(
 }
 
 pub(crate) async fn list_products(
+    store: &Store,
+    req: &pb::ListProductsRequest,
+) -> Result<pb::ListProductsResponse, HealthError> {
+    // Nothing in a product page depends on the day.
+    kept(
+        &store.reads().products,
+        req,
+        None,
+        read_products(store, req),
+    )
+    .await
+}
+
+async fn read_products(
     store: &Store,
     req: &pb::ListProductsRequest,
 ) -> Result<pb::ListProductsResponse, HealthError> {

@@ -115,6 +115,25 @@ pub(crate) async fn one_named<T: Named>(store: &Store, mut item: T) -> Result<T,
     Ok(item)
 }
 
+/// The answer to `req`: the one kept for the same request when nothing was
+/// written since (SQLite; see [`storage::read_cache`]), else `answer`, kept
+/// until `until`. The cache's ticket is taken before `answer` starts reading.
+pub(crate) async fn kept<Req: prost::Message, Resp: Clone>(
+    cache: &storage::read_cache::ReadCache<Vec<u8>, Resp>,
+    req: &Req,
+    until: Option<chrono::DateTime<chrono::Utc>>,
+    answer: impl std::future::Future<Output = Result<Resp, HealthError>>,
+) -> Result<Resp, HealthError> {
+    let key = req.encode_to_vec();
+    if let Some(kept) = cache.get(&key, storage::now()) {
+        return Ok(kept);
+    }
+    let ticket = cache.ticket();
+    let answer = answer.await?;
+    cache.fill(ticket, key, answer.clone(), until);
+    Ok(answer)
+}
+
 /// The account's and its products' names beside each score of `health`.
 pub(crate) fn named_health(names: &Names, health: &mut pb::AccountHealth) {
     if let Some(overall) = health.overall.as_mut() {

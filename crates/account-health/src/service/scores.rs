@@ -81,7 +81,7 @@ pub(crate) async fn get_account_health(
     let id = optional_account_id("account_id", raw)
         .map_err(HealthError::from)?
         .ok_or_else(|| invalid("account_id", "is required"))?;
-    let cache = store.health_reads();
+    let cache = &store.reads().health;
     if let Some(answer) = cache.get(&id, storage::now()) {
         return Ok(answer);
     }

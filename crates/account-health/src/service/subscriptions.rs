@@ -5,7 +5,7 @@ use contracts::pb::health::v1 as pb;
 use contracts::wire;
 use domain::ProductId;
 
-use super::{invalid, named, one_named, page_start};
+use super::{invalid, kept, named, one_named, page_start};
 use crate::convert::{subscription_to_pb, usage_to_pb};
 use crate::error::HealthError;
 use crate::model::optional_account_id;
@@ -54,6 +54,26 @@ pub(crate) async fn apply_upsell(
 }
 
 pub(crate) async fn list_subscriptions(
+    store: &Store,
+    req: &pb::ListSubscriptionsRequest,
+) -> Result<pb::ListSubscriptionsResponse, HealthError> {
+    // Each subscription's MRR is today's (UTC): kept until midnight.
+    let midnight = storage::now()
+        .date_naive()
+        .succ_opt()
+        .and_then(|day| day.and_hms_opt(0, 0, 0))
+        .map(|at| at.and_utc());
+    let until = Some(midnight.unwrap_or_else(storage::now));
+    kept(
+        &store.reads().subscriptions,
+        req,
+        until,
+        read_subscriptions(store, req),
+    )
+    .await
+}
+
+async fn read_subscriptions(
     store: &Store,
     req: &pb::ListSubscriptionsRequest,
 ) -> Result<pb::ListSubscriptionsResponse, HealthError> {

@@ -10,6 +10,9 @@ mod revenue;
 mod signals;
 mod triggers;
 
+use contracts::pb::health::v1 as pb;
+use storage::read_cache::ReadCache;
+
 pub use health::{AccountHealthView, HealthRow, ScoreView};
 pub use health_read::read_statement;
 pub use names::Names;
@@ -48,14 +51,34 @@ pub struct Store {
     /// Scorecard versions read so far. A version never changes once
     /// written, so this can never be stale, in any replica.
     cards: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<i32, Scorecard>>>,
-    /// `GetAccountHealth` answers by account id, until the next write (on
-    /// SQLite only: see [`storage::read_cache`]).
-    health_reads: std::sync::Arc<HealthReads>,
+    /// Answers kept in memory until the next write (on SQLite only: see
+    /// [`storage::read_cache`]).
+    reads: std::sync::Arc<Reads>,
 }
 
-/// The health answers kept in memory.
-pub type HealthReads =
-    storage::read_cache::ReadCache<AccountId, contracts::pb::health::v1::GetAccountHealthResponse>;
+/// The answers kept in memory between writes: `GetAccountHealth` by
+/// account, and the pages of `ListProducts` and `ListSubscriptions` by
+/// their encoded request (what `GetWhitespace` asks on every call).
+pub struct Reads {
+    pub health: ReadCache<AccountId, pb::GetAccountHealthResponse>,
+    pub products: ReadCache<Vec<u8>, pb::ListProductsResponse>,
+    pub subscriptions: ReadCache<Vec<u8>, pb::ListSubscriptionsResponse>,
+}
+
+/// Pages of the product list kept at most: the catalogue is small, and a
+/// page is asked for with a few filters.
+const PRODUCT_PAGES_KEPT: usize = 1_000;
+
+impl Reads {
+    /// At most `entries` answers of each kind (fewer product pages); 0 keeps none.
+    fn new(writer: &storage::WriteGate, entries: usize) -> Self {
+        Self {
+            health: ReadCache::new(writer.clone(), entries),
+            products: ReadCache::new(writer.clone(), entries.min(PRODUCT_PAGES_KEPT)),
+            subscriptions: ReadCache::new(writer.clone(), entries),
+        }
+    }
+}
 
 /// How many `GetAccountHealth` answers are kept by default (a few hundred
 /// bytes each).
@@ -65,10 +88,7 @@ impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
         let writer = storage::WriteGate::for_db(&db);
         Self {
-            health_reads: std::sync::Arc::new(HealthReads::new(
-                writer.clone(),
-                HEALTH_READ_CACHE_ENTRIES,
-            )),
+            reads: std::sync::Arc::new(Reads::new(&writer, HEALTH_READ_CACHE_ENTRIES)),
             writer,
             db: storage::Db::new(db),
             // Health events name accounts: each with its CRM reference.
@@ -97,15 +117,15 @@ impl Store {
         &self.writer
     }
 
-    /// The same store, keeping at most `entries` health answers in memory
-    /// (0: none).
+    /// The same store, keeping at most `entries` answers of each kind in
+    /// memory (0: none).
     pub fn with_health_reads(mut self, entries: usize) -> Self {
-        self.health_reads = std::sync::Arc::new(HealthReads::new(self.writer.clone(), entries));
+        self.reads = std::sync::Arc::new(Reads::new(&self.writer, entries));
         self
     }
 
-    pub fn health_reads(&self) -> &HealthReads {
-        &self.health_reads
+    pub fn reads(&self) -> &Reads {
+        &self.reads
     }
 
     /// Signals ingested by this process so far.
