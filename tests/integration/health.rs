@@ -1325,6 +1325,31 @@ async fn a_read_after_an_acknowledged_write_shows_it(backend: Backend) {
     .await;
     let (_, subscription) = listed(&mut c).await;
     assert_eq!(subscription.latest_usage.unwrap().value, "75");
+    // The account, read, then renamed through its CRM reference: read again.
+    let get = pb::GetAccountRequest {
+        account_id: acme.clone(),
+        ..Default::default()
+    };
+    let name = |r: pb::GetAccountResponse| r.account.unwrap().name;
+    let before = name(c.get_account(get.clone()).await.unwrap().into_inner());
+    assert_eq!(before, "Account acme-fresh");
+    assert_eq!(account(&mut c, "acme-fresh", "2025-03-01").await, acme);
+    c.upsert_account(pb::UpsertAccountRequest {
+        fiscal_year_start_month: distant_fiscal_month(),
+        external_ref: Some(pb::ExternalRef {
+            system: "hubspot".into(),
+            id: "acme-fresh".into(),
+        }),
+        name: "Acme Fresh Foods".into(),
+        segment: Segment::MidMarket as i32,
+        customer_since: "2025-03-01".into(),
+        owner_csm: "carla.csm".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let after = name(c.get_account(get).await.unwrap().into_inner());
+    assert_eq!(after, "Acme Fresh Foods");
     let renamed = health(&mut c, &acme).await;
 
     // An override for two seconds: shown at once, gone when it expires.

@@ -33,6 +33,13 @@ pub(crate) async fn get_account(
     store: &Store,
     req: &pb::GetAccountRequest,
 ) -> Result<pb::GetAccountResponse, HealthError> {
+    kept(&store.reads().accounts, req, None, read_account(store, req)).await
+}
+
+async fn read_account(
+    store: &Store,
+    req: &pb::GetAccountRequest,
+) -> Result<pb::GetAccountResponse, HealthError> {
     let id = optional_account_id("account_id", &req.account_id).map_err(HealthError::from)?;
     let external = optional_external_ref("external_ref", req.external_ref.as_ref())
         .map_err(HealthError::from)?;

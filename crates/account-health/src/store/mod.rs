@@ -57,10 +57,12 @@ pub struct Store {
 }
 
 /// The answers kept in memory between writes: `GetAccountHealth` by
-/// account, and the pages of `ListProducts` and `ListSubscriptions` by
-/// their encoded request (what `GetWhitespace` asks on every call).
+/// account, and `GetAccount` and the pages of `ListProducts` and
+/// `ListSubscriptions` by their encoded request (what `GetWhitespace` asks
+/// on every call).
 pub struct Reads {
     pub health: ReadCache<AccountId, pb::GetAccountHealthResponse>,
+    pub accounts: ReadCache<Vec<u8>, pb::GetAccountResponse>,
     pub products: ReadCache<Vec<u8>, pb::ListProductsResponse>,
     pub subscriptions: ReadCache<Vec<u8>, pb::ListSubscriptionsResponse>,
 }
@@ -74,6 +76,7 @@ impl Reads {
     fn new(writer: &storage::WriteGate, entries: usize) -> Self {
         Self {
             health: ReadCache::new(writer.clone(), entries),
+            accounts: ReadCache::new(writer.clone(), entries),
             products: ReadCache::new(writer.clone(), entries.min(PRODUCT_PAGES_KEPT)),
             subscriptions: ReadCache::new(writer.clone(), entries),
         }
