@@ -1,7 +1,9 @@
 //! `expansion bench ingest`: signal ingestion through the real server
-//! (gRPC `RecordSignals`, batches of 1,000) beside its ceiling, raw sqlx
-//! multi-row inserts of the same rows into the same table, in one run so the
-//! ratio holds on a noisy machine.
+//! (gRPC `RecordSignals`, batches of 1,000) beside two ceilings, in one run
+//! so the ratios hold on a noisy machine: raw sqlx multi-row inserts of the
+//! same rows into the same schema (what the service could reach), and into a
+//! minimal table with one unique key and nothing else (what the disk could
+//! reach: the gap between the two is the schema's cost).
 
 use std::time::Instant;
 
@@ -59,16 +61,29 @@ async fn seed_accounts(db: &DatabaseConnection, n: usize) -> anyhow::Result<Vec<
     Ok((1..=n).map(|i| generated_id(1, i)).collect())
 }
 
+/// The minimal table of the disk ceiling: the signal's columns, one unique
+/// key (the dedup key), no other index, no foreign key.
+fn ceiling_table(postgres: bool) -> String {
+    let time = if postgres { "TIMESTAMPTZ" } else { "TEXT" };
+    format!(
+        "CREATE TABLE signal_ceiling (account_id TEXT NOT NULL, product_id TEXT, \
+         kind TEXT NOT NULL, value_e4 BIGINT NOT NULL, limit_e4 BIGINT, \
+         occurred_at {time} NOT NULL, source TEXT NOT NULL, external_id TEXT NOT NULL, \
+         detail TEXT, recorded_at {time} NOT NULL, UNIQUE (source, external_id))"
+    )
+}
+
 macro_rules! raw_insert {
-    ($pool:expr, $rows:expr, $batch:expr) => {{
+    ($pool:expr, $table:expr, $rows:expr, $batch:expr) => {{
         let now = chrono::Utc::now();
         let mut latencies = Vec::new();
         for chunk in $rows.chunks($batch) {
             let started = Instant::now();
             let mut tx = $pool.begin().await?;
-            let mut q = QueryBuilder::new(
-                "INSERT INTO signals (account_id, product_id, kind, value_e4, limit_e4, occurred_at, source, external_id, detail, recorded_at) ",
-            );
+            let mut q = QueryBuilder::new(format!(
+                "INSERT INTO {} (account_id, product_id, kind, value_e4, limit_e4, occurred_at, source, external_id, detail, recorded_at) ",
+                $table
+            ));
             q.push_values(chunk, |mut b, r| {
                 b.push_bind(r.account_id.as_str())
                     .push_bind(None::<String>)
@@ -91,7 +106,7 @@ macro_rules! raw_insert {
 }
 
 pub async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
-    let dbs = databases(args.postgres_admin_url.as_deref(), &["raw", "svc"]).await?;
+    let dbs = databases(args.postgres_admin_url.as_deref(), &["raw", "svc", "disk"]).await?;
     let backend = if args.postgres_admin_url.is_some() {
         "PostgreSQL"
     } else {
@@ -101,9 +116,15 @@ pub async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
         "signal ingestion on {backend}: {} signals over {} accounts, batches of {}",
         args.signals, args.accounts, args.batch
     );
+    let disk_rate = disk_ceiling(&dbs.urls[2], &args).await?;
     let raw_rate = raw_baseline(&dbs.urls[0], &args).await?;
     let (service_rate, server) = through_the_service(&dbs.urls[1], &args).await?;
     println!("ratio service / raw: {:.2}", service_rate / raw_rate);
+    println!(
+        "ratio service / minimal table: {:.2}; raw into the schema / minimal table: {:.2}",
+        service_rate / disk_rate,
+        raw_rate / disk_rate
+    );
     if let Some(mib) = server.peak_rss_mib() {
         println!("server peak RSS: {mib:.1} MiB");
     }
@@ -121,10 +142,10 @@ async fn raw_baseline(url: &str, args: &IngestBenchArgs) -> anyhow::Result<f64> 
     let started = Instant::now();
     let raw_latencies = if url.starts_with("postgres") {
         let pool = raw_db.get_postgres_connection_pool();
-        raw_insert!(pool, raw_rows, args.batch)
+        raw_insert!(pool, "signals", raw_rows, args.batch)
     } else {
         let pool = raw_db.get_sqlite_connection_pool();
-        raw_insert!(pool, raw_rows, args.batch)
+        raw_insert!(pool, "signals", raw_rows, args.batch)
     };
     let raw_rate = summary(
         "raw sqlx multi-row INSERT",
@@ -134,6 +155,33 @@ async fn raw_baseline(url: &str, args: &IngestBenchArgs) -> anyhow::Result<f64> 
     );
     raw_db.close().await.ok();
     Ok(raw_rate)
+}
+
+/// The disk's ceiling: the same rows, the same way, into [`ceiling_table`]
+/// at `url`; rows per second.
+async fn disk_ceiling(url: &str, args: &IngestBenchArgs) -> anyhow::Result<f64> {
+    use sea_orm::ConnectionTrait;
+    let db = storage::connect(url).await?;
+    let postgres = url.starts_with("postgres");
+    db.execute_unprepared(&ceiling_table(postgres)).await?;
+    let accounts: Vec<String> = (1..=args.accounts).map(|i| generated_id(1, i)).collect();
+    let rows = rows(&accounts, args.signals);
+    let started = Instant::now();
+    let latencies = if postgres {
+        let pool = db.get_postgres_connection_pool();
+        raw_insert!(pool, "signal_ceiling", rows, args.batch)
+    } else {
+        let pool = db.get_sqlite_connection_pool();
+        raw_insert!(pool, "signal_ceiling", rows, args.batch)
+    };
+    let rate = summary(
+        "raw sqlx into a minimal table (1 key)",
+        rows.len(),
+        started.elapsed(),
+        latencies,
+    );
+    db.close().await.ok();
+    Ok(rate)
 }
 
 /// The service: the real binary over gRPC on the database at `url`, every batch
