@@ -1180,6 +1180,24 @@ async fn time_zone_decides_the_default_day_of_a_change(backend: Backend) {
     assert_eq!(field_of(&err), "time_zone");
 }
 
+/// Renames a product of the core family (the other fields as created).
+async fn rename_product(c: &mut Client, product_id: &str, name: &str) {
+    c.upsert_product(pb::UpsertProductRequest {
+        request_id: String::new(),
+        product: Some(pb::Product {
+            product_id: product_id.to_owned(),
+            name: name.into(),
+            family: "core".into(),
+            tiers: vec!["STARTER".into()],
+            fits_segments: vec![Segment::MidMarket as i32],
+            margin_percent: "70".into(),
+            ..Default::default()
+        }),
+    })
+    .await
+    .unwrap();
+}
+
 /// Reads are answered from memory between writes on SQLite (and from the
 /// database on PostgreSQL): either way a read that follows an acknowledged
 /// write shows it — with other callers reading all the while — and an
@@ -1252,20 +1270,7 @@ async fn a_read_after_an_acknowledged_write_shows_it(backend: Backend) {
     }
 
     // A product renamed: its name in the next read.
-    c.upsert_product(pb::UpsertProductRequest {
-        request_id: String::new(),
-        product: Some(pb::Product {
-            product_id: storage.clone(),
-            name: "Object Storage".into(),
-            family: "core".into(),
-            tiers: vec!["STARTER".into()],
-            fits_segments: vec![Segment::MidMarket as i32],
-            margin_percent: "70".into(),
-            ..Default::default()
-        }),
-    })
-    .await
-    .unwrap();
+    rename_product(&mut c, &storage, "Object Storage").await;
     let renamed = health(&mut c, &acme).await;
     assert_eq!(renamed.products[0].product_name, "Object Storage");
 
@@ -1294,20 +1299,7 @@ async fn a_read_after_an_acknowledged_write_shows_it(backend: Backend) {
     let (name, subscription) = listed(&mut c).await;
     assert_eq!(name, "Object Storage");
     assert_eq!(subscription.product_name, "Object Storage");
-    c.upsert_product(pb::UpsertProductRequest {
-        request_id: String::new(),
-        product: Some(pb::Product {
-            product_id: storage.clone(),
-            name: "Block Storage".into(),
-            family: "core".into(),
-            tiers: vec!["STARTER".into()],
-            fits_segments: vec![Segment::MidMarket as i32],
-            margin_percent: "70".into(),
-            ..Default::default()
-        }),
-    })
-    .await
-    .unwrap();
+    rename_product(&mut c, &storage, "Block Storage").await;
     let (name, subscription) = listed(&mut c).await;
     assert_eq!(name, "Block Storage");
     assert_eq!(subscription.product_name, "Block Storage");

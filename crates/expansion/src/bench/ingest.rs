@@ -136,25 +136,9 @@ pub async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
 
 /// Baseline: raw sqlx into a fresh copy of the same schema at `url`; rows per second.
 async fn raw_baseline(url: &str, args: &IngestBenchArgs) -> anyhow::Result<f64> {
-    let raw_db = storage::connect(url).await?;
-    let raw_accounts = seed_accounts(&raw_db, args.accounts).await?;
-    let raw_rows = rows(&raw_accounts, args.signals);
-    let started = Instant::now();
-    let raw_latencies = if url.starts_with("postgres") {
-        let pool = raw_db.get_postgres_connection_pool();
-        raw_insert!(pool, "signals", raw_rows, args.batch)
-    } else {
-        let pool = raw_db.get_sqlite_connection_pool();
-        raw_insert!(pool, "signals", raw_rows, args.batch)
-    };
-    let raw_rate = summary(
-        "raw sqlx multi-row INSERT",
-        raw_rows.len(),
-        started.elapsed(),
-        raw_latencies,
-    );
-    raw_db.close().await.ok();
-    Ok(raw_rate)
+    let db = storage::connect(url).await?;
+    let accounts = seed_accounts(&db, args.accounts).await?;
+    raw_rate(db, "signals", "raw sqlx multi-row INSERT", &accounts, args).await
 }
 
 /// The disk's ceiling: the same rows, the same way, into [`ceiling_table`]
@@ -162,24 +146,32 @@ async fn raw_baseline(url: &str, args: &IngestBenchArgs) -> anyhow::Result<f64> 
 async fn disk_ceiling(url: &str, args: &IngestBenchArgs) -> anyhow::Result<f64> {
     use sea_orm::ConnectionTrait;
     let db = storage::connect(url).await?;
-    let postgres = url.starts_with("postgres");
-    db.execute_unprepared(&ceiling_table(postgres)).await?;
+    db.execute_unprepared(&ceiling_table(url.starts_with("postgres")))
+        .await?;
     let accounts: Vec<String> = (1..=args.accounts).map(|i| generated_id(1, i)).collect();
-    let rows = rows(&accounts, args.signals);
+    let label = "raw sqlx into a minimal table (1 key)";
+    raw_rate(db, "signal_ceiling", label, &accounts, args).await
+}
+
+/// Inserts the generated rows over `accounts` into `table` of `db` in raw
+/// batches, prints them as `label` and closes `db`; rows per second.
+async fn raw_rate(
+    db: DatabaseConnection,
+    table: &str,
+    label: &str,
+    accounts: &[String],
+    args: &IngestBenchArgs,
+) -> anyhow::Result<f64> {
+    let rows = rows(accounts, args.signals);
     let started = Instant::now();
-    let latencies = if postgres {
+    let latencies = if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
         let pool = db.get_postgres_connection_pool();
-        raw_insert!(pool, "signal_ceiling", rows, args.batch)
+        raw_insert!(pool, table, rows, args.batch)
     } else {
         let pool = db.get_sqlite_connection_pool();
-        raw_insert!(pool, "signal_ceiling", rows, args.batch)
+        raw_insert!(pool, table, rows, args.batch)
     };
-    let rate = summary(
-        "raw sqlx into a minimal table (1 key)",
-        rows.len(),
-        started.elapsed(),
-        latencies,
-    );
+    let rate = summary(label, rows.len(), started.elapsed(), latencies);
     db.close().await.ok();
     Ok(rate)
 }
