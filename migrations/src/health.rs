@@ -22,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(TriggersRecordTheirOpportunity),
             Box::new(CreateWebhooks),
             Box::new(DirtyAccountsAreClaimed),
+            Box::new(AmendmentsIndexTheirMrr),
         ]
     }
 }
@@ -737,5 +738,42 @@ impl MigrationTrait for DirtyAccountsAreClaimed {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// The revenue metrics read every amendment of every subscription: an index
+/// that carries the MRR beside the key answers that join from the index
+/// alone, without a look-up of each amendment's row (the unique key on
+/// subscription and date stays what it was).
+struct AmendmentsIndexTheirMrr;
+
+impl MigrationName for AmendmentsIndexTheirMrr {
+    fn name(&self) -> &str {
+        "m20261204_000300_amendments_index_their_mrr"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AmendmentsIndexTheirMrr {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        index(
+            manager,
+            "subscription_amendments_with_mrr",
+            "subscription_amendments",
+            &["subscription_id", "effective_date", "mrr_minor"],
+            false,
+        )
+        .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("subscription_amendments_with_mrr")
+                    .table(Alias::new("subscription_amendments"))
+                    .to_owned(),
+            )
+            .await
     }
 }

@@ -69,7 +69,35 @@ fn money(currency: &str, amount: &str) -> Option<Money> {
     })
 }
 
-async fn write_book(c: &mut Client, seed: u64) {
+/// What a book holds, as its writer knows it: each subscription's currency,
+/// start, cancellation and MRR by effective date (the last written wins).
+struct Written {
+    currency: &'static str,
+    start: NaiveDate,
+    cancel: Option<NaiveDate>,
+    mrr: BTreeMap<NaiveDate, i64>,
+}
+
+impl Written {
+    /// The MRR in force at the close of `day`, by the writer's own reckoning.
+    fn mrr_on(&self, day: NaiveDate) -> i64 {
+        let active = self.start <= day && self.cancel.is_none_or(|cancel| cancel > day);
+        let latest = self.mrr.range(..=day).next_back();
+        latest.filter(|_| active).map_or(0, |(_, mrr)| *mrr)
+    }
+}
+
+/// Σ MRR in force at the close of `day`, per currency.
+fn mrr_on(book: &[Written], day: NaiveDate) -> BTreeMap<String, i64> {
+    let mut total: BTreeMap<String, i64> = BTreeMap::new();
+    for written in book {
+        *total.entry(written.currency.to_owned()).or_default() += written.mrr_on(day);
+    }
+    total
+}
+
+async fn write_book(c: &mut Client, seed: u64) -> Vec<Written> {
+    let mut book = Vec::new();
     let mut dice = Dice(seed);
     let mut products = Vec::new();
     for name in ["Core", "Insights", "Payments"] {
@@ -127,6 +155,12 @@ async fn write_book(c: &mut Client, seed: u64) {
             start_date: start.to_string(),
             ..Default::default()
         };
+        let mut written = Written {
+            currency,
+            start,
+            cancel: None,
+            mrr: BTreeMap::from([(start, minor(subscription.mrr.as_ref()))]),
+        };
         let created = c
             .upsert_subscription(pb::UpsertSubscriptionRequest {
                 subscription: Some(subscription.clone()),
@@ -150,6 +184,9 @@ async fn write_book(c: &mut Client, seed: u64) {
             };
             last = last.max(effective);
             subscription.mrr = money(currency, &dice.amount());
+            written
+                .mrr
+                .insert(effective, minor(subscription.mrr.as_ref()));
             c.upsert_subscription(pb::UpsertSubscriptionRequest {
                 subscription: Some(subscription.clone()),
                 mrr_effective_date: effective.to_string(),
@@ -172,8 +209,11 @@ async fn write_book(c: &mut Client, seed: u64) {
             })
             .await
             .unwrap();
+            written.cancel = Some(cancel);
         }
+        book.push(written);
     }
+    book
 }
 
 fn minor(money: Option<&Money>) -> i64 {
@@ -242,14 +282,23 @@ fn sum(parts: &[&Figures]) -> BTreeMap<String, [i64; 5]> {
 async fn random_books_tie_out_month_by_month(backend: Backend) {
     let server = Server::start(&backend, &[]);
     let mut c = server.health().await;
+    let mut book = Vec::new();
     for seed in [0x5eed_0001_u64, 0x5eed_0002, 0x5eed_0003] {
-        write_book(&mut c, seed).await;
+        book.extend(write_book(&mut c, seed).await);
     }
     let mut months = Vec::new();
     let mut first = date("2026-01-01");
     for _ in 0..12 {
         let next = (first + Duration::days(31)).with_day(1).unwrap();
-        months.push(figures(&mut c, first, next).await);
+        let month = figures(&mut c, first, next).await;
+        // Every subscription and amendment was read back: the month closes
+        // with what the writer reckons was in force on its last day.
+        let closing: BTreeMap<String, i64> = month
+            .iter()
+            .map(|(code, (_, (_, closing)))| (code.clone(), *closing))
+            .collect();
+        assert_eq!(closing, mrr_on(&book, next.pred_opt().unwrap()), "{first}");
+        months.push(month);
         first = next;
     }
     // One month closes with what the next opens with.

@@ -1,32 +1,97 @@
-//! Loading what the revenue metrics need: accounts' registration dates and
-//! every subscription that started before the period ends, with its MRR
-//! history. The arithmetic itself is pure (`crate::revenue`).
+//! Loading what the revenue metrics need: every subscription that started
+//! before the period ends, with its MRR history up to then, and the
+//! registration dates of the accounts. The arithmetic itself is pure
+//! (`crate::revenue`).
+//!
+//! One statement reads the book: each subscription joined with its
+//! amendments. How its rows travel depends on the database. PostgreSQL
+//! sends them as they are, in subscription order, over its socket. On
+//! SQLite every row crossing from the database's thread is a hand-off
+//! between threads, which for a million subscriptions cost more than the
+//! query itself, so there the database packs each account's rows into one
+//! JSON array and only as many rows cross as there are accounts.
+
+use std::borrow::Cow;
 
 use chrono::NaiveDate;
 use domain::{Currency, DateRange};
-use sea_orm::sea_query::{Expr, Order, SimpleExpr};
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use tokio_stream::{Stream, StreamExt};
+use sea_orm::{ActiveEnum, DatabaseBackend, QueryResult, Statement, StreamTrait, Value};
+use serde::Deserialize;
+use tokio_stream::StreamExt;
 
 use super::Store;
 use super::portfolio::SubscriptionStatus;
 use crate::cohort::{CohortRevenue, Grain, Period, cohort_revenue};
-use crate::entity::{account, amendment, subscription};
 use crate::error::HealthError;
 use crate::revenue::{AccountFacts, CurrencyMetrics, SubscriptionFacts, revenue_metrics};
 
-type SubscriptionRow = (
-    String,
-    String,
-    String,
-    String,
-    NaiveDate,
-    Option<NaiveDate>,
-    SubscriptionStatus,
+/// The book before `{1}`: one row per subscription that started before
+/// then and amendment of it effective before then (one row with no
+/// amendment for a subscription without any). The cancel date counts only
+/// when the subscription's status is `{2}` (cancelled).
+const ENTRIES: &str = "SELECT s.account_id, s.id, s.product_id, s.currency, s.start_date, \
+       CASE WHEN s.status = {2} THEN s.cancel_date END AS cancel_date, \
+       a.effective_date, a.mrr_minor \
+     FROM subscriptions s \
+     LEFT JOIN subscription_amendments a \
+       ON a.subscription_id = s.id AND a.effective_date < {1} \
+     WHERE s.start_date < {1}";
+
+/// PostgreSQL: the entries as rows, a subscription's side by side.
+const ENTRY_ROWS: &str = "{entries} ORDER BY s.id";
+
+/// Every account's registration, for PostgreSQL's entry rows.
+const REGISTRATIONS: &str = "SELECT id, customer_since FROM accounts";
+
+/// SQLite: one row per account with a subscription in the book, its
+/// registration and its entries as a JSON array of arrays, in the order of
+/// [`Entry`].
+const PACKED: &str = "SELECT e.account_id, \
+       (SELECT acc.customer_since FROM accounts acc WHERE acc.id = e.account_id) AS customer_since, \
+       json_group_array(json_array(e.id, e.product_id, e.currency, e.start_date, e.cancel_date, \
+           e.effective_date, e.mrr_minor)) AS entries \
+     FROM ({entries}) e \
+     GROUP BY e.account_id";
+
+/// One entry of an account's packed book: subscription id, product,
+/// currency, start, cancel date (ISO dates), and one amendment's date and
+/// MRR in minor units. Text is borrowed from the row unless it holds an
+/// escape.
+#[derive(Deserialize)]
+struct Entry<'a>(
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Option<Cow<'a, str>>,
+    #[serde(borrow)] Option<Cow<'a, str>>,
+    Option<i64>,
 );
 
-/// (subscription id, effective date, MRR in minor units).
-type AmendmentRow = (String, NaiveDate, i64);
+/// What every row of a subscription carries, before its amendments.
+struct Subscription {
+    id: String,
+    account_id: String,
+    product_id: String,
+    currency: String,
+    start_date: NaiveDate,
+    cancel_date: Option<NaiveDate>,
+}
+
+impl Subscription {
+    /// Its facts; `None` when its currency is not one we know.
+    fn facts(self, amendments: Vec<(NaiveDate, i64)>) -> Option<SubscriptionFacts> {
+        Some(SubscriptionFacts {
+            currency: Currency::parse(&self.currency).ok()?,
+            subscription_id: self.id,
+            account_id: self.account_id,
+            product_id: self.product_id,
+            start_date: self.start_date,
+            cancel_date: self.cancel_date,
+            amendments,
+        })
+    }
+}
 
 impl Store {
     pub async fn revenue_metrics(
@@ -50,167 +115,124 @@ impl Store {
         Ok(cohort_revenue(&accounts, &facts, grain, periods))
     }
 
-    /// Every account's registration date, and every subscription that
-    /// started before `before` with its MRR history up to then.
+    /// The accounts' registration dates, and every subscription that
+    /// started before `before` with its MRR history up to then. Rows are
+    /// parsed as they arrive, so only the facts are ever held, never the
+    /// whole result.
     async fn revenue_facts(
         &self,
         before: NaiveDate,
     ) -> Result<(Vec<AccountFacts>, Vec<SubscriptionFacts>), HealthError> {
-        // Both lists are streamed in subscription-id order and merged as they
-        // arrive, so only the facts are ever held, never the raw rows (a
-        // million subscriptions would otherwise hold every row twice).
-        let order = IdOrder::of(&self.db);
-        let mut subs = self.subscriptions_before(before, order).await?;
-        let mut history =
-            AmendmentCursor::start(self.amendments_before(before, order).await?).await?;
-        let mut facts: Vec<SubscriptionFacts> = Vec::new();
-        while let Some(row) = subs.try_next().await? {
-            let amendments = history.take_for(&row.0).await?;
-            facts.extend(subscription_facts(row, amendments));
-        }
-        drop(subs);
-        drop(history);
-        let accounts = self.account_facts().await?;
-        Ok((accounts, facts))
-    }
-
-    /// Subscriptions that started before `before`, in id order.
-    async fn subscriptions_before(
-        &self,
-        before: NaiveDate,
-        order: IdOrder,
-    ) -> Result<impl Stream<Item = Result<SubscriptionRow, DbErr>> + Unpin + '_, DbErr> {
-        subscription::Entity::find()
-            .select_only()
-            .columns([
-                subscription::Column::Id,
-                subscription::Column::AccountId,
-                subscription::Column::ProductId,
-                subscription::Column::Currency,
-                subscription::Column::StartDate,
-                subscription::Column::CancelDate,
-                subscription::Column::Status,
-            ])
-            .filter(subscription::Column::StartDate.lt(before))
-            .order_by(order.column("id"), Order::Asc)
-            .into_tuple::<SubscriptionRow>()
-            .stream(self.db.pool())
-            .await
-    }
-
-    /// MRR amendments effective before `before`, in subscription-id order.
-    async fn amendments_before(
-        &self,
-        before: NaiveDate,
-        order: IdOrder,
-    ) -> Result<impl Stream<Item = Result<AmendmentRow, DbErr>> + Unpin + '_, DbErr> {
-        amendment::Entity::find()
-            .select_only()
-            .columns([
-                amendment::Column::SubscriptionId,
-                amendment::Column::EffectiveDate,
-                amendment::Column::MrrMinor,
-            ])
-            .filter(amendment::Column::EffectiveDate.lt(before))
-            // One amendment per (subscription, date) is a unique key: a correction of a
-            // date replaces its amendment, so no order within a subscription is needed.
-            .order_by(order.column("subscription_id"), Order::Asc)
-            .into_tuple::<AmendmentRow>()
-            .stream(self.db.pool())
-            .await
-    }
-
-    /// Every account's id and registration date.
-    async fn account_facts(&self) -> Result<Vec<AccountFacts>, HealthError> {
-        let accounts: Vec<(String, Option<NaiveDate>)> = account::Entity::find()
-            .select_only()
-            .columns([account::Column::Id, account::Column::CustomerSince])
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        Ok(accounts
-            .into_iter()
-            .map(|(account_id, registered_on)| AccountFacts {
-                account_id,
-                registered_on,
-            })
-            .collect())
-    }
-}
-
-/// How ids are sorted for the merge: as Rust compares them, byte by byte
-/// (PostgreSQL's default collation does not, so it is told `COLLATE "C"`).
-#[derive(Debug, Clone, Copy)]
-struct IdOrder {
-    postgres: bool,
-}
-
-impl IdOrder {
-    fn of(db: &storage::Db) -> Self {
-        IdOrder {
-            postgres: db.pool().get_database_backend() == sea_orm::DatabaseBackend::Postgres,
-        }
-    }
-
-    fn column(self, column: &str) -> SimpleExpr {
-        if self.postgres {
-            Expr::cust(format!("\"{column}\" COLLATE \"C\""))
-        } else {
-            Expr::cust(format!("\"{column}\""))
-        }
-    }
-}
-
-/// The amendment stream, read one subscription at a time.
-struct AmendmentCursor<S> {
-    rows: S,
-    pending: Option<AmendmentRow>,
-}
-
-impl<S: Stream<Item = Result<AmendmentRow, DbErr>> + Unpin> AmendmentCursor<S> {
-    async fn start(mut rows: S) -> Result<Self, DbErr> {
-        let pending = rows.try_next().await?;
-        Ok(AmendmentCursor { rows, pending })
-    }
-
-    /// The (date, MRR) amendments of `subscription_id`. Amendments of
-    /// subscriptions that sort before it have no subscription in the period
-    /// (or none at all): they are skipped.
-    async fn take_for(&mut self, subscription_id: &str) -> Result<Vec<(NaiveDate, i64)>, DbErr> {
-        let mut amendments = Vec::new();
-        while let Some((sub, date, mrr)) = self.pending.take() {
-            match sub.as_str().cmp(subscription_id) {
-                std::cmp::Ordering::Less => {}
-                std::cmp::Ordering::Equal => amendments.push((date, mrr)),
-                std::cmp::Ordering::Greater => {
-                    self.pending = Some((sub, date, mrr));
-                    break;
+        let db = self.db.pool();
+        let backend = db.get_database_backend();
+        let (mut accounts, mut facts) = (Vec::new(), Vec::new());
+        if backend == DatabaseBackend::Postgres {
+            let mut rows = db.stream_raw(book(backend, ENTRY_ROWS, before)).await?;
+            let mut current: Option<(Subscription, Vec<(NaiveDate, i64)>)> = None;
+            while let Some(row) = rows.try_next().await? {
+                let (subscription, amendment) = entry_row(&row)?;
+                match current.as_mut() {
+                    Some((open, amendments)) if open.id == subscription.id => {
+                        amendments.extend(amendment);
+                    }
+                    _ => {
+                        let next = (subscription, amendment.into_iter().collect());
+                        if let Some((done, amendments)) = current.replace(next) {
+                            facts.extend(done.facts(amendments));
+                        }
+                    }
                 }
             }
-            self.pending = self.rows.try_next().await?;
+            if let Some((done, amendments)) = current {
+                facts.extend(done.facts(amendments));
+            }
+            drop(rows);
+            let statement = Statement::from_string(backend, REGISTRATIONS);
+            let mut rows = db.stream_raw(statement).await?;
+            while let Some(row) = rows.try_next().await? {
+                accounts.push(AccountFacts {
+                    account_id: row.try_get_by_index(0)?,
+                    registered_on: row.try_get_by_index(1)?,
+                });
+            }
+        } else {
+            let mut rows = db.stream_raw(book(backend, PACKED, before)).await?;
+            while let Some(row) = rows.try_next().await? {
+                accounts.push(packed_account(&row, &mut facts)?);
+            }
         }
-        Ok(amendments)
+        Ok((accounts, facts))
     }
 }
 
-/// A subscription's facts; `None` when its currency is not one we know.
-/// Only a cancelled subscription has a cancel date here.
-fn subscription_facts(
-    (id, account_id, product_id, currency, start_date, cancel_date, status): SubscriptionRow,
-    amendments: Vec<(NaiveDate, i64)>,
-) -> Option<SubscriptionFacts> {
-    let currency = Currency::parse(&currency).ok()?;
-    Some(SubscriptionFacts {
-        amendments,
-        subscription_id: id,
+/// `shape` around the book's [`ENTRIES`] before `before`, for `backend`.
+fn book(backend: DatabaseBackend, shape: &str, before: NaiveDate) -> Statement {
+    let mark = match backend {
+        DatabaseBackend::Postgres => "$",
+        _ => "?",
+    };
+    let sql = shape
+        .replace("{entries}", ENTRIES)
+        .replace("{1}", &format!("{mark}1"))
+        .replace("{2}", &format!("{mark}2"));
+    let values: [Value; 2] = [
+        before.into(),
+        SubscriptionStatus::Cancelled.to_value().into(),
+    ];
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// One row of [`ENTRY_ROWS`]: the subscription and the amendment it carries.
+fn entry_row(row: &QueryResult) -> Result<(Subscription, Option<(NaiveDate, i64)>), HealthError> {
+    let subscription = Subscription {
+        account_id: row.try_get_by_index(0)?,
+        id: row.try_get_by_index(1)?,
+        product_id: row.try_get_by_index(2)?,
+        currency: row.try_get_by_index(3)?,
+        start_date: row.try_get_by_index(4)?,
+        cancel_date: row.try_get_by_index(5)?,
+    };
+    let effective: Option<NaiveDate> = row.try_get_by_index(6)?;
+    let mrr: Option<i64> = row.try_get_by_index(7)?;
+    Ok((subscription, effective.zip(mrr)))
+}
+
+/// One row of [`PACKED`]: the account's facts, and its subscriptions
+/// appended to `facts`.
+fn packed_account(
+    row: &QueryResult,
+    facts: &mut Vec<SubscriptionFacts>,
+) -> Result<AccountFacts, HealthError> {
+    let account_id: String = row.try_get_by_index(0)?;
+    let registered_on: Option<NaiveDate> = row.try_get_by_index(1)?;
+    let packed: String = row.try_get_by_index(2)?;
+    let corrupt = |e: &dyn std::fmt::Display| {
+        HealthError::Corrupt(format!("revenue book of account {account_id}: {e}"))
+    };
+    let date = |text: &str| text.parse::<NaiveDate>().map_err(|e| corrupt(&e));
+    let mut entries: Vec<Entry<'_>> = serde_json::from_str(&packed).map_err(|e| corrupt(&e))?;
+    // A subscription's entries, one per amendment, side by side.
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for run in entries.chunk_by(|a, b| a.0 == b.0) {
+        let Entry(id, product_id, currency, start_date, cancel_date, ..) = &run[0];
+        let mut amendments = Vec::with_capacity(run.len());
+        for Entry(.., effective, mrr) in run {
+            if let (Some(effective), Some(mrr)) = (effective, mrr) {
+                amendments.push((date(effective)?, *mrr));
+            }
+        }
+        let subscription = Subscription {
+            id: id.clone().into_owned(),
+            account_id: account_id.clone(),
+            product_id: product_id.clone().into_owned(),
+            currency: currency.clone().into_owned(),
+            start_date: date(start_date)?,
+            cancel_date: cancel_date.as_deref().map(date).transpose()?,
+        };
+        facts.extend(subscription.facts(amendments));
+    }
+    Ok(AccountFacts {
         account_id,
-        product_id,
-        currency,
-        start_date,
-        cancel_date: if status == SubscriptionStatus::Cancelled {
-            cancel_date
-        } else {
-            None
-        },
+        registered_on,
     })
 }
