@@ -17,6 +17,24 @@ pub fn url_for(args: &StorageArgs, service: ServiceName) -> anyhow::Result<Strin
     Ok(storage::sqlite_url(&args.data_dir, service.as_str()))
 }
 
+/// Warns when one SQLite file would hold several services' tables: each
+/// service serialises its own writes, but SQLite allows one writer per file,
+/// so their writes collide ("database is locked") while a mutation of one
+/// waits on another's. The default gives each its own file under the data
+/// dir; PostgreSQL has no such limit.
+pub fn warn_if_sqlite_is_shared(args: &StorageArgs, services: &[ServiceName]) {
+    if let Some(url) = &args.database_url
+        && url.starts_with("sqlite:")
+        && services.len() > 1
+    {
+        tracing::warn!(
+            database_url = %url,
+            "several services share one SQLite file: their writes can collide (\"database is locked\"); \
+             leave --database-url unset to give each service its own file under --data-dir"
+        );
+    }
+}
+
 /// Connects to a service's database and brings its schema up to date.
 pub async fn open(args: &StorageArgs, service: ServiceName) -> anyhow::Result<DatabaseConnection> {
     let url = url_for(args, service)?;

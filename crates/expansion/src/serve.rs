@@ -357,6 +357,7 @@ impl Wiring<'_> {
                 }
             };
         }
+        database::warn_if_sqlite_is_shared(&self.args.storage, self.services);
         for service in self.services {
             let mut db = database::open(&self.args.storage, *service).await?;
             if let Some(metrics) = &self.metrics {

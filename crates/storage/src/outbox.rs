@@ -320,7 +320,7 @@ impl Outbox {
                 let sent = match self.dispatch(&db, courier.as_ref()).await {
                     Ok(n) => n,
                     Err(err) => {
-                        tracing::warn!(error = %err, "outbox dispatch failed");
+                        tracing::warn!(error = %err, deliveries = self.deliveries, "outbox dispatch failed");
                         0
                     }
                 };
@@ -450,6 +450,7 @@ impl Outbox {
         let _write = self.writer.enter().await;
         let txn = db.begin().await?;
         let Some(delivery) = Self::read(&txn, &pick).await?.into_iter().next() else {
+            txn.rollback().await?;
             return Ok(None);
         };
         let claim = Query::update()
@@ -461,6 +462,7 @@ impl Outbox {
             .and_where(Expr::col(col("status")).eq(PENDING))
             .to_owned();
         if txn.execute(&claim).await?.rows_affected() != 1 {
+            txn.rollback().await?;
             return Ok(None);
         }
         txn.commit().await?;

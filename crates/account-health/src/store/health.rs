@@ -409,6 +409,22 @@ impl Store {
                 }
             }
             // Not ours to claim: recomputed meanwhile, or being recomputed.
+            if self.db.in_mutation() {
+                // A mutation holds the write gate, which the recomputation
+                // holding the claim needs to finish: waiting for it would be
+                // waiting for ourselves. The account is recomputed in the
+                // mutation's transaction instead; the mark stays for the
+                // claim's holder, whose recomputation then changes nothing.
+                let recomputed = match self.is_dirty(account_id).await {
+                    Ok(true) => self.recompute_now(account_id).await,
+                    Ok(false) => Ok(()),
+                    Err(err) => Err(err),
+                };
+                if let Err(err) = recomputed {
+                    tracing::warn!(%account_id, error = %err, "health recompute failed; serving the last score");
+                }
+                return;
+            }
             match self.is_dirty(account_id).await {
                 Ok(false) => return,
                 Ok(true) if std::time::Instant::now() < deadline => {}
@@ -497,7 +513,10 @@ impl Store {
             .returning_col(dirty::Column::Generation)
             .to_owned();
         let _write = self.writer.enter().await;
-        let Some(row) = self.db.query_one(&claim).await? else {
+        // Every row is read: a statement stepped only to its first row is
+        // not finished, and on SQLite its write transaction stays open (and
+        // holds the write lock) until the connection runs another.
+        let Some(row) = self.db.query_all(&claim).await?.into_iter().next() else {
             return Ok(None);
         };
         Ok(Some(DirtyClaim {

@@ -20,7 +20,7 @@ use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
-use super::{closed_loop, databases, drop_databases, ms, percentile, start_server};
+use super::{closed_loop, databases, drop_databases, ms, percentile, start_all_services};
 use crate::cli::FlowsBenchArgs;
 
 fn usd(amount: &str) -> Option<Money> {
@@ -302,7 +302,7 @@ pub async fn flows(args: FlowsBenchArgs) -> anyhow::Result<()> {
         "cross-service flows on {}, all three services in one process",
         dbs.backend()
     );
-    let (server, addr) = start_server(&dbs.urls[0], &[])?;
+    let (server, addr) = start_all_services(&dbs, &[])?;
     let channel = Channel::from_shared(format!("http://{addr}"))?
         .connect()
         .await?;

@@ -134,14 +134,24 @@ impl ServerProcess {
 /// Starts `expansion serve` (this very binary) on `database_url` with
 /// `extra` flags; returns it and the address it listens on.
 fn start_server(database_url: &str, extra: &[&str]) -> anyhow::Result<(ServerProcess, String)> {
+    start_serving(["--database-url", database_url], extra)
+}
+
+/// Starts all three services on `dbs` as a deployment lays them out: on
+/// SQLite each service its own file in the databases' folder (one file
+/// shared by three services would make their writes collide), on
+/// PostgreSQL the one database.
+fn start_all_services(dbs: &Databases, extra: &[&str]) -> anyhow::Result<(ServerProcess, String)> {
+    match dbs._dir.as_ref().and_then(|dir| dir.path().to_str()) {
+        Some(dir) => start_serving(["--data-dir", dir], extra),
+        None => start_server(&dbs.urls[0], extra),
+    }
+}
+
+fn start_serving(storage: [&str; 2], extra: &[&str]) -> anyhow::Result<(ServerProcess, String)> {
     let mut child = Command::new(std::env::current_exe()?)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            database_url,
-        ])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(storage)
         .args(extra)
         .env("EXPANSION_LOG", "warn")
         .stdout(Stdio::piped())
