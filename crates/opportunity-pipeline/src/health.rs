@@ -253,12 +253,9 @@ fn money(value: Option<&common::Money>) -> Option<Money> {
     Money::parse(&m.currency_code, &m.amount).ok()
 }
 
-/// A portfolio product from `ListProducts`.
-pub fn portfolio_product(p: &pb::Product) -> PortfolioProduct {
+/// A portfolio product from `ListProducts`, its text moved, not copied.
+pub fn portfolio_product(p: pb::Product) -> PortfolioProduct {
     PortfolioProduct {
-        product_id: p.product_id.clone(),
-        name: p.name.clone(),
-        family: p.family.clone(),
         fits_segments: p.fits_segments.iter().filter_map(|s| segment(*s)).collect(),
         segment_wallets: p
             .wallet_estimates
@@ -267,7 +264,7 @@ pub fn portfolio_product(p: &pb::Product) -> PortfolioProduct {
             .collect(),
         adjacencies: p
             .adjacencies
-            .iter()
+            .into_iter()
             .filter_map(|a| {
                 let adjacency = match pb::Adjacency::try_from(a.adjacency).ok()? {
                     pb::Adjacency::Unspecified => return None,
@@ -275,9 +272,12 @@ pub fn portfolio_product(p: &pb::Product) -> PortfolioProduct {
                     pb::Adjacency::Complementary => Adjacency::Complementary,
                     pb::Adjacency::Platform => Adjacency::Platform,
                 };
-                Some((a.product_id.clone(), adjacency))
+                Some((a.product_id, adjacency))
             })
             .collect(),
+        product_id: p.product_id,
+        name: p.name,
+        family: p.family,
     }
 }
 
@@ -386,7 +386,7 @@ impl HealthGateway for GrpcHealthGateway {
             let page = self
                 .call("ListProducts", client.list_products(request))
                 .await?;
-            out.extend(page.products.iter().map(portfolio_product));
+            out.extend(page.products.into_iter().map(portfolio_product));
             if page.next_page_token.is_empty() {
                 break;
             }
