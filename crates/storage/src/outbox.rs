@@ -450,7 +450,6 @@ impl Outbox {
         let _write = self.writer.enter().await;
         let txn = db.begin().await?;
         let Some(delivery) = Self::read(&txn, &pick).await?.into_iter().next() else {
-            txn.rollback().await?;
             return Ok(None);
         };
         let claim = Query::update()
@@ -462,7 +461,6 @@ impl Outbox {
             .and_where(Expr::col(col("status")).eq(PENDING))
             .to_owned();
         if txn.execute(&claim).await?.rows_affected() != 1 {
-            txn.rollback().await?;
             return Ok(None);
         }
         txn.commit().await?;

@@ -417,8 +417,7 @@ impl Store {
                 // claim's holder, whose recomputation then changes nothing.
                 let recomputed = match self.is_dirty(account_id).await {
                     Ok(true) => self.recompute_now(account_id).await,
-                    Ok(false) => Ok(()),
-                    Err(err) => Err(err),
+                    other => other.map(|_| ()),
                 };
                 if let Err(err) = recomputed {
                     tracing::warn!(%account_id, error = %err, "health recompute failed; serving the last score");
@@ -513,10 +512,7 @@ impl Store {
             .returning_col(dirty::Column::Generation)
             .to_owned();
         let _write = self.writer.enter().await;
-        // Every row is read: a statement stepped only to its first row is
-        // not finished, and on SQLite its write transaction stays open (and
-        // holds the write lock) until the connection runs another.
-        let Some(row) = self.db.query_all(&claim).await?.into_iter().next() else {
+        let Some(row) = self.db.query_one(&claim).await? else {
             return Ok(None);
         };
         Ok(Some(DirtyClaim {

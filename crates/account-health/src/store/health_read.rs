@@ -61,19 +61,12 @@ pub fn read_statement(
     account_id: &str,
     now: DateTime<Utc>,
 ) -> Statement {
-    let mark = match backend {
-        sea_orm::DatabaseBackend::Postgres => "$",
-        _ => "?",
-    };
-    let sql = ["1", "2", "3"].iter().fold(READ.to_owned(), |sql, n| {
-        sql.replace(&format!("{{{n}}}"), &format!("{mark}{n}"))
-    });
     let values: [Value; 3] = [
         account_id.into(),
         (now - Duration::days(30)).into(),
         now.into(),
     ];
-    Statement::from_sql_and_values(backend, sql, values)
+    super::numbered_statement(backend, READ, values)
 }
 
 /// One row of [`READ`], parsed.

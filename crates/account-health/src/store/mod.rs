@@ -306,6 +306,23 @@ async fn write_account<C: ConnectionTrait>(
 }
 
 /// `health.account.created` or `health.account.updated` for `model`.
+/// `sql` whose parameters are written `{1}`, `{2}`, … as a statement for
+/// `backend` (`$1` on PostgreSQL, `?1` on SQLite) with `values` bound in order.
+fn numbered_statement<const N: usize>(
+    backend: sea_orm::DatabaseBackend,
+    sql: &str,
+    values: [sea_orm::Value; N],
+) -> sea_orm::Statement {
+    let mark = match backend {
+        sea_orm::DatabaseBackend::Postgres => "$",
+        _ => "?",
+    };
+    let sql = (1..=N).fold(sql.to_owned(), |sql, n| {
+        sql.replace(&format!("{{{n}}}"), &format!("{mark}{n}"))
+    });
+    sea_orm::Statement::from_sql_and_values(backend, sql, values)
+}
+
 fn account_event(model: &account::Model, created: bool, principal: &str) -> NewEvent {
     NewEvent {
         event_type: if created {

@@ -15,7 +15,9 @@ use std::borrow::Cow;
 
 use chrono::NaiveDate;
 use domain::{Currency, DateRange};
-use sea_orm::{ActiveEnum, DatabaseBackend, QueryResult, Statement, StreamTrait, Value};
+use sea_orm::{
+    ActiveEnum, DatabaseBackend, DatabaseConnection, QueryResult, Statement, StreamTrait, Value,
+};
 use serde::Deserialize;
 use tokio_stream::StreamExt;
 
@@ -124,62 +126,81 @@ impl Store {
         before: NaiveDate,
     ) -> Result<(Vec<AccountFacts>, Vec<SubscriptionFacts>), HealthError> {
         let db = self.db.pool();
-        let backend = db.get_database_backend();
-        let (mut accounts, mut facts) = (Vec::new(), Vec::new());
-        if backend == DatabaseBackend::Postgres {
-            let mut rows = db.stream_raw(book(backend, ENTRY_ROWS, before)).await?;
-            let mut current: Option<(Subscription, Vec<(NaiveDate, i64)>)> = None;
-            while let Some(row) = rows.try_next().await? {
-                let (subscription, amendment) = entry_row(&row)?;
-                match current.as_mut() {
-                    Some((open, amendments)) if open.id == subscription.id => {
-                        amendments.extend(amendment);
-                    }
-                    _ => {
-                        let next = (subscription, amendment.into_iter().collect());
-                        if let Some((done, amendments)) = current.replace(next) {
-                            facts.extend(done.facts(amendments));
-                        }
-                    }
+        if db.get_database_backend() == DatabaseBackend::Postgres {
+            Ok((registrations(db).await?, entry_rows(db, before).await?))
+        } else {
+            packed_book(db, before).await
+        }
+    }
+}
+
+/// PostgreSQL: the subscriptions from [`ENTRY_ROWS`], merged as they arrive
+/// (a subscription's rows come side by side).
+async fn entry_rows(
+    db: &DatabaseConnection,
+    before: NaiveDate,
+) -> Result<Vec<SubscriptionFacts>, HealthError> {
+    let mut rows = db
+        .stream_raw(book(db.get_database_backend(), ENTRY_ROWS, before))
+        .await?;
+    let mut facts = Vec::new();
+    let mut current: Option<(Subscription, Vec<(NaiveDate, i64)>)> = None;
+    while let Some(row) = rows.try_next().await? {
+        let (subscription, amendment) = entry_row(&row)?;
+        match current.as_mut() {
+            Some((open, amendments)) if open.id == subscription.id => {
+                amendments.extend(amendment);
+            }
+            _ => {
+                let next = (subscription, amendment.into_iter().collect());
+                if let Some((done, amendments)) = current.replace(next) {
+                    facts.extend(done.facts(amendments));
                 }
             }
-            if let Some((done, amendments)) = current {
-                facts.extend(done.facts(amendments));
-            }
-            drop(rows);
-            let statement = Statement::from_string(backend, REGISTRATIONS);
-            let mut rows = db.stream_raw(statement).await?;
-            while let Some(row) = rows.try_next().await? {
-                accounts.push(AccountFacts {
-                    account_id: row.try_get_by_index(0)?,
-                    registered_on: row.try_get_by_index(1)?,
-                });
-            }
-        } else {
-            let mut rows = db.stream_raw(book(backend, PACKED, before)).await?;
-            while let Some(row) = rows.try_next().await? {
-                accounts.push(packed_account(&row, &mut facts)?);
-            }
         }
-        Ok((accounts, facts))
     }
+    if let Some((done, amendments)) = current {
+        facts.extend(done.facts(amendments));
+    }
+    Ok(facts)
+}
+
+/// PostgreSQL: every account's registration ([`REGISTRATIONS`]).
+async fn registrations(db: &DatabaseConnection) -> Result<Vec<AccountFacts>, HealthError> {
+    let statement = Statement::from_string(db.get_database_backend(), REGISTRATIONS);
+    let mut rows = db.stream_raw(statement).await?;
+    let mut accounts = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        accounts.push(AccountFacts {
+            account_id: row.try_get_by_index(0)?,
+            registered_on: row.try_get_by_index(1)?,
+        });
+    }
+    Ok(accounts)
+}
+
+/// SQLite: the accounts and their subscriptions from [`PACKED`].
+async fn packed_book(
+    db: &DatabaseConnection,
+    before: NaiveDate,
+) -> Result<(Vec<AccountFacts>, Vec<SubscriptionFacts>), HealthError> {
+    let mut rows = db
+        .stream_raw(book(db.get_database_backend(), PACKED, before))
+        .await?;
+    let (mut accounts, mut facts) = (Vec::new(), Vec::new());
+    while let Some(row) = rows.try_next().await? {
+        accounts.push(packed_account(&row, &mut facts)?);
+    }
+    Ok((accounts, facts))
 }
 
 /// `shape` around the book's [`ENTRIES`] before `before`, for `backend`.
 fn book(backend: DatabaseBackend, shape: &str, before: NaiveDate) -> Statement {
-    let mark = match backend {
-        DatabaseBackend::Postgres => "$",
-        _ => "?",
-    };
-    let sql = shape
-        .replace("{entries}", ENTRIES)
-        .replace("{1}", &format!("{mark}1"))
-        .replace("{2}", &format!("{mark}2"));
     let values: [Value; 2] = [
         before.into(),
         SubscriptionStatus::Cancelled.to_value().into(),
     ];
-    Statement::from_sql_and_values(backend, sql, values)
+    super::numbered_statement(backend, &shape.replace("{entries}", ENTRIES), values)
 }
 
 /// One row of [`ENTRY_ROWS`]: the subscription and the amendment it carries.

@@ -25,7 +25,8 @@ pub use revenue::revenue;
 struct Databases {
     urls: Vec<String>,
     cleanup: Option<(String, Vec<String>)>,
-    _dir: Option<tempfile::TempDir>,
+    /// The SQLite files' folder, removed with it.
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Databases {
@@ -54,7 +55,7 @@ async fn databases(admin_url: Option<&str>, names: &[&str]) -> anyhow::Result<Da
                     .map(|name| storage::sqlite_url(dir.path(), name))
                     .collect(),
                 cleanup: None,
-                _dir: Some(dir),
+                dir: Some(dir),
             })
         }
         Some(admin) => {
@@ -77,7 +78,7 @@ async fn databases(admin_url: Option<&str>, names: &[&str]) -> anyhow::Result<Da
             Ok(Databases {
                 urls: created.iter().map(|n| format!("{base}/{n}")).collect(),
                 cleanup: Some((admin.to_owned(), created)),
-                _dir: None,
+                dir: None,
             })
         }
     }
@@ -142,7 +143,7 @@ fn start_server(database_url: &str, extra: &[&str]) -> anyhow::Result<(ServerPro
 /// shared by three services would make their writes collide), on
 /// PostgreSQL the one database.
 fn start_all_services(dbs: &Databases, extra: &[&str]) -> anyhow::Result<(ServerProcess, String)> {
-    match dbs._dir.as_ref().and_then(|dir| dir.path().to_str()) {
+    match dbs.dir.as_ref().and_then(|dir| dir.path().to_str()) {
         Some(dir) => start_serving(["--data-dir", dir], extra),
         None => start_server(&dbs.urls[0], extra),
     }
