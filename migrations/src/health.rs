@@ -23,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateWebhooks),
             Box::new(DirtyAccountsAreClaimed),
             Box::new(AmendmentsIndexTheirMrr),
+            Box::new(SignalsIndexedByAccountInBulk),
         ]
     }
 }
@@ -775,5 +776,81 @@ impl MigrationTrait for AmendmentsIndexTheirMrr {
                     .to_owned(),
             )
             .await
+    }
+}
+
+/// On SQLite, the per-account index of signals becomes a table of its own,
+/// `signal_index`, filled in bulk and in key order up to the seq that
+/// `signal_index_mark` records; signals after that mark (the tail) are
+/// found by their seq, which grows as they arrive. An index maintained row
+/// by row as signals of a thousand accounts arrive together touches a page
+/// per signal, and each commit writes every such page to the WAL. Existing
+/// signals are indexed here; none moves. PostgreSQL keeps its index: there
+/// concurrent writers commit seqs out of order, so a mark could pass a seq
+/// still in flight.
+struct SignalsIndexedByAccountInBulk;
+
+impl MigrationName for SignalsIndexedByAccountInBulk {
+    fn name(&self) -> &str {
+        "m20261207_000100_signals_indexed_by_account_in_bulk"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for SignalsIndexedByAccountInBulk {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
+            return Ok(());
+        }
+        let db = manager.get_connection();
+        db.execute_unprepared(
+            "CREATE TABLE signal_index (account_id TEXT NOT NULL, kind TEXT NOT NULL, \
+             occurred_at TEXT NOT NULL, seq INTEGER NOT NULL, \
+             PRIMARY KEY (account_id, kind, occurred_at, seq)) WITHOUT ROWID",
+        )
+        .await?;
+        db.execute_unprepared(
+            "CREATE TABLE signal_index_mark (id INTEGER PRIMARY KEY CHECK (id = 1), \
+             indexed_through INTEGER NOT NULL)",
+        )
+        .await?;
+        db.execute_unprepared(
+            "INSERT INTO signal_index (account_id, kind, occurred_at, seq) \
+             SELECT account_id, kind, occurred_at, seq FROM signals \
+             ORDER BY account_id, kind, occurred_at, seq",
+        )
+        .await?;
+        db.execute_unprepared(
+            "INSERT INTO signal_index_mark (id, indexed_through) \
+             SELECT 1, COALESCE(MAX(seq), 0) FROM signals",
+        )
+        .await?;
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("signals_account_kind_time")
+                    .table(Alias::new("signals"))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
+            return Ok(());
+        }
+        index(
+            manager,
+            "signals_account_kind_time",
+            "signals",
+            &["account_id", "kind", "occurred_at"],
+            false,
+        )
+        .await?;
+        let db = manager.get_connection();
+        db.execute_unprepared("DROP TABLE signal_index_mark")
+            .await?;
+        db.execute_unprepared("DROP TABLE signal_index").await?;
+        Ok(())
     }
 }

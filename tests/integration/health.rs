@@ -26,6 +26,7 @@ on_both_databases!(
     scorecards_keep_their_name_and_versions,
     time_zone_decides_the_default_day_of_a_change,
     a_read_after_an_acknowledged_write_shows_it,
+    an_upgraded_database_scores_from_every_signal_it_held,
 );
 
 type Client = AccountHealthServiceClient<Channel>;
@@ -1370,4 +1371,206 @@ async fn a_read_after_an_acknowledged_write_shows_it(backend: Backend) {
     let expired = health(&mut c, &acme).await.overall.unwrap();
     assert!(expired.r#override.is_none(), "{expired:?}");
     assert_eq!(expired.score, computed);
+}
+
+/// The signals of the upgrade test: `n` over three accounts and four kinds,
+/// spread over the last 40 days, as (account, kind, value, at).
+fn upgrade_signals(n: i64) -> Vec<(usize, pb::SignalKind, String, chrono::DateTime<chrono::Utc>)> {
+    let now = chrono::Utc::now();
+    let kinds = [
+        pb::SignalKind::Nps,
+        pb::SignalKind::Login,
+        pb::SignalKind::SupportTicket,
+        pb::SignalKind::CsmSentiment,
+    ];
+    (0..n)
+        .map(|i| {
+            let kind = kinds[usize::try_from(i).unwrap() % kinds.len()];
+            let value = match kind {
+                pb::SignalKind::Nps => i % 11,
+                pb::SignalKind::CsmSentiment => 1 + i % 5,
+                _ => 1 + i % 3,
+            };
+            let at = now - chrono::Duration::minutes(i * 577 % (40 * 24 * 60));
+            (usize::try_from(i % 3).unwrap(), kind, value.to_string(), at)
+        })
+        .collect()
+}
+
+/// The same account as [`account`] makes, written by the store itself.
+fn upgrade_account(n: usize) -> account_health::model::AccountInput {
+    account_health::model::AccountInput {
+        key: account_health::model::AccountKey::External(
+            domain::ExternalId::parse("hubspot", &format!("upgraded-{n}")).unwrap(),
+        ),
+        external: None,
+        name: format!("Account upgraded-{n}"),
+        segment: Some(domain::Segment::MidMarket),
+        customer_since: Some(chrono::NaiveDate::from_ymd_opt(2025, 3, 1).unwrap()),
+        fiscal_year_start_month: u32::try_from(distant_fiscal_month()).unwrap(),
+        owner_csm: Some("carla.csm".into()),
+        parent: None,
+    }
+}
+
+/// A database made by the schema before the last migration, holding
+/// accounts and signals, is upgraded when the new binary starts on it: no
+/// signal is lost, and every account scores exactly as on a database that
+/// received the same signals after the upgrade — also once more signals
+/// arrive on top.
+async fn an_upgraded_database_scores_from_every_signal_it_held(backend: Backend) {
+    use account_health::model::signal::{NewSignal, SignalKind};
+    use migrations::MigratorTrait;
+    use sea_orm::ConnectionTrait;
+
+    const HELD: i64 = 300;
+    let signals = upgrade_signals(HELD + 60);
+    let (held, later) = signals.split_at(usize::try_from(HELD).unwrap());
+    let kind_of = |kind: pb::SignalKind| match kind {
+        pb::SignalKind::Nps => SignalKind::Nps,
+        pb::SignalKind::Login => SignalKind::Login,
+        pb::SignalKind::SupportTicket => SignalKind::SupportTicket,
+        _ => SignalKind::CsmSentiment,
+    };
+
+    // The last landed version's schema, and its data.
+    let url = backend.database_url("health");
+    let before = migrations::health::Migrator::migrations().len() - 1;
+    let db = storage::connect(&url).await.unwrap();
+    migrations::health::Migrator::up(&db, Some(u32::try_from(before).unwrap()))
+        .await
+        .unwrap();
+    let store = account_health::store::Store::new(db.clone());
+    let mut old_ids = Vec::new();
+    for n in 0..3 {
+        let (row, _) = store
+            .upsert_account(&upgrade_account(n), "test")
+            .await
+            .unwrap();
+        old_ids.push(row.id);
+    }
+    let batch: Vec<NewSignal> = held
+        .iter()
+        .enumerate()
+        .map(|(i, (account, kind, value, at))| NewSignal {
+            account_id: domain::AccountId::parse(&old_ids[*account]).unwrap(),
+            product_id: None,
+            kind: kind_of(*kind),
+            value_e4: value.parse::<i64>().unwrap() * 10_000,
+            limit_e4: None,
+            occurred_at: *at,
+            source: "product-telemetry".into(),
+            external_id: Some(format!("up-{i}")),
+            detail: None,
+        })
+        .collect();
+    store.record_signals("signals", &batch).await.unwrap();
+    drop(store);
+    db.close().await.unwrap();
+
+    let control_backend = if backend.is_postgres() {
+        Backend::postgres().await.unwrap()
+    } else {
+        Backend::sqlite()
+    };
+    let upgraded = Server::start(&backend, &[]);
+    let control = Server::start(&control_backend, &[]);
+    let mut u = upgraded.health().await;
+    let mut c = control.health().await;
+    let mut new_ids = Vec::new();
+    for n in 0..3 {
+        new_ids.push(account(&mut c, &format!("upgraded-{n}"), "2025-03-01").await);
+    }
+    let as_pb =
+        |ids: &[String],
+         from: usize,
+         list: &[(usize, pb::SignalKind, String, chrono::DateTime<chrono::Utc>)]| {
+            list.iter()
+                .enumerate()
+                .map(|(i, (account, kind, value, at))| pb::Signal {
+                    account_id: ids[*account].clone(),
+                    kind: *kind as i32,
+                    value: value.clone(),
+                    occur_time: Some(prost_types::Timestamp {
+                        seconds: at.timestamp(),
+                        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap(),
+                    }),
+                    source: "product-telemetry".into(),
+                    external_id: format!("up-{}", from + i),
+                    ..Default::default()
+                })
+                .collect::<Vec<_>>()
+        };
+    record(&mut c, as_pb(&new_ids, 0, held)).await;
+
+    let stored = backend.connect("health").await;
+    let count = |sql: &'static str| {
+        let stored = &stored;
+        async move {
+            let row = stored
+                .query_one_raw(sea_orm::Statement::from_string(
+                    stored.get_database_backend(),
+                    sql,
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get_by_index::<i64>(0).unwrap()
+        }
+    };
+    assert_eq!(
+        count("SELECT COUNT(*) FROM signals").await,
+        HELD,
+        "no signal lost"
+    );
+    if !backend.is_postgres() {
+        assert_eq!(
+            count("SELECT COUNT(*) FROM signal_index").await,
+            HELD,
+            "every signal held is indexed by account"
+        );
+        assert_eq!(
+            count("SELECT indexed_through FROM signal_index_mark").await,
+            count("SELECT MAX(seq) FROM signals").await,
+        );
+    }
+
+    let scores = |h: pb::AccountHealth| {
+        let o = h.overall.unwrap();
+        let breakdown: Vec<(String, bool, String)> = o
+            .breakdown
+            .into_iter()
+            .map(|m| (m.name, m.has_data, m.score))
+            .collect();
+        (
+            o.score,
+            o.band,
+            o.coverage_percent,
+            o.csm_sentiment,
+            breakdown,
+        )
+    };
+    for n in 0..3 {
+        let got = scores(health(&mut u, &old_ids[n]).await);
+        assert!(
+            got.4.iter().any(|m| m.1),
+            "account {n} scored from its signals: {got:?}"
+        );
+        assert_eq!(
+            got,
+            scores(health(&mut c, &new_ids[n]).await),
+            "account {n}"
+        );
+    }
+
+    // More signals on top: found beside those indexed, until they are too.
+    record(&mut u, as_pb(&old_ids, held.len(), later)).await;
+    record(&mut c, as_pb(&new_ids, held.len(), later)).await;
+    for n in 0..3 {
+        assert_eq!(
+            scores(health(&mut u, &old_ids[n]).await),
+            scores(health(&mut c, &new_ids[n]).await),
+            "account {n} after more signals"
+        );
+    }
 }

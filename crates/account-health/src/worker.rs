@@ -5,8 +5,9 @@ use chrono::NaiveDate;
 
 use crate::store::Store;
 
-/// Recomputes health and triggers of accounts whose signals or contracts
-/// changed, until the process stops; each account is claimed first, so
+/// Indexes newly arrived signals by account (on SQLite, see
+/// [`Store::index_signals`]) and recomputes health and triggers of accounts
+/// whose signals or contracts changed, until the process stops; each account is claimed first, so
 /// replicas running this loop share the queue instead of recomputing one
 /// account twice. Also marks every account once a day so time-based
 /// triggers (renewals, fiscal years) fire as the calendar moves; the day is
@@ -29,6 +30,10 @@ pub fn spawn(store: Store) -> tokio::task::JoinHandle<()> {
                     Ok(()) => last_sweep = Some(today),
                     Err(err) => tracing::warn!(error = %err, "daily health sweep failed"),
                 }
+            }
+            // Signals first, so recomputations find them by the index.
+            if let Err(err) = store.index_signals().await {
+                tracing::warn!(error = %err, "indexing signals failed");
             }
             let busy = match store.refresh_dirty(true).await {
                 Ok(n) => n > 0,

@@ -11,13 +11,14 @@ use std::collections::{BTreeSet, HashSet};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Select, Set, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select, Set, TransactionTrait,
 };
 
 use super::Store;
 use super::health::e2;
 use super::portfolio::SubscriptionStatus;
+use super::signals::SignalRange;
 use crate::entity::{health_score, signal, subscription};
 use crate::error::HealthError;
 use crate::model::backfill::{PastPoint, PastSignals, PastTerm, StoredSignal, past_points};
@@ -121,11 +122,14 @@ struct SignalReach<'a> {
 }
 
 impl SignalReach<'_> {
-    fn in_reach(&self) -> Select<signal::Entity> {
-        signal::Entity::find()
-            .filter(signal::Column::AccountId.eq(self.account_id))
-            .filter(signal::Column::OccurredAt.gt(self.oldest - self.card.longest_window()))
-            .filter(signal::Column::OccurredAt.lte(self.newest))
+    fn in_reach(&self, backend: DatabaseBackend) -> Select<signal::Entity> {
+        SignalRange {
+            accounts: vec![self.account_id],
+            kind: None,
+            after: Some(self.oldest - self.card.longest_window()),
+            until: Some(self.newest),
+        }
+        .select(backend)
     }
 
     /// Whether any measure sees a signal at a month end: one look-up, by
@@ -141,7 +145,7 @@ impl SignalReach<'_> {
             );
         }
         let any: Option<i64> = self
-            .in_reach()
+            .in_reach(db.get_database_backend())
             .select_only()
             .column(signal::Column::Seq)
             .filter(seen)
@@ -156,7 +160,7 @@ impl SignalReach<'_> {
         let scored: BTreeSet<&str> = self.card.measures.iter().map(|m| m.kind.as_str()).collect();
         let sentiment = SignalKind::CsmSentiment.as_str();
         let rows = self
-            .in_reach()
+            .in_reach(db.get_database_backend())
             .filter(signal::Column::Kind.is_in(scored.iter().copied().chain([sentiment])))
             .all(db)
             .await?;

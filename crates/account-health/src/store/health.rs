@@ -15,9 +15,9 @@ use storage::events::NewEvent;
 
 use super::Store;
 use super::portfolio::SubscriptionStatus;
+use super::signals::SignalRange;
 use crate::entity::{
-    account, dirty, health_current, health_override, health_score, product, scorecard, signal,
-    subscription,
+    account, dirty, health_current, health_override, health_score, product, scorecard, subscription,
 };
 use crate::error::HealthError;
 use crate::model::recompute::{Recompute, RecomputePlan, plan_recompute, score_account};
@@ -571,11 +571,15 @@ impl Store {
         let window = card
             .longest_window()
             .max(Duration::days(self.triggers.lookback_days));
-        let signals = signal::Entity::find()
-            .filter(signal::Column::AccountId.eq(account_id))
-            .filter(signal::Column::OccurredAt.gt(now - window))
-            .all(&self.db)
-            .await?;
+        let signals = SignalRange {
+            accounts: vec![account_id],
+            kind: None,
+            after: Some(now - window),
+            until: None,
+        }
+        .select(self.db.get_database_backend())
+        .all(&self.db)
+        .await?;
         let in_force = subscriptions_in_force(&self.db, account_id, now.date_naive()).await?;
         let scored = score_account(&card, &signals, &in_force, now);
         let overrides = active_overrides(&self.db, account_id, now).await?;

@@ -365,40 +365,42 @@ fn account_unchanged(current: &account::Model, input: &AccountInput) -> bool {
 /// On PostgreSQL the upsert locks the marked rows until the caller commits
 /// (also when it changes nothing), so a claim skips an account whose mark
 /// has not committed yet; ids go in sorted order, so two transactions
-/// marking the same accounts never wait on each other in a cycle.
+/// marking the same accounts never wait on each other in a cycle. The
+/// marks go in as one JSON array parameter, whatever their number.
 pub(crate) async fn mark_dirty<C: ConnectionTrait>(
     db: &C,
     account_ids: &[String],
 ) -> Result<(), DbErr> {
-    use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-
-    use crate::entity::dirty;
     if account_ids.is_empty() {
         return Ok(());
     }
     // One row per account: an upsert may not touch a row twice.
     let ids: std::collections::BTreeSet<&String> = account_ids.iter().collect();
-    let now = storage::now();
-    let rows = ids.into_iter().map(|id| dirty::ActiveModel {
-        account_id: Set(id.clone()),
-        marked_at: Set(now),
-        generation: Set(0),
-        claimed_until: Set(None),
-    });
-    dirty::Entity::insert_many(rows)
-        .on_conflict(
-            OnConflict::column(dirty::Column::AccountId)
-                .value(
-                    dirty::Column::Generation,
-                    Expr::col((dirty::Entity, dirty::Column::Generation)).add(1),
-                )
-                .action_and_where(
-                    Expr::col((dirty::Entity, dirty::Column::ClaimedUntil)).is_not_null(),
-                )
-                .to_owned(),
-        )
-        .exec_without_returning(db)
-        .await?;
+    let listed = serde_json::to_string(&ids)
+        .map_err(|err| DbErr::Custom(format!("encoding account ids: {err}")))?;
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DatabaseBackend::Postgres => {
+            "INSERT INTO health_dirty (account_id, marked_at, generation) \
+             SELECT e, {2}, 0 FROM json_array_elements_text({1}::json) \
+             WITH ORDINALITY AS l(e, n) ORDER BY n \
+             ON CONFLICT (account_id) DO UPDATE SET generation = health_dirty.generation + 1 \
+             WHERE health_dirty.claimed_until IS NOT NULL"
+        }
+        // `WHERE true` tells SQLite's parser the ON CONFLICT is the insert's.
+        _ => {
+            "INSERT INTO health_dirty (account_id, marked_at, generation) \
+             SELECT value, {2}, 0 FROM json_each({1}) WHERE true ORDER BY key \
+             ON CONFLICT (account_id) DO UPDATE SET generation = health_dirty.generation + 1 \
+             WHERE health_dirty.claimed_until IS NOT NULL"
+        }
+    };
+    db.execute_raw(numbered_statement(
+        backend,
+        sql,
+        [listed.into(), storage::now().into()],
+    ))
+    .await?;
     Ok(())
 }
 

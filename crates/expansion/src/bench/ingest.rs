@@ -36,12 +36,22 @@ const KINDS: [(&str, pb::SignalKind); 4] = [
     ("SUPPORT_TICKET", pb::SignalKind::SupportTicket),
 ];
 
+/// The account of the `i`th signal among `n`: consecutive signals go to
+/// accounts spread over the whole book, as a connector's batch does (any `n`
+/// consecutive signals still reach every account once: multiplying by a
+/// prime is a permutation of 0..n).
+fn account_of(i: usize, n: usize) -> usize {
+    const SPREAD: u64 = 2_654_435_761;
+    let (i, n) = (i as u64, n.max(1) as u64);
+    usize::try_from(i.wrapping_mul(SPREAD) % n).unwrap_or(0)
+}
+
 fn rows(accounts: &[String], n: usize) -> Vec<Row> {
     (0..n)
         .map(|i| {
             let kind = i % KINDS.len();
             Row {
-                account_id: accounts[i % accounts.len()].clone(),
+                account_id: accounts[account_of(i, accounts.len())].clone(),
                 kind: KINDS[kind].0,
                 value_e4: i64::try_from(i % 10).unwrap_or(0) * 10_000,
                 limit_e4: (kind == 0).then_some(100 * 10_000),
@@ -211,7 +221,43 @@ async fn through_the_service(
             args.signals
         );
     }
+    if !url.starts_with("postgres") {
+        let waited = indexed_by_account(url).await?;
+        println!(
+            "  every signal indexed by account {:.0} ms after the last batch was acknowledged",
+            waited.as_secs_f64() * 1000.0
+        );
+    }
     Ok((service_rate, server))
+}
+
+/// On SQLite, how long until the server's background indexing has caught
+/// up with every signal stored (see `Store::index_signals`).
+async fn indexed_by_account(url: &str) -> anyhow::Result<std::time::Duration> {
+    use sea_orm::ConnectionTrait;
+    let started = Instant::now();
+    let db = storage::connect(url).await?;
+    let backend = db.get_database_backend();
+    let behind = sea_orm::Statement::from_string(
+        backend,
+        "SELECT (SELECT COALESCE(MAX(seq), 0) FROM signals) - indexed_through \
+         FROM signal_index_mark",
+    );
+    loop {
+        let left: i64 = match db.query_one_raw(behind.clone()).await? {
+            Some(row) => row.try_get_by_index(0)?,
+            None => bail!("signal_index_mark has no row"),
+        };
+        if left <= 0 {
+            break;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(120) {
+            bail!("{left} signals still not indexed after two minutes");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    db.close().await.ok();
+    Ok(started.elapsed())
 }
 
 /// The rows as `RecordSignals` calls of `batch` signals each.
@@ -268,5 +314,17 @@ mod tests {
         assert_eq!(second.kind, pb::SignalKind::Login as i32);
         assert_eq!((second.value.as_str(), second.limit.as_str()), ("1", ""));
         assert_eq!(batches[2].signals[0].kind, pb::SignalKind::Usage as i32);
+    }
+
+    #[test]
+    fn a_batch_reaches_accounts_all_over_the_book() {
+        let n = 100_000;
+        let batch: Vec<usize> = (0..1000).map(|i| account_of(i, n)).collect();
+        let distinct: std::collections::BTreeSet<usize> = batch.iter().copied().collect();
+        assert_eq!(distinct.len(), 1000);
+        let (low, high) = (distinct.first().unwrap(), distinct.last().unwrap());
+        assert!(high - low > n / 2, "{low}..{high}");
+        let all: std::collections::BTreeSet<usize> = (0..n).map(|i| account_of(i, n)).collect();
+        assert_eq!(all.len(), n, "n signals in a row reach every account once");
     }
 }
