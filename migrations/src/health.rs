@@ -181,6 +181,19 @@ fn audit_cols(table: &mut TableCreateStatement) {
         .col(col("updated_by").string().not_null());
 }
 
+/// The index of signals by account, kind and time (on SQLite until
+/// [`SignalsIndexedByAccountInBulk`]).
+async fn signals_by_account(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    index(
+        manager,
+        "signals_account_kind_time",
+        "signals",
+        &["account_id", "kind", "occurred_at"],
+        false,
+    )
+    .await
+}
+
 async fn index(
     manager: &SchemaManager<'_>,
     name: &str,
@@ -307,14 +320,7 @@ impl MigrationTrait for CreatePortfolioSignalsHealth {
                     .to_owned(),
             )
             .await?;
-        index(
-            manager,
-            "signals_account_kind_time",
-            "signals",
-            &["account_id", "kind", "occurred_at"],
-            false,
-        )
-        .await?;
+        signals_by_account(manager).await?;
         index(
             manager,
             "signals_dedup",
@@ -839,14 +845,7 @@ impl MigrationTrait for SignalsIndexedByAccountInBulk {
         if manager.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
             return Ok(());
         }
-        index(
-            manager,
-            "signals_account_kind_time",
-            "signals",
-            &["account_id", "kind", "occurred_at"],
-            false,
-        )
-        .await?;
+        signals_by_account(manager).await?;
         let db = manager.get_connection();
         db.execute_unprepared("DROP TABLE signal_index_mark")
             .await?;
