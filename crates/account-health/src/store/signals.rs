@@ -43,10 +43,10 @@ impl Store {
     /// refuse the whole batch, naming the first signal that refers to one.
     /// `field` is the batch's path, e.g. `signals`.
     ///
-    /// Three statements whatever the batch's size, each with its rows as one
-    /// JSON array parameter that the database unpacks (`json_each` on
-    /// SQLite, `json_array_elements` on PostgreSQL): which of its accounts
-    /// and products exist, the deduplicating insert, the recompute marks.
+    /// Which of its accounts and products are missing (their ids as one
+    /// JSON array parameter), then in one transaction the deduplicating
+    /// insert (one bound multi-row statement per 1,000) and the recompute
+    /// marks.
     pub async fn record_signals(
         &self,
         field: &str,
@@ -260,35 +260,15 @@ impl SignalRange<'_> {
     /// records ([`Store::index_signals`]): the signals it lists, and those
     /// that arrived after the mark, found by their seq.
     pub fn select(&self, backend: DatabaseBackend) -> Select<signal::Entity> {
-        let mut select = signal::Entity::find()
-            .filter(signal::Column::AccountId.is_in(self.accounts.iter().copied()));
-        if let Some(kind) = self.kind {
-            select = select.filter(signal::Column::Kind.eq(kind.as_str()));
-        }
-        if let Some(after) = self.after {
-            select = select.filter(signal::Column::OccurredAt.gt(after));
-        }
-        if let Some(until) = self.until {
-            select = select.filter(signal::Column::OccurredAt.lte(until));
-        }
+        let select = signal::Entity::find().filter(self.condition("signals"));
         if backend != DatabaseBackend::Sqlite {
             return select;
         }
-        let column = |name: &str| Expr::col(Alias::new(name));
         let mut indexed = Query::select();
         indexed
             .column(Alias::new("seq"))
             .from(Alias::new("signal_index"))
-            .and_where(column("account_id").is_in(self.accounts.iter().copied()));
-        if let Some(kind) = self.kind {
-            indexed.and_where(column("kind").eq(kind.as_str()));
-        }
-        if let Some(after) = self.after {
-            indexed.and_where(column("occurred_at").gt(after));
-        }
-        if let Some(until) = self.until {
-            indexed.and_where(column("occurred_at").lte(until));
-        }
+            .cond_where(self.condition("signal_index"));
         select.filter(
             Condition::any()
                 .add(signal::Column::Seq.in_subquery(indexed))
@@ -296,6 +276,24 @@ impl SignalRange<'_> {
                     "seq > (SELECT indexed_through FROM signal_index_mark)",
                 )),
         )
+    }
+
+    /// The range on `table`'s account, kind and time columns (`signals`
+    /// and `signal_index` name them alike).
+    fn condition(&self, table: &str) -> Condition {
+        let column = |name: &str| Expr::col((Alias::new(table), Alias::new(name)));
+        let mut range =
+            Condition::all().add(column("account_id").is_in(self.accounts.iter().copied()));
+        if let Some(kind) = self.kind {
+            range = range.add(column("kind").eq(kind.as_str()));
+        }
+        if let Some(after) = self.after {
+            range = range.add(column("occurred_at").gt(after));
+        }
+        if let Some(until) = self.until {
+            range = range.add(column("occurred_at").lte(until));
+        }
+        range
     }
 }
 
